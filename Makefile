@@ -1,0 +1,41 @@
+# The two commands of the README:  make demo  (the whole pipeline locally)  and  make test.
+# Both install what they need on a fresh machine: a virtualenv with the project, Apache Kafka
+# jars from Maven Central, and the checking tools (promtool, helm, kubeconform).
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.cache/bin:$(PATH)
+
+.PHONY: demo test install tools lint typecheck unit bench reliability clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+	$(VENV)/bin/fraudradar kafka fetch
+
+tools: install
+	bash scripts/install-tools.sh
+
+lint: install
+	$(VENV)/bin/ruff check services models tests bench
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+test: tools lint typecheck
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+demo: install
+	$(VENV)/bin/fraudradar demo
+
+bench: install
+	$(PY) bench/ingest.py --json bench/results/ingest.json
+
+clean:
+	-$(VENV)/bin/fraudradar kafka down
+	rm -rf $(VENV) .cache

@@ -1,0 +1,1 @@
+"""fraudradar services: ingest, scorer, api and simulator, with shared plumbing in ``common``."""

@@ -1,0 +1,96 @@
+"""Topic names, partitioning, compaction and retention (DESIGN.md "Shape").
+
+Names live under a configurable prefix (``FRAUDRADAR_TOPIC_PREFIX``), so several
+installations or test runs can share one cluster. ``ensure_topics`` is idempotent: it creates
+what is missing and aligns configs of what exists; it never deletes or shrinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its suffix after the prefix, partitions and broker-side configs."""
+
+    suffix: str
+    partitions: int
+    configs: Mapping[str, str] = field(default_factory=dict)
+    doc: str = ""
+
+
+# `telco.events` is the telco's own raw topic: it is not under the fraudradar prefix in
+# production, but tests and the demo create it under the prefix so runs do not collide.
+RAW = "telco.events"
+NUMBERS = "fraudradar.numbers"
+DEVICES = "fraudradar.devices"
+DLQ = "fraudradar.dlq"
+RISK = "fraudradar.risk"
+ALERTS = "fraudradar.alerts"
+SCORER_STATE = "fraudradar.scorer-state"
+FEEDBACK = "fraudradar.feedback"
+AUDIT = "fraudradar.audit"
+
+_COMPACT = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)}
+
+
+def default_specs(partitions: int = 6) -> list[TopicSpec]:
+    """The topics of one installation; views and state share a partition count (co-partitioned)."""
+    return [
+        TopicSpec(RAW, partitions, {"retention.ms": str(3 * DAY_MS)},
+                  "raw telco events; inside the telco's boundary, short retention"),
+        TopicSpec(NUMBERS, partitions, {"retention.ms": str(7 * DAY_MS)},
+                  "pseudonymised number views, key = number pseudonym"),
+        TopicSpec(DEVICES, partitions, {"retention.ms": str(7 * DAY_MS)},
+                  "pseudonymised device views, key = device pseudonym"),
+        TopicSpec(DLQ, 1, {"retention.ms": str(7 * DAY_MS)},
+                  "rejected raw input with reason headers; inside the telco's boundary"),
+        TopicSpec(RISK, partitions, dict(_COMPACT),
+                  "latest risk per entity (compacted; tombstone on expiry)"),
+        TopicSpec(ALERTS, partitions, {"retention.ms": str(30 * DAY_MS)},
+                  "red flags, key = alert_id"),
+        TopicSpec(SCORER_STATE, partitions, dict(_COMPACT),
+                  "scorer per-entity state changelog (compacted), co-partitioned with the views"),
+        TopicSpec(FEEDBACK, 1, {"retention.ms": str(365 * DAY_MS)},
+                  "partner reports: confirmed fraud / false positive"),
+        TopicSpec(AUDIT, 1, {"retention.ms": str(365 * DAY_MS)},
+                  "who looked up what, when, for which purpose"),
+    ]
+
+
+def topic_name(prefix: str, base: str) -> str:
+    """``prefix`` + base name; an empty prefix gives the production names of DESIGN.md."""
+    return f"{prefix}{base}"
+
+
+def ensure_topics(bootstrap: str, prefix: str = "", partitions: int = 6, replication: int = 1,
+                  admin_config: Mapping[str, object] | None = None) -> dict[str, str]:
+    """Create missing topics and align configs; return ``{name: "created"|"exists"}``."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fraudradar-topics", **dict(admin_config or {}))
+    try:
+        existing = set(admin.list_topics())
+        result: dict[str, str] = {}
+        missing = []
+        for spec in default_specs(partitions):
+            name = topic_name(prefix, spec.suffix)
+            if name in existing:
+                result[name] = "exists"
+                admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(spec.configs))])
+            else:
+                missing.append(NewTopic(name, spec.partitions, replication, topic_configs=dict(spec.configs)))
+                result[name] = "created"
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:  # a concurrent ensure won the race: fine
+                pass
+        return result
+    finally:
+        admin.close()
