@@ -82,13 +82,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
         docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(ApiMiddleware)
+    app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (oauth, risk, alerts, watchlist, webhooks, reports, operator, ops):
         app.include_router(module.router)
     app.include_router(camara.sim_router)

@@ -12,6 +12,7 @@ import re
 import time
 from typing import Any
 
+from fastapi import HTTPException
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -70,12 +71,14 @@ _CORRELATOR = re.compile(rb"^[a-zA-Z0-9\-_:;./<>{}]{0,256}$")
 class ApiMiddleware:
     """Records every request's route, status, partner and latency; echoes ``x-correlator``.
 
-    The body-size limit (413) is FastAPI's own ``max_body_size``; its error goes through the
-    common error handler like every other error.
+    Bodies above ``max_body_bytes`` answer 413: at once when ``content-length`` says so, else
+    when the streamed body passes the limit (raised as an HTTP error FastAPI hands to the
+    common error handler).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,11 +87,23 @@ class ApiMiddleware:
         started = time.perf_counter()
         status_holder = [500]
         correlator = None
+        declared = 0
         for name, value in scope.get("headers", ()):
-            if name == b"x-correlator":
-                if _CORRELATOR.match(value):
-                    correlator = value
-                break
+            if name == b"x-correlator" and _CORRELATOR.match(value):
+                correlator = value
+            elif name == b"content-length":
+                declared = int(value) if value.isdigit() else self.max_body_bytes + 1
+        limit = self.max_body_bytes
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, "Request body is too large.")
+            return message
 
         async def tracking_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -98,7 +113,11 @@ class ApiMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracking_send)
+            if declared > limit:
+                await _send_413(send, correlator)
+                status_holder[0] = 413
+            else:
+                await self.app(scope, limited_receive, tracking_send)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
@@ -107,3 +126,15 @@ class ApiMiddleware:
             method = scope.get("method", "-")
             REQUESTS.labels(template, method, str(status_holder[0]), partner).inc()
             REQUEST_SECONDS.labels(template, method).observe(time.perf_counter() - started)
+
+
+_TOO_LARGE = b'{"status":413,"code":"PAYLOAD_TOO_LARGE","message":"Request body is too large."}'
+
+
+async def _send_413(send: Send, correlator: bytes | None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_TOO_LARGE)).encode()),
+               (b"connection", b"close")]
+    if correlator is not None:
+        headers.append((b"x-correlator", correlator))
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": _TOO_LARGE})

@@ -4,7 +4,7 @@ risk, alert and partner-state topics), ``/metrics`` (Prometheus)."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
@@ -28,8 +28,8 @@ async def readyz(*, service: ServiceDep) -> Response:
         "materialiser_failed": bool(m is not None and m.failed is not None),
     }
     if service.ready:
-        return ORJSONResponse({"status": "ready", "detail": detail})
-    return ORJSONResponse({"status": "catching-up", "detail": detail}, status_code=503)
+        return JSONResponse({"status": "ready", "detail": detail})
+    return JSONResponse({"status": "catching-up", "detail": detail}, status_code=503)
 
 
 @router.get("/metrics")
