@@ -87,8 +87,8 @@ class ApiServer:
             form = {"grant_type": "client_credentials"}
             if scope:
                 form["scope"] = scope
-            if purpose:
-                form["purpose"] = purpose
+            if purpose or client_id == "operator-a":
+                form["purpose"] = purpose or "dpv:FraudPreventionAndDetection"
             r = httpx.post(self.base + "/oauth2/token", data=form, auth=(client_id, SECRETS[client_id]), timeout=10)
             assert r.status_code == 200, r.text
             self.tokens[cache_key] = r.json()["access_token"]
