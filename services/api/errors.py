@@ -66,7 +66,11 @@ ERRORS_COMMON: dict[int | str, dict[str, Any]] = {
     500: _doc("Internal error (never with detail)"),
     503: _doc("Not caught up with the risk topics yet"),
 }
-ERRORS_WITH_404: dict[int | str, dict[str, Any]] = {**ERRORS_COMMON, 404: _doc("No such resource of yours")}
+ERRORS_WITH_404: dict[int | str, dict[str, Any]] = {
+    **ERRORS_COMMON,
+    404: _doc("No such resource of yours"),
+    409: _doc("Conflicts with the current state (limit reached, already decided)"),
+}
 
 
 def error_response(

@@ -4,7 +4,6 @@ scorer output on the topics."""
 
 from __future__ import annotations
 
-
 import socket
 import threading
 import time

@@ -253,8 +253,8 @@ async def audit_query(
         service.settings.kafka_config(),
         service.topic_audit,
         f"{entity_type}:{entity}",
-        since_ms=int(since.timestamp() * 1000),
-        until_ms=int(until.timestamp() * 1000),
+        since_ms=max(0, int(since.timestamp() * 1000)),
+        until_ms=max(0, int(until.timestamp() * 1000)),
         limit=body.limit,
         budget_s=service.settings.audit_scan_max_s,
     )
