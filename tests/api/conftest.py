@@ -36,9 +36,19 @@ SECRETS = {
     "operator-a": "operator-a-secret-0123456789",
     "bank-tight": "bank-tight-secret-0123456789",
 }
-TYPES = {"bank-a": "bank", "bank-b": "bank", "platform-a": "platform", "telco-a": "telco",
-         "operator-a": "operator", "bank-tight": "bank"}
-BIG = {"rate": {"per_second": 5000, "burst": 5000}, "quota_per_day": 10_000_000, "lookup_budget_per_hour": 1_000_000}
+TYPES = {
+    "bank-a": "bank",
+    "bank-b": "bank",
+    "platform-a": "platform",
+    "telco-a": "telco",
+    "operator-a": "operator",
+    "bank-tight": "bank",
+}
+BIG = {
+    "rate": {"per_second": 5000, "burst": 5000},
+    "quota_per_day": 10_000_000,
+    "lookup_budget_per_hour": 1_000_000,
+}
 
 
 def iso(dt: datetime) -> str:
@@ -53,15 +63,47 @@ def free_port() -> int:
 
 def partners_yaml(extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     entries: list[dict[str, Any]] = [
-        {"id": "bank-a", "type": "bank", "disclosure": "reasons", "alerts": "watchlist", "alert_min_level": "low", **BIG},
+        {
+            "id": "bank-a",
+            "type": "bank",
+            "disclosure": "reasons",
+            "alerts": "watchlist",
+            "alert_min_level": "low",
+            **BIG,
+        },
         {"id": "bank-b", "type": "bank", "disclosure": "level", "alerts": "watchlist", **BIG},
-        {"id": "platform-a", "type": "platform", "disclosure": "score", "alerts": "all", "alert_min_level": "high",
-         **BIG},
-        {"id": "telco-a", "type": "telco", "disclosure": "full", "alerts": "all", "alert_min_level": "low", **BIG},
-        {"id": "operator-a", "type": "operator", "disclosure": "full", "alerts": "all", "alert_min_level": "low",
-         "purposes": ["dpv:FraudPreventionAndDetection", "dpv:ServiceProvision"], **BIG},
-        {"id": "bank-tight", "type": "bank", "rate": {"per_second": 1, "burst": 3}, "quota_per_day": 1000,
-         "lookup_budget_per_hour": 5},
+        {
+            "id": "platform-a",
+            "type": "platform",
+            "disclosure": "score",
+            "alerts": "all",
+            "alert_min_level": "high",
+            **BIG,
+        },
+        {
+            "id": "telco-a",
+            "type": "telco",
+            "disclosure": "full",
+            "alerts": "all",
+            "alert_min_level": "low",
+            **BIG,
+        },
+        {
+            "id": "operator-a",
+            "type": "operator",
+            "disclosure": "full",
+            "alerts": "all",
+            "alert_min_level": "low",
+            "purposes": ["dpv:FraudPreventionAndDetection", "dpv:ServiceProvision"],
+            **BIG,
+        },
+        {
+            "id": "bank-tight",
+            "type": "bank",
+            "rate": {"per_second": 1, "burst": 3},
+            "quota_per_day": 1000,
+            "lookup_budget_per_hour": 5,
+        },
     ]
     for entry in entries:
         entry["client_secret_hash"] = hash_secret(SECRETS[entry["id"]])
@@ -88,7 +130,9 @@ class ApiServer:
                 form["scope"] = scope
             if purpose or client_id == "operator-a":
                 form["purpose"] = purpose or "dpv:FraudPreventionAndDetection"
-            r = httpx.post(self.base + "/oauth2/token", data=form, auth=(client_id, SECRETS[client_id]), timeout=10)
+            r = httpx.post(
+                self.base + "/oauth2/token", data=form, auth=(client_id, SECRETS[client_id]), timeout=10
+            )
             assert r.status_code == 200, r.text
             self.tokens[cache_key] = r.json()["access_token"]
         return self.tokens[cache_key]
@@ -125,18 +169,26 @@ class ServerThread:
         self.thread.join(20)
 
 
-def start_api(tmp: Path, bootstrap: str, prefix: str, *, partners: dict[str, Any] | None = None,
-              **overrides: Any) -> tuple[ApiServer, ServerThread]:
+def start_api(
+    tmp: Path, bootstrap: str, prefix: str, *, partners: dict[str, Any] | None = None, **overrides: Any
+) -> tuple[ApiServer, ServerThread]:
     key = tmp / "signing.pem"
     if not key.exists():
         key.write_bytes(generate_signing_key_pem())
     partners_file = tmp / "partners.yaml"
     partners_file.write_text(yaml.safe_dump(partners or partners_yaml()))
     port = free_port()
-    values: dict[str, Any] = {"bootstrap": bootstrap, "topic_prefix": prefix, "partners_file": str(partners_file),
-                              "signing_key_file": str(key), "public_url": f"http://127.0.0.1:{port}",
-                              "webhook_allow_private": True, "webhook_allow_http": True,
-                              "webhook_backoff_s": 0.05, "webhook_timeout_s": 2.0}
+    values: dict[str, Any] = {
+        "bootstrap": bootstrap,
+        "topic_prefix": prefix,
+        "partners_file": str(partners_file),
+        "signing_key_file": str(key),
+        "public_url": f"http://127.0.0.1:{port}",
+        "webhook_allow_private": True,
+        "webhook_allow_http": True,
+        "webhook_backoff_s": 0.05,
+        "webhook_timeout_s": 2.0,
+    }
     values.update(overrides)
     settings = ApiSettings.model_validate(values)
     app = create_app(settings)
@@ -164,7 +216,9 @@ def api_prefix(kafka_bootstrap: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def api(kafka_bootstrap: str, api_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+def api(
+    kafka_bootstrap: str, api_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
     server, thread = start_api(tmp_path_factory.mktemp("api"), kafka_bootstrap, api_prefix)
     try:
         yield server
@@ -184,12 +238,28 @@ class ScorerOutput:
     def risk(self, phone: str, level: str = "high", score: int = 80, **kw: Any) -> Risk:
         entity = self.pseudonymizer("msisdn", phone)
         now = datetime.now(UTC)
-        risk = Risk(entity_type="number", entity=entity, score=score, level=level,  # type: ignore[arg-type]
-                    reasons=[Reason("HIGH_RECIPIENT_DIVERSITY", "recipients_1h", 412, "1h", "p99.9",
-                                    "412 distinct recipients in 1h, p99.9")],
-                    updated_at=iso(now), expires_at=iso(now + timedelta(hours=6)), model_version="rules-1",
-                    first_flagged_at=iso(now - timedelta(minutes=5)),
-                    number_enc=self.discloser.seal(phone, entity), **kw)
+        risk = Risk(
+            entity_type="number",
+            entity=entity,
+            score=score,
+            level=level,  # type: ignore[arg-type]
+            reasons=[
+                Reason(
+                    "HIGH_RECIPIENT_DIVERSITY",
+                    "recipients_1h",
+                    412,
+                    "1h",
+                    "p99.9",
+                    "412 distinct recipients in 1h, p99.9",
+                )
+            ],
+            updated_at=iso(now),
+            expires_at=iso(now + timedelta(hours=6)),
+            model_version="rules-1",
+            first_flagged_at=iso(now - timedelta(minutes=5)),
+            number_enc=self.discloser.seal(phone, entity),
+            **kw,
+        )
         self.producer.send(self.settings.topic(RISK), key=f"number:{entity}".encode(), value=encode(risk))
         return risk
 
@@ -200,10 +270,19 @@ class ScorerOutput:
     def alert(self, phone: str, level: str = "high", score: int = 80) -> Alert:
         entity = self.pseudonymizer("msisdn", phone)
         now = datetime.now(UTC)
-        alert = Alert(alert_id=uuid.uuid4().hex, entity_type="number", entity=entity, level=level,  # type: ignore[arg-type]
-                      score=score, reasons=[Reason("SMS_BURST", "sms_5m", 90, "5m", "p99.9", "90 SMS in 5m")],
-                      evidence={"sms_5m": 90.0}, window=Window(iso(now - timedelta(minutes=5)), iso(now)),
-                      model_version="rules-1", raised_at=iso(now), number_enc=self.discloser.seal(phone, entity))
+        alert = Alert(
+            alert_id=uuid.uuid4().hex,
+            entity_type="number",
+            entity=entity,
+            level=level,  # type: ignore[arg-type]
+            score=score,
+            reasons=[Reason("SMS_BURST", "sms_5m", 90, "5m", "p99.9", "90 SMS in 5m")],
+            evidence={"sms_5m": 90.0},
+            window=Window(iso(now - timedelta(minutes=5)), iso(now)),
+            model_version="rules-1",
+            raised_at=iso(now),
+            number_enc=self.discloser.seal(phone, entity),
+        )
         self.producer.send(self.settings.topic(ALERTS), key=alert.alert_id.encode(), value=encode(alert))
         return alert
 
@@ -230,5 +309,3 @@ def eventually(check: Any, timeout_s: float = 15.0, interval_s: float = 0.05) ->
             return last
         time.sleep(interval_s)
     raise AssertionError(f"condition not met in {timeout_s}s (last: {last!r})")
-
-

@@ -16,25 +16,36 @@ pytestmark = pytest.mark.kafka
 
 
 def test_token_and_jwks(api: ApiServer) -> None:
-    r = httpx.post(api.base + "/oauth2/token", data={"grant_type": "client_credentials"},
-                   auth=("bank-a", SECRETS["bank-a"]))
+    r = httpx.post(
+        api.base + "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=("bank-a", SECRETS["bank-a"]),
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["token_type"] == "Bearer" and body["purpose"] == "dpv:FraudPreventionAndDetection"
     assert "risk:numbers" in body["scope"].split() and "risk:devices" not in body["scope"].split()
     jwks = httpx.get(api.base + "/oauth2/jwks.json").json()
     assert jwks["keys"][0]["kty"] == "EC" and "d" not in jwks["keys"][0]
-    bad = httpx.post(api.base + "/oauth2/token", data={"grant_type": "client_credentials"},
-                     auth=("bank-a", "wrong-secret-wrong-secret"))
+    bad = httpx.post(
+        api.base + "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=("bank-a", "wrong-secret-wrong-secret"),
+    )
     assert bad.status_code == 401
     assert bad.json()["code"] == "UNAUTHENTICATED" and bad.json()["error"] == "invalid_client"
-    too_much = httpx.post(api.base + "/oauth2/token", data={"grant_type": "client_credentials",
-                                                            "scope": "risk:devices"},
-                          auth=("bank-a", SECRETS["bank-a"]))
+    too_much = httpx.post(
+        api.base + "/oauth2/token",
+        data={"grant_type": "client_credentials", "scope": "risk:devices"},
+        auth=("bank-a", SECRETS["bank-a"]),
+    )
     assert too_much.status_code == 400 and too_much.json()["error"] == "invalid_scope"
     # an operator with two purposes must declare one
-    two = httpx.post(api.base + "/oauth2/token", data={"grant_type": "client_credentials"},
-                     auth=("operator-a", SECRETS["operator-a"]))
+    two = httpx.post(
+        api.base + "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=("operator-a", SECRETS["operator-a"]),
+    )
     assert two.status_code == 400 and "purpose" in two.json()["message"]
 
 
@@ -43,9 +54,12 @@ def test_no_signal_is_identical_for_unseen_and_level_none(api: ApiServer, scorer
     scorer.flush()
     eventually(lambda: api.service.risk.get("number:" + api.pseudonym("+31612345001")))
     with api.client() as c:
-        seen = c.post("/v1/risk/numbers:lookup", json={"phoneNumber": "+31612345001"}, headers=api.auth("telco-a"))
-        unseen = c.post("/v1/risk/numbers:lookup", json={"phoneNumber": "+31612345999"},
-                        headers=api.auth("telco-a"))
+        seen = c.post(
+            "/v1/risk/numbers:lookup", json={"phoneNumber": "+31612345001"}, headers=api.auth("telco-a")
+        )
+        unseen = c.post(
+            "/v1/risk/numbers:lookup", json={"phoneNumber": "+31612345999"}, headers=api.auth("telco-a")
+        )
     assert seen.status_code == unseen.status_code == 200
     assert seen.content == unseen.content == b'{"signal":false,"level":"none"}'
 
@@ -57,61 +71,83 @@ def test_flagged_number_cut_to_tier(api: ApiServer, scorer: ScorerOutput) -> Non
     answers = {}
     with api.client() as c:
         for partner in ("bank-a", "bank-b", "platform-a", "telco-a"):
-            r = c.post("/v1/risk/numbers:lookup", json={"phoneNumber": "0612345002"}, headers=api.auth(partner))
+            r = c.post(
+                "/v1/risk/numbers:lookup", json={"phoneNumber": "0612345002"}, headers=api.auth(partner)
+            )
             assert r.status_code == 200, r.text
             answers[partner] = r.json()
-    assert answers["bank-b"] == {"signal": True, "level": "high"}                       # tier level
+    assert answers["bank-b"] == {"signal": True, "level": "high"}  # tier level
     assert answers["platform-a"]["score"] == 83 and "reasons" not in answers["platform-a"]  # tier score
-    assert answers["bank-a"]["reasons"][0]["code"] == "HIGH_RECIPIENT_DIVERSITY"       # tier reasons
+    assert answers["bank-a"]["reasons"][0]["code"] == "HIGH_RECIPIENT_DIVERSITY"  # tier reasons
     assert "feature" not in answers["bank-a"]["reasons"][0]
-    assert answers["telco-a"]["reasons"][0]["feature"] == "recipients_1h"              # tier full
+    assert answers["telco-a"]["reasons"][0]["feature"] == "recipients_1h"  # tier full
     assert answers["telco-a"]["modelVersion"] == "rules-1"
 
 
 def test_batch_in_order_with_item_errors(api: ApiServer) -> None:
     with api.client() as c:
-        r = c.post("/v1/risk/numbers:batch", json={"phoneNumbers": ["+31612345002", "not-a-number", "+31612345999"]},
-                   headers=api.auth("bank-a"))
+        r = c.post(
+            "/v1/risk/numbers:batch",
+            json={"phoneNumbers": ["+31612345002", "not-a-number", "+31612345999"]},
+            headers=api.auth("bank-a"),
+        )
         assert r.status_code == 200
         results = r.json()["results"]
         assert [x["phoneNumber"] for x in results] == ["+31612345002", "not-a-number", "+31612345999"]
         assert results[0]["result"]["level"] == "high"
         assert results[1]["error"]["code"] == "INVALID_ARGUMENT"
         assert results[2]["result"] == {"signal": False, "level": "none"}
-        too_many = c.post("/v1/risk/numbers:batch", json={"phoneNumbers": ["+31612345002"] * 101},
-                          headers=api.auth("bank-a"))
+        too_many = c.post(
+            "/v1/risk/numbers:batch",
+            json={"phoneNumbers": ["+31612345002"] * 101},
+            headers=api.auth("bank-a"),
+        )
         assert too_many.status_code == 400 and too_many.json()["code"] == "INVALID_ARGUMENT"
 
 
 def test_errors_have_one_shape(api: ApiServer) -> None:
     with api.client() as c:
         cases = [
-            c.post("/v1/risk/numbers:lookup", json={"phoneNumber": "+31612345002"}),                   # 401
-            c.post("/v1/risk/numbers:lookup", json={"phoneNumber": "+31612345002"},
-                   headers={"Authorization": "Bearer x.y.z"}),                                           # 401
-            c.post("/v1/risk/devices:lookup", json={"imei": "35209900176148"}, headers=api.auth("bank-a")),  # 403
+            c.post("/v1/risk/numbers:lookup", json={"phoneNumber": "+31612345002"}),  # 401
+            c.post(
+                "/v1/risk/numbers:lookup",
+                json={"phoneNumber": "+31612345002"},
+                headers={"Authorization": "Bearer x.y.z"},
+            ),  # 401
+            c.post(
+                "/v1/risk/devices:lookup", json={"imei": "35209900176148"}, headers=api.auth("bank-a")
+            ),  # 403
             c.post("/v1/risk/numbers:lookup", json={"phoneNumber": "abc"}, headers=api.auth("bank-a")),  # 400
-            c.post("/v1/risk/numbers:lookup", content=b"{", headers={**api.auth("bank-a"),
-                                                                   "content-type": "application/json"}),  # 400
-            c.post("/v1/risk/numbers:lookup", content=b"x" * 300_000, headers=api.auth("bank-a")),     # 413
-            c.get("/v1/nothing-here"),                                                                  # 404
-            c.delete("/v1/risk/numbers:lookup"),                                                         # 405
+            c.post(
+                "/v1/risk/numbers:lookup",
+                content=b"{",
+                headers={**api.auth("bank-a"), "content-type": "application/json"},
+            ),  # 400
+            c.post("/v1/risk/numbers:lookup", content=b"x" * 300_000, headers=api.auth("bank-a")),  # 413
+            c.get("/v1/nothing-here"),  # 404
+            c.delete("/v1/risk/numbers:lookup"),  # 405
         ]
     assert [r.status_code for r in cases] == [401, 401, 403, 400, 400, 413, 404, 405]
     for r in cases:
         body = r.json()
         assert set(body) == {"status", "code", "message"}, body
         assert body["status"] == r.status_code
-        assert "Traceback" not in r.text and "File \"" not in r.text
+        assert "Traceback" not in r.text and 'File "' not in r.text
 
 
 def test_correlator_echoed(api: ApiServer) -> None:
     with api.client() as c:
-        r = c.post("/v1/risk/numbers:lookup", json={"phoneNumber": "+31612345002"},
-                   headers={**api.auth("bank-a"), "x-correlator": "abc-123"})
+        r = c.post(
+            "/v1/risk/numbers:lookup",
+            json={"phoneNumber": "+31612345002"},
+            headers={**api.auth("bank-a"), "x-correlator": "abc-123"},
+        )
         assert r.headers["x-correlator"] == "abc-123"
-        bad = c.post("/v1/risk/numbers:lookup", json={"phoneNumber": "+31612345002"},
-                     headers={**api.auth("bank-a"), "x-correlator": "bad correlator!"})
+        bad = c.post(
+            "/v1/risk/numbers:lookup",
+            json={"phoneNumber": "+31612345002"},
+            headers={**api.auth("bank-a"), "x-correlator": "bad correlator!"},
+        )
         assert bad.status_code == 400
 
 
@@ -119,8 +155,11 @@ def test_rate_limit_and_budget(api: ApiServer) -> None:
     with api.client() as c:
         statuses = []
         for i in range(8):
-            r = c.post("/v1/risk/numbers:lookup", json={"phoneNumber": f"+3161234{5100 + i}"},
-                       headers=api.auth("bank-tight"))
+            r = c.post(
+                "/v1/risk/numbers:lookup",
+                json={"phoneNumber": f"+3161234{5100 + i}"},
+                headers=api.auth("bank-tight"),
+            )
             statuses.append(r.status_code)
             if r.status_code == 429:
                 assert int(r.headers["Retry-After"]) >= 1
@@ -132,8 +171,11 @@ def test_rate_limit_and_budget(api: ApiServer) -> None:
         seen = []
         for i in range(6):
             time.sleep(1.05)
-            r = c.post("/v1/risk/numbers:lookup", json={"phoneNumber": f"+3161234{5200 + i}"},
-                       headers=api.auth("bank-tight"))
+            r = c.post(
+                "/v1/risk/numbers:lookup",
+                json={"phoneNumber": f"+3161234{5200 + i}"},
+                headers=api.auth("bank-tight"),
+            )
             seen.append(r.status_code)
         assert seen == [200] * 5 + [429]
         metrics = c.get("/metrics").text
@@ -144,11 +186,17 @@ def test_rate_limit_and_budget(api: ApiServer) -> None:
 def test_every_lookup_is_audited(api: ApiServer) -> None:
     phone = "+31612345777"
     with api.client() as c:
-        r = c.post("/v1/risk/numbers:lookup", json={"phoneNumber": phone},
-                   headers={**api.auth("platform-a"), "x-correlator": "corr-777"})
+        r = c.post(
+            "/v1/risk/numbers:lookup",
+            json={"phoneNumber": phone},
+            headers={**api.auth("platform-a"), "x-correlator": "corr-777"},
+        )
         assert r.status_code == 200
-        r = c.post("/sim-swap/v2/check", json={"phoneNumber": phone, "maxAge": 24},
-                   headers={**api.auth("telco-a"), "x-correlator": "corr-778"})
+        r = c.post(
+            "/sim-swap/v2/check",
+            json={"phoneNumber": phone, "maxAge": 24},
+            headers={**api.auth("telco-a"), "x-correlator": "corr-778"},
+        )
         assert r.status_code == 200
     api.service.producer.flush()
     pseudonym = api.pseudonym(phone)

@@ -16,19 +16,51 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 # positive_data_acceptance is left out on purpose: a schema-valid string is not always a phone
 # number, and the API rightly answers such input with 400 INVALID_ARGUMENT.
-CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_headers_conformance", "response_schema_conformance", "negative_data_rejection",
-          "ignored_auth", "missing_required_header", "unsupported_method"]
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "ignored_auth",
+    "missing_required_header",
+    "unsupported_method",
+]
 
 
 def test_schemathesis_finds_nothing(api: ApiServer, tmp_path: Path) -> None:
     report = tmp_path / "schemathesis.json"
     token = api.token("operator-a")
-    cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{api.base}/openapi.json",
-           "--header", f"Authorization: Bearer {token}", "--checks", ",".join(CHECKS),
-           "--exclude-path", "/v1/alerts:stream", "--max-examples", "30", "--workers", "2",
-           "--seed", "7", "--request-timeout", "10", "--phases", "examples,coverage,fuzzing",
-           "--suppress-health-check", "all", "--report", "ndjson", "--report-ndjson-path", str(report)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{api.base}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        ",".join(CHECKS),
+        "--exclude-path",
+        "/v1/alerts:stream",
+        "--max-examples",
+        "30",
+        "--workers",
+        "2",
+        "--seed",
+        "7",
+        "--request-timeout",
+        "10",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--suppress-health-check",
+        "all",
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        str(report),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     tail = run.stdout[-6000:]
     print(tail)

@@ -78,48 +78,77 @@ def test_signature_matches_reference_implementation() -> None:
     body = b'{"type":"alert.raised"}'
     ours = sign(secret, "msg_1", 1_700_000_000, body)
     from datetime import UTC, datetime
+
     reference = Verifier(secret).sign("msg_1", datetime.fromtimestamp(1_700_000_000, UTC), body.decode())
     assert ours == reference
 
 
-@pytest.mark.parametrize("url", ["https://127.0.0.1/x", "https://10.1.2.3/x", "https://169.254.169.254/latest",
-                                 "https://[::1]/x", "https://[::ffff:127.0.0.1]/x", "https://0.0.0.0/x",
-                                 "https://localhost/x", "http://8.8.8.8/x", "https://user:pw@8.8.8.8/x",
-                                 "ftp://8.8.8.8/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/x",
+        "https://10.1.2.3/x",
+        "https://169.254.169.254/latest",
+        "https://[::1]/x",
+        "https://[::ffff:127.0.0.1]/x",
+        "https://0.0.0.0/x",
+        "https://localhost/x",
+        "http://8.8.8.8/x",
+        "https://user:pw@8.8.8.8/x",
+        "ftp://8.8.8.8/x",
+    ],
+)
 def test_ssrf_guard_refuses(url: str) -> None:
     import asyncio
 
     from services.api.exceptions import InvalidArgument
+
     with pytest.raises(InvalidArgument):
         asyncio.run(UrlPolicy().resolve(url))
 
 
 def test_ssrf_guard_accepts_public_https() -> None:
     assert UrlPolicy().address_allowed("8.8.8.8")
-    assert UrlPolicy().check_syntax("https://hooks.example.com:8443/p") == ("https", "hooks.example.com", 8443)
+    assert UrlPolicy().check_syntax("https://hooks.example.com:8443/p") == (
+        "https",
+        "hooks.example.com",
+        8443,
+    )
 
 
-def test_watchlist_webhooks_feed_and_stream(api: ApiServer, scorer: ScorerOutput,
-                                            receivers: tuple[Receiver, Receiver]) -> None:
+def test_watchlist_webhooks_feed_and_stream(
+    api: ApiServer, scorer: ScorerOutput, receivers: tuple[Receiver, Receiver]
+) -> None:
     good, flaky = receivers
     phone, other = "+31612349001", "+31612349002"
     with api.client() as c:
         bank = api.auth("bank-a")
-        entry = c.post("/v1/watchlist/entries", json={"phoneNumber": phone, "reference": "cust-42"}, headers=bank)
+        entry = c.post(
+            "/v1/watchlist/entries", json={"phoneNumber": phone, "reference": "cust-42"}, headers=bank
+        )
         assert entry.status_code == 201
         hooks = []
         for receiver in (good, flaky):
-            r = c.post("/v1/webhooks", json={"url": receiver.url, "events": ["alert.raised", "risk.changed"]},
-                       headers=bank)
+            r = c.post(
+                "/v1/webhooks",
+                json={"url": receiver.url, "events": ["alert.raised", "risk.changed"]},
+                headers=bank,
+            )
             assert r.status_code == 201, r.text
             receiver.secret = r.json()["secret"]
             assert "secret" not in c.get(f"/v1/webhooks/{r.json()['id']}", headers=bank).json()
             hooks.append(r.json()["id"])
         cursor = c.get("/v1/alerts", params={"limit": 500}, headers=api.auth("telco-a")).json()["nextCursor"]
 
-        with httpx.Client(base_url=api.base, timeout=20) as sse_client, sse_client.stream(
-                "GET", "/v1/alerts:stream", params={"cursor": cursor, "max_seconds": 20},
-                headers=api.auth("telco-a")) as stream:
+        with (
+            httpx.Client(base_url=api.base, timeout=20) as sse_client,
+            sse_client.stream(
+                "GET",
+                "/v1/alerts:stream",
+                params={"cursor": cursor, "max_seconds": 20},
+                headers=api.auth("telco-a"),
+            ) as stream,
+        ):
             assert stream.headers["content-type"].startswith("text/event-stream")
             scorer.risk(phone, level="high", score=81)
             watched_alert = scorer.alert(phone, level="high", score=81)
@@ -134,7 +163,7 @@ def test_watchlist_webhooks_feed_and_stream(api: ApiServer, scorer: ScorerOutput
                     break
         assert {e["alertId"] for e in events} == {watched_alert.alert_id, unwatched_alert.alert_id}
         telco_view = next(e for e in events if e["alertId"] == watched_alert.alert_id)
-        assert telco_view["phoneNumber"] == phone          # tier full discloses the number
+        assert telco_view["phoneNumber"] == phone  # tier full discloses the number
 
         # cursor feed: the bank (entitlement: its watch-list) sees only the watched number
         page = c.get("/v1/alerts", params={"cursor": cursor}, headers=bank).json()
@@ -145,10 +174,12 @@ def test_watchlist_webhooks_feed_and_stream(api: ApiServer, scorer: ScorerOutput
         other_bank = c.get("/v1/alerts", params={"cursor": cursor}, headers=api.auth("bank-b")).json()
         assert other_bank["alerts"] == []
         # a platform (entitlement all, min level high) sees both, without the number
-        platform = c.get("/v1/alerts", params={"cursor": cursor}, headers=api.auth("platform-a")).json()["alerts"]
+        platform = c.get("/v1/alerts", params={"cursor": cursor}, headers=api.auth("platform-a")).json()[
+            "alerts"
+        ]
         assert len(platform) == 2 and all("phoneNumber" not in a for a in platform)
         assert len({a["subjectRef"] for a in platform}) == 2
-        assert platform[0]["subjectRef"] != page["alerts"][0]["subjectRef"]   # not linkable across partners
+        assert platform[0]["subjectRef"] != page["alerts"][0]["subjectRef"]  # not linkable across partners
         assert c.get("/v1/alerts", params={"cursor": "%%%"}, headers=bank).status_code == 400
 
     # webhooks: both receivers get both events, signed; the flaky one after retries
