@@ -18,7 +18,6 @@ from services.api import routers
 from services.api.config import ApiSettings
 from services.api.errors import install_error_handlers
 from services.api.identifiers import EntityResolver
-from services.api.limits import Limiter
 from services.api.metrics import ApiMiddleware
 from services.api.partners import PartnerRegistry
 from services.api.routers import alerts, camara, oauth, operator, ops, reports, risk, watchlist, webhooks
@@ -57,10 +56,11 @@ def build_runtime(app: FastAPI, settings: ApiSettings) -> ApiService:
     except ConfigError:
         discloser = None
         log.warning("no disclosure key: webhooks cannot be registered and no number is disclosed")
-    service = ApiService(settings, partners, discloser=discloser)
+    resolver = EntityResolver(settings.pseudonymizer(), settings.default_region)
+    service = ApiService(settings, partners, resolver=resolver, discloser=discloser)
     app.state.tokens = tokens
-    app.state.limiter = Limiter()
-    app.state.resolver = EntityResolver(settings.pseudonymizer(), settings.default_region)
+    app.state.limiter = service.limiter
+    app.state.resolver = service.resolver
     app.state.service = service
     return service
 

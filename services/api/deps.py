@@ -59,22 +59,22 @@ class BearerClientCredentials(OAuth2):
 bearer = BearerClientCredentials()
 
 
-def get_service(request: Request) -> ApiService:
+async def get_service(request: Request) -> ApiService:
     service: ApiService = request.app.state.service
     return service
 
 
-def get_tokens(request: Request) -> TokenService:
+async def get_tokens(request: Request) -> TokenService:
     tokens: TokenService = request.app.state.tokens
     return tokens
 
 
-def get_limiter(request: Request) -> Limiter:
+async def get_limiter(request: Request) -> Limiter:
     limiter: Limiter = request.app.state.limiter
     return limiter
 
 
-def get_resolver(request: Request) -> EntityResolver:
+async def get_resolver(request: Request) -> EntityResolver:
     resolver: EntityResolver = request.app.state.resolver
     return resolver
 
@@ -95,16 +95,17 @@ async def authorize(
     security_scopes: SecurityScopes,
     request: Request,
     token: Annotated[str | None, Depends(bearer)],
-    tokens: TokensDep,
-    limiter: LimiterDep,
 ) -> Principal:
     if token is None:
         raise Unauthenticated("Missing bearer access token.")
+    state = request.app.state
+    tokens: TokenService = state.tokens
     principal = tokens.verify(token)
     request.state.partner_id = principal.partner.id
     for scope in security_scopes.scopes:
         if scope not in principal.scopes and _UMBRELLA.get(scope) not in principal.scopes:
             raise PermissionDenied(f"This operation needs the scope '{scope}'.")
+    limiter: Limiter = state.limiter
     limiter.admit(principal.partner)
     return principal
 

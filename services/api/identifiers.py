@@ -9,7 +9,10 @@ main so both sides produce identical pseudonyms.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import Any
 
 import phonenumbers
 
@@ -19,15 +22,25 @@ from services.common.pseudonym import Pseudonymizer
 _IMEI = re.compile(r"^[0-9]{14,16}$")
 
 
+def _common_normaliser() -> Callable[..., Any] | None:
+    """The ingest's normaliser when it is installed (looked up once, not per request)."""
+    try:
+        from services.common import identifiers  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    found: Callable[..., Any] | None = getattr(identifiers, "normalise_number", None)
+    return found
+
+
+_COMMON = _common_normaliser()
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def normalise_number(text: str, region: str) -> str:
     """E.164 of a phone number; raises ``InvalidArgument`` for anything that is not one."""
-    try:
-        from services.common.identifiers import normalise_number as common_normalise  # type: ignore[import-not-found,attr-defined,unused-ignore]
-    except ImportError:
-        common_normalise = None
-    if common_normalise is not None:
+    if _COMMON is not None:
         try:
-            return str(common_normalise(text, region=region))
+            return str(_COMMON(text, region=region))
         except Exception as exc:  # the lead's typed error; any failure is the client's input
             raise InvalidArgument("phoneNumber is not a valid phone number.") from exc
     if len(text) > 32:

@@ -47,7 +47,7 @@ class Producer:
     """Send records; ``send`` returns a future, ``send_and_wait`` blocks for the broker's ack."""
 
     def __init__(self, kafka_config: dict[str, Any]) -> None:
-        self._producer = KafkaProducer(acks="all", linger_ms=5, compression_type=None, **kafka_config)
+        self._producer = KafkaProducer(acks="all", linger_ms=20, compression_type=None, **kafka_config)
         self.failures = 0
 
     def send(self, topic: str, key: str, value: bytes | None) -> Any:

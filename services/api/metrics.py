@@ -132,8 +132,11 @@ _TOO_LARGE = b'{"status":413,"code":"PAYLOAD_TOO_LARGE","message":"Request body 
 
 
 async def _send_413(send: Send, correlator: bytes | None) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_TOO_LARGE)).encode()),
-               (b"connection", b"close")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_TOO_LARGE)).encode()),
+        (b"connection", b"close"),
+    ]
     if correlator is not None:
         headers.append((b"x-correlator", correlator))
     await send({"type": "http.response.start", "status": 413, "headers": headers})

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from services.api.config import ApiSettings
+from services.api.identifiers import EntityResolver
 from services.api.kafka_io import Change, Materialiser, Producer
+from services.api.limits import Limiter
 from services.api.partner_state import DeliveryCursor, StateRecord, Webhook, encode_state, state_key
 from services.api.partners import Partner, PartnerRegistry
 from services.api.store import AlertEntry, AlertLog, PartnerStateStore, RiskStore, now_iso, parse_time
@@ -47,6 +49,7 @@ class ApiService:
         settings: ApiSettings,
         partners: PartnerRegistry,
         *,
+        resolver: EntityResolver,
         discloser: Discloser | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -63,11 +66,16 @@ class ApiService:
         self.topic_state = settings.topic(PARTNER_STATE)
         self.topic_audit = settings.topic(topics.AUDIT)
         self.topic_feedback = settings.topic(topics.FEEDBACK)
+        self.limiter = Limiter(clock)
+        self.resolver = resolver
         self.producer: Producer | None = None
         self.materialiser: Materialiser | None = None
         self.dispatcher: Dispatcher | None = None
         self._new_alerts: asyncio.Event | None = None
         self._last_evict = 0.0
+        # unique audit ids without a syscall per lookup: random per process, then a counter
+        self._audit_prefix = uuid.uuid4().hex[:16]
+        self._audit_seq = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -344,8 +352,9 @@ class ApiService:
         correlator: str | None = None,
     ) -> None:
         """One audit record per looked-up entity (sent asynchronously; failures are counted)."""
+        self._audit_seq += 1
         record = AuditRecord(
-            audit_id=uuid.uuid4().hex,
+            audit_id=f"{self._audit_prefix}-{self._audit_seq}",
             at=now_iso(),
             partner=principal.partner.id,
             purpose=principal.purpose,

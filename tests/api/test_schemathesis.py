@@ -61,7 +61,7 @@ def test_schemathesis_finds_nothing(api: ApiServer, tmp_path: Path) -> None:
         "--report-ndjson-path",
         str(report),
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
     tail = run.stdout[-6000:]
     print(tail)
     assert run.returncode == 0, tail + run.stderr[-3000:]

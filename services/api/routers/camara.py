@@ -18,8 +18,6 @@ from services.api.deps import (
     Correlator,
     DeviceSwapCheckAuth,
     DeviceSwapDateAuth,
-    LimiterDep,
-    ResolverDep,
     ServiceDep,
     SimSwapCheckAuth,
     SimSwapDateAuth,
@@ -45,8 +43,6 @@ Change = Literal["sim", "device"]
 def _changed_at(
     *,
     service: ServiceDep,
-    resolver: ResolverDep,
-    limiter: LimiterDep,
     principal: Principal,
     phone: str | None,
     change: Change,
@@ -57,8 +53,8 @@ def _changed_at(
         raise MissingIdentifier("phoneNumber is required with a two-legged access token.")
     if not service.ready:
         raise Unavailable()
-    pseudonym = resolver.number(phone)
-    limiter.spend_budget(principal.partner, (pseudonym,))
+    pseudonym = service.resolver.number(phone)
+    service.limiter.spend_budget(principal.partner, (pseudonym,))
     risk = service.risk.get(f"number:{pseudonym}")
     raw = None if risk is None else (risk.sim_changed_at if change == "sim" else risk.device_changed_at)
     at = datetime.fromtimestamp(parse_time(raw), UTC) if raw else None
@@ -90,15 +86,11 @@ async def check_sim_swap(
     body: CreateCheckSwap,
     principal: SimSwapCheckAuth,
     service: ServiceDep,
-    resolver: ResolverDep,
-    limiter: LimiterDep,
     correlator: Correlator = None,
 ) -> Any:
     _check_max_age(service, body.maxAge)
     at = _changed_at(
         service=service,
-        resolver=resolver,
-        limiter=limiter,
         principal=principal,
         phone=body.phoneNumber,
         change="sim",
@@ -120,14 +112,10 @@ async def retrieve_sim_swap_date(
     body: CreateSwapDate,
     principal: SimSwapDateAuth,
     service: ServiceDep,
-    resolver: ResolverDep,
-    limiter: LimiterDep,
     correlator: Correlator = None,
 ) -> Any:
     at = _changed_at(
         service=service,
-        resolver=resolver,
-        limiter=limiter,
         principal=principal,
         phone=body.phoneNumber,
         change="sim",
@@ -150,15 +138,11 @@ async def check_device_swap(
     body: CreateCheckSwap,
     principal: DeviceSwapCheckAuth,
     service: ServiceDep,
-    resolver: ResolverDep,
-    limiter: LimiterDep,
     correlator: Correlator = None,
 ) -> Any:
     _check_max_age(service, body.maxAge)
     at = _changed_at(
         service=service,
-        resolver=resolver,
-        limiter=limiter,
         principal=principal,
         phone=body.phoneNumber,
         change="device",
@@ -180,14 +164,10 @@ async def retrieve_device_swap_date(
     body: CreateSwapDate,
     principal: DeviceSwapDateAuth,
     service: ServiceDep,
-    resolver: ResolverDep,
-    limiter: LimiterDep,
     correlator: Correlator = None,
 ) -> Any:
     at = _changed_at(
         service=service,
-        resolver=resolver,
-        limiter=limiter,
         principal=principal,
         phone=body.phoneNumber,
         change="device",

@@ -11,9 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 
 from services.api.audit import scan_audit
-from services.api.deps import AuditAuth, ContestsAuth, OverridesAuth, ResolverDep, ServiceDep
+from services.api.deps import AuditAuth, ContestsAuth, OverridesAuth, ServiceDep
 from services.api.errors import ERRORS_WITH_404
 from services.api.exceptions import Conflict, InvalidArgument, NotFound
+from services.api.identifiers import EntityResolver
 from services.api.partner_state import Contest, Override
 from services.api.schemas import (
     AuditAnswer,
@@ -38,7 +39,7 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _entity(resolver: ResolverDep, phone: str | None, imei: str | None) -> tuple[str, str]:
+def _entity(resolver: EntityResolver, phone: str | None, imei: str | None) -> tuple[str, str]:
     if (phone is None) == (imei is None):
         raise InvalidArgument("Give exactly one of phoneNumber and imei.")
     if imei is not None:
@@ -95,12 +96,10 @@ async def _make_override(
     response_model_exclude_none=True,
     summary="Clear or pin a flag (operator)",
 )
-async def create_override(
-    *, body: OverrideIn, principal: OverridesAuth, service: ServiceDep, resolver: ResolverDep
-) -> Any:
+async def create_override(*, body: OverrideIn, principal: OverridesAuth, service: ServiceDep) -> Any:
     if (body.action == "pin") != (body.level is not None):
         raise InvalidArgument("'level' is required for 'pin' and not allowed for 'clear'.")
-    entity_type, entity = _entity(resolver, body.phone_number, body.imei)
+    entity_type, entity = _entity(service.resolver, body.phone_number, body.imei)
     override = await _make_override(
         service,
         principal,
@@ -162,10 +161,8 @@ def _contest_out(c: Contest, operator: bool) -> dict[str, Any]:
     response_model_exclude_none=True,
     summary="Contest the flag on a number",
 )
-async def create_contest(
-    *, body: ContestIn, principal: ContestsAuth, service: ServiceDep, resolver: ResolverDep
-) -> Any:
-    pseudonym = resolver.number(body.phone_number)
+async def create_contest(*, body: ContestIn, principal: ContestsAuth, service: ServiceDep) -> Any:
+    pseudonym = service.resolver.number(body.phone_number)
     contest = Contest(
         contest_id="ct_" + secrets.token_urlsafe(12),
         partner=principal.partner.id,
@@ -239,10 +236,8 @@ async def resolve_contest(
     response_model_exclude_none=True,
     summary="Who looked up a number or device, when, for what purpose (operator)",
 )
-async def audit_query(
-    *, body: AuditQuery, principal: AuditAuth, service: ServiceDep, resolver: ResolverDep
-) -> Any:
-    entity_type, entity = _entity(resolver, body.phone_number, body.imei)
+async def audit_query(*, body: AuditQuery, principal: AuditAuth, service: ServiceDep) -> Any:
+    entity_type, entity = _entity(service.resolver, body.phone_number, body.imei)
     now = datetime.now(UTC)
     since = body.since or now - timedelta(days=30)
     until = body.until or now

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.api.deps import ReportsAuth, ResolverDep, ServiceDep
+from services.api.deps import ReportsAuth, ServiceDep
 from services.api.errors import ERRORS_COMMON
 from services.api.exceptions import InvalidArgument, PermissionDenied
 from services.api.schemas import ReportAccepted, ReportIn
@@ -23,18 +23,16 @@ router = APIRouter(tags=["reports"], responses=ERRORS_COMMON)
     status_code=202,
     summary="Report confirmed fraud or a false positive",
 )
-async def report(
-    *, body: ReportIn, principal: ReportsAuth, service: ServiceDep, resolver: ResolverDep
-) -> Any:
+async def report(*, body: ReportIn, principal: ReportsAuth, service: ServiceDep) -> Any:
     if (body.phone_number is None) == (body.imei is None):
         raise InvalidArgument("Give exactly one of phoneNumber and imei.")
     if body.imei is not None:
         if principal.partner.type not in ("telco", "operator"):
             raise PermissionDenied("Only telco and operator partners report on devices.")
-        entity_type, entity = "device", resolver.device(body.imei)
+        entity_type, entity = "device", service.resolver.device(body.imei)
     else:
         assert body.phone_number is not None
-        entity_type, entity = "number", resolver.number(body.phone_number)
+        entity_type, entity = "number", service.resolver.number(body.phone_number)
     feedback = Feedback(
         report_id=uuid.uuid4().hex,
         partner=principal.partner.id,

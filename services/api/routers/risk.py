@@ -8,8 +8,6 @@ from fastapi import APIRouter
 
 from services.api.deps import (
     Correlator,
-    LimiterDep,
-    ResolverDep,
     RiskDevicesAuth,
     RiskNumbersAuth,
     ServiceDep,
@@ -33,14 +31,12 @@ async def lookup_number(
     body: NumberLookup,
     principal: RiskNumbersAuth,
     service: ServiceDep,
-    limiter: LimiterDep,
-    resolver: ResolverDep,
     correlator: Correlator = None,
 ) -> Any:
     if not service.ready:
         raise Unavailable()
-    pseudonym = resolver.number(body.phone_number)
-    limiter.spend_budget(principal.partner, (pseudonym,))
+    pseudonym = service.resolver.number(body.phone_number)
+    service.limiter.spend_budget(principal.partner, (pseudonym,))
     answer, level = service.risk_answer(principal.partner, f"number:{pseudonym}")
     service.audit(principal, "numbers:lookup", "number", pseudonym, level, correlator)
     LOOKUPS.labels(principal.partner.id, "number").inc()
@@ -58,8 +54,6 @@ async def lookup_numbers(
     body: NumberBatchLookup,
     principal: RiskNumbersAuth,
     service: ServiceDep,
-    limiter: LimiterDep,
-    resolver: ResolverDep,
     correlator: Correlator = None,
 ) -> Any:
     if not service.ready:
@@ -67,10 +61,10 @@ async def lookup_numbers(
     resolved: list[tuple[str, str | None, ApiError | None]] = []
     for text in body.phone_numbers:
         try:
-            resolved.append((text, resolver.number(text), None))
+            resolved.append((text, service.resolver.number(text), None))
         except ApiError as exc:
             resolved.append((text, None, exc))
-    limiter.spend_budget(principal.partner, (p for _, p, _ in resolved if p is not None))
+    service.limiter.spend_budget(principal.partner, (p for _, p, _ in resolved if p is not None))
     results: list[dict[str, Any]] = []
     for text, pseudonym, error in resolved:
         if pseudonym is None:
@@ -100,14 +94,12 @@ async def lookup_device(
     body: DeviceLookup,
     principal: RiskDevicesAuth,
     service: ServiceDep,
-    limiter: LimiterDep,
-    resolver: ResolverDep,
     correlator: Correlator = None,
 ) -> Any:
     if not service.ready:
         raise Unavailable()
-    pseudonym = resolver.device(body.imei)
-    limiter.spend_budget(principal.partner, (f"device:{pseudonym}",))
+    pseudonym = service.resolver.device(body.imei)
+    service.limiter.spend_budget(principal.partner, (f"device:{pseudonym}",))
     answer, level = service.risk_answer(principal.partner, f"device:{pseudonym}")
     service.audit(principal, "devices:lookup", "device", pseudonym, level, correlator)
     LOOKUPS.labels(principal.partner.id, "device").inc()

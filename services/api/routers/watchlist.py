@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from services.api.deps import ResolverDep, ServiceDep, WatchlistAuth
+from services.api.deps import ServiceDep, WatchlistAuth
 from services.api.errors import ERRORS_WITH_404
 from services.api.exceptions import Conflict, NotFound
 from services.api.partner_state import WatchEntry
@@ -37,11 +37,9 @@ def _out(entry: WatchEntry) -> dict[str, Any]:
     response_model_exclude_none=True,
     summary="Watch a number",
 )
-async def add_entry(
-    *, body: WatchEntryIn, principal: WatchlistAuth, service: ServiceDep, resolver: ResolverDep
-) -> Any:
+async def add_entry(*, body: WatchEntryIn, principal: WatchlistAuth, service: ServiceDep) -> Any:
     partner = principal.partner
-    pseudonym = resolver.number(body.phone_number)
+    pseudonym = service.resolver.number(body.phone_number)
     entry_id = hashlib.sha256(f"{partner.id}:number:{pseudonym}".encode()).hexdigest()[:24]
     existing = service.pstate.watch.get(partner.id, {})
     if entry_id not in existing and len(existing) >= service.settings.watchlist_max:
