@@ -67,7 +67,7 @@ FOREIGN_PREFIXES: Final[tuple[tuple[str, int], ...]] = (
 )
 # Premium / high-cost destinations used by wangiri callers (Tunisia, Sierra Leone, satellite...).
 WANGIRI_PREFIXES: Final[tuple[tuple[str, int], ...]] = (
-    ("+2162", 7), ("+23276", 6), ("+8823", 8), ("+3706", 7), ("+2257", 8),
+    ("+2162", 7), ("+23276", 6), ("+8823", 8), ("+3706", 7), ("+22507", 8),
 )
 # Dutch landline / business prefixes (Amsterdam, Rotterdam, Utrecht, company numbers 088).
 LANDLINE_PREFIXES: Final[tuple[str, ...]] = ("+3120", "+3110", "+3130", "+3188", "+3170", "+3140")
