@@ -15,7 +15,7 @@ sim_box                the gateway (device) and the SIMs it uses (number)
 sim_swap_takeover      the victim's number after the swap (number)
 wangiri                the one-ring calling number (number)
 spoofed_bank_caller    the presented do-not-originate bank number (number)
-slow_low_farm          the throttled farm's numbers (number)
+slow_low_farm          the throttled farm's numbers (number) and its phones (device)
 =====================  =================================================================
 """
 
@@ -295,6 +295,9 @@ def slow_low_farm(ctx: Context, rng: np.random.Generator, intensity: float) -> S
                                b=_targets(ctx, rng, n, 0.1), mo=True, line=src, url=rng.random(n) < 0.7, segments=1,
                                chars=rng.integers(80, 160, n)))
     scene.truth += _truth_numbers(ctx, "slow_low_farm", lines, start, end)
+    # the phones holding the farm's SIMs are fraud entities too (left unlabelled they would
+    # count as false alarms against a scorer that finds them)
+    scene.truth += _truth_devices(ctx, "slow_low_farm", devices, start, end)
     return scene
 
 
