@@ -153,13 +153,13 @@ def _lines(path: Path, quiet: bool) -> Iterator[bytes]:
         bar.update(pending)
 
 
-def replay(events_path: Path, engine: Engine, pseudonymizer: Pseudonymizer, truth: list[TruthEntity],
+def replay(events_path: Path, engine: Engine, pseudonymizer: Pseudonymizer, truth: list[TruthEntity], *,
            alerts_out: Path, region: str = "NL", quiet: bool = False) -> Replay:
     from services.ingest.pipeline import IngestLimits, IngestPipeline
     from services.ingest.transform import Transformer
 
     pipeline = IngestPipeline(Transformer(pseudonymizer, None, region), IngestLimits())
-    label = {}
+    label: dict[EntityKey, str] = {}
     for t in truth:
         label.setdefault(t.key, t.scenario)
     truth_numbers = {t.entity for t in truth if t.entity_type == "number"}
@@ -199,17 +199,20 @@ def replay(events_path: Path, engine: Engine, pseudonymizer: Pseudonymizer, trut
     return result
 
 
-def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, engine: Engine | None = None,
+def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, *, engine: Engine | None = None,
                  pseudonymizer: Pseudonymizer | None = None, min_level: str = "high", region: str = "NL",
                  policy_path: Path | None = None, quiet: bool = False, report: bool = True) -> Evaluation:
     pseudo = pseudonymizer or backtest_pseudonymizer()
     truth = load_truth(truth_path, pseudo, region)
     engine = engine or default_engine(pseudo, policy_path)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = replay(events_path, engine, pseudo, truth, out_dir / "alerts.jsonl", region, quiet)
-    evaluation = evaluate(truth, result.alerts, result.max_scores, len(result.normal_numbers), result.duration_days,
-                          result.events, result.events / result.seconds if result.seconds > 0 else 0.0,
-                          str(engine.model_version), min_level, catalog.SCENARIOS)
+    result = replay(events_path, engine, pseudo, truth, alerts_out=out_dir / "alerts.jsonl", region=region,
+                    quiet=quiet)
+    evaluation = evaluate(truth, result.alerts, result.max_scores, normal_numbers=len(result.normal_numbers),
+                          duration_days=result.duration_days, events=result.events,
+                          events_per_s=result.events / result.seconds if result.seconds > 0 else 0.0,
+                          model_version=str(engine.model_version), min_level=min_level,
+                          scenario_order=catalog.SCENARIOS)
     (out_dir / "metrics.json").write_bytes(orjson.dumps(evaluation.metrics, option=orjson.OPT_INDENT_2) + b"\n")
     if report:
         from services.simulator.report import RunInfo, write_report
@@ -220,7 +223,7 @@ def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, engine: Eng
                        key_id=pseudo.key_id, views=result.views, rejected=result.rejected,
                        alerts=result.alert_count, normal_numbers=len(result.normal_numbers),
                        duration_days=result.duration_days, seconds=result.seconds)
-        write_report(out_dir, evaluation, truth, result.alerts, result.max_scores, info)
+        write_report(out_dir, evaluation, truth=truth, alerts=result.alerts, max_scores=result.max_scores, info=info)
     return evaluation
 
 

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", default="24h", help="run length: 90m, 6h, 24h, 2d (default 24h)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--scenarios", default=",".join(catalog.SCENARIOS),
-                   help=f"comma-separated fraud scenarios, 'none' for none (default all: {','.join(catalog.SCENARIOS)})")
+                   help="comma-separated fraud scenarios, 'none' for none (default: all seven)")
     p.add_argument("--intensity", type=float, default=1.0, help="fraud strength (1.0 default; 0.5 subtler)")
     p.add_argument("--start", default=DEFAULT_START,
                    help=f"event time of the run start, RFC 3339 (default {DEFAULT_START}); 'now' = wall clock")

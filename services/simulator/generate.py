@@ -181,7 +181,7 @@ def render(sim: Simulation, shift_ms: int = 0, time_scale: float = 1.0, chunk: i
             "occurred_at": times[i],
         }
         a_text = numbers[a]
-        if kind == SMS or kind == CALL:
+        if kind in (SMS, CALL):
             b_text = numbers[b]
             if as_national[i]:
                 a_text, b_text = _national(a_text), _national(b_text)

@@ -97,16 +97,17 @@ class Evaluation:
 
 
 def compute_metrics(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
-                    max_scores: Mapping[EntityKey, float], normal_numbers: int, duration_days: float,
+                    max_scores: Mapping[EntityKey, float], *, normal_numbers: int, duration_days: float,
                     events: int, events_per_s: float, model_version: str, min_level: str = "high",
                     scenario_order: Iterable[str] = ()) -> dict[str, object]:
     """The ``metrics.json`` document (exactly its documented keys)."""
-    return evaluate(truth, alerts, max_scores, normal_numbers, duration_days, events, events_per_s,
-                    model_version, min_level, scenario_order).metrics
+    return evaluate(truth, alerts, max_scores, normal_numbers=normal_numbers, duration_days=duration_days,
+                    events=events, events_per_s=events_per_s, model_version=model_version, min_level=min_level,
+                    scenario_order=scenario_order).metrics
 
 
 def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
-             max_scores: Mapping[EntityKey, float], normal_numbers: int, duration_days: float,
+             max_scores: Mapping[EntityKey, float], *, normal_numbers: int, duration_days: float,
              events: int, events_per_s: float, model_version: str, min_level: str = "high",
              scenario_order: Iterable[str] = ()) -> Evaluation:
     """Metrics plus the details the report plots."""

@@ -77,7 +77,7 @@ def build_population(world: World, n: int, rng: np.random.Generator) -> Populati
     home = world.random_cells(op_code, rng)
     work = np.where(rng.random(n) < 0.6, world.random_cells(op_code, rng), home)
     roaming = rng.random(n) < 0.015
-    dutch = world.add_lines(numbers, op_code, imsi, devices, home, work, roaming)
+    dutch = world.add_lines(numbers, op_code, imsi, devices, home, work_cell=work, roaming=roaming)
 
     # Dual-SIM phones: a second (business) line in the same device. Two IMSIs on one IMEI is normal.
     n_dual = max(1, int(n * 0.03))
@@ -86,7 +86,8 @@ def build_population(world: World, n: int, rng: np.random.Generator) -> Populati
     dual_mccmnc = [next(op[1][0] for op in catalog.DUTCH_OPERATORS if OPERATOR_CODE[op[0]] == code)
                    for code in dual_op.tolist()]
     dual = world.add_lines(world.new_mobile_numbers(n_dual), dual_op, world.new_imsis(dual_mccmnc),
-                           world.line_imei[owners], world.line_home_cell[owners], world.line_work_cell[owners])
+                           world.line_imei[owners], world.line_home_cell[owners],
+                           work_cell=world.line_work_cell[owners])
 
     # Visitors from Germany, reported by the roaming partner, on Dutch cells.
     n_vis = max(3, n // 100)
@@ -200,13 +201,12 @@ def inbound_and_services(world: World, tl: Timeline, pop: Population, rng: np.ra
                  pop.foreign[rng.integers(0, len(pop.foreign), n)])
     is_call = from_land | (rng.random(n) < 0.5)
     t = tl.sample(rng, n, BUSINESS, weekend_factor=0.2)
-    calls = _call_columns(rng, n, 0.7, 120.0)
-    sms = _sms_columns(rng, n, 0.0)
+    answered = is_call & (rng.random(n) < 0.7)
+    duration = np.where(answered, np.clip(rng.lognormal(np.log(120.0), 1.0, n), 3, 7200), 0).astype(np.int32)
+    segments = np.where(is_call, 1, np.where(rng.random(n) < 0.85, 1, 2))
+    chars = np.where(is_call, 0, rng.integers(8, 300, n) // segments)
     scene.batches.append(batch(n, t=t, kind=np.where(is_call, CALL, SMS), a=a, b=world.line_number[recv], mo=False,
-                               line=recv, answered=np.where(is_call, calls["answered"], False),
-                               duration=np.where(is_call, calls["duration"], 0),
-                               segments=np.where(is_call, 1, sms["segments"]),
-                               chars=np.where(is_call, 0, sms["chars"])))
+                               line=recv, answered=answered, duration=duration, segments=segments, chars=chars))
     # subscribers calling businesses and their bank's published service number (inbound-only)
     counts = rng.poisson(0.6 * business, len(dutch))
     src = np.repeat(dutch, counts)
@@ -275,7 +275,7 @@ def call_centres(world: World, tl: Timeline, pop: Population, rng: np.random.Gen
         numbers = world.new_mobile_numbers(agents_n)
         cells = np.full(agents_n, office, np.int32)
         agents = world.add_lines(numbers, np.full(agents_n, code, np.int8), world.new_imsis([op[1][0]] * agents_n),
-                                 world.new_devices(agents_n, catalog.PHONE_TACS), cells, cells)
+                                 world.new_devices(agents_n, catalog.PHONE_TACS), cells, work_cell=cells)
         customers = _pick_customers(rng, pop.dutch, int(rng.integers(400, 1500)))
         zipf = 1.0 / np.arange(1, len(customers) + 1) ** 0.6
         zipf /= zipf.sum()
@@ -304,7 +304,8 @@ def bulk_senders(world: World, tl: Timeline, pop: Population, rng: np.random.Gen
         code = OPERATOR_CODE[op[0]]
         cell = world.random_cells(np.asarray([code], np.int8), rng)
         sender = world.add_lines(world.new_mobile_numbers(1), np.asarray([code], np.int8),
-                                 world.new_imsis([op[1][0]]), world.new_devices(1, catalog.PHONE_TACS), cell, cell)
+                                 world.new_imsis([op[1][0]]), world.new_devices(1, catalog.PHONE_TACS), cell,
+                                 work_cell=cell)
         customers = _pick_customers(rng, pop.dutch, int(rng.integers(300, 1500)))
         n = int(rng.poisson(float(rng.integers(150, 400)) * business))
         cust = customers[rng.integers(0, len(customers), n)]
@@ -367,7 +368,8 @@ def identity_changes(world: World, tl: Timeline, pop: Population, rng: np.random
     t_all = tl.sample(rng, len(plan), BUSINESS, weekend_factor=0.5, lo_ms=tl.start_ms + 60_000)
     rows: dict[str, list[int]] = {"t": [], "line": [], "change": [], "sim_imei": [], "sim_imsi": [], "a": [],
                                   "imei": [], "imsi": []}
-    for change, line, t in zip(plan, chosen.tolist(), t_all.tolist(), strict=True):
+    for planned, line, t in zip(plan, chosen.tolist(), t_all.tolist(), strict=True):
+        change = planned
         number = int(world.line_number[line])
         imei, imsi = int(world.line_imei[line]), int(world.line_imsi[line])
         sim_imei = sim_imsi = -1

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ class RunInfo:
     seconds: float = 0.0
 
 
-def _plt():  # type: ignore[no-untyped-def]
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,7 +112,7 @@ def _pr_plot(path: Path, truth_keys: set[EntityKey], max_scores: Mapping[EntityK
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     keys = sorted(set(max_scores) | truth_keys)
     y = np.asarray([k in truth_keys for k in keys], dtype=np.int8)
-    if len(keys) and 0 < y.sum() < len(y):
+    if keys and 0 < y.sum() < len(y):
         s = np.asarray([max_scores.get(k, 0.0) for k in keys])
         precision, recall, _ = precision_recall_curve(y, s)
         ax.plot(recall, precision, color="tab:red")
@@ -133,7 +134,7 @@ def _fmt(value: object) -> str:
     return html.escape(str(value))
 
 
-def write_report(out_dir: Path, evaluation: Evaluation, truth: list[TruthEntity], alerts: list[AlertPoint],
+def write_report(out_dir: Path, evaluation: Evaluation, *, truth: list[TruthEntity], alerts: list[AlertPoint],
                  max_scores: Mapping[EntityKey, float], info: RunInfo) -> Path:
     truth_keys = {t.key for t in truth}
     _score_plot(out_dir / "scores.png", truth_keys, max_scores)

@@ -133,7 +133,7 @@ class Timeline:
         return weights
 
     def sample(self, rng: np.random.Generator, n: int, rhythm: tuple[float, ...] = SOCIAL,
-               lo_ms: int | None = None, hi_ms: int | None = None, weekend_factor: float = 1.0) -> I64:
+               lo_ms: int | None = None, hi_ms: int | None = None, *, weekend_factor: float = 1.0) -> I64:
         """``n`` instants in [lo, hi) distributed like ``rhythm`` (falls back to flat if it is zero there)."""
         lo = self.start_ms if lo_ms is None else max(lo_ms, self.start_ms)
         hi = self.end_ms if hi_ms is None else min(hi_ms, self.end_ms)
@@ -148,7 +148,8 @@ class Timeline:
         minute = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
         minute = np.minimum(minute, len(cdf) - 1)
         t = self.start_ms + (first + minute) * MINUTE_MS + rng.integers(0, MINUTE_MS, n)
-        return np.clip(t, lo, hi - 1).astype(np.int64)
+        clipped: I64 = np.clip(t, lo, hi - 1).astype(np.int64)
+        return clipped
 
     def window(self, rng: np.random.Generator, length_ms: int, earliest: float = 0.05, latest: float = 0.75,
                ) -> tuple[int, int]:

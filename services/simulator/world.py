@@ -154,7 +154,7 @@ class World:
     def n_lines(self) -> int:
         return len(self.line_number)
 
-    def add_lines(self, numbers: I32, operator: I8, imsi: I32, imei: I32, home_cell: I32,
+    def add_lines(self, numbers: I32, operator: I8, imsi: I32, imei: I32, home_cell: I32, *,
                   work_cell: I32 | None = None, roaming: B | None = None) -> I32:
         start = self.n_lines
         n = len(numbers)
@@ -177,7 +177,7 @@ class World:
         imsi = self.new_imsis([mccmncs[i % len(mccmncs)] for i in range(count)])
         imei = devices[np.arange(count) % len(devices)]
         cells = np.full(count, cell, np.int32)
-        return self.add_lines(numbers, np.full(count, code, np.int8), imsi, imei, cells, cells)
+        return self.add_lines(numbers, np.full(count, code, np.int8), imsi, imei, cells, work_cell=cells)
 
     def imei15(self, device: int) -> str:
         body = self.imeis[device]
@@ -247,8 +247,8 @@ def batch(n: int, **columns: object) -> Batch:
         if given is None:
             values[name] = np.full(n, default, dtype=dtype)
         else:
-            arr = np.asarray(given).astype(dtype, copy=False)
-            values[name] = np.broadcast_to(arr, (n,)).copy() if arr.ndim == 0 else arr
+            arr: np.ndarray = np.asarray(given).astype(dtype, copy=False)  # type: ignore[type-arg]
+            values[name] = np.broadcast_to(arr, (n,)).copy() if arr.ndim == 0 else np.asarray(arr)
             if len(values[name]) != n:
                 raise ValueError(f"column {name}: {len(values[name])} values for {n} events")
     if columns:

@@ -60,5 +60,5 @@ def test_truth_maps_national_and_imeisv_onto_the_same_pseudonyms(tmp_path: Path)
     assert rows[0].start_ms == rows[1].start_ms - 3_600_000
     truth.write_text('{"scenario":"x","entity_type":"cell","identifier":"1","start":"2025-03-04T08:00:00Z",'
                      '"end":"2025-03-04T09:00:00Z"}\n')
-    with pytest.raises(SimulatorError, match="truth.jsonl:1"):
+    with pytest.raises(SimulatorError, match=r"truth\.jsonl:1"):
         load_truth(truth, pseudo)

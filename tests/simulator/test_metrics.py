@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.simulator.metrics import AlertPoint, TruthEntity, compute_metrics, evaluate
@@ -9,7 +11,7 @@ from services.simulator.metrics import AlertPoint, TruthEntity, compute_metrics,
 H = 3_600_000
 
 
-def _case() -> dict[str, object]:
+def _case() -> dict[str, Any]:
     truth = [
         # farm: two numbers and a device, from t=1h
         TruthEntity("sms_farm", "number", "n1", 1 * H, 3 * H),
@@ -36,7 +38,7 @@ def _case() -> dict[str, object]:
 
 def test_hand_made_case() -> None:
     c = _case()
-    m = compute_metrics(c["truth"], c["alerts"], c["max_scores"], normal_numbers=1000,  # type: ignore[arg-type]
+    m = compute_metrics(c["truth"], c["alerts"], c["max_scores"], normal_numbers=1000,
                         duration_days=0.5, events=1234, events_per_s=100.0, model_version="v1",
                         scenario_order=["sms_farm", "wangiri"])
     assert list(m) == ["events", "events_per_s", "model_version", "scenarios", "overall"]
@@ -68,8 +70,8 @@ def test_hand_made_case() -> None:
 
 def test_min_level_critical_changes_detection() -> None:
     c = _case()
-    ev = evaluate(c["truth"], c["alerts"], c["max_scores"], 1000, 0.5, 1, 1.0, "v1",  # type: ignore[arg-type]
-                  min_level="critical")
+    ev = evaluate(c["truth"], c["alerts"], c["max_scores"], normal_numbers=1000, duration_days=0.5, events=1,
+                  events_per_s=1.0, model_version="v1", min_level="critical")
     farm = ev.metrics["scenarios"]["sms_farm"]  # type: ignore[index]
     assert farm["detected"] == 2     # n1 critical at 900 s, d1 at 1800 s
     assert farm["ttd_median_s"] == pytest.approx(1350.0)
@@ -78,8 +80,10 @@ def test_min_level_critical_changes_detection() -> None:
 
 def test_truth_never_seen_scores_zero_and_single_class_has_no_auc() -> None:
     truth = [TruthEntity("wangiri", "number", "w1", 0, H)]
-    m = compute_metrics(truth, [], {("number", "a"): 3.0}, 10, 1.0, 1, 1.0, "v")
+    m = compute_metrics(truth, [], {("number", "a"): 3.0}, normal_numbers=10, duration_days=1.0, events=1,
+                        events_per_s=1.0, model_version="v")
     assert m["overall"]["roc_auc"] == pytest.approx(0.0)  # type: ignore[index]
-    m = compute_metrics([], [], {("number", "a"): 3.0}, 10, 1.0, 1, 1.0, "v")
+    m = compute_metrics([], [], {("number", "a"): 3.0}, normal_numbers=10, duration_days=1.0, events=1,
+                        events_per_s=1.0, model_version="v")
     assert m["overall"]["roc_auc"] is None and m["overall"]["pr_auc"] is None  # type: ignore[index]
     assert m["scenarios"] == {}
