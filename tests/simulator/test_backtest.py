@@ -62,3 +62,18 @@ def test_truth_maps_national_and_imeisv_onto_the_same_pseudonyms(tmp_path: Path)
                      '"end":"2025-03-04T09:00:00Z"}\n')
     with pytest.raises(SimulatorError, match=r"truth\.jsonl:1"):
         load_truth(truth, pseudo)
+
+
+def test_cli_with_the_real_scorer(sim_dir: Path, tmp_path: Path) -> None:
+    """``fraudradar backtest`` end to end through the shipped scorer (skipped until it is installed)."""
+    pytest.importorskip("services.scorer.engine")
+    from services.simulator.backtest import main
+
+    out = tmp_path / "real"
+    assert main(["--events", str(sim_dir / "events.jsonl"), "--truth", str(sim_dir / "truth.jsonl"),
+                 "--out", str(out), "--quiet"]) == 0
+    metrics = orjson.loads((out / "metrics.json").read_bytes())
+    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall"]
+    assert metrics["model_version"]
+    for name in ("report.html", "alerts.jsonl", "scores.png", "ttd.png", "alerts_over_time.png", "pr_curve.png"):
+        assert (out / name).exists()
