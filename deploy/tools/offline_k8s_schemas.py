@@ -30,8 +30,9 @@ def _relativise(node: Any) -> Any:
             if key == "$id":
                 continue
             if key == "$ref" and isinstance(value, str) and value.startswith(ABSOLUTE_DEFS):
-                value = "_definitions.json" + value[len(ABSOLUTE_DEFS):]
-            out[key] = _relativise(value)
+                out[key] = "_definitions.json" + value[len(ABSOLUTE_DEFS):]
+            else:
+                out[key] = _relativise(value)
         return out
     if isinstance(node, list):
         return [_relativise(item) for item in node]
