@@ -31,10 +31,11 @@ def _missing() -> list[str]:
 @pytest.mark.kafka
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-def test_short_demo_runs_the_whole_pipeline(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_short_demo_runs_the_whole_pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     missing = _missing()
     if missing:
         pytest.skip(f"not available yet in this checkout: {', '.join(missing)}")
+    kafka_bootstrap: str = request.getfixturevalue("kafka_bootstrap")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
         [sys.executable, "-m", "services.cli", "demo", "--minutes", "0.5", "--subscribers", "3000",
