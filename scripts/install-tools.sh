@@ -40,7 +40,7 @@ if ! command -v promtool >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends prometheus >/dev/null
-  [ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d
+  if [ -n "$added_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 say "$(promtool --version 2>&1 | head -1)"
 
