@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from services.common.records import View
-from services.ingest.decode import DEFAULT_MAX_BYTES, FUTURE_EVENT, Rejected, decode
+from services.ingest.decode import DEFAULT_MAX_BYTES, FUTURE_EVENT, RawEvent, Rejected, decode
 from services.ingest.transform import Transformer
 
 
@@ -62,6 +62,17 @@ class IngestPipeline:
         self.transformer = transformer
         self.limits = limits or IngestLimits()
         self.duplicates = DuplicateWindow(self.limits.dedupe_window)
+
+    def check(self, raw: bytes, now_ms: int | None) -> RawEvent | Rejected:
+        """Everything ``process`` validates (contract, bounds, identifiers), without dedupe or output:
+        what the batch push answers before it accepts an event."""
+        event = decode(raw, self.limits.max_bytes)
+        if isinstance(event, Rejected):
+            return event
+        if now_ms is not None and event.occurred_ms > now_ms + self.limits.max_future_ms:
+            return Rejected(FUTURE_EVENT, "occurred_at is beyond the future bound")
+        views = self.transformer.transform(event, now_ms or 0)
+        return views if isinstance(views, Rejected) else event
 
     def process(self, raw: bytes, now_ms: int | None, ingested_ms: int | None = None) -> IngestResult:
         """``now_ms`` is the wall clock for the time bounds; None (replays) disables them."""

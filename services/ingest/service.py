@@ -42,7 +42,7 @@ from services.common.stream import (
     StreamRunner,
     murmur2_partition,
 )
-from services.ingest.decode import Rejected, decode
+from services.ingest.decode import Rejected
 from services.ingest.pipeline import IngestLimits, IngestPipeline
 from services.ingest.transform import Transformer
 
@@ -170,8 +170,9 @@ def _error(status: int, code: str, message: str) -> tuple[int, object, dict[str,
 class BatchPush:
     """``POST /v1/events:batch``: ``{"events": [event, ...]}`` (at most 1000)."""
 
-    def __init__(self, settings: IngestSettings, producer: Any, tokens: PushTokens) -> None:
+    def __init__(self, settings: IngestSettings, pipeline: IngestPipeline, producer: Any, tokens: PushTokens) -> None:
         self.settings = settings
+        self.pipeline = pipeline
         self.producer = producer
         self.tokens = tokens
         self.raw_topic = settings.topic(topics.RAW)
@@ -191,9 +192,10 @@ class BatchPush:
             return _error(400, "OUT_OF_RANGE", f"at most {MAX_PUSH_EVENTS} events per request")
         rejected: list[dict[str, object]] = []
         futures = []
+        now_ms = int(time.time() * 1000)
         for index, event in enumerate(events):
             raw = orjson.dumps(event)
-            decoded = decode(raw, self.settings.max_event_bytes)
+            decoded = self.pipeline.check(raw, now_ms)
             if isinstance(decoded, Rejected):
                 rejected.append({"index": index, "reason": decoded.reason, "detail": decoded.detail})
                 continue
@@ -239,7 +241,7 @@ def main(argv: list[str]) -> int:
         return 2
     http = ServiceHttp(settings.http_host, settings.http_port, health)
     tokens = PushTokens.load(settings.push_tokens_file)
-    http.routes[("POST", "/v1/events:batch")] = BatchPush(settings, runner.producer, tokens)
+    http.routes[("POST", "/v1/events:batch")] = BatchPush(settings, pipeline, runner.producer, tokens)
     http.start()
     runner.install_signal_handlers()
     log.info("ingest started", extra={"http_port": http.port, "topics": config.topics})
