@@ -35,10 +35,10 @@ class LogHistogram:
     Examples
     --------
     >>> h = LogHistogram()
-    >>> for v in range(1, 1001):
+    >>> for v in range(1, 1025):  # 16 refreshes of the cumulative table
     ...     h.update(float(v))
-    >>> round(h.tail(990.0), 3)
-    0.011
+    >>> round(h.tail(1000.0), 2)
+    0.03
     >>> h.tail(0.0)
     1.0
     """
@@ -46,7 +46,7 @@ class LogHistogram:
     __slots__ = ("_counts", "_cum", "_log_gamma", "_log_min", "_since_decay", "_since_refresh",
                  "decay", "decay_every", "gamma", "min_value", "n_buckets", "refresh_every", "total")
 
-    def __init__(self, min_value: float = 1e-3, gamma: float = 1.05, n_buckets: int = 512,
+    def __init__(self, min_value: float = 1e-3, gamma: float = 1.05, n_buckets: int = 512, *,
                  decay: float = 0.5, decay_every: int = 1_000_000, refresh_every: int = 64) -> None:
         if not (gamma > 1.0 and min_value > 0 and n_buckets >= 4):
             raise ValueError("need gamma > 1, min_value > 0 and n_buckets >= 4")
@@ -99,9 +99,10 @@ class LogHistogram:
 
     def tail(self, value: float) -> float:
         """Estimated P(X >= value), smoothed so it is never 0 (one pseudo-count above the top)."""
-        if self._since_refresh:
-            self._refresh()
         cum = self._cum
+        if cum[0] <= 0.0 < self.total:   # never built: build once (later rebuilds follow update)
+            self._refresh()
+            cum = self._cum
         total = cum[0]
         if total <= 0.0:
             return 1.0
@@ -122,7 +123,7 @@ class LogHistogram:
 
     def quantile(self, q: float) -> float:
         """Approximate value at quantile ``q`` (upper edge of the bucket reaching it)."""
-        if self._since_refresh:
+        if self._cum[0] <= 0.0 < self.total:
             self._refresh()
         total = self._cum[0]
         if total <= 0.0:
