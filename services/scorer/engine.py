@@ -24,6 +24,7 @@ import hmac
 import pickle
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -81,7 +82,7 @@ class EngineOutput:
 class EntityModels:
     """The detectors of one entity type in one partition, and the feedback learner."""
 
-    def __init__(self, detectors: list[str], warmup: int, seed: int) -> None:
+    def __init__(self, detectors: Sequence[str], warmup: int, seed: int) -> None:
         self.detectors: dict[str, CalibratedDetector] = {}
         for name in detectors:
             if name == "ecod":

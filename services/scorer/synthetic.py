@@ -12,6 +12,7 @@ import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import CallMeta, SimMeta, SmsMeta, View
@@ -69,20 +70,20 @@ class Generator:
         self.pseudonymizer = pseudonymizer
         self._n = 0
 
-    def _view(self, entity_type: str, entity: str, role: str, kind: str, t_ms: int, **kw: object) -> View:
+    def _view(self, entity_type: str, entity: str, role: str, kind: str, t_ms: int, **kw: Any) -> View:
         self._n += 1
         return View(
             view_id=_vid(self._n, entity, role),
             entity_type=entity_type,  # type: ignore[arg-type]
             entity=entity,
-            role=role,
-            type=kind,
-            operator=self.operator,  # type: ignore[arg-type]
+            role=role,  # type: ignore[arg-type]
+            type=kind,  # type: ignore[arg-type]
+            operator=self.operator,
             occurred_ms=t_ms,
             ingested_ms=t_ms,
             key_id="synthetic",
             **kw,
-        )  # type: ignore[arg-type]
+        )
 
     def sms(
         self,
