@@ -74,6 +74,8 @@ class ScorerSettings(CommonSettings):
     feedback_poll_s: float = Field(1.0, description="read partner feedback this often")
     seed: int = Field(0, description="seed of the detectors (same seed, same scores)")
     max_poll_records: int = Field(2000, description="records per poll")
+    session_timeout_ms: int = Field(45_000, description="group session timeout (keep above a pod restart "
+                                                        "with static membership)")
 
 
 class ScorerProcessor:
@@ -307,7 +309,9 @@ def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Heal
         dlq_topic=settings.topic(topics.DLQ), commit=CommitPolicy(settings.commit_interval_s),
         dlq_limit=DlqLimit(), instance_id=settings.instance_id, max_poll_records=settings.max_poll_records,
         # co-partitioned topics: partition p of numbers and of devices must land on one replica
-        consumer_overrides={"partition_assignment_strategy": [_range_assignor()]},
+        consumer_overrides={"partition_assignment_strategy": [_range_assignor()],
+                            "session_timeout_ms": settings.session_timeout_ms,
+                            "heartbeat_interval_ms": min(3000, settings.session_timeout_ms // 3)},
     )
     health = Health()
     runner = ScorerRunner(settings, config, processor, health)  # type: ignore[arg-type]
