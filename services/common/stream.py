@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -132,22 +132,32 @@ class Record(Protocol):
 class OutputSink:
     """Collects the futures of one batch's outputs; ``dead_letter`` routes poison to the DLQ."""
 
-    def __init__(self, producer: KafkaProducer, service: str, dlq_topic: str, guard: DlqGuard,
-                 partitioner: Callable[[str, bytes], int | None] | None = None) -> None:
+    def __init__(self, producer: KafkaProducer, service: str, dlq_topic: str, guard: DlqGuard) -> None:
         self._producer = producer
         self._service = service
         self._dlq_topic = dlq_topic
         self._guard = guard
-        self._partitioner = partitioner
+        self._partition_counts: dict[str, int] = {}
         self._futures: list[Any] = []
         self.sent = 0
 
     def send(self, topic: str, key: bytes | None, value: bytes | None,
              headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
-        if partition is None and self._partitioner is not None and key is not None:
-            partition = self._partitioner(topic, key)
+        """Produce one record; with a key and no partition, Kafka's default partitioner (cached)."""
+        if partition is None and key is not None:
+            partition = murmur2_partition(key, self.partitions(topic))
         self._futures.append(self._producer.send(topic, key=key, value=value, headers=headers, partition=partition))
         self.sent += 1
+
+    def partitions(self, topic: str) -> int:
+        """Partition count of ``topic`` (cached; blocks on metadata the first time)."""
+        count = self._partition_counts.get(topic)
+        if count is None:
+            parts = self._producer.partitions_for(topic)
+            if not parts:
+                raise DeliveryFailed(f"topic {topic} has no partitions (does it exist?)")
+            count = self._partition_counts[topic] = len(parts)
+        return count
 
     def ok(self, record: Record) -> None:
         """The record was handled normally (feeds the DLQ ratio guard)."""
@@ -251,24 +261,12 @@ class StreamRunner:
             **kafka_cfg,
             client_id=f"fraudradar-{config.service}",
             acks="all",
-            linger_ms=5,
+            linger_ms=100,
             batch_size=256 * 1024,
             max_request_size=4 * 1024 * 1024,
             **config.producer_overrides,
         )
-        self.sink = OutputSink(self.producer, config.service, config.dlq_topic, self._guard,
-                               partitioner=self._partition_for)
-        self._partition_counts: dict[str, int] = {}
-
-    # -- partitioning: kafka-python's murmur2 is pure Python; cache it per key ----------------
-    def _partition_for(self, topic: str, key: bytes) -> int | None:
-        count = self._partition_counts.get(topic)
-        if count is None:
-            parts = self.producer.partitions_for(topic)
-            if not parts:
-                return None
-            count = self._partition_counts[topic] = len(parts)
-        return murmur2_partition(key, count)
+        self.sink = OutputSink(self.producer, config.service, config.dlq_topic, self._guard)
 
     # -- rebalance callbacks (IO thread, non-blocking) -----------------------------------------
     def _revoked(self, partitions: set[TopicPartition]) -> None:

@@ -173,7 +173,7 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> RawEvent | Rejecte
         return Rejected(NOT_AN_OBJECT, f"event must be a JSON object, got {type(obj).__name__}")
     try:
         return _from_object(obj)
-    except RecursionError:
+    except (RecursionError, ValueError):  # jsonschema-rs: "Recursion limit reached"
         return Rejected(INVALID_FIELD, "event is nested too deeply")
 
 

@@ -31,7 +31,7 @@ from services.common.config import CommonSettings
 from services.common.exceptions import FraudradarError
 from services.common.http import Health, ServiceHttp
 from services.common.logs import setup_logging
-from services.common.records import encode
+from services.common.records import View, encode_view_bundle
 from services.common.stream import (
     CommitPolicy,
     DlqLimit,
@@ -40,6 +40,7 @@ from services.common.stream import (
     Record,
     StreamConfig,
     StreamRunner,
+    murmur2_partition,
 )
 from services.ingest.decode import Rejected, decode
 from services.ingest.pipeline import IngestLimits, IngestPipeline
@@ -55,6 +56,7 @@ STRIPPED = Counter("fraudradar_ingest_content_stripped_total", "Events that carr
 PUSH = Counter("fraudradar_ingest_push_requests_total", "HTTP batch push requests", ["status"])
 
 MAX_PUSH_EVENTS = 1000
+MAX_BUNDLE_VIEWS = 500  # ~225 KB per record: under Kafka's default 1 MB message limit
 
 
 class IngestSettings(CommonSettings):
@@ -81,8 +83,11 @@ class IngestProcessor:
 
     def process(self, records: list[Record], sink: OutputSink) -> None:
         now_ms = int(time.time() * 1000)
-        numbers, devices = self.numbers_topic, self.devices_topic
-        n_views = d_views = 0
+        numbers_topic, devices_topic = self.numbers_topic, self.devices_topic
+        n_numbers, n_devices = sink.partitions(numbers_topic), sink.partitions(devices_topic)
+        # Views are gathered per destination partition and written as bundles (records.py).
+        bundles: dict[tuple[str, int], list[View]] = {}
+        counts = {"number": 0, "device": 0}
         for record in records:
             result = self.pipeline.process(record.value, now_ms)  # type: ignore[arg-type]
             if result.content_stripped:
@@ -101,15 +106,21 @@ class IngestProcessor:
                 LATE.inc()
             EVENTS.labels("ok").inc()
             for view in result.views:
-                header = [("view_id", view.view_id.encode())]
+                key = view.entity.encode()
                 if view.entity_type == "number":
-                    sink.send(numbers, view.entity.encode(), encode(view), header)
-                    n_views += 1
+                    dest = (numbers_topic, murmur2_partition(key, n_numbers))
                 else:
-                    sink.send(devices, view.entity.encode(), encode(view), header)
-                    d_views += 1
-        VIEWS.labels("number").inc(n_views)
-        VIEWS.labels("device").inc(d_views)
+                    dest = (devices_topic, murmur2_partition(key, n_devices))
+                bundles.setdefault(dest, []).append(view)
+                counts[view.entity_type] += 1
+        for (topic, partition), views in bundles.items():
+            for start in range(0, len(views), MAX_BUNDLE_VIEWS):
+                chunk = views[start:start + MAX_BUNDLE_VIEWS]
+                sink.send(topic, None, encode_view_bundle(chunk),
+                          [("fraudradar.format", b"view-bundle-v1"), ("fraudradar.views", str(len(chunk)).encode())],
+                          partition=partition)
+        VIEWS.labels("number").inc(counts["number"])
+        VIEWS.labels("device").inc(counts["device"])
 
     def on_assigned(self, partitions: set[Any]) -> None:
         return None
