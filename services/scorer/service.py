@@ -17,8 +17,9 @@ The commit path (the shared ``StreamRunner`` plus one step, numbered as in the r
 Restore: the first record of a partition this process has no (valid) engine for triggers a
 synchronous replay of ``scorer-state[p]`` on this thread, before any of ``p``'s records are
 processed (the consumer's IO thread keeps heartbeating; rebalance listeners only record what
-changed, per kafka-python 3.x's rules). Every entity record carries the source offset it
-applied, so views replayed after a crash are skipped, not double counted: outputs are idempotent
+changed, per kafka-python 3.x's rules). Every entity record carries the source position
+(offset and index inside a view bundle) it applied, so views replayed after a crash are skipped,
+not double counted: outputs are idempotent
 (deterministic ``alert_id``, compacted ``risk``), state updates exactly-once per entity.
 
 Feedback: every replica reads all of ``fraudradar.feedback`` (no group) and hands a report to
@@ -46,7 +47,7 @@ from services.common.exceptions import FraudradarError
 from services.common.http import Health, ServiceHttp
 from services.common.logs import setup_logging
 from services.common.pseudonym import Pseudonymizer
-from services.common.records import decode_feedback, decode_view, encode, risk_key
+from services.common.records import decode_feedback, decode_views, encode, risk_key
 from services.common.stream import (
     CommitPolicy,
     DlqLimit,
@@ -63,6 +64,10 @@ from services.scorer.policy import Policy
 from services.scorer.store import MODELS_KEY
 
 log = logging.getLogger("fraudradar.scorer")
+
+# views in one bundle record share its offset; a view's source position is (offset << 16) + index
+BUNDLE_BITS = 16
+BUNDLE_MAX = (1 << BUNDLE_BITS) - 1
 
 
 class ScorerSettings(CommonSettings):
@@ -131,21 +136,25 @@ class ScorerProcessor:
                 with self._lock:
                     self._suspect.discard(partition)
             try:
-                view = decode_view(record.value)  # type: ignore[arg-type]
+                views = decode_views(record.value)  # type: ignore[arg-type]
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
                 sink.dead_letter(record, "INVALID_VIEW", str(exc)[:200])
                 continue
             sink.ok(record)
             topic_kind = "number" if record.topic == numbers_topic else "device"
-            if view.entity_type != topic_kind:
-                sink.dead_letter(record, "WRONG_TOPIC", f"{view.entity_type} view on the {topic_kind} topic")
-                continue
-            output = engine.process(view, offset=record.offset)
+            base = record.offset << BUNDLE_BITS
+            for index, view in enumerate(views):
+                if view.entity_type != topic_kind:
+                    log.warning("view on the wrong topic ignored",
+                                extra={"topic": record.topic, "entity_type": view.entity_type})
+                    continue
+                # a bundle's views share one Kafka offset: (offset, index) orders them exactly
+                output = engine.process(view, offset=base + min(index, BUNDLE_MAX))
+                if output.skipped:
+                    continue
+                metrics.VIEWS.labels(view.entity_type).inc()
+                self._emit(output, sink)
             engine.next_offsets[record.topic] = record.offset + 1
-            if output.skipped:
-                continue
-            metrics.VIEWS.labels(view.entity_type).inc()
-            self._emit(output, sink)
 
     def _emit(self, output: EngineOutput, sink: OutputSink) -> None:
         risk_topic = self.risk_topic
