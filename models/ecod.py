@@ -86,4 +86,4 @@ class StreamingECOD:
 
     def score_one(self, x: dict[str, float]) -> float:
         """Sum of ``-ln tail`` over the features of ``x`` (0 for an entirely typical point)."""
-        return sum(-math.log(t) for t in self.tails_one(x).values())
+        return float(sum(-math.log(t) for t in self.tails_one(x).values()))

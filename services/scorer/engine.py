@@ -134,6 +134,7 @@ class ScoringEngine:
         self._rescore_after_s = policy.rescore_after_ms // 1000
         self._min_activity = policy.models.min_activity
         self._medium = policy.levels.medium
+        self._modem_tacs = policy.modem_tacs
 
     @classmethod
     def default(cls, pseudonymizer: Pseudonymizer, policy_path: Path | None = None, seed: int = 0,
@@ -161,9 +162,9 @@ class ScoringEngine:
         before_sim, before_device = values[F.SIM_CHANGED_S], values[F.DEVICE_CHANGED_S]
         if entity_type == "number":
             night = self._night_hour(view.occurred_ms // 3_600_000)
-            F.apply_number(values, view, night, self._short_call_s)
+            F.apply_number(values, view, night, self._short_call_s, policy.a2p_allow)
         else:
-            F.apply_device(values, view)
+            F.apply_device(values, view, policy.a2p_allow)
         if offset is not None:
             values[F.OFFSET] = offset
         now_ms = int(values[F.LAST_MS])
@@ -171,9 +172,11 @@ class ScoringEngine:
         changed = values[F.SIM_CHANGED_S] != before_sim or values[F.DEVICE_CHANGED_S] != before_device
         activity = F.out_activity(values, layout)
 
-        # fast path: a quiet, unflagged entity without a recent SIM/device change can fire no
-        # rule and is not scored by the models (every rule needs activity or a recent change)
-        if (activity < self._min_activity and not values[F.RISK_LEVEL] and not values[F.FLAG_EXPIRES_S]
+        # fast path: a quiet, unflagged entity without a recent SIM/device change, not on a modem
+        # and not protected can fire no rule and is not scored by the models
+        modem = int(values[F.TAC]) in self._modem_tacs
+        if (activity < self._min_activity and not modem and not values[F.RISK_LEVEL]
+                and not values[F.FLAG_EXPIRES_S]
                 and now_s - max(values[F.SIM_CHANGED_S], values[F.DEVICE_CHANGED_S], values[F.ACTIVATED_S])
                 > 86_400 and not (entity_type == "number" and entity in policy.do_not_originate)):
             table.records[key] = layout.pack(values)
@@ -185,6 +188,7 @@ class ScoringEngine:
                     self._sweep(output)
             return output
         features = F.number_features(values) if entity_type == "number" else F.device_features(values)
+        features["modem_device"] = 1.0 if modem else 0.0
 
         # -- detectors ----------------------------------------------------------------------
         models = self.models[entity_type]
@@ -422,6 +426,7 @@ class ScoringEngine:
             return
         values = table.layout.unpack(packed)
         feats = F.number_features(values) if feedback.entity_type == "number" else F.device_features(values)
+        feats["modem_device"] = 1.0 if int(values[F.TAC]) in self._modem_tacs else 0.0
         self.models[feedback.entity_type].feedback.learn_one(feats, feedback.label == "confirmed_fraud")
         self.counters["feedback"] += 1
 

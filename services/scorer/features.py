@@ -104,7 +104,7 @@ NUMBER = Layout(
     sets=(("rcpt", RCPT_CAP), ("cell", CELL_CAP)),
 )
 DEVICE = Layout(
-    counters=("out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change"),
+    counters=("out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out", "call_out", "a2p_in"),
     sets=(("rcpt", RCPT_CAP), ("imsi", IDS_CAP), ("number", IDS_CAP), ("cell", CELL_CAP)),
 )
 
@@ -210,7 +210,8 @@ _N_SHORT, _N_UNANS, _N_NEW_CELL, _N_A2P = _NUM["short_call"], _NUM["unanswered"]
 _N_RCPT_SET, _N_CELL_SET = NUMBER.set_at["rcpt"], NUMBER.set_at["cell"]
 
 
-def apply_number(values: list[float], view: View, is_night: bool, short_call_s: float) -> None:
+def apply_number(values: list[float], view: View, is_night: bool, short_call_s: float,
+                 a2p_senders: frozenset[str] = frozenset()) -> None:
     """Update a number's state with one of its views (pure except for ``values``)."""
     _start(values, view)
     t_ms = view.occurred_ms
@@ -240,7 +241,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
     elif role == "in":
         if view.type == "sms":
             _add(values, _N_SMS_IN, weights)
-            if view.peer_kind in ("alphanumeric", "short_code"):
+            if view.peer_kind in ("alphanumeric", "short_code") or view.peer in a2p_senders:
                 _add(values, _N_A2P, weights)
         else:
             _add(values, _N_CALL_IN, weights)
@@ -269,18 +270,26 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
 _DEV = DEVICE.counter_at
 _D_OUT, _D_NEW_IMSI, _D_NEW_NUMBER = _DEV["out"], _DEV["new_imsi"], _DEV["new_number"]
 _D_NEW_CELL, _D_NEW_RCPT, _D_CHANGE = _DEV["new_cell"], _DEV["new_rcpt"], _DEV["change"]
+_D_URL, _D_CALL, _D_A2P = _DEV["url_out"], _DEV["call_out"], _DEV["a2p_in"]
 _D_RCPT_SET, _D_IMSI_SET = DEVICE.set_at["rcpt"], DEVICE.set_at["imsi"]
 _D_NUMBER_SET, _D_CELL_SET = DEVICE.set_at["number"], DEVICE.set_at["cell"]
 
 
-def apply_device(values: list[float], view: View) -> None:
-    """Update a device's state with one of its views."""
+def apply_device(values: list[float], view: View, a2p_senders: frozenset[str] = frozenset()) -> None:
+    """Update a device's state with one of its views (``a2p_senders``: pseudonyms of A2P senders)."""
     _start(values, view)
     weights = _advance(values, DEVICE, view.occurred_ms)
     if not values[DEVICE_FP]:
         values[DEVICE_FP] = fp64(view.entity)
-    if view.role == "out":
+    if view.role == "in":
+        if view.type == "sms" and view.peer is not None and view.peer in a2p_senders:
+            _add(values, _D_A2P, weights)
+    elif view.role == "out":
         _add(values, _D_OUT, weights)
+        if view.type == "call":
+            _add(values, _D_CALL, weights)
+        elif view.sms is not None and view.sms.has_url:
+            _add(values, _D_URL, weights)
         if view.peer is not None:
             fingerprint = fp32(view.peer)
             if _remember(values, _D_RCPT_SET, fingerprint):
@@ -328,13 +337,15 @@ def number_features(values: list[float]) -> dict[str, float]:
         "new_recipient_share_24h": _share(v[_N_NEW_RCPT + 2], out_24h),
         "distinct_recipients": distinct,
         "url_share_1h": _share(v[_N_URL + 1], sms_out_1h),
+        "url_share_24h": _share(v[_N_URL + 2], v[_N_SMS_OUT + 2]),
+        "url_sms_1h": v[_N_URL + 1], "url_sms_24h": v[_N_URL + 2],
         "out_in_ratio_24h": (out_24h + 1.0) / (in_24h + 1.0),
         "night_share_24h": _share(v[_N_NIGHT + 2], out_24h),
         "new_cells_24h": v[_N_NEW_CELL + 2],
         "short_call_share_1h": _share(v[_N_SHORT + 1], call_out_1h),
         "unanswered_share_1h": _share(v[_N_UNANS + 1], call_out_1h),
         "unanswered_1h": v[_N_UNANS + 1],
-        "a2p_in_1h": v[_N_A2P + 1],
+        "a2p_in_1h": v[_N_A2P + 1], "a2p_in_24h": v[_N_A2P + 2],
         "sim_change_recency": _recency(now_s, v[SIM_CHANGED_S], 86_400.0),
         "device_change_recency": _recency(now_s, v[DEVICE_CHANGED_S], 86_400.0),
         "sim_newness": _recency(now_s, v[ACTIVATED_S], 7 * 86_400.0),
@@ -354,6 +365,8 @@ def device_features(values: list[float]) -> dict[str, float]:
         "new_recipients_1h": v[_D_NEW_RCPT + 1], "new_recipients_24h": v[_D_NEW_RCPT + 2],
         "distinct_recipients": sketch_estimate(v, DEVICE.sketch_at) if evicted else float(set_size(v, _D_RCPT_SET)),
         "changes_24h": v[_D_CHANGE + 2],
+        "url_sms_24h": v[_D_URL + 2], "calls_out_1h": v[_D_CALL + 1], "calls_out_24h": v[_D_CALL + 2],
+        "a2p_in_24h": v[_D_A2P + 2],
     }
 
 

@@ -111,6 +111,7 @@ class PolicyFile(_Strict):
     do_not_originate: list[str] = []
     do_not_originate_points: float = 95
     a2p_allow: A2PAllow = A2PAllow()
+    modem_tacs: list[str] = []
     rules: dict[Literal["number", "device"], list[Rule]]
 
 
@@ -133,6 +134,7 @@ class Policy:
         self.models = spec.models
         self.rules = spec.rules
         self.do_not_originate = frozenset(self._pseudonyms(pseudonymizer, spec.do_not_originate, False))
+        self.modem_tacs = frozenset(int(t) for t in spec.modem_tacs if t.isdigit())
         self.a2p_allow = frozenset(
             self._pseudonyms(pseudonymizer, spec.a2p_allow.alphanumeric, True)
             + self._pseudonyms(pseudonymizer, spec.a2p_allow.short_codes, False)

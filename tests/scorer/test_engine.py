@@ -38,9 +38,9 @@ def test_sms_blast_raises_one_alert_per_episode_with_reasons() -> None:
     alert = alerts[0]
     assert alert.level in ("high", "critical") and alert.score >= 70
     codes = [r.code for r in alert.reasons]
-    assert "SMS_BLAST" in codes or "HIGH_RECIPIENT_DIVERSITY" in codes
+    assert {"SMS_BLAST", "HIGH_RECIPIENT_DIVERSITY", "SLOW_LINK_SPREAD"} & set(codes)
     assert all(r.window in ("5m", "1h", "24h", "lifetime", "event") for r in alert.reasons)
-    assert alert.evidence["sms_out_1h"] > 20 and alert.model_version == eng.model_version
+    assert alert.evidence["sms_out_1h"] > 5 and alert.model_version == eng.model_version
     risks = [o.risk for o in outs if o.risk is not None]
     assert risks[-1].level in ("high", "critical") and risks[-1].first_flagged_at is not None
     assert risks[-1].expires_at > risks[-1].updated_at
@@ -95,8 +95,9 @@ def test_sim_swap_then_otp_and_blast_alerts() -> None:
     views += [sms_in(me, pid("bank-sender"), T0 + (i + 1) * MIN, peer_kind="alphanumeric") for i in range(3)]
     views += [sms_out(me, pid(f"mule{i}"), T0 + 5 * MIN + i * 20_000, url=True, n=i) for i in range(15)]
     alerts = [a for o in run(eng, views) for a in o.alerts]
-    assert alerts and alerts[0].reasons[0].code in ("SIM_SWAP_THEN_OTP", "FRESH_SIM_ACTIVITY", "SMS_BLAST",
-                                                    "HIGH_RECIPIENT_DIVERSITY")
+    assert len(alerts) == 1 and alerts[0].reasons[0].code == "SIM_SWAP_THEN_SPREAD"
+    # the first link SMS after the swap raised it: 5 minutes after the swap
+    assert alerts[0].raised_at.startswith("2026-09-21") and "RECENT_SIM_SWAP" in [r.code for r in alerts[0].reasons]
 
 
 def test_flags_expire_and_idle_entities_are_forgotten() -> None:
@@ -174,4 +175,4 @@ def test_state_is_compact_per_entity() -> None:
         eng.process(sms_out(pid(f"n{i}"), pid(f"p{i}"), T0 + i))
     per_entity = eng.state_bytes() / sum(eng.entities().values())
     assert per_entity < 512
-    assert F.NUMBER.size < 360
+    assert F.NUMBER.size < 400
