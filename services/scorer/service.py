@@ -106,6 +106,7 @@ class ScorerProcessor:
         self._feedback_next_poll = 0.0
         self._n_partitions: int | None = None
         self.model_version = ScoringEngine(policy, pseudonymizer, settings.seed).model_version
+        self._views_counter = {kind: metrics.VIEWS.labels(kind) for kind in ("number", "device")}
 
     # -- rebalance callbacks: IO thread, record only -----------------------------------------------
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
@@ -143,6 +144,7 @@ class ScorerProcessor:
             sink.ok(record)
             topic_kind = "number" if record.topic == numbers_topic else "device"
             base = record.offset << BUNDLE_BITS
+            scored = 0
             for index, view in enumerate(views):
                 if view.entity_type != topic_kind:
                     log.warning("view on the wrong topic ignored",
@@ -152,8 +154,11 @@ class ScorerProcessor:
                 output = engine.process(view, offset=base + min(index, BUNDLE_MAX))
                 if output.skipped:
                     continue
-                metrics.VIEWS.labels(view.entity_type).inc()
-                self._emit(output, sink)
+                scored += 1
+                if output.risk is not None or output.alerts or output.model_scores or output.tombstones \
+                        or output.risk_updates:
+                    self._emit(output, sink)
+            self._views_counter[topic_kind].inc(scored)
             engine.next_offsets[record.topic] = record.offset + 1
 
     def _emit(self, output: EngineOutput, sink: OutputSink) -> None:
