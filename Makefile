@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.cache/bin:$(PATH)
+export PATH := $(CURDIR)/$(VENV)/bin:$(or $(FRAUDRADAR_CACHE),$(HOME)/.cache/fraudradar)/bin:$(PATH)
 
 .PHONY: demo test install tools lint typecheck unit bench reliability clean
 

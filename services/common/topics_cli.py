@@ -19,8 +19,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.action == "list":
         for spec in default_specs(args.partitions):
-            cfg = ",".join(f"{k}={v}" for k, v in spec.configs.items())
-            print(f"{topic_name(args.prefix, spec.suffix):<32} partitions={spec.partitions:<3} {cfg}  # {spec.doc}")
+            configs = ",".join(f"{k}={v}" for k, v in spec.configs.items())
+            print(f"{topic_name(args.prefix, spec.suffix):<32} partitions={spec.partitions:<3} {configs}  # {spec.doc}")
         return 0
     settings = settings.model_copy(update={"bootstrap": args.bootstrap})
     cfg = settings.kafka_config()

@@ -1,0 +1,16 @@
+"""Prometheus metrics shared by every Kafka-consuming service (names: docs/metrics.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONSUMER_RECORDS = Counter("fraudradar_consumer_records_total", "Records consumed", ["service", "topic"])
+CONSUMER_LAG = Gauge("fraudradar_consumer_lag", "High watermark minus position", ["service", "topic", "partition"])
+CONSUMER_COMMITS = Counter("fraudradar_consumer_commits_total", "Successful offset commits", ["service"])
+LAST_COMMIT = Gauge("fraudradar_consumer_last_commit_timestamp_seconds", "Wall time of the last commit", ["service"])
+BATCH_SECONDS = Histogram(
+    "fraudradar_batch_duration_seconds", "Time to process one polled batch including flush", ["service"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+DLQ = Counter("fraudradar_dlq_total", "Records dead-lettered by reason", ["service", "reason"])
+DLQ_LIMIT_TRIPPED = Counter("fraudradar_dlq_limit_tripped_total", "DLQ limit stopped the consumer", ["service"])

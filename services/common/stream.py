@@ -1,0 +1,367 @@
+"""The at-least-once consumer loop every streaming service runs.
+
+A service supplies a ``BatchProcessor``: it turns a polled batch into outputs through an
+``OutputSink`` (``send`` for results, ``dead_letter`` for poison input). The runner owns the
+delivery guarantees; the commit path is, in order:
+
+1. process the batch (the processor sends outputs and dead letters through the sink);
+2. flush the producer and check every future: a failed delivery stops the service *without*
+   committing, so the batch is redelivered to whoever owns the partition next;
+3. commit the next offsets of what was processed (``CommitPolicy``: at most once per
+   ``interval_s``, and always before shutdown);
+4. poll again. Rebalances happen only inside ``poll`` (kafka-python 3.x runs listeners on its
+   IO thread while this thread is blocked in ``poll``), so listeners only drop pending offsets
+   of revoked partitions and tell the processor; they never call blocking consumer APIs.
+
+Blocking: ``run`` until ``stop`` is set (SIGTERM/SIGINT via ``install_signal_handlers``).
+Raises: ``DlqLimitExceeded`` when poison input crosses the limit; ``DeliveryFailed`` when the
+broker does not acknowledge outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from services.common import metrics
+from services.common.config import CommonSettings
+from services.common.exceptions import FraudradarError
+from services.common.http import Health
+
+log = logging.getLogger("fraudradar.stream")
+
+
+class StreamError(FraudradarError):
+    """The stream loop had to stop."""
+
+
+class DlqLimitExceeded(StreamError):
+    """Too much poison input: stop rather than dead-letter everything after a bad deploy."""
+
+
+class DeliveryFailed(StreamError):
+    """The broker did not acknowledge outputs; offsets were not committed."""
+
+
+class Crc32cMissing(StreamError):
+    """kafka-python would fall back to pure-Python CRC32C, about 10x slower."""
+
+
+def check_crc32c() -> None:
+    """Fail fast if the ``crc32c`` C extension is missing (kafka-python decodes 10x slower)."""
+    try:
+        import crc32c  # noqa: F401
+    except ImportError as exc:
+        raise Crc32cMissing("the 'crc32c' package is not installed: pip install crc32c") from exc
+
+
+@dataclass(frozen=True)
+class DlqLimit:
+    """Stop when, per partition, more than ``max_invalid_ratio`` of the last ``window`` records
+    were dead-lettered (once at least ``min_records`` were seen), or ``max_consecutive`` in a row."""
+
+    max_invalid_ratio: float = 0.5
+    max_consecutive: int = 1000
+    window: int = 1000
+    min_records: int = 200
+
+
+class DlqGuard:
+    def __init__(self, limit: DlqLimit) -> None:
+        self.limit = limit
+        self._recent: dict[TopicPartition, deque[bool]] = {}
+        self._consecutive: dict[TopicPartition, int] = {}
+
+    def record(self, tp: TopicPartition, invalid: bool) -> None:
+        recent = self._recent.setdefault(tp, deque(maxlen=self.limit.window))
+        recent.append(invalid)
+        run = self._consecutive.get(tp, 0) + 1 if invalid else 0
+        self._consecutive[tp] = run
+        if run > self.limit.max_consecutive:
+            raise DlqLimitExceeded(f"{run} consecutive invalid records on {tp.topic}[{tp.partition}]")
+        if invalid and len(recent) >= self.limit.min_records:
+            ratio = sum(recent) / len(recent)
+            if ratio > self.limit.max_invalid_ratio:
+                raise DlqLimitExceeded(
+                    f"{ratio:.0%} of the last {len(recent)} records on {tp.topic}[{tp.partition}] were invalid"
+                )
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self._recent.pop(tp, None)
+            self._consecutive.pop(tp, None)
+
+
+@dataclass
+class CommitPolicy:
+    """Commit at most once per ``interval_s`` (0 = after every batch)."""
+
+    interval_s: float = 1.0
+    _last: float = field(default=0.0, repr=False)
+
+    def due(self, now: float) -> bool:
+        return now - self._last >= self.interval_s
+
+    def committed(self, now: float) -> None:
+        self._last = now
+
+
+class Record(Protocol):
+    """The parts of a kafka-python ``ConsumerRecord`` that processors use."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+    timestamp: int
+
+
+class OutputSink:
+    """Collects the futures of one batch's outputs; ``dead_letter`` routes poison to the DLQ."""
+
+    def __init__(self, producer: KafkaProducer, service: str, dlq_topic: str, guard: DlqGuard) -> None:
+        self._producer = producer
+        self._service = service
+        self._dlq_topic = dlq_topic
+        self._guard = guard
+        self._partition_counts: dict[str, int] = {}
+        self._futures: list[Any] = []
+        self.sent = 0
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None,
+             headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        """Produce one record; with a key and no partition, Kafka's default partitioner (cached)."""
+        if partition is None and key is not None:
+            partition = murmur2_partition(key, self.partitions(topic))
+        self._futures.append(self._producer.send(topic, key=key, value=value, headers=headers, partition=partition))
+        self.sent += 1
+
+    def partitions(self, topic: str) -> int:
+        """Partition count of ``topic`` (cached; blocks on metadata the first time)."""
+        count = self._partition_counts.get(topic)
+        if count is None:
+            parts = self._producer.partitions_for(topic)
+            if not parts:
+                raise DeliveryFailed(f"topic {topic} has no partitions (does it exist?)")
+            count = self._partition_counts[topic] = len(parts)
+        return count
+
+    def ok(self, record: Record) -> None:
+        """The record was handled normally (feeds the DLQ ratio guard)."""
+        self._guard.record(TopicPartition(record.topic, record.partition), False)
+
+    def dead_letter(self, record: Record, reason: str, detail: str) -> None:
+        headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("fraudradar.")]
+        headers += [
+            ("reason", reason.encode()),
+            ("fraudradar.detail", detail[:500].encode("utf-8", "replace")),
+            ("fraudradar.source_topic", record.topic.encode()),
+            ("fraudradar.source_partition", str(record.partition).encode()),
+            ("fraudradar.source_offset", str(record.offset).encode()),
+            ("fraudradar.service", self._service.encode()),
+            ("fraudradar.failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        self._futures.append(self._producer.send(self._dlq_topic, key=record.key, value=record.value,
+                                                 headers=headers))
+        metrics.DLQ.labels(self._service, reason).inc()
+        self._guard.record(TopicPartition(record.topic, record.partition), True)
+
+    def flush_and_check(self, timeout_s: float) -> None:
+        """Step 2 of the commit path: every output of the batch acknowledged, or raise."""
+        self._producer.flush(timeout=timeout_s)
+        try:
+            for future in self._futures:
+                future.get(timeout=0.0 if future.is_done else timeout_s)
+        except Exception as exc:
+            raise DeliveryFailed(f"output not acknowledged: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._futures.clear()
+
+
+class BatchProcessor(Protocol):
+    def process(self, records: list[Record], sink: OutputSink) -> None:
+        """Handle a batch in offset order per partition; send every output through ``sink``."""
+
+    def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        """Partitions added (called on the consumer's IO thread; must not block)."""
+
+    def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        """Partitions taken away or lost (IO thread; drop state, do not block)."""
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: StreamRunner) -> None:
+        self.runner = runner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.runner._revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.runner._assigned(set(assigned))
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.runner._revoked(set(lost))
+
+
+@dataclass
+class StreamConfig:
+    service: str
+    group_id: str
+    topics: list[str]
+    dlq_topic: str
+    max_poll_records: int = 2000
+    poll_timeout_ms: int = 200
+    commit: CommitPolicy = field(default_factory=CommitPolicy)
+    dlq_limit: DlqLimit = field(default_factory=DlqLimit)
+    flush_timeout_s: float = 30.0
+    instance_id: str | None = None      # static membership (KIP-345), e.g. the pod name
+    consumer_overrides: dict[str, Any] = field(default_factory=dict)
+    producer_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+class StreamRunner:
+    def __init__(self, settings: CommonSettings, config: StreamConfig, processor: BatchProcessor,
+                 health: Health | None = None) -> None:
+        check_crc32c()
+        self.settings = settings
+        self.config = config
+        self.processor = processor
+        self.health = health or Health()
+        self.stop_event = threading.Event()
+        self._pending: dict[TopicPartition, int] = {}
+        self._assignment: set[TopicPartition] = set()
+        self._guard = DlqGuard(config.dlq_limit)
+        kafka_cfg = settings.kafka_config()
+        self.consumer = KafkaConsumer(
+            **kafka_cfg,
+            group_id=config.group_id,
+            client_id=f"fraudradar-{config.service}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=config.max_poll_records,
+            group_instance_id=config.instance_id,
+            fetch_max_bytes=32 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **config.consumer_overrides,
+        )
+        self.producer = KafkaProducer(
+            **kafka_cfg,
+            client_id=f"fraudradar-{config.service}",
+            acks="all",
+            linger_ms=100,
+            batch_size=256 * 1024,
+            max_request_size=4 * 1024 * 1024,
+            **config.producer_overrides,
+        )
+        self.sink = OutputSink(self.producer, config.service, config.dlq_topic, self._guard)
+
+    # -- rebalance callbacks (IO thread, non-blocking) -----------------------------------------
+    def _revoked(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            self._pending.pop(tp, None)
+        self._assignment -= partitions
+        self._guard.forget(partitions)
+        self.processor.on_revoked(partitions)
+        log.info("partitions revoked", extra={"partitions": sorted(f"{t.topic}[{t.partition}]" for t in partitions)})
+
+    def _assigned(self, partitions: set[TopicPartition]) -> None:
+        self._assignment |= partitions
+        self.processor.on_assigned(partitions)
+        log.info("partitions assigned", extra={"partitions": sorted(f"{t.topic}[{t.partition}]" for t in partitions)})
+
+    # -- the loop --------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def _stop(signum: int, _frame: object) -> None:
+            log.info("signal received, finishing the batch", extra={"signal": signum})
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+
+    def run(self) -> None:
+        cfg = self.config
+        self.consumer.subscribe(cfg.topics, listener=_Listener(self))
+        service = cfg.service
+        try:
+            while not self.stop_event.is_set():
+                self.health.beat()
+                polled = self.consumer.poll(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records)
+                if polled:
+                    self._handle(polled)
+                elif self._assignment:
+                    self.health.set_ready(True, "caught up")
+                self._maybe_commit(force=False)
+        finally:
+            try:
+                self.sink.flush_and_check(cfg.flush_timeout_s)
+                self._maybe_commit(force=True)
+            except StreamError:
+                log.exception("final flush failed; offsets not committed")
+            self.consumer.close(autocommit=False)
+            self.producer.close(timeout=cfg.flush_timeout_s)
+            log.info("stopped", extra={"service": service})
+
+    def _handle(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        started = time.perf_counter()
+        records: list[Any] = []
+        for tp, recs in polled.items():
+            records.extend(recs)
+            metrics.CONSUMER_RECORDS.labels(self.config.service, tp.topic).inc(len(recs))
+        self.processor.process(records, self.sink)            # 1. process
+        self.sink.flush_and_check(self.config.flush_timeout_s)  # 2. flush + check futures
+        for tp, recs in polled.items():
+            if tp in self._assignment or not self._assignment:
+                self._pending[tp] = recs[-1].offset + 1
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                metrics.CONSUMER_LAG.labels(self.config.service, tp.topic, str(tp.partition)).set(
+                    max(0, high - (recs[-1].offset + 1)))
+        metrics.BATCH_SECONDS.labels(self.config.service).observe(time.perf_counter() - started)
+
+    def _maybe_commit(self, force: bool) -> None:
+        now = time.monotonic()
+        if not self._pending or not (force or self.config.commit.due(now)):
+            return
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self._pending.items()}
+        try:
+            self.consumer.commit(offsets)                      # 3. commit
+        except Exception as exc:  # a rebalance raced us: the new owner replays (idempotent outputs)
+            log.warning("commit failed; the batch will be redelivered", extra={"error": type(exc).__name__})
+            self._pending.clear()
+            return
+        self._pending.clear()
+        self.config.commit.committed(now)
+        metrics.CONSUMER_COMMITS.labels(self.config.service).inc()
+        metrics.LAST_COMMIT.labels(self.config.service).set(time.time())
+
+
+def _murmur2(data: bytes) -> int:
+    from kafka.partitioner import murmur2
+
+    return int(murmur2(data))
+
+
+_MURMUR_CACHE: dict[bytes, int] = {}
+
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partition for a key (Java-compatible murmur2), cached per key."""
+    h = _MURMUR_CACHE.get(key)
+    if h is None:
+        if len(_MURMUR_CACHE) > 1 << 20:
+            _MURMUR_CACHE.clear()
+        h = _MURMUR_CACHE[key] = _murmur2(key) & 0x7FFFFFFF
+    return h % partitions

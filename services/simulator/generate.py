@@ -1,0 +1,228 @@
+"""Build a whole simulated run and render it as raw contract v1 events.
+
+``simulate(config)`` is pure: the same config (including the seed) gives the same events and
+truth, byte for byte. Each part of the world draws from its own seeded generator, so choosing
+fewer scenarios does not change normal life.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from services.simulator import catalog
+from services.simulator.normal import build_population, normal_life
+from services.simulator.scenarios import BUILDERS, MAX_INSTANCES, instances_per_scenario, make_context
+from services.simulator.timeline import BUSINESS, Timeline, iso, local_hours, rfc3339
+from services.simulator.world import CALL, CHANGES, SMS, Batch, Change, Scene, Truth, World, concat, take
+
+I32 = npt.NDArray[np.int32]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    subscribers: int
+    duration_ms: int
+    seed: int
+    start_ms: int
+    scenarios: tuple[str, ...] = catalog.SCENARIOS
+    intensity: float = 1.0
+
+
+@dataclass
+class Simulation:
+    """A finished run: events sorted by event time with every derived column resolved."""
+
+    config: SimConfig
+    world: World
+    events: Batch
+    operator: npt.NDArray[np.int8]
+    imei: I32
+    imsi: I32
+    cell: I32
+    truth: list[Truth]
+
+    @property
+    def size(self) -> int:
+        return self.events.size
+
+
+def _rng(seed: int, *stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *stream])
+
+
+def _drop_silenced(events: Batch, world: World, scene: Scene) -> Batch:
+    keep = np.ones(events.size, np.bool_)
+    for line, t in scene.silence_after:      # the line's own outgoing traffic stops
+        keep &= ~((events.line == line) & events.mo & (events.t >= t))
+    for line, t in scene.silence_before:     # nothing of the line before it exists
+        number = world.line_number[line]
+        keep &= ~(((events.line == line) | (events.a == number) | (events.b == number)) & (events.t < t))
+    return take(events, keep)
+
+
+def _apply_changes(events: Batch, imei: I32, imsi: I32, changes: list[Change]) -> None:
+    if not changes:
+        return
+    changed_lines = np.unique(np.asarray([c.line for c in changes], np.int32))
+    subset = np.flatnonzero(np.isin(events.line, changed_lines))
+    sub_line, sub_t = events.line[subset], events.t[subset]
+    sub_free_imei, sub_free_imsi = events.imei[subset] < 0, events.imsi[subset] < 0
+    for change in sorted(changes, key=lambda c: (c.t_ms, c.line)):
+        hit = (sub_line == change.line) & (sub_t >= change.t_ms)
+        if change.imei >= 0:
+            imei[subset[hit & sub_free_imei]] = change.imei
+        if change.imsi >= 0:
+            imsi[subset[hit & sub_free_imsi]] = change.imsi
+
+
+def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
+    say = progress or (lambda _msg: None)
+    tl = Timeline(config.start_ms, config.duration_ms)
+    world = World(_rng(config.seed, 0))
+    world.build_cells(max(40, config.subscribers // 150))
+    say("population")
+    pop = build_population(world, config.subscribers, _rng(config.seed, 1))
+    say("normal life")
+    normal = normal_life(world, tl, pop, _rng(config.seed, 2), config.subscribers)
+    ctx = make_context(world, tl, pop, config.subscribers)
+    fraud = Scene()
+    n_inst = instances_per_scenario(config.subscribers)
+    for s_index, name in enumerate(catalog.SCENARIOS):
+        if name not in config.scenarios:
+            continue
+        say(f"scenario {name}")
+        for i in range(min(n_inst, MAX_INSTANCES.get(name, n_inst))):
+            fraud.extend(BUILDERS[name](ctx, _rng(config.seed, 100 + s_index, i), config.intensity, i))
+
+    say("ordering")
+    silences = Scene(silence_after=normal.silence_after + fraud.silence_after,
+                     silence_before=normal.silence_before + fraud.silence_before)
+    events = concat([_drop_silenced(concat(normal.batches), world, silences), concat(fraud.batches)])
+    inside = (events.t >= tl.start_ms) & (events.t < tl.end_ms)
+    events = take(events, inside)
+    events = take(events, np.argsort(events.t, kind="stable"))
+
+    line = events.line
+    operator = world.line_operator[line]
+    imei = np.where(events.imei >= 0, events.imei, world.line_imei[line]).astype(np.int32)
+    imsi = np.where(events.imsi >= 0, events.imsi, world.line_imsi[line]).astype(np.int32)
+    _apply_changes(events, imei, imsi, normal.changes + fraud.changes)
+    # cells: explicit, abroad (roaming), at work in business hours, else at home
+    rng = _rng(config.seed, 3)
+    hours = local_hours(events.t)
+    at_work = (np.asarray(BUSINESS)[hours] > 0.5) & (rng.random(events.size) < 0.7)
+    cell = np.where(at_work, world.line_work_cell[line], world.line_home_cell[line])
+    roaming = world.line_roaming[line]
+    if len(world.visited_cells):
+        abroad = world.visited_cells[(line.astype(np.int64) * 7 + rng.integers(0, 3, events.size))
+                                     % len(world.visited_cells)]
+        cell = np.where(roaming, abroad, cell)
+    cell = np.where(events.cell >= 0, events.cell, cell).astype(np.int32)
+    truth = sorted(fraud.truth, key=lambda tr: (catalog.SCENARIOS.index(tr.scenario), tr.start_ms, tr.entity_type,
+                                                 tr.identifier))
+    return Simulation(config, world, events, operator, imei, imsi, cell, truth)
+
+
+def _national(number: str) -> str:
+    return "0" + number[3:] if number.startswith("+31") else number
+
+
+def render(sim: Simulation, shift_ms: int = 0, time_scale: float = 1.0, chunk: int = 20_000,
+           ) -> Iterator[list[tuple[str, bytes]]]:
+    """Yield chunks of ``(key, json line)`` for the events, in event-time order.
+
+    ``shift_ms`` and ``time_scale`` re-time the run for live streaming: an event at ``t``
+    becomes ``start + shift + (t - start) / time_scale``. The key is the a_number (sms, call)
+    or the msisdn (sim), as a telco would partition its raw topic.
+    """
+    world, ev = sim.world, sim.events
+    start = sim.config.start_ms
+    t = ev.t if (shift_ms == 0 and time_scale == 1.0) else (
+        start + shift_ms + ((ev.t - start) / time_scale).astype(np.int64))
+    style = {catalog.OPERATORS.index(op[0]): (op[3] == "local", op[4], op[5]) for op in catalog.DUTCH_OPERATORS}
+    style[catalog.OPERATORS.index(catalog.ROAMING_PARTNER)] = (False, 0.0, 0.0)
+    rng = _rng(sim.config.seed, 4)
+    national_draw = rng.random(ev.size)
+    imeisv_draw = rng.random(ev.size)
+    local_mask = np.asarray([style[int(o)][0] for o in range(len(catalog.OPERATORS))])[sim.operator]
+    times: list[str] = [""] * ev.size
+    for is_local in (True, False):
+        idx = np.flatnonzero(local_mask == is_local)
+        for i, text in zip(idx.tolist(), rfc3339(t[idx], local=is_local), strict=True):
+            times[i] = text
+    national_share = np.asarray([style[o][1] for o in range(len(catalog.OPERATORS))])[sim.operator]
+    imeisv_share = np.asarray([style[o][2] for o in range(len(catalog.OPERATORS))])[sim.operator]
+    as_national = (national_draw < national_share).tolist()
+    as_imeisv = (imeisv_draw < imeisv_share).tolist()
+
+    numbers, imeis, imsis, cells = world.numbers, world.imeis, world.imsis, world.cells
+    imei15 = [body + catalog.luhn_check_digit(body) for body in imeis]
+    imeisv = [body + f"{int(body[-2:]) % 20:02d}" for body in imeis]
+    operators = catalog.OPERATORS
+    cols = [c.tolist() for c in (ev.kind, ev.a, ev.b, ev.mo, sim.operator, sim.imei, sim.imsi, sim.cell,
+                                 ev.segments, ev.url, ev.chars, ev.duration, ev.answered, ev.change,
+                                 ev.sim_imei, ev.sim_imsi)]
+    out: list[tuple[str, bytes]] = []
+    dumps = orjson.dumps
+    for i, (kind, a, b, mo, op, imei, imsi, cell, seg, url, chars, dur, ans, change, s_imei,
+            s_imsi) in enumerate(zip(*cols, strict=True)):
+        op_name = operators[op]
+        event: dict[str, object] = {
+            "schema_version": 1,
+            "event_id": f"{op_name}-{i:010d}",
+            "operator": op_name,
+            "type": "sms" if kind == SMS else ("call" if kind == CALL else "sim"),
+            "occurred_at": times[i],
+        }
+        a_text = numbers[a]
+        if kind in (SMS, CALL):
+            b_text = numbers[b]
+            if as_national[i]:
+                a_text, b_text = _national(a_text), _national(b_text)
+            event["a_number"] = a_text
+            event["b_number"] = b_text
+            event["direction"] = "mo" if mo else "mt"
+            key = a_text
+        else:
+            key = a_text
+        change_name = CHANGES[change] if change >= 0 else ""
+        if imei >= 0 and change_name != "swap":   # a swapped-in SIM's device is not known yet
+            event["imei"] = imeisv[imei] if as_imeisv[i] else imei15[imei]
+        if imsi >= 0:
+            event["imsi"] = imsis[imsi]
+        if cell >= 0:
+            event["cell_id"] = cells[cell]
+        if kind == SMS:
+            event["sms"] = {"segments": seg, "has_url": url, "chars": chars}
+        elif kind == CALL:
+            event["call"] = {"duration_s": dur, "answered": ans}
+        else:
+            sim_part: dict[str, object] = {"change": change_name, "msisdn": a_text}
+            if s_imsi >= 0:
+                sim_part["imsi"] = imsis[s_imsi]
+            if s_imei >= 0:
+                sim_part["imei"] = imei15[s_imei]
+            event["sim"] = sim_part
+        out.append((key, dumps(event)))
+        if len(out) >= chunk:
+            yield out
+            out = []
+    if out:
+        yield out
+
+
+def truth_lines(sim: Simulation, shift_ms: int = 0, time_scale: float = 1.0) -> list[bytes]:
+    start = sim.config.start_ms
+
+    def retime(t: int) -> int:
+        return t if (shift_ms == 0 and time_scale == 1.0) else start + shift_ms + int((t - start) / time_scale)
+
+    return [orjson.dumps({"scenario": tr.scenario, "entity_type": tr.entity_type, "identifier": tr.identifier,
+                          "start": iso(retime(tr.start_ms)), "end": iso(retime(tr.end_ms))})
+            for tr in sim.truth]

@@ -1,0 +1,174 @@
+"""Entity-level detection metrics of a backtest (pure functions, no I/O).
+
+Definitions (also in docs/backtest.md):
+
+- An entity is ``(entity_type, pseudonym)``. A truth entity belongs to one or more scenarios;
+  its start is the earliest start given for it in that scenario.
+- A *qualifying alert* has a level at or above the threshold (default ``high``).
+- A truth entity is *detected* in a scenario when a qualifying alert on it was raised at or
+  after the scenario's start for it; time to detect = first such alert − start (event time).
+  Qualifying alerts on a truth entity before its start are ignored (neither hit nor false alarm).
+- A *false alarm* is a non-truth entity with at least one qualifying alert.
+- Overall precision = detected truth entities / (detected truth entities + false alarms);
+  recall = detected / truth entities.
+- Per-scenario precision = detected_s / (detected_s + false alarms of the entity types the
+  scenario labels): the precision one would see if this were the only fraud in the traffic.
+- False alarms per 100k per day = false alarms / distinct normal subscriber numbers seen
+  × 100 000 / run length in days.
+- ROC AUC and PR AUC (average precision) rank every entity the scorer saw, plus truth
+  entities it never saw (score 0), by the highest score it ever gave them.
+
+Undefined values (no detection → no time to detect; one class only → no AUC) are ``None``
+(JSON ``null``); a ratio with an empty denominator is 0.0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.common.records import LEVELS
+
+EntityKey = tuple[str, str]   # (entity_type, pseudonym)
+
+
+@dataclass(frozen=True)
+class TruthEntity:
+    scenario: str
+    entity_type: str
+    entity: str              # pseudonym
+    start_ms: int
+    end_ms: int
+
+    @property
+    def key(self) -> EntityKey:
+        return (self.entity_type, self.entity)
+
+
+@dataclass(frozen=True)
+class AlertPoint:
+    entity_type: str
+    entity: str
+    level: str
+    raised_ms: int
+
+    @property
+    def key(self) -> EntityKey:
+        return (self.entity_type, self.entity)
+
+
+def level_at_least(level: str, threshold: str) -> bool:
+    return LEVELS.index(level) >= LEVELS.index(threshold)  # type: ignore[arg-type]
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / den if den else 0.0
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def _aucs(truth_keys: set[EntityKey], max_scores: Mapping[EntityKey, float]) -> tuple[float | None, float | None]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    keys = set(max_scores) | truth_keys
+    if not keys:
+        return None, None
+    ordered = sorted(keys)
+    y = np.asarray([k in truth_keys for k in ordered], dtype=np.int8)
+    s = np.asarray([float(max_scores.get(k, 0.0)) for k in ordered], dtype=np.float64)
+    if y.min() == y.max():
+        return None, None
+    return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, object]                 # the metrics.json document
+    ttd_s: dict[str, list[float]]              # scenario -> times to detect of detected entities
+    detected: set[EntityKey]
+    false_alarms: set[EntityKey]
+
+
+def compute_metrics(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
+                    max_scores: Mapping[EntityKey, float], *, normal_numbers: int, duration_days: float,
+                    events: int, events_per_s: float, model_version: str, min_level: str = "high",
+                    scenario_order: Iterable[str] = ()) -> dict[str, object]:
+    """The ``metrics.json`` document (exactly its documented keys)."""
+    return evaluate(truth, alerts, max_scores, normal_numbers=normal_numbers, duration_days=duration_days,
+                    events=events, events_per_s=events_per_s, model_version=model_version, min_level=min_level,
+                    scenario_order=scenario_order).metrics
+
+
+def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
+             max_scores: Mapping[EntityKey, float], *, normal_numbers: int, duration_days: float,
+             events: int, events_per_s: float, model_version: str, min_level: str = "high",
+             scenario_order: Iterable[str] = ()) -> Evaluation:
+    """Metrics plus the details the report plots."""
+    truth = list(truth)
+    # scenario -> entity -> earliest start
+    starts: dict[str, dict[EntityKey, int]] = {}
+    for t in truth:
+        per = starts.setdefault(t.scenario, {})
+        per[t.key] = min(per.get(t.key, t.start_ms), t.start_ms)
+    truth_keys = {t.key for t in truth}
+
+    qualifying: dict[EntityKey, list[int]] = {}
+    for a in alerts:
+        if level_at_least(a.level, min_level):
+            qualifying.setdefault(a.key, []).append(a.raised_ms)
+    for times in qualifying.values():
+        times.sort()
+    false_alarms = {k for k in qualifying if k not in truth_keys}
+    fa_by_type: dict[str, int] = {}
+    for entity_type, _ in false_alarms:
+        fa_by_type[entity_type] = fa_by_type.get(entity_type, 0) + 1
+
+    order = [s for s in scenario_order if s in starts] + sorted(s for s in starts if s not in set(scenario_order))
+    scenarios: dict[str, dict[str, object]] = {}
+    ttd_by_scenario: dict[str, list[float]] = {}
+    detected_all: set[EntityKey] = set()
+    for name in order:
+        per = starts[name]
+        ttds: list[float] = []
+        for key, start in per.items():
+            first = next((t for t in qualifying.get(key, []) if t >= start), None)
+            if first is not None:
+                ttds.append((first - start) / 1000.0)
+                detected_all.add(key)
+        detected = len(ttds)
+        ttd_by_scenario[name] = ttds
+        types = {k[0] for k in per}
+        fa = sum(fa_by_type.get(t, 0) for t in types)
+        scenarios[name] = {
+            "entities": len(per),
+            "detected": detected,
+            "recall": _ratio(detected, len(per)),
+            "precision": _ratio(detected, detected + fa),
+            "ttd_median_s": _percentile(ttds, 50),
+            "ttd_p90_s": _percentile(ttds, 90),
+        }
+    roc_auc, pr_auc = _aucs(truth_keys, max_scores)
+    days = max(duration_days, 1 / 24)
+    overall = {
+        "precision": _ratio(len(detected_all), len(detected_all) + len(false_alarms)),
+        "recall": _ratio(len(detected_all), len(truth_keys)),
+        "false_alarms_per_100k_per_day": (_ratio(len(false_alarms), normal_numbers) * 100_000 / days
+                                          if normal_numbers else 0.0),
+        "roc_auc": roc_auc,
+        "pr_auc": pr_auc,
+    }
+    metrics: dict[str, object] = {
+        "events": int(events),
+        "events_per_s": float(events_per_s) if math.isfinite(events_per_s) else 0.0,
+        "model_version": model_version,
+        "scenarios": scenarios,
+        "overall": overall,
+    }
+    return Evaluation(metrics, ttd_by_scenario, detected_all, false_alarms)

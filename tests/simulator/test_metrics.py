@@ -1,0 +1,89 @@
+"""Backtest metrics on a small hand-made case whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.simulator.metrics import AlertPoint, TruthEntity, compute_metrics, evaluate
+
+H = 3_600_000
+
+
+def _case() -> dict[str, Any]:
+    truth = [
+        # farm: two numbers and a device, from t=1h
+        TruthEntity("sms_farm", "number", "n1", 1 * H, 3 * H),
+        TruthEntity("sms_farm", "number", "n2", 1 * H, 3 * H),
+        TruthEntity("sms_farm", "device", "d1", 1 * H, 3 * H),
+        # wangiri: one number from t=2h
+        TruthEntity("wangiri", "number", "w1", 2 * H, 4 * H),
+    ]
+    alerts = [
+        AlertPoint("number", "n1", "medium", 1 * H + 60_000),     # below threshold: ignored
+        AlertPoint("number", "n1", "high", 1 * H + 600_000),      # ttd 600 s
+        AlertPoint("number", "n1", "critical", 1 * H + 900_000),  # later: no effect
+        AlertPoint("device", "d1", "critical", 1 * H + 1_800_000),  # ttd 1800 s
+        AlertPoint("number", "w1", "high", 2 * H - 1000),         # before the start: neither hit nor false alarm
+        AlertPoint("number", "x1", "high", 5 * H),                # false alarm (number)
+        AlertPoint("number", "x2", "low", 5 * H),                 # below threshold
+        AlertPoint("device", "y1", "high", 5 * H),                # false alarm (device)
+    ]
+    scores = {("number", "n1"): 90.0, ("number", "n2"): 40.0, ("device", "d1"): 95.0, ("number", "w1"): 60.0,
+              ("number", "x1"): 80.0, ("number", "x2"): 30.0, ("device", "y1"): 70.0, ("number", "z1"): 10.0,
+              ("number", "z2"): 5.0}
+    return {"truth": truth, "alerts": alerts, "max_scores": scores}
+
+
+def test_hand_made_case() -> None:
+    c = _case()
+    m = compute_metrics(c["truth"], c["alerts"], c["max_scores"], normal_numbers=1000,
+                        duration_days=0.5, events=1234, events_per_s=100.0, model_version="v1",
+                        scenario_order=["sms_farm", "wangiri"])
+    assert list(m) == ["events", "events_per_s", "model_version", "scenarios", "overall"]
+    farm = m["scenarios"]["sms_farm"]  # type: ignore[index]
+    assert list(farm) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s"]
+    assert farm["entities"] == 3 and farm["detected"] == 2
+    assert farm["recall"] == pytest.approx(2 / 3)
+    # number and device false alarms both count against sms_farm (it labels both types)
+    assert farm["precision"] == pytest.approx(2 / 4)
+    assert farm["ttd_median_s"] == pytest.approx(1200.0)
+    assert farm["ttd_p90_s"] == pytest.approx(600 + 0.9 * 1200)
+    wangiri = m["scenarios"]["wangiri"]  # type: ignore[index]
+    assert wangiri == {"entities": 1, "detected": 0, "recall": 0.0, "precision": 0.0, "ttd_median_s": None,
+                       "ttd_p90_s": None}
+    overall = m["overall"]
+    assert list(overall) == ["precision", "recall", "false_alarms_per_100k_per_day", "roc_auc", "pr_auc"]  # type: ignore[arg-type]
+    assert overall["precision"] == pytest.approx(2 / 4)  # type: ignore[index]
+    assert overall["recall"] == pytest.approx(2 / 4)  # type: ignore[index]
+    # 2 false alarms / 1000 normal numbers * 100k / 0.5 day
+    assert overall["false_alarms_per_100k_per_day"] == pytest.approx(400.0)  # type: ignore[index]
+    # ranking: fraud {95, 90, 60, 40} vs normal {80, 70, 30, 10, 5}
+    # pairs fraud>normal: 95:5, 90:5, 60:3, 40:3 -> 16 of 20
+    assert overall["roc_auc"] == pytest.approx(16 / 20)  # type: ignore[index]
+    # average precision: ranks 95(F) 90(F) 80 70 60(F) 40(F) 30 10 5
+    ap = (1 / 1 + 2 / 2 + 3 / 5 + 4 / 6) / 4
+    assert overall["pr_auc"] == pytest.approx(ap)  # type: ignore[index]
+    assert m["events"] == 1234 and m["model_version"] == "v1"
+
+
+def test_min_level_critical_changes_detection() -> None:
+    c = _case()
+    ev = evaluate(c["truth"], c["alerts"], c["max_scores"], normal_numbers=1000, duration_days=0.5, events=1,
+                  events_per_s=1.0, model_version="v1", min_level="critical")
+    farm = ev.metrics["scenarios"]["sms_farm"]  # type: ignore[index]
+    assert farm["detected"] == 2     # n1 critical at 900 s, d1 at 1800 s
+    assert farm["ttd_median_s"] == pytest.approx(1350.0)
+    assert ev.false_alarms == set()
+
+
+def test_truth_never_seen_scores_zero_and_single_class_has_no_auc() -> None:
+    truth = [TruthEntity("wangiri", "number", "w1", 0, H)]
+    m = compute_metrics(truth, [], {("number", "a"): 3.0}, normal_numbers=10, duration_days=1.0, events=1,
+                        events_per_s=1.0, model_version="v")
+    assert m["overall"]["roc_auc"] == pytest.approx(0.0)  # type: ignore[index]
+    m = compute_metrics([], [], {("number", "a"): 3.0}, normal_numbers=10, duration_days=1.0, events=1,
+                        events_per_s=1.0, model_version="v")
+    assert m["overall"]["roc_auc"] is None and m["overall"]["pr_auc"] is None  # type: ignore[index]
+    assert m["scenarios"] == {}
