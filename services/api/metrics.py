@@ -16,6 +16,8 @@ from fastapi import HTTPException
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common import metrics as common_metrics
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -58,12 +60,8 @@ WEBHOOK_SECONDS = _metric(
     "latency of one delivery attempt",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-CONSUMER_RECORDS = _metric(
-    Counter, "fraudradar_consumer_records_total", "records consumed", ("service", "topic")
-)
-CONSUMER_LAG = _metric(
-    Gauge, "fraudradar_consumer_lag", "high watermark minus position", ("service", "topic", "partition")
-)
+CONSUMER_RECORDS = common_metrics.CONSUMER_RECORDS
+CONSUMER_LAG = common_metrics.CONSUMER_LAG
 
 _CORRELATOR = re.compile(rb"^[a-zA-Z0-9\-_:;./<>{}]{0,256}$")
 
