@@ -40,13 +40,18 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     from services.common.exceptions import ConfigError
+    from services.common.logs import setup_logging
 
+    setup_logging("api", settings.log_level)
     try:
+        # log_config=None: uvicorn logs through the JSON handler. No access log: requests are
+        # counted by the metrics, and the log stays free of client addresses.
         uvicorn.run(
             app,
             host=args.host,
             port=args.port,
-            log_level=settings.log_level.lower(),
+            log_config=None,
+            access_log=False,
             proxy_headers=True,
             server_header=False,
             timeout_graceful_shutdown=20,
