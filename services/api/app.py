@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from services.api import routers
 from services.api.config import ApiSettings
+from services.api.deps import CORRELATOR_PATTERN
 from services.api.errors import install_error_handlers
 from services.api.identifiers import EntityResolver
 from services.api.metrics import ApiMiddleware
@@ -109,6 +110,18 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             ref = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
             if ref.get("$ref", "").endswith("/HTTPValidationError"):
                 del responses["422"]
+    correlator = {
+        "name": "x-correlator",
+        "in": "header",
+        "required": False,
+        "description": "Correlation id, echoed in the response and kept in the audit trail",
+        "schema": {"type": "string", "pattern": CORRELATOR_PATTERN},
+    }
+    for path, path_item in schema.get("paths", {}).items():
+        if path.startswith("/oauth2/"):
+            continue
+        for operation in path_item.values():
+            operation.setdefault("parameters", []).append(dict(correlator))
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)

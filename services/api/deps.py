@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 from starlette.requests import HTTPConnection
@@ -83,12 +83,13 @@ ServiceDep = Annotated[ApiService, Depends(get_service)]
 TokensDep = Annotated[TokenService, Depends(get_tokens)]
 LimiterDep = Annotated[Limiter, Depends(get_limiter)]
 ResolverDep = Annotated[EntityResolver, Depends(get_resolver)]
-Correlator = Annotated[
-    str | None,
-    Header(
-        alias="x-correlator", pattern=CORRELATOR_PATTERN, description="Correlation id, echoed in the response"
-    ),
-]
+
+
+def correlator_of(request: Request) -> str | None:
+    """The request's ``x-correlator`` (checked against its pattern by the middleware, which
+    answers 400 when it does not match; the OpenAPI document lists it on every operation)."""
+    value: str | None = getattr(request.state, "correlator", None)
+    return value
 
 
 async def authorize(

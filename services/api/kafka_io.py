@@ -125,6 +125,7 @@ class Producer:
         self._producer.flush(10)
         self._stop.set()
         self._poller.join(5)
+        self._producer.close()
 
 
 class Materialiser:

@@ -8,6 +8,7 @@ raw path, so no identifier can leak into a label; unmatched paths are labelled `
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from typing import Any
@@ -85,10 +86,15 @@ class ApiMiddleware:
         started = time.perf_counter()
         status_holder = [500]
         correlator = None
+        bad_correlator = False
         declared = 0
         for name, value in scope.get("headers", ()):
-            if name == b"x-correlator" and _CORRELATOR.match(value):
-                correlator = value
+            if name == b"x-correlator":
+                if _CORRELATOR.match(value):
+                    correlator = value
+                    scope.setdefault("state", {})["correlator"] = value.decode()
+                else:
+                    bad_correlator = True
             elif name == b"content-length":
                 declared = int(value) if value.isdigit() else self.max_body_bytes + 1
         limit = self.max_body_bytes
@@ -114,6 +120,9 @@ class ApiMiddleware:
             if declared > limit:
                 await _send_413(send, correlator)
                 status_holder[0] = 413
+            elif bad_correlator:
+                await _send_error(send, 400, _BAD_CORRELATOR)
+                status_holder[0] = 400
             else:
                 await self.app(scope, limited_receive, tracking_send)
         finally:
@@ -122,11 +131,36 @@ class ApiMiddleware:
             state = scope.get("state") or {}
             partner = state.get("partner_id", "-") if isinstance(state, dict) else "-"
             method = scope.get("method", "-")
-            REQUESTS.labels(template, method, str(status_holder[0]), partner).inc()
-            REQUEST_SECONDS.labels(template, method).observe(time.perf_counter() - started)
+            _request_counter(template, method, status_holder[0], partner).inc()
+            _latency(template, method).observe(time.perf_counter() - started)
 
 
 _TOO_LARGE = b'{"status":413,"code":"PAYLOAD_TOO_LARGE","message":"Request body is too large."}'
+_BAD_CORRELATOR = (
+    b'{"status":400,"code":"INVALID_ARGUMENT","message":"x-correlator does not match its pattern."}'
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_counter(route: str, method: str, status: int, partner: str) -> Any:
+    """Label children are cached: ``labels()`` costs microseconds on every request otherwise."""
+    return REQUESTS.labels(route, method, str(status), partner)
+
+
+@functools.lru_cache(maxsize=1024)
+def _latency(route: str, method: str) -> Any:
+    return REQUEST_SECONDS.labels(route, method)
+
+
+async def _send_error(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_413(send: Send, correlator: bytes | None) -> None:

@@ -12,15 +12,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from services.api.deps import (
-    Correlator,
     DeviceSwapCheckAuth,
     DeviceSwapDateAuth,
     ServiceDep,
     SimSwapCheckAuth,
     SimSwapDateAuth,
+    correlator_of,
 )
 from services.api.errors import ERRORS_COMMON, _doc
 from services.api.exceptions import MissingIdentifier, OutOfRange, Unavailable
@@ -61,7 +61,9 @@ def _changed_at(
     horizon = service.clock() - service.settings.swap_monitored_days * 86400
     if at is not None and at.timestamp() < horizon:
         at = None  # beyond the monitored period: not disclosed
-    service.audit(principal, action, "number", pseudonym, "changed" if at else "unknown", correlator)
+    service.audit(
+        principal, action, "number", pseudonym, "changed" if at else "unknown", correlator
+    )
     LOOKUPS.labels(principal.partner.id, "sim_swap" if change == "sim" else "device_swap").inc()
     return at
 
@@ -86,7 +88,7 @@ async def check_sim_swap(
     body: CreateCheckSwap,
     principal: SimSwapCheckAuth,
     service: ServiceDep,
-    correlator: Correlator = None,
+    request: Request,
 ) -> Any:
     _check_max_age(service, body.maxAge)
     at = _changed_at(
@@ -95,7 +97,7 @@ async def check_sim_swap(
         phone=body.phoneNumber,
         change="sim",
         action="sim-swap:check",
-        correlator=correlator,
+        correlator=correlator_of(request),
     )
     return {"swapped": at is not None and at.timestamp() >= service.clock() - body.maxAge * 3600}
 
@@ -112,7 +114,7 @@ async def retrieve_sim_swap_date(
     body: CreateSwapDate,
     principal: SimSwapDateAuth,
     service: ServiceDep,
-    correlator: Correlator = None,
+    request: Request,
 ) -> Any:
     at = _changed_at(
         service=service,
@@ -120,7 +122,7 @@ async def retrieve_sim_swap_date(
         phone=body.phoneNumber,
         change="sim",
         action="sim-swap:retrieve-date",
-        correlator=correlator,
+        correlator=correlator_of(request),
     )
     if at is None:
         return SimSwapInfo(latestSimChange=None, monitoredPeriod=service.settings.swap_monitored_days)
@@ -138,7 +140,7 @@ async def check_device_swap(
     body: CreateCheckSwap,
     principal: DeviceSwapCheckAuth,
     service: ServiceDep,
-    correlator: Correlator = None,
+    request: Request,
 ) -> Any:
     _check_max_age(service, body.maxAge)
     at = _changed_at(
@@ -147,7 +149,7 @@ async def check_device_swap(
         phone=body.phoneNumber,
         change="device",
         action="device-swap:check",
-        correlator=correlator,
+        correlator=correlator_of(request),
     )
     return {"swapped": at is not None and at.timestamp() >= service.clock() - body.maxAge * 3600}
 
@@ -164,7 +166,7 @@ async def retrieve_device_swap_date(
     body: CreateSwapDate,
     principal: DeviceSwapDateAuth,
     service: ServiceDep,
-    correlator: Correlator = None,
+    request: Request,
 ) -> Any:
     at = _changed_at(
         service=service,
@@ -172,7 +174,7 @@ async def retrieve_device_swap_date(
         phone=body.phoneNumber,
         change="device",
         action="device-swap:retrieve-date",
-        correlator=correlator,
+        correlator=correlator_of(request),
     )
     if at is None:
         return DeviceSwapInfo(latestDeviceChange=None, monitoredPeriod=service.settings.swap_monitored_days)

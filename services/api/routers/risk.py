@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from services.api.deps import (
-    Correlator,
     RiskDevicesAuth,
     RiskNumbersAuth,
     ServiceDep,
+    correlator_of,
 )
 from services.api.errors import ERRORS_COMMON
 from services.api.exceptions import ApiError, Unavailable
@@ -31,14 +31,14 @@ async def lookup_number(
     body: NumberLookup,
     principal: RiskNumbersAuth,
     service: ServiceDep,
-    correlator: Correlator = None,
+    request: Request,
 ) -> Any:
     if not service.ready:
         raise Unavailable()
     pseudonym = service.resolver.number(body.phone_number)
     service.limiter.spend_budget(principal.partner, (pseudonym,))
     answer, level = service.risk_answer(principal.partner, f"number:{pseudonym}")
-    service.audit(principal, "numbers:lookup", "number", pseudonym, level, correlator)
+    service.audit(principal, "numbers:lookup", "number", pseudonym, level, correlator_of(request))
     LOOKUPS.labels(principal.partner.id, "number").inc()
     return answer
 
@@ -54,7 +54,7 @@ async def lookup_numbers(
     body: NumberBatchLookup,
     principal: RiskNumbersAuth,
     service: ServiceDep,
-    correlator: Correlator = None,
+    request: Request,
 ) -> Any:
     if not service.ready:
         raise Unavailable()
@@ -77,7 +77,7 @@ async def lookup_numbers(
             )
             continue
         answer, level = service.risk_answer(principal.partner, f"number:{pseudonym}")
-        service.audit(principal, "numbers:batch", "number", pseudonym, level, correlator)
+        service.audit(principal, "numbers:batch", "number", pseudonym, level, correlator_of(request))
         results.append({"phoneNumber": text, "result": answer})
     LOOKUPS.labels(principal.partner.id, "number").inc(sum(1 for _, p, _ in resolved if p is not None))
     return {"results": results}
@@ -94,13 +94,13 @@ async def lookup_device(
     body: DeviceLookup,
     principal: RiskDevicesAuth,
     service: ServiceDep,
-    correlator: Correlator = None,
+    request: Request,
 ) -> Any:
     if not service.ready:
         raise Unavailable()
     pseudonym = service.resolver.device(body.imei)
     service.limiter.spend_budget(principal.partner, (f"device:{pseudonym}",))
     answer, level = service.risk_answer(principal.partner, f"device:{pseudonym}")
-    service.audit(principal, "devices:lookup", "device", pseudonym, level, correlator)
+    service.audit(principal, "devices:lookup", "device", pseudonym, level, correlator_of(request))
     LOOKUPS.labels(principal.partner.id, "device").inc()
     return answer
