@@ -7,7 +7,9 @@ webhook delivery policy.
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, model_validator
 
 from services.common.config import CommonSettings
 
@@ -63,8 +65,47 @@ class ApiSettings(CommonSettings):
     webhook_backoff_s: float = Field(
         default=1.0, description="first retry delay; doubles per attempt (capped at 5 min)"
     )
-    replica_index: int = Field(default=0, ge=0, description="this replica's index (StatefulSet ordinal)")
+    webhook_delivery: bool = Field(
+        default=True,
+        description="this replica delivers webhooks (its share of the partners); false on the "
+        "autoscaled lookup replicas, true on the fixed-size delivery StatefulSet",
+    )
+    replica_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="index of this delivering replica; unset: the ordinal ending FRAUDRADAR_POD_NAME "
+        "(a StatefulSet pod name), else 0",
+    )
     replica_count: int = Field(
-        default=1, ge=1, description="number of API replicas; each delivers webhooks for its share"
+        default=1,
+        ge=1,
+        description="number of delivering replicas (fixed); each delivers webhooks for "
+        "hash(partner) mod count == its index",
+    )
+    pod_name: str = Field(default="", description="this pod's name (downward API metadata.name)")
+    limits_divisor: int = Field(
+        default=1,
+        ge=1,
+        description="each replica enforces partner rate, quota and lookup budget divided by this "
+        "(rounded up); set it to the replica count the configured figures are totals for",
     )
     audit_scan_max_s: float = Field(default=10.0, description="time budget of one audit query scan")
+
+    @model_validator(mode="after")
+    def _delivery_index_in_range(self) -> ApiSettings:
+        if self.webhook_delivery and self.delivery_index() >= self.replica_count:
+            raise ValueError(
+                f"webhook delivery index {self.delivery_index()} is not below "
+                f"FRAUDRADAR_REPLICA_COUNT={self.replica_count}"
+            )
+        return self
+
+    def delivery_index(self) -> int:
+        """This replica's share of the webhook partners (see ``services/api/webhooks.py``)."""
+        if self.replica_index is not None:
+            return self.replica_index
+        ordinal = _ORDINAL.search(self.pod_name)
+        return int(ordinal.group(1)) if ordinal else 0
+
+
+_ORDINAL = re.compile(r"-(\d+)$")

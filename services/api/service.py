@@ -66,7 +66,7 @@ class ApiService:
         self.topic_state = settings.topic(PARTNER_STATE)
         self.topic_audit = settings.topic(topics.AUDIT)
         self.topic_feedback = settings.topic(topics.FEEDBACK)
-        self.limiter = Limiter(clock)
+        self.limiter = Limiter(clock, settings.limits_divisor)
         self.resolver = resolver
         self.producer: Producer | None = None
         self.materialiser: Materialiser | None = None
@@ -84,16 +84,22 @@ class ApiService:
         self._new_alerts = asyncio.Event()
         kafka = self.settings.kafka_config()
         self.producer = Producer(kafka)
-        self.dispatcher = Dispatcher(
-            policy=UrlPolicy(self.settings.webhook_allow_http, self.settings.webhook_allow_private),
-            replica_index=self.settings.replica_index,
-            replica_count=self.settings.replica_count,
-            timeout_s=self.settings.webhook_timeout_s,
-            max_attempts=self.settings.webhook_max_attempts,
-            backoff_s=self.settings.webhook_backoff_s,
-            open_secret=self.open_webhook_secret,
-            save_cursor=self._save_cursor,
-        )
+        if self.settings.webhook_delivery:
+            # Only the fixed-size delivery replicas deliver (docs/api.md "Webhook delivery"):
+            # an autoscaled lookup replica has no stable index, so it never owns a partner.
+            self.dispatcher = Dispatcher(
+                policy=UrlPolicy(self.settings.webhook_allow_http, self.settings.webhook_allow_private),
+                replica_index=self.settings.delivery_index(),
+                replica_count=self.settings.replica_count,
+                timeout_s=self.settings.webhook_timeout_s,
+                max_attempts=self.settings.webhook_max_attempts,
+                backoff_s=self.settings.webhook_backoff_s,
+                open_secret=self.open_webhook_secret,
+                save_cursor=self._save_cursor,
+            )
+            log.info(
+                "webhook delivery: index %d of %d", self.settings.delivery_index(), self.settings.replica_count
+            )
         self.materialiser = Materialiser(
             kafka,
             {"risk": self.topic_risk, "alert": self.topic_alerts, "state": self.topic_state},

@@ -1,8 +1,11 @@
 """Webhook deliveries: SSRF guard, Standard Webhooks signatures, retries, cursors.
 
-* **Who delivers.** A partner's webhooks are delivered by exactly one replica: the one whose
-  index equals ``hash(partner id) mod replica_count`` (``FRAUDRADAR_REPLICA_INDEX/COUNT``, the
-  StatefulSet ordinal). Every replica materialises everything, so the owner has all it needs.
+* **Who delivers.** Only replicas started with ``FRAUDRADAR_WEBHOOK_DELIVERY=true`` deliver,
+  and of those exactly one per partner: the one whose index equals
+  ``hash(partner id) mod FRAUDRADAR_REPLICA_COUNT``. The chart runs them as a small fixed-size
+  StatefulSet (ordinal = index, replicas = count); the autoscaled lookup Deployment runs with
+  delivery off, so scaling it never changes who delivers. Every replica materialises
+  everything, so the owner has all it needs.
 * **At least once, deduplicable.** Each webhook works through its events in source order;
   a failed attempt is retried with exponential backoff until it succeeds or
   ``webhook_max_attempts`` is reached (``gave_up``). What is settled is recorded as a delivery
