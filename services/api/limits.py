@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.api.exceptions import QuotaExceeded, TooManyRequests
 from services.api.metrics import BUDGET_RATIO, RATE_LIMITED
@@ -38,6 +39,7 @@ class _PartnerCounters:
     requests_today: int = 0
     hour: int = -1
     seen_this_hour: set[str] = field(default_factory=set)
+    ratio_gauge: Any = None
 
 
 class Limiter:
@@ -62,6 +64,7 @@ class Limiter:
                 burst=burst,
                 quota=math.ceil(partner.quota_per_day / d),
                 budget=math.ceil(partner.lookup_budget_per_hour / d),
+                ratio_gauge=BUDGET_RATIO.labels(partner.id),
             )
             self._counters[partner.id] = counters
         return counters
@@ -91,12 +94,15 @@ class Limiter:
         hour = int(now // 3600)
         if hour != c.hour:
             c.hour, c.seen_this_hour = hour, set()
-        new = {p for p in pseudonyms if p not in c.seen_this_hour}
-        if len(c.seen_this_hour) + len(new) > c.budget:
+        seen = c.seen_this_hour
+        new = {p for p in pseudonyms if p not in seen}
+        if not new:
+            return
+        if len(seen) + len(new) > c.budget:
             RATE_LIMITED.labels(partner.id, "budget").inc()
-            BUDGET_RATIO.labels(partner.id).set(len(c.seen_this_hour) / c.budget)
+            c.ratio_gauge.set(len(seen) / c.budget)
             raise QuotaExceeded(
                 int((hour + 1) * 3600 - now) + 1, "Hourly budget of distinct numbers looked up is exhausted."
             )
-        c.seen_this_hour |= new
-        BUDGET_RATIO.labels(partner.id).set(len(c.seen_this_hour) / c.budget)
+        seen |= new
+        c.ratio_gauge.set(len(seen) / c.budget)

@@ -147,6 +147,12 @@ def _request_counter(route: str, method: str, status: int, partner: str) -> Any:
     return REQUESTS.labels(route, method, str(status), partner)
 
 
+@functools.lru_cache(maxsize=4096)
+def lookups_counter(partner: str, kind: str) -> Any:
+    """``fraudradar_api_lookups_total`` child for one partner and kind (cached)."""
+    return LOOKUPS.labels(partner, kind)
+
+
 @functools.lru_cache(maxsize=1024)
 def _latency(route: str, method: str) -> Any:
     return REQUEST_SECONDS.labels(route, method)

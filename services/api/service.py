@@ -186,7 +186,10 @@ class ApiService:
         return level, risk, override
 
     def risk_answer(self, partner: Partner, entity_key: str) -> tuple[dict[str, Any], str]:
-        """The lookup answer cut to the partner's tier, and the level for the audit record."""
+        """The lookup answer cut to the partner's tier, and the level for the audit record.
+
+        Fields without a value are left out (never ``null``): the answer is sent as built,
+        without a pass through the response model (``RiskAnswer`` documents it)."""
         now = self.clock()
         level, risk, override = self.effective(entity_key, now)
         if level == "none":
@@ -198,9 +201,10 @@ class ApiService:
                     score=risk.score,
                     updatedAt=risk.updated_at,
                     expiresAt=risk.expires_at,
-                    firstFlaggedAt=risk.first_flagged_at,
                     modelVersion=risk.model_version,
                 )
+                if risk.first_flagged_at is not None:
+                    out["firstFlaggedAt"] = risk.first_flagged_at
             else:
                 out.update(
                     score=_PIN_SCORE[level],
@@ -220,7 +224,10 @@ class ApiService:
             if risk is not None and risk.campaign_id:
                 out["campaignId"] = risk.campaign_id
         if partner.tier_at_least("full") and risk is not None:
-            out.update(simChangedAt=risk.sim_changed_at, deviceChangedAt=risk.device_changed_at)
+            if risk.sim_changed_at is not None:
+                out["simChangedAt"] = risk.sim_changed_at
+            if risk.device_changed_at is not None:
+                out["deviceChangedAt"] = risk.device_changed_at
         return out, level
 
     def subject_ref(self, partner: Partner, entity_type: str, entity: str) -> str:
