@@ -89,6 +89,17 @@ class ApiSettings(CommonSettings):
         description="each replica enforces partner rate, quota and lookup budget divided by this "
         "(rounded up); set it to the replica count the configured figures are totals for",
     )
+    audit_stall_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="not ready (and lookups refused, 503) while audit records have waited this long "
+        "without any acknowledgement from Kafka",
+    )
+    audit_delivery_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="librdkafka delivery timeout of one produce; a failed audit record is sent again",
+    )
     audit_scan_max_s: float = Field(default=10.0, description="time budget of one audit query scan")
 
     @model_validator(mode="after")

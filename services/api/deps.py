@@ -146,7 +146,7 @@ DeviceSwapDateAuth = Annotated[Principal, Security(partner_auth, scopes=["device
 
 
 async def require_ready(service: ServiceDep) -> None:
-    if not service.ready:
+    if not service.caught_up:
         raise Unavailable()
 
 

@@ -87,6 +87,12 @@ class Unavailable(ApiError):
     default_message = "Service unavailable: still catching up with the risk topics."
 
 
+class AuditUnavailable(Unavailable):
+    """The audit trail cannot take the record of this lookup, so the lookup is not answered."""
+
+    default_message = "Service unavailable: the audit trail cannot record lookups right now."
+
+
 class OAuthError(ApiError):
     """RFC 6749 token endpoint error; the body also carries ``error``/``error_description``."""
 

@@ -16,15 +16,25 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
+from confluent_kafka import KafkaException
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from services.api.metrics import CONSUMER_LAG, CONSUMER_RECORDS, MATERIALISE_LAG
+from services.api.exceptions import AuditUnavailable
+from services.api.metrics import (
+    AUDIT_ACKED,
+    AUDIT_DROPPED,
+    AUDIT_FAILED,
+    CONSUMER_LAG,
+    CONSUMER_RECORDS,
+    MATERIALISE_LAG,
+)
 from services.api.partner_state import StateRecord, decode_state
 from services.common.records import Alert, Risk, decode_alert, decode_risk
 
@@ -68,11 +78,29 @@ class Producer:
     record, and librdkafka's produce call is a few microseconds with batching and I/O on its
     own threads outside the GIL, where kafka-python's costs about a tenth of a millisecond of
     Python per record and its I/O thread stalls the event loop (bench/api.py measured half the
-    throughput and 60 ms p99 stalls). ``send`` is fire-and-forget with failures counted;
-    ``send_and_wait`` blocks until the broker acknowledged (acks=all, idempotent).
+    throughput and 60 ms p99 stalls).
+
+    * ``send_audit``: queued at once (the lookup is answered without waiting), then tracked
+      until Kafka acknowledges it. librdkafka retries within ``delivery_timeout_s``; a record
+      that still fails is queued again (every second, until acknowledged), so a broker outage
+      delays audit records but does not lose them while the process lives. ``audit_stalled_s``
+      says how long records have been waiting with no acknowledgement at all: the service
+      turns not-ready (and refuses lookups) past ``FRAUDRADAR_AUDIT_STALL_S``. A record that
+      cannot even be queued raises ``AuditUnavailable``, so the lookup is refused rather than
+      answered unaudited. ``close`` flushes; what is still unacknowledged then is counted
+      ``dropped`` and logged.
+    * ``send``: fire-and-forget with failures counted (webhook delivery cursors: a lost one
+      means some events are delivered again).
+    * ``send_and_wait``: blocks until the broker acknowledged (acks=all, idempotent).
+
+    Threads: ``send*`` run on the event loop (``send_and_wait`` in a worker thread); delivery
+    callbacks and re-sends run on the ``producer-callbacks`` thread. Each counter has one
+    writer, so no lock is needed.
     """
 
-    def __init__(self, kafka_config: dict[str, Any]) -> None:
+    RETRY_INTERVAL_S = 1.0
+
+    def __init__(self, kafka_config: dict[str, Any], *, delivery_timeout_s: float = 60.0) -> None:
         from confluent_kafka import Producer as RdProducer
 
         config = {
@@ -80,22 +108,82 @@ class Producer:
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 20,
+            "delivery.timeout.ms": int(delivery_timeout_s * 1000),
             "client.id": "fraudradar-api",
         }
         self._producer = RdProducer(config)
         self.failures = 0
+        # audit accounting: sent (event loop) - acked - lost (callbacks thread) = in flight
+        self._audit_sent = 0
+        self._audit_acked = 0
+        self._audit_lost = 0
+        self._last_progress = time.monotonic()
+        self._retry: deque[Any] = deque()
+        self._retry_max = 100_000
+        self._closing = False
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._serve_callbacks, name="producer-callbacks", daemon=True)
         self._poller.start()
 
     def _serve_callbacks(self) -> None:
+        next_retry = 0.0
         while not self._stop.is_set():
             self._producer.poll(0.1)
+            if self._retry and time.monotonic() >= next_retry:
+                next_retry = time.monotonic() + self.RETRY_INTERVAL_S
+                self._resend()
+
+    def _resend(self) -> None:
+        while self._retry:
+            msg = self._retry.popleft()
+            try:
+                self._producer.produce(
+                    msg.topic(), key=msg.key(), value=msg.value(), on_delivery=self._on_audit_delivery
+                )
+            except BufferError:
+                self._retry.appendleft(msg)  # the queue is full: try again at the next round
+                return
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
             self.failures += 1
             log.error("produce to %s failed: %s", msg.topic(), err)
+
+    def _on_audit_delivery(self, err: Any, msg: Any) -> None:
+        if err is None:
+            self._audit_acked += 1
+            self._last_progress = time.monotonic()
+            AUDIT_ACKED.inc()
+            return
+        AUDIT_FAILED.inc()
+        if self._closing or len(self._retry) >= self._retry_max:
+            self._audit_lost += 1
+            AUDIT_DROPPED.inc()
+            log.error("audit record to %s lost: %s", msg.topic(), err)
+            return
+        if not self._retry:
+            log.warning("audit record to %s failed (%s): sending it again", msg.topic(), err)
+        self._retry.append(msg)
+
+    def send_audit(self, topic: str, key: str, value: bytes) -> None:
+        """Queue one audit record; raise ``AuditUnavailable`` if it cannot be queued."""
+        if self._audit_sent == self._audit_acked + self._audit_lost:
+            self._last_progress = time.monotonic()  # idle until now: the stall clock starts here
+        try:
+            self._producer.produce(topic, key=key.encode(), value=value, on_delivery=self._on_audit_delivery)
+        except (BufferError, KafkaException) as exc:
+            AUDIT_DROPPED.inc()
+            raise AuditUnavailable(f"audit record not queued: {exc}") from exc
+        self._audit_sent += 1
+
+    def audit_in_flight(self) -> int:
+        return max(0, self._audit_sent - self._audit_acked - self._audit_lost)
+
+    def audit_stalled_s(self) -> float:
+        """Seconds audit records have waited without any acknowledgement (0 when none wait)."""
+        if self.audit_in_flight() == 0:
+            return 0.0
+        return max(0.0, time.monotonic() - self._last_progress)
 
     def send(self, topic: str, key: str, value: bytes | None) -> None:
         try:
@@ -121,10 +209,18 @@ class Producer:
     def flush(self, timeout_s: float = 10.0) -> None:
         self._producer.flush(timeout_s)
 
-    def close(self) -> None:
-        self._producer.flush(10)
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the callbacks thread, then flush here: what is not acknowledged is lost."""
         self._stop.set()
         self._poller.join(5)
+        self._closing = True
+        self._resend()
+        left = self._producer.flush(timeout_s)
+        lost = self.audit_in_flight()
+        if lost or left:
+            AUDIT_DROPPED.inc(lost)
+            self._audit_lost += lost
+            log.error("shutdown: %d audit records and %d records in all not acknowledged", lost, left)
         self._producer.close()
 
 

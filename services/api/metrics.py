@@ -61,6 +61,20 @@ WEBHOOK_SECONDS = _metric(
     "latency of one delivery attempt",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+AUDIT_RECORDS = _metric(
+    Counter,
+    "fraudradar_api_audit_records_total",
+    "audit records: acked by Kafka, failed attempts (sent again), dropped (lost)",
+    ("outcome",),
+)
+AUDIT_ACKED = AUDIT_RECORDS.labels("acked")
+AUDIT_FAILED = AUDIT_RECORDS.labels("failed")
+AUDIT_DROPPED = AUDIT_RECORDS.labels("dropped")
+AUDIT_UNACKED_SECONDS = _metric(
+    Gauge,
+    "fraudradar_api_audit_unacked_seconds",
+    "seconds audit records have waited without any acknowledgement (0 when none wait)",
+)
 CONSUMER_RECORDS = common_metrics.CONSUMER_RECORDS
 CONSUMER_LAG = common_metrics.CONSUMER_LAG
 

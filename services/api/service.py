@@ -16,9 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from services.api.config import ApiSettings
+from services.api.exceptions import AuditUnavailable, Unavailable
 from services.api.identifiers import EntityResolver
 from services.api.kafka_io import Change, Materialiser, Producer
 from services.api.limits import Limiter
+from services.api.metrics import AUDIT_UNACKED_SECONDS
 from services.api.partner_state import DeliveryCursor, StateRecord, Webhook, encode_state, state_key
 from services.api.partners import Partner, PartnerRegistry
 from services.api.store import AlertEntry, AlertLog, PartnerStateStore, RiskStore, now_iso, parse_time
@@ -83,7 +85,9 @@ class ApiService:
         loop = asyncio.get_running_loop()
         self._new_alerts = asyncio.Event()
         kafka = self.settings.kafka_config()
-        self.producer = Producer(kafka)
+        self.producer = Producer(kafka, delivery_timeout_s=self.settings.audit_delivery_timeout_s)
+        producer = self.producer
+        AUDIT_UNACKED_SECONDS.set_function(producer.audit_stalled_s)
         if self.settings.webhook_delivery:
             # Only the fixed-size delivery replicas deliver (docs/api.md "Webhook delivery"):
             # an autoscaled lookup replica has no stable index, so it never owns a partner.
@@ -118,9 +122,27 @@ class ApiService:
             await asyncio.to_thread(self.producer.close)
 
     @property
-    def ready(self) -> bool:
+    def caught_up(self) -> bool:
+        """Caught up with the risk, alert and partner-state topics (the feeds need this)."""
         m = self.materialiser
         return m is not None and m.ready.is_set() and m.failed is None
+
+    @property
+    def ready(self) -> bool:
+        """Caught up, and the audit trail takes records (lookups need both): ``/readyz``."""
+        return self.caught_up and not self.audit_stalled
+
+    def require_lookup_ready(self) -> None:
+        """Raise the 503 a lookup answers while it cannot be answered and audited."""
+        if not self.caught_up:
+            raise Unavailable()
+        if self.audit_stalled:
+            raise AuditUnavailable()
+
+    @property
+    def audit_stalled(self) -> bool:
+        p = self.producer
+        return p is not None and p.audit_stalled_s() > self.settings.audit_stall_s
 
     # -- materialised changes (event loop thread) ------------------------------------------
 
@@ -364,7 +386,11 @@ class ApiService:
         answer_level: str,
         correlator: str | None = None,
     ) -> None:
-        """One audit record per looked-up entity (sent asynchronously; failures are counted)."""
+        """One audit record per looked-up entity, queued before the answer is sent.
+
+        Acknowledged asynchronously (``Producer.send_audit``: retried until acknowledged; the
+        service is not ready while acknowledgements stall); raises ``AuditUnavailable`` (503)
+        when the record cannot be queued, so no lookup is answered without its record."""
         self._audit_seq += 1
         record = AuditRecord(
             audit_id=f"{self._audit_prefix}-{self._audit_seq}",
@@ -378,7 +404,7 @@ class ApiService:
             correlator=correlator,
         )
         assert self.producer is not None
-        self.producer.send(self.topic_audit, f"{entity_type}:{entity}", encode(record))
+        self.producer.send_audit(self.topic_audit, f"{entity_type}:{entity}", encode(record))
 
     async def put_state(self, record: StateRecord) -> None:
         """Write a partner-state record durably, then apply it here (read-your-writes)."""

@@ -38,7 +38,7 @@ async def alert_feed(
     cursor: Annotated[str | None, Query(max_length=4096, description="from nextCursor")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
-    if not service.ready:
+    if not service.caught_up:
         raise Unavailable()
     positions = decode_cursor(cursor) if cursor else {}
     partner = principal.partner
@@ -73,7 +73,7 @@ async def alert_stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=4096)] = None,
     max_seconds: Annotated[int, Query(ge=1, le=3600, description="server ends the stream after")] = 3600,
 ) -> StreamingResponse:
-    if not service.ready:
+    if not service.caught_up:
         raise Unavailable()
     start = last_event_id or cursor
     positions = decode_cursor(start) if start else {}

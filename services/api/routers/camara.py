@@ -23,7 +23,7 @@ from services.api.deps import (
     correlator_of,
 )
 from services.api.errors import ERRORS_COMMON, _doc
-from services.api.exceptions import MissingIdentifier, OutOfRange, Unavailable
+from services.api.exceptions import MissingIdentifier, OutOfRange
 from services.api.metrics import LOOKUPS
 from services.api.schemas import CheckSwapInfo, CreateCheckSwap, CreateSwapDate, DeviceSwapInfo, SimSwapInfo
 from services.api.store import parse_time
@@ -51,8 +51,7 @@ def _changed_at(
 ) -> datetime | None:
     if phone is None:
         raise MissingIdentifier("phoneNumber is required with a two-legged access token.")
-    if not service.ready:
-        raise Unavailable()
+    service.require_lookup_ready()
     pseudonym = service.resolver.number(phone)
     service.limiter.spend_budget(principal.partner, (pseudonym,))
     risk = service.risk.get(f"number:{pseudonym}")

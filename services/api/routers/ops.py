@@ -1,5 +1,6 @@
 """Probes and metrics: ``/healthz`` (the process answers), ``/readyz`` (caught up with the
-risk, alert and partner-state topics), ``/metrics`` (Prometheus)."""
+risk, alert and partner-state topics, and audit records are being acknowledged),
+``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -21,15 +22,19 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(*, service: ServiceDep) -> Response:
     m = service.materialiser
+    p = service.producer
     detail = {
         "risk_entities": len(service.risk),
         "alerts": len(service.alerts),
         "webhook_queue": service.dispatcher.pending() if service.dispatcher else 0,
         "materialiser_failed": bool(m is not None and m.failed is not None),
+        "audit_in_flight": p.audit_in_flight() if p else 0,
+        "audit_unacked_s": round(p.audit_stalled_s(), 1) if p else 0.0,
     }
     if service.ready:
         return JSONResponse({"status": "ready", "detail": detail})
-    return JSONResponse({"status": "catching-up", "detail": detail}, status_code=503)
+    status = "audit-stalled" if service.audit_stalled else "catching-up"
+    return JSONResponse({"status": status, "detail": detail}, status_code=503)
 
 
 @router.get("/metrics")

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 
 from services.api.deps import authorize, correlator_of, scoped, service_of
 from services.api.errors import ERRORS_COMMON
-from services.api.exceptions import ApiError, Unavailable
+from services.api.exceptions import ApiError
 from services.api.metrics import lookups_counter
 from services.api.responses import JSONBody
 from services.api.schemas import BatchAnswer, DeviceLookup, NumberBatchLookup, NumberLookup, RiskAnswer
@@ -36,8 +36,7 @@ async def lookup_number(
 ) -> Any:
     principal = authorize(request, _NUMBERS)
     service = service_of(request)
-    if not service.ready:
-        raise Unavailable()
+    service.require_lookup_ready()
     pseudonym = service.resolver.number(body.phone_number)
     service.limiter.spend_budget(principal.partner, (pseudonym,))
     answer, level = service.risk_answer(principal.partner, f"number:{pseudonym}")
@@ -60,8 +59,7 @@ async def lookup_numbers(
 ) -> Any:
     principal = authorize(request, _NUMBERS)
     service = service_of(request)
-    if not service.ready:
-        raise Unavailable()
+    service.require_lookup_ready()
     resolved: list[tuple[str, str | None, ApiError | None]] = []
     for text in body.phone_numbers:
         try:
@@ -101,8 +99,7 @@ async def lookup_device(
 ) -> Any:
     principal = authorize(request, _DEVICES)
     service = service_of(request)
-    if not service.ready:
-        raise Unavailable()
+    service.require_lookup_ready()
     pseudonym = service.resolver.device(body.imei)
     service.limiter.spend_budget(principal.partner, (f"device:{pseudonym}",))
     answer, level = service.risk_answer(principal.partner, f"device:{pseudonym}")
