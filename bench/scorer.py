@@ -1,0 +1,263 @@
+"""Scorer benchmark on a real broker: throughput vs a raw consume, latency, state size, restore.
+
+    python bench/scorer.py --json bench/results/scorer.json [--bootstrap HOST:PORT] [--views 300000]
+
+1. Throughput: the same view bundles (ingest's format) are read by a raw kafka-python consumer
+   (consume + ``decode_views``) and by the scorer service's own loop (``ScorerRunner``: decode,
+   engine, outputs, changelog, commits), one process each, in the same run.
+2. Latency: views are produced at half the scorer's measured rate with ``ingested_ms`` = now;
+   event-to-alert = alert record timestamp (set when the scorer produced it) - ``ingested_ms``.
+3. State: bytes per tracked entity at 1M entities (RSS growth and the store's own accounting).
+4. Restore: 1M entity records on one ``scorer-state`` partition replayed by ``restore``.
+
+Writes ``throughput_ratio``, ``views_per_s``, ``latency_p50_s``, ``latency_p99_s``,
+``bytes_per_entity``, ``restore_1m_s`` (+ details). Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from tqdm import tqdm
+
+from services.common import topics
+from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_key
+from services.common.records import View, decode_alert, decode_views, encode_view_bundle
+from services.common.stream import murmur2_partition
+from services.common.topics import ensure_topics
+from services.scorer.engine import ScoringEngine
+from services.scorer.service import ScorerSettings, build
+from services.scorer.synthetic import Generator
+
+PARTITIONS = 3
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _views(n_target: int, seed: int) -> list[View]:
+    gen = Generator(seed=seed)
+    normal = max(500, n_target // 45)
+    lab = gen.stream(normal=normal, hours=6, fraud_start_h=1)
+    for i in range(20):       # more farms, so the latency phase has alerts to time
+        gen._sms_farm(lab, [], gen.start_ms + (i + 2) * 600_000, gen.start_ms, strength=0.5, banks=[])
+    lab.views.sort(key=lambda v: v.occurred_ms)
+    return lab.views[:n_target]
+
+
+def _bundles(views: list[View], prefix: str) -> list[tuple[str, int, bytes, int]]:
+    """(topic, partition, bundle bytes, n views) in ingest's format: <= 500 views per record."""
+    groups: dict[tuple[str, int], list[View]] = {}
+    out = []
+    for view in views:
+        topic = prefix + (topics.NUMBERS if view.entity_type == "number" else topics.DEVICES)
+        key = (topic, murmur2_partition(view.entity.encode(), PARTITIONS))
+        group = groups.setdefault(key, [])
+        group.append(view)
+        if len(group) == 500:
+            out.append((key[0], key[1], encode_view_bundle(group), len(group)))
+            groups[key] = []
+    out += [(t, p, encode_view_bundle(g), len(g)) for (t, p), g in groups.items() if g]
+    return out
+
+
+def _produce(bootstrap: str, bundles: list[tuple[str, int, bytes, int]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=8 << 20,
+                             batch_size=1 << 20)
+    for topic, partition, value, _ in bundles:
+        producer.send(topic, value=value, partition=partition)
+    producer.flush()
+    producer.close()
+
+
+def raw_consume(bootstrap: str, prefix: str, total: int) -> float:
+    consumer = KafkaConsumer(prefix + topics.NUMBERS, prefix + topics.DEVICES, bootstrap_servers=bootstrap,
+                             group_id=f"raw-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
+                             enable_auto_commit=False, max_poll_records=2000,
+                             fetch_max_bytes=32 << 20, max_partition_fetch_bytes=4 << 20)
+    seen, started = 0, None
+    while seen < total:
+        for recs in consumer.poll(timeout_ms=500).values():
+            if started is None:
+                started = time.perf_counter()
+            for rec in recs:
+                seen += len(decode_views(rec.value))
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return total / elapsed
+
+
+def _scorer(bootstrap: str, prefix: str, group: str) -> tuple[object, object]:
+    os.environ.update(FRAUDRADAR_BOOTSTRAP=bootstrap, FRAUDRADAR_TOPIC_PREFIX=prefix, FRAUDRADAR_GROUP_ID=group,
+                      FRAUDRADAR_COMMIT_INTERVAL_S="2")
+    runner, processor, _ = build(ScorerSettings())
+    return runner, processor
+
+
+def scorer_throughput(bootstrap: str, prefix: str, total: int) -> tuple[float, dict[str, int]]:
+    runner, processor = _scorer(bootstrap, prefix, f"bench-{uuid.uuid4().hex[:6]}")
+    state = {"views": 0, "started": 0.0, "ended": 0.0}
+    original = processor.process  # type: ignore[attr-defined]
+
+    def process(records: list, sink: object) -> None:
+        if not state["started"]:
+            state["started"] = time.perf_counter()
+        original(records, sink)
+        state["views"] += sum(len(decode_views(r.value)) for r in records)
+        state["ended"] = time.perf_counter()
+        if state["views"] >= total:
+            runner.stop_event.set()  # type: ignore[attr-defined]
+
+    processor.process = process  # type: ignore[attr-defined]
+    runner.run()  # type: ignore[attr-defined]
+    counters: dict[str, int] = {}
+    for engine in processor.engines.values():  # type: ignore[attr-defined]
+        for k, v in engine.counters.items():
+            counters[k] = counters.get(k, 0) + v
+    return total / (state["ended"] - state["started"]), counters
+
+
+def latency(bootstrap: str, prefix: str, views: list[View], rate: float) -> dict[str, float]:
+    runner, _ = _scorer(bootstrap, prefix, f"lat-{uuid.uuid4().hex[:6]}")
+    thread = threading.Thread(target=runner.run, daemon=True)  # type: ignore[attr-defined]
+    thread.start()
+    time.sleep(3.0)   # group join
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, max_request_size=8 << 20)
+    tick = 0.02
+    per_tick = max(1, int(rate * tick))
+    next_at = time.perf_counter()
+    for start in tqdm(range(0, len(views), per_tick), desc="latency", file=sys.stderr, leave=False):
+        now_ms = int(time.time() * 1000)
+        chunk = [View(**{**{f: getattr(v, f) for f in v.__struct_fields__}, "ingested_ms": now_ms})
+                 for v in views[start:start + per_tick]]
+        for topic, partition, value, _ in _bundles(chunk, prefix):
+            producer.send(topic, value=value, partition=partition)
+        next_at += tick
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    producer.flush()
+    producer.close()
+    time.sleep(5.0)
+    runner.stop_event.set()  # type: ignore[attr-defined]
+    thread.join(timeout=60)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tps = [TopicPartition(prefix + topics.ALERTS, p) for p in range(PARTITIONS)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    lat: list[float] = []
+    while any(consumer.position(tp) < ends[tp] for tp in tps):
+        for recs in consumer.poll(timeout_ms=500).values():
+            for rec in recs:
+                alert = decode_alert(rec.value)
+                if alert.ingested_ms:
+                    lat.append((rec.timestamp - alert.ingested_ms) / 1000)
+    consumer.close()
+    lat.sort()
+    if not lat:
+        return {"alerts": 0}
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    return {"alerts": len(lat), "latency_p50_s": lat[len(lat) // 2], "latency_p99_s": p99, "latency_max_s": lat[-1]}
+
+
+def state_size(n: int, pseudonymizer: Pseudonymizer) -> tuple[float, float, ScoringEngine]:
+    engine = ScoringEngine.default(pseudonymizer)
+    gen = Generator(seed=5)
+    gc.collect()
+    before = _rss_bytes()
+    t0 = gen.start_ms
+    for i in tqdm(range(n), desc="1M entities", file=sys.stderr, leave=False):
+        entity = f"{(i * 2654435761) & ((1 << 128) - 1):032x}"
+        engine.process(gen.sms(entity, f"{i:032x}", t0 + i)[0])
+    engine.changelog()  # the dirty set is transient (drained at every commit)
+    gc.collect()
+    rss = (_rss_bytes() - before) / n
+    return rss, engine.state_bytes() / n, engine
+
+
+def restore(bootstrap: str, prefix: str, engine: ScoringEngine) -> tuple[float, int]:
+    records = engine.store.numbers.records
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20)
+    topic = prefix + topics.SCORER_STATE
+    for key, value in tqdm(records.items(), total=len(records), desc="changelog", file=sys.stderr, leave=False):
+        producer.send(topic, key=b"n" + key, value=value, partition=0)
+    producer.flush()
+    producer.close()
+    n = len(records)
+    del records
+    engine.store.numbers.records = {}
+    gc.collect()
+    _, processor = _scorer(bootstrap, prefix, "restore")
+    started = time.perf_counter()
+    restored = processor.restore(0)  # type: ignore[attr-defined]
+    elapsed = time.perf_counter() - started
+    processor.close()  # type: ignore[attr-defined]
+    return elapsed * 1_000_000 / max(1, n), sum(restored.entities().values())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", required=True, type=Path)
+    parser.add_argument("--bootstrap", help="an existing broker (default: start a local one)")
+    parser.add_argument("--views", type=int, default=300_000)
+    parser.add_argument("--entities", type=int, default=1_000_000)
+    args = parser.parse_args()
+    os.environ.setdefault("FRAUDRADAR_PSEUDONYM_KEY", generate_key_text("bench"))
+    pseudonymizer = Pseudonymizer(parse_key(os.environ["FRAUDRADAR_PSEUDONYM_KEY"]))
+    broker = None
+    if args.bootstrap:
+        bootstrap = args.bootstrap
+    else:
+        from services.common.kafka_local import LocalKafka
+
+        broker = LocalKafka(workdir=Path(tempfile.mkdtemp(prefix="bench-scorer-"))).start()
+        bootstrap = broker.bootstrap
+    try:
+        result: dict[str, object] = {"partitions": PARTITIONS}
+        views = _views(args.views, seed=1)
+        prefix = f"b{uuid.uuid4().hex[:6]}."
+        ensure_topics(bootstrap, prefix, partitions=PARTITIONS)
+        _produce(bootstrap, _bundles(views, prefix))
+        raw = raw_consume(bootstrap, prefix, len(views))
+        scored, counters = scorer_throughput(bootstrap, prefix, len(views))
+        result.update(views=len(views), raw_views_per_s=round(raw), views_per_s=round(scored),
+                      throughput_ratio=round(scored / raw, 3), engine_counters=counters)
+        print(f"raw {raw:.0f} views/s, scorer {scored:.0f} views/s", file=sys.stderr)
+        lat_prefix = f"l{uuid.uuid4().hex[:6]}."
+        ensure_topics(bootstrap, lat_prefix, partitions=PARTITIONS)
+        half = scored / 2
+        lat_views = views[: int(half * 30)]     # ~30 s at half the maximum rate
+        result.update(latency_rate_views_per_s=round(half), **latency(bootstrap, lat_prefix, lat_views, half))
+        rss, accounted, engine = state_size(args.entities, pseudonymizer)
+        result.update(entities=args.entities, bytes_per_entity=round(rss, 1),
+                      bytes_per_entity_accounted=round(accounted, 1))
+        res_prefix = f"r{uuid.uuid4().hex[:6]}."
+        ensure_topics(bootstrap, res_prefix, partitions=PARTITIONS)
+        restore_s, restored = restore(bootstrap, res_prefix, engine)
+        result.update(restore_1m_s=round(restore_s, 2), restored_entities=restored)
+    finally:
+        if broker is not None:
+            broker.stop()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

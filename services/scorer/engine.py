@@ -1,0 +1,496 @@
+"""The scoring engine: one partition's state, detectors, risk and alerts, driven by event time.
+
+``ScoringEngine.process(view)`` is the whole per-view pipeline, shared by the ``score``
+service (one engine per input partition) and the backtest (one engine for everything):
+
+1. skip the view if its source offset was already applied to the entity (replay after a crash);
+2. update the entity's packed feature state (``features``), order-independent in event time;
+3. evaluate the policy rules, and, when the entity's activity moved materially, the
+   calibrated detectors (ECOD and the HST baseline); fuse with partner feedback;
+4. learn: detectors learn a deterministic sample of the views they did not flag;
+5. decide the Risk record (decay, expiry, level changes, SIM/device changes) and an Alert when
+   the entity crosses into the alert level outside a cooldown episode;
+6. every ``state.sweep_every`` of event time, forget idle entities and expire flags.
+
+Nothing here reads the wall clock; ids are deterministic (entity, episode start, model version),
+so a replay or another replica produces the same ``alert_id``. Models are per engine, i.e. per
+partition: which process owns a partition does not change what its models saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from models import CalibratedDetector, FeedbackLearner, ScaledHalfSpaceTrees, StreamingECOD
+from services.common.pseudonym import Pseudonymizer
+from services.common.records import (
+    LEVELS,
+    Alert,
+    EntityType,
+    Feedback,
+    Level,
+    Reason,
+    Risk,
+    View,
+    Window,
+)
+from services.scorer import features as F
+from services.scorer.exceptions import CheckpointError
+from services.scorer.policy import Policy
+from services.scorer.scoring import evaluate_rules, fuse, model_points, model_reason
+from services.scorer.store import EntityTable, StateStore, entity_key, entity_text
+
+CHECKPOINT_FORMAT = 1
+DETECTOR_VERSIONS = {"ecod": "ecod.1", "hst": "hst.1"}
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_s(seconds: float) -> str:
+    return iso_ms(int(seconds) * 1000)
+
+
+@dataclass
+class EngineOutput:
+    """What one view produced. ``risk``/``alerts`` for the view's entity; sweeps add the rest."""
+
+    entity_type: EntityType
+    entity: str
+    score: int
+    risk: Risk | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    # flags that expired or entities forgotten during a sweep this view triggered
+    tombstones: list[tuple[EntityType, str]] = field(default_factory=list)
+    risk_updates: list[Risk] = field(default_factory=list)
+    skipped: bool = False                 # already applied (replay): nothing to emit
+    model_scores: dict[str, float] = field(default_factory=dict)   # calibrated percentile per detector
+
+
+class EntityModels:
+    """The detectors of one entity type in one partition, and the feedback learner."""
+
+    def __init__(self, detectors: Sequence[str], warmup: int, seed: int) -> None:
+        self.detectors: dict[str, CalibratedDetector] = {}
+        for name in detectors:
+            if name == "ecod":
+                self.detectors[name] = CalibratedDetector(StreamingECOD(seed=seed), warmup=warmup)
+            elif name == "hst":
+                self.detectors[name] = CalibratedDetector(
+                    ScaledHalfSpaceTrees(n_trees=10, height=8, window_size=1000, seed=seed), warmup=warmup)
+        self.feedback = FeedbackLearner(min_each=5, seed=seed)
+
+
+class ScoringEngine:
+    """Per-partition scorer. Not thread-safe: one engine is driven by one thread."""
+
+    def __init__(self, policy: Policy, pseudonymizer: Pseudonymizer, seed: int = 0, partition: int = 0) -> None:
+        self.policy = policy
+        self.seed = seed
+        self.partition = partition
+        detectors = list(policy.models.detectors)
+        self.model_version = policy.version + "".join("+" + DETECTOR_VERSIONS[d] for d in detectors)
+        self.store = StateStore()
+        self.models: dict[EntityType, EntityModels] = {
+            "number": EntityModels(detectors, policy.models.warmup, seed),
+            "device": EntityModels(detectors, policy.models.warmup, seed + 1),
+        }
+        self.watermark_ms = 0
+        self.next_sweep_ms = 0
+        self.feedback_offset = 0          # next feedback-topic offset this engine has not applied
+        self.next_offsets: dict[str, int] = {}   # source topic -> next offset (service bookkeeping)
+        self.counters: dict[str, int] = {"views": 0, "skipped": 0, "scored": 0, "learned": 0,
+                                         "feedback": 0, "feedback_unmatched": 0, "forgotten": 0}
+        # checkpoints are signed with a key derived from the pseudonym key: a forged changelog
+        # record must not be able to make the scorer unpickle arbitrary objects
+        self._signing_key = bytes.fromhex(pseudonymizer("cell", "fraudradar:checkpoint-signing"))
+        tz = ZoneInfo(policy.spec.timezone)
+        night_start, night_end = policy.spec.night_hours
+
+        @lru_cache(maxsize=4096)
+        def night_hour(hour_bucket: int) -> bool:
+            local = datetime.fromtimestamp(hour_bucket * 3600, UTC).astimezone(tz)
+            if night_start <= night_end:
+                return night_start <= local.hour < night_end
+            return local.hour >= night_start or local.hour < night_end
+
+        self._night_hour = night_hour
+        self._short_call_s = float(policy.spec.short_call_seconds)
+        self._alert_rank = LEVELS.index(policy.alert_level)
+        self._learn_every = policy.models.learn_every
+        self._growth = policy.models.rescore_growth
+        self._rescore_after_s = policy.rescore_after_ms // 1000
+        self._min_activity = policy.models.min_activity
+        self._medium = policy.levels.medium
+        self._modem_tacs = policy.modem_tacs
+
+    @classmethod
+    def default(cls, pseudonymizer: Pseudonymizer, policy_path: Path | None = None, seed: int = 0,
+                partition: int = 0) -> ScoringEngine:
+        """The engine with the packaged (or given) policy file."""
+        return cls(Policy.load(pseudonymizer, policy_path), pseudonymizer, seed=seed, partition=partition)
+
+    # ------------------------------------------------------------------------------------------
+    def process(self, view: View, offset: int | None = None) -> EngineOutput:
+        """Apply one view; ``offset`` (its source offset) makes replays after a restore no-ops."""
+        entity_type = view.entity_type
+        entity = view.entity
+        policy = self.policy
+        if entity_type == "number" and entity in policy.a2p_allow:
+            return EngineOutput(entity_type, entity, 0)
+        table = self.store.numbers if entity_type == "number" else self.store.devices
+        layout = table.layout
+        key = entity_key(entity)
+        packed = table.records.get(key)
+        values = layout.unpack(packed) if packed is not None else layout.empty()
+        if offset is not None and offset <= values[F.OFFSET]:
+            self.counters["skipped"] += 1
+            return EngineOutput(entity_type, entity, int(values[F.RISK_SCORE]), skipped=True)
+        self.counters["views"] += 1
+        before_sim, before_device = values[F.SIM_CHANGED_S], values[F.DEVICE_CHANGED_S]
+        if entity_type == "number":
+            night = self._night_hour(view.occurred_ms // 3_600_000)
+            F.apply_number(values, view, night, self._short_call_s, policy.a2p_allow)
+        else:
+            F.apply_device(values, view, policy.a2p_allow)
+        if offset is not None:
+            values[F.OFFSET] = offset
+        now_ms = int(values[F.LAST_MS])
+        now_s = now_ms // 1000
+        changed = values[F.SIM_CHANGED_S] != before_sim or values[F.DEVICE_CHANGED_S] != before_device
+        activity = F.out_activity(values, layout)
+
+        # fast path: a quiet, unflagged entity without a recent SIM/device change, not on a modem
+        # and not protected can fire no rule and is not scored by the models
+        modem = int(values[F.TAC]) in self._modem_tacs
+        if (activity < self._min_activity and not modem and not values[F.RISK_LEVEL]
+                and not values[F.FLAG_EXPIRES_S]
+                and now_s - max(values[F.SIM_CHANGED_S], values[F.DEVICE_CHANGED_S], values[F.ACTIVATED_S])
+                > 86_400 and not (entity_type == "number" and entity in policy.do_not_originate)):
+            table.records[key] = layout.pack(values)
+            table.dirty.add(key)
+            output = EngineOutput(entity_type, entity, 0)
+            if now_ms > self.watermark_ms:
+                self.watermark_ms = now_ms
+                if now_ms >= self.next_sweep_ms:
+                    self._sweep(output)
+            return output
+        features = F.number_features(values) if entity_type == "number" else F.device_features(values)
+        features["modem_device"] = 1.0 if modem else 0.0
+
+        # -- detectors ----------------------------------------------------------------------
+        models = self.models[entity_type]
+        contributions: list[tuple[float, Reason]] = []
+        feature_tails: dict[str, float] | None = None
+        model_scores: dict[str, float] = {}
+        ecod = models.detectors.get("ecod")
+        # models look at what an entity originates: only its out/change views, only when active
+        eligible = activity >= self._min_activity and view.role != "in"
+        raws: dict[str, float] = {}
+        due = False
+        if eligible:
+            due = (activity >= values[F.SCORED_ACTIVITY] * self._growth
+                   or now_s - values[F.SCORED_S] >= self._rescore_after_s or changed)
+            if due:
+                self.counters["scored"] += 1
+                best = 0.0
+                best_reason: Reason | None = None
+                for name, detector in models.detectors.items():
+                    if not detector.is_warm:
+                        continue
+                    raw = detector.raw_one(features)
+                    raws[name] = raw
+                    tail = detector.calibrator.tail(raw)
+                    model_scores[name] = 1.0 - tail
+                    points = model_points(policy, tail)
+                    if points > best:
+                        if feature_tails is None and ecod is not None and ecod.is_warm:
+                            feature_tails = ecod.detector.tails_one(features)  # type: ignore[attr-defined]
+                        best = points
+                        best_reason = model_reason(name, tail, feature_tails or {}, features)
+                values[F.MODEL_POINTS] = best
+                values[F.SCORED_ACTIVITY] = max(activity, 1.0)
+                values[F.SCORED_S] = now_s
+                if best_reason is not None:
+                    contributions.append((best, best_reason))
+            elif values[F.MODEL_POINTS] > 0.0:
+                contributions.append((values[F.MODEL_POINTS], Reason(
+                    code="MODEL_ANOMALY", feature="model", value=round(values[F.MODEL_POINTS], 1),
+                    window="1h", rarity="model", text="MODEL_ANOMALY: unusual traffic (latest model verdict)")))
+        else:
+            values[F.MODEL_POINTS] = 0.0
+
+        # -- rules (rarity from the population tails when ECOD is warm) ------------------------
+        rules = policy.rules.get(entity_type, [])
+        fired = evaluate_rules(rules, features, feature_tails)
+        if fired and feature_tails is None and ecod is not None and ecod.is_warm:
+            feature_tails = ecod.detector.tails_one(features)  # type: ignore[attr-defined]
+            fired = evaluate_rules(rules, features, feature_tails)
+        contributions.extend(fired)
+        if entity_type == "number" and view.role == "out" and entity in policy.do_not_originate:
+            kind = "call" if view.type == "call" else "SMS"
+            contributions.append((policy.spec.do_not_originate_points, Reason(
+                code="SPOOFED_PROTECTED_NUMBER", feature=f"{view.type}_out", value=1.0, window="event",
+                rarity="rule", text=f"SPOOFED_PROTECTED_NUMBER: a {kind} presented a do-not-originate number")))
+
+        # -- feedback -----------------------------------------------------------------------
+        points = fuse(p for p, _ in contributions)
+        if contributions and models.feedback.ready:
+            proba = models.feedback.proba_one(features)
+            if proba is not None:
+                cfg = policy.models
+                if proba > 0.5:
+                    extra = (proba - 0.5) * 2.0 * cfg.feedback_max_points
+                    points = fuse((points, extra))
+                    contributions.append((extra, Reason(
+                        code="FEEDBACK_CONFIRMED_PATTERN", feature="feedback", value=round(proba, 3),
+                        window="lifetime", rarity="supervised",
+                        text=f"FEEDBACK_CONFIRMED_PATTERN: resembles partner-confirmed fraud (p={proba:.2f})")))
+                else:
+                    points *= cfg.feedback_damping + (1.0 - cfg.feedback_damping) * proba / 0.5
+        score = round(points)
+
+        # -- learning: a deterministic sample of what the models did not flag ----------------
+        if eligible and score < self._medium and self._sampled(view.view_id):
+            self.counters["learned"] += 1
+            for name, detector in models.detectors.items():
+                detector.learn_one(features, raws.get(name) if due else None)
+
+        # -- risk and alerts ----------------------------------------------------------------
+        contributions.sort(key=lambda c: -c[0])
+        reasons = [reason for _, reason in contributions]
+        output = EngineOutput(entity_type, entity, score, model_scores=model_scores)
+        self._decide(values, view, score, reasons=reasons, features=features, changed=changed,
+                     now_ms=now_ms, output=output)
+        table.records[key] = layout.pack(values)
+        table.dirty.add(key)
+        if now_ms > self.watermark_ms:
+            self.watermark_ms = now_ms
+            if now_ms >= self.next_sweep_ms:
+                self._sweep(output)
+        return output
+
+    def _sampled(self, view_id: str) -> bool:
+        if self._learn_every <= 1:
+            return True
+        return int(view_id[-6:], 16) % self._learn_every == 0 if _is_hex(view_id[-6:]) else True
+
+    # ------------------------------------------------------------------------------------------
+    def _decide(self, values: list[Any], view: View, score: int, *, reasons: list[Reason],
+                features: dict[str, float], changed: bool, now_ms: int, output: EngineOutput) -> None:
+        policy = self.policy
+        now_s = now_ms // 1000
+        prev_score = int(values[F.RISK_SCORE])
+        prev_rank = int(values[F.RISK_LEVEL])
+        # flags decay: the last emitted score halves every flags.ttl[low]
+        if prev_score and values[F.RISK_AT_S]:
+            elapsed = max(0, now_s - int(values[F.RISK_AT_S]))
+            held = prev_score * 0.5 ** (elapsed * 1000 / policy.flag_ttl_ms["low"])
+        else:
+            held = 0.0
+        reported = max(score, round(held))
+        level: Level = policy.level_of(reported)
+        rank = LEVELS.index(level)
+        if rank >= 1:
+            if not values[F.FLAG_FIRST_S]:
+                values[F.FLAG_FIRST_S] = now_s
+            if score >= policy.levels.low:
+                expiry = now_s + policy.flag_ttl_ms[policy.level_of(score)] // 1000
+                values[F.FLAG_EXPIRES_S] = max(values[F.FLAG_EXPIRES_S], expiry)
+        emit = changed or rank != prev_rank or (
+            rank >= 1 and abs(reported - prev_score) >= policy.spec.flags.min_score_change)
+        campaign = self._campaign(values, view) if rank >= 2 else None
+        if emit:
+            values[F.RISK_SCORE] = reported
+            values[F.RISK_LEVEL] = rank
+            values[F.RISK_AT_S] = now_s
+            if rank >= 1 or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
+                output.risk = self._risk(values, view.entity_type, view.entity, score=reported, level=level,
+                                         reasons=reasons, now_ms=now_ms, campaign=campaign,
+                                         number_enc=view.number_enc, key_id=view.key_id)
+        if rank >= self._alert_rank and score >= policy.level_floor[policy.alert_level]:
+            in_episode = values[F.EPISODE_S] and now_s - values[F.LAST_HIGH_S] <= policy.cooldown_ms // 1000
+            if not in_episode:
+                values[F.EPISODE_S] = now_s
+                output.alerts.append(self._alert(values, view, score=score, level=level, reasons=reasons,
+                                                 features=features, now_ms=now_ms, campaign=campaign))
+            values[F.LAST_HIGH_S] = now_s
+
+    def _campaign(self, values: list[Any], view: View) -> str | None:
+        """Group entities acting together from what they share: a device, else a cell and a day.
+
+        Derived only from the entity's own state, so replicas that own different partitions
+        name the same campaign identically without talking to each other.
+        """
+        device = int(values[F.DEVICE_FP])
+        if device:
+            anchor = f"device:{device:016x}"
+        else:
+            start, _ = F.NUMBER.set_at["cell"] if view.entity_type == "number" else F.DEVICE.set_at["cell"]
+            cell = int(values[start])
+            if not cell:
+                return None
+            anchor = f"cell:{cell:08x}:{int(values[F.LAST_MS]) // 86_400_000}"
+        return "cmp-" + hashlib.blake2b(anchor.encode(), digest_size=8).hexdigest()
+
+    def _risk(self, values: list[Any], entity_type: EntityType, entity: str, *, score: int, level: Level,
+              reasons: list[Reason], now_ms: int, campaign: str | None = None, number_enc: str | None = None,
+              key_id: str | None = None) -> Risk:
+        flagged = LEVELS.index(level) >= 1
+        expires_s = values[F.FLAG_EXPIRES_S] if flagged and values[F.FLAG_EXPIRES_S] else \
+            now_ms // 1000 + self.policy.ttl_ms // 1000
+        return Risk(
+            entity_type=entity_type, entity=entity, score=score, level=level, reasons=reasons[:5],
+            updated_at=iso_ms(now_ms), expires_at=iso_s(expires_s), model_version=self.model_version,
+            first_flagged_at=iso_s(values[F.FLAG_FIRST_S]) if flagged and values[F.FLAG_FIRST_S] else None,
+            sim_changed_at=iso_s(values[F.SIM_CHANGED_S]) if values[F.SIM_CHANGED_S] else None,
+            device_changed_at=iso_s(values[F.DEVICE_CHANGED_S]) if values[F.DEVICE_CHANGED_S] else None,
+            campaign_id=campaign,
+            number_enc=number_enc if entity_type == "number" else None,
+            key_id=key_id if entity_type == "number" and number_enc else None,
+        )
+
+    def _alert(self, values: list[Any], view: View, *, score: int, level: Level, reasons: list[Reason],
+               features: dict[str, float], now_ms: int, campaign: str | None) -> Alert:
+        episode = int(values[F.EPISODE_S])
+        alert_id = hashlib.sha256(
+            f"{view.entity_type}|{view.entity}|{episode}|{self.model_version}".encode()).hexdigest()[:32]
+        window = reasons[0].window if reasons else "1h"
+        span_ms = {"5m": 300_000, "1h": 3_600_000, "24h": 86_400_000}.get(window, 3_600_000)
+        evidence = {k: round(v, 2) for k, v in features.items() if v > 0.0}
+        evidence["views_total"] = float(values[F.N_VIEWS])
+        return Alert(
+            alert_id=alert_id, entity_type=view.entity_type, entity=view.entity, level=level, score=score,
+            reasons=reasons[:5], evidence=evidence,
+            window=Window(start=iso_ms(now_ms - span_ms), end=iso_ms(now_ms)),
+            model_version=self.model_version, raised_at=iso_ms(now_ms), campaign_id=campaign,
+            number_enc=view.number_enc if view.entity_type == "number" else None,
+            key_id=view.key_id if view.entity_type == "number" and view.number_enc else None,
+            ingested_ms=view.ingested_ms,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    def _sweep(self, output: EngineOutput) -> None:
+        """Forget idle entities (event-time TTL) and expire flags; called as event time advances."""
+        policy = self.policy
+        horizon = self.watermark_ms - policy.grace_ms
+        self.next_sweep_ms = self.watermark_ms + policy.sweep_every_ms
+        for table in (self.store.numbers, self.store.devices):
+            self._sweep_table(table, horizon, output)
+
+    def _sweep_table(self, table: EntityTable, horizon_ms: int, output: EngineOutput) -> None:
+        layout = table.layout
+        records = table.records
+        for key in list(table.idle_since(horizon_ms - self.policy.ttl_ms)):
+            values = layout.unpack(records.pop(key))
+            table.dirty.add(key)
+            self.counters["forgotten"] += 1
+            if values[F.RISK_LEVEL] or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
+                output.tombstones.append((table.entity_type, entity_text(key)))
+        horizon_s = horizon_ms // 1000
+        expired = [k for k, v in records.items() if 0 < _flag_expiry(v) < horizon_s]
+        for key in expired:
+            values = layout.unpack(records[key])
+            values[F.FLAG_FIRST_S] = values[F.FLAG_EXPIRES_S] = 0
+            values[F.RISK_SCORE] = values[F.RISK_LEVEL] = 0
+            values[F.MODEL_POINTS] = 0.0
+            records[key] = layout.pack(values)
+            table.dirty.add(key)
+            entity = entity_text(key)
+            if values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
+                # the flag is gone but SIM/device swap answers still need the change dates
+                output.risk_updates.append(self._risk(values, table.entity_type, entity, score=0, level="none",
+                                                      reasons=[], now_ms=horizon_ms))
+            else:
+                output.tombstones.append((table.entity_type, entity))
+
+    # ------------------------------------------------------------------------------------------
+    def learn_feedback(self, feedback: Feedback) -> None:
+        """Train the supervised learner with the entity's current features (if it is tracked here)."""
+        table = self.store.table(feedback.entity_type)
+        packed = table.records.get(entity_key(feedback.entity))
+        if packed is None:
+            self.counters["feedback_unmatched"] += 1
+            return
+        values = table.layout.unpack(packed)
+        feats = F.number_features(values) if feedback.entity_type == "number" else F.device_features(values)
+        feats["modem_device"] = 1.0 if int(values[F.TAC]) in self._modem_tacs else 0.0
+        self.models[feedback.entity_type].feedback.learn_one(feats, feedback.label == "confirmed_fraud")
+        self.counters["feedback"] += 1
+
+    def features_of(self, entity_type: EntityType, entity: str) -> dict[str, float] | None:
+        table = self.store.table(entity_type)
+        packed = table.records.get(entity_key(entity))
+        if packed is None:
+            return None
+        values = table.layout.unpack(packed)
+        return F.number_features(values) if entity_type == "number" else F.device_features(values)
+
+    # -- snapshot / restore ---------------------------------------------------------------------
+    def changelog(self) -> list[tuple[bytes, bytes | None]]:
+        """State records changed since the last call: (key, packed value | None = tombstone)."""
+        return self.store.drain_changelog()
+
+    def apply_changelog(self, key: bytes, value: bytes | None) -> None:
+        self.store.apply_changelog(key, value)
+        if value is not None and len(value) >= 8:
+            last = int.from_bytes(value[:8], "little", signed=True)
+            if last > self.watermark_ms:
+                self.watermark_ms = last
+                self.next_sweep_ms = last + self.policy.sweep_every_ms
+
+    def checkpoint(self) -> bytes:
+        """Signed, compressed snapshot of the models (not the entity state, which is changelogged)."""
+        payload = zlib.compress(pickle.dumps({
+            "format": CHECKPOINT_FORMAT, "model_version": self.model_version, "partition": self.partition,
+            "models": self.models, "feedback_offset": self.feedback_offset,
+            "next_sweep_ms": self.next_sweep_ms,
+        }, protocol=pickle.HIGHEST_PROTOCOL), 6)
+        return hmac.new(self._signing_key, payload, hashlib.sha256).digest() + payload
+
+    def restore_checkpoint(self, blob: bytes) -> bool:
+        """Load models from ``checkpoint()`` output; False (and keep fresh models) on a version change."""
+        tag, payload = blob[:32], blob[32:]
+        if not hmac.compare_digest(tag, hmac.new(self._signing_key, payload, hashlib.sha256).digest()):
+            raise CheckpointError("model checkpoint signature does not verify (wrong key or tampered)")
+        data = pickle.loads(zlib.decompress(payload))  # noqa: S301 - verified HMAC above
+        if data.get("format") != CHECKPOINT_FORMAT or data.get("model_version") != self.model_version:
+            return False
+        self.models = data["models"]
+        self.feedback_offset = int(data["feedback_offset"])
+        self.next_sweep_ms = max(self.next_sweep_ms, int(data["next_sweep_ms"]))
+        return True
+
+    # -- metrics helpers ------------------------------------------------------------------------
+    def entities(self) -> dict[EntityType, int]:
+        return {"number": len(self.store.numbers), "device": len(self.store.devices)}
+
+    def state_bytes(self) -> int:
+        return self.store.numbers.bytes_used() + self.store.devices.bytes_used()
+
+
+_FLAG_EXPIRY = struct.Struct("<qqIIIIII")  # the header up to FLAG_EXPIRES_S
+
+
+def _flag_expiry(packed: bytes) -> int:
+    return int(_FLAG_EXPIRY.unpack_from(packed)[F.FLAG_EXPIRES_S])
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,379 @@
+"""Per-entity feature state on event time: packed, order-independent, ~300 bytes per entity.
+
+Each tracked number or device is one ``bytes`` value (``struct``-packed) in a dict keyed by
+the 16-byte pseudonym. A view is applied by unpacking it into a list, updating it with the pure
+function ``apply_number``/``apply_device`` and packing it back.
+
+Windows are exponentially decayed counts with time constants 5 min, 1 h and 24 h: with steady
+traffic a counter equals the number of events in the last τ; a burst of N events is ≈N right
+after it. They are *order-independent*: an event at ``t`` earlier than the entity's latest
+event time ``L`` adds ``exp(-(L - t)/τ)`` instead of 1, which is exactly what it would have
+contributed in order. Late and out-of-order events therefore give the in-order result (up to
+float rounding) however late they are; the grace period only bounds when an entity may be
+forgotten (``StateStore`` TTL).
+
+Distinct sets (recipients, cells, IMSIs, numbers on a device) are kept exactly in small
+most-recently-used sets of 32-bit fingerprints of the pseudonyms (pseudonyms are HMAC outputs,
+so their first bits are uniform); a recipient missing from the recent set is "never before
+contacted". Lifetime distinct recipients is exact up to the set's capacity, then a 256-bit
+linear-counting sketch. Nothing here holds a plaintext identifier.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+from services.common.records import View
+
+WINDOWS: tuple[tuple[str, int], ...] = (("5m", 300_000), ("1h", 3_600_000), ("24h", 86_400_000))
+N_WIN = len(WINDOWS)
+_TAUS = tuple(float(tau) for _, tau in WINDOWS)
+
+# -- header shared by both entity types (indices into the unpacked list) --------------------------
+LAST_MS = 0           # q  latest event time applied (the entity's watermark)
+OFFSET = 1            # q  last source offset applied (-1: none); replays at or below it are skipped
+FIRST_S = 2           # I  first event time seen (seconds)
+SIM_CHANGED_S = 3     # I  last SIM swap / port-in (seconds, 0 = unknown)
+DEVICE_CHANGED_S = 4  # I  last device change (seconds, 0 = unknown)
+ACTIVATED_S = 5       # I  SIM activation (seconds, 0 = unknown)
+FLAG_FIRST_S = 6      # I  first_flagged_at of the current flag (0 = not flagged)
+FLAG_EXPIRES_S = 7    # I  expires_at of the current flag
+EPISODE_S = 8         # I  start of the current alert episode (0 = none)
+LAST_HIGH_S = 9       # I  latest time the entity was at >= the alert level
+SCORED_S = 10         # I  latest time the models scored this entity
+N_VIEWS = 11          # I  views applied
+DEVICE_FP = 12        # Q  64-bit fingerprint of the current device (numbers) / of itself (devices)
+RISK_SCORE = 13       # B  score of the latest Risk emitted
+RISK_LEVEL = 14       # B  level rank of the latest Risk emitted
+EVICTED = 15          # B  bit 0: the recipient set has overflowed (distinct count is sketched)
+TAC = 16              # I  TAC of the device (devices) / of the current device (numbers), 0 unknown
+MODEL_POINTS = 17     # f  points of the latest model scoring (kept between scorings)
+SCORED_ACTIVITY = 18  # f  activity at the latest model scoring (re-score when it grows)
+RISK_AT_S = 19        # I  time of the latest Risk emitted (its score decays from there)
+_HEADER = "qqIIIIIIIIIIQBBBIffI"
+HEADER_LEN = len(_HEADER)
+
+RCPT_CAP = 16         # exact recent-recipient set
+CELL_CAP = 4
+IDS_CAP = 8           # IMSIs / numbers seen on a device
+SKETCH_WORDS = 4      # 256-bit linear-counting bitmap
+
+
+class Layout:
+    """Where each part of an entity type's record sits in the unpacked list."""
+
+    def __init__(self, counters: tuple[str, ...], sets: tuple[tuple[str, int], ...]) -> None:
+        self.counters = counters
+        self.sets = sets
+        fmt = "<" + _HEADER + "f" * (len(counters) * N_WIN)
+        for _, cap in sets:
+            fmt += "I" * cap
+        fmt += "Q" * SKETCH_WORDS
+        self.struct = struct.Struct(fmt)
+        index = HEADER_LEN
+        self.counter_at: dict[str, int] = {}
+        for name in counters:
+            self.counter_at[name] = index
+            index += N_WIN
+        self.counters_end = index
+        self.set_at: dict[str, tuple[int, int]] = {}
+        for name, cap in sets:
+            self.set_at[name] = (index, index + cap)
+            index += cap
+        self.sketch_at = index
+        self.n_fields = index + SKETCH_WORDS
+        self.size = self.struct.size
+
+    def empty(self) -> list[float]:
+        values: list[float] = [0] * self.n_fields
+        values[OFFSET] = -1
+        return values
+
+    def pack(self, values: list[float]) -> bytes:
+        return self.struct.pack(*values)
+
+    def unpack(self, data: bytes) -> list[float]:
+        return list(self.struct.unpack(data))
+
+
+NUMBER = Layout(
+    counters=("sms_out", "sms_in", "call_out", "call_in", "url_out", "new_rcpt", "night_out",
+              "short_call", "unanswered", "new_cell", "a2p_in"),
+    sets=(("rcpt", RCPT_CAP), ("cell", CELL_CAP)),
+)
+DEVICE = Layout(
+    counters=("out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out", "call_out", "a2p_in"),
+    sets=(("rcpt", RCPT_CAP), ("imsi", IDS_CAP), ("number", IDS_CAP), ("cell", CELL_CAP)),
+)
+
+
+def fp32(pseudonym: str) -> int:
+    """32-bit fingerprint of a pseudonym (never 0, which marks an empty slot)."""
+    return int(pseudonym[:8], 16) or 1
+
+
+def fp64(pseudonym: str) -> int:
+    return int(pseudonym[:16], 16) or 1
+
+
+def _remember(values: list[float], bounds: tuple[int, int], fingerprint: int) -> bool:
+    """Move ``fingerprint`` to the front of the MRU set; True when it was not in the set."""
+    start, end = bounds
+    recent = values[start:end]
+    if fingerprint in recent:
+        pos = recent.index(fingerprint)
+        if pos:
+            del recent[pos]
+            recent.insert(0, fingerprint)
+            values[start:end] = recent
+        return False
+    overflow = recent[-1] != 0
+    recent.insert(0, fingerprint)
+    values[start:end] = recent[:-1]
+    if overflow and bounds[1] - bounds[0] == RCPT_CAP:
+        values[EVICTED] = int(values[EVICTED]) | 1
+    return True
+
+
+def set_size(values: list[float], bounds: tuple[int, int]) -> int:
+    start, end = bounds
+    return sum(1 for v in values[start:end] if v)
+
+
+def _sketch_add(values: list[float], at: int, fingerprint: int) -> None:
+    bit = (fingerprint >> 8) & 255
+    word = at + (bit >> 6)
+    values[word] = int(values[word]) | (1 << (bit & 63))
+
+
+def sketch_estimate(values: list[float], at: int) -> float:
+    """Linear counting over the 256-bit bitmap (saturates near 1 400 distinct)."""
+    ones = sum(int(values[at + i]).bit_count() for i in range(SKETCH_WORDS))
+    zeros = 256 - ones
+    if zeros == 0:
+        zeros = 1
+    return -256.0 * math.log(zeros / 256.0)
+
+
+def _advance(values: list[float], layout: Layout, t_ms: int) -> list[float]:
+    """Decay every counter to ``t_ms`` if it is newer than the entity's watermark.
+
+    Returns the weights per window with which an event at ``t_ms`` is added: 1.0 when it is the
+    newest, ``exp(-(L - t)/τ)`` when it is older (late or out of order).
+    """
+    last = int(values[LAST_MS])
+    if last == 0 or t_ms >= last:
+        if last:
+            gap = t_ms - last
+            if gap:
+                factors = [math.exp(-gap / tau) for tau in _TAUS]
+                start = HEADER_LEN
+                end = layout.counters_end
+                for i in range(start, end):
+                    value = values[i]
+                    if value:
+                        values[i] = value * factors[(i - start) % N_WIN]
+        values[LAST_MS] = t_ms
+        return [1.0, 1.0, 1.0]
+    gap = last - t_ms
+    return [math.exp(-gap / tau) for tau in _TAUS]
+
+
+def _add(values: list[float], at: int, weights: list[float]) -> None:
+    values[at] += weights[0]
+    values[at + 1] += weights[1]
+    values[at + 2] += weights[2]
+
+
+def _start(values: list[float], view: View) -> list[float]:
+    t_s = view.occurred_ms // 1000
+    if not values[FIRST_S] or t_s < values[FIRST_S]:
+        values[FIRST_S] = t_s
+    values[N_VIEWS] += 1
+    return values
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the update needs besides the view: the night-time test and the short-call bound."""
+
+    is_night_ms: object  # Callable[[int], bool], kept loose for a frozen dataclass
+    short_call_s: float = 10.0
+
+
+_NUM = NUMBER.counter_at
+_N_SMS_OUT, _N_SMS_IN, _N_CALL_OUT, _N_CALL_IN = _NUM["sms_out"], _NUM["sms_in"], _NUM["call_out"], _NUM["call_in"]
+_N_URL, _N_NEW_RCPT, _N_NIGHT = _NUM["url_out"], _NUM["new_rcpt"], _NUM["night_out"]
+_N_SHORT, _N_UNANS, _N_NEW_CELL, _N_A2P = _NUM["short_call"], _NUM["unanswered"], _NUM["new_cell"], _NUM["a2p_in"]
+_N_RCPT_SET, _N_CELL_SET = NUMBER.set_at["rcpt"], NUMBER.set_at["cell"]
+
+
+def apply_number(values: list[float], view: View, is_night: bool, short_call_s: float,
+                 a2p_senders: frozenset[str] = frozenset()) -> None:
+    """Update a number's state with one of its views (pure except for ``values``)."""
+    _start(values, view)
+    t_ms = view.occurred_ms
+    weights = _advance(values, NUMBER, t_ms)
+    role = view.role
+    t_s = t_ms // 1000
+    if role == "out":
+        if view.type == "sms":
+            _add(values, _N_SMS_OUT, weights)
+            if view.sms is not None and view.sms.has_url:
+                _add(values, _N_URL, weights)
+        else:
+            _add(values, _N_CALL_OUT, weights)
+            call = view.call
+            if call is not None:
+                if not call.answered:
+                    _add(values, _N_UNANS, weights)
+                elif call.duration_s < short_call_s:
+                    _add(values, _N_SHORT, weights)
+        if is_night:
+            _add(values, _N_NIGHT, weights)
+        if view.peer is not None:
+            fingerprint = fp32(view.peer)
+            if _remember(values, _N_RCPT_SET, fingerprint):
+                _add(values, _N_NEW_RCPT, weights)
+            _sketch_add(values, NUMBER.sketch_at, fingerprint)
+    elif role == "in":
+        if view.type == "sms":
+            _add(values, _N_SMS_IN, weights)
+            if view.peer_kind in ("alphanumeric", "short_code") or view.peer in a2p_senders:
+                _add(values, _N_A2P, weights)
+        else:
+            _add(values, _N_CALL_IN, weights)
+    else:  # change
+        sim = view.sim
+        if sim is not None:
+            if sim.change in ("swap", "port_in"):
+                values[SIM_CHANGED_S] = max(int(values[SIM_CHANGED_S]), t_s)
+            elif sim.change == "activation":
+                values[ACTIVATED_S] = max(int(values[ACTIVATED_S]), t_s)
+            elif sim.change == "device_change":
+                values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
+    if view.cell is not None and _remember(values, _N_CELL_SET, fp32(view.cell)):
+        _add(values, _N_NEW_CELL, weights)
+    if view.device is not None and t_ms >= values[LAST_MS]:
+        device = fp64(view.device)
+        known = int(values[DEVICE_FP])
+        if known and known != device and role != "change":
+            # a different handset under the same number: a device swap seen on traffic
+            values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
+        values[DEVICE_FP] = device
+    if view.tac is not None and view.tac.isdigit():
+        values[TAC] = int(view.tac)
+
+
+_DEV = DEVICE.counter_at
+_D_OUT, _D_NEW_IMSI, _D_NEW_NUMBER = _DEV["out"], _DEV["new_imsi"], _DEV["new_number"]
+_D_NEW_CELL, _D_NEW_RCPT, _D_CHANGE = _DEV["new_cell"], _DEV["new_rcpt"], _DEV["change"]
+_D_URL, _D_CALL, _D_A2P = _DEV["url_out"], _DEV["call_out"], _DEV["a2p_in"]
+_D_RCPT_SET, _D_IMSI_SET = DEVICE.set_at["rcpt"], DEVICE.set_at["imsi"]
+_D_NUMBER_SET, _D_CELL_SET = DEVICE.set_at["number"], DEVICE.set_at["cell"]
+
+
+def apply_device(values: list[float], view: View, a2p_senders: frozenset[str] = frozenset()) -> None:
+    """Update a device's state with one of its views (``a2p_senders``: pseudonyms of A2P senders)."""
+    _start(values, view)
+    weights = _advance(values, DEVICE, view.occurred_ms)
+    if not values[DEVICE_FP]:
+        values[DEVICE_FP] = fp64(view.entity)
+    if view.role == "in":
+        if view.type == "sms" and view.peer is not None and view.peer in a2p_senders:
+            _add(values, _D_A2P, weights)
+    elif view.role == "out":
+        _add(values, _D_OUT, weights)
+        if view.type == "call":
+            _add(values, _D_CALL, weights)
+        elif view.sms is not None and view.sms.has_url:
+            _add(values, _D_URL, weights)
+        if view.peer is not None:
+            fingerprint = fp32(view.peer)
+            if _remember(values, _D_RCPT_SET, fingerprint):
+                _add(values, _D_NEW_RCPT, weights)
+            _sketch_add(values, DEVICE.sketch_at, fingerprint)
+    elif view.role == "change":
+        _add(values, _D_CHANGE, weights)
+    if view.imsi is not None and _remember(values, _D_IMSI_SET, fp32(view.imsi)):
+        _add(values, _D_NEW_IMSI, weights)
+    if view.number is not None and _remember(values, _D_NUMBER_SET, fp32(view.number)):
+        _add(values, _D_NEW_NUMBER, weights)
+    if view.cell is not None and _remember(values, _D_CELL_SET, fp32(view.cell)):
+        _add(values, _D_NEW_CELL, weights)
+    if view.tac is not None and view.tac.isdigit():
+        values[TAC] = int(view.tac)
+
+
+def _share(part: float, whole: float) -> float:
+    # two pseudo-events in the denominator: one URL SMS is not a "100 % URL" sender
+    return part / (whole + 2.0)
+
+
+def _recency(now_s: int, then_s: float, scale_s: float) -> float:
+    if not then_s or then_s > now_s + 60:
+        return 0.0
+    return math.exp(-(now_s - then_s) / scale_s)
+
+
+def number_features(values: list[float]) -> dict[str, float]:
+    """The number's features at its watermark (every feature: larger = more suspicious)."""
+    v = values
+    sms_out_1h, call_out_1h = v[_N_SMS_OUT + 1], v[_N_CALL_OUT + 1]
+    out_1h = sms_out_1h + call_out_1h
+    out_24h = v[_N_SMS_OUT + 2] + v[_N_CALL_OUT + 2]
+    in_24h = v[_N_SMS_IN + 2] + v[_N_CALL_IN + 2]
+    now_s = int(v[LAST_MS]) // 1000
+    evicted = int(v[EVICTED]) & 1
+    distinct = sketch_estimate(v, NUMBER.sketch_at) if evicted else float(set_size(v, _N_RCPT_SET))
+    return {
+        "sms_out_5m": v[_N_SMS_OUT], "sms_out_1h": sms_out_1h, "sms_out_24h": v[_N_SMS_OUT + 2],
+        "call_out_5m": v[_N_CALL_OUT], "call_out_1h": call_out_1h, "call_out_24h": v[_N_CALL_OUT + 2],
+        "new_recipients_5m": v[_N_NEW_RCPT], "new_recipients_1h": v[_N_NEW_RCPT + 1],
+        "new_recipients_24h": v[_N_NEW_RCPT + 2],
+        "new_recipient_share_1h": _share(v[_N_NEW_RCPT + 1], out_1h),
+        "new_recipient_share_24h": _share(v[_N_NEW_RCPT + 2], out_24h),
+        "distinct_recipients": distinct,
+        "url_share_1h": _share(v[_N_URL + 1], sms_out_1h),
+        "url_share_24h": _share(v[_N_URL + 2], v[_N_SMS_OUT + 2]),
+        "url_sms_1h": v[_N_URL + 1], "url_sms_24h": v[_N_URL + 2],
+        "out_in_ratio_24h": (out_24h + 1.0) / (in_24h + 1.0),
+        "night_share_24h": _share(v[_N_NIGHT + 2], out_24h),
+        "new_cells_24h": v[_N_NEW_CELL + 2],
+        "short_call_share_1h": _share(v[_N_SHORT + 1], call_out_1h),
+        "unanswered_share_1h": _share(v[_N_UNANS + 1], call_out_1h),
+        "unanswered_1h": v[_N_UNANS + 1],
+        "a2p_in_1h": v[_N_A2P + 1], "a2p_in_24h": v[_N_A2P + 2],
+        "sim_change_recency": _recency(now_s, v[SIM_CHANGED_S], 86_400.0),
+        "device_change_recency": _recency(now_s, v[DEVICE_CHANGED_S], 86_400.0),
+        "sim_newness": _recency(now_s, v[ACTIVATED_S], 7 * 86_400.0),
+    }
+
+
+def device_features(values: list[float]) -> dict[str, float]:
+    v = values
+    evicted = int(v[EVICTED]) & 1
+    return {
+        "out_5m": v[_D_OUT], "out_1h": v[_D_OUT + 1], "out_24h": v[_D_OUT + 2],
+        "new_imsis_24h": v[_D_NEW_IMSI + 2], "new_numbers_24h": v[_D_NEW_NUMBER + 2],
+        "new_numbers_1h": v[_D_NEW_NUMBER + 1],
+        "distinct_imsis": float(set_size(v, _D_IMSI_SET)),
+        "distinct_numbers": float(set_size(v, _D_NUMBER_SET)),
+        "new_cells_24h": v[_D_NEW_CELL + 2],
+        "new_recipients_1h": v[_D_NEW_RCPT + 1], "new_recipients_24h": v[_D_NEW_RCPT + 2],
+        "distinct_recipients": sketch_estimate(v, DEVICE.sketch_at) if evicted else float(set_size(v, _D_RCPT_SET)),
+        "changes_24h": v[_D_CHANGE + 2],
+        "url_sms_24h": v[_D_URL + 2], "calls_out_1h": v[_D_CALL + 1], "calls_out_24h": v[_D_CALL + 2],
+        "a2p_in_24h": v[_D_A2P + 2],
+    }
+
+
+def out_activity(values: list[float], layout: Layout) -> float:
+    """How much the entity originated lately (1h): the trigger for re-scoring the models."""
+    if layout is NUMBER:
+        return values[_N_SMS_OUT + 1] + values[_N_CALL_OUT + 1] + values[_N_NEW_RCPT + 1]
+    # a device's own first IMSI and number are not activity; further ones are
+    extra_ids = max(0.0, values[_D_NEW_IMSI + 2] - 1.0) + max(0.0, values[_D_NEW_NUMBER + 2] - 1.0)
+    return values[_D_OUT + 1] + 4.0 * extra_ids

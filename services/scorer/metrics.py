@@ -1,0 +1,18 @@
+"""The scorer's Prometheus metrics (names and labels exactly as in docs/metrics.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+VIEWS = Counter("fraudradar_scorer_views_total", "Views scored", ["entity_type"])
+EVENT_TO_ALERT = Histogram(
+    "fraudradar_event_to_alert_seconds", "Ingest time of the triggering event to alert produced",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+ENTITIES = Gauge("fraudradar_scorer_entities", "Entities tracked", ["entity_type"])
+STATE_BYTES = Gauge("fraudradar_scorer_state_bytes", "Bytes of per-entity state")
+SCORE = Histogram("fraudradar_score", "Scores (0-100)", ["model", "entity_type"],
+                  buckets=(5, 10, 25, 50, 70, 85, 90, 95, 99, 100))
+ALERTS = Counter("fraudradar_alerts_total", "Alerts raised (reason = first reason code)", ["level", "reason"])
+RESTORE_SECONDS = Gauge("fraudradar_scorer_restore_seconds", "Duration of the last state restore")
+RESTORING = Gauge("fraudradar_scorer_restoring", "1 while partitions are being restored")

@@ -1,0 +1,184 @@
+"""The versioned policy file: thresholds, rules, protected numbers and A2P allow-lists.
+
+Loaded once at start. Plaintext numbers in the file (published bank numbers, A2P senders) are
+normalised exactly as ingest normalises them (``services.common.identifiers``) and replaced by
+their pseudonyms under the running key, so nothing plaintext stays in memory after loading.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from services.common.identifiers import IdentifierError, normalise_number
+from services.common.pseudonym import Pseudonymizer
+from services.common.records import Level
+from services.scorer.exceptions import PolicyError
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration_ms(text: str | int | float) -> int:
+    """``"15m"`` → 900000; bare numbers are seconds."""
+    if isinstance(text, int | float):
+        return int(text * 1000)
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise PolicyError(f"not a duration: {text!r} (use e.g. 30s, 15m, 24h, 14d)")
+    return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Strict):
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]+$")
+    label: str
+    when: dict[str, float]
+    points: float = Field(ge=0, le=100)
+    max_points: float = Field(ge=0, le=100)
+    saturate: float = Field(4.0, gt=1.0)
+
+    @field_validator("when")
+    @classmethod
+    def _non_empty(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("a rule needs at least one condition")
+        return value
+
+    @property
+    def feature(self) -> str:
+        return next(iter(self.when))
+
+
+class Levels(_Strict):
+    low: int = 25
+    medium: int = 50
+    high: int = 70
+    critical: int = 85
+
+
+class StateSettings(_Strict):
+    ttl: str = "14d"
+    grace: str = "5m"
+    sweep_every: str = "15m"
+
+
+class FlagSettings(_Strict):
+    ttl: dict[Literal["low", "medium", "high", "critical"], str]
+    cooldown: str = "24h"
+    min_score_change: int = 5
+
+
+class ModelSettings(_Strict):
+    warmup: int = 3000
+    learn_every: int = Field(2, ge=1)
+    rescore_growth: float = Field(1.25, ge=1.0)
+    rescore_after: str = "120s"
+    min_activity: float = 3.0
+    tail_start: float = Field(1e-2, gt=0, lt=1)
+    points_at_start: float = 15
+    points_per_decade: float = 15
+    max_points: float = Field(60, ge=0, le=100)
+    detectors: list[Literal["ecod", "hst"]] = ["ecod", "hst"]
+    feedback_max_points: float = 40
+    feedback_damping: float = Field(0.5, ge=0, le=1)
+
+
+class A2PAllow(_Strict):
+    alphanumeric: list[str] = []
+    short_codes: list[str] = []
+
+
+class PolicyFile(_Strict):
+    version: str
+    timezone: str = "Europe/Amsterdam"
+    region: str = "NL"
+    night_hours: tuple[int, int] = (0, 6)
+    short_call_seconds: float = 10
+    levels: Levels = Levels()
+    alert_level: Literal["medium", "high", "critical"] = "high"
+    state: StateSettings = StateSettings()
+    flags: FlagSettings
+    models: ModelSettings = ModelSettings()
+    do_not_originate: list[str] = []
+    do_not_originate_points: float = 95
+    a2p_allow: A2PAllow = A2PAllow()
+    modem_tacs: list[str] = []
+    rules: dict[Literal["number", "device"], list[Rule]]
+
+
+class Policy:
+    """A loaded policy: the file's settings plus pseudonymised lists and durations in ms."""
+
+    def __init__(self, spec: PolicyFile, pseudonymizer: Pseudonymizer) -> None:
+        self.spec = spec
+        self.version = spec.version
+        self.levels = spec.levels
+        self.level_floor: dict[Level, int] = {"none": 0, "low": spec.levels.low, "medium": spec.levels.medium,
+                                              "high": spec.levels.high, "critical": spec.levels.critical}
+        self.alert_level: Level = spec.alert_level
+        self.ttl_ms = duration_ms(spec.state.ttl)
+        self.grace_ms = duration_ms(spec.state.grace)
+        self.sweep_every_ms = duration_ms(spec.state.sweep_every)
+        self.flag_ttl_ms: dict[str, int] = {k: duration_ms(v) for k, v in spec.flags.ttl.items()}
+        self.cooldown_ms = duration_ms(spec.flags.cooldown)
+        self.rescore_after_ms = duration_ms(spec.models.rescore_after)
+        self.models = spec.models
+        self.rules = spec.rules
+        self.do_not_originate = frozenset(self._pseudonyms(pseudonymizer, spec.do_not_originate, False))
+        self.modem_tacs = frozenset(int(t) for t in spec.modem_tacs if t.isdigit())
+        self.a2p_allow = frozenset(
+            self._pseudonyms(pseudonymizer, spec.a2p_allow.alphanumeric, True)
+            + self._pseudonyms(pseudonymizer, spec.a2p_allow.short_codes, False)
+        )
+
+    def _pseudonyms(self, pseudonymizer: Pseudonymizer, texts: list[str], alphanumeric: bool) -> list[str]:
+        out = []
+        for text in texts:
+            try:
+                number = normalise_number(text, self.spec.region, allow_alphanumeric=alphanumeric)
+            except IdentifierError as exc:
+                raise PolicyError(f"policy list entry is not a valid number or sender ({exc.reason})") from exc
+            out.append(pseudonymizer("msisdn", number.value))
+        return out
+
+    def level_of(self, score: int) -> Level:
+        levels = self.levels
+        if score >= levels.critical:
+            return "critical"
+        if score >= levels.high:
+            return "high"
+        if score >= levels.medium:
+            return "medium"
+        if score >= levels.low:
+            return "low"
+        return "none"
+
+    @classmethod
+    def load(cls, pseudonymizer: Pseudonymizer, path: Path | None = None) -> Policy:
+        """Load ``path`` or the packaged ``policy.yaml``; raise ``PolicyError`` on any problem."""
+        try:
+            if path is None:
+                text = resources.files("services.scorer").joinpath("policy.yaml").read_text()
+            else:
+                text = Path(path).read_text()
+        except OSError as exc:
+            raise PolicyError(f"cannot read policy file: {exc.strerror}") from exc
+        try:
+            raw = yaml.safe_load(text)
+            spec = PolicyFile.model_validate(raw)
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise PolicyError(f"invalid policy file: {exc}") from exc
+        for entity_type, rules in spec.rules.items():
+            for rule in rules:
+                if rule.max_points < rule.points:
+                    raise PolicyError(f"rule {entity_type}/{rule.code}: max_points below points")
+        return cls(spec, pseudonymizer)

@@ -1,0 +1,101 @@
+"""From features to points: policy rules, calibrated model tails and partner feedback.
+
+Every contribution is "points" in [0, 100] with a ``Reason``; contributions are fused by a
+noisy-OR (``100 * (1 - prod(1 - p/100))``), so two independent medium signals make a high one
+and no single weak signal can. Model points come from calibrated tails (percentiles), so they
+mean the same for every detector; they are capped (``models.max_points``) so that, by default,
+an alert needs a rule and a model to agree, or one strong rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from models import rarity_label
+from services.common.records import Reason
+from services.scorer.policy import Policy, Rule
+
+# the window a feature name refers to, for reasons
+_WINDOW_SUFFIX = (("_5m", "5m"), ("_1h", "1h"), ("_24h", "24h"))
+
+
+def window_of(feature: str) -> str:
+    for suffix, window in _WINDOW_SUFFIX:
+        if feature.endswith(suffix):
+            return window
+    return "lifetime"
+
+
+def fuse(points: Iterable[float]) -> float:
+    """Noisy-OR of points in [0, 100]."""
+    keep = 1.0
+    for p in points:
+        if p > 0.0:
+            keep *= 1.0 - min(p, 100.0) / 100.0
+    return 100.0 * (1.0 - keep)
+
+
+def rule_points(rule: Rule, features: dict[str, float]) -> float:
+    """0 unless every condition holds; then ``points`` growing to ``max_points`` at ``saturate`` x."""
+    for feature, threshold in rule.when.items():
+        if features.get(feature, 0.0) < threshold:
+            return 0.0
+    if rule.max_points <= rule.points:
+        return rule.points
+    feature, threshold = next(iter(rule.when.items()))
+    ratio = features[feature] / threshold if threshold > 0 else 1.0
+    growth = min(1.0, math.log(max(ratio, 1.0)) / math.log(rule.saturate))
+    return rule.points + (rule.max_points - rule.points) * growth
+
+
+def _fmt(value: float) -> str:
+    if value >= 10 or value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.2f}"
+
+
+def evaluate_rules(rules: list[Rule], features: dict[str, float],
+                   tails: dict[str, float] | None) -> list[tuple[float, Reason]]:
+    """Fired rules as (points, reason); rarity from the population tail when a model is warm."""
+    fired: list[tuple[float, Reason]] = []
+    for rule in rules:
+        points = rule_points(rule, features)
+        if points <= 0.0:
+            continue
+        feature = rule.feature
+        value = features[feature]
+        window = window_of(feature)
+        tail = tails.get(feature) if tails else None
+        rarity = rarity_label(tail) if tail is not None else "rule"
+        where = f" in {window}" if window != "lifetime" else ""
+        fired.append((points, Reason(
+            code=rule.code, feature=feature, value=round(value, 3), window=window, rarity=rarity,
+            text=f"{rule.code}: {_fmt(value)} {rule.label}{where}, {rarity}",
+        )))
+    return fired
+
+
+def model_points(policy: Policy, tail: float) -> float:
+    """Points of a calibrated tail probability (0 for common, growing per decade of rarity)."""
+    cfg = policy.models
+    if tail > cfg.tail_start:
+        return 0.0
+    decades = math.log10(cfg.tail_start / max(tail, 1e-12))
+    return min(cfg.max_points, cfg.points_at_start + cfg.points_per_decade * decades)
+
+
+def model_reason(detector: str, tail: float, feature_tails: dict[str, float],
+                 features: dict[str, float]) -> Reason:
+    """Name the most unusual feature behind a model's verdict."""
+    if feature_tails:
+        feature = min(feature_tails, key=feature_tails.__getitem__)
+    else:
+        feature = max(features, key=features.__getitem__) if features else "none"
+    value = features.get(feature, 0.0)
+    window = window_of(feature)
+    rarity = rarity_label(tail)
+    return Reason(code="MODEL_ANOMALY", feature=feature, value=round(value, 3), window=window,
+                  rarity=f"model {rarity}",
+                  text=f"MODEL_ANOMALY ({detector}): unusual traffic, most of all {feature}={_fmt(value)}, "
+                       f"model {rarity}")

@@ -1,0 +1,375 @@
+"""``fraudradar score``: views → risk records, alerts and a state changelog.
+
+A consumer group on ``fraudradar.numbers`` and ``fraudradar.devices`` (co-partitioned with the
+compacted ``fraudradar.scorer-state``). Each input partition ``p`` has its own
+``ScoringEngine`` (state *and* models), so whichever replica owns ``p`` computes the same thing.
+
+The commit path (the shared ``StreamRunner`` plus one step, numbered as in the runner):
+
+1. process the batch: every view through its partition's engine; Risk/Alert outputs are sent;
+2. flush the producer and check every future (runner);
+3. (scorer) before a commit: send the changelog of every entity changed since the last commit
+   to partition ``p`` of ``scorer-state``, plus a signed model checkpoint per engine every
+   ``checkpoint_interval_s``; flush and check again — so the changelog never runs ahead of the
+   outputs it implies, and is never behind the offsets being committed;
+4. commit the input offsets (runner).
+
+Restore: the first record of a partition this process has no (valid) engine for triggers a
+synchronous replay of ``scorer-state[p]`` on this thread, before any of ``p``'s records are
+processed (the consumer's IO thread keeps heartbeating; rebalance listeners only record what
+changed, per kafka-python 3.x's rules). Every entity record carries the source position
+(offset and index inside a view bundle) it applied, so views replayed after a crash are skipped,
+not double counted: outputs are idempotent
+(deterministic ``alert_id``, compacted ``risk``), state updates exactly-once per entity.
+
+Feedback: every replica reads all of ``fraudradar.feedback`` (no group) and hands a report to
+the local engine owning the entity's partition; the engine's checkpoint records the feedback
+offset it has applied, and a restored engine is replayed the feedback after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from kafka import KafkaConsumer, TopicPartition
+from pydantic import Field
+
+from services.common import topics
+from services.common.config import CommonSettings
+from services.common.exceptions import FraudradarError
+from services.common.http import Health, ServiceHttp
+from services.common.logs import setup_logging
+from services.common.pseudonym import Pseudonymizer
+from services.common.records import decode_feedback, decode_views, encode, risk_key
+from services.common.stream import (
+    CommitPolicy,
+    DlqLimit,
+    DlqLimitExceeded,
+    OutputSink,
+    Record,
+    StreamConfig,
+    StreamRunner,
+    murmur2_partition,
+)
+from services.scorer import metrics
+from services.scorer.engine import EngineOutput, ScoringEngine
+from services.scorer.policy import Policy
+from services.scorer.store import MODELS_KEY
+
+log = logging.getLogger("fraudradar.scorer")
+
+# views in one bundle record share its offset; a view's source position is (offset << 16) + index
+BUNDLE_BITS = 16
+BUNDLE_MAX = (1 << BUNDLE_BITS) - 1
+
+
+class ScorerSettings(CommonSettings):
+    group_id: str = Field("fraudradar-scorer", description="consumer group of the scorer replicas")
+    instance_id: str | None = Field(None, description="static group membership id (e.g. the pod name)")
+    policy_file: Path | None = Field(None, description="policy YAML (default: the packaged policy.yaml)")
+    commit_interval_s: float = Field(2.0, description="commit (and write the state changelog) this often")
+    checkpoint_interval_s: float = Field(60.0, description="model checkpoint per partition this often")
+    feedback_poll_s: float = Field(1.0, description="read partner feedback this often")
+    seed: int = Field(0, description="seed of the detectors (same seed, same scores)")
+    max_poll_records: int = Field(2000, description="records per poll")
+    session_timeout_ms: int = Field(45_000, description="group session timeout (keep above a pod restart "
+                                                        "with static membership)")
+
+
+class ScorerProcessor:
+    """The scorer step of the stream (see the module docstring for the commit path)."""
+
+    def __init__(self, settings: ScorerSettings, pseudonymizer: Pseudonymizer, policy: Policy) -> None:
+        self.settings = settings
+        self.pseudonymizer = pseudonymizer
+        self.policy = policy
+        self.numbers_topic = settings.topic(topics.NUMBERS)
+        self.devices_topic = settings.topic(topics.DEVICES)
+        self.state_topic = settings.topic(topics.SCORER_STATE)
+        self.risk_topic = settings.topic(topics.RISK)
+        self.alerts_topic = settings.topic(topics.ALERTS)
+        self.feedback_topic = settings.topic(topics.FEEDBACK)
+        self.engines: dict[int, ScoringEngine] = {}
+        self._lock = threading.Lock()
+        self._assigned: set[int] = set()
+        self._suspect: set[int] = set()       # revoked at some point: verify before reuse
+        self._last_checkpoint: dict[int, float] = {}
+        self._restore_consumer: Any = None
+        self._feedback_consumer: Any = None
+        self._feedback_next_poll = 0.0
+        self._n_partitions: int | None = None
+        self.model_version = ScoringEngine(policy, pseudonymizer, settings.seed).model_version
+        self._views_counter = {kind: metrics.VIEWS.labels(kind) for kind in ("number", "device")}
+
+    # -- rebalance callbacks: IO thread, record only -----------------------------------------------
+    def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        with self._lock:
+            self._assigned |= {tp.partition for tp in partitions}
+
+    def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        with self._lock:
+            gone = {tp.partition for tp in partitions}
+            self._assigned -= gone
+            self._suspect |= gone
+
+    # -- 1. process ---------------------------------------------------------------------------------
+    def process(self, records: list[Record], sink: OutputSink) -> None:
+        with self._lock:
+            assigned = set(self._assigned)
+            suspect = set(self._suspect)
+        for partition in [p for p in self.engines if p not in assigned and assigned]:
+            del self.engines[partition]      # moved to another replica: its changelog is theirs now
+        self._poll_feedback()
+        numbers_topic = self.numbers_topic
+        for record in records:
+            partition = record.partition
+            engine = self.engines.get(partition)
+            if engine is None or partition in suspect:
+                engine = self._engine_for(record, engine)
+                suspect.discard(partition)
+                with self._lock:
+                    self._suspect.discard(partition)
+            try:
+                views = decode_views(record.value)  # type: ignore[arg-type]
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+                sink.dead_letter(record, "INVALID_VIEW", str(exc)[:200])
+                continue
+            sink.ok(record)
+            topic_kind = "number" if record.topic == numbers_topic else "device"
+            base = record.offset << BUNDLE_BITS
+            scored = 0
+            for index, view in enumerate(views):
+                if view.entity_type != topic_kind:
+                    log.warning("view on the wrong topic ignored",
+                                extra={"topic": record.topic, "entity_type": view.entity_type})
+                    continue
+                # a bundle's views share one Kafka offset: (offset, index) orders them exactly
+                output = engine.process(view, offset=base + min(index, BUNDLE_MAX))
+                if output.skipped:
+                    continue
+                scored += 1
+                if output.risk is not None or output.alerts or output.model_scores or output.tombstones \
+                        or output.risk_updates:
+                    self._emit(output, sink)
+            self._views_counter[topic_kind].inc(scored)
+            engine.next_offsets[record.topic] = record.offset + 1
+
+    def _emit(self, output: EngineOutput, sink: OutputSink) -> None:
+        risk_topic = self.risk_topic
+        if output.model_scores or output.score:
+            metrics.SCORE.labels("fused", output.entity_type).observe(output.score)
+            for model, percentile in output.model_scores.items():
+                metrics.SCORE.labels(model, output.entity_type).observe(100.0 * percentile)
+        if output.risk is not None:
+            sink.send(risk_topic, risk_key(output.entity_type, output.entity), encode(output.risk))
+        for risk in output.risk_updates:
+            sink.send(risk_topic, risk_key(risk.entity_type, risk.entity), encode(risk))
+        for entity_type, entity in output.tombstones:
+            sink.send(risk_topic, risk_key(entity_type, entity), None)
+        for alert in output.alerts:
+            sink.send(self.alerts_topic, alert.alert_id.encode(), encode(alert),
+                      [("alert_id", alert.alert_id.encode())])
+            metrics.ALERTS.labels(alert.level, alert.reasons[0].code if alert.reasons else "NONE").inc()
+            if alert.ingested_ms:
+                metrics.EVENT_TO_ALERT.observe(max(0.0, time.time() - alert.ingested_ms / 1000))
+
+    # -- restore ------------------------------------------------------------------------------------
+    def _engine_for(self, record: Record, engine: ScoringEngine | None) -> ScoringEngine:
+        """The engine of ``record``'s partition, restored from the changelog unless ours is current."""
+        partition = record.partition
+        if engine is not None and engine.next_offsets.get(record.topic) == record.offset:
+            return engine                        # nobody else processed this partition meanwhile
+        engine = self.restore(partition)
+        self.engines[partition] = engine
+        return engine
+
+    def restore(self, partition: int) -> ScoringEngine:
+        """Replay ``scorer-state[partition]`` into a fresh engine (blocking, this thread)."""
+        started = time.perf_counter()
+        metrics.RESTORING.set(1)
+        engine = ScoringEngine(self.policy, self.pseudonymizer, seed=self.settings.seed, partition=partition)
+        if self._restore_consumer is None:
+            self._restore_consumer = KafkaConsumer(
+                **self.settings.kafka_config(), group_id=None, enable_auto_commit=False,
+                client_id="fraudradar-scorer-restore", max_poll_records=10_000,
+                fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
+        consumer = self._restore_consumer
+        tp = TopicPartition(self.state_topic, partition)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        models_blob: bytes | None = None
+        n_records = 0
+        while consumer.position(tp) < end:
+            for recs in consumer.poll(timeout_ms=1000, max_records=10_000).values():
+                for rec in recs:
+                    if rec.offset >= end:
+                        break
+                    n_records += 1
+                    if rec.key == MODELS_KEY:
+                        models_blob = rec.value
+                    else:
+                        engine.apply_changelog(rec.key, rec.value)
+        if models_blob is not None:
+            try:
+                if not engine.restore_checkpoint(models_blob):
+                    log.info("model checkpoint of another model version ignored", extra={"partition": partition})
+            except FraudradarError:
+                log.exception("model checkpoint rejected; starting with fresh models", extra={"partition": partition})
+        consumer.unsubscribe()
+        if self._feedback_consumer is not None:
+            self._rewind_feedback(engine.feedback_offset)
+        elapsed = time.perf_counter() - started
+        metrics.RESTORE_SECONDS.set(elapsed)
+        metrics.RESTORING.set(0)
+        log.info("partition state restored", extra={
+            "partition": partition, "records": n_records, "entities": sum(engine.entities().values()),
+            "seconds": round(elapsed, 3)})
+        self._last_checkpoint[partition] = time.monotonic()
+        return engine
+
+    # -- feedback -----------------------------------------------------------------------------------
+    def _partitions(self) -> int:
+        if self._n_partitions is None:
+            probe = self._restore_consumer or self._feedback_consumer
+            parts = probe.partitions_for_topic(self.numbers_topic) if probe is not None else None
+            self._n_partitions = len(parts) if parts else 1
+        return self._n_partitions
+
+    def _poll_feedback(self) -> None:
+        now = time.monotonic()
+        if now < self._feedback_next_poll or not self.engines:
+            return
+        self._feedback_next_poll = now + self.settings.feedback_poll_s
+        if self._feedback_consumer is None:
+            consumer = KafkaConsumer(**self.settings.kafka_config(), group_id=None, enable_auto_commit=False,
+                                     client_id="fraudradar-scorer-feedback", auto_offset_reset="earliest")
+            parts = consumer.partitions_for_topic(self.feedback_topic) or {0}
+            consumer.assign([TopicPartition(self.feedback_topic, p) for p in sorted(parts)])
+            self._feedback_consumer = consumer
+            self._rewind_feedback(min(e.feedback_offset for e in self.engines.values()))
+        n_partitions = self._partitions()
+        for recs in self._feedback_consumer.poll(timeout_ms=0, max_records=5000).values():
+            for rec in recs:
+                try:
+                    feedback = decode_feedback(rec.value)
+                except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+                    continue
+                owner = murmur2_partition(feedback.entity.encode(), n_partitions)
+                engine = self.engines.get(owner)
+                if engine is not None and rec.offset >= engine.feedback_offset:
+                    engine.learn_feedback(feedback)
+                    engine.feedback_offset = rec.offset + 1
+
+    def _rewind_feedback(self, offset: int) -> None:
+        """Move the feed back (never forward) so an engine restored behind it sees its reports."""
+        consumer = self._feedback_consumer
+        for tp in consumer.assignment():
+            if offset < consumer.position(tp):
+                consumer.seek(tp, offset)
+
+    # -- 3. changelog before commit -----------------------------------------------------------------
+    def write_changelog(self, sink: OutputSink) -> None:
+        """Send every changed entity's record (and due model checkpoints) to its state partition."""
+        state_topic = self.state_topic
+        now = time.monotonic()
+        entities: dict[str, int] = {"number": 0, "device": 0}
+        state_bytes = 0
+        for partition, engine in self.engines.items():
+            for key, value in engine.changelog():
+                sink.send(state_topic, key, value, partition=partition)
+            if now - self._last_checkpoint.get(partition, 0.0) >= self.settings.checkpoint_interval_s:
+                sink.send(state_topic, MODELS_KEY, engine.checkpoint(), partition=partition)
+                self._last_checkpoint[partition] = now
+            for entity_type, n in engine.entities().items():
+                entities[entity_type] += n
+            state_bytes += engine.state_bytes()
+        for kind, count in entities.items():
+            metrics.ENTITIES.labels(kind).set(count)
+        metrics.STATE_BYTES.set(state_bytes)
+
+    def close(self) -> None:
+        for consumer in (self._restore_consumer, self._feedback_consumer):
+            if consumer is not None:
+                consumer.close()
+
+
+class ScorerRunner(StreamRunner):
+    """The shared runner plus step 3: the state changelog right before each offset commit."""
+
+    def _maybe_commit(self, force: bool) -> None:
+        due = force or self.config.commit.due(time.monotonic())
+        if due and self._pending:
+            processor: ScorerProcessor = self.processor  # type: ignore[assignment]
+            processor.write_changelog(self.sink)
+            self.sink.flush_and_check(self.config.flush_timeout_s)
+        super()._maybe_commit(force)
+
+
+def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Health]:
+    pseudonymizer = settings.pseudonymizer()
+    policy = Policy.load(pseudonymizer, settings.policy_file)
+    processor = ScorerProcessor(settings, pseudonymizer, policy)
+    config = StreamConfig(
+        service="scorer", group_id=settings.group_id,
+        topics=[settings.topic(topics.NUMBERS), settings.topic(topics.DEVICES)],
+        dlq_topic=settings.topic(topics.DLQ), commit=CommitPolicy(settings.commit_interval_s),
+        dlq_limit=DlqLimit(), instance_id=settings.instance_id, max_poll_records=settings.max_poll_records,
+        # co-partitioned topics: partition p of numbers and of devices must land on one replica
+        consumer_overrides={"partition_assignment_strategy": [_range_assignor()],
+                            "session_timeout_ms": settings.session_timeout_ms,
+                            "heartbeat_interval_ms": min(3000, settings.session_timeout_ms // 3)},
+    )
+    health = Health()
+    runner = ScorerRunner(settings, config, processor, health)  # type: ignore[arg-type]
+    return runner, processor, health
+
+
+def _range_assignor() -> Any:
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+    return RangePartitionAssignor
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="fraudradar score", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--http-port", type=int, help="port of /metrics, /healthz, /readyz")
+    parser.add_argument("--policy", type=Path, help="policy YAML (default: packaged policy.yaml)")
+    args = parser.parse_args(argv)
+    settings = ScorerSettings()
+    if args.http_port is not None:
+        settings = settings.model_copy(update={"http_port": args.http_port})
+    if args.policy is not None:
+        settings = settings.model_copy(update={"policy_file": args.policy})
+    setup_logging("scorer", settings.log_level)
+    try:
+        runner, processor, health = build(settings)
+    except FraudradarError as exc:
+        log.error("cannot start scorer", extra={"error": str(exc)})
+        print(f"fraudradar score: {exc}", file=sys.stderr)
+        return 2
+    http = ServiceHttp(settings.http_host, settings.http_port, health)
+    http.start()
+    runner.install_signal_handlers()
+    log.info("scorer started", extra={"http_port": http.port, "model_version": processor.model_version,
+                                      "instance_id": settings.instance_id})
+    try:
+        runner.run()
+    except DlqLimitExceeded as exc:
+        from services.common.metrics import DLQ_LIMIT_TRIPPED
+
+        DLQ_LIMIT_TRIPPED.labels("scorer").inc()
+        log.error("DLQ limit tripped; stopping without committing", extra={"error": str(exc)})
+        return 4
+    finally:
+        processor.close()
+        http.stop()
+    return 0

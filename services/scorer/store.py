@@ -1,0 +1,93 @@
+"""Per-entity state of one partition: packed records in dicts, a dirty set for the changelog.
+
+Keys are the 16 raw bytes of the 32-hex pseudonym (half the memory of the text). Values are the
+packed records of ``features``. The store never decides anything: the engine reads, updates
+and writes records; the store remembers which keys changed since the last changelog drain and
+answers "which entities are idle past the TTL" for the sweep.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from collections.abc import Iterator
+
+from services.common.records import EntityType
+from services.scorer.features import DEVICE, NUMBER, Layout
+
+_LAST_MS = struct.Struct("<q")
+CHANGELOG_PREFIX: dict[EntityType, bytes] = {"number": b"n", "device": b"d"}
+MODELS_KEY = b"__models__"
+
+
+def entity_key(entity: str) -> bytes:
+    if len(entity) == 32:
+        try:
+            return bytes.fromhex(entity)
+        except ValueError:
+            pass
+    return entity.encode()
+
+
+def entity_text(key: bytes) -> str:
+    return key.hex() if len(key) == 16 else key.decode()
+
+
+class EntityTable:
+    """One entity type's records."""
+
+    def __init__(self, entity_type: EntityType, layout: Layout) -> None:
+        self.entity_type = entity_type
+        self.layout = layout
+        self.records: dict[bytes, bytes] = {}
+        self.dirty: set[bytes] = set()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def idle_since(self, cutoff_ms: int) -> Iterator[bytes]:
+        """Keys whose latest event time is before ``cutoff_ms`` (a snapshot list, safe to delete)."""
+        unpack = _LAST_MS.unpack_from
+        return iter([key for key, value in self.records.items() if unpack(value)[0] < cutoff_ms])
+
+    def bytes_used(self) -> int:
+        """Bytes held: the dict's table plus every key and value object (all the same size)."""
+        n = len(self.records)
+        if not n:
+            return 0
+        key = next(iter(self.records))
+        return sys.getsizeof(self.records) + n * (sys.getsizeof(key) + sys.getsizeof(self.records[key]))
+
+
+class StateStore:
+    """Numbers and devices of one partition, plus changelog bookkeeping."""
+
+    def __init__(self) -> None:
+        self.numbers = EntityTable("number", NUMBER)
+        self.devices = EntityTable("device", DEVICE)
+
+    def table(self, entity_type: EntityType) -> EntityTable:
+        return self.numbers if entity_type == "number" else self.devices
+
+    def __len__(self) -> int:
+        return len(self.numbers) + len(self.devices)
+
+    def drain_changelog(self) -> list[tuple[bytes, bytes | None]]:
+        """(changelog key, packed record or None for a tombstone) of every key changed since last time."""
+        out: list[tuple[bytes, bytes | None]] = []
+        for table in (self.numbers, self.devices):
+            prefix = CHANGELOG_PREFIX[table.entity_type]
+            records = table.records
+            for key in table.dirty:
+                out.append((prefix + key, records.get(key)))
+            table.dirty.clear()
+        return out
+
+    def apply_changelog(self, key: bytes, value: bytes | None) -> None:
+        """Restore one changelog record (later records of a key win, as in compaction)."""
+        table = self.numbers if key[:1] == b"n" else self.devices
+        entity = key[1:]
+        if value is None:
+            table.records.pop(entity, None)
+        elif len(value) == table.layout.size:
+            table.records[entity] = value

@@ -1,0 +1,178 @@
+"""The engine: rules, alerts and their ids, cooldown, expiry, replays, restore, policy lists."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.identifiers import normalise_number
+from services.common.pseudonym import Pseudonymizer, parse_key
+from services.common.records import Feedback, View
+from services.scorer import features as F
+from services.scorer.engine import EngineOutput, ScoringEngine
+from services.scorer.exceptions import CheckpointError
+from services.scorer.synthetic import Generator
+from tests.conftest import TEST_PSEUDONYM_KEY
+from tests.scorer.helpers import MIN, T0, call_out, pid, sim_change, sms_in, sms_out
+
+PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
+
+
+def engine() -> ScoringEngine:
+    return ScoringEngine.default(PSEUDO, seed=0)
+
+
+def blast(number: str, start: int, n: int = 120, gap_ms: int = 1500) -> list[View]:
+    return [sms_out(number, pid(f"victim{number}{i}"), start + i * gap_ms, url=True, n=i) for i in range(n)]
+
+
+def run(eng: ScoringEngine, views: list[View]) -> list[EngineOutput]:
+    return [eng.process(v) for v in views]
+
+
+def test_sms_blast_raises_one_alert_per_episode_with_reasons() -> None:
+    eng = engine()
+    farm = pid("farm")
+    outs = run(eng, blast(farm, T0))
+    alerts = [a for o in outs for a in o.alerts]
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.level in ("high", "critical") and alert.score >= 70
+    codes = [r.code for r in alert.reasons]
+    assert {"SMS_BLAST", "HIGH_RECIPIENT_DIVERSITY", "SLOW_LINK_SPREAD"} & set(codes)
+    assert all(r.window in ("5m", "1h", "24h", "lifetime", "event") for r in alert.reasons)
+    assert alert.evidence["sms_out_1h"] > 5 and alert.model_version == eng.model_version
+    risks = [o.risk for o in outs if o.risk is not None]
+    assert risks[-1].level in ("high", "critical") and risks[-1].first_flagged_at is not None
+    assert risks[-1].expires_at > risks[-1].updated_at
+
+
+def test_alert_id_is_deterministic_and_cooldown_starts_a_new_episode() -> None:
+    farm = pid("farm2")
+    first = [a for o in run(engine(), blast(farm, T0)) for a in o.alerts]
+    again = [a for o in run(engine(), blast(farm, T0)) for a in o.alerts]
+    assert [a.alert_id for a in first] == [a.alert_id for a in again]
+    eng = engine()
+    two_days = 2 * 24 * 60 * MIN
+    alerts = [a for o in run(eng, blast(farm, T0) + blast(farm, T0 + two_days)) for a in o.alerts]
+    assert len(alerts) == 2 and alerts[0].alert_id != alerts[1].alert_id
+
+
+def test_normal_subscriber_is_quiet() -> None:
+    eng = engine()
+    me, friends = pid("me"), [pid(f"f{i}") for i in range(6)]
+    outs = run(eng, [sms_out(me, friends[i % 6], T0 + i * 7 * MIN, n=i) for i in range(60)])
+    assert all(o.score < 25 and o.risk is None and not o.alerts for o in outs)
+
+
+def test_spoofed_protected_number_is_critical() -> None:
+    eng = engine()
+    bank = PSEUDO("msisdn", normalise_number("020 555 0100", "NL").value)
+    out = eng.process(call_out(bank, pid("victim"), T0))
+    assert out.alerts and out.alerts[0].level == "critical"
+    assert out.alerts[0].reasons[0].code == "SPOOFED_PROTECTED_NUMBER"
+
+
+def test_allow_listed_a2p_sender_is_never_scored() -> None:
+    eng = engine()
+    ing = PSEUDO("msisdn", "ING")
+    outs = run(eng, blast(ing, T0, n=300, gap_ms=100))
+    assert all(o.score == 0 and not o.alerts for o in outs)
+    assert eng.entities()["number"] == 0
+
+
+def test_sim_swap_risk_is_emitted_even_at_score_zero() -> None:
+    eng = engine()
+    me = pid("swapped")
+    out = eng.process(sim_change(me, T0, "swap"))
+    assert out.risk is not None and out.risk.sim_changed_at is not None
+    assert out.risk.sim_changed_at.startswith("2026-")
+
+
+def test_sim_swap_then_otp_and_blast_alerts() -> None:
+    eng = engine()
+    me = pid("victim-of-takeover")
+    views = [sim_change(me, T0, "swap", device=pid("new-phone"))]
+    views += [sms_in(me, pid("bank-sender"), T0 + (i + 1) * MIN, peer_kind="alphanumeric") for i in range(3)]
+    views += [sms_out(me, pid(f"mule{i}"), T0 + 5 * MIN + i * 20_000, url=True, n=i) for i in range(15)]
+    alerts = [a for o in run(eng, views) for a in o.alerts]
+    assert len(alerts) == 1 and alerts[0].reasons[0].code == "SIM_SWAP_THEN_SPREAD"
+    # the first link SMS after the swap raised it: 5 minutes after the swap
+    assert alerts[0].raised_at.startswith("2026-09-21") and "RECENT_SIM_SWAP" in [r.code for r in alerts[0].reasons]
+
+
+def test_flags_expire_and_idle_entities_are_forgotten() -> None:
+    eng = engine()
+    farm, bystander = pid("farm3"), pid("bystander")
+    run(eng, blast(farm, T0))
+    ttl = eng.policy.ttl_ms
+    # flags last at most 7 days (critical): 8 days later the flag is expired, the state still kept
+    out = eng.process(sms_out(bystander, pid("x"), T0 + 8 * 24 * 60 * MIN))
+    assert ("number", farm) in out.tombstones
+    assert eng.features_of("number", farm) is not None
+    out = eng.process(sms_out(bystander, pid("x"), T0 + ttl + 60 * MIN))
+    assert eng.features_of("number", farm) is None
+    assert eng.counters["forgotten"] >= 1
+
+
+def test_replayed_offsets_are_skipped() -> None:
+    eng = engine()
+    views = blast(pid("farm4"), T0, n=60)
+    first = [eng.process(v, offset=i) for i, v in enumerate(views)]
+    replay = [eng.process(v, offset=i) for i, v in enumerate(views)]
+    assert all(o.skipped and not o.alerts and o.risk is None for o in replay)
+    assert sum(len(o.alerts) for o in first) == 1
+
+
+def test_changelog_restore_continues_identically() -> None:
+    gen = Generator(seed=3)
+    lab = gen.stream(normal=200, hours=3, fraud_start_h=1.5)
+    half = len(lab.views) // 2
+    whole = engine()
+    out_whole = [whole.process(v, offset=i) for i, v in enumerate(lab.views)]
+    first = engine()
+    for i, v in enumerate(lab.views[:half]):
+        first.process(v, offset=i)
+    restored = engine()
+    for key, value in first.changelog():
+        restored.apply_changelog(key, value)
+    assert restored.restore_checkpoint(first.checkpoint())
+    # a crash replays some already-applied views: they are skipped
+    out_rest = [restored.process(v, offset=i) for i, v in enumerate(lab.views) if i >= half - 50]
+    ids_whole = {a.alert_id for o in out_whole[half:] for a in o.alerts}
+    ids_rest = {a.alert_id for o in out_rest for a in o.alerts}
+    assert ids_whole and ids_whole == ids_rest
+    assert [o.score for o in out_whole[half:]] == [o.score for o in out_rest if not o.skipped]
+
+
+def test_tampered_checkpoint_is_rejected() -> None:
+    eng = engine()
+    blob = bytearray(eng.checkpoint())
+    blob[-1] ^= 1
+    with pytest.raises(CheckpointError):
+        engine().restore_checkpoint(bytes(blob))
+
+
+def test_feedback_trains_the_supervised_learner() -> None:
+    eng = engine()
+    farm, fine = pid("fb-farm"), pid("fb-fine")
+    run(eng, blast(farm, T0, n=40))
+    run(eng, [sms_out(fine, pid("friend"), T0 + i * MIN, n=i) for i in range(5)])
+    for i in range(6):
+        eng.learn_feedback(Feedback(report_id=f"r{i}", partner="bank", entity_type="number", entity=farm,
+                                    label="confirmed_fraud", reported_at="2026-09-21T00:00:00Z"))
+        eng.learn_feedback(Feedback(report_id=f"q{i}", partner="bank", entity_type="number", entity=fine,
+                                    label="false_positive", reported_at="2026-09-21T00:00:00Z"))
+    eng.learn_feedback(Feedback(report_id="z", partner="bank", entity_type="number", entity=pid("unknown"),
+                                label="false_positive", reported_at="2026-09-21T00:00:00Z"))
+    learner = eng.models["number"].feedback
+    assert learner.ready and eng.counters["feedback_unmatched"] == 1
+    assert (learner.proba_one(eng.features_of("number", farm) or {}) or 0) > 0.5
+
+
+def test_state_is_compact_per_entity() -> None:
+    eng = engine()
+    for i in range(20_000):
+        eng.process(sms_out(pid(f"n{i}"), pid(f"p{i}"), T0 + i))
+    per_entity = eng.state_bytes() / sum(eng.entities().values())
+    assert per_entity < 512
+    assert F.NUMBER.size < 400

@@ -1,0 +1,111 @@
+"""Windows and features on event time: decay, order independence, distinct sets, sketches."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from services.scorer import features as F
+from tests.scorer.helpers import MIN, T0, call_out, device_view, pid, sim_change, sms_in, sms_out
+
+
+def _number(views: list, short_call_s: float = 10.0) -> list[float]:
+    values = F.NUMBER.empty()
+    for view in views:
+        F.apply_number(values, view, is_night=False, short_call_s=short_call_s)
+    return values
+
+
+def test_decayed_windows_count_recent_events() -> None:
+    me = pid("me")
+    values = _number([sms_out(me, pid(f"r{i}"), T0 + i * 1000) for i in range(10)])
+    feats = F.number_features(values)
+    assert feats["sms_out_5m"] == pytest.approx(10, rel=0.03)
+    assert feats["sms_out_24h"] == pytest.approx(10, rel=0.001)
+    # five minutes of silence later (the clock is the next view's event time) the 5m window fell by e
+    F.apply_number(values, sms_in(me, pid("x"), T0 + 9000 + 5 * MIN), is_night=False, short_call_s=10)
+    later = F.number_features(values)
+    assert later["sms_out_5m"] == pytest.approx(feats["sms_out_5m"] / math.e, rel=1e-6)
+    assert later["sms_out_1h"] == pytest.approx(feats["sms_out_1h"] * math.exp(-5 / 60), rel=1e-6)
+
+
+def test_steady_rate_equals_window_count() -> None:
+    me = pid("steady")
+    # one SMS a minute for 6 hours: the 1h window holds ~60
+    values = _number([sms_out(me, pid(f"r{i % 5}"), T0 + i * MIN) for i in range(360)])
+    assert F.number_features(values)["sms_out_1h"] == pytest.approx(60, rel=0.02)
+
+
+def test_out_of_order_and_late_events_give_the_in_order_result() -> None:
+    rng = random.Random(4)
+    me = pid("ooo")
+    views = []
+    for i in range(200):
+        t = T0 + i * 7_000
+        if i % 3:
+            views.append(sms_out(me, pid(f"r{i}"), t, url=i % 4 == 0, n=i))
+        else:
+            views.append(call_out(me, pid(f"c{i}"), t, duration=rng.choice([3.0, 90.0]), answered=i % 2 == 0))
+        if i % 5 == 0:
+            views.append(sms_in(me, pid(f"s{i}"), t + 1))
+    in_order = F.number_features(_number(views))
+    shuffled = views[:]
+    # within a 2-minute grace: swap events inside blocks of 15 (up to ~105 s late)
+    for start in range(0, len(shuffled), 15):
+        block = shuffled[start:start + 15]
+        rng.shuffle(block)
+        shuffled[start:start + 15] = block
+    assert F.number_features(_number(shuffled)) == pytest.approx(in_order, rel=1e-9, abs=1e-9)
+    # and one event arriving an hour late lands where it belongs
+    late = views[:50] + views[51:] + [views[50]]
+    assert F.number_features(_number(late)) == pytest.approx(in_order, rel=1e-9, abs=1e-9)
+
+
+def test_new_recipient_share_and_known_contacts() -> None:
+    me = pid("chatty")
+    friends = [pid(f"f{i}") for i in range(5)]
+    values = _number([sms_out(me, friends[i % 5], T0 + i * 10_000, n=i) for i in range(100)])
+    feats = F.number_features(values)
+    assert feats["new_recipients_24h"] == pytest.approx(5, rel=0.02)  # decayed over 1000 s
+    assert feats["new_recipient_share_24h"] < 0.06
+    assert feats["distinct_recipients"] == 5
+    farm = _number([sms_out(pid("farm"), pid(f"v{i}"), T0 + i * 1000) for i in range(300)])
+    farm_feats = F.number_features(farm)
+    assert farm_feats["new_recipient_share_1h"] > 0.9
+    # exact up to the set's capacity, then the linear-counting sketch (within its error)
+    assert farm_feats["distinct_recipients"] == pytest.approx(300, rel=0.2)
+
+
+def test_call_features_sim_changes_and_device_swap() -> None:
+    me = pid("caller")
+    views = [call_out(me, pid(f"v{i}"), T0 + i * 20_000, duration=0.0, answered=False) for i in range(20)]
+    views.append(sim_change(me, T0 + 30 * MIN, "swap"))
+    values = _number(views)
+    feats = F.number_features(values)
+    assert feats["unanswered_share_1h"] > 0.85
+    assert feats["sim_change_recency"] == pytest.approx(1.0, abs=1e-3)
+    assert values[F.SIM_CHANGED_S] == (T0 + 30 * MIN) // 1000
+    # the same number on a different handset is a device change seen on traffic
+    F.apply_number(values, sms_out(me, pid("a"), T0 + 40 * MIN, device=pid("phone1")), is_night=False, short_call_s=10)
+    assert values[F.DEVICE_CHANGED_S] == 0
+    F.apply_number(values, sms_out(me, pid("a"), T0 + 50 * MIN, device=pid("phone2")), is_night=False, short_call_s=10)
+    assert values[F.DEVICE_CHANGED_S] == (T0 + 50 * MIN) // 1000
+
+
+def test_device_sim_hopping() -> None:
+    dev = pid("dev")
+    values = F.DEVICE.empty()
+    for i in range(12):
+        F.apply_device(values, device_view(dev, pid(f"n{i}"), pid(f"imsi{i}"), T0 + i * MIN, pid(f"p{i}")))
+    feats = F.device_features(values)
+    assert feats["new_imsis_24h"] == pytest.approx(12, rel=0.01)
+    assert feats["distinct_imsis"] == F.IDS_CAP   # the exact set is capped; the counter is not
+
+
+def test_record_round_trip_is_compact() -> None:
+    values = _number([sms_out(pid("p"), pid(f"r{i}"), T0 + i) for i in range(40)])
+    packed = F.NUMBER.pack(values)
+    assert F.NUMBER.unpack(packed) == pytest.approx(values)
+    assert len(packed) < 400 and F.DEVICE.size < 400

@@ -1,0 +1,253 @@
+"""The scorer service on the real broker: scenario alerts, kill -9 and restart, two replicas.
+
+One labelled view stream (``services.scorer.synthetic``) is written to three fresh topic sets;
+the uninterrupted single-process run is the reference the other two must reproduce exactly
+(same set of ``alert_id``s, nothing lost, nothing new after dedupe).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from services.common import topics
+from services.common.identifiers import normalise_number
+from services.common.pseudonym import Pseudonymizer, parse_key
+from services.common.records import Alert, Risk, View, decode_alert, decode_risk, encode
+from services.common.topics import ensure_topics
+from services.scorer.synthetic import Generator, Labelled
+from tests.conftest import TEST_PSEUDONYM_KEY
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Labelled:
+    pseudo = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
+    bank = pseudo("msisdn", normalise_number("+31205550100", "NL").value)
+    return Generator(seed=11).stream(normal=300, hours=4, fraud_start_h=2, bank_numbers=[bank])
+
+
+def _prefix(bootstrap: str) -> str:
+    prefix = f"s{uuid.uuid4().hex[:8]}."
+    ensure_topics(bootstrap, prefix, partitions=3)
+    return prefix
+
+
+def _produce(bootstrap: str, prefix: str, views: list[View]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    for view in views:
+        topic = topics.NUMBERS if view.entity_type == "number" else topics.DEVICES
+        producer.send(prefix + topic, key=view.entity.encode(), value=encode(view))
+    producer.flush()
+    producer.close()
+
+
+class Scorer:
+    """One ``fraudradar score`` process with its JSON log in a file."""
+
+    def __init__(self, bootstrap: str, prefix: str, group: str, log_path: Path,
+                 instance_id: str | None = None) -> None:
+        env = dict(os.environ, FRAUDRADAR_BOOTSTRAP=bootstrap, FRAUDRADAR_TOPIC_PREFIX=prefix,
+                   FRAUDRADAR_GROUP_ID=group, FRAUDRADAR_COMMIT_INTERVAL_S="0.3",
+                   FRAUDRADAR_CHECKPOINT_INTERVAL_S="1", FRAUDRADAR_SESSION_TIMEOUT_MS="10000",
+                   PYTHONPATH=str(ROOT))
+        if instance_id:
+            env["FRAUDRADAR_INSTANCE_ID"] = instance_id
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", "score", "--http-port", "0"],
+                                     env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def logs(self) -> list[dict[str, object]]:
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def wait_log(self, msg: str, timeout: float = 60.0) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for entry in self.logs():
+                if entry.get("msg") == msg:
+                    return entry
+            assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
+            time.sleep(0.1)
+        raise AssertionError(f"no {msg!r} log in {timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def _ends(bootstrap: str, prefix: str) -> dict[TopicPartition, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    tps = [TopicPartition(prefix + t, p) for t in (topics.NUMBERS, topics.DEVICES) for p in range(3)]
+    ends = consumer.end_offsets(tps)
+    consumer.close()
+    return ends
+
+
+def _wait_committed(bootstrap: str, prefix: str, group: str, timeout: float = 120.0) -> None:
+    ends = _ends(bootstrap, prefix)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+            committed = {tp: om.offset for tp, om in offsets.items()}
+            if all(committed.get(tp, 0) >= end for tp, end in ends.items()):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"group {group} did not catch up: {committed} vs {ends}")
+    finally:
+        admin.close()
+
+
+def _read(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | None]]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    parts = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in parts]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    out: list[tuple[bytes, bytes | None]] = []
+    while any(consumer.position(tp) < ends[tp] for tp in tps):
+        for recs in consumer.poll(timeout_ms=500).values():
+            out.extend((r.key, r.value) for r in recs)
+    consumer.close()
+    return out
+
+
+def _alerts(bootstrap: str, prefix: str) -> list[Alert]:
+    return [decode_alert(v) for _, v in _read(bootstrap, prefix + topics.ALERTS) if v is not None]
+
+
+def _risks(bootstrap: str, prefix: str) -> list[Risk]:
+    return [decode_risk(v) for _, v in _read(bootstrap, prefix + topics.RISK) if v is not None]
+
+
+@pytest.fixture(scope="module")
+def reference(kafka_bootstrap: str, dataset: Labelled, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[tuple[str, list[Alert]]]:
+    prefix = _prefix(kafka_bootstrap)
+    _produce(kafka_bootstrap, prefix, dataset.views)
+    scorer = Scorer(kafka_bootstrap, prefix, "ref", tmp_path_factory.mktemp("ref") / "scorer.log")
+    try:
+        started = scorer.wait_log("scorer started")
+        _wait_committed(kafka_bootstrap, prefix, "ref")
+        port = started["http_port"]
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        for name in ("fraudradar_scorer_views_total", "fraudradar_alerts_total", "fraudradar_event_to_alert_seconds",
+                     "fraudradar_scorer_entities", "fraudradar_scorer_state_bytes", "fraudradar_score_bucket",
+                     "fraudradar_scorer_restore_seconds", "fraudradar_consumer_lag"):
+            assert name in body, name
+    finally:
+        scorer.stop()
+    yield prefix, _alerts(kafka_bootstrap, prefix)
+
+
+def test_scenario_mix_gives_expected_alerts_and_risk(kafka_bootstrap: str, dataset: Labelled,
+                                                     reference: tuple[str, list[Alert]]) -> None:
+    prefix, alerts = reference
+    alerted = {(a.entity_type, a.entity) for a in alerts}
+    scenarios = {s for s, _ in dataset.fraud.values()}
+    detected = {dataset.fraud[k][0] for k in alerted if k in dataset.fraud}
+    assert detected == scenarios
+    assert alerted <= set(dataset.fraud), "alert on an entity outside every scenario"
+    assert all(a.level in ("high", "critical") and a.reasons for a in alerts)
+    risks = _risks(kafka_bootstrap, prefix)
+    peak: dict[tuple[str, str], int] = {}
+    for risk in risks:
+        key = (risk.entity_type, risk.entity)
+        peak[key] = max(peak.get(key, 0), risk.score)
+    assert all(peak[k] >= 70 for k in alerted)
+    swapped = [k for k, (s, _) in dataset.fraud.items() if s == "sim_swap_takeover" and k[0] == "number"]
+    assert any(r.sim_changed_at for r in risks if (r.entity_type, r.entity) == swapped[0])
+
+
+def test_kill9_and_restart_loses_no_alert(kafka_bootstrap: str, dataset: Labelled,
+                                          reference: tuple[str, list[Alert]], tmp_path: Path) -> None:
+    _, ref_alerts = reference
+    prefix = _prefix(kafka_bootstrap)
+    middle = dataset.views[len(dataset.views) // 2].occurred_ms
+    first = [v for v in dataset.views if v.occurred_ms < middle]
+    second = [v for v in dataset.views if v.occurred_ms >= middle]
+    _produce(kafka_bootstrap, prefix, first)
+    # dynamic membership: the restarted process gets the partitions once the killed member's
+    # 10 s session has timed out
+    scorer = Scorer(kafka_bootstrap, prefix, "crash", tmp_path / "a.log")
+    try:
+        scorer.wait_log("scorer started")
+        _wait_committed(kafka_bootstrap, prefix, "crash")
+        _produce(kafka_bootstrap, prefix, second)
+        time.sleep(0.4)   # mid-run: part of the second half processed, some of it not committed
+    finally:
+        scorer.stop(signal.SIGKILL)
+    restarted = Scorer(kafka_bootstrap, prefix, "crash", tmp_path / "b.log")
+    try:
+        restore = restarted.wait_log("partition state restored")
+        _wait_committed(kafka_bootstrap, prefix, "crash")
+    finally:
+        restarted.stop()
+    assert int(restore["entities"]) > 0  # type: ignore[call-overload]
+    got = _alerts(kafka_bootstrap, prefix)
+    assert {a.alert_id for a in got} == {a.alert_id for a in ref_alerts}
+
+
+def _assignment(scorer: Scorer) -> set[str]:
+    current: set[str] = set()
+    for entry in scorer.logs():
+        if entry.get("msg") == "partitions assigned":
+            current |= set(entry.get("partitions", []))  # type: ignore[arg-type]
+        elif entry.get("msg") == "partitions revoked":
+            current -= set(entry.get("partitions", []))  # type: ignore[arg-type]
+    return current
+
+
+def test_two_replicas_raise_the_same_alerts_as_one(kafka_bootstrap: str, dataset: Labelled,
+                                                   reference: tuple[str, list[Alert]], tmp_path: Path) -> None:
+    _, ref_alerts = reference
+    prefix = _prefix(kafka_bootstrap)
+    replicas = [Scorer(kafka_bootstrap, prefix, "pair", tmp_path / f"{i}.log") for i in range(2)]
+    try:
+        for replica in replicas:
+            replica.wait_log("scorer started")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:   # until the two split the 6 input partitions
+            latest = [_assignment(r) for r in replicas]
+            if all(latest) and not (latest[0] & latest[1]) and len(latest[0] | latest[1]) == 6:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the replicas did not split the partitions")
+        _produce(kafka_bootstrap, prefix, dataset.views)
+        _wait_committed(kafka_bootstrap, prefix, "pair")
+    finally:
+        for replica in replicas:
+            replica.stop()
+    restored = [sum(1 for e in r.logs() if e.get("msg") == "partition state restored") for r in replicas]
+    assert all(n >= 1 for n in restored), restored   # both replicas owned partitions
+    got = _alerts(kafka_bootstrap, prefix)
+    assert {a.alert_id for a in got} == {a.alert_id for a in ref_alerts}
