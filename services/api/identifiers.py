@@ -1,0 +1,34 @@
+"""From what a partner sends to the pseudonym the topics are keyed by.
+
+The normalisation is the ingest's own (``services.common.identifiers``: E.164 via
+libphonenumber with national numbers read in the configured region, short codes as digits,
+IMEI/IMEISV to the 14-digit TAC+serial), so a lookup lands on exactly the pseudonym ingest
+produced. Invalid input raises ``InvalidArgument`` (400 INVALID_ARGUMENT, as CAMARA asks).
+"""
+
+from __future__ import annotations
+
+from services.api.exceptions import InvalidArgument
+from services.common.identifiers import IdentifierError, normalise_imei, normalise_number
+from services.common.pseudonym import Pseudonymizer
+
+
+class EntityResolver:
+    """Normalise and pseudonymise partner input in one call."""
+
+    def __init__(self, pseudonymizer: Pseudonymizer, region: str) -> None:
+        self._pseudonymizer = pseudonymizer
+        self._region = region
+
+    def number(self, text: str) -> str:
+        try:
+            number = normalise_number(text, self._region)
+        except IdentifierError as exc:
+            raise InvalidArgument("phoneNumber is not a valid phone number.") from exc
+        return self._pseudonymizer("msisdn", number.value)
+
+    def device(self, imei: str) -> str:
+        try:
+            return self._pseudonymizer("imei", normalise_imei(imei))
+        except IdentifierError as exc:
+            raise InvalidArgument("imei must be 14 to 16 digits.") from exc
