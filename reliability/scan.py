@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -36,7 +37,8 @@ class Identifiers:
             return
         if not isinstance(ev, dict):
             return
-        sim = ev.get("sim") if isinstance(ev.get("sim"), dict) else {}
+        sim_block = ev.get("sim")
+        sim: dict[str, Any] = sim_block if isinstance(sim_block, dict) else {}
         for text in (ev.get("a_number"), ev.get("b_number"), sim.get("msisdn")):
             if isinstance(text, str):
                 try:

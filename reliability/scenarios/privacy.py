@@ -50,7 +50,8 @@ def plaintext(ctx: Context) -> Outcome:
             scanner.feed(base, record_blobs(rig.records(prefix + base)))
     for path in sorted((rig.workdir / "logs").glob("*.log")):
         scanner.feed("logs", [path.read_bytes()])
-    scanner.feed("metrics", [svc.last_metrics.encode() for svc in rig.services])
+    scanner.feed("metrics", [svc.last_metrics.encode() for svc in rig.services]
+                 + [str(ctx.notes.get("api_metrics", "")).encode()])
     control = Scanner(scanner.forms)
     first = rig.prefixes[0] if rig.prefixes else None
     if first:
