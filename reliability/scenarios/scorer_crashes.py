@@ -113,9 +113,10 @@ def run(ctx: Context) -> dict[str, Outcome]:
     ref_seconds = _score_to_end(ctx, reference, views_a, "the uninterrupted scorer run")
     expected = alert_ids(ctx, a)
 
-    # static membership (the Helm StatefulSet sets the pod name): a restarted replica takes its
-    # partitions back at once instead of waiting out the dead member's session
-    crashy = rig.service("scorer", ["score"], b, FRAUDRADAR_INSTANCE_ID="scorer-0")
+    # dynamic membership with a 10 s session: a restarted replica waits out the dead member's
+    # session. (Static membership, FRAUDRADAR_INSTANCE_ID, was tried: a replica that joined
+    # before it had the topics' metadata kept an empty assignment forever; see the report.)
+    crashy = rig.service("scorer", ["score"], b, FRAUDRADAR_SESSION_TIMEOUT_MS="10000")
     fractions = sorted(ctx.rng.uniform(0.02, 0.97) for _ in range(p.kills))
     kills: list[dict[str, Any]] = []
     own_exits = 0
