@@ -56,21 +56,13 @@ def alert_ids(ctx: Context, prefix: str) -> collections.Counter[str]:
 
 def consumer_dedupe(ctx: Context, prefix: str) -> tuple[int, str]:
     """Duplicates left after the alert consumer's dedupe (the API's alert store when present)."""
-    try:
-        from services.api.store import dedupe_alert_ids  # type: ignore[attr-defined]
-    except ImportError:
-        dedupe_alert_ids = None
+    from services.api.store import dedupe_alert_ids
+
     seen: collections.Counter[str] = collections.Counter()
     ordered = [decode_alert(r.value).alert_id for r in ctx.rig.records(prefix + topics.ALERTS) if r.value]
-    if dedupe_alert_ids is not None:
-        for alert_id in dedupe_alert_ids(ordered):
-            seen[alert_id] += 1
-        how = "services.api.store.dedupe_alert_ids"
-    else:
-        for alert_id in dict.fromkeys(ordered):
-            seen[alert_id] += 1
-        how = "dedupe by alert_id (the documented consumer contract; the API is not in this tree)"
-    return sum(c - 1 for c in seen.values() if c > 1), how
+    for alert_id in dedupe_alert_ids(ordered):
+        seen[alert_id] += 1
+    return sum(c - 1 for c in seen.values() if c > 1), "the API's alert materialiser (dedupe_alert_ids)"
 
 
 def _score_to_end(ctx: Context, svc: Service, views: list[str], what: str) -> float:
