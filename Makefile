@@ -22,7 +22,7 @@ tools: install
 	bash scripts/install-tools.sh
 
 lint: install
-	$(VENV)/bin/ruff check services models tests bench
+	$(VENV)/bin/ruff check services models tests bench reliability
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -32,6 +32,11 @@ test: tools lint typecheck
 
 demo: install
 	$(VENV)/bin/fraudradar demo
+
+# The reliability proof (docs/reliability.md): 1M events, 20 scorer kills, broker faults, hostile
+# input, API abuse, privacy scan. Writes reliability/results/reliability.json and .md. Takes long.
+reliability: install
+	$(PY) -m reliability --out reliability/results/reliability.json
 
 bench: install
 	$(PY) bench/ingest.py --json bench/results/ingest.json
