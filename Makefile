@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(or $(FRAUDRADAR_CACHE),$(HOME)/.cache/fraudradar)/bin:$(PATH)
 
-.PHONY: demo test install tools lint typecheck unit bench reliability clean
+.PHONY: demo test install tools lint typecheck bench reliability clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -39,7 +39,10 @@ reliability: install
 	$(PY) -m reliability --out reliability/results/reliability.json
 
 bench: install
+	$(PY) bench/decode.py --json bench/results/decode.json
 	$(PY) bench/ingest.py --json bench/results/ingest.json
+	$(PY) bench/scorer.py --json bench/results/scorer.json
+	$(PY) bench/api.py --json bench/results/api.json
 
 clean:
 	-$(VENV)/bin/fraudradar kafka down
