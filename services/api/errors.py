@@ -94,6 +94,15 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "Invalid argument: " + "; ".join(parts) if parts else "Invalid argument."
 
 
+def _methods_for(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -111,7 +120,12 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, "INTERNAL" if exc.status_code >= 500 else "INVALID_ARGUMENT")
         message = str(exc.detail) if exc.status_code < 500 else "Internal error."
-        return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods; a path served by two
+            # routes (GET and DELETE of one object) must list both.
+            headers["Allow"] = ", ".join(_methods_for(request))
+        return error_response(exc.status_code, code, message, headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

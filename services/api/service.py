@@ -23,7 +23,7 @@ from services.api.limits import Limiter
 from services.api.metrics import AUDIT_UNACKED_SECONDS
 from services.api.partner_state import DeliveryCursor, StateRecord, Webhook, encode_state, state_key
 from services.api.partners import Partner, PartnerRegistry
-from services.api.store import AlertEntry, AlertLog, PartnerStateStore, RiskStore, now_iso, parse_time
+from services.api.store import AlertEntry, AlertIds, AlertLog, PartnerStateStore, RiskStore, now_iso, parse_time
 from services.api.tokens import Principal
 from services.api.webhooks import Dispatcher, UrlPolicy, WebhookEvent
 from services.common import topics
@@ -61,6 +61,7 @@ class ApiService:
         self.clock = clock
         self.risk = RiskStore()
         self.alerts = AlertLog(settings.alerts_retention_s)
+        self.alert_ids = AlertIds()
         self.pstate = PartnerStateStore()
         self.positions: dict[str, int] = {}  # "topic:partition" -> next offset materialised
         self.topic_risk = settings.topic(topics.RISK)
@@ -156,6 +157,10 @@ class ApiService:
                     self._risk_changed(change, old, new)
                 self.positions[f"{self.topic_risk}:{change.partition}"] = change.offset + 1
             elif change.kind == "alert" and isinstance(change.value, Alert):
+                if not self.alert_ids.first_time(change.value.alert_id):
+                    # a redelivery (scorer crash/rebalance): partners see each alert once
+                    self.positions[f"{self.topic_alerts}:{change.partition}"] = change.offset + 1
+                    continue
                 try:
                     raised = parse_time(change.value.raised_at)
                 except ValueError:

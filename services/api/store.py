@@ -73,6 +73,33 @@ def decode_cursor(cursor: str) -> dict[int, int]:
         raise InvalidArgument("cursor is not valid.") from exc
 
 
+class AlertIds:
+    """Alert ids seen recently (bounded, oldest forgotten first).
+
+    The scorer is at-least-once: after a crash or a rebalance it writes some alerts again, with
+    the same deterministic ``alert_id`` at a new offset. The feed, the stream and webhooks must
+    show each alert once, so the materialiser drops an id it has already seen.
+    """
+
+    def __init__(self, capacity: int = 1_000_000) -> None:
+        self.capacity = capacity
+        self._seen: dict[str, None] = {}
+
+    def first_time(self, alert_id: str) -> bool:
+        if alert_id in self._seen:
+            return False
+        self._seen[alert_id] = None
+        if len(self._seen) > self.capacity:
+            del self._seen[next(iter(self._seen))]
+        return True
+
+
+def dedupe_alert_ids(alert_ids: Iterator[str] | list[str]) -> Iterator[str]:
+    """The ids the API materialises from ``alert_ids`` in log order (what partners see)."""
+    seen = AlertIds()
+    return (alert_id for alert_id in alert_ids if seen.first_time(alert_id))
+
+
 class AlertLog:
     """Alerts in arrival order within the retention window, pageable by partition offsets."""
 

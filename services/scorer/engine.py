@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from models import CalibratedDetector, FeedbackLearner, ScaledHalfSpaceTrees, StreamingECOD
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import (
@@ -52,6 +54,9 @@ from services.scorer.scoring import evaluate_rules, fuse, model_points, model_re
 from services.scorer.store import EntityTable, StateStore, entity_key, entity_text
 
 CHECKPOINT_FORMAT = 1
+# Entity records hold event seconds as uint32 (1970-01-01 .. 2106-02-07). Valid views outside
+# that span (ingest forwards far-past events, flagged late) are clamped into it, not a crash.
+_EVENT_MS_MAX = (2**32 - 1) * 1000
 DETECTOR_VERSIONS = {"ecod": "ecod.1", "hst": "hst.1"}
 
 
@@ -145,6 +150,8 @@ class ScoringEngine:
     # ------------------------------------------------------------------------------------------
     def process(self, view: View, offset: int | None = None) -> EngineOutput:
         """Apply one view; ``offset`` (its source offset) makes replays after a restore no-ops."""
+        if not 0 <= view.occurred_ms <= _EVENT_MS_MAX:
+            view = msgspec.structs.replace(view, occurred_ms=min(max(view.occurred_ms, 0), _EVENT_MS_MAX))
         entity_type = view.entity_type
         entity = view.entity
         policy = self.policy
