@@ -22,6 +22,7 @@ from services.api.identifiers import EntityResolver
 from services.api.metrics import ApiMiddleware
 from services.api.partners import PartnerRegistry
 from services.api.routers import alerts, camara, oauth, operator, ops, reports, risk, watchlist, webhooks
+from services.api.schemas import WEBHOOK_URL_PATTERN, WEBHOOK_URL_PATTERN_ANY_SCHEME
 from services.api.service import ApiService
 from services.api.tokens import TokenService
 from services.common.exceptions import ConfigError
@@ -126,5 +127,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+    # CAMARA allows maxAge up to 2400 h; this deployment discloses its monitored period only,
+    # so that is the published maximum (above it: 400 OUT_OF_RANGE, as the specs prescribe).
+    settings: ApiSettings = app.state.settings
+    max_age = components.get("CreateCheckSwap", {}).get("properties", {}).get("maxAge")
+    if max_age is not None:
+        max_age["maximum"] = min(2400, settings.swap_monitored_days * 24)
+        max_age["default"] = min(240, max_age["maximum"])
+    url = components.get("WebhookIn", {}).get("properties", {}).get("url")
+    if url is not None:
+        url["pattern"] = WEBHOOK_URL_PATTERN_ANY_SCHEME if settings.webhook_allow_http else WEBHOOK_URL_PATTERN
     app.openapi_schema = schema
     return schema

@@ -4,15 +4,25 @@ The normalisation is the ingest's own (``services.common.identifiers``: E.164 vi
 libphonenumber with national numbers read in the configured region, short codes as digits,
 IMEI/IMEISV to the 14-digit TAC+serial), so a lookup lands on exactly the pseudonym ingest
 produced. Invalid input raises ``InvalidArgument`` (400 INVALID_ARGUMENT, as CAMARA asks).
+
+Partners send numbers in E.164 (``^\\+[1-9][0-9]{4,14}$``, the CAMARA pattern; the schema
+enforces it). A number that matches the pattern but that libphonenumber does not take as a
+possible number (``+346661113334``) is *not* an error: ingest dead-letters such numbers, so
+it can never carry a signal. It is pseudonymised as its raw E.164 text and answered like any
+unseen number (no signal, audited, budgeted), so the answer path is the same for every
+schema-valid number and the answer does not tell a partner which numbers are possible.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from services.api.exceptions import InvalidArgument
 from services.common.identifiers import IdentifierError, normalise_imei, normalise_number
 from services.common.pseudonym import Pseudonymizer
+
+E164 = re.compile(r"^\+[1-9][0-9]{4,14}\Z")
 
 
 class EntityResolver:
@@ -31,10 +41,13 @@ class EntityResolver:
 
     def _number(self, text: str) -> str:
         try:
-            number = normalise_number(text, self._region)
+            value = normalise_number(text, self._region).value
         except IdentifierError as exc:
-            raise InvalidArgument("phoneNumber is not a valid phone number.") from exc
-        return self._pseudonymizer("msisdn", number.value)
+            if not E164.match(text):
+                raise InvalidArgument("phoneNumber is not a valid phone number.") from exc
+            # pattern-valid but not a possible number: never seen by ingest, so no signal
+            value = text
+        return self._pseudonymizer("msisdn", value)
 
     def device(self, imei: str) -> str:
         try:

@@ -7,25 +7,57 @@ include them or they do not apply; routes use ``response_model_exclude_none``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
-from services.api.errors import ErrorInfo
+# Every phone number a partner sends is E.164 with its leading '+', the CAMARA pattern. A
+# number that matches it but is not a possible number by libphonenumber can never carry a
+# signal (ingest dead-letters such numbers): it is answered as an unseen number.
+E164_PATTERN = r"^\+[1-9][0-9]{4,14}$"
+E164_DESCRIPTION = "E.164 with leading '+' (MSISDN), e.g. +31612345678"
+PhoneText = Field(pattern=E164_PATTERN, description=E164_DESCRIPTION, examples=["+31612345678"])
+ImeiPattern = r"^[0-9]{14,16}$"
+E164 = Annotated[str, Field(pattern=E164_PATTERN, description=E164_DESCRIPTION)]
+Imei = Annotated[str, Field(pattern=ImeiPattern, description="IMEI or IMEISV digits")]
 
-PhoneText = Field(
-    min_length=3,
-    max_length=32,
-    description="E.164 (+31612345678) or a national number",
-    examples=["+31612345678"],
-)
-CamaraPhone = Field(
-    default=None,
-    pattern=r"^\+[1-9][0-9]{4,14}$",
-    examples=["+346661113334"],
-    description="E.164 with leading '+' (MSISDN)",
-)
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# Optional, never null: left out means "not given"; the schema neither admits nor suggests null.
+Absent = Field(default=None, json_schema_extra=_drop_default)
+# A webhook target: https, a DNS name or IPv4 address, an optional port, a path and query of
+# printable ASCII; no credentials, no fragment, no IP-literal in brackets. Whatever matches is
+# well-formed; whether the host resolves to public addresses only is checked when registering
+# (and before each delivery): refused with 403 PERMISSION_DENIED.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+_AFTER_SCHEME = rf"://(?:{_LABEL}\.)*{_LABEL}{_PORT}(?:[/?][\x21\x22\x24-\x7e]*)?$"
+WEBHOOK_URL_PATTERN = "^https" + _AFTER_SCHEME
+# What the model takes: http is refused by the URL policy (400) unless the deployment allows it
+# (local demos and tests); the published document has the pattern of the deployment's policy.
+WEBHOOK_URL_PATTERN_ANY_SCHEME = "^https?" + _AFTER_SCHEME
+
+# "Exactly one of phoneNumber and imei", as the JSON schema says it.
+_ONE_ENTITY: dict[str, Any] = {"oneOf": [{"required": ["phoneNumber"]}, {"required": ["imei"]}]}
+
+
+def _date_time_text(value: object) -> object:
+    """A date-time is RFC 3339 text (pydantic would also take epoch numbers the schema does not)."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+def _no_explicit_null(value: object) -> object:
+    """An optional field is either left out or has a value (the schema does not admit null)."""
+    if value is None:
+        raise ValueError("must not be null (leave the field out instead)")
+    return value
 Level = Literal["none", "low", "medium", "high", "critical"]
 FlagLevel = Literal["low", "medium", "high", "critical"]
 EventType = Literal["alert.raised", "risk.changed"]
@@ -40,13 +72,11 @@ class NumberLookup(Model):
 
 
 class NumberBatchLookup(Model):
-    phone_numbers: list[str] = Field(min_length=1, max_length=100, description="at most 100 numbers")
+    phone_numbers: list[E164] = Field(min_length=1, max_length=100, description="at most 100 numbers")
 
 
 class DeviceLookup(Model):
-    imei: str = Field(
-        pattern=r"^[0-9]{14,16}$", description="IMEI or IMEISV digits", examples=["35209900176148"]
-    )
+    imei: str = Field(pattern=ImeiPattern, description="IMEI or IMEISV digits", examples=["35209900176148"])
 
 
 class ReasonOut(Model):
@@ -77,8 +107,7 @@ class RiskAnswer(Model):
 
 class BatchItem(Model):
     phone_number: str
-    result: RiskAnswer | None = None
-    error: ErrorInfo | None = None
+    result: RiskAnswer
 
 
 class BatchAnswer(Model):
@@ -138,7 +167,12 @@ class WatchEntryList(Model):
 
 
 class WebhookIn(Model):
-    url: str = Field(min_length=8, max_length=2048)
+    url: str = Field(
+        max_length=2048,
+        pattern=WEBHOOK_URL_PATTERN_ANY_SCHEME,
+        description="https URL; its host must resolve to public addresses only (else 403)",
+        examples=["https://hooks.example.com/fraudradar"],
+    )
     events: list[EventType] = Field(min_length=1, max_length=2)
     description: str | None = Field(default=None, max_length=200)
 
@@ -160,9 +194,13 @@ class WebhookList(Model):
 
 
 class ReportIn(Model):
-    phone_number: str | None = Field(default=None, min_length=3, max_length=32)
-    imei: str | None = Field(default=None, pattern=r"^[0-9]{14,16}$")
+    """Exactly one of ``phoneNumber`` and ``imei``."""
+
+    model_config = ConfigDict(json_schema_extra=_ONE_ENTITY)
+    phone_number: E164 | SkipJsonSchema[None] = Absent
+    imei: Imei | SkipJsonSchema[None] = Absent
     label: Literal["confirmed_fraud", "false_positive"]
+    _not_null = field_validator("phone_number", "imei", mode="before")(_no_explicit_null)
     alert_id: str | None = Field(default=None, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
     note: str | None = Field(default=None, max_length=500)
 
@@ -172,10 +210,28 @@ class ReportAccepted(Model):
 
 
 class OverrideIn(Model):
-    phone_number: str | None = Field(default=None, min_length=3, max_length=32)
-    imei: str | None = Field(default=None, pattern=r"^[0-9]{14,16}$")
+    """Exactly one of ``phoneNumber`` and ``imei``; ``level`` with ``pin`` and only with it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                _ONE_ENTITY,
+                {
+                    "oneOf": [
+                        {"properties": {"action": {"const": "pin"}}, "required": ["level"]},
+                        {"properties": {"action": {"const": "clear"}}, "not": {"required": ["level"]}},
+                    ]
+                },
+            ]
+        }
+    )
+    phone_number: E164 | SkipJsonSchema[None] = Absent
+    imei: Imei | SkipJsonSchema[None] = Absent
     action: Literal["clear", "pin"]
-    level: FlagLevel | None = Field(default=None, description="required for 'pin'")
+    level: FlagLevel | SkipJsonSchema[None] = Field(
+        default=None, description="required for 'pin', not allowed for 'clear'", json_schema_extra=_drop_default
+    )
+    _not_null = field_validator("phone_number", "imei", "level", mode="before")(_no_explicit_null)
     reason: str = Field(min_length=3, max_length=500)
     expires_in_hours: int = Field(default=168, ge=1, le=720)
 
@@ -223,10 +279,15 @@ class ContestResolution(Model):
 
 
 class AuditQuery(Model):
-    phone_number: str | None = Field(default=None, min_length=3, max_length=32)
-    imei: str | None = Field(default=None, pattern=r"^[0-9]{14,16}$")
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    """Exactly one of ``phoneNumber`` and ``imei``; ``since`` after ``until`` is an empty window."""
+
+    model_config = ConfigDict(json_schema_extra=_ONE_ENTITY)
+    phone_number: E164 | SkipJsonSchema[None] = Absent
+    imei: Imei | SkipJsonSchema[None] = Absent
+    since: AwareDatetime | None = Field(default=None, description="default: 30 days ago")
+    until: AwareDatetime | None = Field(default=None, description="default: now")
+    _not_null = field_validator("phone_number", "imei", mode="before")(_no_explicit_null)
+    _rfc3339 = field_validator("since", "until", mode="before")(_date_time_text)
     limit: int = Field(default=100, ge=1, le=1000)
 
 
@@ -264,17 +325,42 @@ class Health(BaseModel):
 # -- CAMARA (field names as in the specs) ---------------------------------------------------
 
 
+CamaraPhone = Annotated[
+    str,
+    Field(pattern=E164_PATTERN, examples=["+346661113334"], description="E.164 with leading '+' (MSISDN)"),
+]
+
+
 class CamaraModel(BaseModel):
+    """Unknown fields are ignored (the CAMARA schemas admit additional properties)."""
+
     model_config = ConfigDict(extra="ignore")
 
 
+def _phone_required(schema: dict[str, Any]) -> None:
+    # Two-legged tokens only: the number cannot come from the token, so ``phoneNumber`` (optional
+    # in the CAMARA schema, for three-legged tokens) is required here. Its absence (or null) is
+    # still answered as CAMARA prescribes: 422 MISSING_IDENTIFIER.
+    schema["required"] = sorted({*schema.get("required", []), "phoneNumber"})
+
+
 class CreateCheckSwap(CamaraModel):
-    phoneNumber: str | None = CamaraPhone
-    maxAge: int = Field(default=240, ge=1, le=2400, description="Period in hours to be checked")
+    model_config = ConfigDict(json_schema_extra=_phone_required)
+    phoneNumber: CamaraPhone | SkipJsonSchema[None] = Absent
+    maxAge: int = Field(
+        default=240,
+        ge=1,
+        le=2400,
+        description=(
+            "Period in hours to be checked. CAMARA allows up to 2400; the published maximum is "
+            "this deployment's monitored period, and a value above it is 400 OUT_OF_RANGE"
+        ),
+    )
 
 
 class CreateSwapDate(CamaraModel):
-    phoneNumber: str | None = CamaraPhone
+    model_config = ConfigDict(json_schema_extra=_phone_required)
+    phoneNumber: CamaraPhone | SkipJsonSchema[None] = Absent
 
 
 class CheckSwapInfo(CamaraModel):

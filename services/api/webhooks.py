@@ -13,7 +13,8 @@
   change of owner the events after the cursor are delivered again. The ``webhook-id`` is a hash
   of the webhook and the source record, so a receiver drops repeats by id.
 * **SSRF.** A URL must be https, without credentials, and resolve only to public addresses,
-  checked when it is registered *and* before each attempt; the attempt then connects to the
+  checked when it is registered *and* before each attempt (a malformed URL is 400, a host
+  that does not resolve to public addresses only is 403 PERMISSION_DENIED); the attempt then connects to the
   address that was checked (TLS still verifies the host name), so DNS rebinding cannot move it
   to an internal address. Redirects are not followed.
 """
@@ -38,7 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import orjson
 
-from services.api.exceptions import InvalidArgument
+from services.api.exceptions import ApiError, InvalidArgument, PermissionDenied
 from services.api.metrics import WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from services.api.partner_state import DeliveryCursor, Webhook
 
@@ -63,7 +64,14 @@ def owner_of(partner_id: str, replica_count: int) -> int:
 
 
 class UnsafeUrl(InvalidArgument):
-    """The URL may not be used as a webhook target."""
+    """The URL is not a well-formed webhook target (400; the schema's pattern excludes it)."""
+
+
+class ForbiddenTarget(PermissionDenied):
+    """The URL is well-formed, but its host does not resolve to public addresses only (403).
+
+    A JSON schema cannot say what a host name resolves to, so this is not a 400 of the
+    schema: the partner is not permitted to make the API call that address."""
 
 
 @dataclass(frozen=True)
@@ -103,11 +111,11 @@ class UrlPolicy:
         loop = asyncio.get_running_loop()
         try:
             infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), 5.0)
-        except (OSError, TimeoutError) as exc:
-            raise UnsafeUrl("url host does not resolve.") from exc
+        except (OSError, TimeoutError, UnicodeError) as exc:
+            raise ForbiddenTarget("url host does not resolve to public addresses.") from exc
         addresses = [str(info[4][0]) for info in infos]
         if not addresses or not all(self.address_allowed(a) for a in addresses):
-            raise UnsafeUrl("url must resolve to public addresses only.")
+            raise ForbiddenTarget("url must resolve to public addresses only.")
         return scheme, host, port, addresses[0]
 
 
@@ -256,7 +264,7 @@ class Dispatcher:
                 target, content=body, headers=headers, extensions={"sni_hostname": host}
             )
             ok = 200 <= response.status_code < 300
-        except (httpx.HTTPError, InvalidArgument, OSError) as exc:
+        except (httpx.HTTPError, ApiError, OSError) as exc:
             log.info("webhook %s attempt failed: %s", worker.webhook.webhook_id, type(exc).__name__)
             ok = False
         WEBHOOK_SECONDS.observe(time.perf_counter() - started)

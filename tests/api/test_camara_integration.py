@@ -157,11 +157,18 @@ def test_published_camara_requests_match_spec(api: ApiServer) -> None:
             spec_props = spec["components"]["schemas"][spec_ref]["properties"]
             assert set(props) == set(spec_props)
             if "maxAge" in spec_props:
+                # the spec's range (1..2400) narrowed to the monitored period: above it the
+                # server answers 400 OUT_OF_RANGE, as the spec prescribes
+                monitored_h = api.settings.swap_monitored_days * 24
                 assert (
                     props["maxAge"]["minimum"],
                     props["maxAge"]["maximum"],
                     props["maxAge"]["default"],
-                ) == (1, 2400, 240)
+                ) == (1, min(2400, monitored_h), min(240, monitored_h))
+                assert spec_props["maxAge"]["maximum"] == 2400
+            # two-legged tokens only: phoneNumber is required here (optional in the spec)
+            assert ours["components"]["schemas"][ref]["required"] == ["phoneNumber"]
+            assert op["requestBody"]["required"] is True
             phone = props["phoneNumber"].get("anyOf", [props["phoneNumber"]])[0]
             assert phone["pattern"] == spec["components"]["schemas"]["PhoneNumber"]["pattern"]
 

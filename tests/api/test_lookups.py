@@ -72,7 +72,7 @@ def test_flagged_number_cut_to_tier(api: ApiServer, scorer: ScorerOutput) -> Non
     with api.client() as c:
         for partner in ("bank-a", "bank-b", "platform-a", "telco-a"):
             r = c.post(
-                "/v1/risk/numbers:lookup", json={"phoneNumber": "0612345002"}, headers=api.auth(partner)
+                "/v1/risk/numbers:lookup", json={"phoneNumber": "+31612345002"}, headers=api.auth(partner)
             )
             assert r.status_code == 200, r.text
             answers[partner] = r.json()
@@ -84,25 +84,33 @@ def test_flagged_number_cut_to_tier(api: ApiServer, scorer: ScorerOutput) -> Non
     assert answers["telco-a"]["modelVersion"] == "rules-1"
 
 
-def test_batch_in_order_with_item_errors(api: ApiServer) -> None:
+def test_batch_in_order(api: ApiServer) -> None:
     with api.client() as c:
         r = c.post(
             "/v1/risk/numbers:batch",
-            json={"phoneNumbers": ["+31612345002", "not-a-number", "+31612345999"]},
+            json={"phoneNumbers": ["+31612345002", "+346661113334", "+31612345999"]},
             headers=api.auth("bank-a"),
         )
         assert r.status_code == 200
         results = r.json()["results"]
-        assert [x["phoneNumber"] for x in results] == ["+31612345002", "not-a-number", "+31612345999"]
+        assert [x["phoneNumber"] for x in results] == ["+31612345002", "+346661113334", "+31612345999"]
         assert results[0]["result"]["level"] == "high"
-        assert results[1]["error"]["code"] == "INVALID_ARGUMENT"
-        assert results[2]["result"] == {"signal": False, "level": "none"}
-        too_many = c.post(
-            "/v1/risk/numbers:batch",
-            json={"phoneNumbers": ["+31612345002"] * 101},
-            headers=api.auth("bank-a"),
-        )
-        assert too_many.status_code == 400 and too_many.json()["code"] == "INVALID_ARGUMENT"
+        # pattern-valid but not a possible number: answered like an unseen number
+        assert results[1]["result"] == results[2]["result"] == {"signal": False, "level": "none"}
+        for bad in (["+31612345002", "not-a-number"], ["0612345002"], ["+31612345002"] * 101):
+            refused = c.post("/v1/risk/numbers:batch", json={"phoneNumbers": bad}, headers=api.auth("bank-a"))
+            assert refused.status_code == 400 and refused.json()["code"] == "INVALID_ARGUMENT"
+
+
+def test_impossible_number_is_an_unseen_number(api: ApiServer) -> None:
+    """The E.164 pattern is the contract: a number that matches it but that libphonenumber
+    does not take (never ingested) is answered, audited and budgeted like any unseen number."""
+    with api.client() as c:
+        for phone in ("+346661113334", "+999999999"):
+            r = c.post("/v1/risk/numbers:lookup", json={"phoneNumber": phone}, headers=api.auth("bank-b"))
+            assert r.status_code == 200 and r.content == b'{"signal":false,"level":"none"}'
+        national = c.post("/v1/risk/numbers:lookup", json={"phoneNumber": "0612345002"}, headers=api.auth("bank-b"))
+        assert national.status_code == 400 and national.json()["code"] == "INVALID_ARGUMENT"
 
 
 def test_errors_have_one_shape(api: ApiServer) -> None:
@@ -184,7 +192,7 @@ def test_rate_limit_and_budget(api: ApiServer) -> None:
 
 
 def test_every_lookup_is_audited(api: ApiServer) -> None:
-    phone = "+31612345777"
+    phone, impossible = "+31612345777", "+346661113334"
     with api.client() as c:
         r = c.post(
             "/v1/risk/numbers:lookup",
@@ -198,20 +206,32 @@ def test_every_lookup_is_audited(api: ApiServer) -> None:
             headers={**api.auth("telco-a"), "x-correlator": "corr-778"},
         )
         assert r.status_code == 200
+        r = c.post(
+            "/v1/risk/numbers:lookup",
+            json={"phoneNumber": impossible},
+            headers={**api.auth("platform-a"), "x-correlator": "corr-779"},
+        )
+        assert r.status_code == 200
     api.service.producer.flush()
-    pseudonym = api.pseudonym(phone)
+    wanted = {api.pseudonym(phone), api.pseudonym(impossible)}
     consumer = KafkaConsumer(bootstrap_servers=api.bootstrap, enable_auto_commit=False)
-    tp = TopicPartition(api.prefix + AUDIT, 0)
-    consumer.assign([tp])
-    consumer.seek_to_beginning(tp)
+    parts = [TopicPartition(api.prefix + AUDIT, p) for p in consumer.partitions_for_topic(api.prefix + AUDIT) or {0}]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
     records = []
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(records) < 2:
+    while time.monotonic() < deadline and len(records) < 3:
         for batch in consumer.poll(timeout_ms=500).values():
-            records += [decode_audit(m.value) for m in batch if decode_audit(m.value).entity == pseudonym]
+            records += [
+                r
+                for r in map(decode_audit, (m.value for m in batch))
+                if r.entity in wanted and (r.correlator or "").startswith("corr-77")
+            ]
     consumer.close()
+    records.sort(key=lambda r: r.correlator or "")
     assert [(r.partner, r.action, r.answer_level, r.correlator, r.purpose) for r in records] == [
         ("platform-a", "numbers:lookup", "none", "corr-777", "dpv:FraudPreventionAndDetection"),
         ("telco-a", "sim-swap:check", "unknown", "corr-778", "dpv:FraudPreventionAndDetection"),
+        ("platform-a", "numbers:lookup", "none", "corr-779", "dpv:FraudPreventionAndDetection"),
     ]
-    assert phone not in str(records)
+    assert phone not in str(records) and impossible not in str(records)

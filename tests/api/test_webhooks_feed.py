@@ -84,27 +84,45 @@ def test_signature_matches_reference_implementation() -> None:
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "status"),
     [
-        "https://127.0.0.1/x",
-        "https://10.1.2.3/x",
-        "https://169.254.169.254/latest",
-        "https://[::1]/x",
-        "https://[::ffff:127.0.0.1]/x",
-        "https://0.0.0.0/x",
-        "https://localhost/x",
-        "http://8.8.8.8/x",
-        "https://user:pw@8.8.8.8/x",
-        "ftp://8.8.8.8/x",
+        ("https://127.0.0.1/x", 403),
+        ("https://10.1.2.3/x", 403),
+        ("https://169.254.169.254/latest", 403),
+        ("https://[::1]/x", 403),
+        ("https://[::ffff:127.0.0.1]/x", 403),
+        ("https://0.0.0.0/x", 403),
+        ("https://localhost/x", 403),
+        ("https://no-such-host.invalid/x", 403),
+        ("http://8.8.8.8/x", 400),
+        ("https://user:pw@8.8.8.8/x", 400),
+        ("ftp://8.8.8.8/x", 400),
     ],
 )
-def test_ssrf_guard_refuses(url: str) -> None:
+def test_ssrf_guard_refuses(url: str, status: int) -> None:
+    """Malformed targets are 400 (the schema's pattern excludes them too); a well-formed URL
+    whose host does not resolve to public addresses only is 403 PERMISSION_DENIED."""
     import asyncio
 
-    from services.api.exceptions import InvalidArgument
+    from services.api.exceptions import ApiError
 
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(ApiError) as refused:
         asyncio.run(UrlPolicy().resolve(url))
+    assert refused.value.status == status
+    assert refused.value.code == ("PERMISSION_DENIED" if status == 403 else "INVALID_ARGUMENT")
+
+
+def test_webhook_url_pattern_is_what_the_syntax_check_takes() -> None:
+    import re
+
+    from services.api.schemas import WEBHOOK_URL_PATTERN
+
+    pattern = re.compile(WEBHOOK_URL_PATTERN)
+    for good in ("https://hooks.example.com/p?q=1", "https://a.b:65535", "https://8.8.8.8/x/y"):
+        assert pattern.match(good)
+        UrlPolicy().check_syntax(good)
+    for bad in ("http://a.b/", "https://u:p@a.b/", "https://a.b/#f", "https://a.b:65536/", "https://[::1]/"):
+        assert not pattern.match(bad)
 
 
 def test_ssrf_guard_accepts_public_https() -> None:
@@ -181,6 +199,9 @@ def test_watchlist_webhooks_feed_and_stream(
         assert len({a["subjectRef"] for a in platform}) == 2
         assert platform[0]["subjectRef"] != page["alerts"][0]["subjectRef"]  # not linkable across partners
         assert c.get("/v1/alerts", params={"cursor": "%%%"}, headers=bank).status_code == 400
+        # a well-formed cursor past the end is an empty page, not an error
+        far = c.get("/v1/alerts", params={"cursor": "0-999999.1-999999.2-999999.7-5"}, headers=bank)
+        assert far.status_code == 200 and far.json()["alerts"] == []
 
     # webhooks: both receivers get both events, signed; the flaky one after retries
     def delivered(receiver: Receiver) -> bool:

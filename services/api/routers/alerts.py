@@ -19,9 +19,13 @@ from services.api.deps import AlertsAuth, ServiceDep
 from services.api.errors import ERRORS_COMMON
 from services.api.exceptions import Unavailable
 from services.api.schemas import AlertPage
-from services.api.store import decode_cursor, encode_cursor
+from services.api.store import CURSOR_MAX_LENGTH, CURSOR_PATTERN, decode_cursor, encode_cursor
 
 router = APIRouter(tags=["alerts"], responses=ERRORS_COMMON)
+_CURSOR_DOC = (
+    "from nextCursor (or an SSE id): the next offset per partition, e.g. 0-1520.1-1498; "
+    "a cursor past the end answers an empty page"
+)
 KEEPALIVE_S = 15.0
 
 
@@ -35,7 +39,9 @@ async def alert_feed(
     *,
     principal: AlertsAuth,
     service: ServiceDep,
-    cursor: Annotated[str | None, Query(max_length=4096, description="from nextCursor")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=CURSOR_MAX_LENGTH, pattern=CURSOR_PATTERN, description=_CURSOR_DOC)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     if not service.caught_up:
@@ -69,8 +75,12 @@ async def alert_stream(
     request: Request,
     principal: AlertsAuth,
     service: ServiceDep,
-    cursor: Annotated[str | None, Query(max_length=4096)] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=4096)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=CURSOR_MAX_LENGTH, pattern=CURSOR_PATTERN, description=_CURSOR_DOC)
+    ] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", max_length=CURSOR_MAX_LENGTH, pattern=CURSOR_PATTERN)
+    ] = None,
     max_seconds: Annotated[int, Query(ge=1, le=3600, description="server ends the stream after")] = 3600,
 ) -> StreamingResponse:
     if not service.caught_up:
