@@ -34,8 +34,11 @@ def test_schemathesis_finds_nothing(api: ApiServer, tmp_path: Path) -> None:
         "/v1/alerts:stream",
         "--max-examples",
         "30",
+        # one worker: with two, hypothesis parses lambda sources with ``ast`` in two threads at
+        # once, which CPython 3.11.7's ast (cf. gh-106905) now and then fails with "SystemError:
+        # AST constructor recursion depth mismatch" inside schemathesis (not an API finding)
         "--workers",
-        "2",
+        "1",
         "--seed",
         "7",
         "--request-timeout",
