@@ -78,29 +78,38 @@ class DlqLimit:
 
 
 class DlqGuard:
+    """Per-partition sliding window of outcomes with a running invalid count (O(1) per record)."""
+
     def __init__(self, limit: DlqLimit) -> None:
         self.limit = limit
-        self._recent: dict[TopicPartition, deque[bool]] = {}
-        self._consecutive: dict[TopicPartition, int] = {}
+        # (topic, partition) -> [recent outcomes, invalid in window, consecutive invalid]
+        self._state: dict[tuple[str, int], tuple[deque[bool], list[int]]] = {}
 
-    def record(self, tp: TopicPartition, invalid: bool) -> None:
-        recent = self._recent.setdefault(tp, deque(maxlen=self.limit.window))
+    def record(self, tp: tuple[str, int], invalid: bool) -> None:
+        state = self._state.get(tp)
+        if state is None:
+            state = self._state[tp] = (deque(maxlen=self.limit.window), [0, 0])
+        recent, counts = state
+        if len(recent) == recent.maxlen and recent[0]:
+            counts[0] -= 1
         recent.append(invalid)
-        run = self._consecutive.get(tp, 0) + 1 if invalid else 0
-        self._consecutive[tp] = run
-        if run > self.limit.max_consecutive:
-            raise DlqLimitExceeded(f"{run} consecutive invalid records on {tp.topic}[{tp.partition}]")
-        if invalid and len(recent) >= self.limit.min_records:
-            ratio = sum(recent) / len(recent)
+        if not invalid:
+            counts[1] = 0
+            return
+        counts[0] += 1
+        counts[1] += 1
+        topic, partition = tp
+        if counts[1] > self.limit.max_consecutive:
+            raise DlqLimitExceeded(f"{counts[1]} consecutive invalid records on {topic}[{partition}]")
+        if len(recent) >= self.limit.min_records:
+            ratio = counts[0] / len(recent)
             if ratio > self.limit.max_invalid_ratio:
                 raise DlqLimitExceeded(
-                    f"{ratio:.0%} of the last {len(recent)} records on {tp.topic}[{tp.partition}] were invalid"
-                )
+                    f"{ratio:.0%} of the last {len(recent)} records on {topic}[{partition}] were invalid")
 
-    def forget(self, tps: Iterable[TopicPartition]) -> None:
+    def forget(self, tps: Iterable[tuple[str, int]]) -> None:
         for tp in tps:
-            self._recent.pop(tp, None)
-            self._consecutive.pop(tp, None)
+            self._state.pop(tuple(tp), None)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -161,7 +170,7 @@ class OutputSink:
 
     def ok(self, record: Record) -> None:
         """The record was handled normally (feeds the DLQ ratio guard)."""
-        self._guard.record(TopicPartition(record.topic, record.partition), False)
+        self._guard.record((record.topic, record.partition), False)
 
     def dead_letter(self, record: Record, reason: str, detail: str) -> None:
         headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("fraudradar.")]
@@ -177,7 +186,7 @@ class OutputSink:
         self._futures.append(self._producer.send(self._dlq_topic, key=record.key, value=record.value,
                                                  headers=headers))
         metrics.DLQ.labels(self._service, reason).inc()
-        self._guard.record(TopicPartition(record.topic, record.partition), True)
+        self._guard.record((record.topic, record.partition), True)
 
     def flush_and_check(self, timeout_s: float) -> None:
         """Step 2 of the commit path: every output of the batch acknowledged, or raise."""
