@@ -34,12 +34,15 @@ def _schemathesis(ctx: Context, base: str, token: str) -> Outcome:
     cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
            "--header", f"Authorization: Bearer {token}", "--checks", "all",
            "--exclude-path", "/v1/alerts:stream", "--max-examples", str(ctx.params.schemathesis_examples),
-           "--workers", "2", "--seed", str(ctx.params.seed), "--request-timeout", "10",
+           "--workers", "1",  # with 2, hypothesis crashed in CPython 3.11 ast (gh-106905), not the API
+           "--seed", str(ctx.params.seed), "--request-timeout", "10",
            "--phases", "examples,coverage,fuzzing,stateful", "--suppress-health-check", "all",
            "--report", "ndjson", "--report-ndjson-path", str(report)]
     started = time.monotonic()
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False, cwd=ctx.rig.workdir)
-    summary = [ln.strip() for ln in run.stdout.splitlines() if (" passed" in ln or " failed" in ln) and "==" in ln]
+    # schemathesis closes with "=== N passed ... ===" or, with warnings, "=== N warnings in ... ==="
+    summary = [ln.strip() for ln in run.stdout.splitlines()
+               if "==" in ln and any(w in ln for w in (" passed", " failed", " warning", " error"))]
     failures = [ln.strip() for ln in run.stdout.splitlines() if ln.strip().startswith(("- ", "_ "))][:8]
     figure = {"exit_code": run.returncode, "summary": summary[-1:] if summary else None,
               "max_examples": ctx.params.schemathesis_examples, "seconds": round(time.monotonic() - started, 1)}
