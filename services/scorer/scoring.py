@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from models import rarity_label
+from models import PoissonBurst, rarity_label
 from services.common.records import Reason
 from services.scorer.policy import Policy, Rule
 
@@ -99,3 +99,22 @@ def model_reason(detector: str, tail: float, feature_tails: dict[str, float],
                   rarity=f"model {rarity}",
                   text=f"MODEL_ANOMALY ({detector}): unusual traffic, most of all {feature}={_fmt(value)}, "
                        f"model {rarity}")
+
+
+def burst_reason(model: PoissonBurst, tail: float, features: dict[str, float]) -> Reason:
+    """Name the channel whose recent rate is the most surprising for this entity."""
+    surprises = model.surprises(features)
+    rarity = rarity_label(tail)
+    if not surprises:
+        return Reason(code="MODEL_ANOMALY", feature="burst", value=0.0, window="1h", rarity=f"model {rarity}",
+                      text=f"MODEL_ANOMALY (burst): unusual rates, model {rarity}")
+    channel = max(surprises, key=surprises.__getitem__)
+    spec = next(c for c in model.channels if c[0] == channel)
+    five, hour = spec[1], spec[2]
+    feature = five if five is not None and features.get(five, 0.0) * 12.0 > features.get(hour, 0.0) else hour
+    value = features.get(feature, 0.0)
+    window = window_of(feature)
+    return Reason(code="MODEL_ANOMALY", feature=feature, value=round(value, 3), window=window,
+                  rarity=f"model {rarity}",
+                  text=f"MODEL_ANOMALY (burst): {channel} jumped to {_fmt(value)} in {window}, far above this "
+                       f"entity's own earlier rate, model {rarity}")

@@ -155,8 +155,7 @@ class ScorerProcessor:
                 if output.skipped:
                     continue
                 scored += 1
-                if output.risk is not None or output.alerts or output.model_scores or output.tombstones \
-                        or output.risk_updates:
+                if output.emits:
                     self._emit(output, sink)
             self._views_counter[topic_kind].inc(scored)
             engine.next_offsets[record.topic] = record.offset + 1
@@ -217,6 +216,7 @@ class ScorerProcessor:
                         models_blob = rec.value
                     else:
                         engine.apply_changelog(rec.key, rec.value)
+        entries = engine.finish_restore()
         if models_blob is not None:
             try:
                 if not engine.restore_checkpoint(models_blob):
@@ -230,7 +230,8 @@ class ScorerProcessor:
         metrics.RESTORE_SECONDS.set(elapsed)
         metrics.RESTORING.set(0)
         log.info("partition state restored", extra={
-            "partition": partition, "records": n_records, "entities": sum(engine.entities().values()),
+            "partition": partition, "records": n_records, "entries": entries,
+            "entities": sum(engine.entities().values()),
             "seconds": round(elapsed, 3)})
         self._last_checkpoint[partition] = time.monotonic()
         return engine
