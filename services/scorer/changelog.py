@@ -100,6 +100,34 @@ def unpack_entries(value: bytes) -> Iterator[Entry]:
             pos += value_len
 
 
+def _apply_entries(value: bytes, store: StateStore) -> int:
+    """``unpack_entries`` + ``store.apply_changelog`` inlined: restore speed is this loop."""
+    magic, _ = _HEAD.unpack_from(value)
+    if magic != MAGIC:
+        return 0
+    tables = {ord(prefix): store.table(kind) for kind, prefix in CHANGELOG_PREFIX.items()}
+    sizes = {code: table.layout.size for code, table in tables.items()}
+    unpack = _ENTRY.unpack_from
+    pos, end, applied = _HEAD.size, len(value), 0
+    while pos < end:
+        flags, key_len, value_len = unpack(value, pos)
+        pos += 4
+        table = tables.get(value[pos])
+        key = value[pos + 1:pos + key_len]
+        pos += key_len
+        applied += 1
+        if table is None:
+            pos += 0 if flags & TOMBSTONE else value_len
+            continue
+        if flags & TOMBSTONE:
+            table.records.pop(key, None)
+        else:
+            if value_len == sizes[value[pos - key_len]]:
+                table.records[key] = value[pos:pos + value_len]
+            pos += value_len
+    return applied
+
+
 @dataclass
 class ChangelogWriter:
     """Per-partition writer: what to send to ``scorer-state[p]`` at each commit."""
@@ -221,9 +249,7 @@ class ChangelogReader:
         chosen.sort()
         applied = 0
         for _, value in chosen:
-            for key, record in unpack_entries(value):
-                store.apply_changelog(key, record)
-                applied += 1
+            applied += _apply_entries(value, store)
         delta_entries = applied - len(store)
         writer.next_seq = max_seq + 1
         writer.next_gen = max_gen + 1

@@ -305,13 +305,10 @@ class ScorerProcessor:
 class ScorerRunner(StreamRunner):
     """The shared runner plus step 3: the state changelog right before each offset commit."""
 
-    def _maybe_commit(self, force: bool) -> None:
-        due = force or self.config.commit.due(time.monotonic())
-        if due and self._pending:
-            processor: ScorerProcessor = self.processor  # type: ignore[assignment]
-            processor.write_changelog(self.sink)
-            self.sink.flush_and_check(self.config.flush_timeout_s)
-        super()._maybe_commit(force)
+    def before_commit(self) -> None:
+        processor: ScorerProcessor = self.processor  # type: ignore[assignment]
+        processor.write_changelog(self.sink)
+        self.sink.flush_and_check(self.config.flush_timeout_s)
 
 
 def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Health]:
