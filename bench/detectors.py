@@ -96,8 +96,18 @@ def main() -> int:
         for scenario in sorted(set(label.values())):
             keep = [i for i, k in enumerate(entities) if label.get(k) in (None, scenario)]
             per[scenario] = _auc([int(label.get(entities[i]) == scenario) for i in keep], [scores[i] for i in keep])[0]
+        # among the entities the models scored at all (the activity gate is the same for every
+        # detector): how well each one ranks the candidates it is actually shown
+        scored = [i for i, k in enumerate(entities) if any(k in best[d] for d in detectors)]
+        roc_s, pr_s = _auc([int(entities[i] in label) for i in scored], [scores[i] for i in scored])
+        per_s: dict[str, object] = {}
+        for scenario in sorted(set(label.values())):
+            keep = [i for i in scored if label.get(entities[i]) in (None, scenario)]
+            per_s[scenario] = _auc([int(label.get(entities[i]) == scenario) for i in keep],
+                                   [scores[i] for i in keep])[0]
         result["detectors"][name] = {"roc_auc": roc, "pr_auc": pr, "scored_entities": len(best[name]),  # type: ignore[index]
-                                     "roc_auc_per_scenario": per}
+                                     "roc_auc_per_scenario": per, "scored_roc_auc": roc_s, "scored_pr_auc": pr_s,
+                                     "scored_roc_auc_per_scenario": per_s}
     if args.dump:
         rows = [{"entity_type": k[0], "entity": k[1], "scenario": label.get(k),
                  **{f"score_{d}": best[d].get(k, 0.0) for d in detectors},

@@ -125,3 +125,45 @@ def _surprise(k: float, lam: float) -> float:
     if k <= lam:
         return 0.0
     return k * math.log(k / lam) - k + lam
+
+
+class BurstAwareHST:
+    """Half-Space Trees over the features *plus* each channel's Poisson burst surprise.
+
+    HST alone sees where a point sits in feature space; the added ``burst_<channel>`` features
+    say how far the entity moved from its *own* earlier rate, which a population model cannot
+    know. A farm SIM's first hour and a call centre's steady day can share a feature vector;
+    their burst features differ.
+
+    Examples
+    --------
+    >>> model = BurstAwareHST([("sms", "sms_5m", "sms_1h", "sms_24h")], window_size=50, seed=1)
+    >>> for i in range(300):
+    ...     model.learn_one({"sms_5m": 0.1, "sms_1h": 1.0 + i % 3, "sms_24h": 24.0, "observed_h": 24.0})
+    >>> calm = {"sms_5m": 0.1, "sms_1h": 2.0, "sms_24h": 24.0, "observed_h": 24.0}
+    >>> burst = {"sms_5m": 40.0, "sms_1h": 40.0, "sms_24h": 63.0, "observed_h": 24.0}
+    >>> model.score_one(calm) < model.score_one(burst)
+    True
+    """
+
+    def __init__(self, channels: Sequence[Channel], *, n_trees: int = 10, height: int = 8, window_size: int = 1000,
+                 seed: int | None = 0) -> None:
+        from models.hst import ScaledHalfSpaceTrees
+
+        self.burst = PoissonBurst(channels)
+        self.trees = ScaledHalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed)
+
+    def _augment(self, x: dict[str, float]) -> dict[str, float]:
+        out = dict(x)
+        surprises = self.burst.surprises(x)
+        for name, _, _, _ in self.burst.channels:
+            out["burst_" + name] = surprises.get(name, 0.0)
+        return out
+
+    def learn_one(self, x: dict[str, float]) -> None:
+        augmented = self._augment(x)      # surprise against the rates learned so far, then learn
+        self.burst.learn_one(x)
+        self.trees.learn_one(augmented)
+
+    def score_one(self, x: dict[str, float]) -> float:
+        return self.trees.score_one(self._augment(x))

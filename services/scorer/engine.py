@@ -32,7 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from models import CalibratedDetector, FeedbackLearner, PoissonBurst, ScaledHalfSpaceTrees, StreamingECOD
-from models.burst import Channel
+from models.burst import BurstAwareHST, Channel
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import (
     LEVELS,
@@ -49,11 +49,18 @@ from services.scorer import features as F
 from services.scorer.changelog import ChangelogReader, ChangelogWriter
 from services.scorer.exceptions import CheckpointError
 from services.scorer.policy import Policy
-from services.scorer.scoring import burst_reason, evaluate_rules, fuse, model_points, model_reason
+from services.scorer.scoring import (
+    burst_reason,
+    compile_matcher,
+    evaluate_rules,
+    fuse,
+    model_points,
+    model_reason,
+)
 from services.scorer.store import EntityTable, StateStore, entity_key, entity_text
 
 CHECKPOINT_FORMAT = 1
-DETECTOR_VERSIONS = {"burst": "burst.1", "ecod": "ecod.1", "hst": "hst.1"}
+DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.1", "ecod": "ecod.1", "hst": "hst.1"}
 
 
 def iso_ms(ms: int) -> str:
@@ -122,6 +129,10 @@ class EntityModels:
             if name == "burst":
                 self.detectors[name] = CalibratedDetector(PoissonBurst(BURST_CHANNELS[entity_type], seed=seed),
                                                           warmup=warmup)
+            elif name == "burst_hst":
+                self.detectors[name] = CalibratedDetector(
+                    BurstAwareHST(BURST_CHANNELS[entity_type], n_trees=10, height=8, window_size=1000, seed=seed),
+                    warmup=warmup)
             elif name == "ecod":
                 self.detectors[name] = CalibratedDetector(StreamingECOD(seed=seed), warmup=warmup)
             elif name == "hst":
@@ -174,6 +185,7 @@ class ScoringEngine:
         self._min_activity = policy.models.min_activity
         self._medium = policy.levels.medium
         self._modem_tacs = policy.modem_tacs
+        self._matchers = {kind: compile_matcher(policy.rules.get(kind, [])) for kind in ("number", "device")}
 
     @classmethod
     def default(cls, pseudonymizer: Pseudonymizer, policy_path: Path | None = None, seed: int = 0,
@@ -275,12 +287,12 @@ class ScoringEngine:
             values[F.MODEL_POINTS] = 0.0
 
         # -- rules (rarity from the population tails when ECOD is warm) ------------------------
-        rules = policy.rules.get(entity_type, [])
-        fired = evaluate_rules(rules, features, feature_tails)
-        if fired and feature_tails is None and ecod is not None and ecod.is_warm:
-            feature_tails = ecod.detector.tails_one(features)  # type: ignore[attr-defined]
-            fired = evaluate_rules(rules, features, feature_tails)
-        contributions.extend(fired)
+        matched = self._matchers[entity_type](features)
+        if matched:
+            rules = policy.rules.get(entity_type, [])
+            if feature_tails is None and ecod is not None and ecod.is_warm:
+                feature_tails = ecod.detector.tails_one(features)  # type: ignore[attr-defined]
+            contributions.extend(evaluate_rules(rules, features, feature_tails, matched))
         if entity_type == "number" and view.role == "out" and entity in policy.do_not_originate:
             kind = "call" if view.type == "call" else "SMS"
             contributions.append((policy.spec.do_not_originate_points, Reason(
