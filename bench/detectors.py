@@ -60,6 +60,9 @@ def main() -> int:
     parser.add_argument("--json", required=True, type=Path)
     parser.add_argument("--detectors", default="hst,burst,ecod")
     parser.add_argument("--dump", type=Path, help="also write per-entity scores and the features at the max")
+    parser.add_argument("--after-h", type=float, default=0.0,
+                        help="only scores from views this many hours after the first event, and only truth "
+                             "entities starting after that (every entity then has history: no cold start)")
     parser.add_argument("--min-activity", type=float, default=None,
                         help="models.min_activity override (default: the shipped policy's)")
     args = parser.parse_args()
@@ -71,13 +74,18 @@ def main() -> int:
     best: dict[str, dict[tuple[str, str], float]] = {d: {} for d in detectors}
     at_best: dict[str, dict[tuple[str, str], dict[str, float]]] = {d: {} for d in detectors}
     seen: set[tuple[str, str]] = set()
+    first_ms: int | None = None
     with args.events.open("rb") as fh:
         for line in tqdm(fh, desc="replay", unit=" events", file=sys.stderr):
             ingested = pipeline.process(line.rstrip(b"\n"), now_ms=None)
             if ingested.reason is not None:
                 continue
             for view in ingested.views:
+                if first_ms is None:
+                    first_ms = view.occurred_ms
                 out = engine.process(view)
+                if view.occurred_ms < first_ms + args.after_h * 3_600_000:
+                    continue
                 key = (out.entity_type, out.entity)
                 seen.add(key)
                 for name, percentile in out.model_scores.items():
@@ -85,9 +93,13 @@ def main() -> int:
                         best[name][key] = percentile
                         if args.dump:
                             at_best[name][key] = engine.features_of(out.entity_type, out.entity) or {}
-    label = {t.key: t.scenario for t in truth}
-    entities = sorted(seen | set(label))
+    cutoff = (first_ms or 0) + args.after_h * 3_600_000
+    label = {t.key: t.scenario for t in truth if t.start_ms >= cutoff}
+    early = {t.key for t in truth if t.start_ms < cutoff}
+    seen -= early
+    entities = sorted((seen | set(label)) - early)
     result: dict[str, object] = {"events": str(args.events), "entities": len(entities), "fraud": len(label),
+                                 "after_h": args.after_h,
                                  "min_activity": engine.policy.models.min_activity, "detectors": {}}
     for name in detectors:
         scores = [best[name].get(k, 0.0) for k in entities]

@@ -389,6 +389,7 @@ def device_features(values: list[float]) -> dict[str, float]:
         "new_numbers_5m": v[_D_NEW_NUMBER], "new_numbers_1h": v[_D_NEW_NUMBER + 1],
         "new_numbers_24h": v[_D_NEW_NUMBER + 2], "new_recipients_5m": v[_D_NEW_RCPT],
         "url_sms_5m": v[_D_URL], "url_sms_1h": v[_D_URL + 1], "calls_out_5m": v[_D_CALL],
+        "url_share_1h": _share(v[_D_URL + 1], v[_D_OUT + 1]),
         "a2p_in_5m": v[_D_A2P], "a2p_in_1h": v[_D_A2P + 1],
         "observed_h": (now_s - v[FIRST_S]) / 3600.0 if v[FIRST_S] else 0.0,
         "distinct_imsis": float(set_size(v, _D_IMSI_SET)),
