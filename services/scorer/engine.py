@@ -60,7 +60,7 @@ from services.scorer.scoring import (
 from services.scorer.store import EntityTable, StateStore, entity_key, entity_text
 
 CHECKPOINT_FORMAT = 1
-DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.1", "ecod": "ecod.1", "hst": "hst.1"}
+DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.1", "ecod": "ecod.1", "hst": "hst.2"}
 
 
 def iso_ms(ms: int) -> str:
