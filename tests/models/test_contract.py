@@ -114,3 +114,12 @@ def test_feedback_learner_contract() -> None:
         twin.learn_one(fraud, True)
         twin.learn_one(fine, False)
     assert twin.proba_one(fraud) == proba
+
+
+@pytest.mark.parametrize("module", ["models.burst", "models.hst", "models.calibration", "models.histogram"])
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0
