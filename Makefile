@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(or $(FRAUDRADAR_CACHE),$(HOME)/.cache/fraudradar)/bin:$(PATH)
 
-.PHONY: demo test install tools lint typecheck unit bench reliability clean
+.PHONY: demo test install tools lint typecheck bench reliability clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,7 @@ tools: install
 	bash scripts/install-tools.sh
 
 lint: install
-	$(VENV)/bin/ruff check services models tests bench
+	$(VENV)/bin/ruff check services models tests bench reliability
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -33,8 +33,16 @@ test: tools lint typecheck
 demo: install
 	$(VENV)/bin/fraudradar demo
 
+# The reliability proof (docs/reliability.md): 1M events, 20 scorer kills, broker faults, hostile
+# input, API abuse, privacy scan. Writes reliability/results/reliability.json and .md. Takes long.
+reliability: install
+	$(PY) -m reliability --out reliability/results/reliability.json
+
 bench: install
+	$(PY) bench/decode.py --json bench/results/decode.json
 	$(PY) bench/ingest.py --json bench/results/ingest.json
+	$(PY) bench/scorer.py --json bench/results/scorer.json
+	$(PY) bench/api.py --json bench/results/api.json
 
 clean:
 	-$(VENV)/bin/fraudradar kafka down

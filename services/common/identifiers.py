@@ -60,9 +60,9 @@ class NormalisedImsi:
 
 
 _SEPARATORS = re.compile(r"[\s().\-/]")
-_SHORT_CODE = re.compile(r"^[1-9][0-9]{2,5}$")
-_ALNUM_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9][A-Za-z0-9 .&_\-]{0,10}$")
-_DIGITS = re.compile(r"^[0-9]+$")
+_SHORT_CODE = re.compile(r"^[1-9][0-9]{2,5}\Z")  # \Z: "$" would accept a trailing newline
+_ALNUM_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9][A-Za-z0-9 .&_\-]{0,10}\Z")
+_DIGITS = re.compile(r"^[0-9]+\Z")
 # MCCs whose MNCs have 3 digits (ITU-T E.212: North America and a few others).
 _THREE_DIGIT_MNC_MCC = frozenset({"302", "310", "311", "312", "313", "314", "315", "316", "334", "338", "342",
                                   "344", "346", "348", "354", "356", "358", "360", "365", "376", "405", "708",

@@ -54,7 +54,7 @@ class View(msgspec.Struct, frozen=True, omit_defaults=True):
     seen on an SMS, call or change, with the IMSI and number it was used with.
     """
 
-    view_id: str                 # deterministic: hash(operator, event_id, entity_type, role)
+    view_id: str                 # deterministic: digest(operator, event_id) + side code (no, ni, nc, do, di, dc)
     entity_type: EntityType
     entity: str                  # pseudonym of this side (number or device)
     role: Role

@@ -293,6 +293,12 @@ class StreamRunner:
 
     def run(self) -> None:
         cfg = self.config
+        # Fetch the topics' metadata before joining: a group leader that computes the first
+        # assignment without it assigns nothing, and kafka-python 3.0.12 can then stall in the
+        # rejoin the metadata change triggers (seen with two replicas and with static membership).
+        for topic in cfg.topics:
+            if not self.consumer.partitions_for_topic(topic):
+                raise StreamError(f"topic {topic} does not exist (run `fraudradar topics ensure`)")
         self.consumer.subscribe(cfg.topics, listener=_Listener(self))
         service = cfg.service
         try:

@@ -34,6 +34,7 @@ ALERTS = "fraudradar.alerts"
 SCORER_STATE = "fraudradar.scorer-state"
 FEEDBACK = "fraudradar.feedback"
 AUDIT = "fraudradar.audit"
+PARTNER_STATE = "fraudradar.partner-state"
 
 _COMPACT = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)}
 
@@ -59,6 +60,8 @@ def default_specs(partitions: int = 6) -> list[TopicSpec]:
                   "partner reports: confirmed fraud / false positive"),
         TopicSpec(AUDIT, 1, {"retention.ms": str(365 * DAY_MS)},
                   "who looked up what, when, for which purpose"),
+        TopicSpec(PARTNER_STATE, 1, dict(_COMPACT),
+                  "api: watch-lists, webhooks, overrides, contests, delivery cursors (compacted; pseudonyms only)"),
     ]
 
 

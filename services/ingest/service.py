@@ -70,6 +70,8 @@ class IngestSettings(CommonSettings):
     commit_interval_s: float = Field(1.0, description="commit offsets at most this often")
     push_tokens_file: str | None = Field(None, description="YAML: tokens: [{operator, sha256}] for batch push")
     instance_id: str | None = Field(None, description="static group membership id (e.g. the pod name)")
+    dlq_exit_delay_s: float = Field(60.0, description="after the DLQ limit trips, keep /metrics up this long "
+                                                      "(so Prometheus sees it) before exiting with code 4")
     operator_regions: dict[str, str] = Field(default_factory=dict, description="operator -> ISO region")
 
 
@@ -251,7 +253,10 @@ def main(argv: list[str]) -> int:
         from services.common.metrics import DLQ_LIMIT_TRIPPED
 
         DLQ_LIMIT_TRIPPED.labels("ingest").inc()
+        health.set_ready(False, "DLQ limit tripped")
         log.error("DLQ limit tripped; stopping without committing", extra={"error": str(exc)})
+        # Consuming has stopped; stay scrapeable for a while so the alert rule sees the counter.
+        runner.stop_event.wait(settings.dlq_exit_delay_s)
         return 4
     finally:
         http.stop()

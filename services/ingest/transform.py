@@ -6,7 +6,7 @@ the originator gets an ``out`` view and the recipient an ``in`` view; a SIM or d
 gets a ``change`` view on the number. The subscriber's device (IMEI) gets a device view on
 every event that names it, carrying the IMSI and number pseudonyms it was used with.
 
-A view id is deterministic (hash of operator, event id, entity type, role), so a replayed
+A view id is deterministic (digest of operator and event id plus a side code), so a replayed
 event produces the same ids and downstream consumers can deduplicate.
 """
 
@@ -28,9 +28,18 @@ from services.common.pseudonym import Discloser, Pseudonymizer
 from services.common.records import CallMeta, Role, SimMeta, SmsMeta, View
 from services.ingest.decode import RawEvent, Rejected
 
+_SIDE_SUFFIX = {("number", "out"): "no", ("number", "in"): "ni", ("number", "change"): "nc",
+                ("device", "out"): "do", ("device", "in"): "di", ("device", "change"): "dc"}
+
+
+def event_digest(operator: str, event_id: str) -> str:
+    """120-bit digest of the event's identity (one hash per event, shared by its views)."""
+    return hashlib.blake2b(f"{operator}\x1f{event_id}".encode(), digest_size=15).hexdigest()
+
 
 def view_id(operator: str, event_id: str, entity_type: str, role: str) -> str:
-    return hashlib.blake2b(f"{operator}\x1f{event_id}\x1f{entity_type}\x1f{role}".encode(), digest_size=16).hexdigest()
+    """32 hex-ish chars: the event digest plus a two-letter side code (deterministic, unique per view)."""
+    return event_digest(operator, event_id) + _SIDE_SUFFIX[entity_type, role]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,7 @@ class Transformer:
             norm_imsi = normalise_imsi(ev.imsi)
             imsi, mccmnc = self._pseudo("imsi", norm_imsi.value), norm_imsi.mccmnc
         cell = self._pseudo("cell", ev.cell_id) if ev.cell_id is not None else None
+        digest = event_digest(ev.operator, ev.event_id)
         common: dict[str, Any] = {"type": ev.type, "operator": ev.operator, "occurred_ms": ev.occurred_ms,
                   "ingested_ms": ingested_ms, "key_id": key_id, "late": late}
 
@@ -92,13 +102,13 @@ class Transformer:
             device = sim_device or device
             imsi = sim_imsi or imsi
             views = [View(
-                view_id=view_id(ev.operator, ev.event_id, "number", "change"), entity_type="number",
+                view_id=digest + "nc", entity_type="number",
                 entity=subject.pseudonym, role="change", number_kind=subject.number.kind, device=device,
                 tac=tac, imsi=imsi, mccmnc=mccmnc, cell=cell, sim=meta, number_enc=self._seal(subject), **common,
             )]
             if device is not None:
                 views.append(View(
-                    view_id=view_id(ev.operator, ev.event_id, "device", "change"), entity_type="device",
+                    view_id=digest + "dc", entity_type="device",
                     entity=device, role="change", number=subject.pseudonym, number_kind=subject.number.kind,
                     tac=tac, imsi=imsi, mccmnc=mccmnc, cell=cell, sim=meta, **common,
                 ))
@@ -113,13 +123,13 @@ class Transformer:
         subscriber = a if a_is_subscriber else b
         subscriber_role: Role = "out" if a_is_subscriber else "in"
         views = [
-            View(view_id=view_id(ev.operator, ev.event_id, "number", "out"), entity_type="number",
+            View(view_id=digest + "no", entity_type="number",
                  entity=a.pseudonym, role="out", number_kind=a.number.kind, peer=b.pseudonym,
                  peer_kind=b.number.kind, subscriber=a_is_subscriber,
                  device=device if a_is_subscriber else None, tac=tac if a_is_subscriber else None,
                  imsi=imsi if a_is_subscriber else None, mccmnc=mccmnc if a_is_subscriber else None,
                  cell=cell if a_is_subscriber else None, sms=sms, call=call, number_enc=self._seal(a), **common),
-            View(view_id=view_id(ev.operator, ev.event_id, "number", "in"), entity_type="number",
+            View(view_id=digest + "ni", entity_type="number",
                  entity=b.pseudonym, role="in", number_kind=b.number.kind, peer=a.pseudonym,
                  peer_kind=a.number.kind, subscriber=not a_is_subscriber,
                  device=None if a_is_subscriber else device, tac=None if a_is_subscriber else tac,
@@ -128,7 +138,7 @@ class Transformer:
         ]
         if device is not None:
             views.append(View(
-                view_id=view_id(ev.operator, ev.event_id, "device", subscriber_role), entity_type="device",
+                view_id=digest + _SIDE_SUFFIX["device", subscriber_role], entity_type="device",
                 entity=device, role=subscriber_role, number=subscriber.pseudonym,
                 number_kind=subscriber.number.kind, peer=(b if a_is_subscriber else a).pseudonym,
                 tac=tac, imsi=imsi, mccmnc=mccmnc, cell=cell, sms=sms, call=call, **common,

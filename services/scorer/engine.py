@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from models import CalibratedDetector, FeedbackLearner, PoissonBurst, ScaledHalfSpaceTrees, StreamingECOD
 from models.burst import BurstAwareHST, Channel
 from services.common.pseudonym import Pseudonymizer
@@ -60,6 +62,9 @@ from services.scorer.scoring import (
 from services.scorer.store import EntityTable, StateStore, entity_key, entity_text
 
 CHECKPOINT_FORMAT = 1
+# Entity records hold event seconds as uint32 (1970-01-01 .. 2106-02-07). Valid views outside
+# that span (ingest forwards far-past events, flagged late) are clamped into it, not a crash.
+_EVENT_MS_MAX = (2**32 - 1) * 1000
 DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.1", "ecod": "ecod.1", "hst": "hst.2"}
 
 
@@ -196,6 +201,8 @@ class ScoringEngine:
     # ------------------------------------------------------------------------------------------
     def process(self, view: View, offset: int | None = None) -> EngineOutput:
         """Apply one view; ``offset`` (its source offset) makes replays after a restore no-ops."""
+        if not 0 <= view.occurred_ms <= _EVENT_MS_MAX:
+            view = msgspec.structs.replace(view, occurred_ms=min(max(view.occurred_ms, 0), _EVENT_MS_MAX))
         entity_type = view.entity_type
         entity = view.entity
         policy = self.policy

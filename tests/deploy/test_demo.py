@@ -49,5 +49,10 @@ def test_short_demo_runs_the_whole_pipeline(request: pytest.FixtureRequest, tmp_
     assert "injected fraud vs flagged" in output
     assert "POST /v1/risk/numbers:lookup" in output or "/oauth2/token" in output
     assert "GET /v1/alerts" in output
+    # the API tour got real answers: a token, and the bank's (watch-list) alert feed
+    assert "/oauth2/token (client demo-bank) -> 200" in output, output[-4000:]
+    assert "(alerts about watched numbers) -> 200" in output, output[-4000:]
+    if "POST /v1/risk/numbers:lookup" in output:
+        assert '/v1/risk/numbers:lookup {"phoneNumber": ' in output and '"signal": true' in output
     assert "report: " in output and (tmp_path / "demo" / "report" / "report.html").exists()
     assert "fraudradar kafka down" in output

@@ -85,6 +85,8 @@ def test_kubeconform_really_rejects_a_bad_manifest(helm: str, kubeconform: str, 
     (["--set", "podSecurityContext.runAsNonRoot=false"], "runAsNonRoot"),
     (["--set", "api.hpa.targetCPUUtilizationPercentage=0"], "targetCPUUtilizationPercentage"),
     (["--set", "monitoring.serviceMonitor.interval=often"], "interval"),
+    (["--set", "api.webhookDelivery.replicas=0"], "webhookDelivery/replicas"),
+    (["--set", "api.limitsDivisor=0"], "limitsDivisor"),
 ])
 def test_values_schema_rejects_bad_values(helm: str, override: list[str], message: str) -> None:
     proc = render(helm, "-f", str(CI_VALUES[0]), *override)
@@ -161,10 +163,35 @@ def test_component_shapes(helm: str) -> None:
         "fr-fraudradar-ingest", "fr-fraudradar-scorer", "fr-fraudradar-api"}
     config_maps = {d["metadata"]["name"] for d in by_kind["ConfigMap"]}
     assert config_maps >= {"fr-fraudradar-policy", "fr-fraudradar-partners"}
-    assert len(by_kind["NetworkPolicy"]) == 4
+    assert len(by_kind["NetworkPolicy"]) == 5
     job = by_kind["Job"][0]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert job["spec"]["template"]["spec"]["containers"][0]["args"][:2] == ["topics", "ensure"]
+
+
+def test_webhooks_are_delivered_by_a_fixed_statefulset_not_the_autoscaled_pods(helm: str) -> None:
+    manifests = docs(helm, SCRAM, "--set", "api.webhookDelivery.replicas=3", "--set", "api.limitsDivisor=4")
+    api = next(d for d in manifests if d["kind"] == "Deployment" and d["metadata"]["name"] == "fr-fraudradar-api")
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FRAUDRADAR_WEBHOOK_DELIVERY"]["value"] == "false"
+    assert "FRAUDRADAR_REPLICA_COUNT" not in env
+    assert env["FRAUDRADAR_LIMITS_DIVISOR"]["value"] == "4"
+    sts = next(d for d in manifests
+               if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "fr-fraudradar-api-webhooks")
+    assert sts["spec"]["replicas"] == 3
+    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FRAUDRADAR_WEBHOOK_DELIVERY"]["value"] == "true"
+    assert env["FRAUDRADAR_REPLICA_COUNT"]["value"] == "3"
+    # the ordinal at the end of the pod name is the delivery index
+    assert env["FRAUDRADAR_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    hpa = next(d for d in manifests if d["kind"] == "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "fr-fraudradar-api"}
+    # the delivery pods are not behind the partner-facing Service
+    services = {d["metadata"]["name"]: d for d in manifests if d["kind"] == "Service"}
+    assert services["fr-fraudradar-api"]["spec"]["selector"]["app.kubernetes.io/component"] == "api"
+    assert services["fr-fraudradar-api-webhooks"]["spec"]["clusterIP"] == "None"
+    assert sts["spec"]["serviceName"] == "fr-fraudradar-api-webhooks"
 
 
 def test_mtls_client_certificate_is_mounted(helm: str) -> None:

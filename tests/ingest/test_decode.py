@@ -56,6 +56,7 @@ CASES = [
     (_with(imsi="12345678901234567"), "INVALID_IMSI"),
     (_with(schema_version=2), "SCHEMA_VERSION"),
     (_with(operator="KPN Mobile!"), "INVALID_FIELD"),
+    (orjson.dumps(GOOD)[:-1] + b',"event_id":"other"}', "DUPLICATE_KEY"),
 ]
 
 

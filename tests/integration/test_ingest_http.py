@@ -41,7 +41,7 @@ def ingest(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path):  # type: ig
     log = tmp_path / "ingest.log"
     env = {"FRAUDRADAR_BOOTSTRAP": kafka_bootstrap, "FRAUDRADAR_TOPIC_PREFIX": topic_prefix,
            "FRAUDRADAR_HTTP_PORT": "0", "FRAUDRADAR_PUSH_TOKENS_FILE": str(tokens),
-           "FRAUDRADAR_DLQ_MAX_CONSECUTIVE": "50"}
+           "FRAUDRADAR_DLQ_MAX_CONSECUTIVE": "50", "FRAUDRADAR_DLQ_EXIT_DELAY_S": "3"}
     proc = start_service(["ingest"], env, log)
     assert wait_for(lambda: _http_port(log) is not None, 60), log.read_text()[-2000:]
     yield proc, f"http://127.0.0.1:{_http_port(log)}", log
@@ -115,8 +115,19 @@ def test_probes_and_metrics(ingest, kafka_bootstrap: str, topic_prefix: str) -> 
 
 
 def test_dlq_limit_stops_the_consumer_without_committing(ingest, kafka_bootstrap: str, topic_prefix: str) -> None:
-    proc, _base, log = ingest
+    proc, base, log = ingest
     produce_all(kafka_bootstrap, topic_prefix + topics.RAW, [(None, b"garbage %d" % i) for i in range(200)])
+
+    def tripped_metric_visible() -> bool:
+        try:
+            text = httpx.get(f"{base}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return False
+        return 'fraudradar_dlq_limit_tripped_total{service="ingest"} 1.0' in text
+
+    # stays scrapeable after tripping, not ready, then exits 4
+    assert wait_for(tripped_metric_visible, 60, interval_s=0.1)
+    assert httpx.get(f"{base}/readyz", timeout=2).status_code == 503
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -1,0 +1,130 @@
+"""The FastAPI application: routers, error handlers, middleware, lifespan.
+
+``create_app`` builds routes only; everything that needs configuration files or Kafka
+(partners, token keys, the materialiser) starts in the lifespan, so printing the OpenAPI
+document needs neither.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.api import routers
+from services.api.config import ApiSettings
+from services.api.deps import CORRELATOR_PATTERN
+from services.api.errors import install_error_handlers
+from services.api.identifiers import EntityResolver
+from services.api.metrics import ApiMiddleware
+from services.api.partners import PartnerRegistry
+from services.api.routers import alerts, camara, oauth, operator, ops, reports, risk, watchlist, webhooks
+from services.api.service import ApiService
+from services.api.tokens import TokenService
+from services.common.exceptions import ConfigError
+
+log = logging.getLogger("fraudradar.api")
+API_VERSION = "1.0.0"
+DESCRIPTION = """\
+Risk of phone numbers and devices from telecom traffic metadata, for banks, platforms and
+telcos. OAuth2 client credentials (`/oauth2/token`), one declared purpose per token; phone
+numbers travel only in request bodies; every lookup is audited. Errors are
+`{status, code, message}` with CAMARA codes. See docs/bank-guide.md.
+"""
+_ = routers  # the package docstring names the layout
+
+
+def build_runtime(app: FastAPI, settings: ApiSettings) -> ApiService:
+    if not settings.partners_file:
+        raise ConfigError("FRAUDRADAR_PARTNERS_FILE is not set (see services/api/partners.example.yaml)")
+    partners = PartnerRegistry.from_file(settings.partners_file)
+    tokens = TokenService(
+        partners,
+        signing_key_file=settings.signing_key_file,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        ttl_s=settings.token_ttl_s,
+        token_endpoint=settings.public_url.rstrip("/") + "/oauth2/token",
+        previous_key_file=settings.previous_signing_key_file,
+        jwks_url=settings.jwks_url,
+        external_issuer=settings.external_issuer,
+    )
+    try:
+        discloser = settings.discloser()
+    except ConfigError:
+        discloser = None
+        log.warning("no disclosure key: webhooks cannot be registered and no number is disclosed")
+    resolver = EntityResolver(settings.pseudonymizer(), settings.default_region)
+    service = ApiService(settings, partners, resolver=resolver, discloser=discloser)
+    app.state.tokens = tokens
+    app.state.limiter = service.limiter
+    app.state.resolver = service.resolver
+    app.state.service = service
+    return service
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    service = build_runtime(app, app.state.settings)
+    await service.start()
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+    app = FastAPI(
+        title="fraudradar partner API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Route matching walks the routers in this order: the lookups (most of the traffic) first.
+    for module in (risk, oauth, alerts, watchlist, webhooks, reports, operator, ops):
+        app.include_router(module.router)
+    app.include_router(camara.sim_router)
+    app.include_router(camara.device_router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document minus its 422 validation answers: this API answers 400 INVALID_ARGUMENT."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {})
+            ref = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if ref.get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
+    correlator = {
+        "name": "x-correlator",
+        "in": "header",
+        "required": False,
+        "description": "Correlation id, echoed in the response and kept in the audit trail",
+        "schema": {"type": "string", "pattern": CORRELATOR_PATTERN},
+    }
+    for path, path_item in schema.get("paths", {}).items():
+        if path.startswith("/oauth2/"):
+            continue
+        for operation in path_item.values():
+            operation.setdefault("parameters", []).append(dict(correlator))
+    components = schema.get("components", {}).get("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,122 @@
+"""Settings of the partner API (``FRAUDRADAR_*`` environment variables, pydantic-settings).
+
+Everything shared (Kafka, topic prefix, keys) comes from ``CommonSettings``; the fields here are
+the API's own: where partners and the token signing key live, the external IdP, limits and the
+webhook delivery policy.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, model_validator
+
+from services.common.config import CommonSettings
+
+
+class ApiSettings(CommonSettings):
+    """Configuration of ``fraudradar api``; every field maps to ``FRAUDRADAR_<NAME>``."""
+
+    api_host: str = Field(default="0.0.0.0", description="bind address of the partner API")
+    api_port: int = Field(
+        default=8080, description="port of the partner API (also serves /metrics, /healthz, /readyz)"
+    )
+    partners_file: str | None = Field(
+        default=None, description="YAML file of partners (see services/api/partners.example.yaml)"
+    )
+    signing_key_file: str | None = Field(
+        default=None,
+        description="PEM EC P-256 private key that signs access tokens (fraudradar api gen-signing-key)",
+    )
+    previous_signing_key_file: str | None = Field(
+        default=None,
+        description="PEM key of the previous rotation; its public half stays in the JWKS",
+    )
+    jwks_url: str | None = Field(
+        default=None, description="external IdP JWKS URL; tokens it signs are accepted as well"
+    )
+    external_issuer: str | None = Field(
+        default=None, description="required 'iss' of tokens signed by the external IdP"
+    )
+    token_issuer: str = Field(default="fraudradar", description="'iss' of tokens this API issues")
+    token_audience: str = Field(default="fraudradar-api", description="'aud' of access tokens")
+    token_ttl_s: int = Field(default=900, ge=60, le=24 * 3600, description="lifetime of issued access tokens")
+    public_url: str = Field(
+        default="http://127.0.0.1:8080", description="external base URL (audience of client assertions)"
+    )
+    alerts_retention_s: int = Field(default=7 * 24 * 3600, description="how far back the alert feed reaches")
+    max_body_bytes: int = Field(default=256 * 1024, description="request bodies above this answer 413")
+    page_size_max: int = Field(default=500, description="largest page of the alert feed and listings")
+    batch_max: int = Field(default=100, description="numbers per batch lookup")
+    watchlist_max: int = Field(default=100_000, description="watch-list entries per partner")
+    webhooks_max: int = Field(default=10, description="webhooks per partner")
+    swap_monitored_days: int = Field(
+        default=30, description="SIM/device change history kept (CAMARA monitoredPeriod)"
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="allow webhook URLs on private/loopback addresses (local demo and tests ONLY)",
+    )
+    webhook_allow_http: bool = Field(
+        default=False, description="allow plain http webhook URLs (local demo and tests ONLY)"
+    )
+    webhook_timeout_s: float = Field(default=5.0, description="timeout of one delivery attempt")
+    webhook_max_attempts: int = Field(default=8, description="attempts before a delivery is given up")
+    webhook_backoff_s: float = Field(
+        default=1.0, description="first retry delay; doubles per attempt (capped at 5 min)"
+    )
+    webhook_delivery: bool = Field(
+        default=True,
+        description="this replica delivers webhooks (its share of the partners); false on the "
+        "autoscaled lookup replicas, true on the fixed-size delivery StatefulSet",
+    )
+    replica_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="index of this delivering replica; unset: the ordinal ending FRAUDRADAR_POD_NAME "
+        "(a StatefulSet pod name), else 0",
+    )
+    replica_count: int = Field(
+        default=1,
+        ge=1,
+        description="number of delivering replicas (fixed); each delivers webhooks for "
+        "hash(partner) mod count == its index",
+    )
+    pod_name: str = Field(default="", description="this pod's name (downward API metadata.name)")
+    limits_divisor: int = Field(
+        default=1,
+        ge=1,
+        description="each replica enforces partner rate, quota and lookup budget divided by this "
+        "(rounded up); set it to the replica count the configured figures are totals for",
+    )
+    audit_stall_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="not ready (and lookups refused, 503) while audit records have waited this long "
+        "without any acknowledgement from Kafka",
+    )
+    audit_delivery_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="librdkafka delivery timeout of one produce; a failed audit record is sent again",
+    )
+    audit_scan_max_s: float = Field(default=10.0, description="time budget of one audit query scan")
+
+    @model_validator(mode="after")
+    def _delivery_index_in_range(self) -> ApiSettings:
+        if self.webhook_delivery and self.delivery_index() >= self.replica_count:
+            raise ValueError(
+                f"webhook delivery index {self.delivery_index()} is not below "
+                f"FRAUDRADAR_REPLICA_COUNT={self.replica_count}"
+            )
+        return self
+
+    def delivery_index(self) -> int:
+        """This replica's share of the webhook partners (see ``services/api/webhooks.py``)."""
+        if self.replica_index is not None:
+            return self.replica_index
+        ordinal = _ORDINAL.search(self.pod_name)
+        return int(ordinal.group(1)) if ordinal else 0
+
+
+_ORDINAL = re.compile(r"-(\d+)$")

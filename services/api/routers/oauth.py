@@ -1,0 +1,153 @@
+"""OAuth2 token endpoint (client credentials; secret or private_key_jwt) and key discovery."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from fastapi import APIRouter, Request
+
+from services.api.deps import LimiterDep, TokensDep
+from services.api.errors import OAuthErrorInfo
+from services.api.exceptions import ApiError, OAuthError
+from services.api.schemas import Jwks, TokenOut
+
+router = APIRouter(tags=["oauth2"])
+
+_FORM_FIELDS = (
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "scope",
+    "purpose",
+    "client_assertion_type",
+    "client_assertion",
+)
+_TOKEN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                        "scope": {
+                            "type": "string",
+                            "description": "space-separated subset of the client's scopes",
+                        },
+                        "purpose": {
+                            "type": "string",
+                            "description": "the one declared purpose, e.g. dpv:FraudPreventionAndDetection",
+                        },
+                        "client_assertion_type": {
+                            "type": "string",
+                            "enum": ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"],
+                        },
+                        "client_assertion": {"type": "string", "description": "private_key_jwt (RFC 7523)"},
+                    },
+                }
+            }
+        },
+    },
+}
+_ERR = {"model": OAuthErrorInfo}
+
+
+def _form(body: bytes) -> dict[str, str]:
+    try:
+        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise OAuthError(400, "invalid_request", "body must be application/x-www-form-urlencoded") from exc
+    form: dict[str, str] = {}
+    for name, values in parsed.items():
+        if name not in _FORM_FIELDS:
+            continue
+        if len(values) != 1:
+            raise OAuthError(400, "invalid_request", f"parameter {name} is repeated")
+        form[name] = values[0]
+    return form
+
+
+def _basic(header: str | None) -> tuple[str | None, str | None]:
+    if not header or not header.lower().startswith("basic "):
+        return None, None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise OAuthError(401, "invalid_client", "malformed Basic credentials") from exc
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise OAuthError(401, "invalid_client", "malformed Basic credentials")
+    return unquote(client_id), unquote(secret)
+
+
+@router.post(
+    "/oauth2/token",
+    response_model=TokenOut,
+    openapi_extra=_TOKEN_BODY,
+    summary="Get an access token (OAuth2 client credentials)",
+    responses={400: _ERR, 401: _ERR, 413: _ERR, 429: _ERR, 500: _ERR},
+)
+async def issue_token(*, request: Request, tokens: TokensDep, limiter: LimiterDep) -> TokenOut:
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raise OAuthError(400, "invalid_request", "body must be application/x-www-form-urlencoded")
+    form = _form(await request.body())
+    if form.get("grant_type") != "client_credentials":
+        raise OAuthError(400, "unsupported_grant_type", "only grant_type=client_credentials is supported")
+    basic_id, basic_secret = _basic(request.headers.get("authorization"))
+    if basic_id is not None and ("client_secret" in form or "client_assertion" in form):
+        raise OAuthError(400, "invalid_request", "use exactly one client authentication method")
+    client_id = basic_id or form.get("client_id")
+    claimed = tokens.partners.get(client_id) if client_id else None
+    if claimed is not None:
+        request.state.partner_id = claimed.id
+        try:
+            limiter.admit(claimed)  # also slows down guessing a client's secret
+        except ApiError as exc:
+            raise OAuthError(429, "slow_down", exc.message) from exc
+    # scrypt is deliberately slow: keep it off the event loop.
+    partner = await asyncio.to_thread(
+        tokens.authenticate_client,
+        client_id=client_id,
+        client_secret=basic_secret if basic_id is not None else form.get("client_secret"),
+        assertion_type=form.get("client_assertion_type"),
+        assertion=form.get("client_assertion"),
+    )
+    request.state.partner_id = partner.id
+    token, principal = tokens.issue(partner, form.get("scope"), form.get("purpose"))
+    return TokenOut(
+        access_token=token,
+        expires_in=tokens.ttl_s,
+        scope=" ".join(sorted(principal.scopes)),
+        purpose=principal.purpose,
+    )
+
+
+@router.get("/oauth2/jwks.json", response_model=Jwks, summary="Public keys that sign access tokens")
+@router.get("/.well-known/jwks.json", response_model=Jwks, include_in_schema=False)
+async def jwks(*, tokens: TokensDep) -> dict[str, Any]:
+    return tokens.jwks()
+
+
+@router.get("/.well-known/oauth-authorization-server", include_in_schema=False)
+async def metadata(*, request: Request, tokens: TokensDep) -> dict[str, Any]:
+    base = str(request.base_url).rstrip("/")
+    return {
+        "issuer": tokens.issuer,
+        "token_endpoint": f"{base}/oauth2/token",
+        "jwks_uri": f"{base}/oauth2/jwks.json",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
+    }

@@ -1,0 +1,433 @@
+"""The API's core: materialised state, answers cut to a partner's entitlement, and outputs.
+
+``ApiService`` owns the stores, the materialiser, the webhook dispatcher and the producer.
+Routes ask it questions (``number_answer``, ``alert_page``) and tell it facts (``audit``,
+``put_state``); it never knows about HTTP. State is mutated only on the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from services.api.config import ApiSettings
+from services.api.exceptions import AuditUnavailable, Unavailable
+from services.api.identifiers import EntityResolver
+from services.api.kafka_io import Change, Materialiser, Producer
+from services.api.limits import Limiter
+from services.api.metrics import AUDIT_UNACKED_SECONDS
+from services.api.partner_state import DeliveryCursor, StateRecord, Webhook, encode_state, state_key
+from services.api.partners import Partner, PartnerRegistry
+from services.api.store import AlertEntry, AlertIds, AlertLog, PartnerStateStore, RiskStore, now_iso, parse_time
+from services.api.tokens import Principal
+from services.api.webhooks import Dispatcher, UrlPolicy, WebhookEvent
+from services.common import topics
+from services.common.pseudonym import Discloser, DisclosureError
+from services.common.records import LEVELS, Alert, AuditRecord, Feedback, Reason, Risk, encode
+
+log = logging.getLogger("fraudradar.api")
+
+NO_SIGNAL: dict[str, Any] = {"signal": False, "level": "none"}
+_LEVEL_RANK = {level: i for i, level in enumerate(LEVELS)}
+_PIN_SCORE = {"low": 25, "medium": 50, "high": 75, "critical": 90}
+PARTNER_STATE = topics.PARTNER_STATE
+
+
+def _reason_out(reason: Reason, partner: Partner) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": reason.code, "text": reason.text}
+    if partner.tier_at_least("full"):
+        out.update(feature=reason.feature, value=reason.value, window=reason.window, rarity=reason.rarity)
+    return out
+
+
+class ApiService:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        partners: PartnerRegistry,
+        *,
+        resolver: EntityResolver,
+        discloser: Discloser | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.partners = partners
+        self.discloser = discloser
+        self.clock = clock
+        self.risk = RiskStore()
+        self.alerts = AlertLog(settings.alerts_retention_s)
+        self.alert_ids = AlertIds()
+        self.pstate = PartnerStateStore()
+        self.positions: dict[str, int] = {}  # "topic:partition" -> next offset materialised
+        self.topic_risk = settings.topic(topics.RISK)
+        self.topic_alerts = settings.topic(topics.ALERTS)
+        self.topic_state = settings.topic(PARTNER_STATE)
+        self.topic_audit = settings.topic(topics.AUDIT)
+        self.topic_feedback = settings.topic(topics.FEEDBACK)
+        self.limiter = Limiter(clock, settings.limits_divisor)
+        self.resolver = resolver
+        self.producer: Producer | None = None
+        self.materialiser: Materialiser | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._new_alerts: asyncio.Event | None = None
+        self._last_evict = 0.0
+        # unique audit ids without a syscall per lookup: random per process, then a counter
+        self._audit_prefix = uuid.uuid4().hex[:16]
+        self._audit_seq = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._new_alerts = asyncio.Event()
+        kafka = self.settings.kafka_config()
+        self.producer = Producer(kafka, delivery_timeout_s=self.settings.audit_delivery_timeout_s)
+        producer = self.producer
+        AUDIT_UNACKED_SECONDS.set_function(producer.audit_stalled_s)
+        if self.settings.webhook_delivery:
+            # Only the fixed-size delivery replicas deliver (docs/api.md "Webhook delivery"):
+            # an autoscaled lookup replica has no stable index, so it never owns a partner.
+            self.dispatcher = Dispatcher(
+                policy=UrlPolicy(self.settings.webhook_allow_http, self.settings.webhook_allow_private),
+                replica_index=self.settings.delivery_index(),
+                replica_count=self.settings.replica_count,
+                timeout_s=self.settings.webhook_timeout_s,
+                max_attempts=self.settings.webhook_max_attempts,
+                backoff_s=self.settings.webhook_backoff_s,
+                open_secret=self.open_webhook_secret,
+                save_cursor=self._save_cursor,
+            )
+            log.info(
+                "webhook delivery: index %d of %d", self.settings.delivery_index(), self.settings.replica_count
+            )
+        self.materialiser = Materialiser(
+            kafka,
+            {"risk": self.topic_risk, "alert": self.topic_alerts, "state": self.topic_state},
+            self.settings.alerts_retention_s,
+            self.apply,
+            loop,
+        )
+        self.materialiser.start()
+
+    async def stop(self) -> None:
+        if self.materialiser is not None:
+            await asyncio.to_thread(self.materialiser.stop)
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+        if self.producer is not None:
+            await asyncio.to_thread(self.producer.close)
+
+    @property
+    def caught_up(self) -> bool:
+        """Caught up with the risk, alert and partner-state topics (the feeds need this)."""
+        m = self.materialiser
+        return m is not None and m.ready.is_set() and m.failed is None
+
+    @property
+    def ready(self) -> bool:
+        """Caught up, and the audit trail takes records (lookups need both): ``/readyz``."""
+        return self.caught_up and not self.audit_stalled
+
+    def require_lookup_ready(self) -> None:
+        """Raise the 503 a lookup answers while it cannot be answered and audited."""
+        if not self.caught_up:
+            raise Unavailable()
+        if self.audit_stalled:
+            raise AuditUnavailable()
+
+    @property
+    def audit_stalled(self) -> bool:
+        p = self.producer
+        return p is not None and p.audit_stalled_s() > self.settings.audit_stall_s
+
+    # -- materialised changes (event loop thread) ------------------------------------------
+
+    def apply(self, changes: list[Change]) -> None:
+        alerts_added = False
+        for change in changes:
+            if change.kind == "risk":
+                new = change.value if isinstance(change.value, Risk) else None
+                old = self.risk.put(change.key, new)
+                if change.key in self.pstate.watchers:
+                    self._risk_changed(change, old, new)
+                self.positions[f"{self.topic_risk}:{change.partition}"] = change.offset + 1
+            elif change.kind == "alert" and isinstance(change.value, Alert):
+                if not self.alert_ids.first_time(change.value.alert_id):
+                    # a redelivery (scorer crash/rebalance): partners see each alert once
+                    self.positions[f"{self.topic_alerts}:{change.partition}"] = change.offset + 1
+                    continue
+                try:
+                    raised = parse_time(change.value.raised_at)
+                except ValueError:
+                    raised = change.timestamp_ms / 1000
+                entry = AlertEntry(change.partition, change.offset, change.value, raised)
+                self.alerts.append(entry)
+                alerts_added = True
+                self._alert_raised(entry)
+                self.positions[f"{self.topic_alerts}:{change.partition}"] = change.offset + 1
+            elif change.kind == "state":
+                self._state_changed(change.key, change.value)  # type: ignore[arg-type]
+        now = self.clock()
+        if now - self._last_evict > 60:
+            self._last_evict = now
+            self.alerts.evict(now)
+        if alerts_added and self._new_alerts is not None:
+            self._new_alerts.set()
+            self._new_alerts = asyncio.Event()
+
+    def _state_changed(self, key: str, record: StateRecord | None) -> None:
+        previous = self.pstate.by_key.get(key)
+        self.pstate.apply(key, record)
+        if self.dispatcher is None:
+            return
+        if isinstance(record, Webhook) or isinstance(previous, Webhook):
+            webhook_id = record.webhook_id if isinstance(record, Webhook) else previous.webhook_id  # type: ignore[union-attr]
+            self.dispatcher.sync(
+                record if isinstance(record, Webhook) else None,
+                webhook_id,
+                self.pstate.cursors.get(webhook_id),
+            )
+        elif isinstance(record, DeliveryCursor):
+            self.dispatcher.update_cursor(record.webhook_id, record.positions)
+
+    def new_alerts_event(self) -> asyncio.Event:
+        assert self._new_alerts is not None
+        return self._new_alerts
+
+    # -- answers -------------------------------------------------------------------------
+
+    def effective(self, entity_key: str, now: float) -> tuple[str, Risk | None, Any]:
+        """The level a partner is told (after expiry and operator overrides), with its sources."""
+        risk = self.risk.get(entity_key)
+        level = "none"
+        if risk is not None and risk.level != "none" and parse_time(risk.expires_at) > now:
+            level = risk.level
+        override = self.pstate.active_override(entity_key, now) if self.pstate.overrides_by_entity else None
+        if override is not None:
+            level = "none" if override.action == "clear" else (override.level or level)
+        return level, risk, override
+
+    def risk_answer(self, partner: Partner, entity_key: str) -> tuple[dict[str, Any], str]:
+        """The lookup answer cut to the partner's tier, and the level for the audit record.
+
+        Fields without a value are left out (never ``null``): the answer is sent as built,
+        without a pass through the response model (``RiskAnswer`` documents it)."""
+        now = self.clock()
+        level, risk, override = self.effective(entity_key, now)
+        if level == "none":
+            return dict(NO_SIGNAL), "none"
+        out: dict[str, Any] = {"signal": True, "level": level}
+        if partner.tier_at_least("score"):
+            if risk is not None and risk.level != "none" and (override is None or override.action != "pin"):
+                out.update(
+                    score=risk.score,
+                    updatedAt=risk.updated_at,
+                    expiresAt=risk.expires_at,
+                    modelVersion=risk.model_version,
+                )
+                if risk.first_flagged_at is not None:
+                    out["firstFlaggedAt"] = risk.first_flagged_at
+            else:
+                out.update(
+                    score=_PIN_SCORE[level],
+                    updatedAt=override.created_at,
+                    expiresAt=override.expires_at,
+                    modelVersion="operator-override",
+                )
+        if partner.tier_at_least("reasons"):
+            reasons = (
+                [_reason_out(r, partner) for r in risk.reasons]
+                if risk is not None and (override is None or override.action != "pin")
+                else []
+            )
+            if override is not None and override.action == "pin":
+                reasons.insert(0, {"code": "OPERATOR_PIN", "text": f"pinned at {level} by the operator"})
+            out["reasons"] = reasons
+            if risk is not None and risk.campaign_id:
+                out["campaignId"] = risk.campaign_id
+        if partner.tier_at_least("full") and risk is not None:
+            if risk.sim_changed_at is not None:
+                out["simChangedAt"] = risk.sim_changed_at
+            if risk.device_changed_at is not None:
+                out["deviceChangedAt"] = risk.device_changed_at
+        return out, level
+
+    def subject_ref(self, partner: Partner, entity_type: str, entity: str) -> str:
+        return hashlib.sha256(f"{partner.id}:{entity_type}:{entity}".encode()).hexdigest()[:24]
+
+    def alert_visible(self, partner: Partner, alert: Alert) -> bool:
+        if partner.alerts == "none" or "alerts:read" not in partner.granted:
+            return False
+        if alert.entity_type == "device" and partner.type not in ("telco", "operator"):
+            return False
+        if _LEVEL_RANK[alert.level] < _LEVEL_RANK[partner.alert_min_level]:
+            return False
+        key = f"{alert.entity_type}:{alert.entity}"
+        if partner.type != "operator" and self.pstate.overrides_by_entity:
+            override = self.pstate.active_override(key, self.clock())
+            if override is not None and override.action == "clear":
+                return False
+        if partner.alerts == "watchlist":
+            return bool(self.pstate.is_watched_by(partner.id, key))
+        return True
+
+    def alert_view(self, partner: Partner, alert: Alert) -> dict[str, Any]:
+        key = f"{alert.entity_type}:{alert.entity}"
+        out: dict[str, Any] = {
+            "alertId": alert.alert_id,
+            "entityType": alert.entity_type,
+            "subjectRef": self.subject_ref(partner, alert.entity_type, alert.entity),
+            "level": alert.level,
+            "raisedAt": alert.raised_at,
+        }
+        watched = self.pstate.is_watched_by(partner.id, key)
+        if watched:
+            out["watchIds"] = [w.entry_id for w in watched]
+        if partner.tier_at_least("score"):
+            out.update(
+                score=alert.score,
+                modelVersion=alert.model_version,
+                window={"start": alert.window.start, "end": alert.window.end},
+            )
+        if partner.tier_at_least("reasons"):
+            out["reasons"] = [_reason_out(r, partner) for r in alert.reasons]
+            if alert.campaign_id:
+                out["campaignId"] = alert.campaign_id
+        if partner.tier_at_least("full"):
+            out["evidence"] = dict(alert.evidence)
+            number = self.disclose(alert.number_enc, alert.entity)
+            if number:
+                out["phoneNumber"] = number
+        return out
+
+    def disclose(self, number_enc: str | None, entity: str) -> str | None:
+        if not number_enc or self.discloser is None:
+            return None
+        try:
+            return self.discloser.open(number_enc, entity)
+        except DisclosureError:
+            log.warning("a disclosure token did not open (key rotation?)")
+            return None
+
+    # -- webhook events ------------------------------------------------------------------
+
+    def _owned_webhooks(self, partner_id: str) -> list[Webhook]:
+        if self.dispatcher is None or not self.dispatcher.owns(partner_id):
+            return []
+        return list(self.pstate.webhooks.get(partner_id, {}).values())
+
+    def _alert_raised(self, entry: AlertEntry) -> None:
+        if self.dispatcher is None:
+            return
+        for partner_id in list(self.pstate.webhooks):
+            hooks = self._owned_webhooks(partner_id)
+            partner = self.partners.get(partner_id)
+            if not hooks or partner is None or not self.alert_visible(partner, entry.alert):
+                continue
+            event = WebhookEvent(
+                f"{self.topic_alerts}:{entry.partition}",
+                entry.offset,
+                "alert.raised",
+                self.alert_view(partner, entry.alert),
+                entry.alert.raised_at,
+            )
+            for hook in hooks:
+                self.dispatcher.offer(hook.webhook_id, event)
+
+    def _risk_changed(self, change: Change, old: Risk | None, new: Risk | None) -> None:
+        if self.dispatcher is None:
+            return
+        now = self.clock()
+        old_level = old.level if old is not None and parse_time(old.expires_at) > now else "none"
+        new_level = new.level if new is not None and parse_time(new.expires_at) > now else "none"
+        if old_level == new_level:
+            return
+        for (partner_id, _), entry in list(self.pstate.watchers.get(change.key, {}).items()):
+            hooks = self._owned_webhooks(partner_id)
+            partner = self.partners.get(partner_id)
+            if not hooks or partner is None:
+                continue
+            answer, _ = self.risk_answer(partner, change.key)
+            data: dict[str, Any] = {"watchId": entry.entry_id, "previousLevel": old_level, **answer}
+            if entry.reference:
+                data["reference"] = entry.reference
+            event = WebhookEvent(
+                f"{self.topic_risk}:{change.partition}",
+                change.offset,
+                "risk.changed",
+                data,
+                new.updated_at if new is not None else now_iso(),
+            )
+            for hook in hooks:
+                self.dispatcher.offer(hook.webhook_id, event)
+
+    def open_webhook_secret(self, webhook: Webhook) -> str:
+        if self.discloser is None:
+            raise RuntimeError("the disclosure key is needed to seal webhook secrets")
+        return self.discloser.open(webhook.secret_enc, f"webhook:{webhook.webhook_id}")
+
+    def seal_webhook_secret(self, secret: str, webhook_id: str) -> str:
+        if self.discloser is None:
+            raise RuntimeError("the disclosure key is needed to seal webhook secrets")
+        return self.discloser.seal(secret, f"webhook:{webhook_id}")
+
+    def _save_cursor(self, cursor: DeliveryCursor) -> None:
+        if self.producer is not None:
+            self.producer.send(self.topic_state, state_key(cursor), encode_state(cursor))
+
+    # -- outputs -------------------------------------------------------------------------
+
+    def audit(  # noqa: PLR0917 - the fields of one audit record
+        self,
+        principal: Principal,
+        action: str,
+        entity_type: str,
+        entity: str,
+        answer_level: str,
+        correlator: str | None = None,
+    ) -> None:
+        """One audit record per looked-up entity, queued before the answer is sent.
+
+        Acknowledged asynchronously (``Producer.send_audit``: retried until acknowledged; the
+        service is not ready while acknowledgements stall); raises ``AuditUnavailable`` (503)
+        when the record cannot be queued, so no lookup is answered without its record."""
+        self._audit_seq += 1
+        record = AuditRecord(
+            audit_id=f"{self._audit_prefix}-{self._audit_seq}",
+            at=now_iso(),
+            partner=principal.partner.id,
+            purpose=principal.purpose,
+            action=action,
+            entity_type=entity_type,  # type: ignore[arg-type]
+            entity=entity,
+            answer_level=answer_level,
+            correlator=correlator,
+        )
+        assert self.producer is not None
+        self.producer.send_audit(self.topic_audit, f"{entity_type}:{entity}", encode(record))
+
+    async def put_state(self, record: StateRecord) -> None:
+        """Write a partner-state record durably, then apply it here (read-your-writes)."""
+        key = state_key(record)
+        assert self.producer is not None
+        await asyncio.to_thread(self.producer.send_and_wait, self.topic_state, key, encode_state(record))
+        self._state_changed(key, record)
+
+    async def delete_state(self, key: str) -> None:
+        assert self.producer is not None
+        await asyncio.to_thread(self.producer.send_and_wait, self.topic_state, key, None)
+        self._state_changed(key, None)
+
+    async def send_feedback(self, feedback: Feedback) -> None:
+        assert self.producer is not None
+        await asyncio.to_thread(
+            self.producer.send_and_wait,
+            self.topic_feedback,
+            f"{feedback.entity_type}:{feedback.entity}",
+            encode(feedback),
+        )

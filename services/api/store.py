@@ -1,0 +1,268 @@
+"""The materialised state one replica answers from: risk per entity, a window of alerts, and
+the partner state (watch-lists, webhooks, overrides, contests, delivery cursors).
+
+All mutation happens on the event loop thread (the materialiser hands decoded batches over),
+so readers on that thread need no locks. The alert log keeps arrival order; a feed cursor is
+the next offset per partition of ``fraudradar.alerts``, which means the same cursor works on
+every replica (Kafka offsets are the same everywhere) and after restarts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from services.api.exceptions import InvalidArgument
+from services.api.partner_state import (
+    Contest,
+    DeliveryCursor,
+    Override,
+    StateRecord,
+    WatchEntry,
+    Webhook,
+)
+from services.common.records import Alert, Risk
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds of an RFC 3339 time (``Z`` or offset)."""
+    return datetime.fromisoformat(text).timestamp()
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class AlertEntry:
+    partition: int
+    offset: int
+    alert: Alert
+    raised_ts: float
+
+
+@dataclass
+class _PartitionIndex:
+    offsets: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # absolute position in the log
+
+
+def encode_cursor(positions: dict[int, int]) -> str:
+    raw = orjson.dumps({str(p): o for p, o in sorted(positions.items())})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[int, int]:
+    """Parse a feed cursor; raise ``InvalidArgument`` for anything malformed."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = orjson.loads(raw)
+        if not isinstance(data, dict) or len(data) > 1024:
+            raise ValueError("not a map")
+        positions = {int(p): int(o) for p, o in data.items()}
+        if any(p < 0 or o < 0 for p, o in positions.items()):
+            raise ValueError("negative")
+        return positions
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise InvalidArgument("cursor is not valid.") from exc
+
+
+class AlertIds:
+    """Alert ids seen recently (bounded, oldest forgotten first).
+
+    The scorer is at-least-once: after a crash or a rebalance it writes some alerts again, with
+    the same deterministic ``alert_id`` at a new offset. The feed, the stream and webhooks must
+    show each alert once, so the materialiser drops an id it has already seen.
+    """
+
+    def __init__(self, capacity: int = 1_000_000) -> None:
+        self.capacity = capacity
+        self._seen: dict[str, None] = {}
+
+    def first_time(self, alert_id: str) -> bool:
+        if alert_id in self._seen:
+            return False
+        self._seen[alert_id] = None
+        if len(self._seen) > self.capacity:
+            del self._seen[next(iter(self._seen))]
+        return True
+
+
+def dedupe_alert_ids(alert_ids: Iterator[str] | list[str]) -> Iterator[str]:
+    """The ids the API materialises from ``alert_ids`` in log order (what partners see)."""
+    seen = AlertIds()
+    return (alert_id for alert_id in alert_ids if seen.first_time(alert_id))
+
+
+class AlertLog:
+    """Alerts in arrival order within the retention window, pageable by partition offsets."""
+
+    def __init__(self, retention_s: float) -> None:
+        self.retention_s = retention_s
+        self._entries: list[AlertEntry] = []
+        self._base = 0  # absolute position of _entries[0]
+        self._index: dict[int, _PartitionIndex] = {}
+        self.end: dict[int, int] = {}  # next offset per partition seen so far
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def append(self, entry: AlertEntry) -> None:
+        if entry.offset < self.end.get(entry.partition, 0):
+            return  # replayed record (materialiser restart from an older position)
+        position = self._base + len(self._entries)
+        self._entries.append(entry)
+        idx = self._index.setdefault(entry.partition, _PartitionIndex())
+        idx.offsets.append(entry.offset)
+        idx.positions.append(position)
+        self.end[entry.partition] = entry.offset + 1
+
+    def evict(self, now: float) -> None:
+        """Drop alerts older than the retention window (by their event time)."""
+        horizon = now - self.retention_s
+        drop = 0
+        for entry in self._entries:
+            if entry.raised_ts >= horizon:
+                break
+            drop += 1
+        if drop == 0:
+            return
+        self._entries = self._entries[drop:]
+        self._base += drop
+        for idx in self._index.values():
+            cut = bisect.bisect_left(idx.positions, self._base)
+            if cut:
+                del idx.offsets[:cut]
+                del idx.positions[:cut]
+
+    def since(self, cursor: dict[int, int]) -> Iterator[AlertEntry]:
+        """Entries after ``cursor`` in arrival order (per partition: offset order)."""
+        start = self._base + len(self._entries)
+        for partition, idx in self._index.items():
+            i = bisect.bisect_left(idx.offsets, cursor.get(partition, 0))
+            if i < len(idx.positions):
+                start = min(start, idx.positions[i])
+        for k in range(start - self._base, len(self._entries)):
+            entry = self._entries[k]
+            if entry.offset >= cursor.get(entry.partition, 0):
+                yield entry
+
+    def page(
+        self,
+        cursor: dict[int, int],
+        limit: int,
+        visible: Callable[[AlertEntry], bool],
+        scan_max: int = 50_000,
+    ) -> tuple[list[AlertEntry], dict[int, int]]:
+        """Up to ``limit`` visible entries after ``cursor`` and the cursor after them.
+
+        Invisible entries are stepped over (and the cursor moves past them), so a partner that
+        sees few alerts does not rescan everyone else's on every call.
+        """
+        items: list[AlertEntry] = []
+        nxt = dict(cursor)
+        exhausted = True
+        for scanned, entry in enumerate(self.since(cursor)):
+            if len(items) >= limit or scanned >= scan_max:
+                exhausted = False
+                break
+            nxt[entry.partition] = entry.offset + 1
+            if visible(entry):
+                items.append(entry)
+        if exhausted:
+            for partition, end in self.end.items():
+                nxt[partition] = max(nxt.get(partition, 0), end)
+        return items, nxt
+
+
+class PartnerStateStore:
+    """Watch-lists, webhooks, overrides, contests and delivery cursors, indexed for lookups."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, StateRecord] = {}
+        self.watch: dict[str, dict[str, WatchEntry]] = {}  # partner -> entry id -> entry
+        self.watchers: dict[str, dict[tuple[str, str], WatchEntry]] = {}  # "type:entity" -> (partner, id)
+        self.webhooks: dict[str, dict[str, Webhook]] = {}  # partner -> id -> webhook
+        self.overrides: dict[str, Override] = {}  # id -> override
+        self.overrides_by_entity: dict[str, dict[str, Override]] = {}
+        self.contests: dict[str, Contest] = {}
+        self.cursors: dict[str, dict[str, int]] = {}
+
+    def apply(self, key: str, record: StateRecord | None) -> None:
+        old = self.by_key.pop(key, None)
+        if old is not None:
+            self._unindex(old)
+        if record is not None:
+            self.by_key[key] = record
+            self._index(record)
+
+    def _index(self, r: StateRecord) -> None:
+        if isinstance(r, WatchEntry):
+            self.watch.setdefault(r.partner, {})[r.entry_id] = r
+            self.watchers.setdefault(f"{r.entity_type}:{r.entity}", {})[(r.partner, r.entry_id)] = r
+        elif isinstance(r, Webhook):
+            self.webhooks.setdefault(r.partner, {})[r.webhook_id] = r
+        elif isinstance(r, Override):
+            self.overrides[r.override_id] = r
+            self.overrides_by_entity.setdefault(f"{r.entity_type}:{r.entity}", {})[r.override_id] = r
+        elif isinstance(r, Contest):
+            self.contests[r.contest_id] = r
+        elif isinstance(r, DeliveryCursor):
+            self.cursors[r.webhook_id] = dict(r.positions)
+
+    def _unindex(self, r: StateRecord) -> None:
+        if isinstance(r, WatchEntry):
+            self.watch.get(r.partner, {}).pop(r.entry_id, None)
+            watchers = self.watchers.get(f"{r.entity_type}:{r.entity}")
+            if watchers is not None:
+                watchers.pop((r.partner, r.entry_id), None)
+                if not watchers:
+                    del self.watchers[f"{r.entity_type}:{r.entity}"]
+        elif isinstance(r, Webhook):
+            self.webhooks.get(r.partner, {}).pop(r.webhook_id, None)
+        elif isinstance(r, Override):
+            self.overrides.pop(r.override_id, None)
+            self.overrides_by_entity.get(f"{r.entity_type}:{r.entity}", {}).pop(r.override_id, None)
+        elif isinstance(r, Contest):
+            self.contests.pop(r.contest_id, None)
+        elif isinstance(r, DeliveryCursor):
+            self.cursors.pop(r.webhook_id, None)
+
+    def active_override(self, entity_key: str, now: float) -> Override | None:
+        """The newest unexpired override of an entity, if any."""
+        best: Override | None = None
+        for override in self.overrides_by_entity.get(entity_key, {}).values():
+            if parse_time(override.expires_at) > now and (
+                best is None or override.created_at > best.created_at
+            ):
+                best = override
+        return best
+
+    def is_watched_by(self, partner: str, entity_key: str) -> list[WatchEntry]:
+        return [e for (p, _), e in self.watchers.get(entity_key, {}).items() if p == partner]
+
+
+class RiskStore:
+    """Latest risk per ``type:pseudonym`` (the compacted topic, tombstones removed)."""
+
+    def __init__(self) -> None:
+        self._risk: dict[str, Risk] = {}
+
+    def __len__(self) -> int:
+        return len(self._risk)
+
+    def get(self, key: str) -> Risk | None:
+        return self._risk.get(key)
+
+    def put(self, key: str, risk: Risk | None) -> Risk | None:
+        if risk is None:
+            return self._risk.pop(key, None)
+        old = self._risk.get(key)
+        self._risk[key] = risk
+        return old
