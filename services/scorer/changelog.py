@@ -23,7 +23,10 @@ generation froze its keys is in one of its pieces, and any later change or delet
 delta written after that freeze; an entity created later is in such a delta. Nothing the restore
 needs is ever tombstoned: deltas are dropped only once a *newer* generation is complete.
 
-A new generation starts when the deltas written since the current one started hold as many
+Forgetting is physical: when an entity is forgotten (event-time TTL), a generation starts at the
+next commit; once it is complete, every older record that held the entity's values is tombstoned
+and the broker's compaction deletes them (``pace`` commits plus the cleaner's lag). Otherwise a
+new generation starts when the deltas written since the current one started hold as many
 entries as the state (so a restore reads at most ~3x the state), and its pieces are written at
 ``max(state / pace, entities changed this commit)`` entities per commit: a generation finishes
 within ``pace`` commits, and snapshot bytes per commit stay at most the larger of the delta
@@ -149,6 +152,9 @@ class ChangelogWriter:
     live_deltas: list[int] = field(default_factory=list)
     live_pieces: list[tuple[int, int]] = field(default_factory=list)
     stale_keys: list[bytes] = field(default_factory=list)   # found on restore, tombstone at next commit
+    # an entity was forgotten (TTL): its old values sit in older deltas and pieces until a
+    # generation started after the deletion completes, so one is started right away
+    purge_pending: bool = False
 
     def records(self, store: StateStore) -> list[tuple[bytes, bytes | None]]:
         """The topic records for this commit: deltas, snapshot progress, manifest, tombstones."""
@@ -161,8 +167,11 @@ class ChangelogWriter:
             self.live_deltas.append(self.next_seq)
             self.next_seq += 1
         self.deltas_since_start += len(dirty)
+        if any(value is None for _, value in dirty):
+            self.purge_pending = True
         size = len(store)
-        if self.frozen is None and dirty and self.deltas_since_start >= max(size, 1):
+        if self.frozen is None and ((dirty and self.deltas_since_start >= max(size, 1)) or self.purge_pending):
+            self.purge_pending = False
             # start a generation; its values are "as of" this commit or later, so the deltas
             # of this commit on are the ones a restore must apply after it
             self.frozen = store.changelog_keys()

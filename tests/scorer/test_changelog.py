@@ -102,3 +102,24 @@ def test_pieces_stay_under_the_size_bound_and_round_trip() -> None:
     pieces = list(pack_pieces(3, entries, 8192))
     assert len(pieces) > 1 and all(len(p) < 8192 + NUMBER.size + 64 for p in pieces)
     assert [e for p in pieces for e in unpack_entries(p)] == entries
+
+
+def test_a_forgotten_entity_leaves_no_value_once_compacted() -> None:
+    rng = random.Random(5)
+    universe = [rng.randbytes(16) for _ in range(200)]
+    store, writer = StateStore(), ChangelogWriter(pace=4, piece_bytes=2048)
+    log: Log = []
+    for _ in range(6):
+        _mutate(store, rng, universe, 150)
+        log += writer.records(store)
+    victim = next(iter(store.numbers.records))
+    del store.numbers.records[victim]
+    store.numbers.dirty.add(victim)
+    for _ in range(6):           # quiet afterwards: a few more commits, nothing else deleted
+        store.devices.records[universe[0]] = bytes(DEVICE.size)
+        store.devices.dirty.add(universe[0])
+        log += writer.records(store)
+    with_values = {key for _, value in _compact(log) if value is not None and not _.startswith(MANIFEST_KEY)
+                   for key, v in unpack_entries(value) if v is not None}
+    assert b"n" + victim not in with_values
+    assert _snapshot(_restore(_compact(log))[0]) == _snapshot(store)
