@@ -153,9 +153,24 @@ def retention(ctx: Context) -> Outcome:
                 out[rec.key] = rec.value
         return out
 
-    state_latest = latest(prefix + topics.SCORER_STATE, state_keys)
+    def state_values(topic: str, keys: set[bytes], compact: bool) -> int:
+        """Entities of ``keys`` with a value in the bundled scorer changelog (services/scorer/
+        changelog.py): in the records a restore uses (``compact``: latest per record key, no
+        tombstoned record) or in every record physically present."""
+        from services.scorer.changelog import unpack_entries
+
+        kept: dict[bytes, bytes | None] = {}
+        physical: list[bytes] = []
+        for rec in rig.records(topic):
+            if rec.key and rec.key[:1] == b"\0" and rec.key != b"\0M":
+                kept[rec.key] = rec.value
+                if rec.value is not None:
+                    physical.append(rec.value)
+        values = [v for v in kept.values() if v is not None] if compact else physical
+        return len({k for v in values for k, item in unpack_entries(v) if item is not None} & keys)
+
     risk_latest = latest(prefix + topics.RISK, risk_keys)
-    state_live = sum(1 for v in state_latest.values() if v is not None)
+    state_live = state_values(prefix + topics.SCORER_STATE, state_keys, compact=True)
     risk_live = sum(1 for v in risk_latest.values() if v is not None)
     risk_had = len(risk_latest)
 
@@ -181,6 +196,8 @@ def retention(ctx: Context) -> Outcome:
     for rec in rig.records(prefix + topics.SCORER_STATE):
         if rec.key and rec.key != b"__models__":
             engines[rec.partition].apply_changelog(rec.key, rec.value)
+    for engine in engines.values():
+        engine.finish_restore()
     restored_known = sum(1 for e in old_only for eng in engines.values()
                          if eng.features_of("number", e) is not None)
 
@@ -194,12 +211,11 @@ def retention(ctx: Context) -> Outcome:
         producer.flush(30)
         producer.close()
         time.sleep(2.0)
-        left = latest(prefix + topics.SCORER_STATE, state_keys)
         left_risk = latest(prefix + topics.RISK, risk_keys)
-        n_values = 0
-        for topic, keys in ((prefix + topics.SCORER_STATE, state_keys), (prefix + topics.RISK, risk_keys)):
-            n_values += sum(1 for rec in rig.records(topic) if rec.key in keys and rec.value is not None)
-        ctx.notes["retention_tombstones_left"] = sum(1 for v in {**left, **left_risk}.values() if v is None)
+        n_values = state_values(prefix + topics.SCORER_STATE, state_keys, compact=False)
+        n_values += sum(1 for rec in rig.records(prefix + topics.RISK)
+                        if rec.key in risk_keys and rec.value is not None)
+        ctx.notes["retention_tombstones_left"] = sum(1 for v in left_risk.values() if v is None)
         return n_values
 
     compacted_values = values_left()
@@ -215,7 +231,7 @@ def retention(ctx: Context) -> Outcome:
     ttl_days = Policy.load(pseudo).ttl_ms / 86_400_000
     passed = (len(old_only) > 0 and state_live == 0 and risk_live == 0 and restored_known == 0
               and compacted_values == 0 and risk_had > 0)
-    detail = (f"{len(old_only)} numbers idle 20 days (TTL {ttl_days:.0f} d): latest state record live for "
+    detail = (f"{len(old_only)} numbers idle 20 days (TTL {ttl_days:.0f} d): live in the restorable state for "
               f"{state_live}, latest risk record live for {risk_live} (of {risk_had} with risk records), a restored "
               f"engine knows {restored_known}; after log compaction {compacted_values} values remain in "
               f"scorer-state and risk")

@@ -346,10 +346,18 @@ class StreamRunner:
                     max(0, high - (recs[-1].offset + 1)))
         metrics.BATCH_SECONDS.labels(self.config.service).observe(time.perf_counter() - started)
 
+    def before_commit(self) -> None:
+        """Hook: runs right before offsets are committed (after the batch outputs were flushed).
+
+        A stateful service writes its changelog here and flushes it (``self.sink``), so the
+        changelog is never behind the offsets being committed. Raising skips the commit.
+        """
+
     def _maybe_commit(self, force: bool) -> None:
         now = time.monotonic()
         if not self._pending or not (force or self.config.commit.due(now)):
             return
+        self.before_commit()
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self._pending.items()}
         try:
             self.consumer.commit(offsets)                      # 3. commit

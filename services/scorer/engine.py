@@ -25,7 +25,6 @@ import pickle
 import struct
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +33,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from models import CalibratedDetector, FeedbackLearner, ScaledHalfSpaceTrees, StreamingECOD
+from models import CalibratedDetector, FeedbackLearner, PoissonBurst, ScaledHalfSpaceTrees, StreamingECOD
+from models.burst import BurstAwareHST, Channel
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import (
     LEVELS,
@@ -48,16 +48,24 @@ from services.common.records import (
     Window,
 )
 from services.scorer import features as F
+from services.scorer.changelog import ChangelogReader, ChangelogWriter
 from services.scorer.exceptions import CheckpointError
 from services.scorer.policy import Policy
-from services.scorer.scoring import evaluate_rules, fuse, model_points, model_reason
+from services.scorer.scoring import (
+    burst_reason,
+    compile_matcher,
+    evaluate_rules,
+    fuse,
+    model_points,
+    model_reason,
+)
 from services.scorer.store import EntityTable, StateStore, entity_key, entity_text
 
 CHECKPOINT_FORMAT = 1
 # Entity records hold event seconds as uint32 (1970-01-01 .. 2106-02-07). Valid views outside
 # that span (ingest forwards far-past events, flagged late) are clamped into it, not a crash.
 _EVENT_MS_MAX = (2**32 - 1) * 1000
-DETECTOR_VERSIONS = {"ecod": "ecod.1", "hst": "hst.1"}
+DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.1", "ecod": "ecod.1", "hst": "hst.2"}
 
 
 def iso_ms(ms: int) -> str:
@@ -68,29 +76,69 @@ def iso_s(seconds: float) -> str:
     return iso_ms(int(seconds) * 1000)
 
 
-@dataclass
 class EngineOutput:
-    """What one view produced. ``risk``/``alerts`` for the view's entity; sweeps add the rest."""
+    """What one view produced. ``risk``/``alerts`` for the view's entity; sweeps add the rest.
 
-    entity_type: EntityType
-    entity: str
-    score: int
-    risk: Risk | None = None
-    alerts: list[Alert] = field(default_factory=list)
-    # flags that expired or entities forgotten during a sweep this view triggered
-    tombstones: list[tuple[EntityType, str]] = field(default_factory=list)
-    risk_updates: list[Risk] = field(default_factory=list)
-    skipped: bool = False                 # already applied (replay): nothing to emit
-    model_scores: dict[str, float] = field(default_factory=dict)   # calibrated percentile per detector
+    Allocated once per view, so the containers default to shared empty tuples and the engine
+    replaces them with lists only when it has something to put in them.
+    """
+
+    __slots__ = ("alerts", "entity", "entity_type", "model_scores", "risk", "risk_updates", "score", "skipped",
+                 "tombstones")
+
+    def __init__(self, entity_type: EntityType, entity: str, score: int, *, skipped: bool = False) -> None:
+        self.entity_type = entity_type
+        self.entity = entity
+        self.score = score
+        self.risk: Risk | None = None
+        self.alerts: Sequence[Alert] = ()
+        # flags that expired or entities forgotten during a sweep this view triggered
+        self.tombstones: Sequence[tuple[EntityType, str]] = ()
+        self.risk_updates: Sequence[Risk] = ()
+        self.skipped = skipped               # already applied (replay): nothing to emit
+        self.model_scores: dict[str, float] = _NO_SCORES   # calibrated percentile per detector (read-only)
+
+    @property
+    def emits(self) -> bool:
+        """Anything for the service to send or observe."""
+        return bool(self.risk is not None or self.alerts or self.model_scores or self.tombstones
+                    or self.risk_updates)
+
+
+_NO_SCORES: dict[str, float] = {}
+
+# the rate channels the burst-aware detector watches: (name, 5m, 1h, 24h feature)
+BURST_CHANNELS: dict[EntityType, list[Channel]] = {
+    "number": [("sms_out", "sms_out_5m", "sms_out_1h", "sms_out_24h"),
+               ("call_out", "call_out_5m", "call_out_1h", "call_out_24h"),
+               ("new_recipients", "new_recipients_5m", "new_recipients_1h", "new_recipients_24h"),
+               ("url_sms", "url_sms_5m", "url_sms_1h", "url_sms_24h"),
+               ("unanswered", "unanswered_5m", "unanswered_1h", "unanswered_24h"),
+               ("a2p_in", "a2p_in_5m", "a2p_in_1h", "a2p_in_24h")],
+    "device": [("out", "out_5m", "out_1h", "out_24h"),
+               ("new_imsis", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h"),
+               ("new_numbers", "new_numbers_5m", "new_numbers_1h", "new_numbers_24h"),
+               ("new_recipients", "new_recipients_5m", "new_recipients_1h", "new_recipients_24h"),
+               ("url_sms", "url_sms_5m", "url_sms_1h", "url_sms_24h"),
+               ("calls_out", "calls_out_5m", "calls_out_1h", "calls_out_24h"),
+               ("a2p_in", "a2p_in_5m", "a2p_in_1h", "a2p_in_24h")],
+}
 
 
 class EntityModels:
     """The detectors of one entity type in one partition, and the feedback learner."""
 
-    def __init__(self, detectors: Sequence[str], warmup: int, seed: int) -> None:
+    def __init__(self, entity_type: EntityType, detectors: Sequence[str], warmup: int, seed: int) -> None:
         self.detectors: dict[str, CalibratedDetector] = {}
         for name in detectors:
-            if name == "ecod":
+            if name == "burst":
+                self.detectors[name] = CalibratedDetector(PoissonBurst(BURST_CHANNELS[entity_type], seed=seed),
+                                                          warmup=warmup)
+            elif name == "burst_hst":
+                self.detectors[name] = CalibratedDetector(
+                    BurstAwareHST(BURST_CHANNELS[entity_type], n_trees=10, height=8, window_size=1000, seed=seed),
+                    warmup=warmup)
+            elif name == "ecod":
                 self.detectors[name] = CalibratedDetector(StreamingECOD(seed=seed), warmup=warmup)
             elif name == "hst":
                 self.detectors[name] = CalibratedDetector(
@@ -109,10 +157,12 @@ class ScoringEngine:
         self.model_version = policy.version + "".join("+" + DETECTOR_VERSIONS[d] for d in detectors)
         self.store = StateStore()
         self.models: dict[EntityType, EntityModels] = {
-            "number": EntityModels(detectors, policy.models.warmup, seed),
-            "device": EntityModels(detectors, policy.models.warmup, seed + 1),
+            "number": EntityModels("number", detectors, policy.models.warmup, seed),
+            "device": EntityModels("device", detectors, policy.models.warmup, seed + 1),
         }
         self.watermark_ms = 0
+        self.changelog_writer = ChangelogWriter()
+        self._reader: ChangelogReader | None = None
         self.next_sweep_ms = 0
         self.feedback_offset = 0          # next feedback-topic offset this engine has not applied
         self.next_offsets: dict[str, int] = {}   # source topic -> next offset (service bookkeeping)
@@ -140,6 +190,7 @@ class ScoringEngine:
         self._min_activity = policy.models.min_activity
         self._medium = policy.levels.medium
         self._modem_tacs = policy.modem_tacs
+        self._matchers = {kind: compile_matcher(policy.rules.get(kind, [])) for kind in ("number", "device")}
 
     @classmethod
     def default(cls, pseudonymizer: Pseudonymizer, policy_path: Path | None = None, seed: int = 0,
@@ -223,10 +274,13 @@ class ScoringEngine:
                     model_scores[name] = 1.0 - tail
                     points = model_points(policy, tail)
                     if points > best:
-                        if feature_tails is None and ecod is not None and ecod.is_warm:
-                            feature_tails = ecod.detector.tails_one(features)  # type: ignore[attr-defined]
                         best = points
-                        best_reason = model_reason(name, tail, feature_tails or {}, features)
+                        if name == "burst":
+                            best_reason = burst_reason(detector.detector, tail, features)  # type: ignore[arg-type]
+                        else:
+                            if feature_tails is None and ecod is not None and ecod.is_warm:
+                                feature_tails = ecod.detector.tails_one(features)  # type: ignore[attr-defined]
+                            best_reason = model_reason(name, tail, feature_tails or {}, features)
                 values[F.MODEL_POINTS] = best
                 values[F.SCORED_ACTIVITY] = max(activity, 1.0)
                 values[F.SCORED_S] = now_s
@@ -240,12 +294,12 @@ class ScoringEngine:
             values[F.MODEL_POINTS] = 0.0
 
         # -- rules (rarity from the population tails when ECOD is warm) ------------------------
-        rules = policy.rules.get(entity_type, [])
-        fired = evaluate_rules(rules, features, feature_tails)
-        if fired and feature_tails is None and ecod is not None and ecod.is_warm:
-            feature_tails = ecod.detector.tails_one(features)  # type: ignore[attr-defined]
-            fired = evaluate_rules(rules, features, feature_tails)
-        contributions.extend(fired)
+        matched = self._matchers[entity_type](features)
+        if matched:
+            rules = policy.rules.get(entity_type, [])
+            if feature_tails is None and ecod is not None and ecod.is_warm:
+                feature_tails = ecod.detector.tails_one(features)  # type: ignore[attr-defined]
+            contributions.extend(evaluate_rules(rules, features, feature_tails, matched))
         if entity_type == "number" and view.role == "out" and entity in policy.do_not_originate:
             kind = "call" if view.type == "call" else "SMS"
             contributions.append((policy.spec.do_not_originate_points, Reason(
@@ -269,16 +323,20 @@ class ScoringEngine:
                     points *= cfg.feedback_damping + (1.0 - cfg.feedback_damping) * proba / 0.5
         score = round(points)
 
-        # -- learning: a deterministic sample of what the models did not flag ----------------
-        if eligible and score < self._medium and self._sampled(view.view_id):
+        # -- learning: a deterministic sample of the points the models scored and did not flag --
+        # (only scored points: the calibrator then learns exactly the distribution it is asked
+        # about, and learning never costs an extra model evaluation)
+        if due and score < self._medium and self._sampled(view.view_id):
             self.counters["learned"] += 1
             for name, detector in models.detectors.items():
-                detector.learn_one(features, raws.get(name) if due else None)
+                detector.learn_one(features, raws.get(name))
 
         # -- risk and alerts ----------------------------------------------------------------
         contributions.sort(key=lambda c: -c[0])
         reasons = [reason for _, reason in contributions]
-        output = EngineOutput(entity_type, entity, score, model_scores=model_scores)
+        output = EngineOutput(entity_type, entity, score)
+        if model_scores:
+            output.model_scores = model_scores
         self._decide(values, view, score, reasons=reasons, features=features, changed=changed,
                      now_ms=now_ms, output=output)
         table.records[key] = layout.pack(values)
@@ -331,8 +389,8 @@ class ScoringEngine:
             in_episode = values[F.EPISODE_S] and now_s - values[F.LAST_HIGH_S] <= policy.cooldown_ms // 1000
             if not in_episode:
                 values[F.EPISODE_S] = now_s
-                output.alerts.append(self._alert(values, view, score=score, level=level, reasons=reasons,
-                                                 features=features, now_ms=now_ms, campaign=campaign))
+                output.alerts = [self._alert(values, view, score=score, level=level, reasons=reasons,
+                                             features=features, now_ms=now_ms, campaign=campaign)]
             values[F.LAST_HIGH_S] = now_s
 
     def _campaign(self, values: list[Any], view: View) -> str | None:
@@ -394,10 +452,17 @@ class ScoringEngine:
         policy = self.policy
         horizon = self.watermark_ms - policy.grace_ms
         self.next_sweep_ms = self.watermark_ms + policy.sweep_every_ms
+        tombstones: list[tuple[EntityType, str]] = []
+        risk_updates: list[Risk] = []
         for table in (self.store.numbers, self.store.devices):
-            self._sweep_table(table, horizon, output)
+            self._sweep_table(table, horizon, tombstones, risk_updates)
+        if tombstones:
+            output.tombstones = tombstones
+        if risk_updates:
+            output.risk_updates = risk_updates
 
-    def _sweep_table(self, table: EntityTable, horizon_ms: int, output: EngineOutput) -> None:
+    def _sweep_table(self, table: EntityTable, horizon_ms: int, tombstones: list[tuple[EntityType, str]],
+                     risk_updates: list[Risk]) -> None:
         layout = table.layout
         records = table.records
         for key in list(table.idle_since(horizon_ms - self.policy.ttl_ms)):
@@ -405,7 +470,7 @@ class ScoringEngine:
             table.dirty.add(key)
             self.counters["forgotten"] += 1
             if values[F.RISK_LEVEL] or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
-                output.tombstones.append((table.entity_type, entity_text(key)))
+                tombstones.append((table.entity_type, entity_text(key)))
         horizon_s = horizon_ms // 1000
         expired = [k for k, v in records.items() if 0 < _flag_expiry(v) < horizon_s]
         for key in expired:
@@ -418,10 +483,10 @@ class ScoringEngine:
             entity = entity_text(key)
             if values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
                 # the flag is gone but SIM/device swap answers still need the change dates
-                output.risk_updates.append(self._risk(values, table.entity_type, entity, score=0, level="none",
-                                                      reasons=[], now_ms=horizon_ms))
+                risk_updates.append(self._risk(values, table.entity_type, entity, score=0, level="none",
+                                               reasons=[], now_ms=horizon_ms))
             else:
-                output.tombstones.append((table.entity_type, entity))
+                tombstones.append((table.entity_type, entity))
 
     # ------------------------------------------------------------------------------------------
     def learn_feedback(self, feedback: Feedback) -> None:
@@ -447,16 +512,27 @@ class ScoringEngine:
 
     # -- snapshot / restore ---------------------------------------------------------------------
     def changelog(self) -> list[tuple[bytes, bytes | None]]:
-        """State records changed since the last call: (key, packed value | None = tombstone)."""
-        return self.store.drain_changelog()
+        """``scorer-state`` records for a commit: deltas of changed entities, snapshot progress,
+        manifest and tombstones (``services.scorer.changelog``); a few large records per commit."""
+        return self.changelog_writer.records(self.store)
 
     def apply_changelog(self, key: bytes, value: bytes | None) -> None:
-        self.store.apply_changelog(key, value)
-        if value is not None and len(value) >= 8:
-            last = int.from_bytes(value[:8], "little", signed=True)
-            if last > self.watermark_ms:
-                self.watermark_ms = last
-                self.next_sweep_ms = last + self.policy.sweep_every_ms
+        """Collect one ``scorer-state`` record during a restore (``finish_restore`` applies them)."""
+        if self._reader is None:
+            self._reader = ChangelogReader()
+        self._reader.add(key, value)
+
+    def finish_restore(self) -> int:
+        """Rebuild the state from the collected records; returns the entity entries applied."""
+        reader, self._reader = self._reader, None
+        if reader is None:
+            return 0
+        applied = reader.apply(self.store, self.changelog_writer)
+        last = max((table.latest_ms() for table in (self.store.numbers, self.store.devices)), default=0)
+        if last > self.watermark_ms:
+            self.watermark_ms = last
+            self.next_sweep_ms = last + self.policy.sweep_every_ms
+        return applied
 
     def checkpoint(self) -> bytes:
         """Signed, compressed snapshot of the models (not the entity state, which is changelogged)."""

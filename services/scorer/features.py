@@ -6,11 +6,14 @@ function ``apply_number``/``apply_device`` and packing it back.
 
 Windows are exponentially decayed counts with time constants 5 min, 1 h and 24 h: with steady
 traffic a counter equals the number of events in the last τ; a burst of N events is ≈N right
-after it. They are *order-independent*: an event at ``t`` earlier than the entity's latest
-event time ``L`` adds ``exp(-(L - t)/τ)`` instead of 1, which is exactly what it would have
-contributed in order. Late and out-of-order events therefore give the in-order result (up to
-float rounding) however late they are; the grace period only bounds when an entity may be
-forgotten (``StateStore`` TTL).
+after it. They are stored *forward-decayed* (Cormode et al., "Forward decay", ICDE 2009): an
+event at ``t`` adds ``exp((t - B)/τ)`` to its counter, where ``B`` is a per-entity base time,
+and the count at the entity's watermark ``L`` is ``stored * exp(-(L - B)/τ)``. So a view
+touches only its own counters (no decay pass over all of them), and the counts are
+*order-independent*: a late or out-of-order event adds exactly what it would have in order,
+however late it is; the grace period only bounds when an entity may be forgotten (``StateStore``
+TTL). ``B`` moves forward (rescaling the counters) once ``L - B`` exceeds 40 x 5 min, long
+before a float could overflow.
 
 Distinct sets (recipients, cells, IMSIs, numbers on a device) are kept exactly in small
 most-recently-used sets of 32-bit fingerprints of the pseudonyms (pseudonyms are HMAC outputs,
@@ -52,7 +55,8 @@ TAC = 16              # I  TAC of the device (devices) / of the current device (
 MODEL_POINTS = 17     # f  points of the latest model scoring (kept between scorings)
 SCORED_ACTIVITY = 18  # f  activity at the latest model scoring (re-score when it grows)
 RISK_AT_S = 19        # I  time of the latest Risk emitted (its score decays from there)
-_HEADER = "qqIIIIIIIIIIQBBBIffI"
+BASE_MS = 20          # q  base time of the forward-decayed counters (0 = none yet)
+_HEADER = "qqIIIIIIIIIIQBBBIffIq"
 HEADER_LEN = len(_HEADER)
 
 RCPT_CAP = 16         # exact recent-recipient set
@@ -157,31 +161,52 @@ def sketch_estimate(values: list[float], at: int) -> float:
     return -256.0 * math.log(zeros / 256.0)
 
 
-def _advance(values: list[float], layout: Layout, t_ms: int) -> list[float]:
-    """Decay every counter to ``t_ms`` if it is newer than the entity's watermark.
+_REBASE_MS = 40 * 300_000     # exp(40) ~ 2e17: far from overflow, still exact enough
 
-    Returns the weights per window with which an event at ``t_ms`` is added: 1.0 when it is the
-    newest, ``exp(-(L - t)/τ)`` when it is older (late or out of order).
+
+def _advance(values: list[float], layout: Layout, t_ms: int) -> tuple[float, float, float]:
+    """Move the watermark to ``t_ms`` if newer; the per-window weights of an event at ``t_ms``.
+
+    Forward decay: the weight is ``exp((t - B)/τ)`` for base time ``B``; late events simply get
+    a smaller weight. When the base falls far behind, every counter is rescaled to a new base.
     """
-    last = int(values[LAST_MS])
-    if last == 0 or t_ms >= last:
-        if last:
-            gap = t_ms - last
-            if gap:
-                factors = [math.exp(-gap / tau) for tau in _TAUS]
-                start = HEADER_LEN
-                end = layout.counters_end
-                for i in range(start, end):
-                    value = values[i]
-                    if value:
-                        values[i] = value * factors[(i - start) % N_WIN]
-        values[LAST_MS] = t_ms
-        return [1.0, 1.0, 1.0]
-    gap = last - t_ms
-    return [math.exp(-gap / tau) for tau in _TAUS]
+    base = int(values[BASE_MS])
+    if not base:
+        values[BASE_MS] = base = t_ms
+    elif t_ms - base > _REBASE_MS:
+        f5, f1, f24 = _decay_factors(t_ms - base)
+        start, end = HEADER_LEN, layout.counters_end
+        values[start:end:3] = [v * f5 for v in values[start:end:3]]
+        values[start + 1:end:3] = [v * f1 for v in values[start + 1:end:3]]
+        values[start + 2:end:3] = [v * f24 for v in values[start + 2:end:3]]
+        values[BASE_MS] = base = t_ms
+    values[LAST_MS] = max(values[LAST_MS], t_ms)
+    gap = t_ms - base
+    return _EXP(gap / _TAU_5M), _EXP(gap / _TAU_1H), _EXP(gap / _TAU_24H)
 
 
-def _add(values: list[float], at: int, weights: list[float]) -> None:
+_EXP = math.exp
+_TAU_5M, _TAU_1H, _TAU_24H = _TAUS
+
+
+def _decay_factors(gap_ms: int) -> tuple[float, float, float]:
+    return _EXP(-gap_ms / _TAU_5M), _EXP(-gap_ms / _TAU_1H), _EXP(-gap_ms / _TAU_24H)
+
+
+def current(values: list[float], layout: Layout) -> list[float]:
+    """A copy of ``values`` with the counters as plain decayed counts at the watermark."""
+    out = list(values)
+    gap = int(values[LAST_MS]) - int(values[BASE_MS])
+    if gap and values[BASE_MS]:
+        f5, f1, f24 = _decay_factors(gap)
+        start, end = HEADER_LEN, layout.counters_end
+        out[start:end:3] = [v * f5 for v in out[start:end:3]]
+        out[start + 1:end:3] = [v * f1 for v in out[start + 1:end:3]]
+        out[start + 2:end:3] = [v * f24 for v in out[start + 2:end:3]]
+    return out
+
+
+def _add(values: list[float], at: int, weights: tuple[float, float, float]) -> None:
     values[at] += weights[0]
     values[at + 1] += weights[1]
     values[at + 2] += weights[2]
@@ -320,7 +345,7 @@ def _recency(now_s: int, then_s: float, scale_s: float) -> float:
 
 def number_features(values: list[float]) -> dict[str, float]:
     """The number's features at its watermark (every feature: larger = more suspicious)."""
-    v = values
+    v = current(values, NUMBER)
     sms_out_1h, call_out_1h = v[_N_SMS_OUT + 1], v[_N_CALL_OUT + 1]
     out_1h = sms_out_1h + call_out_1h
     out_24h = v[_N_SMS_OUT + 2] + v[_N_CALL_OUT + 2]
@@ -345,7 +370,9 @@ def number_features(values: list[float]) -> dict[str, float]:
         "short_call_share_1h": _share(v[_N_SHORT + 1], call_out_1h),
         "unanswered_share_1h": _share(v[_N_UNANS + 1], call_out_1h),
         "unanswered_1h": v[_N_UNANS + 1],
-        "a2p_in_1h": v[_N_A2P + 1], "a2p_in_24h": v[_N_A2P + 2],
+        "a2p_in_5m": v[_N_A2P], "a2p_in_1h": v[_N_A2P + 1], "a2p_in_24h": v[_N_A2P + 2],
+        "url_sms_5m": v[_N_URL], "unanswered_5m": v[_N_UNANS], "unanswered_24h": v[_N_UNANS + 2],
+        "observed_h": (now_s - v[FIRST_S]) / 3600.0 if v[FIRST_S] else 0.0,
         "sim_change_recency": _recency(now_s, v[SIM_CHANGED_S], 86_400.0),
         "device_change_recency": _recency(now_s, v[DEVICE_CHANGED_S], 86_400.0),
         "sim_newness": _recency(now_s, v[ACTIVATED_S], 7 * 86_400.0),
@@ -353,12 +380,18 @@ def number_features(values: list[float]) -> dict[str, float]:
 
 
 def device_features(values: list[float]) -> dict[str, float]:
-    v = values
+    v = current(values, DEVICE)
     evicted = int(v[EVICTED]) & 1
+    now_s = int(v[LAST_MS]) // 1000
     return {
         "out_5m": v[_D_OUT], "out_1h": v[_D_OUT + 1], "out_24h": v[_D_OUT + 2],
-        "new_imsis_24h": v[_D_NEW_IMSI + 2], "new_numbers_24h": v[_D_NEW_NUMBER + 2],
-        "new_numbers_1h": v[_D_NEW_NUMBER + 1],
+        "new_imsis_5m": v[_D_NEW_IMSI], "new_imsis_1h": v[_D_NEW_IMSI + 1], "new_imsis_24h": v[_D_NEW_IMSI + 2],
+        "new_numbers_5m": v[_D_NEW_NUMBER], "new_numbers_1h": v[_D_NEW_NUMBER + 1],
+        "new_numbers_24h": v[_D_NEW_NUMBER + 2], "new_recipients_5m": v[_D_NEW_RCPT],
+        "url_sms_5m": v[_D_URL], "url_sms_1h": v[_D_URL + 1], "calls_out_5m": v[_D_CALL],
+        "url_share_1h": _share(v[_D_URL + 1], v[_D_OUT + 1]),
+        "a2p_in_5m": v[_D_A2P], "a2p_in_1h": v[_D_A2P + 1],
+        "observed_h": (now_s - v[FIRST_S]) / 3600.0 if v[FIRST_S] else 0.0,
         "distinct_imsis": float(set_size(v, _D_IMSI_SET)),
         "distinct_numbers": float(set_size(v, _D_NUMBER_SET)),
         "new_cells_24h": v[_D_NEW_CELL + 2],
@@ -372,8 +405,11 @@ def device_features(values: list[float]) -> dict[str, float]:
 
 def out_activity(values: list[float], layout: Layout) -> float:
     """How much the entity originated lately (1h): the trigger for re-scoring the models."""
+    gap = int(values[LAST_MS]) - int(values[BASE_MS])
+    f1 = _EXP(-gap / _TAU_1H)
     if layout is NUMBER:
-        return values[_N_SMS_OUT + 1] + values[_N_CALL_OUT + 1] + values[_N_NEW_RCPT + 1]
+        return (values[_N_SMS_OUT + 1] + values[_N_CALL_OUT + 1] + values[_N_NEW_RCPT + 1]) * f1
     # a device's own first IMSI and number are not activity; further ones are
-    extra_ids = max(0.0, values[_D_NEW_IMSI + 2] - 1.0) + max(0.0, values[_D_NEW_NUMBER + 2] - 1.0)
-    return values[_D_OUT + 1] + 4.0 * extra_ids
+    f24 = _EXP(-gap / _TAU_24H)
+    extra_ids = max(0.0, values[_D_NEW_IMSI + 2] * f24 - 1.0) + max(0.0, values[_D_NEW_NUMBER + 2] * f24 - 1.0)
+    return values[_D_OUT + 1] * f1 + 4.0 * extra_ids

@@ -87,7 +87,7 @@ class ModelSettings(_Strict):
     points_at_start: float = 15
     points_per_decade: float = 15
     max_points: float = Field(60, ge=0, le=100)
-    detectors: list[Literal["ecod", "hst"]] = ["ecod", "hst"]
+    detectors: list[Literal["burst", "burst_hst", "ecod", "hst"]] = ["hst"]
     feedback_max_points: float = 40
     feedback_damping: float = Field(0.5, ge=0, le=1)
 

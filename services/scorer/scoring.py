@@ -10,9 +10,10 @@ an alert needs a rule and a model to agree, or one strong rule.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from models import rarity_label
+from models import PoissonBurst, rarity_label
 from services.common.records import Reason
 from services.scorer.policy import Policy, Rule
 
@@ -55,11 +56,34 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
+def compile_matcher(rules: list[Rule]) -> Callable[[dict[str, float]], list[int]]:
+    """One generated function testing every rule's conditions: indices of the rules that hold.
+
+    Runs for every active entity's view, so it is a flat chain of comparisons instead of a loop
+    over rules and conditions. Feature names go in as ``repr`` string literals and thresholds as
+    ``float`` literals, so nothing from the policy file is ever executed as code.
+    """
+    lines = ["def match(f):", "    get = f.get", "    out = []"]
+    for index, rule in enumerate(rules):
+        tests = " and ".join(f"get({name!r}, 0.0) >= {float(threshold)!r}" for name, threshold in rule.when.items())
+        lines.append(f"    if {tests}:")
+        lines.append(f"        out.append({index})")
+    lines.append("    return out")
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines), {"__builtins__": {}}, namespace)  # noqa: S102 - generated from literals only
+    match: Callable[[dict[str, float]], list[int]] = namespace["match"]
+    return match
+
+
 def evaluate_rules(rules: list[Rule], features: dict[str, float],
-                   tails: dict[str, float] | None) -> list[tuple[float, Reason]]:
-    """Fired rules as (points, reason); rarity from the population tail when a model is warm."""
+                   tails: dict[str, float] | None,
+                   matched: list[int] | None = None) -> list[tuple[float, Reason]]:
+    """Fired rules as (points, reason); rarity from the population tail when a model is warm.
+
+    ``matched``: indices from ``compile_matcher`` when the caller already has them.
+    """
     fired: list[tuple[float, Reason]] = []
-    for rule in rules:
+    for rule in (rules if matched is None else [rules[i] for i in matched]):
         points = rule_points(rule, features)
         if points <= 0.0:
             continue
@@ -99,3 +123,22 @@ def model_reason(detector: str, tail: float, feature_tails: dict[str, float],
                   rarity=f"model {rarity}",
                   text=f"MODEL_ANOMALY ({detector}): unusual traffic, most of all {feature}={_fmt(value)}, "
                        f"model {rarity}")
+
+
+def burst_reason(model: PoissonBurst, tail: float, features: dict[str, float]) -> Reason:
+    """Name the channel whose recent rate is the most surprising for this entity."""
+    surprises = model.surprises(features)
+    rarity = rarity_label(tail)
+    if not surprises:
+        return Reason(code="MODEL_ANOMALY", feature="burst", value=0.0, window="1h", rarity=f"model {rarity}",
+                      text=f"MODEL_ANOMALY (burst): unusual rates, model {rarity}")
+    channel = max(surprises, key=surprises.__getitem__)
+    spec = next(c for c in model.channels if c[0] == channel)
+    five, hour = spec[1], spec[2]
+    feature = five if five is not None and features.get(five, 0.0) * 12.0 > features.get(hour, 0.0) else hour
+    value = features.get(feature, 0.0)
+    window = window_of(feature)
+    return Reason(code="MODEL_ANOMALY", feature=feature, value=round(value, 3), window=window,
+                  rarity=f"model {rarity}",
+                  text=f"MODEL_ANOMALY (burst): {channel} jumped to {_fmt(value)} in {window}, far above this "
+                       f"entity's own earlier rate, model {rarity}")

@@ -155,8 +155,7 @@ class ScorerProcessor:
                 if output.skipped:
                     continue
                 scored += 1
-                if output.risk is not None or output.alerts or output.model_scores or output.tombstones \
-                        or output.risk_updates:
+                if output.emits:
                     self._emit(output, sink)
             self._views_counter[topic_kind].inc(scored)
             engine.next_offsets[record.topic] = record.offset + 1
@@ -217,6 +216,7 @@ class ScorerProcessor:
                         models_blob = rec.value
                     else:
                         engine.apply_changelog(rec.key, rec.value)
+        entries = engine.finish_restore()
         if models_blob is not None:
             try:
                 if not engine.restore_checkpoint(models_blob):
@@ -230,7 +230,8 @@ class ScorerProcessor:
         metrics.RESTORE_SECONDS.set(elapsed)
         metrics.RESTORING.set(0)
         log.info("partition state restored", extra={
-            "partition": partition, "records": n_records, "entities": sum(engine.entities().values()),
+            "partition": partition, "records": n_records, "entries": entries,
+            "entities": sum(engine.entities().values()),
             "seconds": round(elapsed, 3)})
         self._last_checkpoint[partition] = time.monotonic()
         return engine
@@ -304,13 +305,10 @@ class ScorerProcessor:
 class ScorerRunner(StreamRunner):
     """The shared runner plus step 3: the state changelog right before each offset commit."""
 
-    def _maybe_commit(self, force: bool) -> None:
-        due = force or self.config.commit.due(time.monotonic())
-        if due and self._pending:
-            processor: ScorerProcessor = self.processor  # type: ignore[assignment]
-            processor.write_changelog(self.sink)
-            self.sink.flush_and_check(self.config.flush_timeout_s)
-        super()._maybe_commit(force)
+    def before_commit(self) -> None:
+        processor: ScorerProcessor = self.processor  # type: ignore[assignment]
+        processor.write_changelog(self.sink)
+        self.sink.flush_and_check(self.config.flush_timeout_s)
 
 
 def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Health]:

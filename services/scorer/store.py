@@ -50,6 +50,11 @@ class EntityTable:
         unpack = _LAST_MS.unpack_from
         return iter([key for key, value in self.records.items() if unpack(value)[0] < cutoff_ms])
 
+    def latest_ms(self) -> int:
+        """The latest event time of any entity (0 when empty)."""
+        unpack = _LAST_MS.unpack_from
+        return max((unpack(value)[0] for value in self.records.values()), default=0)
+
     def bytes_used(self) -> int:
         """Bytes held: the dict's table plus every key and value object (all the same size)."""
         n = len(self.records)
@@ -82,6 +87,19 @@ class StateStore:
                 out.append((prefix + key, records.get(key)))
             table.dirty.clear()
         return out
+
+    def changelog_keys(self) -> list[bytes]:
+        """Every live entity's changelog key (a frozen list for a snapshot generation)."""
+        keys: list[bytes] = []
+        for table in (self.numbers, self.devices):
+            prefix = CHANGELOG_PREFIX[table.entity_type]
+            keys += [prefix + key for key in table.records]
+        return keys
+
+    def changelog_value(self, key: bytes) -> bytes | None:
+        """The current record of a changelog key (None when the entity was forgotten)."""
+        table = self.numbers if key[:1] == b"n" else self.devices
+        return table.records.get(key[1:])
 
     def apply_changelog(self, key: bytes, value: bytes | None) -> None:
         """Restore one changelog record (later records of a key win, as in compaction)."""

@@ -81,6 +81,38 @@ def _apply_changes(events: Batch, imei: I32, imsi: I32, changes: list[Change]) -
             imsi[subset[hit & sub_free_imsi]] = change.imsi
 
 
+def _start_at_first_act(scene: Scene, world: World, tl: Timeline) -> None:
+    """Move each truth entity's ``start`` to its own first fraudulent act inside the run.
+
+    A scenario's window starts with its first event, but many of its entities act later (a SIM
+    box line's first call, a farm SIM's first message, a device's first use): time to detect
+    counts from when the entity itself could first be seen doing something. A number acts when
+    it is the calling/sending party or has a SIM change; a device acts on any of its events.
+    """
+    if not scene.batches or not scene.truth:
+        return
+    events = concat(scene.batches)
+    events = take(events, (events.t >= tl.start_ms) & (events.t < tl.end_ms))
+    if not events.size:
+        return
+    number_index = {world.numbers[a]: a for a in np.unique(events.a).tolist()}
+    imei = np.where(events.imei >= 0, events.imei, world.line_imei[events.line])
+    device_index: dict[str, int] = {}
+    for column in (imei, events.sim_imei):
+        for device in np.unique(column[column >= 0]).tolist():
+            device_index[world.imei15(device)] = device
+    for truth in scene.truth:
+        later = events.t >= truth.start_ms
+        if truth.entity_type == "number":
+            index = number_index.get(truth.identifier)
+            acts = later & (events.a == index) if index is not None else None
+        else:
+            index = device_index.get(truth.identifier)
+            acts = later & ((imei == index) | (events.sim_imei == index)) if index is not None else None
+        if acts is not None and acts.any():
+            truth.start_ms = min(int(events.t[acts].min()), truth.end_ms)
+
+
 def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
     say = progress or (lambda _msg: None)
     tl = Timeline(config.start_ms, config.duration_ms)
@@ -98,7 +130,9 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
             continue
         say(f"scenario {name}")
         for i in range(min(n_inst, MAX_INSTANCES.get(name, n_inst))):
-            fraud.extend(BUILDERS[name](ctx, _rng(config.seed, 100 + s_index, i), config.intensity, i))
+            scene = BUILDERS[name](ctx, _rng(config.seed, 100 + s_index, i), config.intensity, i)
+            _start_at_first_act(scene, world, tl)
+            fraud.extend(scene)
 
     say("ordering")
     silences = Scene(silence_after=normal.silence_after + fraud.silence_after,

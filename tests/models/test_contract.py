@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from models import CalibratedDetector, FeedbackLearner, ScaledHalfSpaceTrees, StreamingECOD
+from models import CalibratedDetector, FeedbackLearner, PoissonBurst, ScaledHalfSpaceTrees, StreamingECOD
+from models.burst import BurstAwareHST
 
 FEATURES = ("sms_out_1h", "new_recipients_1h", "url_share_1h", "call_out_24h")
 
@@ -19,7 +20,11 @@ def _stream(seed: int, n: int) -> list[dict[str, float]]:
     return [{f: rng.expovariate(1.0) * (10 if f.endswith("1h") else 1) for f in FEATURES} for _ in range(n)]
 
 
+CHANNELS = [("sms", None, "sms_out_1h", "call_out_24h"), ("rcpt", None, "new_recipients_1h", "call_out_24h")]
+
 DETECTORS: dict[str, Callable[[int], Any]] = {
+    "burst": lambda seed: PoissonBurst(CHANNELS, seed=seed),
+    "burst-hst": lambda seed: BurstAwareHST(CHANNELS, window_size=100, seed=seed),
     "hst": lambda seed: ScaledHalfSpaceTrees(window_size=100, seed=seed),
     "ecod": lambda seed: StreamingECOD(seed=seed),
     "calibrated-ecod": lambda seed: CalibratedDetector(StreamingECOD(seed=seed), warmup=100),
@@ -109,3 +114,12 @@ def test_feedback_learner_contract() -> None:
         twin.learn_one(fraud, True)
         twin.learn_one(fine, False)
     assert twin.proba_one(fraud) == proba
+
+
+@pytest.mark.parametrize("module", ["models.burst", "models.hst", "models.calibration", "models.histogram"])
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0

@@ -135,6 +135,7 @@ def test_changelog_restore_continues_identically() -> None:
     restored = engine()
     for key, value in first.changelog():
         restored.apply_changelog(key, value)
+    restored.finish_restore()
     assert restored.restore_checkpoint(first.checkpoint())
     # a crash replays some already-applied views: they are skipped
     out_rest = [restored.process(v, offset=i) for i, v in enumerate(lab.views) if i >= half - 50]

@@ -1,0 +1,136 @@
+"""Models only: how well each anomaly detector ranks fraud entities, without any rule.
+
+    python bench/detectors.py --events D7/events.jsonl --truth D7/truth.jsonl --json bench/results/detectors-7.json
+
+The simulated events go through ingest and one ``ScoringEngine`` whose policy keeps every
+setting of the shipped one except: no rules, no do-not-originate list, and model points capped
+at 0 (so nothing is ever flagged and every detector learns the same unfiltered sample). All the
+detectors named by ``--detectors`` run side by side in that engine, so they score exactly the
+same points (same gating by activity, same re-scoring moments). Per entity, the maximum
+calibrated percentile a detector gave it is its score (never scored: 0). Written per detector:
+ROC AUC and PR AUC over all entities (truth vs everything else), and per scenario (that
+scenario's entities vs the non-fraud ones). Not a test; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sklearn.metrics import average_precision_score, roc_auc_score
+from tqdm import tqdm
+
+from services.ingest.pipeline import IngestLimits, IngestPipeline
+from services.ingest.transform import Transformer
+from services.scorer.engine import ScoringEngine
+from services.scorer.policy import Policy
+from services.simulator.backtest import backtest_pseudonymizer, load_truth
+
+
+def _policy(detectors: list[str], min_activity: float | None) -> Path:
+    spec = yaml.safe_load(Path(__file__).resolve().parents[1].joinpath("services/scorer/policy.yaml").read_text())
+    spec["rules"] = {"number": [], "device": []}
+    spec["do_not_originate"] = []
+    spec["models"]["detectors"] = detectors
+    spec["models"]["max_points"] = 0
+    if min_activity is not None:
+        spec["models"]["min_activity"] = min_activity
+    path = Path(tempfile.mkdtemp(prefix="detectors-")) / "policy.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _auc(labels: list[int], scores: list[float]) -> tuple[float | None, float | None]:
+    if len(set(labels)) < 2:
+        return None, None
+    return round(float(roc_auc_score(labels, scores)), 4), round(float(average_precision_score(labels, scores)), 4)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", required=True, type=Path)
+    parser.add_argument("--truth", required=True, type=Path)
+    parser.add_argument("--json", required=True, type=Path)
+    parser.add_argument("--detectors", default="hst,burst,ecod")
+    parser.add_argument("--dump", type=Path, help="also write per-entity scores and the features at the max")
+    parser.add_argument("--after-h", type=float, default=0.0,
+                        help="only scores from views this many hours after the first event, and only truth "
+                             "entities starting after that (every entity then has history: no cold start)")
+    parser.add_argument("--min-activity", type=float, default=None,
+                        help="models.min_activity override (default: the shipped policy's)")
+    args = parser.parse_args()
+    detectors = args.detectors.split(",")
+    pseudo = backtest_pseudonymizer()
+    truth = load_truth(args.truth, pseudo)
+    engine = ScoringEngine(Policy.load(pseudo, _policy(detectors, args.min_activity)), pseudo)
+    pipeline = IngestPipeline(Transformer(pseudo, None, "NL"), IngestLimits())
+    best: dict[str, dict[tuple[str, str], float]] = {d: {} for d in detectors}
+    at_best: dict[str, dict[tuple[str, str], dict[str, float]]] = {d: {} for d in detectors}
+    seen: set[tuple[str, str]] = set()
+    first_ms: int | None = None
+    with args.events.open("rb") as fh:
+        for line in tqdm(fh, desc="replay", unit=" events", file=sys.stderr):
+            ingested = pipeline.process(line.rstrip(b"\n"), now_ms=None)
+            if ingested.reason is not None:
+                continue
+            for view in ingested.views:
+                if first_ms is None:
+                    first_ms = view.occurred_ms
+                out = engine.process(view)
+                if view.occurred_ms < first_ms + args.after_h * 3_600_000:
+                    continue
+                key = (out.entity_type, out.entity)
+                seen.add(key)
+                for name, percentile in out.model_scores.items():
+                    if percentile > best[name].get(key, 0.0):
+                        best[name][key] = percentile
+                        if args.dump:
+                            at_best[name][key] = engine.features_of(out.entity_type, out.entity) or {}
+    cutoff = (first_ms or 0) + args.after_h * 3_600_000
+    label = {t.key: t.scenario for t in truth if t.start_ms >= cutoff}
+    early = {t.key for t in truth if t.start_ms < cutoff}
+    seen -= early
+    entities = sorted((seen | set(label)) - early)
+    result: dict[str, object] = {"events": str(args.events), "entities": len(entities), "fraud": len(label),
+                                 "after_h": args.after_h,
+                                 "min_activity": engine.policy.models.min_activity, "detectors": {}}
+    for name in detectors:
+        scores = [best[name].get(k, 0.0) for k in entities]
+        roc, pr = _auc([int(k in label) for k in entities], scores)
+        per: dict[str, object] = {}
+        for scenario in sorted(set(label.values())):
+            keep = [i for i, k in enumerate(entities) if label.get(k) in (None, scenario)]
+            per[scenario] = _auc([int(label.get(entities[i]) == scenario) for i in keep], [scores[i] for i in keep])[0]
+        # among the entities the models scored at all (the activity gate is the same for every
+        # detector): how well each one ranks the candidates it is actually shown
+        scored = [i for i, k in enumerate(entities) if any(k in best[d] for d in detectors)]
+        roc_s, pr_s = _auc([int(entities[i] in label) for i in scored], [scores[i] for i in scored])
+        per_s: dict[str, object] = {}
+        for scenario in sorted(set(label.values())):
+            keep = [i for i in scored if label.get(entities[i]) in (None, scenario)]
+            per_s[scenario] = _auc([int(label.get(entities[i]) == scenario) for i in keep],
+                                   [scores[i] for i in keep])[0]
+        result["detectors"][name] = {"roc_auc": roc, "pr_auc": pr, "scored_entities": len(best[name]),  # type: ignore[index]
+                                     "roc_auc_per_scenario": per, "scored_roc_auc": roc_s, "scored_pr_auc": pr_s,
+                                     "scored_roc_auc_per_scenario": per_s}
+    if args.dump:
+        rows = [{"entity_type": k[0], "entity": k[1], "scenario": label.get(k),
+                 **{f"score_{d}": best[d].get(k, 0.0) for d in detectors},
+                 **{f"features_{d}": at_best[d].get(k) for d in detectors}} for k in entities
+                if any(k in best[d] for d in detectors)]
+        args.dump.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
