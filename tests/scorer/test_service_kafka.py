@@ -102,11 +102,21 @@ class Scorer:
 
 
 def _ends(bootstrap: str, prefix: str) -> dict[TopicPartition, int]:
+    """End offsets of all six view partitions. A fresh client can answer {} before it has the
+    topics' metadata (seen under load), which made the wait below return at once: retry."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     tps = [TopicPartition(prefix + t, p) for t in (topics.NUMBERS, topics.DEVICES) for p in range(3)]
-    ends = consumer.end_offsets(tps)
-    consumer.close()
-    return ends
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            ends = consumer.end_offsets(tps)
+            if set(ends) == set(tps) and sum(ends.values()) > 0:
+                return dict(ends)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no end offsets for the views: {ends}")
+            time.sleep(0.2)
+    finally:
+        consumer.close()
 
 
 def _wait_committed(bootstrap: str, prefix: str, group: str, timeout: float = 120.0) -> None:
