@@ -265,6 +265,9 @@ class ChangelogReader:
         writer.complete_gen, writer.complete_start_seq = gen, start
         # entries in the live deltas (what a restore replays beyond one copy of the state)
         writer.deltas_since_start = max(0, delta_entries)
+        # a purge the previous owner had not finished (or a generation a crash cut short): write
+        # a fresh generation, after which everything older is tombstoned
+        writer.purge_pending = True
         return applied
 
 

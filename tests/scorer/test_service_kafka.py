@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 
 from services.common import topics
 from services.common.identifiers import normalise_number
@@ -124,8 +125,13 @@ def _wait_committed(bootstrap: str, prefix: str, group: str, timeout: float = 12
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         deadline = time.monotonic() + timeout
+        committed: dict[TopicPartition, int] = {}
         while time.monotonic() < deadline:
-            offsets = admin.list_group_offsets({group: None}).get(group, {})
+            try:
+                offsets = admin.list_group_offsets({group: None}).get(group, {})
+            except (CoordinatorLoadInProgressError, CoordinatorNotAvailableError):
+                time.sleep(0.5)         # the group coordinator is still loading (fresh broker)
+                continue
             committed = {tp: om.offset for tp, om in offsets.items()}
             if all(committed.get(tp, 0) >= end for tp, end in ends.items()):
                 return
