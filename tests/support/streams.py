@@ -30,7 +30,8 @@ def _imei(rng: random.Random) -> str:
 
 def mixed_stream(n: int, bad_ratio: float = 0.1, seed: int = 1, base: datetime | None = None) -> MixedStream:
     rng = random.Random(seed)
-    base = base or datetime.now(UTC) - timedelta(minutes=30)
+    # events are 50 ms apart; the last one lands ~2 min ago, so none is beyond ingest's future bound
+    base = base or datetime.now(UTC) - timedelta(milliseconds=50 * n) - timedelta(minutes=2)
     subs = [f"+316{rng.randrange(10**7, 10**8)}" for _ in range(max(50, n // 20))]
     imeis = {s: _imei(rng) for s in subs}
     imsis = {s: f"20408{rng.randrange(10**9, 10**10)}" for s in subs}
