@@ -189,6 +189,21 @@ def _audit(ctx: Context, server: Any) -> Outcome:
 
 
 def run(ctx: Context) -> dict[str, Outcome]:
+    # The in-process API helpers read the keys from the environment: set them for this scenario
+    # only. (Leaving them set leaked the rig's keys into later tests' subprocesses in the same
+    # pytest session, whose scorer then pseudonymised its do-not-originate list differently.)
+    saved = {k: os.environ.get(k) for k in ctx.rig.keys}
+    try:
+        return _run(ctx)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(ctx: Context) -> dict[str, Outcome]:
     names = ("api_schemathesis", "api_authorization", "api_enumeration", "api_webhooks", "api_webhook_signature_age")
     if not ctx.api_available:
         return {n: Outcome.not_run("the API (services/api) is not in this tree") for n in names}
