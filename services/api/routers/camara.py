@@ -76,6 +76,21 @@ def _check_max_age(service: ServiceDep, max_age_h: int) -> None:
         )
 
 
+def _swapped_within(*, service: ServiceDep, principal: Principal, body: CreateCheckSwap, change: Change,
+                    action: str, request: Request) -> dict[str, bool]:
+    """The check answer shared by SIM Swap and Device Swap: a change within ``maxAge`` hours."""
+    _check_max_age(service, body.maxAge)
+    at = _changed_at(
+        service=service,
+        principal=principal,
+        phone=body.phoneNumber,
+        change=change,
+        action=action,
+        correlator=correlator_of(request),
+    )
+    return {"swapped": at is not None and at.timestamp() >= service.clock() - body.maxAge * 3600}
+
+
 @sim_router.post(
     "/check",
     response_model=CheckSwapInfo,
@@ -89,16 +104,8 @@ async def check_sim_swap(
     service: ServiceDep,
     request: Request,
 ) -> Any:
-    _check_max_age(service, body.maxAge)
-    at = _changed_at(
-        service=service,
-        principal=principal,
-        phone=body.phoneNumber,
-        change="sim",
-        action="sim-swap:check",
-        correlator=correlator_of(request),
-    )
-    return {"swapped": at is not None and at.timestamp() >= service.clock() - body.maxAge * 3600}
+    return _swapped_within(service=service, principal=principal, body=body, change="sim",
+                           action="sim-swap:check", request=request)
 
 
 @sim_router.post(
@@ -141,16 +148,8 @@ async def check_device_swap(
     service: ServiceDep,
     request: Request,
 ) -> Any:
-    _check_max_age(service, body.maxAge)
-    at = _changed_at(
-        service=service,
-        principal=principal,
-        phone=body.phoneNumber,
-        change="device",
-        action="device-swap:check",
-        correlator=correlator_of(request),
-    )
-    return {"swapped": at is not None and at.timestamp() >= service.clock() - body.maxAge * 3600}
+    return _swapped_within(service=service, principal=principal, body=body, change="device",
+                           action="device-swap:check", request=request)
 
 
 @device_router.post(
