@@ -81,6 +81,11 @@ class Identifiers:
         return len(self.numbers) + len(self.imeis) + len(self.imsis)
 
 
+def plaintext_tokens(blob: bytes, forms: set[bytes]) -> list[bytes]:
+    """The identifier forms that stand as tokens of their own in ``blob``."""
+    return [token for token in _TOKEN.findall(blob) if token in forms]
+
+
 @dataclass
 class Scanner:
     """Counts hits of ``forms`` in the blobs it is fed, per source label."""
@@ -98,12 +103,11 @@ class Scanner:
             if not blob:
                 continue
             size += len(blob)
-            for token in _TOKEN.findall(blob):
-                if token in forms:
-                    hits += 1
-                    if len(self.examples) < 5:
-                        # the kind of leak, not the identifier itself
-                        self.examples.append(f"{label}: {len(token)}-digit identifier form")
+            for token in plaintext_tokens(blob, forms):
+                hits += 1
+                if len(self.examples) < 5:
+                    # the kind of leak, not the identifier itself
+                    self.examples.append(f"{label}: {len(token)}-digit identifier form")
         self.hits[label] = self.hits.get(label, 0) + hits
         self.scanned[label] = self.scanned.get(label, 0) + size
 

@@ -109,10 +109,10 @@ class Discloser:
             raise ConfigError("disclosure key must be 16, 24 or 32 bytes")
         self.key_id = key.key_id
         self._aead = AESGCM(key.secret)
-        self.seal = lru_cache(maxsize=cache_size)(self._seal)  # type: ignore[method-assign]
+        self._cached_seal = lru_cache(maxsize=cache_size)(self._seal)
 
     def seal(self, e164: str, pseudonym: str) -> str:
-        return self._seal(e164, pseudonym)
+        return self._cached_seal(e164, pseudonym)
 
     def _seal(self, e164: str, pseudonym: str) -> str:
         nonce = secrets.token_bytes(12)
