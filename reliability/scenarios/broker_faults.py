@@ -147,7 +147,7 @@ def run(ctx: Context) -> dict[str, Outcome]:
     while producer.is_alive():
         sleep_supervised(1.0)
     producer.join()
-    views = [prefix + topics.NUMBERS, prefix + topics.DEVICES]
+    views = [prefix + name for name in topics.SCORER_INPUTS]
 
     def drained() -> bool:
         _supervise(services, restarts, paused)
@@ -184,7 +184,7 @@ def run(ctx: Context) -> dict[str, Outcome]:
         rig.copy_topic(prefix + base, copy + base)
     reference = rig.service("scorer", ["score"], copy)
     reference.start()
-    ref_views = [copy + topics.NUMBERS, copy + topics.DEVICES]
+    ref_views = [copy + name for name in topics.SCORER_INPUTS]
     wait_until(lambda: rig.caught_up(reference.group, ref_views) or not reference.alive(), p.timeout_s,
                "the reference scorer", 1.0)
     reference.stop()

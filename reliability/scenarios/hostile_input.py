@@ -54,7 +54,7 @@ def run(ctx: Context) -> dict[str, Outcome]:
     started = time.monotonic()
     rig.produce(prefix + topics.RAW, ((key, case.raw) for key, case in cases))
     raw_topic = prefix + topics.RAW
-    views_topics = [prefix + topics.NUMBERS, prefix + topics.DEVICES]
+    views_topics = [prefix + name for name in topics.SCORER_INPUTS]
     wait_until(lambda: rig.caught_up(ingest.group, [raw_topic]) or not ingest.alive(), p.timeout_s,
                "ingest to consume the hostile mix")
     if scorer is not None:

@@ -31,8 +31,8 @@ from services.common import topics
 from services.common.records import decode_views
 
 _SAMPLE_VALUE = re.compile(r"^([^#\s][^\s{]*(?:\{.*\})?)\s+\S+(?:\s+\S+)?$", re.MULTILINE)
-SCANNED = (topics.NUMBERS, topics.DEVICES, topics.RISK, topics.ALERTS, topics.SCORER_STATE, topics.FEEDBACK,
-           topics.AUDIT)
+SCANNED = (topics.NUMBERS, topics.DEVICES, topics.LINKS, topics.RISK, topics.ALERTS, topics.SCORER_STATE,
+           topics.FEEDBACK, topics.AUDIT)
 
 
 def plaintext(ctx: Context) -> Outcome:
@@ -123,7 +123,7 @@ def retention(ctx: Context) -> Outcome:
     scorer = rig.service("scorer", ["score"], prefix)
     ingest.start()
     scorer.start()
-    views = [prefix + topics.NUMBERS, prefix + topics.DEVICES]
+    views = [prefix + name for name in topics.SCORER_INPUTS]
     wait_until(lambda: rig.caught_up(ingest.group, [prefix + topics.RAW]), p.timeout_s, "ingest (old traffic)")
     wait_until(lambda: rig.caught_up(scorer.group, views), p.timeout_s, "scorer (old traffic)")
     rig.produce(prefix + topics.RAW, tail)

@@ -77,7 +77,8 @@ class View(msgspec.Struct, frozen=True, omit_defaults=True):
     sms: SmsMeta | None = None
     call: CallMeta | None = None
     sim: SimMeta | None = None
-    number_enc: str | None = None   # AEAD(E.164), only on number views of E.164 numbers
+    number_enc: str | None = None   # AEAD(E.164) of the number (number views) or of the subscriber
+    #                                  number (device views), for E.164 numbers only
     v: int = VIEW_VERSION
 
 
@@ -135,6 +136,26 @@ class Alert(msgspec.Struct, frozen=True, omit_defaults=True):
     ingested_ms: int | None = None   # wall time the triggering view entered ingest
 
 
+class Link(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A number seen acting on a flagged device, on ``fraudradar.links`` (key: the number's pseudonym).
+
+    Written by the scorer that owns the device's partition, read by the one that owns the
+    number's: numbers and devices live on different partitions, and a farm's SIMs show their
+    device's verdict long before their own traffic does. Deterministic content (from the
+    device's state), so the number's link alert has the same ``alert_id`` on every run.
+    """
+
+    number: str                  # pseudonym of the number (the record key; partitioned like its views)
+    device: str                  # pseudonym of the flagged device
+    device_score: int            # the device's risk score when the number acted on it
+    device_episode_s: int        # start of the device's alert episode (event seconds)
+    reason: str                  # the device's strongest reason code, e.g. SIM_HOPPING
+    occurred_ms: int             # event time of the number's act on the device
+    key_id: str
+    ingested_ms: int = 0         # wall time that act entered ingest (event-to-alert latency)
+    number_enc: str | None = None
+
+
 FeedbackLabel = Literal["confirmed_fraud", "false_positive"]
 
 
@@ -172,6 +193,7 @@ _risk_decoder = msgspec.json.Decoder(Risk)
 _alert_decoder = msgspec.json.Decoder(Alert)
 _feedback_decoder = msgspec.json.Decoder(Feedback)
 _audit_decoder = msgspec.json.Decoder(AuditRecord)
+_link_decoder = msgspec.json.Decoder(Link)
 
 
 def encode(record: msgspec.Struct) -> bytes:
@@ -211,6 +233,10 @@ def decode_alert(data: bytes) -> Alert:
 
 def decode_feedback(data: bytes) -> Feedback:
     return _feedback_decoder.decode(data)
+
+
+def decode_link(data: bytes) -> Link:
+    return _link_decoder.decode(data)
 
 
 def decode_audit(data: bytes) -> AuditRecord:

@@ -35,6 +35,9 @@ SCORER_STATE = "fraudradar.scorer-state"
 FEEDBACK = "fraudradar.feedback"
 AUDIT = "fraudradar.audit"
 PARTNER_STATE = "fraudradar.partner-state"
+LINKS = "fraudradar.links"
+# what the scorer group consumes (co-partitioned); "caught up" means all three are committed
+SCORER_INPUTS = (NUMBERS, DEVICES, LINKS)
 
 _COMPACT = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)}
 
@@ -54,6 +57,8 @@ def default_specs(partitions: int = 6) -> list[TopicSpec]:
                   "latest risk per entity (compacted; tombstone on expiry)"),
         TopicSpec(ALERTS, partitions, {"retention.ms": str(30 * DAY_MS)},
                   "red flags, key = alert_id"),
+        TopicSpec(LINKS, partitions, {"retention.ms": str(7 * DAY_MS)},
+                  "numbers seen acting on flagged devices, key = number pseudonym (scorer → scorer)"),
         TopicSpec(SCORER_STATE, partitions, dict(_COMPACT),
                   "scorer per-entity state changelog (compacted), co-partitioned with the views"),
         TopicSpec(FEEDBACK, 1, {"retention.ms": str(365 * DAY_MS)},

@@ -110,7 +110,7 @@ class Transformer:
                 views.append(View(
                     view_id=digest + "dc", entity_type="device",
                     entity=device, role="change", number=subject.pseudonym, number_kind=subject.number.kind,
-                    tac=tac, imsi=imsi, mccmnc=mccmnc, cell=cell, sim=meta, **common,
+                    tac=tac, imsi=imsi, mccmnc=mccmnc, cell=cell, sim=meta, number_enc=self._seal(subject), **common,
                 ))
             return views
 
@@ -141,6 +141,7 @@ class Transformer:
                 view_id=digest + _SIDE_SUFFIX["device", subscriber_role], entity_type="device",
                 entity=device, role=subscriber_role, number=subscriber.pseudonym,
                 number_kind=subscriber.number.kind, peer=(b if a_is_subscriber else a).pseudonym,
-                tac=tac, imsi=imsi, mccmnc=mccmnc, cell=cell, sms=sms, call=call, **common,
+                tac=tac, imsi=imsi, mccmnc=mccmnc, cell=cell, sms=sms, call=call,
+                number_enc=self._seal(subscriber), **common,
             ))
         return views

@@ -44,6 +44,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from services.scorer.features import LINK_TAIL
 from services.scorer.store import CHANGELOG_PREFIX, StateStore
 
 MAGIC = b"FRS1"
@@ -110,6 +111,8 @@ def _apply_entries(value: bytes, store: StateStore) -> int:
         return 0
     tables = {ord(prefix): store.table(kind) for kind, prefix in CHANGELOG_PREFIX.items()}
     sizes = {code: table.layout.size for code, table in tables.items()}
+    legacy = {code: table.layout.legacy_size for code, table in tables.items()}
+    pad = bytes(LINK_TAIL.size)
     unpack = _ENTRY.unpack_from
     pos, end, applied = _HEAD.size, len(value), 0
     while pos < end:
@@ -125,8 +128,11 @@ def _apply_entries(value: bytes, store: StateStore) -> int:
         if flags & TOMBSTONE:
             table.records.pop(key, None)
         else:
-            if value_len == sizes[value[pos - key_len]]:
+            code = value[pos - key_len]
+            if value_len == sizes[code]:
                 table.records[key] = value[pos:pos + value_len]
+            elif value_len == legacy[code]:          # written before the link tail: pad it
+                table.records[key] = value[pos:pos + value_len] + pad
             pos += value_len
     return applied
 

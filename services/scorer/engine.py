@@ -42,6 +42,7 @@ from services.common.records import (
     EntityType,
     Feedback,
     Level,
+    Link,
     Reason,
     Risk,
     View,
@@ -83,8 +84,8 @@ class EngineOutput:
     replaces them with lists only when it has something to put in them.
     """
 
-    __slots__ = ("alerts", "entity", "entity_type", "model_scores", "risk", "risk_updates", "score", "skipped",
-                 "tombstones")
+    __slots__ = ("alerts", "entity", "entity_type", "links", "model_scores", "risk", "risk_updates", "score",
+                 "skipped", "tombstones")
 
     def __init__(self, entity_type: EntityType, entity: str, score: int, *, skipped: bool = False) -> None:
         self.entity_type = entity_type
@@ -95,6 +96,8 @@ class EngineOutput:
         # flags that expired or entities forgotten during a sweep this view triggered
         self.tombstones: Sequence[tuple[EntityType, str]] = ()
         self.risk_updates: Sequence[Risk] = ()
+        # numbers seen acting on this (flagged) device: for fraudradar.links → ``apply_link``
+        self.links: Sequence[Link] = ()
         self.skipped = skipped               # already applied (replay): nothing to emit
         self.model_scores: dict[str, float] = _NO_SCORES   # calibrated percentile per detector (read-only)
 
@@ -102,7 +105,7 @@ class EngineOutput:
     def emits(self) -> bool:
         """Anything for the service to send or observe."""
         return bool(self.risk is not None or self.alerts or self.model_scores or self.tombstones
-                    or self.risk_updates)
+                    or self.risk_updates or self.links)
 
 
 _NO_SCORES: dict[str, float] = {}
@@ -167,7 +170,7 @@ class ScoringEngine:
         self.feedback_offset = 0          # next feedback-topic offset this engine has not applied
         self.next_offsets: dict[str, int] = {}   # source topic -> next offset (service bookkeeping)
         self.counters: dict[str, int] = {"views": 0, "skipped": 0, "scored": 0, "learned": 0,
-                                         "feedback": 0, "feedback_unmatched": 0, "forgotten": 0}
+                                         "feedback": 0, "feedback_unmatched": 0, "forgotten": 0, "links": 0}
         # checkpoints are signed with a key derived from the pseudonym key: a forged changelog
         # record must not be able to make the scorer unpickle arbitrary objects
         self._signing_key = bytes.fromhex(pseudonymizer("cell", "fraudradar:checkpoint-signing"))
@@ -191,6 +194,10 @@ class ScoringEngine:
         self._medium = policy.levels.medium
         self._modem_tacs = policy.modem_tacs
         self._matchers = {kind: compile_matcher(policy.rules.get(kind, [])) for kind in ("number", "device")}
+        links = policy.spec.links
+        # a device at or above this level rank sends links for the numbers acting on it (0: off)
+        self._link_rank = LEVELS.index(links.min_device_level) if links.enabled else 0
+        self._link_max_points = links.max_points
 
     @classmethod
     def default(cls, pseudonymizer: Pseudonymizer, policy_path: Path | None = None, seed: int = 0,
@@ -339,6 +346,9 @@ class ScoringEngine:
             output.model_scores = model_scores
         self._decide(values, view, score, reasons=reasons, features=features, changed=changed,
                      now_ms=now_ms, output=output)
+        if (entity_type == "device" and self._link_rank and view.number is not None
+                and values[F.RISK_LEVEL] >= self._link_rank):
+            self._send_link(values, view, reasons, output)
         table.records[key] = layout.pack(values)
         table.dirty.add(key)
         if now_ms > self.watermark_ms:
@@ -401,25 +411,40 @@ class ScoringEngine:
         """
         device = int(values[F.DEVICE_FP])
         if device:
-            anchor = f"device:{device:016x}"
+            return _campaign_of(f"device:{device:016x}")
         else:
             start, _ = F.NUMBER.set_at["cell"] if view.entity_type == "number" else F.DEVICE.set_at["cell"]
             cell = int(values[start])
             if not cell:
                 return None
-            anchor = f"cell:{cell:08x}:{int(values[F.LAST_MS]) // 86_400_000}"
-        return "cmp-" + hashlib.blake2b(anchor.encode(), digest_size=8).hexdigest()
+        return _campaign_of(f"cell:{cell:08x}:{int(values[F.LAST_MS]) // 86_400_000}")
 
     def _risk(self, values: list[Any], entity_type: EntityType, entity: str, *, score: int, level: Level,
               reasons: list[Reason], now_ms: int, campaign: str | None = None, number_enc: str | None = None,
               key_id: str | None = None) -> Risk:
+        """The Risk record: the entity's own verdict, combined (numbers) with an active link flag."""
         flagged = LEVELS.index(level) >= 1
-        expires_s = values[F.FLAG_EXPIRES_S] if flagged and values[F.FLAG_EXPIRES_S] else \
-            now_ms // 1000 + self.policy.ttl_ms // 1000
+        expires_s = values[F.FLAG_EXPIRES_S] if flagged and values[F.FLAG_EXPIRES_S] else 0
+        first_s = values[F.FLAG_FIRST_S] if flagged else 0
+        if entity_type == "number":
+            at = F.NUMBER.link_at
+            link_score = int(values[at + F.LINK_SCORE])
+            if link_score and values[at + F.LINK_EXPIRES_S] > now_ms // 1000:
+                link_reason = _link_reason(link_score)
+                if link_score > score:
+                    score, level, reasons = link_score, self.policy.level_of(link_score), [link_reason, *reasons]
+                else:
+                    reasons = [*reasons, link_reason]
+                flagged = True
+                expires_s = max(expires_s, int(values[at + F.LINK_EXPIRES_S]))
+                link_first = int(values[at + F.LINK_S])
+                first_s = min(first_s, link_first) if first_s else link_first
+        if not expires_s:
+            expires_s = now_ms // 1000 + self.policy.ttl_ms // 1000
         return Risk(
             entity_type=entity_type, entity=entity, score=score, level=level, reasons=reasons[:5],
             updated_at=iso_ms(now_ms), expires_at=iso_s(expires_s), model_version=self.model_version,
-            first_flagged_at=iso_s(values[F.FLAG_FIRST_S]) if flagged and values[F.FLAG_FIRST_S] else None,
+            first_flagged_at=iso_s(first_s) if flagged and first_s else None,
             sim_changed_at=iso_s(values[F.SIM_CHANGED_S]) if values[F.SIM_CHANGED_S] else None,
             device_changed_at=iso_s(values[F.DEVICE_CHANGED_S]) if values[F.DEVICE_CHANGED_S] else None,
             campaign_id=campaign,
@@ -446,6 +471,87 @@ class ScoringEngine:
             ingested_ms=view.ingested_ms,
         )
 
+    # -- device -> number links -----------------------------------------------------------------
+    def _send_link(self, values: list[Any], view: View, reasons: list[Reason], output: EngineOutput) -> None:
+        """A flagged device's view names the number acting on it: link that number (once per run of
+        views by the same number, and again whenever the device starts a new alert episode)."""
+        assert view.number is not None
+        at = F.DEVICE.link_at + F.LINK_FP
+        number_fp = F.fp32(view.number)
+        if number_fp == values[at] and not output.alerts:
+            return
+        values[at] = number_fp
+        output.links = [Link(
+            number=view.number, device=view.entity, device_score=int(values[F.RISK_SCORE]),
+            device_episode_s=int(values[F.EPISODE_S]), reason=reasons[0].code if reasons else "DEVICE_FLAGGED",
+            occurred_ms=view.occurred_ms, key_id=view.key_id, ingested_ms=view.ingested_ms,
+            number_enc=view.number_enc)]
+
+    def apply_link(self, link: Link) -> EngineOutput:
+        """Apply a number's link to a flagged device (from ``fraudradar.links``, or directly in a backtest).
+
+        The link flag lives beside the number's own verdict, never inside it: the number's own
+        score, models and alert episodes depend only on its own views, so its own alerts are the
+        same whichever order links and views arrive in. A link raises its own alert, once per
+        (device, device episode), with an id derived from exactly that — so it is deterministic
+        too, and idempotent when a link is redelivered.
+        """
+        policy = self.policy
+        number = link.number
+        output = EngineOutput("number", number, 0)
+        if not self._link_rank or number in policy.a2p_allow:
+            return output
+        points = min(max(int(link.device_score), 0), self._link_max_points)
+        level = policy.level_of(points)
+        if level == "none":
+            return output
+        t_ms = min(max(link.occurred_ms, 0), _EVENT_MS_MAX)
+        t_s = t_ms // 1000
+        expires = t_s + policy.flag_ttl_ms[level] // 1000
+        if expires * 1000 <= self.watermark_ms - policy.grace_ms:
+            return output                       # a link that would already have expired
+        self.counters["links"] += 1
+        table = self.store.numbers
+        layout = table.layout
+        key = entity_key(number)
+        packed = table.records.get(key)
+        values = layout.unpack(packed) if packed is not None else layout.empty()
+        at = layout.link_at
+        active = values[at + F.LINK_SCORE] and values[at + F.LINK_EXPIRES_S] > t_s
+        before = (int(values[at + F.LINK_SCORE]), int(values[at + F.LINK_EXPIRES_S])) if active else (0, 0)
+        values[at + F.LINK_S] = min(int(values[at + F.LINK_S]), t_s) if active else t_s
+        values[at + F.LINK_SCORE] = max(before[0], points)
+        values[at + F.LINK_EXPIRES_S] = max(before[1], expires)
+        output.score = max(int(values[at + F.LINK_SCORE]), int(values[F.RISK_SCORE]))
+        episode_fp = int(hashlib.blake2b(f"{link.device}|{link.device_episode_s}".encode(),
+                                         digest_size=4).hexdigest(), 16) or 1
+        if episode_fp != values[at + F.LINK_FP] and LEVELS.index(level) >= self._alert_rank:
+            values[at + F.LINK_FP] = episode_fp
+            output.alerts = [self._link_alert(link, points, level, t_ms)]
+        after = (int(values[at + F.LINK_SCORE]), int(values[at + F.LINK_EXPIRES_S]))
+        # a new Risk when the link flag starts, changes score, or its expiry moves by an hour or more
+        if after != before and (not active or after[0] != before[0] or after[1] - before[1] >= 3600):
+            own_level = LEVELS[int(values[F.RISK_LEVEL])]
+            output.risk = self._risk(values, "number", number, score=int(values[F.RISK_SCORE]), level=own_level,
+                                     reasons=[], now_ms=t_ms, campaign=_device_campaign(link.device),
+                                     number_enc=link.number_enc, key_id=link.key_id)
+        table.records[key] = layout.pack(values)
+        table.dirty.add(key)
+        return output
+
+    def _link_alert(self, link: Link, points: int, level: Level, t_ms: int) -> Alert:
+        alert_id = hashlib.sha256(f"number|{link.number}|link|{link.device}|{link.device_episode_s}|"
+                                  f"{self.model_version}".encode()).hexdigest()[:32]
+        reason = _link_reason(points, link.reason)
+        return Alert(
+            alert_id=alert_id, entity_type="number", entity=link.number, level=level, score=points,
+            reasons=[reason], evidence={"device_risk": float(link.device_score)},
+            window=Window(start=iso_ms(max(0, link.device_episode_s * 1000)), end=iso_ms(t_ms)),
+            model_version=self.model_version, raised_at=iso_ms(t_ms), campaign_id=_device_campaign(link.device),
+            number_enc=link.number_enc, key_id=link.key_id if link.number_enc else None,
+            ingested_ms=link.ingested_ms or None,
+        )
+
     # ------------------------------------------------------------------------------------------
     def _sweep(self, output: EngineOutput) -> None:
         """Forget idle entities (event-time TTL) and expire flags; called as event time advances."""
@@ -465,26 +571,47 @@ class ScoringEngine:
                      risk_updates: list[Risk]) -> None:
         layout = table.layout
         records = table.records
+        at = layout.link_at
+        horizon_s = horizon_ms // 1000
+        link_tail = layout.link_tail
         for key in list(table.idle_since(horizon_ms - self.policy.ttl_ms)):
-            values = layout.unpack(records.pop(key))
+            packed = records[key]
+            values = layout.unpack(packed)
+            link_expires = link_tail(packed)[F.LINK_EXPIRES_S]
+            if link_expires > horizon_s:
+                # the entity's own state is forgotten; its link flag lives on until it expires
+                kept = layout.empty()
+                kept[at:] = values[at:]
+                if kept != values:
+                    self.counters["forgotten"] += 1
+                    records[key] = layout.pack(kept)
+                    table.dirty.add(key)
+                continue
+            del records[key]
             table.dirty.add(key)
             self.counters["forgotten"] += 1
-            if values[F.RISK_LEVEL] or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
+            if values[F.RISK_LEVEL] or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S] or link_expires:
                 tombstones.append((table.entity_type, entity_text(key)))
-        horizon_s = horizon_ms // 1000
-        expired = [k for k, v in records.items() if 0 < _flag_expiry(v) < horizon_s]
+        expired = [k for k, v in records.items()
+                   if 0 < _flag_expiry(v) < horizon_s or 0 < link_tail(v)[F.LINK_EXPIRES_S] < horizon_s]
         for key in expired:
             values = layout.unpack(records[key])
-            values[F.FLAG_FIRST_S] = values[F.FLAG_EXPIRES_S] = 0
-            values[F.RISK_SCORE] = values[F.RISK_LEVEL] = 0
-            values[F.MODEL_POINTS] = 0.0
+            if 0 < values[F.FLAG_EXPIRES_S] < horizon_s:
+                values[F.FLAG_FIRST_S] = values[F.FLAG_EXPIRES_S] = 0
+                values[F.RISK_SCORE] = values[F.RISK_LEVEL] = 0
+                values[F.MODEL_POINTS] = 0.0
+            if 0 < values[at + F.LINK_EXPIRES_S] < horizon_s:
+                # LINK_FP stays: a late redelivery of the same link must not alert again
+                values[at + F.LINK_S] = values[at + F.LINK_EXPIRES_S] = values[at + F.LINK_SCORE] = 0
             records[key] = layout.pack(values)
             table.dirty.add(key)
             entity = entity_text(key)
-            if values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
-                # the flag is gone but SIM/device swap answers still need the change dates
-                risk_updates.append(self._risk(values, table.entity_type, entity, score=0, level="none",
-                                               reasons=[], now_ms=horizon_ms))
+            flagged = values[F.RISK_LEVEL] or values[at + F.LINK_SCORE]
+            if flagged or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
+                # still flagged by the other verdict, or SIM/device swap answers need the change dates
+                level = LEVELS[int(values[F.RISK_LEVEL])]
+                risk_updates.append(self._risk(values, table.entity_type, entity, score=int(values[F.RISK_SCORE]),
+                                               level=level, reasons=[], now_ms=horizon_ms))
             else:
                 tombstones.append((table.entity_type, entity))
 
@@ -569,6 +696,21 @@ _FLAG_EXPIRY = struct.Struct("<qqIIIIII")  # the header up to FLAG_EXPIRES_S
 
 def _flag_expiry(packed: bytes) -> int:
     return int(_FLAG_EXPIRY.unpack_from(packed)[F.FLAG_EXPIRES_S])
+
+
+def _campaign_of(anchor: str) -> str:
+    return "cmp-" + hashlib.blake2b(anchor.encode(), digest_size=8).hexdigest()
+
+
+def _device_campaign(device: str) -> str:
+    """The campaign of everything on one device (the anchor ``_campaign`` uses for it and its numbers)."""
+    return _campaign_of(f"device:{F.fp64(device):016x}")
+
+
+def _link_reason(points: int, device_reason: str | None = None) -> Reason:
+    why = f" for {device_reason}" if device_reason else ""
+    return Reason(code="ON_FLAGGED_DEVICE", feature="device_risk", value=float(points), window="event",
+                  rarity="linked", text=f"ON_FLAGGED_DEVICE: acted on a device flagged{why} (device risk {points})")
 
 
 def _is_hex(text: str) -> bool:

@@ -64,6 +64,16 @@ CELL_CAP = 4
 IDS_CAP = 8           # IMSIs / numbers seen on a device
 SKETCH_WORDS = 4      # 256-bit linear-counting bitmap
 
+# -- link tail (after the sketch; appended in policy 2026.11.6, so older records migrate by
+# padding zeros). Offsets from ``Layout.link_at``:
+LINK_S = 0            # I  numbers: event time of the latest link (its act on a flagged device)
+LINK_EXPIRES_S = 1    # I  numbers: the link flag's expiry (0 = no link flag)
+LINK_SCORE = 2        # B  numbers: points of the link flag
+LINK_FP = 3           # I  numbers: fingerprint of the (device, episode) of the latest link alert;
+#                          devices: fingerprint of the latest number a link was sent for
+_LINK_TAIL = "IIBI"
+LINK_TAIL = struct.Struct("<" + _LINK_TAIL)
+
 
 class Layout:
     """Where each part of an entity type's record sits in the unpacked list."""
@@ -75,6 +85,8 @@ class Layout:
         for _, cap in sets:
             fmt += "I" * cap
         fmt += "Q" * SKETCH_WORDS
+        self.legacy_size = struct.calcsize(fmt)     # records written before the link tail
+        fmt += _LINK_TAIL
         self.struct = struct.Struct(fmt)
         index = HEADER_LEN
         self.counter_at: dict[str, int] = {}
@@ -87,8 +99,10 @@ class Layout:
             self.set_at[name] = (index, index + cap)
             index += cap
         self.sketch_at = index
-        self.n_fields = index + SKETCH_WORDS
+        self.link_at = index + SKETCH_WORDS
+        self.n_fields = self.link_at + len(_LINK_TAIL)
         self.size = self.struct.size
+        self.link_offset = self.legacy_size          # byte offset of the link tail in a record
 
     def empty(self) -> list[float]:
         values: list[float] = [0] * self.n_fields
@@ -100,6 +114,18 @@ class Layout:
 
     def unpack(self, data: bytes) -> list[float]:
         return list(self.struct.unpack(data))
+
+    def link_tail(self, data: bytes) -> tuple[int, int, int, int]:
+        """(LINK_S, LINK_EXPIRES_S, LINK_SCORE, LINK_FP) of a packed record, without unpacking it."""
+        return LINK_TAIL.unpack_from(data, self.link_offset)  # type: ignore[return-value]
+
+    def migrate(self, data: bytes) -> bytes | None:
+        """A record of this or the previous layout (no link tail) in this layout; None otherwise."""
+        if len(data) == self.size:
+            return data
+        if len(data) == self.legacy_size:
+            return data + bytes(LINK_TAIL.size)
+        return None
 
 
 NUMBER = Layout(

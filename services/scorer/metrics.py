@@ -14,5 +14,8 @@ STATE_BYTES = Gauge("fraudradar_scorer_state_bytes", "Bytes of per-entity state"
 SCORE = Histogram("fraudradar_score", "Scores (0-100)", ["model", "entity_type"],
                   buckets=(5, 10, 25, 50, 70, 85, 90, 95, 99, 100))
 ALERTS = Counter("fraudradar_alerts_total", "Alerts raised (reason = first reason code)", ["level", "reason"])
+LINKS = Counter("fraudradar_scorer_links_total",
+                "Device -> number links (direction: sent by a flagged device's scorer, applied by the number's)",
+                ["direction"])
 RESTORE_SECONDS = Gauge("fraudradar_scorer_restore_seconds", "Duration of the last state restore")
 RESTORING = Gauge("fraudradar_scorer_restoring", "1 while partitions are being restored")

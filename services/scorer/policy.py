@@ -92,6 +92,14 @@ class ModelSettings(_Strict):
     feedback_damping: float = Field(0.5, ge=0, le=1)
 
 
+class LinkSettings(_Strict):
+    """Device → number propagation (``fraudradar.links``): numbers acting on a flagged device."""
+
+    enabled: bool = True
+    min_device_level: Literal["medium", "high", "critical"] = "high"
+    max_points: int = Field(80, ge=0, le=100)   # a linked number's score: min(device score, this)
+
+
 class A2PAllow(_Strict):
     alphanumeric: list[str] = []
     short_codes: list[str] = []
@@ -112,6 +120,7 @@ class PolicyFile(_Strict):
     do_not_originate_points: float = 95
     a2p_allow: A2PAllow = A2PAllow()
     modem_tacs: list[str] = []
+    links: LinkSettings = LinkSettings()
     rules: dict[Literal["number", "device"], list[Rule]]
 
 

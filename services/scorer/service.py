@@ -47,7 +47,7 @@ from services.common.exceptions import FraudradarError
 from services.common.http import Health, ServiceHttp
 from services.common.logs import setup_logging
 from services.common.pseudonym import Pseudonymizer
-from services.common.records import decode_feedback, decode_views, encode, risk_key
+from services.common.records import decode_feedback, decode_link, decode_views, encode, risk_key
 from services.common.stream import (
     CommitPolicy,
     DlqLimit,
@@ -96,6 +96,7 @@ class ScorerProcessor:
         self.risk_topic = settings.topic(topics.RISK)
         self.alerts_topic = settings.topic(topics.ALERTS)
         self.feedback_topic = settings.topic(topics.FEEDBACK)
+        self.links_topic = settings.topic(topics.LINKS)
         self.engines: dict[int, ScoringEngine] = {}
         self._lock = threading.Lock()
         self._assigned: set[int] = set()
@@ -136,6 +137,9 @@ class ScorerProcessor:
                 suspect.discard(partition)
                 with self._lock:
                     self._suspect.discard(partition)
+            if record.topic == self.links_topic:
+                self._apply_link(engine, record, sink)
+                continue
             try:
                 views = decode_views(record.value)  # type: ignore[arg-type]
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
@@ -160,6 +164,23 @@ class ScorerProcessor:
             self._views_counter[topic_kind].inc(scored)
             engine.next_offsets[record.topic] = record.offset + 1
 
+    def _apply_link(self, engine: ScoringEngine, record: Record, sink: OutputSink) -> None:
+        """A number acted on a flagged device (written by the scorer owning the device's partition)."""
+        try:
+            link = decode_link(record.value)  # type: ignore[arg-type]
+        except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+            sink.dead_letter(record, "INVALID_LINK", str(exc)[:200])
+            return
+        sink.ok(record)
+        if murmur2_partition(link.number.encode(), self._partitions()) != record.partition:
+            log.warning("link on the wrong partition ignored", extra={"partition": record.partition})
+        else:
+            output = engine.apply_link(link)
+            metrics.LINKS.labels("applied").inc()
+            if output.emits:
+                self._emit(output, sink)
+        engine.next_offsets[record.topic] = record.offset + 1
+
     def _emit(self, output: EngineOutput, sink: OutputSink) -> None:
         risk_topic = self.risk_topic
         if output.model_scores or output.score:
@@ -172,6 +193,11 @@ class ScorerProcessor:
             sink.send(risk_topic, risk_key(risk.entity_type, risk.entity), encode(risk))
         for entity_type, entity in output.tombstones:
             sink.send(risk_topic, risk_key(entity_type, entity), None)
+        for link in output.links:
+            # to the number's partition (the views' partitioner), so the scorer owning the number applies it
+            key = link.number.encode()
+            sink.send(self.links_topic, key, encode(link), partition=murmur2_partition(key, self._partitions()))
+            metrics.LINKS.labels("sent").inc()
         for alert in output.alerts:
             sink.send(self.alerts_topic, alert.alert_id.encode(), encode(alert),
                       [("alert_id", alert.alert_id.encode())])
@@ -194,12 +220,7 @@ class ScorerProcessor:
         started = time.perf_counter()
         metrics.RESTORING.set(1)
         engine = ScoringEngine(self.policy, self.pseudonymizer, seed=self.settings.seed, partition=partition)
-        if self._restore_consumer is None:
-            self._restore_consumer = KafkaConsumer(
-                **self.settings.kafka_config(), group_id=None, enable_auto_commit=False,
-                client_id="fraudradar-scorer-restore", max_poll_records=10_000,
-                fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
-        consumer = self._restore_consumer
+        consumer = self._restore_client()
         tp = TopicPartition(self.state_topic, partition)
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
@@ -236,12 +257,22 @@ class ScorerProcessor:
         self._last_checkpoint[partition] = time.monotonic()
         return engine
 
+    def _restore_client(self) -> Any:
+        if self._restore_consumer is None:
+            self._restore_consumer = KafkaConsumer(
+                **self.settings.kafka_config(), group_id=None, enable_auto_commit=False,
+                client_id="fraudradar-scorer-restore", max_poll_records=10_000,
+                fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
+        return self._restore_consumer
+
     # -- feedback -----------------------------------------------------------------------------------
     def _partitions(self) -> int:
+        """Partitions of the views topics (links and feedback are routed with the views' partitioner)."""
         if self._n_partitions is None:
-            probe = self._restore_consumer or self._feedback_consumer
-            parts = probe.partitions_for_topic(self.numbers_topic) if probe is not None else None
-            self._n_partitions = len(parts) if parts else 1
+            parts = self._restore_client().partitions_for_topic(self.numbers_topic)
+            if not parts:
+                raise FraudradarError(f"no partition metadata for {self.numbers_topic}")
+            self._n_partitions = len(parts)
         return self._n_partitions
 
     def _poll_feedback(self) -> None:
@@ -317,10 +348,10 @@ def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Heal
     processor = ScorerProcessor(settings, pseudonymizer, policy)
     config = StreamConfig(
         service="scorer", group_id=settings.group_id,
-        topics=[settings.topic(topics.NUMBERS), settings.topic(topics.DEVICES)],
+        topics=[settings.topic(name) for name in topics.SCORER_INPUTS],
         dlq_topic=settings.topic(topics.DLQ), commit=CommitPolicy(settings.commit_interval_s),
         dlq_limit=DlqLimit(), instance_id=settings.instance_id, max_poll_records=settings.max_poll_records,
-        # co-partitioned topics: partition p of numbers and of devices must land on one replica
+        # co-partitioned topics: partition p of numbers, devices and links must land on one replica
         consumer_overrides={"partition_assignment_strategy": [_range_assignor()],
                             "session_timeout_ms": settings.session_timeout_ms,
                             "heartbeat_interval_ms": min(3000, settings.session_timeout_ms // 3)},

@@ -107,5 +107,7 @@ class StateStore:
         entity = key[1:]
         if value is None:
             table.records.pop(entity, None)
-        elif len(value) == table.layout.size:
-            table.records[entity] = value
+        else:
+            record = table.layout.migrate(value)
+            if record is not None:
+                table.records[entity] = record

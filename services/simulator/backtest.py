@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import msgspec
 import orjson
@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from services.common.identifiers import IdentifierError, normalise_imei, normalise_number
 from services.common.pseudonym import Key, Pseudonymizer
-from services.common.records import LEVELS, Alert, View
+from services.common.records import LEVELS, Alert, Link, View
 from services.simulator import catalog
 from services.simulator.exceptions import SimulatorError
 from services.simulator.metrics import AlertPoint, EntityKey, Evaluation, TruthEntity, evaluate
@@ -60,6 +60,8 @@ class Engine(Protocol):
     def model_version(self) -> str: ...
 
     def process(self, view: View) -> EngineOutputLike | None: ...
+
+    def apply_link(self, link: Link) -> EngineOutputLike: ...
 
 
 def default_engine(pseudonymizer: Pseudonymizer, policy_path: Path | None, seed: int = 0) -> Engine:
@@ -184,19 +186,26 @@ def replay(events_path: Path, engine: Engine, pseudonymizer: Pseudonymizer, trut
                 output = engine.process(view)
                 if output is None:
                     continue
-                key = (output.entity_type, output.entity)
-                if output.score > result.max_scores.get(key, -1):
-                    result.max_scores[key] = float(output.score)
-                for alert in output.alerts:
-                    result.alert_count += 1
-                    akey = (alert.entity_type, alert.entity)
-                    result.alerts.append(AlertPoint(alert.entity_type, alert.entity, alert.level,
-                                                    parse_time_ms(alert.raised_at)))
-                    record: dict[str, Any] = msgspec.to_builtins(alert)
-                    record["scenario"] = label.get(akey)
-                    alerts_fh.write(orjson.dumps(record) + b"\n")
+                _record(result, output, label, alerts_fh)
+                # device -> number links: in the service they travel through fraudradar.links to
+                # the number's scorer; here the one engine applies them right after the device view
+                for link in getattr(output, "links", ()):
+                    _record(result, engine.apply_link(link), label, alerts_fh)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _record(result: Replay, output: EngineOutputLike, label: dict[EntityKey, str], alerts_fh: IO[bytes]) -> None:
+    key = (output.entity_type, output.entity)
+    if output.score > result.max_scores.get(key, -1):
+        result.max_scores[key] = float(output.score)
+    for alert in output.alerts:
+        result.alert_count += 1
+        akey = (alert.entity_type, alert.entity)
+        result.alerts.append(AlertPoint(alert.entity_type, alert.entity, alert.level, parse_time_ms(alert.raised_at)))
+        record: dict[str, Any] = msgspec.to_builtins(alert)
+        record["scenario"] = label.get(akey)
+        alerts_fh.write(orjson.dumps(record) + b"\n")
 
 
 def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, *, engine: Engine | None = None,

@@ -87,7 +87,8 @@ def _start_at_first_act(scene: Scene, world: World, tl: Timeline) -> None:
     A scenario's window starts with its first event, but many of its entities act later (a SIM
     box line's first call, a farm SIM's first message, a device's first use): time to detect
     counts from when the entity itself could first be seen doing something. A number acts when
-    it is the calling/sending party or has a SIM change; a device acts on any of its events.
+    it is the calling/sending party, has a SIM change, or receives in a scenario on its own line
+    (a farm SIM's one-time codes); a device acts on any of its events.
     """
     if not scene.batches or not scene.truth:
         return
@@ -96,6 +97,9 @@ def _start_at_first_act(scene: Scene, world: World, tl: Timeline) -> None:
     if not events.size:
         return
     number_index = {world.numbers[a]: a for a in np.unique(events.a).tolist()}
+    received = ~events.mo
+    number_index.update({world.numbers[b]: b for b in np.unique(events.b[received]).tolist()
+                         if world.numbers[b] not in number_index})
     imei = np.where(events.imei >= 0, events.imei, world.line_imei[events.line])
     device_index: dict[str, int] = {}
     for column in (imei, events.sim_imei):
@@ -105,7 +109,7 @@ def _start_at_first_act(scene: Scene, world: World, tl: Timeline) -> None:
         later = events.t >= truth.start_ms
         if truth.entity_type == "number":
             index = number_index.get(truth.identifier)
-            acts = later & (events.a == index) if index is not None else None
+            acts = later & ((events.a == index) | (received & (events.b == index))) if index is not None else None
         else:
             index = device_index.get(truth.identifier)
             acts = later & ((imei == index) | (events.sim_imei == index)) if index is not None else None

@@ -10,7 +10,7 @@ Truth entities (plaintext; the truth file stays with the analyst like the raw ev
 scenario               entities
 =====================  =================================================================
 sms_farm               the farm's numbers (number) and its modems (device)
-sim_farm_device        the device rotating many IMSIs (device)
+sim_farm_device        the device rotating many IMSIs (device) and its SIMs (number)
 sim_box                the gateway (device) and the SIMs it uses (number)
 sim_swap_takeover      the victim's number after the swap (number)
 wangiri                the one-ring calling number (number)
@@ -162,6 +162,9 @@ def sim_farm_device(ctx: Context, rng: np.random.Generator, intensity: float) ->
     scene.batches.append(batch(n, t=t, kind=SMS, a=w.line_number[lines[pos]], b=_targets(ctx, rng, n, 0.0), mo=True,
                                line=lines[pos], segments=1, chars=rng.integers(5, 60, n)))
     scene.truth += _truth_devices(ctx, "sim_farm_device", device, start, end)
+    # its SIMs are fraud lines too (each from its first event in the farm): a bank asked about
+    # one of them at account registration should hear that it sat in a SIM farm
+    scene.truth += _truth_numbers(ctx, "sim_farm_device", lines, start, end)
     return scene
 
 

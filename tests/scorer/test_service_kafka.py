@@ -102,16 +102,17 @@ class Scorer:
         self._log.close()
 
 
-def _ends(bootstrap: str, prefix: str) -> dict[TopicPartition, int]:
-    """End offsets of all six view partitions. A fresh client can answer {} before it has the
+def _ends(bootstrap: str, prefix: str, names: tuple[str, ...] = (topics.NUMBERS, topics.DEVICES)
+          ) -> dict[TopicPartition, int]:
+    """End offsets of all partitions of ``names``. A fresh client can answer {} before it has the
     topics' metadata (seen under load), which made the wait below return at once: retry."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    tps = [TopicPartition(prefix + t, p) for t in (topics.NUMBERS, topics.DEVICES) for p in range(3)]
+    tps = [TopicPartition(prefix + t, p) for t in names for p in range(3)]
     try:
         deadline = time.monotonic() + 60
         while True:
             ends = consumer.end_offsets(tps)
-            if set(ends) == set(tps) and sum(ends.values()) > 0:
+            if set(ends) == set(tps) and (sum(ends.values()) > 0 or names == (topics.LINKS,)):
                 return dict(ends)
             if time.monotonic() > deadline:
                 raise AssertionError(f"no end offsets for the views: {ends}")
@@ -121,7 +122,13 @@ def _ends(bootstrap: str, prefix: str) -> dict[TopicPartition, int]:
 
 
 def _wait_committed(bootstrap: str, prefix: str, group: str, timeout: float = 120.0) -> None:
-    ends = _ends(bootstrap, prefix)
+    """Until the group has committed every view, then every link those views produced (links
+    are flushed before the commit of the views that made them, and applying one makes none)."""
+    _wait_offsets(bootstrap, group, _ends(bootstrap, prefix), timeout)
+    _wait_offsets(bootstrap, group, _ends(bootstrap, prefix, (topics.LINKS,)), timeout)
+
+
+def _wait_offsets(bootstrap: str, group: str, ends: dict[TopicPartition, int], timeout: float) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         deadline = time.monotonic() + timeout
@@ -133,7 +140,7 @@ def _wait_committed(bootstrap: str, prefix: str, group: str, timeout: float = 12
                 time.sleep(0.5)         # the group coordinator is still loading (fresh broker)
                 continue
             committed = {tp: om.offset for tp, om in offsets.items()}
-            if all(committed.get(tp, 0) >= end for tp, end in ends.items()):
+            if all(committed.get(tp, 0) >= end for tp, end in ends.items() if end):
                 return
             time.sleep(0.2)
         raise AssertionError(f"group {group} did not catch up: {committed} vs {ends}")
@@ -199,6 +206,11 @@ def test_scenario_mix_gives_expected_alerts_and_risk(kafka_bootstrap: str, datas
         key = (risk.entity_type, risk.entity)
         peak[key] = max(peak.get(key, 0), risk.score)
     assert all(peak[k] >= 70 for k in alerted)
+    # the farm phone's SIMs get its verdict through the real fraudradar.links topic
+    linked = [a for a in alerts if a.reasons[0].code == "ON_FLAGGED_DEVICE"]
+    assert linked and all(dataset.fraud[(a.entity_type, a.entity)][0] in ("sim_farm_device", "sim_box", "sms_farm")
+                          for a in linked)
+    assert len(_read(kafka_bootstrap, prefix + topics.LINKS)) >= len(linked)
     swapped = [k for k, (s, _) in dataset.fraud.items() if s == "sim_swap_takeover" and k[0] == "number"]
     assert any(r.sim_changed_at for r in risks if (r.entity_type, r.entity) == swapped[0])
 
@@ -254,9 +266,9 @@ def test_two_replicas_raise_the_same_alerts_as_one(kafka_bootstrap: str, dataset
         for replica in replicas:
             replica.wait_log("scorer started")
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:   # until the two split the 6 input partitions
+        while time.monotonic() < deadline:   # until the two split the 9 input partitions (3 views + links topics x 3)
             latest = [_assignment(r) for r in replicas]
-            if all(latest) and not (latest[0] & latest[1]) and len(latest[0] | latest[1]) == 6:
+            if all(latest) and not (latest[0] & latest[1]) and len(latest[0] | latest[1]) == 9:
                 break
             time.sleep(0.2)
         else:

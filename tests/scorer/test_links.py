@@ -1,0 +1,138 @@
+"""Device → number links: a number acting on a flagged device gets the device's verdict.
+
+The link flag sits beside the number's own verdict: the number's own alerts must not depend on
+when a link arrives (two replicas, a crash replay), and the link alert's id depends only on
+(number, device, device episode), so a redelivered link is a no-op.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from services.common.records import Link
+from services.scorer import features as F
+from services.scorer.engine import EngineOutput, ScoringEngine
+from services.scorer.policy import Policy
+from tests.scorer.helpers import MIN, T0, device_view, pid, sim_change, sms_out
+from tests.scorer.test_engine import PSEUDO, blast, engine, run
+
+
+def farm_phone(eng: ScoringEngine, device: str, n_sims: int = 6, start: int = T0) -> list[EngineOutput]:
+    """A phone cycling through SIMs, each sending a few SMS: SIM_HOPPING / MANY_NUMBERS_ON_DEVICE."""
+    views = []
+    for s in range(n_sims):
+        for k in range(3):
+            t = start + (s * 3 + k) * MIN
+            views.append(msgspec.structs.replace(
+                device_view(device, pid(f"sim{device}{s}"), pid(f"imsi{device}{s}"), t, pid(f"v{s}{k}")),
+                number_enc=f"enc-{s}"))
+    return run(eng, views)
+
+
+def links_of(outs: list[EngineOutput]) -> list[Link]:
+    return [link for o in outs for link in o.links]
+
+
+def test_flagged_device_links_the_numbers_acting_on_it() -> None:
+    eng = engine()
+    device = pid("farm-phone")
+    outs = farm_phone(eng, device)
+    device_alerts = [a for o in outs for a in o.alerts]
+    assert len(device_alerts) == 1 and device_alerts[0].entity_type == "device"
+    links = links_of(outs)
+    # one link per SIM seen acting once the device is flagged (not one per view)
+    assert links and len({link.number for link in links}) == len(links)
+    crossed = next(i for i, o in enumerate(outs) if o.alerts)
+    assert outs[crossed].links, "the view that flags the device links its number"
+    assert all(not o.links for o in outs[:crossed])
+    assert all(link.device == device and link.device_score >= 70 for link in links)
+    assert all(link.reason in ("SIM_HOPPING", "MANY_NUMBERS_ON_DEVICE") for link in links)
+    assert {link.number_enc for link in links} <= {f"enc-{s}" for s in range(6)}
+
+
+def test_link_alerts_once_with_a_deterministic_id_and_flags_the_number() -> None:
+    eng = engine()
+    links = links_of(farm_phone(eng, pid("farm-phone2")))
+    link = links[-1]
+    first = eng.apply_link(link)
+    assert len(first.alerts) == 1
+    alert = first.alerts[0]
+    assert alert.entity_type == "number" and alert.entity == link.number
+    assert alert.reasons[0].code == "ON_FLAGGED_DEVICE" and alert.level == "high" and alert.score == 80
+    assert alert.number_enc == link.number_enc and alert.raised_at.startswith("2026-09-21")
+    assert first.risk is not None and first.risk.level == "high"
+    assert first.risk.reasons[0].code == "ON_FLAGGED_DEVICE" and first.risk.first_flagged_at is not None
+    # redelivered (at-least-once): nothing new
+    again = eng.apply_link(link)
+    assert not again.alerts and again.risk is None
+    # another engine (another replica, a restore) gives the same id
+    other = engine()
+    assert other.apply_link(link).alerts[0].alert_id == alert.alert_id
+
+
+def test_own_alerts_do_not_depend_on_when_a_link_arrives() -> None:
+    link = links_of(farm_phone(engine(), pid("farm-phone3")))[0]
+    number = link.number
+    own = blast(number, T0 + 5 * MIN, n=120)
+    link_first, link_last = engine(), engine()
+    out_a = [link_first.apply_link(link), *run(link_first, own)]
+    out_b = [*run(link_last, own), link_last.apply_link(link)]
+    ids_a = {a.alert_id for o in out_a for a in o.alerts}
+    ids_b = {a.alert_id for o in out_b for a in o.alerts}
+    assert ids_a == ids_b and len(ids_a) == 2      # the link's alert and the number's own one
+    assert [o.score for o in out_a[1:]] == [o.score for o in out_b[:-1]]
+
+
+def test_link_flag_expires_and_is_tombstoned() -> None:
+    eng = engine()
+    link = links_of(farm_phone(eng, pid("farm-phone4")))[0]
+    eng.apply_link(link)
+    bystander = pid("bystander-links")
+    # the link flag (high) lasts 72 h; 4 days on, the sweep tombstones the link-only number
+    out = eng.process(sms_out(bystander, pid("y"), T0 + 4 * 24 * 60 * MIN))
+    assert ("number", link.number) in out.tombstones
+
+
+def test_link_flag_outlives_the_forgotten_own_state_but_not_its_expiry() -> None:
+    eng = engine()
+    link = links_of(farm_phone(eng, pid("farm-phone5")))[0]
+    number = link.number
+    swapped = eng.process(sim_change(number, T0))
+    assert swapped.risk is not None
+    eng.apply_link(link)
+    packed = eng.store.numbers.records[bytes.fromhex(number)]
+    assert eng.store.numbers.layout.link_tail(packed)[F.LINK_SCORE] == 80
+    # flag expiry with the SIM change still known: a risk update (the change dates), not a tombstone
+    out = eng.process(sms_out(pid("bystander5"), pid("z"), T0 + 4 * 24 * 60 * MIN))
+    updates = [r for r in out.risk_updates if r.entity == number]
+    assert updates and updates[0].level == "none" and updates[0].sim_changed_at is not None
+
+
+def test_records_without_the_link_tail_are_migrated_on_restore() -> None:
+    eng = engine()
+    run(eng, blast(pid("legacy"), T0, n=20))
+    layout = F.NUMBER
+    legacy = {key[:1] + key[1:]: (value[:layout.legacy_size] if value is not None else None)
+              for key, value in eng.store.drain_changelog()}
+    restored = engine()
+    for key, value in legacy.items():
+        restored.store.apply_changelog(key, value)
+    assert restored.store.numbers.records == eng.store.numbers.records
+
+
+def test_links_can_be_switched_off_in_the_policy() -> None:
+    base = Policy.load(PSEUDO).spec
+    spec = base.model_copy(update={"links": base.links.model_copy(update={"enabled": False})})
+    eng = ScoringEngine(Policy(spec, PSEUDO), PSEUDO)
+    assert not links_of(farm_phone(eng, pid("farm-phone6")))
+    assert not eng.apply_link(Link(number=pid("n"), device=pid("d"), device_score=90, device_episode_s=1,
+                                   reason="SIM_HOPPING", occurred_ms=T0, key_id="k")).alerts
+
+
+def test_a_view_is_unchanged_by_the_link_fields() -> None:
+    """Numbers that never meet a flagged device score exactly as before (the tail stays zero)."""
+    eng = engine()
+    outs = run(eng, [sms_out(pid("plain"), pid(f"p{i}"), T0 + i * MIN) for i in range(5)])
+    assert not any(o.links for o in outs)
+    values = eng.store.numbers.layout.unpack(eng.store.numbers.records[bytes.fromhex(pid("plain"))])
+    assert values[F.NUMBER.link_at:] == [0, 0, 0, 0]
