@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -309,6 +310,36 @@ class Rig:
         producer.flush(120)
         producer.close()
         return n
+
+    def copy_topics_paced(self, pairs: list[tuple[str, str]], seconds: float) -> tuple[int, threading.Thread]:
+        """Copy each ``source`` into its ``target`` (same partitions, same order) spread evenly
+        over ``seconds`` in a background thread: a live stream instead of a backlog, so a
+        consumer's committed progress follows the copy. Returns (records, the started thread)."""
+        parts: list[tuple[str, list[Any]]] = []
+        for source, target in pairs:
+            by_partition: dict[int, list[Any]] = {}
+            for rec in self.records(source):
+                by_partition.setdefault(rec.partition, []).append(rec)
+            parts += [(target, recs) for _, recs in sorted(by_partition.items())]
+        total = sum(len(recs) for _, recs in parts)
+        slices = max(1, min(200, total))
+
+        def copy() -> None:
+            producer = self.producer(max_in_flight_requests_per_connection=1)
+            started = time.monotonic()
+            for i in range(slices):
+                for target, recs in parts:
+                    lo, hi = len(recs) * i // slices, len(recs) * (i + 1) // slices
+                    for rec in recs[lo:hi]:
+                        producer.send(target, key=rec.key, value=rec.value, headers=list(rec.headers or []),
+                                      partition=rec.partition)
+                producer.flush(120)
+                time.sleep(max(0.0, started + seconds * (i + 1) / slices - time.monotonic()))
+            producer.close()
+
+        thread = threading.Thread(target=copy, name="paced-copy", daemon=True)
+        thread.start()
+        return total, thread
 
     def copy_topic(self, source: str, target: str) -> int:
         """Copy ``source`` into ``target`` partition by partition, in order (same offsets if

@@ -2,11 +2,12 @@
 
 1. Simulate ``events`` raw events (the simulator, all fraud scenarios), run them through the
    real ingest once.
-2. Copy the two views topics record by record into a second prefix, so both scorer runs read
-   the very same bytes at the very same offsets.
-3. Reference: one scorer, never interrupted, scores prefix A → the expected alert ids.
-4. Crash run: a scorer scores prefix B and is SIGKILLed at ``kills`` random moments (random
-   progress points, plus a random delay so kills land between commits), restarted each time.
+2. Reference: one scorer, never interrupted, scores prefix A → the expected alert ids.
+3. Crash run: the two views topics are copied record by record into prefix B (the very same
+   bytes at the very same offsets) as a paced stream, while a scorer scores prefix B and is
+   SIGKILLed at ``kills`` random moments (random progress points, plus a random delay of up to
+   one commit interval so kills land between commits), restarted each time.
+4. Both runs include the links the scorer writes for itself (``fraudradar.links``).
 5. Compare: lost alerts = expected ids not observed (must be 0); duplicates after the consumer's
    dedupe (must be 0); redeliveries (the same alert written more than once) are reported.
 """
@@ -27,23 +28,28 @@ from reliability.rig import Service, wait_until
 from services.common import topics
 from services.common.records import decode_alert
 
+COMMIT_INTERVAL_S = 0.5
+
 
 def simulated_events(n: int, seed: int) -> list[tuple[bytes, bytes]]:
     """The first ``n`` events (event-time order) of a simulated run sized to hold them."""
     from services.simulator.generate import SimConfig, render, simulate
     from services.simulator.timeline import DEFAULT_START, parse_start
 
-    subscribers = max(1000, n // 40)
-    hours = max(2, math.ceil(1.25 * n / subscribers))
-    sim = simulate(SimConfig(subscribers=subscribers, duration_ms=hours * 3_600_000, seed=seed,
-                             start_ms=parse_start(DEFAULT_START)))
-    out: list[tuple[bytes, bytes]] = []
-    for chunk in render(sim):
-        for key, line in chunk:
-            out.append((key.encode(), line))
-            if len(out) >= n:
-                return out
-    return out
+    # the simulator makes ~0.48 events per subscriber-hour (measured: 601 753 events from 25 000
+    # subscribers x 50 h); size for 20 % more than asked, and re-run longer if that fell short
+    subscribers = max(1000, n // 20)
+    hours = max(2, math.ceil(1.2 * n / (0.48 * subscribers)))
+    while True:
+        sim = simulate(SimConfig(subscribers=subscribers, duration_ms=hours * 3_600_000, seed=seed,
+                                 start_ms=parse_start(DEFAULT_START)))
+        out: list[tuple[bytes, bytes]] = []
+        for chunk in render(sim):
+            for key, line in chunk:
+                out.append((key.encode(), line))
+                if len(out) >= n:
+                    return out
+        hours = math.ceil(hours * 1.2 * n / max(1, len(out)))
 
 
 def alert_ids(ctx: Context, prefix: str) -> collections.Counter[str]:
@@ -95,12 +101,11 @@ def run(ctx: Context) -> dict[str, Outcome]:
     wait_until(lambda: rig.caught_up(ingest.group, [a + topics.RAW]) or not ingest.alive(), p.timeout_s,
                "ingest of the simulated run", 2.0)
     ingest.stop()
-    for base in (topics.NUMBERS, topics.DEVICES):
-        rig.copy_topic(a + base, b + base)
     prepared = time.monotonic() - t0
 
-    views_a = [a + topics.NUMBERS, a + topics.DEVICES]
-    views_b = [b + topics.NUMBERS, b + topics.DEVICES]
+    # the scorer's inputs: the views, and the links its own device verdicts write for numbers
+    views_a = [a + name for name in topics.SCORER_INPUTS]
+    views_b = [b + name for name in topics.SCORER_INPUTS]
     reference = rig.service("scorer", ["score"], a)
     ref_seconds = _score_to_end(ctx, reference, views_a, "the uninterrupted scorer run")
     expected = alert_ids(ctx, a)
@@ -108,19 +113,28 @@ def run(ctx: Context) -> dict[str, Outcome]:
     # dynamic membership with a 10 s session: a restarted replica waits out the dead member's
     # session. (Static membership, FRAUDRADAR_INSTANCE_ID, was tried: a replica that joined
     # before it had the topics' metadata kept an empty assignment forever; see the report.)
-    crashy = rig.service("scorer", ["score"], b, FRAUDRADAR_SESSION_TIMEOUT_MS="10000")
-    # progress is read from committed offsets (every 2 s); near the end one commit can cover the
-    # rest of the run, so the last kill point stays below 85 % to be reachable
+    # progress is read from committed offsets, so the crash run commits every 0.5 s (the default
+    # is 2 s): coarser, a small run is done in one or two commits and no kill can land; near the
+    # end one commit can still cover the rest, so the last kill point stays below 85 %
+    crashy = rig.service("scorer", ["score"], b, FRAUDRADAR_SESSION_TIMEOUT_MS="10000",
+                         FRAUDRADAR_COMMIT_INTERVAL_S=str(COMMIT_INTERVAL_S))
     fractions = sorted(ctx.rng.uniform(0.02, 0.85) for _ in range(p.kills))
     kills: list[dict[str, Any]] = []
     own_exits = 0
     started = time.monotonic()
     crashy.start()
+    # the same views as the reference read, arriving as a stream over at least the reference
+    # run's time and ~15 s per kill (a restart waits out the killed member's 10 s session):
+    # from a backlog, a small run is consumed in one or two polls and no kill lands mid-run
+    pace_s = max(1.2 * ref_seconds, 15.0 * p.kills)
+    total, copier = rig.copy_topics_paced([(a + base, b + base) for base in (topics.NUMBERS, topics.DEVICES)],
+                                          pace_s)
+    views_only = [b + topics.NUMBERS, b + topics.DEVICES]
     with tqdm(total=p.kills, desc="scorer kill -9", unit="kill", file=sys.stderr, disable=ctx.quiet) as bar:
         for target in fractions:
             def reached(target: float = target) -> bool:
-                done, total = rig.progress(crashy.group, views_b)
-                return total > 0 and done / total >= target
+                done, _ = rig.progress(crashy.group, views_only)
+                return done / total >= target
 
             deadline = time.monotonic() + p.timeout_s
             while not reached() and time.monotonic() < deadline:
@@ -129,14 +143,15 @@ def run(ctx: Context) -> dict[str, Outcome]:
                     crashy.reap()
                     crashy.start()
                 time.sleep(0.5)
-            time.sleep(ctx.rng.uniform(0.0, 3.0))  # land anywhere between two commits
-            done, total = rig.progress(crashy.group, views_b)
+            time.sleep(ctx.rng.uniform(0.0, COMMIT_INTERVAL_S))  # land anywhere between two commits
+            done, _ = rig.progress(crashy.group, views_only)
             if done >= total:
                 break
             crashy.kill9()
             kills.append({"at_fraction": round(done / total, 3), "t_s": round(time.monotonic() - started, 1)})
             bar.update(1)
             crashy.start()
+    copier.join()
     wait_until(lambda: rig.caught_up(crashy.group, views_b) or not crashy.alive(), p.timeout_s,
                "the crash run to finish", 1.0)
     crash_seconds = time.monotonic() - started
@@ -157,7 +172,8 @@ def run(ctx: Context) -> dict[str, Outcome]:
                     "crash_run": round(crash_seconds, 1)},
         "kill_points": [k["at_fraction"] for k in kills],
     }
-    passed = not lost and duplicates_after_dedupe == 0 and len(kills) >= p.kills and len(expected) > 0
+    passed = (not lost and duplicates_after_dedupe == 0 and len(kills) >= p.kills and len(expected) > 0
+              and n_events >= p.events)
     points = ", ".join(f"{k['at_fraction']:.0%}" for k in kills)
     detail = (f"{n_events} events, {len(kills)} kill -9 (at {points} "
               f"of the views), {len(expected)} alerts expected from the uninterrupted run: {len(lost)} lost, "
@@ -167,4 +183,6 @@ def run(ctx: Context) -> dict[str, Outcome]:
         detail += f"; only {len(kills)} of {p.kills} kills landed before the run finished"
     if not expected:
         detail += "; the reference run raised no alert, so the comparison proves nothing"
+    if n_events < p.events:
+        detail += f"; only {n_events} of the {p.events} events asked for were simulated"
     return {"scorer_crashes": Outcome(passed, figure, detail)}
