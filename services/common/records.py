@@ -145,7 +145,7 @@ class Link(msgspec.Struct, frozen=True, omit_defaults=True):
     device's state), so the number's link alert has the same ``alert_id`` on every run.
     """
 
-    number: str                  # pseudonym of the number (the record key; partitioned like its views)
+    number: str                  # pseudonym of the number (key; partitioned like its views); "" in a broadcast
     device: str                  # pseudonym of the flagged device
     device_score: int            # the device's risk score when the number acted on it
     device_episode_s: int        # start of the device's alert episode (event seconds)
@@ -154,6 +154,9 @@ class Link(msgspec.Struct, frozen=True, omit_defaults=True):
     key_id: str
     ingested_ms: int = 0         # wall time that act entered ingest (event-to-alert latency)
     number_enc: str | None = None
+    # broadcast: the device just started an alert episode; sent to every partition (``number``
+    # empty) so each links the numbers it knows on that device, and remembers the device
+    broadcast: bool = False
 
 
 FeedbackLabel = Literal["confirmed_fraud", "false_positive"]

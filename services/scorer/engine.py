@@ -198,6 +198,7 @@ class ScoringEngine:
         # a device at or above this level rank sends links for the numbers acting on it (0: off)
         self._link_rank = LEVELS.index(links.min_device_level) if links.enabled else 0
         self._link_max_points = links.max_points
+        self._flagged_index: dict[int, bytes] = {}   # device fingerprint -> key in store.flagged
 
     @classmethod
     def default(cls, pseudonymizer: Pseudonymizer, policy_path: Path | None = None, seed: int = 0,
@@ -247,6 +248,8 @@ class ScoringEngine:
             table.records[key] = layout.pack(values)
             table.dirty.add(key)
             output = EngineOutput(entity_type, entity, 0)
+            if self._flagged_index and entity_type == "number":
+                self._link_remembered(values, view, output)
             if now_ms > self.watermark_ms:
                 self.watermark_ms = now_ms
                 if now_ms >= self.next_sweep_ms:
@@ -351,6 +354,8 @@ class ScoringEngine:
             self._send_link(values, view, reasons, output)
         table.records[key] = layout.pack(values)
         table.dirty.add(key)
+        if self._flagged_index and entity_type == "number":
+            self._link_remembered(values, view, output)
         if now_ms > self.watermark_ms:
             self.watermark_ms = now_ms
             if now_ms >= self.next_sweep_ms:
@@ -481,11 +486,17 @@ class ScoringEngine:
         if number_fp == values[at] and not output.alerts:
             return
         values[at] = number_fp
-        output.links = [Link(
+        link = Link(
             number=view.number, device=view.entity, device_score=int(values[F.RISK_SCORE]),
             device_episode_s=int(values[F.EPISODE_S]), reason=reasons[0].code if reasons else "DEVICE_FLAGGED",
             occurred_ms=view.occurred_ms, key_id=view.key_id, ingested_ms=view.ingested_ms,
-            number_enc=view.number_enc)]
+            number_enc=view.number_enc)
+        if output.alerts:
+            # a new episode: every partition links the numbers it has seen on this device (the
+            # SIMs that left a farm before it was recognisable) and remembers it for later ones
+            output.links = [link, msgspec.structs.replace(link, number="", number_enc=None, broadcast=True)]
+        else:
+            output.links = [link]
 
     def apply_link(self, link: Link) -> EngineOutput:
         """Apply a number's link to a flagged device (from ``fraudradar.links``, or directly in a backtest).
@@ -496,6 +507,8 @@ class ScoringEngine:
         (device, device episode), with an id derived from exactly that — so it is deterministic
         too, and idempotent when a link is redelivered.
         """
+        if link.broadcast:
+            return self._apply_broadcast(link)
         policy = self.policy
         number = link.number
         output = EngineOutput("number", number, 0)
@@ -523,8 +536,7 @@ class ScoringEngine:
         values[at + F.LINK_SCORE] = max(before[0], points)
         values[at + F.LINK_EXPIRES_S] = max(before[1], expires)
         output.score = max(int(values[at + F.LINK_SCORE]), int(values[F.RISK_SCORE]))
-        episode_fp = int(hashlib.blake2b(f"{link.device}|{link.device_episode_s}".encode(),
-                                         digest_size=4).hexdigest(), 16) or 1
+        episode_fp = _episode_fp(link.device, link.device_episode_s)
         if episode_fp != values[at + F.LINK_FP] and LEVELS.index(level) >= self._alert_rank:
             values[at + F.LINK_FP] = episode_fp
             output.alerts = [self._link_alert(link, points, level, t_ms)]
@@ -538,6 +550,75 @@ class ScoringEngine:
         table.records[key] = layout.pack(values)
         table.dirty.add(key)
         return output
+
+    def _apply_broadcast(self, link: Link) -> EngineOutput:
+        """A device started an alert episode: link every number here whose device it is, and
+        remember the device so numbers seen on it later are linked too (``_link_remembered``).
+
+        Either way a number gets the same alert id, whichever of its views and the broadcast
+        this partition processes first — so replicas and crash replays agree.
+        """
+        output = EngineOutput("device", link.device, 0)
+        policy = self.policy
+        points = min(max(int(link.device_score), 0), self._link_max_points)
+        level = policy.level_of(points)
+        if not self._link_rank or level == "none":
+            return output
+        t_s = min(max(link.occurred_ms, 0), _EVENT_MS_MAX) // 1000
+        expires = t_s + policy.flag_ttl_ms[level] // 1000
+        table = self.store.flagged
+        layout = table.layout
+        key = entity_key(link.device)
+        packed = table.records.get(key)
+        values = layout.unpack(packed) if packed is not None else layout.empty()
+        device_fp = F.fp64(link.device)
+        if int(values[F.EPISODE_S]) == link.device_episode_s and values[layout.link_at + F.LINK_EXPIRES_S] >= expires:
+            return output                                  # a redelivered broadcast
+        values[F.LAST_MS] = max(int(values[F.LAST_MS]), t_s * 1000)
+        values[F.DEVICE_FP] = device_fp
+        values[F.EPISODE_S] = link.device_episode_s
+        values[F.RISK_SCORE] = max(0, min(int(link.device_score), 100))
+        values[layout.link_at + F.LINK_EXPIRES_S] = max(int(values[layout.link_at + F.LINK_EXPIRES_S]), expires)
+        table.records[key] = layout.pack(values)
+        table.dirty.add(key)
+        self._flagged_index[device_fp] = key
+        numbers = self.store.numbers
+        offset = F.DEVICE_FP_OFFSET
+        unpack = _U64.unpack_from
+        on_device = [k for k, rec in numbers.records.items() if unpack(rec, offset)[0] == device_fp]
+        alerts: list[Alert] = []
+        risks: list[Risk] = []
+        for number_key in on_device:
+            out = self.apply_link(msgspec.structs.replace(link, number=entity_text(number_key), broadcast=False))
+            alerts += out.alerts
+            if out.risk is not None:
+                risks.append(out.risk)
+        output.alerts, output.risk_updates = alerts, risks
+        return output
+
+    def _link_remembered(self, values: list[Any], view: View, output: EngineOutput) -> None:
+        """A number seen on a device this partition remembers as flagged: link it (once per episode)."""
+        key = self._flagged_index.get(int(values[F.DEVICE_FP]))
+        if key is None:
+            return
+        packed = self.store.flagged.records.get(key)
+        if packed is None:
+            return
+        device = self.store.flagged.layout.unpack(packed)
+        if device[F.FLAGGED.link_at + F.LINK_EXPIRES_S] * 1000 <= view.occurred_ms:
+            return
+        device_text = entity_text(key)
+        episode = int(device[F.EPISODE_S])
+        if values[F.NUMBER.link_at + F.LINK_FP] == _episode_fp(device_text, episode):
+            return                                         # already linked for this episode
+        out = self.apply_link(Link(
+            number=view.entity, device=device_text, device_score=int(device[F.RISK_SCORE]),
+            device_episode_s=episode, reason="DEVICE_FLAGGED", occurred_ms=view.occurred_ms, key_id=view.key_id,
+            ingested_ms=view.ingested_ms, number_enc=view.number_enc))
+        if out.alerts:
+            output.alerts = [*output.alerts, *out.alerts]
+        if out.risk is not None:
+            output.risk_updates = [*output.risk_updates, out.risk]
 
     def _link_alert(self, link: Link, points: int, level: Level, t_ms: int) -> Alert:
         alert_id = hashlib.sha256(f"number|{link.number}|link|{link.device}|{link.device_episode_s}|"
@@ -562,6 +643,13 @@ class ScoringEngine:
         risk_updates: list[Risk] = []
         for table in (self.store.numbers, self.store.devices):
             self._sweep_table(table, horizon, tombstones, risk_updates)
+        flagged = self.store.flagged
+        horizon_s = horizon // 1000
+        for key in [k for k, v in flagged.records.items() if flagged.layout.link_tail(v)[F.LINK_EXPIRES_S] < horizon_s]:
+            del flagged.records[key]
+            flagged.dirty.add(key)
+        if len(self._flagged_index) != len(flagged.records):
+            self._flagged_index = {fp: key for fp, key in self._flagged_index.items() if key in flagged.records}
         if tombstones:
             output.tombstones = tombstones
         if risk_updates:
@@ -573,6 +661,7 @@ class ScoringEngine:
         records = table.records
         at = layout.link_at
         horizon_s = horizon_ms // 1000
+        kind: EntityType = "number" if table.entity_type == "number" else "device"
         link_tail = layout.link_tail
         for key in list(table.idle_since(horizon_ms - self.policy.ttl_ms)):
             packed = records[key]
@@ -591,7 +680,7 @@ class ScoringEngine:
             table.dirty.add(key)
             self.counters["forgotten"] += 1
             if values[F.RISK_LEVEL] or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S] or link_expires:
-                tombstones.append((table.entity_type, entity_text(key)))
+                tombstones.append((kind, entity_text(key)))
         expired = [k for k, v in records.items()
                    if 0 < _flag_expiry(v) < horizon_s or 0 < link_tail(v)[F.LINK_EXPIRES_S] < horizon_s]
         for key in expired:
@@ -610,10 +699,10 @@ class ScoringEngine:
             if flagged or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
                 # still flagged by the other verdict, or SIM/device swap answers need the change dates
                 level = LEVELS[int(values[F.RISK_LEVEL])]
-                risk_updates.append(self._risk(values, table.entity_type, entity, score=int(values[F.RISK_SCORE]),
+                risk_updates.append(self._risk(values, kind, entity, score=int(values[F.RISK_SCORE]),
                                                level=level, reasons=[], now_ms=horizon_ms))
             else:
-                tombstones.append((table.entity_type, entity))
+                tombstones.append((kind, entity))
 
     # ------------------------------------------------------------------------------------------
     def learn_feedback(self, feedback: Feedback) -> None:
@@ -655,6 +744,9 @@ class ScoringEngine:
         if reader is None:
             return 0
         applied = reader.apply(self.store, self.changelog_writer)
+        unpack = _U64.unpack_from
+        self._flagged_index = {unpack(rec, F.DEVICE_FP_OFFSET)[0]: key
+                               for key, rec in self.store.flagged.records.items()}
         last = max((table.latest_ms() for table in (self.store.numbers, self.store.devices)), default=0)
         if last > self.watermark_ms:
             self.watermark_ms = last
@@ -696,6 +788,14 @@ _FLAG_EXPIRY = struct.Struct("<qqIIIIII")  # the header up to FLAG_EXPIRES_S
 
 def _flag_expiry(packed: bytes) -> int:
     return int(_FLAG_EXPIRY.unpack_from(packed)[F.FLAG_EXPIRES_S])
+
+
+def _episode_fp(device: str, episode_s: int) -> int:
+    """32-bit fingerprint of a device's alert episode (a number's LINK_FP: linked once per episode)."""
+    return int(hashlib.blake2b(f"{device}|{episode_s}".encode(), digest_size=4).hexdigest(), 16) or 1
+
+
+_U64 = struct.Struct("<Q")
 
 
 def _campaign_of(anchor: str) -> str:

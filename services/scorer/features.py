@@ -58,6 +58,7 @@ RISK_AT_S = 19        # I  time of the latest Risk emitted (its score decays fro
 BASE_MS = 20          # q  base time of the forward-decayed counters (0 = none yet)
 _HEADER = "qqIIIIIIIIIIQBBBIffIq"
 HEADER_LEN = len(_HEADER)
+DEVICE_FP_OFFSET = struct.calcsize("<" + _HEADER[:DEVICE_FP])   # byte offset of DEVICE_FP in a record
 
 RCPT_CAP = 16         # exact recent-recipient set
 CELL_CAP = 4
@@ -133,6 +134,10 @@ NUMBER = Layout(
               "short_call", "unanswered", "new_cell", "a2p_in"),
     sets=(("rcpt", RCPT_CAP), ("cell", CELL_CAP)),
 )
+# a flagged device as the numbers' partition remembers it (from a broadcast link): LAST_MS = the
+# link's time, DEVICE_FP = the device's fingerprint, EPISODE_S = its alert episode, RISK_SCORE =
+# its score; LINK_EXPIRES_S = when the memory ends. Only header and link tail are used.
+FLAGGED = Layout(counters=(), sets=())
 DEVICE = Layout(
     counters=("out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out", "call_out", "a2p_in"),
     sets=(("rcpt", RCPT_CAP), ("imsi", IDS_CAP), ("number", IDS_CAP), ("cell", CELL_CAP)),

@@ -172,7 +172,7 @@ class ScorerProcessor:
             sink.dead_letter(record, "INVALID_LINK", str(exc)[:200])
             return
         sink.ok(record)
-        if murmur2_partition(link.number.encode(), self._partitions()) != record.partition:
+        if not link.broadcast and murmur2_partition(link.number.encode(), self._partitions()) != record.partition:
             log.warning("link on the wrong partition ignored", extra={"partition": record.partition})
         else:
             output = engine.apply_link(link)
@@ -194,9 +194,15 @@ class ScorerProcessor:
         for entity_type, entity in output.tombstones:
             sink.send(risk_topic, risk_key(entity_type, entity), None)
         for link in output.links:
-            # to the number's partition (the views' partitioner), so the scorer owning the number applies it
-            key = link.number.encode()
-            sink.send(self.links_topic, key, encode(link), partition=murmur2_partition(key, self._partitions()))
+            if link.broadcast:
+                # a device's new episode: every partition links the numbers it has seen on it
+                value = encode(link)
+                for partition in range(self._partitions()):
+                    sink.send(self.links_topic, link.device.encode(), value, partition=partition)
+            else:
+                # to the number's partition (the views' partitioner), so the scorer owning the number applies it
+                key = link.number.encode()
+                sink.send(self.links_topic, key, encode(link), partition=murmur2_partition(key, self._partitions()))
             metrics.LINKS.labels("sent").inc()
         for alert in output.alerts:
             sink.send(self.alerts_topic, alert.alert_id.encode(), encode(alert),

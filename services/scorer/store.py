@@ -11,12 +11,14 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Iterator
+from typing import Literal
 
-from services.common.records import EntityType
-from services.scorer.features import DEVICE, NUMBER, Layout
+from services.scorer.features import DEVICE, FLAGGED, NUMBER, Layout
 
 _LAST_MS = struct.Struct("<q")
-CHANGELOG_PREFIX: dict[EntityType, bytes] = {"number": b"n", "device": b"d"}
+# "flagged": devices at or above the link level, as seen by the numbers' partition (broadcast links)
+TableKind = Literal["number", "device", "flagged"]
+CHANGELOG_PREFIX: dict[TableKind, bytes] = {"number": b"n", "device": b"d", "flagged": b"f"}
 MODELS_KEY = b"__models__"
 
 
@@ -36,7 +38,7 @@ def entity_text(key: bytes) -> str:
 class EntityTable:
     """One entity type's records."""
 
-    def __init__(self, entity_type: EntityType, layout: Layout) -> None:
+    def __init__(self, entity_type: TableKind, layout: Layout) -> None:
         self.entity_type = entity_type
         self.layout = layout
         self.records: dict[bytes, bytes] = {}
@@ -70,17 +72,22 @@ class StateStore:
     def __init__(self) -> None:
         self.numbers = EntityTable("number", NUMBER)
         self.devices = EntityTable("device", DEVICE)
+        self.flagged = EntityTable("flagged", FLAGGED)
+        self._by_prefix = {b"n": self.numbers, b"d": self.devices, b"f": self.flagged}
 
-    def table(self, entity_type: EntityType) -> EntityTable:
-        return self.numbers if entity_type == "number" else self.devices
+    def table(self, entity_type: TableKind) -> EntityTable:
+        return {"number": self.numbers, "device": self.devices, "flagged": self.flagged}[entity_type]
+
+    def tables(self) -> tuple[EntityTable, EntityTable, EntityTable]:
+        return self.numbers, self.devices, self.flagged
 
     def __len__(self) -> int:
-        return len(self.numbers) + len(self.devices)
+        return len(self.numbers) + len(self.devices) + len(self.flagged)
 
     def drain_changelog(self) -> list[tuple[bytes, bytes | None]]:
         """(changelog key, packed record or None for a tombstone) of every key changed since last time."""
         out: list[tuple[bytes, bytes | None]] = []
-        for table in (self.numbers, self.devices):
+        for table in self.tables():
             prefix = CHANGELOG_PREFIX[table.entity_type]
             records = table.records
             for key in table.dirty:
@@ -91,19 +98,19 @@ class StateStore:
     def changelog_keys(self) -> list[bytes]:
         """Every live entity's changelog key (a frozen list for a snapshot generation)."""
         keys: list[bytes] = []
-        for table in (self.numbers, self.devices):
+        for table in self.tables():
             prefix = CHANGELOG_PREFIX[table.entity_type]
             keys += [prefix + key for key in table.records]
         return keys
 
     def changelog_value(self, key: bytes) -> bytes | None:
         """The current record of a changelog key (None when the entity was forgotten)."""
-        table = self.numbers if key[:1] == b"n" else self.devices
+        table = self._by_prefix.get(key[:1], self.devices)
         return table.records.get(key[1:])
 
     def apply_changelog(self, key: bytes, value: bytes | None) -> None:
         """Restore one changelog record (later records of a key win, as in compaction)."""
-        table = self.numbers if key[:1] == b"n" else self.devices
+        table = self._by_prefix.get(key[:1], self.devices)
         entity = key[1:]
         if value is None:
             table.records.pop(entity, None)

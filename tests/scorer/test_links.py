@@ -30,7 +30,8 @@ def farm_phone(eng: ScoringEngine, device: str, n_sims: int = 6, start: int = T0
 
 
 def links_of(outs: list[EngineOutput]) -> list[Link]:
-    return [link for o in outs for link in o.links]
+    """The per-number links (not the broadcasts a new device episode adds)."""
+    return [link for o in outs for link in o.links if not link.broadcast]
 
 
 def test_flagged_device_links_the_numbers_acting_on_it() -> None:
@@ -136,3 +137,47 @@ def test_a_view_is_unchanged_by_the_link_fields() -> None:
     assert not any(o.links for o in outs)
     values = eng.store.numbers.layout.unpack(eng.store.numbers.records[bytes.fromhex(pid("plain"))])
     assert values[F.NUMBER.link_at:] == [0, 0, 0, 0]
+
+
+def test_a_new_device_episode_links_the_numbers_seen_on_it_before() -> None:
+    """The SIMs that left a farm before it was recognisable: linked by the broadcast (numbers
+    already seen on the device) or when they show up later — the same alert ids either way."""
+    device = pid("farm-phone7")
+    probe = engine()
+    outs = farm_phone(probe, device)
+    broadcasts = [link for o in outs for link in o.links if link.broadcast]
+    assert len(broadcasts) == 1 and broadcasts[0].number == "" and broadcasts[0].number_enc is None
+    early = [sms_out(pid(f"sim{device}{s}"), pid(f"w{s}"), T0 - 60 * MIN + s * MIN, device=device) for s in range(3)]
+    views_first, broadcast_first = engine(), engine()
+    run(views_first, early)
+    out = views_first.apply_link(broadcasts[0])
+    ids_a = {a.alert_id for a in out.alerts}
+    assert {a.entity for a in out.alerts} == {v.entity for v in early}
+    assert all(a.reasons[0].code == "ON_FLAGGED_DEVICE" for a in out.alerts)
+    assert len(out.risk_updates) == 3
+    assert not broadcast_first.apply_link(broadcasts[0]).alerts      # nobody known on it yet
+    ids_b = {a.alert_id for o in run(broadcast_first, early) for a in o.alerts}
+    assert ids_a == ids_b
+    # the per-number link of the same episode is a no-op for a number the broadcast linked
+    same = msgspec.structs.replace(broadcasts[0], number=early[0].entity, broadcast=False)
+    assert not views_first.apply_link(same).alerts
+    # a redelivered broadcast changes nothing
+    assert not views_first.apply_link(broadcasts[0]).alerts
+
+
+def test_the_remembered_device_survives_a_restore_and_expires() -> None:
+    device = pid("farm-phone8")
+    broadcast = next(link for o in farm_phone(engine(), device) for link in o.links if link.broadcast)
+    first = engine()
+    first.apply_link(broadcast)
+    restored = engine()
+    for key, value in first.changelog():
+        restored.apply_changelog(key, value)
+    restored.finish_restore()
+    late = sms_out(pid("late-sim"), pid("w"), T0 + 30 * MIN, device=device)
+    assert [a.reasons[0].code for a in restored.process(late).alerts] == ["ON_FLAGGED_DEVICE"]
+    # past the link flag's lifetime (72 h) the device is no longer remembered
+    much_later = sms_out(pid("later-sim"), pid("w"), T0 + 4 * 24 * 60 * MIN, device=device)
+    restored.process(sms_out(pid("clock"), pid("w"), T0 + 4 * 24 * 60 * MIN))
+    assert not restored.process(much_later).alerts
+    assert not restored.store.flagged.records
