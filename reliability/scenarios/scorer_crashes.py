@@ -152,8 +152,16 @@ def run(ctx: Context) -> dict[str, Outcome]:
             bar.update(1)
             crashy.start()
     copier.join()
-    wait_until(lambda: rig.caught_up(crashy.group, views_b) or not crashy.alive(), p.timeout_s,
-               "the crash run to finish", 1.0)
+
+    def finished() -> bool:
+        nonlocal own_exits
+        if not crashy.alive():        # exited by itself (e.g. a stalled rejoin, exit 3): restart it
+            own_exits += 1
+            crashy.reap()
+            crashy.start()
+        return rig.caught_up(crashy.group, views_b)
+
+    wait_until(finished, p.timeout_s, "the crash run to finish", 1.0)
     crash_seconds = time.monotonic() - started
     crashy.stop()
 

@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -225,6 +225,39 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runner._revoked(set(lost))
 
 
+class RejoinStalled(StreamError):
+    """The group took its partitions away and never handed any back (kafka-python 3.0.x can stall
+    in a rejoin); the service exits so its supervisor (Kubernetes, the reliability rig) restarts it."""
+
+
+class RebalanceWatch:
+    """Time since partitions were revoked without an assignment callback following.
+
+    kafka-python calls ``on_partitions_assigned`` after every completed join, with an empty set
+    when this member gets nothing (more replicas than partitions), so "revoked and not assigned
+    again for longer than a rebalance can take" means the rejoin is stuck, not that we are idle.
+    """
+
+    def __init__(self, limit_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit_s = limit_s
+        self._clock = clock
+        self._since: float | None = None
+
+    def revoked(self) -> None:
+        if self._since is None:
+            self._since = self._clock()
+
+    def assigned(self) -> None:
+        self._since = None
+
+    def stalled_for(self) -> float | None:
+        """Seconds the rejoin has been stuck past the limit, else None."""
+        if self._since is None:
+            return None
+        waited = self._clock() - self._since
+        return waited if waited > self.limit_s else None
+
+
 @dataclass
 class StreamConfig:
     service: str
@@ -237,6 +270,9 @@ class StreamConfig:
     dlq_limit: DlqLimit = field(default_factory=DlqLimit)
     flush_timeout_s: float = 30.0
     instance_id: str | None = None      # static membership (KIP-345), e.g. the pod name
+    # a revoke not followed by an assignment for this long is a stuck rejoin (see RejoinStalled);
+    # a join may legitimately wait for a dead member's session and a peer's restore
+    rejoin_stall_s: float = 150.0
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -253,6 +289,7 @@ class StreamRunner:
         self._pending: dict[TopicPartition, int] = {}
         self._assignment: set[TopicPartition] = set()
         self._guard = DlqGuard(config.dlq_limit)
+        self._rebalance = RebalanceWatch(config.rejoin_stall_s)
         kafka_cfg = settings.kafka_config()
         self.consumer = KafkaConsumer(
             **kafka_cfg,
@@ -282,12 +319,14 @@ class StreamRunner:
         for tp in partitions:
             self._pending.pop(tp, None)
         self._assignment -= partitions
+        self._rebalance.revoked()
         self._guard.forget(partitions)
         self.processor.on_revoked(partitions)
         log.info("partitions revoked", extra={"partitions": sorted(f"{t.topic}[{t.partition}]" for t in partitions)})
 
     def _assigned(self, partitions: set[TopicPartition]) -> None:
         self._assignment |= partitions
+        self._rebalance.assigned()
         self.processor.on_assigned(partitions)
         log.info("partitions assigned", extra={"partitions": sorted(f"{t.topic}[{t.partition}]" for t in partitions)})
 
@@ -319,6 +358,11 @@ class StreamRunner:
                 elif self._assignment:
                     self.health.set_ready(True, "caught up")
                 self._maybe_commit(force=False)
+                stalled = self._rebalance.stalled_for()
+                if stalled is not None:
+                    log.error("group rejoin stalled: partitions revoked and none assigned since; exiting",
+                              extra={"seconds": round(stalled, 1), "group": cfg.group_id})
+                    raise RejoinStalled(f"no assignment {stalled:.0f}s after a revoke (group {cfg.group_id})")
         finally:
             try:
                 self.sink.flush_and_check(cfg.flush_timeout_s)

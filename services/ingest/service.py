@@ -38,6 +38,7 @@ from services.common.stream import (
     DlqLimitExceeded,
     OutputSink,
     Record,
+    RejoinStalled,
     StreamConfig,
     StreamRunner,
     murmur2_partition,
@@ -263,6 +264,8 @@ def main(argv: list[str]) -> int:
     log.info("ingest started", extra={"http_port": http.port, "topics": config.topics})
     try:
         runner.run()
+    except RejoinStalled:
+        return 3                      # logged by the runner; the supervisor restarts the process
     except DlqLimitExceeded as exc:
         from services.common.metrics import DLQ_LIMIT_TRIPPED
 

@@ -54,6 +54,7 @@ from services.common.stream import (
     DlqLimitExceeded,
     OutputSink,
     Record,
+    RejoinStalled,
     StreamConfig,
     StreamRunner,
     murmur2_partition,
@@ -398,6 +399,8 @@ def main(argv: list[str]) -> int:
                                       "instance_id": settings.instance_id})
     try:
         runner.run()
+    except RejoinStalled:
+        return 3                      # logged by the runner; the supervisor restarts the process
     except DlqLimitExceeded as exc:
         from services.common.metrics import DLQ_LIMIT_TRIPPED
 
