@@ -514,8 +514,7 @@ class ScoringEngine:
         output = EngineOutput("number", number, 0)
         if not self._link_rank or number in policy.a2p_allow:
             return output
-        points = min(max(int(link.device_score), 0), self._link_max_points)
-        level = policy.level_of(points)
+        points, level = self._link_points(link)
         if level == "none":
             return output
         t_ms = min(max(link.occurred_ms, 0), _EVENT_MS_MAX)
@@ -551,6 +550,11 @@ class ScoringEngine:
         table.dirty.add(key)
         return output
 
+    def _link_points(self, link: Link) -> tuple[int, Level]:
+        """A link flag's score (the device's, capped at ``links.max_points``) and its level."""
+        points = min(max(int(link.device_score), 0), self._link_max_points)
+        return points, self.policy.level_of(points)
+
     def _apply_broadcast(self, link: Link) -> EngineOutput:
         """A device started an alert episode: link every number here whose device it is, and
         remember the device so numbers seen on it later are linked too (``_link_remembered``).
@@ -560,8 +564,7 @@ class ScoringEngine:
         """
         output = EngineOutput("device", link.device, 0)
         policy = self.policy
-        points = min(max(int(link.device_score), 0), self._link_max_points)
-        level = policy.level_of(points)
+        _, level = self._link_points(link)
         if not self._link_rank or level == "none":
             return output
         t_s = min(max(link.occurred_ms, 0), _EVENT_MS_MAX) // 1000
@@ -681,8 +684,11 @@ class ScoringEngine:
             self.counters["forgotten"] += 1
             if values[F.RISK_LEVEL] or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S] or link_expires:
                 tombstones.append((kind, entity_text(key)))
-        expired = [k for k, v in records.items()
-                   if 0 < _flag_expiry(v) < horizon_s or 0 < link_tail(v)[F.LINK_EXPIRES_S] < horizon_s]
+        if table.entity_type == "number":
+            expired = [k for k, v in records.items()
+                       if 0 < _flag_expiry(v) < horizon_s or 0 < link_tail(v)[F.LINK_EXPIRES_S] < horizon_s]
+        else:   # only numbers carry link flags: one unpack per device record, as before links
+            expired = [k for k, v in records.items() if 0 < _flag_expiry(v) < horizon_s]
         for key in expired:
             values = layout.unpack(records[key])
             if 0 < values[F.FLAG_EXPIRES_S] < horizon_s:

@@ -34,8 +34,9 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from kafka import KafkaConsumer, TopicPartition
@@ -65,6 +66,7 @@ from services.scorer.policy import Policy
 from services.scorer.store import MODELS_KEY
 
 log = logging.getLogger("fraudradar.scorer")
+T = TypeVar("T")
 
 # views in one bundle record share its offset; a view's source position is (offset << 16) + index
 BUNDLE_BITS = 16
@@ -141,12 +143,9 @@ class ScorerProcessor:
             if record.topic == self.links_topic:
                 self._apply_link(engine, record, sink)
                 continue
-            try:
-                views = decode_views(record.value)  # type: ignore[arg-type]
-            except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
-                sink.dead_letter(record, "INVALID_VIEW", str(exc)[:200])
+            views = _decoded(record, sink, decode_views, "INVALID_VIEW")
+            if views is None:
                 continue
-            sink.ok(record)
             topic_kind = "number" if record.topic == numbers_topic else "device"
             base = record.offset << BUNDLE_BITS
             scored = 0
@@ -167,12 +166,9 @@ class ScorerProcessor:
 
     def _apply_link(self, engine: ScoringEngine, record: Record, sink: OutputSink) -> None:
         """A number acted on a flagged device (written by the scorer owning the device's partition)."""
-        try:
-            link = decode_link(record.value)  # type: ignore[arg-type]
-        except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
-            sink.dead_letter(record, "INVALID_LINK", str(exc)[:200])
+        link = _decoded(record, sink, decode_link, "INVALID_LINK")
+        if link is None:
             return
-        sink.ok(record)
         if not link.broadcast and murmur2_partition(link.number.encode(), self._partitions()) != record.partition:
             log.warning("link on the wrong partition ignored", extra={"partition": record.partition})
         else:
@@ -366,6 +362,17 @@ def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Heal
     health = Health()
     runner = ScorerRunner(settings, config, processor, health)  # type: ignore[arg-type]
     return runner, processor, health
+
+
+def _decoded(record: Record, sink: OutputSink, decode: Callable[[bytes], T], reason: str) -> T | None:
+    """``decode(record.value)``, marking the record consumed; None (and the DLQ, with ``reason``) if it fails."""
+    try:
+        value = decode(record.value)  # type: ignore[arg-type]
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+        sink.dead_letter(record, reason, str(exc)[:200])
+        return None
+    sink.ok(record)
+    return value
 
 
 def _range_assignor() -> Any:
