@@ -37,7 +37,7 @@ from services.common.pseudonym import Key, Pseudonymizer
 from services.common.records import LEVELS, Alert, Link, View
 from services.simulator import catalog
 from services.simulator.exceptions import SimulatorError
-from services.simulator.metrics import AlertPoint, EntityKey, Evaluation, TruthEntity, evaluate
+from services.simulator.metrics import PRE_START_LEAD_MS, AlertPoint, EntityKey, Evaluation, TruthEntity, evaluate
 
 BACKTEST_KEY = Key("backtest", hashlib.sha256(b"fraudradar-backtest-public-key").digest())
 
@@ -208,6 +208,12 @@ def _record(result: Replay, output: EngineOutputLike, label: dict[EntityKey, str
         alerts_fh.write(orjson.dumps(record) + b"\n")
 
 
+def _alert_cooldown_ms(engine: Engine) -> int:
+    """The engine's alert cooldown (policy flags.cooldown): how long before its start an alert still counts."""
+    cooldown = getattr(getattr(engine, "policy", None), "cooldown_ms", None)
+    return int(cooldown) if isinstance(cooldown, int) else PRE_START_LEAD_MS
+
+
 def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, *, engine: Engine | None = None,
                  pseudonymizer: Pseudonymizer | None = None, min_level: str = "high", region: str = "NL",
                  policy_path: Path | None = None, quiet: bool = False, report: bool = True) -> Evaluation:
@@ -221,7 +227,7 @@ def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, *, engine: 
                           duration_days=result.duration_days, events=result.events,
                           events_per_s=result.events / result.seconds if result.seconds > 0 else 0.0,
                           model_version=str(engine.model_version), min_level=min_level,
-                          scenario_order=catalog.SCENARIOS)
+                          scenario_order=catalog.SCENARIOS, lead_ms=_alert_cooldown_ms(engine))
     (out_dir / "metrics.json").write_bytes(orjson.dumps(evaluation.metrics, option=orjson.OPT_INDENT_2) + b"\n")
     if report:
         from services.simulator.report import RunInfo, write_report

@@ -6,8 +6,12 @@ Definitions (also in docs/backtest.md):
   its start is the earliest start given for it in that scenario.
 - A *qualifying alert* has a level at or above the threshold (default ``high``).
 - A truth entity is *detected* in a scenario when a qualifying alert on it was raised at or
-  after the scenario's start for it; time to detect = first such alert − start (event time).
-  Qualifying alerts on a truth entity before its start are ignored (neither hit nor false alarm).
+  after the scenario's start for it, or at most ``lead_ms`` before it (the scorer's alert
+  cooldown, 24 h by default: within it the scorer does not alert the same entity again): the
+  entity was flagged when its first act came (e.g. a farm SIM through its phone, flagged at the
+  farm's SIM activations) and its time to detect is 0. Otherwise time to detect = first alert
+  at or after start − start (event time). Qualifying alerts longer before the start are ignored
+  (neither hit nor false alarm): a SIM-swap victim was a normal subscriber until the swap.
 - A *false alarm* is a non-truth entity with at least one qualifying alert.
 - Overall precision = detected truth entities / (detected truth entities + false alarms);
   recall = detected / truth entities.
@@ -26,13 +30,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from services.common.records import LEVELS
 
 EntityKey = tuple[str, str]   # (entity_type, pseudonym)
+
+# an alert this long before an entity's start still counts (time to detect 0): it was flagged
+# when it first acted. The default policy's flags.cooldown: within it the scorer raises no
+# second alert for the entity, so a later alert cannot be expected.
+PRE_START_LEAD_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -94,22 +103,24 @@ class Evaluation:
     ttd_s: dict[str, list[float]]              # scenario -> times to detect of detected entities
     detected: set[EntityKey]
     false_alarms: set[EntityKey]
+    # scenario -> entities detected by an alert within the lead before their start (ttd 0)
+    detected_before_start: dict[str, int] = field(default_factory=dict)
 
 
 def compute_metrics(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
                     max_scores: Mapping[EntityKey, float], *, normal_numbers: int, duration_days: float,
                     events: int, events_per_s: float, model_version: str, min_level: str = "high",
-                    scenario_order: Iterable[str] = ()) -> dict[str, object]:
+                    scenario_order: Iterable[str] = (), lead_ms: int = PRE_START_LEAD_MS) -> dict[str, object]:
     """The ``metrics.json`` document (exactly its documented keys)."""
     return evaluate(truth, alerts, max_scores, normal_numbers=normal_numbers, duration_days=duration_days,
                     events=events, events_per_s=events_per_s, model_version=model_version, min_level=min_level,
-                    scenario_order=scenario_order).metrics
+                    scenario_order=scenario_order, lead_ms=lead_ms).metrics
 
 
 def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
              max_scores: Mapping[EntityKey, float], *, normal_numbers: int, duration_days: float,
              events: int, events_per_s: float, model_version: str, min_level: str = "high",
-             scenario_order: Iterable[str] = ()) -> Evaluation:
+             scenario_order: Iterable[str] = (), lead_ms: int = PRE_START_LEAD_MS) -> Evaluation:
     """Metrics plus the details the report plots."""
     truth = list(truth)
     # scenario -> entity -> earliest start
@@ -133,14 +144,17 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
     order = [s for s in scenario_order if s in starts] + sorted(s for s in starts if s not in set(scenario_order))
     scenarios: dict[str, dict[str, object]] = {}
     ttd_by_scenario: dict[str, list[float]] = {}
+    early_by_scenario: dict[str, int] = {}
     detected_all: set[EntityKey] = set()
     for name in order:
         per = starts[name]
         ttds: list[float] = []
+        early = 0
         for key, start in per.items():
-            first = next((t for t in qualifying.get(key, []) if t >= start), None)
+            first = next((t for t in qualifying.get(key, []) if t >= start - lead_ms), None)
             if first is not None:
-                ttds.append((first - start) / 1000.0)
+                ttds.append(max(0, first - start) / 1000.0)
+                early += first < start
                 detected_all.add(key)
         detected = len(ttds)
         ttd_by_scenario[name] = ttds
@@ -154,6 +168,7 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
             "ttd_median_s": _percentile(ttds, 50),
             "ttd_p90_s": _percentile(ttds, 90),
         }
+        early_by_scenario[name] = early
     roc_auc, pr_auc = _aucs(truth_keys, max_scores)
     days = max(duration_days, 1 / 24)
     overall = {
@@ -171,4 +186,4 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
         "scenarios": scenarios,
         "overall": overall,
     }
-    return Evaluation(metrics, ttd_by_scenario, detected_all, false_alarms)
+    return Evaluation(metrics, ttd_by_scenario, detected_all, false_alarms, early_by_scenario)

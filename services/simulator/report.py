@@ -147,8 +147,10 @@ def write_report(out_dir: Path, evaluation: Evaluation, *, truth: list[TruthEnti
     overall = m["overall"]
     assert isinstance(scenarios, dict) and isinstance(overall, dict)
     cols = ("entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s")
+    early = evaluation.detected_before_start
     rows = "".join(
-        "<tr><td>" + html.escape(name) + "</td>" + "".join(f"<td>{_fmt(vals[c])}</td>" for c in cols) + "</tr>"
+        "<tr><td>" + html.escape(name) + "</td>" + "".join(f"<td>{_fmt(vals[c])}</td>" for c in cols)
+        + f"<td>{early.get(name, 0)}</td></tr>"
         for name, vals in scenarios.items())
     overall_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in overall.items())
     rejected = ", ".join(f"{k}: {v}" for k, v in sorted(info.rejected.items())) or "none"
@@ -170,11 +172,12 @@ img {{ max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }}
 </style></head><body>
 <h1>fraudradar backtest</h1>
 <p>Entity-level detection: an entity counts as detected at its first alert at or above
-<b>{html.escape(info.min_level)}</b> after its scenario started (event time). Definitions:
-docs/backtest.md.</p>
+<b>{html.escape(info.min_level)}</b> after its scenario started (event time), or with time to
+detect 0 when an alert flagged it within the alert cooldown before its first act (column
+"flagged before start"). Definitions: docs/backtest.md.</p>
 <h2>Overall</h2><table>{overall_rows}</table>
 <h2>Per scenario</h2>
-<table><tr><th>scenario</th>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{rows}</table>
+<table><tr><th>scenario</th>{''.join(f'<th>{c}</th>' for c in cols)}<th>flagged before start</th></tr>{rows}</table>
 <h2>Score distributions</h2><img src="scores.png" alt="score distributions">
 <h2>Time to detect</h2><img src="ttd.png" alt="time to detect per scenario">
 <h2>Alerts over time</h2><img src="alerts_over_time.png" alt="alerts over time">

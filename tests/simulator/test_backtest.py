@@ -77,3 +77,17 @@ def test_cli_with_the_real_scorer(sim_dir: Path, tmp_path: Path) -> None:
     assert metrics["model_version"]
     for name in ("report.html", "alerts.jsonl", "scores.png", "ttd.png", "alerts_over_time.png", "pr_curve.png"):
         assert (out / name).exists()
+
+
+def test_the_pre_start_lead_is_the_scorers_alert_cooldown(tmp_path: Path) -> None:
+    from services.simulator.backtest import _alert_cooldown_ms, default_engine
+    from services.simulator.metrics import PRE_START_LEAD_MS
+
+    pseudo = backtest_pseudonymizer()
+    assert _alert_cooldown_ms(default_engine(pseudo, None)) == 24 * 3_600_000 == PRE_START_LEAD_MS
+    policy = tmp_path / "policy.yaml"
+    packaged = (Path(__file__).resolve().parents[2] / "services/scorer/policy.yaml").read_text()
+    assert "  cooldown: 24h " in packaged
+    policy.write_text(packaged.replace("  cooldown: 24h ", "  cooldown: 6h "))
+    assert _alert_cooldown_ms(default_engine(pseudo, policy)) == 6 * 3_600_000
+    assert _alert_cooldown_ms(RuleEngine(pseudo)) == PRE_START_LEAD_MS    # an engine without a policy

@@ -25,7 +25,7 @@ def _case() -> dict[str, Any]:
         AlertPoint("number", "n1", "high", 1 * H + 600_000),      # ttd 600 s
         AlertPoint("number", "n1", "critical", 1 * H + 900_000),  # later: no effect
         AlertPoint("device", "d1", "critical", 1 * H + 1_800_000),  # ttd 1800 s
-        AlertPoint("number", "w1", "high", 2 * H - 1000),         # before the start: neither hit nor false alarm
+        AlertPoint("number", "w1", "high", 2 * H - 1000),         # before the start, inside the lead: ttd 0
         AlertPoint("number", "x1", "high", 5 * H),                # false alarm (number)
         AlertPoint("number", "x2", "low", 5 * H),                 # below threshold
         AlertPoint("device", "y1", "high", 5 * H),                # false alarm (device)
@@ -51,12 +51,12 @@ def test_hand_made_case() -> None:
     assert farm["ttd_median_s"] == pytest.approx(1200.0)
     assert farm["ttd_p90_s"] == pytest.approx(600 + 0.9 * 1200)
     wangiri = m["scenarios"]["wangiri"]  # type: ignore[index]
-    assert wangiri == {"entities": 1, "detected": 0, "recall": 0.0, "precision": 0.0, "ttd_median_s": None,
-                       "ttd_p90_s": None}
+    assert wangiri == {"entities": 1, "detected": 1, "recall": 1.0, "precision": 1 / 2, "ttd_median_s": 0.0,
+                       "ttd_p90_s": 0.0}
     overall = m["overall"]
     assert list(overall) == ["precision", "recall", "false_alarms_per_100k_per_day", "roc_auc", "pr_auc"]  # type: ignore[arg-type]
-    assert overall["precision"] == pytest.approx(2 / 4)  # type: ignore[index]
-    assert overall["recall"] == pytest.approx(2 / 4)  # type: ignore[index]
+    assert overall["precision"] == pytest.approx(3 / 5)  # type: ignore[index]
+    assert overall["recall"] == pytest.approx(3 / 4)  # type: ignore[index]
     # 2 false alarms / 1000 normal numbers * 100k / 0.5 day
     assert overall["false_alarms_per_100k_per_day"] == pytest.approx(400.0)  # type: ignore[index]
     # ranking: fraud {95, 90, 60, 40} vs normal {80, 70, 30, 10, 5}
@@ -66,6 +66,32 @@ def test_hand_made_case() -> None:
     ap = (1 / 1 + 2 / 2 + 3 / 5 + 4 / 6) / 4
     assert overall["pr_auc"] == pytest.approx(ap)  # type: ignore[index]
     assert m["events"] == 1234 and m["model_version"] == "v1"
+
+
+def test_an_entity_flagged_within_the_cooldown_before_its_start_is_detected_with_ttd_0() -> None:
+    # a farm SIM whose modem was flagged at the SIM activations 90 min before this SIM's first
+    # act: the scorer raises no second alert in that episode, so the SIM counts as detected with
+    # time to detect 0; an alert more than the lead before the start stays ignored (a SIM-swap
+    # victim's normal past)
+    truth = [TruthEntity("slow_low_farm", "number", "s1", 2 * H, 6 * H),
+             TruthEntity("slow_low_farm", "number", "s2", 2 * H, 6 * H),
+             TruthEntity("sim_swap_takeover", "number", "v1", 30 * H, 32 * H)]
+    alerts = [AlertPoint("number", "s1", "high", 2 * H - 90 * 60_000),
+              AlertPoint("number", "s1", "high", 5 * H),
+              AlertPoint("number", "s2", "high", 2 * H + 300_000),
+              AlertPoint("number", "v1", "high", 30 * H - 25 * H)]
+    ev = evaluate(truth, alerts, {}, normal_numbers=100, duration_days=1.5, events=1, events_per_s=1.0,
+                  model_version="v1")
+    farm = ev.metrics["scenarios"]["slow_low_farm"]  # type: ignore[index]
+    assert farm["detected"] == 2 and sorted(ev.ttd_s["slow_low_farm"]) == [0.0, 300.0]
+    assert ev.detected_before_start == {"slow_low_farm": 1, "sim_swap_takeover": 0}
+    swap = ev.metrics["scenarios"]["sim_swap_takeover"]  # type: ignore[index]
+    assert swap["detected"] == 0 and ev.false_alarms == set()
+    assert list(farm) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s"]
+    # the lead is a parameter (the backtest passes the policy's cooldown); 0: only alerts from the start on
+    strict = evaluate(truth, alerts, {}, normal_numbers=100, duration_days=1.5, events=1, events_per_s=1.0,
+                      model_version="v1", lead_ms=0)
+    assert sorted(strict.ttd_s["slow_low_farm"]) == [300.0, 3 * 3600.0]
 
 
 def test_min_level_critical_changes_detection() -> None:
