@@ -53,6 +53,7 @@ from services.scorer.changelog import ChangelogReader, ChangelogWriter
 from services.scorer.exceptions import CheckpointError
 from services.scorer.policy import Policy
 from services.scorer.scoring import (
+    at_least,
     burst_reason,
     compile_matcher,
     evaluate_rules,
@@ -190,7 +191,7 @@ class ScoringEngine:
         self._learn_every = policy.models.learn_every
         self._growth = policy.models.rescore_growth
         self._rescore_after_s = policy.rescore_after_ms // 1000
-        self._min_activity = policy.models.min_activity
+        self._min_activity = at_least(policy.models.min_activity)   # decayed counts: rounding forgiven
         self._medium = policy.levels.medium
         self._modem_tacs = policy.modem_tacs
         self._matchers = {kind: compile_matcher(policy.rules.get(kind, [])) for kind in ("number", "device")}

@@ -37,10 +37,22 @@ def fuse(points: Iterable[float]) -> float:
     return 100.0 * (1.0 - keep)
 
 
+# Decayed counts are products of exponentials (features.py: forward decay), so one event "now"
+# can come out as 0.9999999999999999 (measured: ~23 % of single events): a condition
+# ``count >= 1`` would miss it. Conditions hold within this relative rounding slack; real decay
+# is far larger (an event 1 ms old in the 5 min window has decayed by 3.3e-6).
+ROUNDING_SLACK = 1e-9
+
+
+def at_least(threshold: float) -> float:
+    """The value a feature must reach for ``feature >= threshold`` to hold, rounding forgiven."""
+    return threshold - ROUNDING_SLACK * max(1.0, abs(threshold))
+
+
 def rule_points(rule: Rule, features: dict[str, float]) -> float:
     """0 unless every condition holds; then ``points`` growing to ``max_points`` at ``saturate`` x."""
     for feature, threshold in rule.when.items():
-        if features.get(feature, 0.0) < threshold:
+        if features.get(feature, 0.0) < at_least(threshold):
             return 0.0
     if rule.max_points <= rule.points:
         return rule.points
@@ -61,11 +73,13 @@ def compile_matcher(rules: list[Rule]) -> Callable[[dict[str, float]], list[int]
 
     Runs for every active entity's view, so it is a flat chain of comparisons instead of a loop
     over rules and conditions. Feature names go in as ``repr`` string literals and thresholds as
-    ``float`` literals, so nothing from the policy file is ever executed as code.
+    ``float`` literals (``at_least``: rounding forgiven), so nothing from the policy file is ever
+    executed as code.
     """
     lines = ["def match(f):", "    get = f.get", "    out = []"]
     for index, rule in enumerate(rules):
-        tests = " and ".join(f"get({name!r}, 0.0) >= {float(threshold)!r}" for name, threshold in rule.when.items())
+        tests = " and ".join(f"get({name!r}, 0.0) >= {at_least(float(threshold))!r}"
+                             for name, threshold in rule.when.items())
         lines.append(f"    if {tests}:")
         lines.append(f"        out.append({index})")
     lines.append("    return out")

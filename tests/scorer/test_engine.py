@@ -100,6 +100,22 @@ def test_sim_swap_then_otp_and_blast_alerts() -> None:
     assert alerts[0].raised_at.startswith("2026-09-21") and "RECENT_SIM_SWAP" in [r.code for r in alerts[0].reasons]
 
 
+def test_the_first_link_sms_to_a_stranger_after_a_swap_alerts_at_any_event_time() -> None:
+    # one SMS makes counts of exactly 1 only up to rounding (forward decay): at ~1 event time in 4
+    # the rule's "url_sms_1h >= 1" used to miss it, and the takeover was flagged at a later SMS
+    missed = []
+    for k in range(40):
+        eng = engine()
+        me = pid(f"victim{k}")
+        t = T0 + k * 7_919_113          # spread over ~3.7 days of event times
+        eng.process(sim_change(me, t, "swap", device=pid(f"new-phone{k}")))
+        # the counters' base time is the swap: the SMS's weight depends on its delay after it
+        out = eng.process(sms_out(me, pid(f"stranger{k}"), t + 2 * MIN + k * 4_111, url=True))
+        if not (out.alerts and out.alerts[0].reasons[0].code == "SIM_SWAP_THEN_SPREAD"):
+            missed.append(k)
+    assert missed == []
+
+
 def test_flags_expire_and_idle_entities_are_forgotten() -> None:
     eng = engine()
     farm, bystander = pid("farm3"), pid("bystander")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from services.scorer.policy import Rule
@@ -26,3 +27,16 @@ def test_hostile_feature_names_are_data() -> None:
     match = compile_matcher([rule])
     assert match({}) == []
     assert match({"x'), __import__('os').system('false'), ('": 2.0}) == [0]
+
+
+def test_a_single_event_meets_a_threshold_of_one_despite_rounding() -> None:
+    # forward-decayed counts are exp(gap/tau) * exp(-gap/tau): one event "now" is often 1 - 1 ulp
+    one_event = next(v for v in (math.exp(g / 3.6e6) * math.exp(-g / 3.6e6) for g in range(1, 10_000, 7)) if v < 1.0)
+    assert one_event < 1.0
+    rule = Rule(code="FIRST_LINK", label="x", points=62, max_points=75, when={"url_sms_1h": 1, "new_recipients_1h": 1})
+    match = compile_matcher([rule])
+    features = {"url_sms_1h": one_event, "new_recipients_1h": one_event}
+    assert match(features) == [0] and rule_points(rule, features) == 62
+    # real decay is not forgiven: an event 1 ms old in the 5 min window is 3.3e-6 short of 1
+    decayed = {"url_sms_1h": math.exp(-1 / 300_000), "new_recipients_1h": 1.0}
+    assert match(decayed) == [] and rule_points(rule, decayed) == 0.0
