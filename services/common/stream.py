@@ -151,12 +151,17 @@ class OutputSink:
         self.sent = 0
 
     def send(self, topic: str, key: bytes | None, value: bytes | None,
-             headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
-        """Produce one record; with a key and no partition, Kafka's default partitioner (cached)."""
+             headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> Any:
+        """Produce one record; with a key and no partition, Kafka's default partitioner (cached).
+
+        Returns the producer's future (after ``flush_and_check``: done, its value the record's
+        metadata, e.g. the offset it got)."""
         if partition is None and key is not None:
             partition = murmur2_partition(key, self.partitions(topic))
-        self._futures.append(self._producer.send(topic, key=key, value=value, headers=headers, partition=partition))
+        future = self._producer.send(topic, key=key, value=value, headers=headers, partition=partition)
+        self._futures.append(future)
         self.sent += 1
+        return future
 
     def partitions(self, topic: str) -> int:
         """Partition count of ``topic`` (cached; blocks on metadata the first time)."""

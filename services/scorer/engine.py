@@ -170,6 +170,7 @@ class ScoringEngine:
         self.next_sweep_ms = 0
         self.feedback_offset = 0          # next feedback-topic offset this engine has not applied
         self.next_offsets: dict[str, int] = {}   # source topic -> next offset (service bookkeeping)
+        self.changelog_end: int | None = None    # end of its scorer-state partition after its last write (service)
         self.counters: dict[str, int] = {"views": 0, "skipped": 0, "scored": 0, "learned": 0,
                                          "feedback": 0, "feedback_unmatched": 0, "forgotten": 0, "links": 0}
         # checkpoints are signed with a key derived from the pseudonym key: a forged changelog

@@ -17,5 +17,8 @@ ALERTS = Counter("fraudradar_alerts_total", "Alerts raised (reason = first reaso
 LINKS = Counter("fraudradar_scorer_links_total",
                 "Device -> number links (direction: sent by a flagged device's scorer, applied by the number's)",
                 ["direction"])
+ENGINES_KEPT = Counter("fraudradar_scorer_engines_kept_total",
+                       "Partitions kept through a rebalance without a restore (the group's committed offsets "
+                       "were where the engine stood)")
 RESTORE_SECONDS = Gauge("fraudradar_scorer_restore_seconds", "Duration of the last state restore")
 RESTORING = Gauge("fraudradar_scorer_restoring", "1 while partitions are being restored")

@@ -17,10 +17,16 @@ The commit path (the shared ``StreamRunner`` plus one step, numbered as in the r
 Restore: the first record of a partition this process has no (valid) engine for triggers a
 synchronous replay of ``scorer-state[p]`` on this thread, before any of ``p``'s records are
 processed (the consumer's IO thread keeps heartbeating; rebalance listeners only record what
-changed, per kafka-python 3.x's rules). Every entity record carries the source position
-(offset and index inside a view bundle) it applied, so views replayed after a crash are skipped,
-not double counted: outputs are idempotent
-(deterministic ``alert_id``, compacted ``risk``), state updates exactly-once per entity.
+changed, per kafka-python 3.x's rules). An engine kept through a rebalance stays valid when
+nobody else wrote ``scorer-state[p]`` since its own last write and the group's committed
+offsets of partition ``p`` of all three input topics are at or behind where the engine stands
+(``next_offsets``, seeded at a restore with the committed offsets): then no other replica
+made progress on ``p`` meanwhile, and what is redelivered are replays the engine skips
+(``_current``).
+
+Every entity record carries the source position (offset and index inside a view bundle) it
+applied, so views replayed after a crash are skipped, not double counted: outputs are
+idempotent (deterministic ``alert_id``, compacted ``risk``), state updates exactly-once per entity.
 
 Feedback: every replica reads all of ``fraudradar.feedback`` (no group) and hands a report to
 the local engine owning the entity's partition; the engine's checkpoint records the feedback
@@ -111,6 +117,11 @@ class ScorerProcessor:
         self._n_partitions: int | None = None
         self.model_version = ScoringEngine(policy, pseudonymizer, settings.seed).model_version
         self._views_counter = {kind: metrics.VIEWS.labels(kind) for kind in ("number", "device")}
+        self.input_topics = [settings.topic(name) for name in topics.SCORER_INPUTS]
+        # the group's committed offsets (set by the runner: its consumer's ``committed``); None
+        # until then, and an engine kept through a rebalance is then always restored
+        self.committed: Callable[[TopicPartition], int | None] | None = None
+        self._changelog_written: dict[int, Any] = {}   # partition -> future of its last changelog record
 
     # -- rebalance callbacks: IO thread, record only -----------------------------------------------
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
@@ -212,11 +223,61 @@ class ScorerProcessor:
     def _engine_for(self, record: Record, engine: ScoringEngine | None) -> ScoringEngine:
         """The engine of ``record``'s partition, restored from the changelog unless ours is current."""
         partition = record.partition
-        if engine is not None and engine.next_offsets.get(record.topic) == record.offset:
+        if engine is not None and self._current(engine, record):
+            metrics.ENGINES_KEPT.inc()
             return engine                        # nobody else processed this partition meanwhile
         engine = self.restore(partition)
         self.engines[partition] = engine
         return engine
+
+    def _current(self, engine: ScoringEngine, record: Record) -> bool:
+        """Is ``engine`` still valid for its partition after a rebalance?
+
+        Yes when no other replica wrote the partition's changelog since this engine's last
+        write (its end offset is where that write left it: two writers' delta sequences and
+        snapshot generations must never interleave) and none committed progress on any of the
+        partition's input topics past where this engine stands: every committed offset is at or
+        behind the engine's next offset on that topic (or nothing was ever committed there).
+        Records between the committed offset and the engine's position are then replays of what
+        the engine already applied — views are skipped by the per-entity source position, links
+        are idempotent — and their outputs were flushed before. (Until 2026-11-29 only the first
+        record was compared with the engine's next offset, so almost every rebalance restored —
+        the group restarts from its last commit, behind the engine — and a replica that
+        meanwhile processed and committed only another topic, say links, went unnoticed.)
+        """
+        if engine.changelog_end is None or self._changelog_end(record.partition) != engine.changelog_end:
+            return False                         # another writer (a replica that owned it) or unknown
+        committed = self._committed_offsets(record.partition)
+        if committed is None:
+            return False                         # unknown: restore (always correct)
+        for topic, offset in committed.items():
+            position = engine.next_offsets.get(topic)
+            if offset is not None and (position is None or offset > position):
+                return False
+        position = engine.next_offsets.get(record.topic)
+        return position is None or record.offset <= position
+
+    def _changelog_end(self, partition: int) -> int | None:
+        """End offset of ``scorer-state[partition]`` (None when it cannot be read)."""
+        tp = TopicPartition(self.state_topic, partition)
+        try:
+            return int(self._restore_client().end_offsets([tp])[tp])
+        except Exception as exc:   # any client error means "unknown"; a restore is always safe
+            log.warning("changelog end unavailable; restoring", extra={"partition": partition,
+                                                                        "error": type(exc).__name__})
+            return None
+
+    def _committed_offsets(self, partition: int) -> dict[str, int | None] | None:
+        """The group's committed offset of ``partition`` of each input topic (None: never
+        committed); None when they cannot be read (no runner, coordinator unavailable)."""
+        if self.committed is None:
+            return None
+        try:
+            return {topic: self.committed(TopicPartition(topic, partition)) for topic in self.input_topics}
+        except Exception as exc:   # any client error means "unknown"; a restore is always safe
+            log.warning("committed offsets unavailable; restoring", extra={"partition": partition,
+                                                                            "error": type(exc).__name__})
+            return None
 
     def restore(self, partition: int) -> ScoringEngine:
         """Replay ``scorer-state[partition]`` into a fresh engine (blocking, this thread)."""
@@ -241,6 +302,7 @@ class ScorerProcessor:
                     else:
                         engine.apply_changelog(rec.key, rec.value)
         entries = engine.finish_restore()
+        engine.changelog_end = end
         if models_blob is not None:
             try:
                 if not engine.restore_checkpoint(models_blob):
@@ -248,6 +310,11 @@ class ScorerProcessor:
             except FraudradarError:
                 log.exception("model checkpoint rejected; starting with fresh models", extra={"partition": partition})
         consumer.unsubscribe()
+        # where this engine starts on each input topic: the group's committed offsets (the
+        # restored state reflects at least them; replays of later records are no-ops)
+        for topic, offset in (self._committed_offsets(partition) or {}).items():
+            if offset is not None:
+                engine.next_offsets[topic] = offset
         if self._feedback_consumer is not None:
             self._rewind_feedback(engine.feedback_offset)
         elapsed = time.perf_counter() - started
@@ -318,17 +385,29 @@ class ScorerProcessor:
         entities: dict[str, int] = {"number": 0, "device": 0}
         state_bytes = 0
         for partition, engine in self.engines.items():
+            last = None
             for key, value in engine.changelog():
-                sink.send(state_topic, key, value, partition=partition)
+                last = sink.send(state_topic, key, value, partition=partition)
             if now - self._last_checkpoint.get(partition, 0.0) >= self.settings.checkpoint_interval_s:
-                sink.send(state_topic, MODELS_KEY, engine.checkpoint(), partition=partition)
+                last = sink.send(state_topic, MODELS_KEY, engine.checkpoint(), partition=partition)
                 self._last_checkpoint[partition] = now
+            if last is not None:
+                self._changelog_written[partition] = last
             for entity_type, n in engine.entities().items():
                 entities[entity_type] += n
             state_bytes += engine.state_bytes()
         for kind, count in entities.items():
             metrics.ENTITIES.labels(kind).set(count)
         metrics.STATE_BYTES.set(state_bytes)
+
+    def changelog_flushed(self) -> None:
+        """After the flush: each engine's changelog partition ends right after its last write
+        (unless another replica writes there too; ``_current`` checks that after a rebalance)."""
+        for partition, future in self._changelog_written.items():
+            engine = self.engines.get(partition)
+            if engine is not None:
+                engine.changelog_end = int(future.get(timeout=0).offset) + 1
+        self._changelog_written.clear()
 
     def close(self) -> None:
         for consumer in (self._restore_consumer, self._feedback_consumer):
@@ -343,6 +422,7 @@ class ScorerRunner(StreamRunner):
         processor: ScorerProcessor = self.processor  # type: ignore[assignment]
         processor.write_changelog(self.sink)
         self.sink.flush_and_check(self.config.flush_timeout_s)
+        processor.changelog_flushed()
 
 
 def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Health]:
@@ -361,6 +441,8 @@ def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Heal
     )
     health = Health()
     runner = ScorerRunner(settings, config, processor, health)  # type: ignore[arg-type]
+    consumer = runner.consumer
+    processor.committed = lambda tp: consumer.committed(tp, timeout_ms=10_000)
     return runner, processor, health
 
 
