@@ -54,6 +54,11 @@ def rule_points(rule: Rule, features: dict[str, float]) -> float:
     for feature, threshold in rule.when.items():
         if features.get(feature, 0.0) < at_least(threshold):
             return 0.0
+    return _held_points(rule, features)
+
+
+def _held_points(rule: Rule, features: dict[str, float]) -> float:
+    """The points of a rule whose conditions hold (checked by the caller)."""
     if rule.max_points <= rule.points:
         return rule.points
     feature, threshold = next(iter(rule.when.items()))
@@ -94,11 +99,12 @@ def evaluate_rules(rules: list[Rule], features: dict[str, float],
                    matched: list[int] | None = None) -> list[tuple[float, Reason]]:
     """Fired rules as (points, reason); rarity from the population tail when a model is warm.
 
-    ``matched``: indices from ``compile_matcher`` when the caller already has them.
+    ``matched``: indices from ``compile_matcher`` when the caller already has them (their
+    conditions are then not tested a second time).
     """
     fired: list[tuple[float, Reason]] = []
     for rule in (rules if matched is None else [rules[i] for i in matched]):
-        points = rule_points(rule, features)
+        points = rule_points(rule, features) if matched is None else _held_points(rule, features)
         if points <= 0.0:
             continue
         feature = rule.feature

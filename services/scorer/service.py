@@ -114,7 +114,6 @@ class ScorerProcessor:
         self._restore_consumer: Any = None
         self._feedback_consumer: Any = None
         self._feedback_next_poll = 0.0
-        self._n_partitions: int | None = None
         self.model_version = ScoringEngine(policy, pseudonymizer, settings.seed).model_version
         self._views_counter = {kind: metrics.VIEWS.labels(kind) for kind in ("number", "device")}
         self.input_topics = [settings.topic(name) for name in topics.SCORER_INPUTS]
@@ -141,7 +140,7 @@ class ScorerProcessor:
             suspect = set(self._suspect)
         for partition in [p for p in self.engines if p not in assigned and assigned]:
             del self.engines[partition]      # moved to another replica: its changelog is theirs now
-        self._poll_feedback()
+        self._poll_feedback(sink)
         numbers_topic = self.numbers_topic
         for record in records:
             partition = record.partition
@@ -180,7 +179,8 @@ class ScorerProcessor:
         link = _decoded(record, sink, decode_link, "INVALID_LINK")
         if link is None:
             return
-        if not link.broadcast and murmur2_partition(link.number.encode(), self._partitions()) != record.partition:
+        owner = murmur2_partition(link.number.encode(), sink.partitions(self.numbers_topic))
+        if not link.broadcast and owner != record.partition:
             log.warning("link on the wrong partition ignored", extra={"partition": record.partition})
         else:
             output = engine.apply_link(link)
@@ -205,12 +205,13 @@ class ScorerProcessor:
             if link.broadcast:
                 # a device's new episode: every partition links the numbers it has seen on it
                 value = encode(link)
-                for partition in range(self._partitions()):
+                for partition in range(sink.partitions(self.numbers_topic)):
                     sink.send(self.links_topic, link.device.encode(), value, partition=partition)
             else:
                 # to the number's partition (the views' partitioner), so the scorer owning the number applies it
                 key = link.number.encode()
-                sink.send(self.links_topic, key, encode(link), partition=murmur2_partition(key, self._partitions()))
+                sink.send(self.links_topic, key, encode(link),
+                          partition=murmur2_partition(key, sink.partitions(self.numbers_topic)))
             metrics.LINKS.labels("sent").inc()
         for alert in output.alerts:
             sink.send(self.alerts_topic, alert.alert_id.encode(), encode(alert),
@@ -260,24 +261,16 @@ class ScorerProcessor:
     def _changelog_end(self, partition: int) -> int | None:
         """End offset of ``scorer-state[partition]`` (None when it cannot be read)."""
         tp = TopicPartition(self.state_topic, partition)
-        try:
-            return int(self._restore_client().end_offsets([tp])[tp])
-        except Exception as exc:   # any client error means "unknown"; a restore is always safe
-            log.warning("changelog end unavailable; restoring", extra={"partition": partition,
-                                                                        "error": type(exc).__name__})
-            return None
+        return _or_unknown(lambda: int(self._restore_client().end_offsets([tp])[tp]), "changelog end", partition)
 
     def _committed_offsets(self, partition: int) -> dict[str, int | None] | None:
         """The group's committed offset of ``partition`` of each input topic (None: never
         committed); None when they cannot be read (no runner, coordinator unavailable)."""
-        if self.committed is None:
+        committed = self.committed
+        if committed is None:
             return None
-        try:
-            return {topic: self.committed(TopicPartition(topic, partition)) for topic in self.input_topics}
-        except Exception as exc:   # any client error means "unknown"; a restore is always safe
-            log.warning("committed offsets unavailable; restoring", extra={"partition": partition,
-                                                                            "error": type(exc).__name__})
-            return None
+        return _or_unknown(lambda: {topic: committed(TopicPartition(topic, partition)) for topic in self.input_topics},
+                           "committed offsets", partition)
 
     def restore(self, partition: int) -> ScoringEngine:
         """Replay ``scorer-state[partition]`` into a fresh engine (blocking, this thread)."""
@@ -336,16 +329,7 @@ class ScorerProcessor:
         return self._restore_consumer
 
     # -- feedback -----------------------------------------------------------------------------------
-    def _partitions(self) -> int:
-        """Partitions of the views topics (links and feedback are routed with the views' partitioner)."""
-        if self._n_partitions is None:
-            parts = self._restore_client().partitions_for_topic(self.numbers_topic)
-            if not parts:
-                raise FraudradarError(f"no partition metadata for {self.numbers_topic}")
-            self._n_partitions = len(parts)
-        return self._n_partitions
-
-    def _poll_feedback(self) -> None:
+    def _poll_feedback(self, sink: OutputSink) -> None:
         now = time.monotonic()
         if now < self._feedback_next_poll or not self.engines:
             return
@@ -357,7 +341,8 @@ class ScorerProcessor:
             consumer.assign([TopicPartition(self.feedback_topic, p) for p in sorted(parts)])
             self._feedback_consumer = consumer
             self._rewind_feedback(min(e.feedback_offset for e in self.engines.values()))
-        n_partitions = self._partitions()
+        # links and feedback are routed with the views' partitioner
+        n_partitions = sink.partitions(self.numbers_topic)
         for recs in self._feedback_consumer.poll(timeout_ms=0, max_records=5000).values():
             for rec in recs:
                 try:
@@ -455,6 +440,15 @@ def _decoded(record: Record, sink: OutputSink, decode: Callable[[bytes], T], rea
         return None
     sink.ok(record)
     return value
+
+
+def _or_unknown(read: Callable[[], T], what: str, partition: int) -> T | None:
+    """``read()``, or None when the client fails: "unknown" makes the caller restore, which is always safe."""
+    try:
+        return read()
+    except Exception as exc:
+        log.warning(f"{what} unavailable; restoring", extra={"partition": partition, "error": type(exc).__name__})
+        return None
 
 
 def _range_assignor() -> Any:

@@ -73,10 +73,11 @@ class StateStore:
         self.numbers = EntityTable("number", NUMBER)
         self.devices = EntityTable("device", DEVICE)
         self.flagged = EntityTable("flagged", FLAGGED)
-        self._by_prefix = {b"n": self.numbers, b"d": self.devices, b"f": self.flagged}
+        self._by_kind = {table.entity_type: table for table in self.tables()}
+        self._by_prefix = {CHANGELOG_PREFIX[kind]: table for kind, table in self._by_kind.items()}
 
     def table(self, entity_type: TableKind) -> EntityTable:
-        return {"number": self.numbers, "device": self.devices, "flagged": self.flagged}[entity_type]
+        return self._by_kind[entity_type]
 
     def tables(self) -> tuple[EntityTable, EntityTable, EntityTable]:
         return self.numbers, self.devices, self.flagged

@@ -20,7 +20,9 @@ from services.common import topics
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Link, View, encode
 from services.common.topics import ensure_topics
+from services.scorer import features as F
 from services.scorer.service import ScorerProcessor, ScorerRunner, ScorerSettings, build
+from services.scorer.store import entity_key
 from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.scorer.helpers import pid, sms_out
 
@@ -121,7 +123,7 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
         # committed links (2) are past this engine's position on links (1): restore
         b.runner.consumer.commit({TopicPartition(prefix + topics.LINKS, 0): OffsetAndMetadata(2, "", -1)})
         a.rebalance()
-        a.process([numbers[8]])
+        a.process(numbers[5:9])               # the group restarts from the commit (5)
         second = a.processor.engines[0]
         assert second is not first
 
@@ -142,6 +144,8 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
         # the restored engine holds what the changelog holds: the entity after view 9 (B's write),
         # and view 10 applied on top of it once
         assert third.counters["views"] == 1 and third.counters["skipped"] == 0
+        record = third.store.numbers.records[entity_key(me)]
+        assert third.store.numbers.layout.unpack(record)[F.N_VIEWS] == 11     # views 0-10, each once
     finally:
         a.close()
         b.close()
