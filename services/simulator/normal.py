@@ -379,7 +379,12 @@ def identity_changes(world: World, tl: Timeline, pop: Population, rng: np.random
         elif change == "swap":
             mccmnc = world.imsis[imsi][:5]
             imsi = sim_imsi = int(world.new_imsis([mccmnc])[0])
-            scene.changes.append(Change(line, t, imsi=imsi))
+            if rng.random() < LOST_PHONE_SHARE:  # lost, stolen or broken: a new SIM in a new phone
+                # (the swap record names the SIM only, as in a takeover; the phone shows in later traffic)
+                imei = int(world.new_devices(1, catalog.PHONE_TACS)[0])
+                scene.changes.append(Change(line, t, imei=imei, imsi=imsi))
+            else:
+                scene.changes.append(Change(line, t, imsi=imsi))
         elif change == "activation":
             sim_imsi, sim_imei = imsi, imei
             scene.silence_before.append((line, t))
@@ -392,6 +397,36 @@ def identity_changes(world: World, tl: Timeline, pop: Population, rng: np.random
             rows[key].append(value)
     n = len(rows["t"])
     scene.batches.append(batch(n, kind=SIM, mo=True, **{k: np.asarray(v) for k, v in rows.items()}))
+    scene.extend(_reenrolment_codes(world, tl, rows, rng))
+    return scene
+
+
+LOST_PHONE_SHARE = 0.4        # innocent SIM swaps that come with a new phone (the hard negative of a takeover)
+REENROL_SHARE = 0.6           # ... after which the owner re-activates banking apps and DigiD: one-time codes
+
+
+def _reenrolment_codes(world: World, tl: Timeline, rows: dict[str, list[int]],
+                       rng: np.random.Generator) -> Scene:
+    """One-time codes that reach an innocent new SIM or phone in the first hours (apps re-activated).
+
+    The same signal a SIM-swap fraudster produces minutes after the swap: a detector must not
+    alert on "swap, new phone, bank codes" alone.
+    """
+    senders = np.asarray([world.add_number(s) for s in catalog.A2P_OTP_SENDERS], np.int32)
+    change = np.asarray(rows["change"])
+    new_sim_or_phone = np.isin(change, [CHANGE_CODE["swap"], CHANGE_CODE["device_change"]])
+    chosen = np.flatnonzero(new_sim_or_phone & (rng.random(len(change)) < REENROL_SHARE))
+    counts = rng.integers(1, 4, len(chosen))
+    idx = np.repeat(chosen, counts)
+    n = len(idx)
+    t = np.asarray(rows["t"], np.int64)[idx] + rng.integers(2 * 60_000, 120 * 60_000, n)
+    keep = t < tl.end_ms
+    idx, t, n = idx[keep], t[keep], int(keep.sum())
+    line = np.asarray(rows["line"], np.int32)[idx]
+    scene = Scene()
+    scene.batches.append(batch(n, t=t, kind=SMS, a=senders[rng.integers(0, len(senders), n)],
+                               b=world.line_number[line], mo=False, line=line, url=np.zeros(n, np.bool_),
+                               chars=rng.integers(40, 90, n), segments=1))
     return scene
 
 

@@ -252,3 +252,34 @@ def test_hard_negatives_present(run: dict[str, Any]) -> None:
     sms_pairs = Counter((_e164(e["a_number"]), _e164(e["b_number"])) for e in events
                         if e["type"] == "sms" and e["direction"] == "mo")
     assert max(sms_pairs.values()) >= 10
+
+
+# --- hard negatives ------------------------------------------------------------------------------
+
+def test_innocent_swaps_include_a_new_phone_and_bank_codes_like_a_takeover() -> None:
+    """The takeover's signature (swap, a new phone, one-time codes) also happens to honest people."""
+    import numpy as np
+
+    from services.simulator.normal import LOST_PHONE_SHARE, REENROL_SHARE, build_population, identity_changes
+    from services.simulator.timeline import HOUR_MS, Timeline, parse_start
+    from services.simulator.world import CHANGE_CODE, SMS, World
+
+    world = World(np.random.default_rng(5))
+    world.build_cells(40)
+    pop = build_population(world, 5000, np.random.default_rng(6))
+    tl = Timeline(parse_start("2025-03-04T00:00:00+01:00"), 30 * 24 * HOUR_MS)
+    scene = identity_changes(world, tl, pop, np.random.default_rng(7))
+    sims = [b for b in scene.batches if (b.change >= 0).all()][0]
+    swaps = {int(line): int(t) for line, t, c in zip(sims.line, sims.t, sims.change, strict=True)
+             if c == CHANGE_CODE["swap"]}
+    assert len(swaps) > 100
+    assert (sims.sim_imei[sims.change == CHANGE_CODE["swap"]] == -1).all(), "a swap record names no phone"
+    with_phone = {c.line for c in scene.changes if c.line in swaps and c.imei >= 0 and c.imsi >= 0}
+    assert abs(len(with_phone) / len(swaps) - LOST_PHONE_SHARE) < 0.12
+    otp_senders = {world.add_number(s) for s in catalog.A2P_OTP_SENDERS}
+    codes = [b for b in scene.batches if b.kind[0] == SMS][0]
+    assert set(codes.a.tolist()) <= otp_senders and not codes.mo.any() and not codes.url.any()
+    reached = {int(line) for line, t in zip(codes.line, codes.t, strict=True)
+               if int(line) in swaps and 0 < int(t) - swaps[int(line)] <= 2 * HOUR_MS}
+    assert abs(len(reached) / len(swaps) - REENROL_SHARE) < 0.12
+    assert reached & with_phone, "some honest people get bank codes on a new SIM in a new phone"
