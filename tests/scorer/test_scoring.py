@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 
 from services.scorer.policy import Rule
 from services.scorer.scoring import compile_matcher, rule_points
@@ -40,3 +41,13 @@ def test_a_single_event_meets_a_threshold_of_one_despite_rounding() -> None:
     # real decay is not forgiven: an event 1 ms old in the 5 min window is 3.3e-6 short of 1
     decayed = {"url_sms_1h": math.exp(-1 / 300_000), "new_recipients_1h": 1.0}
     assert match(decayed) == [] and rule_points(rule, decayed) == 0.0
+
+
+def test_a_share_of_float32_stored_counts_meets_its_threshold() -> None:
+    # counters live as float32 between views: 1 of 2 SMS with a link, read back, is 5e-9 short of 1/4
+    f32 = struct.unpack("<ff", struct.pack("<ff", math.exp(120_000 / 3.6e6), 0.0))[0]
+    sms = f32 * math.exp(-120_000 / 3.6e6) + 1.0
+    share = 1.0 / (sms + 2.0)
+    assert share < 0.25
+    rule = Rule(code="SHARE", label="x", points=62, max_points=75, when={"url_share_1h": 0.25})
+    assert compile_matcher([rule])({"url_share_1h": share}) == [0] and rule_points(rule, {"url_share_1h": share}) == 62
