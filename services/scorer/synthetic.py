@@ -146,7 +146,9 @@ class Generator:
         device: str | None = None,
         imsi: str | None = None,
         cell: str | None = None,
+        on_net: bool = True,
     ) -> list[View]:
+        """``on_net=False``: a caller no reporting operator has as its subscriber (ingest marks its view)."""
         meta = CallMeta(duration_s=duration, answered=answered)
         views = [
             self._view(
@@ -162,6 +164,7 @@ class Generator:
                 device=device,
                 imsi=imsi,
                 cell=cell,
+                subscriber=on_net,
             ),
             self._view(
                 "number", dst, "in", "call", t_ms, peer=src, peer_kind="e164", number_kind="e164", call=meta
@@ -308,7 +311,7 @@ class Generator:
         self._mark(out, "number", caller, "wangiri", start)
         t = start
         for _ in range(int(150 * strength)):
-            out.views.extend(self.call(caller, rng.choice(victims), t, duration=0.0, answered=False))
+            out.views.extend(self.call(caller, rng.choice(victims), t, duration=0.0, answered=False, on_net=False))
             t += int(rng.uniform(2, 10) * 1000)
 
     def _spoofed_bank_caller(

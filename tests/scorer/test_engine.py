@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from services.common.identifiers import normalise_number
@@ -110,10 +111,23 @@ def test_the_first_link_sms_to_a_stranger_after_a_swap_alerts_at_any_event_time(
         t = T0 + k * 7_919_113          # spread over ~3.7 days of event times
         eng.process(sim_change(me, t, "swap", device=pid(f"new-phone{k}")))
         # the counters' base time is the swap: the SMS's weight depends on its delay after it
+        eng.process(sms_out(me, pid(f"contact{k}"), t + 2 * MIN))
         out = eng.process(sms_out(me, pid(f"stranger{k}"), t + 2 * MIN + k * 4_111, url=True))
         if not (out.alerts and out.alerts[0].reasons[0].code == "SIM_SWAP_THEN_SPREAD"):
             missed.append(k)
     assert missed == []
+
+
+def test_one_link_sms_after_a_swap_is_not_a_spread() -> None:
+    """An honest swapper whose first SMS on the new SIM carries a link: medium risk, no alert."""
+    eng = engine()
+    me = pid("honest-swapper")
+    eng.process(sim_change(me, T0, "swap"))
+    out = eng.process(sms_out(me, pid("a-new-friend"), T0 + 30 * MIN, url=True))
+    assert not out.alerts and out.score < 70
+    # a second SMS within the hour, and it is one
+    out = eng.process(sms_out(me, pid("another-stranger"), T0 + 40 * MIN, url=True))
+    assert out.alerts and out.alerts[0].reasons[0].code == "SIM_SWAP_THEN_SPREAD"
 
 
 def test_flags_expire_and_idle_entities_are_forgotten() -> None:
@@ -193,3 +207,35 @@ def test_state_is_compact_per_entity() -> None:
     per_entity = eng.state_bytes() / sum(eng.entities().values())
     assert per_entity < 512
     assert F.NUMBER.size < 400
+
+
+def test_wangiri_is_unanswered_calls_from_outside_not_an_agents_unlucky_morning() -> None:
+    # six unanswered calls to strangers within minutes: from a number abroad (reported only by the
+    # recipients' operators) it is wangiri; from a reporting operator's own subscriber it is not
+    def calls(caller: str, on_net: bool) -> list[View]:
+        return [msgspec.structs.replace(call_out(caller, pid(f"{caller}-callee{i}"), T0 + i * 30_000, duration=0.0,
+                                                 answered=False), subscriber=on_net) for i in range(6)]
+
+    abroad = [a for o in run(engine(), calls(pid("premium-abroad"), on_net=False)) for a in o.alerts]
+    assert len(abroad) == 1 and abroad[0].reasons[0].code == "WANGIRI_CALLS"
+    agent = run(engine(), calls(pid("call-centre-agent"), on_net=True))
+    assert not [a for o in agent for a in o.alerts]
+    assert "WANGIRI_CALLS" not in {r.code for o in agent if o.risk for r in o.risk.reasons}
+    # a business landline (off-net too) whose customers call it as often as it calls them
+    office = pid("office-landline")
+    inbound = [msgspec.structs.replace(call_out(pid(f"customer{i}"), office, T0 - 60 * MIN + i * 5 * MIN), role="in",
+                                       entity=office, peer=pid(f"customer{i}"), subscriber=False) for i in range(6)]
+    landline = run(engine(), [*inbound, *calls(office, on_net=False)])
+    assert not [a for o in landline for a in o.alerts]
+
+
+def test_slow_link_spread_judges_the_link_share_not_a_lucky_first_hour() -> None:
+    """A business (15 % links) that sent 5 links in its first 9 SMS by chance vs a farm SIM (6 of 8)."""
+    def texts(sender: str, links: list[bool]) -> list[View]:
+        return [sms_out(sender, pid(f"{sender}-to{i}"), T0 + i * 5 * MIN, url=url) for i, url in enumerate(links)]
+
+    business = run(engine(), texts(pid("dentist"), [True, False, True, True, False, False, True, False, True]))
+    assert not [a for o in business for a in o.alerts]
+    farm = [a for o in run(engine(), texts(pid("farm-sim"), [True, True, False, True, True, False, True, True]))
+            for a in o.alerts]
+    assert len(farm) == 1 and farm[0].reasons[0].code == "SLOW_LINK_SPREAD"

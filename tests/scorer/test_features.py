@@ -109,3 +109,11 @@ def test_record_round_trip_is_compact() -> None:
     packed = F.NUMBER.pack(values)
     assert F.NUMBER.unpack(packed) == pytest.approx(values)
     assert len(packed) < 400 and F.DEVICE.size < 400
+
+
+def test_the_link_share_lower_bound_needs_evidence() -> None:
+    bound = F._share_lower_bound
+    assert bound(0.0, 0.0) == 0.0 and bound(0.0, 5.0) == 0.0
+    assert bound(5, 9) < 0.3 < bound(6, 8)            # a lucky business hour vs a farm SIM
+    assert bound(15, 100) < 0.15 < bound(60, 100)     # converges on the share with volume
+    assert bound(1000, 1000) > 0.99 and bound(1, 1) < 0.25

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from services.common.records import Link
+from services.common.records import Link, SmsMeta, View
 from services.scorer import features as F
 from services.scorer.engine import EngineOutput, ScoringEngine
 from services.scorer.policy import Policy
@@ -181,3 +181,34 @@ def test_the_remembered_device_survives_a_restore_and_expires() -> None:
     restored.process(sms_out(pid("clock"), pid("w"), T0 + 4 * 24 * 60 * MIN))
     assert not restored.process(much_later).alerts
     assert not restored.store.flagged.records
+
+
+def _two_sim_phone(device: str, numbers: list[str], peers: list[str], url_every: int) -> list[View]:
+    """One phone, its SIMs taking turns: an SMS every 10 minutes to ``peers`` in turn."""
+    return [msgspec.structs.replace(
+        device_view(device, numbers[i % len(numbers)], pid(f"imsi{numbers[i % len(numbers)]}"), T0 + i * 10 * MIN,
+                    peers[i % len(peers)]),
+        sms=SmsMeta(has_url=i % url_every == 0)) for i in range(24)]
+
+
+def test_a_phone_spreading_links_from_two_numbers_is_flagged_and_links_both() -> None:
+    """A slow farm on a two-SIM phone: no SIM hopping, each number's own traffic still small."""
+    eng = engine()
+    device, sims = pid("slow-farm-phone"), [pid("slow-a"), pid("slow-b")]
+    outs = run(eng, _two_sim_phone(device, sims, [pid(f"stranger{i}") for i in range(24)], url_every=1))
+    alerts = [a for o in outs for a in o.alerts]
+    assert len(alerts) == 1 and alerts[0].reasons[0].code == "MULTI_SIM_LINK_SPREAD"
+    crossed = next(i for i, o in enumerate(outs) if o.alerts)
+    assert 7 <= crossed <= 10, "about eight never-contacted recipients in, not at the first message"
+    assert {link.number for link in links_of(outs)} == set(sims)
+
+
+def test_a_dual_sim_phone_texting_its_contacts_is_not_flagged() -> None:
+    eng = engine()
+    device, sims = pid("dual-sim"), [pid("private"), pid("work")]
+    # a link now and then, to a circle of six contacts
+    outs = run(eng, _two_sim_phone(device, sims, [pid(f"friend{i}") for i in range(6)], url_every=4))
+    assert not [a for o in outs for a in o.alerts]
+    # the same links to strangers from one SIM: the number's own rules judge it (replies matter)
+    outs = run(engine(), _two_sim_phone(device, sims[:1], [pid(f"stranger{i}") for i in range(24)], url_every=1))
+    assert "MULTI_SIM_LINK_SPREAD" not in {r.code for o in outs if o.risk for r in o.risk.reasons}
