@@ -269,7 +269,7 @@ def test_innocent_swaps_include_a_new_phone_and_bank_codes_like_a_takeover() -> 
     pop = build_population(world, 5000, np.random.default_rng(6))
     tl = Timeline(parse_start("2025-03-04T00:00:00+01:00"), 30 * 24 * HOUR_MS)
     scene = identity_changes(world, tl, pop, np.random.default_rng(7))
-    sims = [b for b in scene.batches if (b.change >= 0).all()][0]
+    sims = next(b for b in scene.batches if (b.change >= 0).all())
     swaps = {int(line): int(t) for line, t, c in zip(sims.line, sims.t, sims.change, strict=True)
              if c == CHANGE_CODE["swap"]}
     assert len(swaps) > 100
@@ -277,7 +277,7 @@ def test_innocent_swaps_include_a_new_phone_and_bank_codes_like_a_takeover() -> 
     with_phone = {c.line for c in scene.changes if c.line in swaps and c.imei >= 0 and c.imsi >= 0}
     assert abs(len(with_phone) / len(swaps) - LOST_PHONE_SHARE) < 0.12
     otp_senders = {world.add_number(s) for s in catalog.A2P_OTP_SENDERS}
-    codes = [b for b in scene.batches if b.kind[0] == SMS][0]
+    codes = next(b for b in scene.batches if b.kind[0] == SMS)
     assert set(codes.a.tolist()) <= otp_senders and not codes.mo.any() and not codes.url.any()
     reached = {int(line) for line, t in zip(codes.line, codes.t, strict=True)
                if int(line) in swaps and 0 < int(t) - swaps[int(line)] <= 2 * HOUR_MS}
