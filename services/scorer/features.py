@@ -373,6 +373,9 @@ def _share(part: float, whole: float) -> float:
     return part / (whole + 2.0)
 
 
+_Z95 = 1.959963984540054     # two-sided 95 % normal quantile
+
+
 def _share_lower_bound(part: float, whole: float) -> float:
     """Wilson score lower bound (95 %) of part/whole: a share that small samples cannot fake.
 
@@ -386,9 +389,6 @@ def _share_lower_bound(part: float, whole: float) -> float:
     centre = p + z2 / (2.0 * whole)
     spread = _Z95 * math.sqrt(p * (1.0 - p) / whole + z2 / (4.0 * whole * whole))
     return max(0.0, (centre - spread) / (1.0 + z2 / whole))
-
-
-_Z95 = 1.959963984540054
 
 
 def _recency(now_s: int, then_s: float, scale_s: float) -> float:
