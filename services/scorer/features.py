@@ -315,7 +315,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
                 values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
     if view.cell is not None and _remember(values, _N_CELL_SET, fp32(view.cell)):
         _add(values, _N_NEW_CELL, weights)
-    if view.subscriber and not int(values[EVICTED]) & ON_NET:
+    if view.subscriber:
         values[EVICTED] = int(values[EVICTED]) | ON_NET
     if view.device is not None and t_ms >= values[LAST_MS]:
         device = fp64(view.device)

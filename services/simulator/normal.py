@@ -401,6 +401,11 @@ def identity_changes(world: World, tl: Timeline, pop: Population, rng: np.random
     return scene
 
 
+def otp_sender_numbers(world: World) -> I32:
+    """Number indices of the one-time-code senders (banks, DigiD, their short codes)."""
+    return np.asarray([world.add_number(s) for s in catalog.A2P_OTP_SENDERS], np.int32)
+
+
 LOST_PHONE_SHARE = 0.4        # innocent SIM swaps that come with a new phone (the hard negative of a takeover)
 REENROL_SHARE = 0.6           # ... after which the owner re-activates banking apps and DigiD: one-time codes
 
@@ -412,7 +417,7 @@ def _reenrolment_codes(world: World, tl: Timeline, rows: dict[str, list[int]],
     The same signal a SIM-swap fraudster produces minutes after the swap: a detector must not
     alert on "swap, new phone, bank codes" alone.
     """
-    senders = np.asarray([world.add_number(s) for s in catalog.A2P_OTP_SENDERS], np.int32)
+    senders = otp_sender_numbers(world)
     change = np.asarray(rows["change"])
     new_sim_or_phone = np.isin(change, [CHANGE_CODE["swap"], CHANGE_CODE["device_change"]])
     chosen = np.flatnonzero(new_sim_or_phone & (rng.random(len(change)) < REENROL_SHARE))
@@ -440,4 +445,4 @@ def normal_life(world: World, tl: Timeline, pop: Population, rng: np.random.Gene
     return scene
 
 
-__all__ = ["Batch", "Population", "build_population", "normal_life", "number_line"]
+__all__ = ["Batch", "Population", "build_population", "normal_life", "number_line", "otp_sender_numbers"]

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.simulator import catalog
-from services.simulator.normal import Population
+from services.simulator.normal import Population, otp_sender_numbers
 from services.simulator.timeline import FLAT, HOUR_MS, MINUTE_MS, SOCIAL, Timeline
 from services.simulator.world import (
     CALL,
@@ -59,8 +59,8 @@ class Context:
 
 def make_context(world: World, tl: Timeline, pop: Population, n_subs: int) -> Context:
     order = np.argsort(np.asarray([world.numbers[i] for i in world.line_number[pop.dutch].tolist()]))
-    otp = np.asarray([world.add_number(s) for s in catalog.A2P_OTP_SENDERS], np.int32)
-    return Context(world, tl, pop, world.new_mobile_numbers(max(50, n_subs // 10)), pop.dutch[order], otp)
+    return Context(world, tl, pop, world.new_mobile_numbers(max(50, n_subs // 10)), pop.dutch[order],
+                   otp_sender_numbers(world))
 
 
 def instances_per_scenario(n_subs: int) -> int:
