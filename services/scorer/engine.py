@@ -20,11 +20,11 @@ partition: which process owns a partition does not change what its models saw.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import pickle
 import struct
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +51,7 @@ from services.common.records import (
 from services.scorer import features as F
 from services.scorer.changelog import ChangelogReader, ChangelogWriter
 from services.scorer.exceptions import CheckpointError
+from services.scorer.modellog import ModelJournal, decode_batches, entries, is_journal_key, sign, verified
 from services.scorer.policy import Policy
 from services.scorer.scoring import (
     at_least,
@@ -61,7 +62,7 @@ from services.scorer.scoring import (
     model_points,
     model_reason,
 )
-from services.scorer.store import EntityTable, StateStore, entity_key, entity_text
+from services.scorer.store import MODELS_KEY, EntityTable, StateStore, entity_key, entity_text
 
 CHECKPOINT_FORMAT = 1
 # Entity records hold event seconds as uint32 (1970-01-01 .. 2106-02-07). Valid views outside
@@ -129,6 +130,16 @@ BURST_CHANNELS: dict[EntityType, list[Channel]] = {
 }
 
 
+@dataclass
+class ModelRestore:
+    """What ``restore_models`` found: the checkpoint's fate and the journal replayed after it."""
+
+    checkpoint: str = "none"     # none | restored | other_version | rejected
+    batches: int = 0
+    entries: int = 0
+    error: str | None = None
+
+
 class EntityModels:
     """The detectors of one entity type in one partition, and the feedback learner."""
 
@@ -167,6 +178,9 @@ class ScoringEngine:
         self.watermark_ms = 0
         self.changelog_writer = ChangelogWriter()
         self._reader: ChangelogReader | None = None
+        self.journal = ModelJournal()     # what the models learned since the last changelog write
+        self._restored_models: bytes | None = None
+        self._restored_journal: dict[bytes, bytes] = {}
         self.next_sweep_ms = 0
         self.feedback_offset = 0          # next feedback-topic offset this engine has not applied
         self.next_offsets: dict[str, int] = {}   # source topic -> next offset (service bookkeeping)
@@ -342,6 +356,7 @@ class ScoringEngine:
             self.counters["learned"] += 1
             for name, detector in models.detectors.items():
                 detector.learn_one(features, raws.get(name))
+            self.journal.learned(entity_type, features, raws)
 
         # -- risk and alerts ----------------------------------------------------------------
         contributions.sort(key=lambda c: -c[0])
@@ -723,7 +738,9 @@ class ScoringEngine:
         values = table.layout.unpack(packed)
         feats = F.number_features(values) if feedback.entity_type == "number" else F.device_features(values)
         feats["modem_device"] = 1.0 if int(values[F.TAC]) in self._modem_tacs else 0.0
-        self.models[feedback.entity_type].feedback.learn_one(feats, feedback.label == "confirmed_fraud")
+        fraud = feedback.label == "confirmed_fraud"
+        self.models[feedback.entity_type].feedback.learn_one(feats, fraud)
+        self.journal.feedback(feedback.entity_type, feats, fraud)
         self.counters["feedback"] += 1
 
     def features_of(self, entity_type: EntityType, entity: str) -> dict[str, float] | None:
@@ -740,8 +757,28 @@ class ScoringEngine:
         manifest and tombstones (``services.scorer.changelog``); a few large records per commit."""
         return self.changelog_writer.records(self.store)
 
+    def model_records(self, checkpoint: bool = False) -> list[tuple[bytes, bytes | None]]:
+        """The models' ``scorer-state`` records for a commit, sent after ``changelog()``'s
+        (``services.scorer.modellog``): a checkpoint and tombstones for the journal it replaces
+        when asked (or when a restore could not continue one), else the journal batch of what
+        the models learned since the last call (none when nothing changed)."""
+        if checkpoint or self.journal.needs_checkpoint:
+            blob = self.checkpoint()
+            return [(MODELS_KEY, blob), *self.journal.checkpointed(self.feedback_offset, self.next_sweep_ms)]
+        return list(self.journal.batches(self._signing_key, self.model_version, self.feedback_offset,
+                                         self.next_sweep_ms))
+
     def apply_changelog(self, key: bytes, value: bytes | None) -> None:
-        """Collect one ``scorer-state`` record during a restore (``finish_restore`` applies them)."""
+        """Collect one ``scorer-state`` record during a restore, in log order (``finish_restore``
+        applies the state, ``restore_models`` the checkpoint and journal)."""
+        if key == MODELS_KEY:
+            self._restored_models = value
+            return
+        if is_journal_key(key):
+            self._restored_journal.pop(key, None)      # a rewrite moves it to its new place
+            if value is not None:
+                self._restored_journal[key] = value
+            return
         if self._reader is None:
             self._reader = ChangelogReader()
         self._reader.add(key, value)
@@ -766,22 +803,69 @@ class ScoringEngine:
         payload = zlib.compress(pickle.dumps({
             "format": CHECKPOINT_FORMAT, "model_version": self.model_version, "partition": self.partition,
             "models": self.models, "feedback_offset": self.feedback_offset,
-            "next_sweep_ms": self.next_sweep_ms,
+            "next_sweep_ms": self.next_sweep_ms, "journal_seq": self.journal.next_seq,
         }, protocol=pickle.HIGHEST_PROTOCOL), 6)
-        return hmac.new(self._signing_key, payload, hashlib.sha256).digest() + payload
+        return sign(self._signing_key, payload)
 
     def restore_checkpoint(self, blob: bytes) -> bool:
         """Load models from ``checkpoint()`` output; False (and keep fresh models) on a version change."""
-        tag, payload = blob[:32], blob[32:]
-        if not hmac.compare_digest(tag, hmac.new(self._signing_key, payload, hashlib.sha256).digest()):
-            raise CheckpointError("model checkpoint signature does not verify (wrong key or tampered)")
+        return self._load_checkpoint(blob) is not None
+
+    def _load_checkpoint(self, blob: bytes) -> int | None:
+        """The journal sequence the checkpoint continues at; None on a version change."""
+        payload = verified(self._signing_key, blob, "model checkpoint")
         data = pickle.loads(zlib.decompress(payload))  # noqa: S301 - verified HMAC above
         if data.get("format") != CHECKPOINT_FORMAT or data.get("model_version") != self.model_version:
-            return False
+            return None
         self.models = data["models"]
         self.feedback_offset = int(data["feedback_offset"])
         self.next_sweep_ms = max(self.next_sweep_ms, int(data["next_sweep_ms"]))
-        return True
+        return int(data.get("journal_seq", 0))
+
+    def restore_models(self) -> ModelRestore:
+        """After ``finish_restore``: the collected checkpoint, then the journal batches after it,
+        so the models (and feedback offset, sweep schedule) are those of the last commit. Never
+        raises: what could not be used is reported, and fresh or older models go on."""
+        blob, journal = self._restored_models, self._restored_journal
+        self._restored_models, self._restored_journal = None, {}
+        report = ModelRestore()
+        start: int | None = 0                         # journal sequence to continue at (None: none)
+        if blob is not None:
+            try:
+                start = self._load_checkpoint(blob)
+                report.checkpoint = "restored" if start is not None else "other_version"
+            except (CheckpointError, zlib.error, pickle.UnpicklingError, EOFError, KeyError, TypeError,
+                    ValueError) as exc:
+                report.checkpoint, report.error, start = "rejected", str(exc), None
+        seqs = {key: int.from_bytes(key[-8:], "big") for key in journal}
+        self.journal.next_seq = max([start or 0, *(seq + 1 for seq in seqs.values())])
+        usable = [(key, value) for key, value in journal.items() if start is not None and seqs[key] >= start]
+        batches, error = decode_batches(self._signing_key, usable)
+        report.error = report.error or error
+        foreign = False
+        for key, batch in batches:
+            if batch["model_version"] != self.model_version:
+                foreign = True
+                continue
+            for is_feedback, entity_type, features, extra in entries(batch):
+                models = self.models["number" if entity_type == "number" else "device"]
+                if is_feedback:
+                    models.feedback.learn_one(features, bool(extra))
+                else:
+                    for name, detector in models.detectors.items():
+                        detector.learn_one(features, extra.get(name))
+                report.entries += 1
+            self.feedback_offset = int(batch["feedback_offset"])
+            self.next_sweep_ms = int(batch["next_sweep_ms"])
+            self.journal.live.append(seqs[key])
+            report.batches += 1
+        live = set(self.journal.live)
+        self.journal.stale = [key for key in journal if seqs[key] not in live]
+        self.journal.since_checkpoint = report.entries
+        # anything unusable: a fresh checkpoint at the next commit makes the log consistent again
+        self.journal.needs_checkpoint = (foreign or report.error is not None
+                                         or report.checkpoint in ("other_version", "rejected"))
+        return report
 
     # -- metrics helpers ------------------------------------------------------------------------
     def entities(self) -> dict[EntityType, int]:

@@ -9,9 +9,10 @@ The commit path (the shared ``StreamRunner`` plus one step, numbered as in the r
 1. process the batch: every view through its partition's engine; Risk/Alert outputs are sent;
 2. flush the producer and check every future (runner);
 3. (scorer) before a commit: send the changelog of every entity changed since the last commit
-   to partition ``p`` of ``scorer-state``, plus a signed model checkpoint per engine every
-   ``checkpoint_interval_s``; flush and check again — so the changelog never runs ahead of the
-   outputs it implies, and is never behind the offsets being committed;
+   to partition ``p`` of ``scorer-state``, then the models' journal of what they learned since
+   the last commit, or a signed model checkpoint every ``checkpoint_interval_s``
+   (``services.scorer.modellog``); flush and check again — so the changelog never runs ahead of
+   the outputs it implies, and state and models are never behind the offsets being committed;
 4. commit the input offsets (runner).
 
 Restore: the first record of a partition this process has no (valid) engine for triggers a
@@ -69,7 +70,6 @@ from services.common.stream import (
 from services.scorer import metrics
 from services.scorer.engine import EngineOutput, ScoringEngine
 from services.scorer.policy import Policy
-from services.scorer.store import MODELS_KEY
 
 log = logging.getLogger("fraudradar.scorer")
 T = TypeVar("T")
@@ -85,6 +85,9 @@ class ScorerSettings(CommonSettings):
     policy_file: Path | None = Field(None, description="policy YAML (default: the packaged policy.yaml)")
     commit_interval_s: float = Field(2.0, description="commit (and write the state changelog) this often")
     checkpoint_interval_s: float = Field(60.0, description="model checkpoint per partition this often")
+    journal_max_entries: int = Field(
+        20_000, ge=1, description="model checkpoint sooner once this many learned points are journalled "
+                                  "since the last (a restore replays them, ~60 µs each)")
     feedback_poll_s: float = Field(1.0, description="read partner feedback this often")
     seed: int = Field(0, description="seed of the detectors (same seed, same scores)")
     max_poll_records: int = Field(2000, description="records per poll")
@@ -282,7 +285,6 @@ class ScorerProcessor:
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
         end = consumer.end_offsets([tp])[tp]
-        models_blob: bytes | None = None
         n_records = 0
         while consumer.position(tp) < end:
             for recs in consumer.poll(timeout_ms=1000, max_records=10_000).values():
@@ -290,18 +292,15 @@ class ScorerProcessor:
                     if rec.offset >= end:
                         break
                     n_records += 1
-                    if rec.key == MODELS_KEY:
-                        models_blob = rec.value
-                    else:
-                        engine.apply_changelog(rec.key, rec.value)
+                    engine.apply_changelog(rec.key, rec.value)
         entries = engine.finish_restore()
         engine.changelog_end = end
-        if models_blob is not None:
-            try:
-                if not engine.restore_checkpoint(models_blob):
-                    log.info("model checkpoint of another model version ignored", extra={"partition": partition})
-            except FraudradarError:
-                log.exception("model checkpoint rejected; starting with fresh models", extra={"partition": partition})
+        models = engine.restore_models()
+        if models.checkpoint == "other_version":
+            log.info("model checkpoint of another model version ignored", extra={"partition": partition})
+        if models.checkpoint == "rejected" or models.error is not None:
+            log.error("model checkpoint or journal rejected; models continue from what verified",
+                      extra={"partition": partition, "checkpoint": models.checkpoint, "error": models.error})
         consumer.unsubscribe()
         # where this engine starts on each input topic: the group's committed offsets (the
         # restored state reflects at least them; replays of later records are no-ops)
@@ -315,8 +314,8 @@ class ScorerProcessor:
         metrics.RESTORING.set(0)
         log.info("partition state restored", extra={
             "partition": partition, "records": n_records, "entries": entries,
-            "entities": sum(engine.entities().values()),
-            "seconds": round(elapsed, 3)})
+            "entities": sum(engine.entities().values()), "models": models.checkpoint,
+            "journal_entries": models.entries, "seconds": round(elapsed, 3)})
         self._last_checkpoint[partition] = time.monotonic()
         return engine
 
@@ -373,8 +372,12 @@ class ScorerProcessor:
             last = None
             for key, value in engine.changelog():
                 last = sink.send(state_topic, key, value, partition=partition)
-            if now - self._last_checkpoint.get(partition, 0.0) >= self.settings.checkpoint_interval_s:
-                last = sink.send(state_topic, MODELS_KEY, engine.checkpoint(), partition=partition)
+            # after the entity records: what the models learned meanwhile (journal), or a checkpoint
+            due = (now - self._last_checkpoint.get(partition, 0.0) >= self.settings.checkpoint_interval_s
+                   or engine.journal.since_checkpoint >= self.settings.journal_max_entries)
+            for key, value in engine.model_records(checkpoint=due):
+                last = sink.send(state_topic, key, value, partition=partition)
+            if due:
                 self._last_checkpoint[partition] = now
             if last is not None:
                 self._changelog_written[partition] = last
