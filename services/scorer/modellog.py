@@ -42,7 +42,7 @@ from services.scorer.store import MODELS_KEY
 
 JOURNAL_PREFIX = MODELS_KEY + b":j"
 JOURNAL_FORMAT = 1
-BATCH_ENTRIES = 4096
+BATCH_ENTRIES = 2048           # ~110 B an entry compressed, ≤ ~400 B raw: ≤ ~0.8 MB a record
 _SEQ = struct.Struct(">Q")
 _LEARN, _FEEDBACK = 0, 1
 
