@@ -164,7 +164,8 @@ class EntityModels:
 class ScoringEngine:
     """Per-partition scorer. Not thread-safe: one engine is driven by one thread."""
 
-    def __init__(self, policy: Policy, pseudonymizer: Pseudonymizer, seed: int = 0, partition: int = 0) -> None:
+    def __init__(self, policy: Policy, pseudonymizer: Pseudonymizer, seed: int = 0, partition: int = 0,
+                 journal: bool = False) -> None:
         self.policy = policy
         self.seed = seed
         self.partition = partition
@@ -178,7 +179,9 @@ class ScoringEngine:
         self.watermark_ms = 0
         self.changelog_writer = ChangelogWriter()
         self._reader: ChangelogReader | None = None
-        self.journal = ModelJournal()     # what the models learned since the last changelog write
+        # what the models learned since the last changelog write: kept only when someone writes
+        # it (the service); a backtest or an analysis engine would only accumulate it
+        self.journal = ModelJournal(enabled=journal)
         self._restored_models: bytes | None = None
         self._restored_journal: dict[bytes, bytes] = {}
         self.next_sweep_ms = 0
@@ -218,9 +221,10 @@ class ScoringEngine:
 
     @classmethod
     def default(cls, pseudonymizer: Pseudonymizer, policy_path: Path | None = None, seed: int = 0,
-                partition: int = 0) -> ScoringEngine:
+                partition: int = 0, journal: bool = False) -> ScoringEngine:
         """The engine with the packaged (or given) policy file."""
-        return cls(Policy.load(pseudonymizer, policy_path), pseudonymizer, seed=seed, partition=partition)
+        return cls(Policy.load(pseudonymizer, policy_path), pseudonymizer, seed=seed, partition=partition,
+                   journal=journal)
 
     # ------------------------------------------------------------------------------------------
     def process(self, view: View, offset: int | None = None) -> EngineOutput:

@@ -77,7 +77,8 @@ class ModelJournal:
     at the moment it was taken: it includes every batch before that and none after.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.next_seq = 0
         self.live: list[int] = []          # batches written since the last checkpoint
         self.stale: list[bytes] = []       # journal keys a restore found obsolete
@@ -98,10 +99,14 @@ class ModelJournal:
         return index
 
     def learned(self, entity_type: str, features: dict[str, float], raws: dict[str, float]) -> None:
+        if not self.enabled:
+            return
         self._entries.append([_LEARN, entity_type, self._schema(features), list(features.values()), raws])
         self.since_checkpoint += 1
 
     def feedback(self, entity_type: str, features: dict[str, float], fraud: bool) -> None:
+        if not self.enabled:
+            return
         self._entries.append([_FEEDBACK, entity_type, self._schema(features), list(features.values()), fraud])
         self.since_checkpoint += 1
 

@@ -279,7 +279,8 @@ class ScorerProcessor:
         """Replay ``scorer-state[partition]`` into a fresh engine (blocking, this thread)."""
         started = time.perf_counter()
         metrics.RESTORING.set(1)
-        engine = ScoringEngine(self.policy, self.pseudonymizer, seed=self.settings.seed, partition=partition)
+        engine = ScoringEngine(self.policy, self.pseudonymizer, seed=self.settings.seed, partition=partition,
+                               journal=True)
         consumer = self._restore_client()
         tp = TopicPartition(self.state_topic, partition)
         consumer.assign([tp])

@@ -41,7 +41,7 @@ def policy(tmp_path: Path) -> Path:
 
 
 def engine(policy: Path, version: str | None = None) -> ScoringEngine:
-    eng = ScoringEngine.default(PSEUDO, policy_path=policy)
+    eng = ScoringEngine.default(PSEUDO, policy_path=policy, journal=True)
     if version is not None:
         eng.model_version = version
     return eng
@@ -163,6 +163,14 @@ def test_a_checkpoint_tombstones_the_journal_it_includes(policy: Path, views: li
     report = restored.restore_models()
     assert (report.checkpoint, report.batches) == ("restored", 0)
     assert restored.journal.next_seq == eng.journal.next_seq    # sequence numbers never repeat
+
+
+def test_an_engine_nobody_journals_for_keeps_no_journal(policy: Path, views: list[View]) -> None:
+    """A backtest's engine never writes a changelog: it must not accumulate what it learned."""
+    eng = ScoringEngine.default(PSEUDO, policy_path=policy)
+    for i, v in enumerate(views):
+        eng.process(v, offset=i)
+    assert eng.counters["learned"] > 500 and len(eng.journal) == 0
 
 
 def test_large_commits_split_into_several_records(policy: Path, views: list[View],
