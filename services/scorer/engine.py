@@ -766,7 +766,9 @@ class ScoringEngine:
         (``services.scorer.modellog``): a checkpoint and tombstones for the journal it replaces
         when asked (or when a restore could not continue one), else the journal batch of what
         the models learned since the last call (none when nothing changed)."""
-        if checkpoint or self.journal.needs_checkpoint:
+        journal = self.journal
+        # an idle engine's models are those of its last checkpoint: no point in another copy
+        if (checkpoint and (journal.since_checkpoint or journal.live or journal.stale)) or journal.needs_checkpoint:
             blob = self.checkpoint()
             return [(MODELS_KEY, blob), *self.journal.checkpointed(self.feedback_offset, self.next_sweep_ms)]
         return list(self.journal.batches(self._signing_key, self.model_version, self.feedback_offset,
@@ -846,6 +848,13 @@ class ScoringEngine:
         usable = [(key, value) for key, value in journal.items() if start is not None and seqs[key] >= start]
         batches, error = decode_batches(self._signing_key, usable)
         report.error = report.error or error
+        for i, (key, _) in enumerate(batches):
+            if start is not None and seqs[key] != start + i:
+                # a batch missing (a commit's records that did not all land): what follows it
+                # would teach the models out of order
+                report.error = report.error or f"model journal: batch {start + i} missing before {seqs[key]}"
+                batches = batches[:i]
+                break
         foreign = False
         for key, batch in batches:
             if batch["model_version"] != self.model_version:

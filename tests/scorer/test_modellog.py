@@ -156,8 +156,9 @@ def test_a_checkpoint_tombstones_the_journal_it_includes(policy: Path, views: li
     records = eng.model_records(checkpoint=True)
     assert records[0][0] == MODELS_KEY
     assert sorted(key for key, value in records[1:] if value is None) == sorted(journal)
-    # nothing learned and nothing moved since: an idle engine writes nothing
+    # nothing learned and nothing moved since: an idle engine writes nothing, not even a checkpoint
     assert eng.model_records() == []
+    assert eng.model_records(checkpoint=True) == []
     log.extend(records)
     restored = restore(policy, compacted(log))
     report = restored.restore_models()
@@ -205,6 +206,22 @@ def test_a_tampered_journal_record_is_reported_and_a_fresh_checkpoint_follows(
     records = restored.model_records()
     assert records[0][0] == MODELS_KEY  # the log is made consistent at the next commit
     assert (key, None) in records
+
+
+def test_a_missing_batch_stops_the_replay_there(policy: Path, views: list[View]) -> None:
+    """A batch that never landed (a kill during a flush): later batches would teach the models
+    out of order, so the replay stops before the gap and a fresh checkpoint follows."""
+    log, _, _ = crash_run(policy, views, crash_after=6)
+    checkpoint = max(i for i, (key, _) in enumerate(log) if key == MODELS_KEY)
+    after = [i for i, (key, value) in enumerate(log) if i > checkpoint and is_journal_key(key) and value is not None]
+    assert len(after) == 3                     # commits 4, 5 and 6
+    missing = log.pop(after[1])[0]
+    restored = restore(policy, log)
+    report = restored.restore_models()
+    assert report.batches == 1 and report.error is not None and "missing" in report.error
+    records = restored.model_records()
+    assert records[0][0] == MODELS_KEY
+    assert restored.journal.next_seq > int.from_bytes(missing[-8:], "big")
 
 
 def test_models_of_another_version_are_not_restored(policy: Path, views: list[View]) -> None:
