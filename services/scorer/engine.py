@@ -139,6 +139,14 @@ class ModelRestore:
     entries: int = 0
     error: str | None = None
 
+    @property
+    def outcome(self) -> str:
+        """One word for metrics: the checkpoint's fate, or ``journal_error`` when the checkpoint
+        was fine but a journal batch after it could not be used."""
+        if self.error is not None and self.checkpoint in ("restored", "none"):
+            return "journal_error"
+        return self.checkpoint
+
 
 class EntityModels:
     """The detectors of one entity type in one partition, and the feedback learner."""

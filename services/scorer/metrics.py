@@ -22,3 +22,6 @@ ENGINES_KEPT = Counter("fraudradar_scorer_engines_kept_total",
                        "were where the engine stood)")
 RESTORE_SECONDS = Gauge("fraudradar_scorer_restore_seconds", "Duration of the last state restore")
 RESTORING = Gauge("fraudradar_scorer_restoring", "1 while partitions are being restored")
+MODEL_RESTORES = Counter("fraudradar_scorer_model_restores_total",
+                         "Partition restores by what the models came back from (restored, none, other_version, "
+                         "rejected, journal_error)", ["outcome"])

@@ -297,6 +297,7 @@ class ScorerProcessor:
         entries = engine.finish_restore()
         engine.changelog_end = end
         models = engine.restore_models()
+        metrics.MODEL_RESTORES.labels(models.outcome).inc()
         if models.checkpoint == "other_version":
             log.info("model checkpoint of another model version ignored", extra={"partition": partition})
         if models.checkpoint == "rejected" or models.error is not None:

@@ -202,6 +202,7 @@ def test_a_tampered_journal_record_is_reported_and_a_fresh_checkpoint_follows(
     restored = restore(policy, log)
     report = restored.restore_models()
     assert report.checkpoint == "restored" and report.error is not None and "signature" in report.error
+    assert report.outcome == "journal_error"
     assert report.batches == 2          # the two good batches before the forged one
     records = restored.model_records()
     assert records[0][0] == MODELS_KEY  # the log is made consistent at the next commit
@@ -229,4 +230,5 @@ def test_models_of_another_version_are_not_restored(policy: Path, views: list[Vi
     restored = restore(policy, log, version="another-model-version")
     report = restored.restore_models()
     assert (report.checkpoint, report.batches, report.entries) == ("other_version", 0, 0)
+    assert report.outcome == "other_version"
     assert restored.model_records()[0][0] == MODELS_KEY

@@ -243,6 +243,10 @@ def test_kill9_and_restart_loses_no_alert(kafka_bootstrap: str, dataset: Labelle
     finally:
         restarted.stop()
     assert int(restore["entities"]) > 0  # type: ignore[call-overload]
+    # the models came back from the checkpoint and journal the killed one wrote (or, before its
+    # first checkpoint, the journal alone), and nothing was rejected
+    assert restore["models"] in ("restored", "none")
+    assert not [e for e in restarted.logs() if e.get("msg") == "model checkpoint or journal rejected"]
     got = _alerts(kafka_bootstrap, prefix)
     assert {a.alert_id for a in got} == {a.alert_id for a in ref_alerts}
 
