@@ -42,6 +42,7 @@ bench: install
 	$(PY) bench/decode.py --json bench/results/decode.json
 	$(PY) bench/ingest.py --json bench/results/ingest.json
 	$(PY) bench/scorer.py --json bench/results/scorer.json
+	$(PY) bench/modellog.py --json bench/results/modellog.json
 	$(PY) bench/api.py --json bench/results/api.json
 
 clean:

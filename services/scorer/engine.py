@@ -853,16 +853,19 @@ class ScoringEngine:
                 report.checkpoint, report.error, start = "rejected", str(exc), None
         seqs = {key: int.from_bytes(key[-8:], "big") for key in journal}
         self.journal.next_seq = max([start or 0, *(seq + 1 for seq in seqs.values())])
-        usable = [(key, value) for key, value in journal.items() if start is not None and seqs[key] >= start]
+        # the consecutive batches from the checkpoint's sequence on (log order is sequence order):
+        # after a missing one (a commit whose records did not all land) the rest would teach
+        # the models out of order
+        usable: list[tuple[bytes, bytes]] = []
+        for key, value in journal.items():
+            if start is None or seqs[key] < start:
+                continue
+            if seqs[key] != start + len(usable):
+                report.error = report.error or f"model journal: batch {start + len(usable)} missing before {seqs[key]}"
+                break
+            usable.append((key, value))
         batches, error = decode_batches(self._signing_key, usable)
         report.error = report.error or error
-        for i, (key, _) in enumerate(batches):
-            if start is not None and seqs[key] != start + i:
-                # a batch missing (a commit's records that did not all land): what follows it
-                # would teach the models out of order
-                report.error = report.error or f"model journal: batch {start + i} missing before {seqs[key]}"
-                batches = batches[:i]
-                break
         foreign = False
         for key, batch in batches:
             if batch["model_version"] != self.model_version:

@@ -87,7 +87,7 @@ class ScorerSettings(CommonSettings):
     checkpoint_interval_s: float = Field(60.0, description="model checkpoint per partition this often")
     journal_max_entries: int = Field(
         20_000, ge=1, description="model checkpoint sooner once this many learned points are journalled "
-                                  "since the last (a restore replays them, ~60 µs each)")
+                                  "since the last (a restore replays them, 60-110 µs each)")
     feedback_poll_s: float = Field(1.0, description="read partner feedback this often")
     seed: int = Field(0, description="seed of the detectors (same seed, same scores)")
     max_poll_records: int = Field(2000, description="records per poll")
@@ -300,7 +300,7 @@ class ScorerProcessor:
         metrics.MODEL_RESTORES.labels(models.outcome).inc()
         if models.checkpoint == "other_version":
             log.info("model checkpoint of another model version ignored", extra={"partition": partition})
-        if models.checkpoint == "rejected" or models.error is not None:
+        if models.error is not None:
             log.error("model checkpoint or journal rejected; models continue from what verified",
                       extra={"partition": partition, "checkpoint": models.checkpoint, "error": models.error})
         consumer.unsubscribe()

@@ -260,7 +260,13 @@ def test_innocent_swaps_include_a_new_phone_and_bank_codes_like_a_takeover() -> 
     """The takeover's signature (swap, a new phone, one-time codes) also happens to honest people."""
     import numpy as np
 
-    from services.simulator.normal import LOST_PHONE_SHARE, REENROL_SHARE, build_population, identity_changes
+    from services.simulator.normal import (
+        LOST_PHONE_SHARE,
+        REENROL_SHARE,
+        build_population,
+        identity_changes,
+        otp_sender_numbers,
+    )
     from services.simulator.timeline import HOUR_MS, Timeline, parse_start
     from services.simulator.world import CHANGE_CODE, SMS, World
 
@@ -276,7 +282,7 @@ def test_innocent_swaps_include_a_new_phone_and_bank_codes_like_a_takeover() -> 
     assert (sims.sim_imei[sims.change == CHANGE_CODE["swap"]] == -1).all(), "a swap record names no phone"
     with_phone = {c.line for c in scene.changes if c.line in swaps and c.imei >= 0 and c.imsi >= 0}
     assert abs(len(with_phone) / len(swaps) - LOST_PHONE_SHARE) < 0.12
-    otp_senders = {world.add_number(s) for s in catalog.A2P_OTP_SENDERS}
+    otp_senders = set(otp_sender_numbers(world).tolist())
     codes = next(b for b in scene.batches if b.kind[0] == SMS)
     assert set(codes.a.tolist()) <= otp_senders and not codes.mo.any() and not codes.url.any()
     reached = {int(line) for line, t in zip(codes.line, codes.t, strict=True)
