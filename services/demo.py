@@ -401,7 +401,7 @@ def summarise(run: Run, truth_path: Path | None, streamed: int) -> list[Any]:
     # The truth file names plaintext numbers and IMEIs; the demo holds the pseudonym key, so
     # it can map them onto the pseudonyms the alerts carry (a real deployment never does this).
     truth = load_truth(truth_path, _demo_pseudonymizer(run))
-    points = [AlertPoint(a.entity_type, a.entity, a.level, _ms(a.raised_at)) for a in alerts]
+    points = [AlertPoint(a.entity_type, a.entity, a.level, _ms(a.raised_at), a.campaign_id) for a in alerts]
     max_scores: dict[tuple[str, str], float] = {}
     for a in alerts:
         key = (a.entity_type, a.entity)

@@ -157,6 +157,9 @@ class Link(msgspec.Struct, frozen=True, omit_defaults=True):
     # broadcast: the device just started an alert episode; sent to every partition (``number``
     # empty) so each links the numbers it knows on that device, and remembers the device
     broadcast: bool = False
+    # the device's campaign when it sent the link: the linked number joins it (absent in links
+    # written before 2026-11-29: then the device's own campaign, ``device:<fp>``)
+    campaign_id: str | None = None
 
 
 FeedbackLabel = Literal["confirmed_fraud", "false_positive"]

@@ -438,20 +438,23 @@ class ScoringEngine:
             values[F.LAST_HIGH_S] = now_s
 
     def _campaign(self, values: list[Any], view: View) -> str | None:
-        """Group entities acting together from what they share: a device, else a cell and a day.
+        """Group entities acting together from what they share: a site (cell) and a day, else a device.
 
-        Derived only from the entity's own state, so replicas that own different partitions
-        name the same campaign identically without talking to each other.
+        A farm is a place: its modems or phones and every SIM in them are served by the same
+        cell(s), while each modem is a device of its own — anchoring on the device split one
+        farm into a campaign per modem (2.4-3.2 per SMS farm in the backtests). The anchor is
+        the lowest fingerprint among the entity's recent cells (stable while it stays put, and
+        shared by members that have seen the same cells) and the UTC day; an entity seen on no
+        cell falls back to its device, else it has none. Numbers linked by a flagged device
+        take the device's campaign from the link. Derived only from the entity's own state, so
+        replicas that own different partitions name the same campaign without talking.
         """
+        start, end = F.NUMBER.set_at["cell"] if view.entity_type == "number" else F.DEVICE.set_at["cell"]
+        cells = [int(c) for c in values[start:end] if c]
+        if cells:
+            return _campaign_of(f"cell:{min(cells):08x}:{int(values[F.LAST_MS]) // 86_400_000}")
         device = int(values[F.DEVICE_FP])
-        if device:
-            return _campaign_of(f"device:{device:016x}")
-        else:
-            start, _ = F.NUMBER.set_at["cell"] if view.entity_type == "number" else F.DEVICE.set_at["cell"]
-            cell = int(values[start])
-            if not cell:
-                return None
-        return _campaign_of(f"cell:{cell:08x}:{int(values[F.LAST_MS]) // 86_400_000}")
+        return _campaign_of(f"device:{device:016x}") if device else None
 
     def _risk(self, values: list[Any], entity_type: EntityType, entity: str, *, score: int, level: Level,
               reasons: list[Reason], now_ms: int, campaign: str | None = None, number_enc: str | None = None,
@@ -519,7 +522,7 @@ class ScoringEngine:
             number=view.number, device=view.entity, device_score=int(values[F.RISK_SCORE]),
             device_episode_s=int(values[F.EPISODE_S]), reason=reasons[0].code if reasons else "DEVICE_FLAGGED",
             occurred_ms=view.occurred_ms, key_id=view.key_id, ingested_ms=view.ingested_ms,
-            number_enc=view.number_enc)
+            number_enc=view.number_enc, campaign_id=self._campaign(values, view))
         if output.alerts:
             # a new episode: every partition links the numbers it has seen on this device (the
             # SIMs that left a farm before it was recognisable) and remembers it for later ones
@@ -573,7 +576,7 @@ class ScoringEngine:
         if after != before and (not active or after[0] != before[0] or after[1] - before[1] >= 3600):
             own_level = LEVELS[int(values[F.RISK_LEVEL])]
             output.risk = self._risk(values, "number", number, score=int(values[F.RISK_SCORE]), level=own_level,
-                                     reasons=[], now_ms=t_ms, campaign=_device_campaign(link.device),
+                                     reasons=[], now_ms=t_ms, campaign=_link_campaign(link),
                                      number_enc=link.number_enc, key_id=link.key_id)
         table.records[key] = layout.pack(values)
         table.dirty.add(key)
@@ -610,6 +613,7 @@ class ScoringEngine:
         values[F.DEVICE_FP] = device_fp
         values[F.EPISODE_S] = link.device_episode_s
         values[F.RISK_SCORE] = max(0, min(int(link.device_score), 100))
+        values[F.BASE_MS] = _campaign_bits(link.campaign_id)
         values[layout.link_at + F.LINK_EXPIRES_S] = max(int(values[layout.link_at + F.LINK_EXPIRES_S]), expires)
         table.records[key] = layout.pack(values)
         table.dirty.add(key)
@@ -646,7 +650,8 @@ class ScoringEngine:
         out = self.apply_link(Link(
             number=view.entity, device=device_text, device_score=int(device[F.RISK_SCORE]),
             device_episode_s=episode, reason="DEVICE_FLAGGED", occurred_ms=view.occurred_ms, key_id=view.key_id,
-            ingested_ms=view.ingested_ms, number_enc=view.number_enc))
+            ingested_ms=view.ingested_ms, number_enc=view.number_enc,
+            campaign_id=_campaign_from_bits(int(device[F.BASE_MS]))))
         if out.alerts:
             output.alerts = [*output.alerts, *out.alerts]
         if out.risk is not None:
@@ -660,7 +665,7 @@ class ScoringEngine:
             alert_id=alert_id, entity_type="number", entity=link.number, level=level, score=points,
             reasons=[reason], evidence={"device_risk": float(link.device_score)},
             window=Window(start=iso_ms(max(0, link.device_episode_s * 1000)), end=iso_ms(t_ms)),
-            model_version=self.model_version, raised_at=iso_ms(t_ms), campaign_id=_device_campaign(link.device),
+            model_version=self.model_version, raised_at=iso_ms(t_ms), campaign_id=_link_campaign(link),
             number_enc=link.number_enc, key_id=link.key_id if link.number_enc else None,
             ingested_ms=link.ingested_ms or None,
         )
@@ -919,8 +924,24 @@ def _campaign_of(anchor: str) -> str:
 
 
 def _device_campaign(device: str) -> str:
-    """The campaign of everything on one device (the anchor ``_campaign`` uses for it and its numbers)."""
+    """The campaign of a device seen on no cell (the anchor ``_campaign`` falls back to)."""
     return _campaign_of(f"device:{F.fp64(device):016x}")
+
+
+def _link_campaign(link: Link) -> str:
+    """The campaign a linked number joins: its device's, as the link names it (older links: by device)."""
+    return link.campaign_id or _device_campaign(link.device)
+
+
+def _campaign_bits(campaign: str | None) -> int:
+    """A campaign id as the signed 64-bit value a remembered flagged device keeps (0: none)."""
+    if not campaign or not campaign.startswith("cmp-") or len(campaign) != 20:
+        return 0
+    return int.from_bytes(bytes.fromhex(campaign[4:]), "big", signed=True)
+
+
+def _campaign_from_bits(bits: int) -> str | None:
+    return "cmp-" + bits.to_bytes(8, "big", signed=True).hex() if bits else None
 
 
 def _link_reason(points: int, device_reason: str | None = None) -> Reason:

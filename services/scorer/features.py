@@ -139,7 +139,8 @@ NUMBER = Layout(
 )
 # a flagged device as the numbers' partition remembers it (from a broadcast link): LAST_MS = the
 # link's time, DEVICE_FP = the device's fingerprint, EPISODE_S = its alert episode, RISK_SCORE =
-# its score; LINK_EXPIRES_S = when the memory ends. Only header and link tail are used.
+# its score; BASE_MS = its campaign id's 64 bits (signed, 0 = none: the device's own then);
+# LINK_EXPIRES_S = when the memory ends. Only header and link tail are used.
 FLAGGED = Layout(counters=(), sets=())
 DEVICE = Layout(
     counters=("out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out", "call_out", "a2p_in"),

@@ -108,7 +108,7 @@ def load_truth(path: Path, pseudonymizer: Pseudonymizer, region: str = "NL") -> 
             else:
                 raise ValueError(f"entity_type {entity_type!r} is not number or device")
             out.append(TruthEntity(str(row["scenario"]), entity_type, entity, parse_time_ms(row["start"]),
-                                   parse_time_ms(row["end"])))
+                                   parse_time_ms(row["end"]), str(row.get("instance") or "")))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IdentifierError) as exc:
             raise SimulatorError(f"{path}:{lineno}: bad truth line: {exc}") from exc
     return out
@@ -202,7 +202,8 @@ def _record(result: Replay, output: EngineOutputLike, label: dict[EntityKey, str
     for alert in output.alerts:
         result.alert_count += 1
         akey = (alert.entity_type, alert.entity)
-        result.alerts.append(AlertPoint(alert.entity_type, alert.entity, alert.level, parse_time_ms(alert.raised_at)))
+        result.alerts.append(AlertPoint(alert.entity_type, alert.entity, alert.level, parse_time_ms(alert.raised_at),
+                                        alert.campaign_id))
         record: dict[str, Any] = msgspec.to_builtins(alert)
         record["scenario"] = label.get(akey)
         alerts_fh.write(orjson.dumps(record) + b"\n")

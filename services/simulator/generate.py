@@ -135,6 +135,8 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
         say(f"scenario {name}")
         for i in range(min(n_inst, MAX_INSTANCES.get(name, n_inst))):
             scene = BUILDERS[name](ctx, _rng(config.seed, 100 + s_index, i), config.intensity, i)
+            for entity in scene.truth:
+                entity.instance = f"{name}#{i}"
             _start_at_first_act(scene, world, tl)
             fraud.extend(scene)
 
@@ -262,5 +264,6 @@ def truth_lines(sim: Simulation, shift_ms: int = 0, time_scale: float = 1.0) -> 
         return t if (shift_ms == 0 and time_scale == 1.0) else start + shift_ms + int((t - start) / time_scale)
 
     return [orjson.dumps({"scenario": tr.scenario, "entity_type": tr.entity_type, "identifier": tr.identifier,
-                          "start": iso(retime(tr.start_ms)), "end": iso(retime(tr.end_ms))})
+                          "start": iso(retime(tr.start_ms)), "end": iso(retime(tr.end_ms)),
+                          "instance": tr.instance})
             for tr in sim.truth]

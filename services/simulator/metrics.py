@@ -51,6 +51,7 @@ class TruthEntity:
     entity: str              # pseudonym
     start_ms: int
     end_ms: int
+    instance: str = ""       # the scenario instance (one campaign); "" when the truth file has none
 
     @property
     def key(self) -> EntityKey:
@@ -63,6 +64,7 @@ class AlertPoint:
     entity: str
     level: str
     raised_ms: int
+    campaign_id: str | None = None
 
     @property
     def key(self) -> EntityKey:
@@ -95,6 +97,54 @@ def _aucs(truth_keys: set[EntityKey], max_scores: Mapping[EntityKey, float]) -> 
     if y.min() == y.max():
         return None, None
     return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
+
+
+def _pairs(n: int) -> int:
+    return n * (n - 1) // 2
+
+
+def campaign_grouping(truth: list[TruthEntity], campaign_of: Mapping[EntityKey, str | None],
+                      scenario_order: Iterable[str] = ()) -> dict[str, object] | None:
+    """How well ``campaign_id`` groups the alerted entities by scenario instance (None without instances).
+
+    Over the entities with a counted alert (``campaign_of``: detected truth entities and false
+    alarms, each with the campaign of that alert): ``pair_recall`` = pairs of one instance that
+    share a campaign / pairs of one instance; ``pair_precision`` = pairs sharing a campaign that
+    are of one instance / pairs sharing a campaign (a false alarm is an instance of its own);
+    per scenario, ``campaigns_per_instance`` = distinct campaigns (an alert without one counts
+    as its own) per instance with at least two alerted entities: 1.0 when every such instance
+    is one campaign.
+    """
+    instance_of = {t.key: t.instance for t in truth if t.instance}
+    if not instance_of:
+        return None
+    scenario_of = {t.instance: t.scenario for t in truth if t.instance}
+    members: dict[str, list[str | None]] = {}
+    by_campaign: dict[str, int] = {}
+    grouped: dict[tuple[str, str], int] = {}
+    for key, campaign in campaign_of.items():
+        instance = instance_of.get(key)
+        if instance is not None:
+            members.setdefault(instance, []).append(campaign)
+        if campaign is not None:
+            by_campaign[campaign] = by_campaign.get(campaign, 0) + 1
+            if instance is not None:
+                grouped[(instance, campaign)] = grouped.get((instance, campaign), 0) + 1
+    same_instance = sum(_pairs(len(m)) for m in members.values())
+    same_both = sum(_pairs(n) for n in grouped.values())
+    same_campaign = sum(_pairs(n) for n in by_campaign.values())
+    fragments: dict[str, list[int]] = {}
+    for instance, campaigns in members.items():
+        if len(campaigns) >= 2:
+            distinct = len({c for c in campaigns if c is not None}) + sum(1 for c in campaigns if c is None)
+            fragments.setdefault(scenario_of[instance], []).append(distinct)
+    order = [s for s in scenario_order if s in fragments] + sorted(set(fragments) - set(scenario_order))
+    return {
+        "instances": len([m for m in members.values() if len(m) >= 2]),
+        "pair_recall": _ratio(same_both, same_instance),
+        "pair_precision": _ratio(same_both, same_campaign),
+        "campaigns_per_instance": {name: float(np.mean(fragments[name])) for name in order},
+    }
 
 
 @dataclass
@@ -131,9 +181,11 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
     truth_keys = {t.key for t in truth}
 
     qualifying: dict[EntityKey, list[int]] = {}
+    campaign_at: dict[tuple[EntityKey, int], str | None] = {}
     for a in alerts:
         if level_at_least(a.level, min_level):
             qualifying.setdefault(a.key, []).append(a.raised_ms)
+            campaign_at.setdefault((a.key, a.raised_ms), a.campaign_id)
     for times in qualifying.values():
         times.sort()
     false_alarms = {k for k in qualifying if k not in truth_keys}
@@ -146,6 +198,9 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
     ttd_by_scenario: dict[str, list[float]] = {}
     early_by_scenario: dict[str, int] = {}
     detected_all: set[EntityKey] = set()
+    # the campaign of each entity's counted alert (truth: its detecting one; false alarms: the first)
+    campaign_of: dict[EntityKey, str | None] = {k: campaign_at[(k, ts[0])] for k, ts in qualifying.items()
+                                               if k in false_alarms}
     for name in order:
         per = starts[name]
         ttds: list[float] = []
@@ -153,6 +208,7 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
         for key, start in per.items():
             first = next((t for t in qualifying.get(key, []) if t >= start - lead_ms), None)
             if first is not None:
+                campaign_of[key] = campaign_at[(key, first)]
                 ttds.append(max(0, first - start) / 1000.0)
                 early += first < start
                 detected_all.add(key)
@@ -185,5 +241,6 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
         "model_version": model_version,
         "scenarios": scenarios,
         "overall": overall,
+        "campaigns": campaign_grouping(truth, campaign_of, order),
     }
     return Evaluation(metrics, ttd_by_scenario, detected_all, false_alarms, early_by_scenario)

@@ -153,6 +153,18 @@ def write_report(out_dir: Path, evaluation: Evaluation, *, truth: list[TruthEnti
         + f"<td>{early.get(name, 0)}</td></tr>"
         for name, vals in scenarios.items())
     overall_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in overall.items())
+    campaigns = m.get("campaigns")
+    if isinstance(campaigns, dict):
+        per = campaigns["campaigns_per_instance"]
+        assert isinstance(per, dict)
+        campaign_html = ("<h2>Campaign grouping</h2><p>Do the alerts' <code>campaign_id</code>s group the "
+                         "entities of one scenario instance (one farm, one SIM box) together, and only them?</p>"
+                         "<table>" + "".join(f"<tr><th>{k}</th><td>{_fmt(campaigns[k])}</td></tr>"
+                                             for k in ("instances", "pair_recall", "pair_precision"))
+                         + "".join(f"<tr><th>campaigns per instance: {html.escape(name)}</th><td>{_fmt(v)}</td></tr>"
+                                   for name, v in per.items()) + "</table>")
+    else:
+        campaign_html = "<h2>Campaign grouping</h2><p>Not measured: the truth file names no instances.</p>"
     rejected = ", ".join(f"{k}: {v}" for k, v in sorted(info.rejected.items())) or "none"
     run_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in (
         ("events file", info.events_path), ("truth file", info.truth_path), ("events", m["events"]),
@@ -178,6 +190,7 @@ detect 0 when an alert flagged it within the alert cooldown before its first act
 <h2>Overall</h2><table>{overall_rows}</table>
 <h2>Per scenario</h2>
 <table><tr><th>scenario</th>{''.join(f'<th>{c}</th>' for c in cols)}<th>flagged before start</th></tr>{rows}</table>
+{campaign_html}
 <h2>Score distributions</h2><img src="scores.png" alt="score distributions">
 <h2>Time to detect</h2><img src="ttd.png" alt="time to detect per scenario">
 <h2>Alerts over time</h2><img src="alerts_over_time.png" alt="alerts over time">

@@ -201,6 +201,7 @@ class Truth:
     identifier: str           # plaintext E.164 or 15-digit IMEI
     start_ms: int
     end_ms: int
+    instance: str = ""        # the scenario instance it belongs to, e.g. "sms_farm#2" (one campaign)
 
 
 @dataclass

@@ -27,7 +27,7 @@ def test_backtest_writes_documented_files(sim_dir: Path, tmp_path: Path) -> None
     run_backtest(sim_dir / "events.jsonl", sim_dir / "truth.jsonl", out, engine=RuleEngine(pseudo),
                  pseudonymizer=pseudo, quiet=True)
     metrics = orjson.loads((out / "metrics.json").read_bytes())
-    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall"]
+    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns"]
     assert metrics["model_version"] == "test-rules-1"
     assert metrics["events"] == len((sim_dir / "events.jsonl").read_bytes().splitlines())
     assert set(metrics["scenarios"]) == set(catalog.SCENARIOS)
@@ -42,6 +42,7 @@ def test_backtest_writes_documented_files(sim_dir: Path, tmp_path: Path) -> None
     html = (out / "report.html").read_text()
     for png in ("scores.png", "ttd.png", "alerts_over_time.png", "pr_curve.png"):
         assert (out / png).stat().st_size > 1000 and png in html
+    assert "Campaign grouping" in html and "pair_recall" in html
     # no plaintext number in the alerts
     assert b"+316" not in (out / "alerts.jsonl").read_bytes()
 
@@ -53,8 +54,9 @@ def test_truth_maps_national_and_imeisv_onto_the_same_pseudonyms(tmp_path: Path)
         '{"scenario":"wangiri","entity_type":"number","identifier":"0612345678",'
         '"start":"2025-03-04T08:00:00+01:00","end":"2025-03-04T09:00:00Z"}\n'
         '{"scenario":"sim_box","entity_type":"device","identifier":"3539111011647520",'
-        '"start":"2025-03-04T08:00:00Z","end":"2025-03-04T09:00:00Z"}\n')
+        '"start":"2025-03-04T08:00:00Z","end":"2025-03-04T09:00:00Z","instance":"sim_box#2"}\n')
     rows = load_truth(truth, pseudo)
+    assert (rows[0].instance, rows[1].instance) == ("", "sim_box#2")   # the instance is optional
     assert rows[0].entity == pseudo("msisdn", "+31612345678")
     assert rows[1].entity == pseudo("imei", "35391110116475")
     assert rows[0].start_ms == rows[1].start_ms - 3_600_000
@@ -73,8 +75,10 @@ def test_cli_with_the_real_scorer(sim_dir: Path, tmp_path: Path) -> None:
     assert main(["--events", str(sim_dir / "events.jsonl"), "--truth", str(sim_dir / "truth.jsonl"),
                  "--out", str(out), "--quiet"]) == 0
     metrics = orjson.loads((out / "metrics.json").read_bytes())
-    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall"]
+    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns"]
     assert metrics["model_version"]
+    # the simulator labels instances, so the campaign grouping is measured
+    assert set(metrics["campaigns"]) == {"instances", "pair_recall", "pair_precision", "campaigns_per_instance"}
     for name in ("report.html", "alerts.jsonl", "scores.png", "ttd.png", "alerts_over_time.png", "pr_curve.png"):
         assert (out / name).exists()
 

@@ -41,7 +41,8 @@ def test_hand_made_case() -> None:
     m = compute_metrics(c["truth"], c["alerts"], c["max_scores"], normal_numbers=1000,
                         duration_days=0.5, events=1234, events_per_s=100.0, model_version="v1",
                         scenario_order=["sms_farm", "wangiri"])
-    assert list(m) == ["events", "events_per_s", "model_version", "scenarios", "overall"]
+    assert list(m) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns"]
+    assert m["campaigns"] is None        # a truth file without instances
     farm = m["scenarios"]["sms_farm"]  # type: ignore[index]
     assert list(farm) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s"]
     assert farm["entities"] == 3 and farm["detected"] == 2
@@ -113,3 +114,38 @@ def test_truth_never_seen_scores_zero_and_single_class_has_no_auc() -> None:
                         events_per_s=1.0, model_version="v")
     assert m["overall"]["roc_auc"] is None and m["overall"]["pr_auc"] is None  # type: ignore[index]
     assert m["scenarios"] == {}
+
+
+def test_campaign_grouping_counts_pairs_of_one_instance_that_share_a_campaign() -> None:
+    truth = [TruthEntity("sms_farm", "number", n, 1 * H, 3 * H, "sms_farm#0") for n in ("a1", "a2", "a3")]
+    truth += [TruthEntity("sms_farm", "device", "ad", 1 * H, 3 * H, "sms_farm#0")]
+    truth += [TruthEntity("sms_farm", "number", n, 1 * H, 3 * H, "sms_farm#1") for n in ("b1", "b2")]
+    truth += [TruthEntity("wangiri", "number", "w1", 1 * H, 3 * H, "wangiri#0")]
+    alerts = [AlertPoint("number", "a1", "high", 2 * H, "cmp-1"),
+              AlertPoint("number", "a2", "high", 2 * H, "cmp-1"),
+              AlertPoint("number", "a3", "high", 2 * H, "cmp-2"),     # its farm split in two
+              AlertPoint("number", "a3", "high", 2 * H + 1, "cmp-1"),  # a later alert does not count
+              AlertPoint("device", "ad", "medium", 2 * H, "cmp-1"),   # below the threshold: not counted
+              AlertPoint("number", "b1", "high", 2 * H, "cmp-2"),     # another farm merged with a3
+              AlertPoint("number", "b2", "high", 2 * H, None),        # no campaign: its own
+              AlertPoint("number", "w1", "high", 2 * H, None),
+              AlertPoint("number", "x1", "high", 2 * H, "cmp-1")]     # a false alarm in farm 0's campaign
+    m = compute_metrics(truth, alerts, {}, normal_numbers=100, duration_days=1.0, events=1, events_per_s=1.0,
+                        model_version="v", scenario_order=["sms_farm", "wangiri"])
+    c = m["campaigns"]
+    assert c is not None
+    # pairs of one instance: farm 0 {a1,a2,a3}: 3, farm 1 {b1,b2}: 1 -> 4; sharing a campaign: a1-a2
+    assert c["pair_recall"] == pytest.approx(1 / 4)  # type: ignore[index]
+    # pairs sharing a campaign: cmp-1 {a1,a2,x1}: 3, cmp-2 {a3,b1}: 1 -> 4; of one instance: 1
+    assert c["pair_precision"] == pytest.approx(1 / 4)  # type: ignore[index]
+    assert c["instances"] == 2  # type: ignore[index]
+    # farm 0: {cmp-1, cmp-2} = 2 campaigns; farm 1: {cmp-2, None} = 2
+    assert c["campaigns_per_instance"] == {"sms_farm": 2.0}  # type: ignore[index]
+
+
+def test_one_campaign_per_instance_scores_1() -> None:
+    truth = [TruthEntity("sim_box", "number", n, 0, H, "sim_box#0") for n in ("s1", "s2", "s3")]
+    alerts = [AlertPoint("number", n, "high", H // 2, "cmp-s") for n in ("s1", "s2", "s3")]
+    c = compute_metrics(truth, alerts, {}, normal_numbers=1, duration_days=1.0, events=1, events_per_s=1.0,
+                        model_version="v")["campaigns"]
+    assert c == {"instances": 1, "pair_recall": 1.0, "pair_precision": 1.0, "campaigns_per_instance": {"sim_box": 1.0}}

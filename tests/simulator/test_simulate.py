@@ -118,7 +118,15 @@ def test_several_instances_per_scenario(run: dict[str, Any]) -> None:
     assert set(starts) == set(catalog.SCENARIOS)
     for name, s in starts.items():
         assert len(s) >= 3, name
-    assert {tuple(sorted(t)) for t in run["truth"]} == {("end", "entity_type", "identifier", "scenario", "start")}
+    assert {tuple(sorted(t)) for t in run["truth"]} == {("end", "entity_type", "identifier", "instance", "scenario",
+                                                        "start")}
+    # every instance is one scenario's, and each scenario has as many instances as start sets
+    instances: dict[str, set[str]] = defaultdict(set)
+    for t in run["truth"]:
+        instances[t["instance"]].add(t["scenario"])
+    assert all(len(s) == 1 and next(iter(s)) == name.split("#")[0] for name, s in instances.items())
+    for name in catalog.SCENARIOS:
+        assert len([i for i in instances if i.startswith(f"{name}#")]) >= 3, name
 
 
 # --- scenario signatures -------------------------------------------------------------------------
