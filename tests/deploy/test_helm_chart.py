@@ -87,6 +87,8 @@ def test_kubeconform_really_rejects_a_bad_manifest(helm: str, kubeconform: str, 
     (["--set", "monitoring.serviceMonitor.interval=often"], "interval"),
     (["--set", "api.webhookDelivery.replicas=0"], "webhookDelivery/replicas"),
     (["--set", "api.limitsDivisor=0"], "limitsDivisor"),
+    # the scorer's old scratch volume (nothing read it): refused rather than silently ignored
+    (["--set", "scorer.stateVolume.sizeLimit=2Gi"], "stateVolume"),
 ])
 def test_values_schema_rejects_bad_values(helm: str, override: list[str], message: str) -> None:
     proc = render(helm, "-f", str(CI_VALUES[0]), *override)
@@ -145,6 +147,10 @@ def test_component_shapes(helm: str) -> None:
     # Static membership: the stable pod name is the group instance id.
     assert env["FRAUDRADAR_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["FRAUDRADAR_POLICY_FILE"]["value"].endswith("policy.yaml")
+    # state lives in memory and in fraudradar.scorer-state: no state directory, no state volume
+    assert not [name for name in env if "STATE" in name]
+    mounts = {m["mountPath"] for m in scorer["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts == {"/etc/fraudradar/keys", "/etc/fraudradar/policy", "/etc/fraudradar/kafka-ca", "/tmp"}
     # Least privilege: the scorer never sees the disclosure key.
     assert "FRAUDRADAR_DISCLOSURE_KEY_FILE" not in env
     keys = next(v for v in scorer["spec"]["template"]["spec"]["volumes"] if v["name"] == "keys")
