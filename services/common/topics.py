@@ -59,7 +59,9 @@ def default_specs(partitions: int = 6) -> list[TopicSpec]:
                   "red flags, key = alert_id"),
         TopicSpec(LINKS, partitions, {"retention.ms": str(7 * DAY_MS)},
                   "numbers seen acting on flagged devices, key = number pseudonym (scorer → scorer)"),
-        TopicSpec(SCORER_STATE, partitions, dict(_COMPACT),
+        # min.compaction.lag.ms: a commit a crash cut short stays beside the records it would
+        # supersede until the restored scorer has undone it (docs/scorer.md, "commit markers")
+        TopicSpec(SCORER_STATE, partitions, {**_COMPACT, "min.compaction.lag.ms": str(3600 * 1000)},
                   "scorer per-entity state changelog (compacted), co-partitioned with the views"),
         TopicSpec(FEEDBACK, 1, {"retention.ms": str(365 * DAY_MS)},
                   "partner reports: confirmed fraud / false positive"),

@@ -221,6 +221,31 @@ class ChangelogReader:
         self._records: dict[bytes, tuple[int, bytes]] = {}   # key -> (arrival order, value)
         self._order = 0
         self._manifest: tuple[int, int] | None = None
+        self._manifest_raw: bytes | None = None
+        # sequence / generation numbers an unfinished commit used: never handed out again
+        self._reserved_seq = -1
+        self._reserved_gen = -1
+
+    @staticmethod
+    def owns(key: bytes) -> bool:
+        """A key of this changelog (delta, snapshot piece or manifest)."""
+        return key == MANIFEST_KEY or key.startswith(DELTA_PREFIX) or key.startswith(SNAPSHOT_PREFIX)
+
+    def committed(self, key: bytes) -> bytes | None:
+        """The value ``key`` holds in what was collected (None: absent)."""
+        if key == MANIFEST_KEY:
+            return self._manifest_raw
+        record = self._records.get(key)
+        return record[1] if record is not None else None
+
+    def reserve(self, keys: Iterable[bytes]) -> None:
+        """Keys an unfinished commit wrote (the restore undoes them): ``apply`` continues the
+        delta sequence and the generations after theirs, so no later record reuses one."""
+        for key in keys:
+            if key.startswith(DELTA_PREFIX) and len(key) == len(DELTA_PREFIX) + _SEQ.size:
+                self._reserved_seq = max(self._reserved_seq, _SEQ.unpack_from(key, 2)[0])
+            elif key.startswith(SNAPSHOT_PREFIX) and len(key) == len(SNAPSHOT_PREFIX) + _GEN_PIECE.size:
+                self._reserved_gen = max(self._reserved_gen, _GEN_PIECE.unpack_from(key, 2)[0])
 
     def add(self, key: bytes, value: bytes | None) -> bool:
         """Take one record; False when the key is not a changelog key of this format."""
@@ -229,6 +254,7 @@ class ChangelogReader:
                 magic, gen, start, _ = _MANIFEST.unpack(value)
                 if magic == MAGIC:
                     self._manifest = (gen, start)
+                    self._manifest_raw = value
             return True
         if not (key.startswith(DELTA_PREFIX) or key.startswith(SNAPSHOT_PREFIX)):
             return False
@@ -266,8 +292,8 @@ class ChangelogReader:
         for _, value in chosen:
             applied += _apply_entries(value, store)
         delta_entries = applied - len(store)
-        writer.next_seq = max_seq + 1
-        writer.next_gen = max_gen + 1
+        writer.next_seq = max(max_seq, self._reserved_seq) + 1
+        writer.next_gen = max(max_gen, self._reserved_gen) + 1
         writer.complete_gen, writer.complete_start_seq = gen, start
         # entries in the live deltas (what a restore replays beyond one copy of the state)
         writer.deltas_since_start = max(0, delta_entries)

@@ -62,7 +62,15 @@ from services.scorer.scoring import (
     model_points,
     model_reason,
 )
-from services.scorer.store import MODELS_KEY, EntityTable, StateStore, entity_key, entity_text
+from services.scorer.store import (
+    COMMIT_KEY,
+    COMMIT_MARKER,
+    MODELS_KEY,
+    EntityTable,
+    StateStore,
+    entity_key,
+    entity_text,
+)
 
 CHECKPOINT_FORMAT = 1
 # Entity records hold event seconds as uint32 (1970-01-01 .. 2106-02-07). Valid views outside
@@ -192,6 +200,12 @@ class ScoringEngine:
         self.journal = ModelJournal(enabled=journal)
         self._restored_models: bytes | None = None
         self._restored_journal: dict[bytes, bytes] = {}
+        # restore: records read since the last commit marker; whether any marker was read
+        self._restore_pending: list[tuple[bytes, bytes | None]] = []
+        self._restore_marked = False
+        self._tail_journal_next = 0       # journal sequence after a discarded tail's batches
+        self._undo: list[tuple[bytes, bytes | None]] = []   # corrections the next commit writes first
+        self.discarded_records = 0        # records of an unfinished commit the last restore undid
         self.next_sweep_ms = 0
         self.feedback_offset = 0          # next feedback-topic offset this engine has not applied
         self.next_offsets: dict[str, int] = {}   # source topic -> next offset (service bookkeeping)
@@ -774,6 +788,25 @@ class ScoringEngine:
         manifest and tombstones (``services.scorer.changelog``); a few large records per commit."""
         return self.changelog_writer.records(self.store)
 
+    def commit_records(self, checkpoint: bool = False) -> list[tuple[bytes, bytes | None]]:
+        """Everything one commit writes to ``scorer-state[p]``, in the order that lets a restore
+        tell a commit a crash cut short: first the corrections a restore owes (``_undo``), then
+        the entity and model records, then the commit marker, then the tombstones.
+
+        The producer is idempotent (kafka-python's default with ``acks=all``), so a partition
+        receives a *prefix* of what was sent: a commit whose marker landed landed whole, and
+        what follows the last marker is an unfinished commit, which ``finish_restore`` drops
+        and undoes. Tombstones go after the marker because they only remove what the commit
+        made obsolete: losing some of them loses nothing (a restore tombstones leftovers again).
+        None when the engine has nothing to write (an idle partition writes nothing).
+        """
+        records = [*self.changelog(), *self.model_records(checkpoint=checkpoint)]
+        undo, self._undo = self._undo, []
+        if not records and not undo:
+            return []
+        return [*undo, *(r for r in records if r[1] is not None), (COMMIT_KEY, COMMIT_MARKER),
+                *(r for r in records if r[1] is None)]
+
     def model_records(self, checkpoint: bool = False) -> list[tuple[bytes, bytes | None]]:
         """The models' ``scorer-state`` records for a commit, sent after ``changelog()``'s
         (``services.scorer.modellog``): a checkpoint and tombstones for the journal it replaces
@@ -789,7 +822,17 @@ class ScoringEngine:
 
     def apply_changelog(self, key: bytes, value: bytes | None) -> None:
         """Collect one ``scorer-state`` record during a restore, in log order (``finish_restore``
-        applies the state, ``restore_models`` the checkpoint and journal)."""
+        applies the state, ``restore_models`` the checkpoint and journal). A record counts once
+        a commit marker after it closes its commit (``commit_records``)."""
+        if key == COMMIT_KEY:
+            pending, self._restore_pending = self._restore_pending, []
+            for k, v in pending:
+                self._collect(k, v)
+            self._restore_marked = True
+            return
+        self._restore_pending.append((key, value))
+
+    def _collect(self, key: bytes, value: bytes | None) -> None:
         if key == MODELS_KEY:
             self._restored_models = value
             return
@@ -802,8 +845,44 @@ class ScoringEngine:
             self._reader = ChangelogReader()
         self._reader.add(key, value)
 
+    def _discard_tail(self, tail: list[tuple[bytes, bytes | None]]) -> None:
+        """Records after the last commit marker: a commit a crash cut short (its offsets were
+        never committed, its views come again). Dropped, and undone at the next commit: each
+        key it wrote gets its committed value back (or a tombstone), so neither a later restore
+        nor compaction can pick them up. Sequence numbers it used are not reused, and the models
+        take a fresh checkpoint (the journal goes on after a gap)."""
+        keys = list(dict.fromkeys(key for key, value in tail if value is not None))
+        self.discarded_records = sum(1 for _, value in tail if value is not None)
+        if not keys:
+            return                                 # only the last commit's tombstones: nothing to undo
+        undo: list[tuple[bytes, bytes | None]] = []
+        journal_seqs: list[int] = []
+        for key in keys:
+            if key == MODELS_KEY:
+                undo.append((key, self._restored_models))
+            elif is_journal_key(key):
+                undo.append((key, self._restored_journal.get(key)))
+                journal_seqs.append(int.from_bytes(key[-8:], "big"))
+            elif ChangelogReader.owns(key):
+                if self._reader is None:
+                    self._reader = ChangelogReader()
+                undo.append((key, self._reader.committed(key)))
+            # anything else on the topic is not this engine's to correct
+        if self._reader is not None:
+            self._reader.reserve(keys)
+        self._tail_journal_next = max(journal_seqs, default=-1) + 1
+        self._undo = undo
+
     def finish_restore(self) -> int:
         """Rebuild the state from the collected records; returns the entity entries applied."""
+        tail, self._restore_pending = self._restore_pending, []
+        self.discarded_records = 0
+        if tail and not self._restore_marked:
+            for key, value in tail:                # a log written before commit markers: all of it
+                self._collect(key, value)
+        elif tail:
+            self._discard_tail(tail)
+        self._restore_marked = False
         reader, self._reader = self._reader, None
         if reader is None:
             return 0
@@ -857,7 +936,7 @@ class ScoringEngine:
                     ValueError) as exc:
                 report.checkpoint, report.error, start = "rejected", str(exc), None
         seqs = {key: int.from_bytes(key[-8:], "big") for key in journal}
-        self.journal.next_seq = max([start or 0, *(seq + 1 for seq in seqs.values())])
+        self.journal.next_seq = max([start or 0, self._tail_journal_next, *(seq + 1 for seq in seqs.values())])
         # the consecutive batches from the checkpoint's sequence on (log order is sequence order):
         # after a missing one (a commit whose records did not all land) the rest would teach
         # the models out of order
@@ -892,8 +971,9 @@ class ScoringEngine:
         self.journal.stale = [key for key in journal if seqs[key] not in live]
         self.journal.since_checkpoint = report.entries
         # anything unusable: a fresh checkpoint at the next commit makes the log consistent again
-        self.journal.needs_checkpoint = (foreign or report.error is not None
+        self.journal.needs_checkpoint = (foreign or report.error is not None or bool(self._undo)
                                          or report.checkpoint in ("other_version", "rejected"))
+        self._tail_journal_next = 0
         return report
 
     # -- metrics helpers ------------------------------------------------------------------------

@@ -25,3 +25,6 @@ RESTORING = Gauge("fraudradar_scorer_restoring", "1 while partitions are being r
 MODEL_RESTORES = Counter("fraudradar_scorer_model_restores_total",
                          "Partition restores by what the models came back from (restored, none, other_version, "
                          "rejected, journal_error)", ["outcome"])
+RESTORE_DISCARDED = Counter("fraudradar_scorer_restore_discarded_records_total",
+                            "Records of a commit cut short by a crash (after the last commit marker of a state "
+                            "partition) that a restore dropped and undid")

@@ -298,6 +298,10 @@ class ScorerProcessor:
         engine.changelog_end = end
         models = engine.restore_models()
         metrics.MODEL_RESTORES.labels(models.outcome).inc()
+        if engine.discarded_records:
+            metrics.RESTORE_DISCARDED.inc(engine.discarded_records)
+            log.warning("a commit cut short by a crash was dropped and is undone at the next commit",
+                        extra={"partition": partition, "records": engine.discarded_records})
         if models.checkpoint == "other_version":
             log.info("model checkpoint of another model version ignored", extra={"partition": partition})
         if models.error is not None:
@@ -372,12 +376,11 @@ class ScorerProcessor:
         state_bytes = 0
         for partition, engine in self.engines.items():
             last = None
-            for key, value in engine.changelog():
-                last = sink.send(state_topic, key, value, partition=partition)
-            # after the entity records: what the models learned meanwhile (journal), or a checkpoint
+            # entity records, what the models learned meanwhile (journal) or a checkpoint, the
+            # commit marker, then tombstones: a restore can tell a commit a crash cut short
             due = (now - self._last_checkpoint.get(partition, 0.0) >= self.settings.checkpoint_interval_s
                    or engine.journal.since_checkpoint >= self.settings.journal_max_entries)
-            for key, value in engine.model_records(checkpoint=due):
+            for key, value in engine.commit_records(checkpoint=due):
                 last = sink.send(state_topic, key, value, partition=partition)
             if due:
                 self._last_checkpoint[partition] = now

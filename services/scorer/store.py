@@ -20,6 +20,10 @@ _LAST_MS = struct.Struct("<q")
 TableKind = Literal["number", "device", "flagged"]
 CHANGELOG_PREFIX: dict[TableKind, bytes] = {"number": b"n", "device": b"d", "flagged": b"f"}
 MODELS_KEY = b"__models__"
+# the last record of every commit on a state partition (before its tombstones): a restore takes
+# only what such a marker closes; what follows the last one is a commit a crash cut short
+COMMIT_KEY = b"\x00C"
+COMMIT_MARKER = b"FRC1"
 
 
 def entity_key(entity: str) -> bytes:

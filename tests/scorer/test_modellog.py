@@ -17,27 +17,11 @@ from services.common.records import Feedback, View
 from services.scorer import modellog
 from services.scorer.engine import EngineOutput, ScoringEngine
 from services.scorer.modellog import is_journal_key
-from services.scorer.store import MODELS_KEY
-from services.scorer.synthetic import Generator
+from services.scorer.store import COMMIT_KEY, COMMIT_MARKER, MODELS_KEY
 from tests.conftest import TEST_PSEUDONYM_KEY
 
 PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
 Log = list[tuple[bytes, bytes | None]]
-
-
-@pytest.fixture(scope="module")
-def views() -> list[View]:
-    return Generator(seed=3).stream(normal=400, hours=4, fraud_start_h=2).views
-
-
-@pytest.fixture
-def policy(tmp_path: Path) -> Path:
-    """The packaged policy with models warm after 200 learned points (the stream has ~660)."""
-    text = Path("services/scorer/policy.yaml").read_text()
-    assert "warmup: 3000" in text
-    path = tmp_path / "policy.yaml"
-    path.write_text(text.replace("warmup: 3000", "warmup: 200"))
-    return path
 
 
 def engine(policy: Path, version: str | None = None) -> ScoringEngine:
@@ -48,9 +32,9 @@ def engine(policy: Path, version: str | None = None) -> ScoringEngine:
 
 
 def commit(eng: ScoringEngine, log: Log, *, checkpoint: bool = False) -> None:
-    """Step 3 of the service's commit path: entity records, then the models' records."""
-    log.extend(eng.changelog())
-    log.extend(eng.model_records(checkpoint=checkpoint))
+    """Step 3 of the service's commit path: entity records, the models' records, the commit
+    marker, tombstones (``commit_records``)."""
+    log.extend(eng.commit_records(checkpoint=checkpoint))
 
 
 def compacted(log: Log) -> Log:
@@ -159,7 +143,7 @@ def test_a_checkpoint_tombstones_the_journal_it_includes(policy: Path, views: li
     # nothing learned and nothing moved since: an idle engine writes nothing, not even a checkpoint
     assert eng.model_records() == []
     assert eng.model_records(checkpoint=True) == []
-    log.extend(records)
+    log.extend([records[0], (COMMIT_KEY, COMMIT_MARKER), *records[1:]])   # as commit_records orders them
     restored = restore(policy, compacted(log))
     report = restored.restore_models()
     assert (report.checkpoint, report.batches) == ("restored", 0)
