@@ -239,7 +239,7 @@ def restore(bootstrap: str, prefix: str, engine: ScoringEngine) -> tuple[float, 
     """
     for table in (engine.store.numbers, engine.store.devices):
         table.dirty = set(table.records)
-    records = engine.changelog()
+    records = engine.commit_records()          # as the service writes a commit: closed by its marker
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20,
                              max_request_size=4 << 20)
     topic = prefix + topics.SCORER_STATE
