@@ -32,12 +32,12 @@ from tests.conftest import TEST_PSEUDONYM_KEY
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
+PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
 
 
 @pytest.fixture(scope="module")
 def dataset() -> Labelled:
-    pseudo = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
-    bank = pseudo("msisdn", normalise_number("+31205550100", "NL").value)
+    bank = PSEUDO("msisdn", normalise_number("+31205550100", "NL").value)
     return Generator(seed=11).stream(normal=300, hours=4, fraud_start_h=2, bank_numbers=[bank])
 
 
@@ -286,3 +286,76 @@ def test_two_replicas_raise_the_same_alerts_as_one(kafka_bootstrap: str, dataset
     assert all(n >= 1 for n in restored), restored   # both replicas owned partitions
     got = _alerts(kafka_bootstrap, prefix)
     assert {a.alert_id for a in got} == {a.alert_id for a in ref_alerts}
+
+
+def _state_by_partition(bootstrap: str, topic: str) -> dict[int, list[tuple[bytes, bytes | None]]]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    out: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in range(3)}
+    while any(consumer.position(tp) < ends[tp] for tp in tps):
+        for tp, recs in consumer.poll(timeout_ms=500).items():
+            out[tp.partition].extend((r.key, r.value) for r in recs)
+    consumer.close()
+    return out
+
+
+def test_a_commit_cut_short_on_the_topic_is_dropped_and_undone(
+        kafka_bootstrap: str, dataset: Labelled, reference: tuple[str, list[Alert]], tmp_path: Path) -> None:
+    """What a kill -9 during a commit's flush leaves on ``scorer-state[p]``: records after the
+    last commit marker (here the manifest of a generation that never finished). The restarted
+    scorer drops them, writes the committed values back, and raises the reference's alerts."""
+    from services.scorer.changelog import _MANIFEST, MAGIC, MANIFEST_KEY
+    from services.scorer.engine import ScoringEngine
+    from services.scorer.store import COMMIT_KEY
+
+    _, ref_alerts = reference
+    prefix = _prefix(kafka_bootstrap)
+    state_topic = prefix + topics.SCORER_STATE
+    middle = dataset.views[len(dataset.views) // 2].occurred_ms
+    _produce(kafka_bootstrap, prefix, [v for v in dataset.views if v.occurred_ms < middle])
+    scorer = Scorer(kafka_bootstrap, prefix, "cut", tmp_path / "a.log")
+    try:
+        scorer.wait_log("scorer started")
+        _wait_committed(kafka_bootstrap, prefix, "cut")
+    finally:
+        scorer.stop()
+    forged = _MANIFEST.pack(MAGIC, 999, 10**6, 1)      # a generation none of whose pieces is there
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for partition in range(3):
+        producer.send(state_topic, key=MANIFEST_KEY, value=forged, partition=partition)
+    producer.flush()
+    producer.close()
+    # the control: read as a restore without commit markers would, the forged manifest wins
+    # and the partition comes back empty
+    before = _state_by_partition(kafka_bootstrap, state_topic)
+    legacy, marked = ScoringEngine.default(PSEUDO), ScoringEngine.default(PSEUDO)
+    for key, value in before[0]:
+        marked.apply_changelog(key, value)
+        if key != COMMIT_KEY:
+            legacy.apply_changelog(key, value)
+    legacy.finish_restore()
+    marked.finish_restore()
+    assert sum(legacy.entities().values()) == 0 < sum(marked.entities().values())
+
+    _produce(kafka_bootstrap, prefix, [v for v in dataset.views if v.occurred_ms >= middle])
+    restarted = Scorer(kafka_bootstrap, prefix, "cut", tmp_path / "b.log")
+    try:
+        port = restarted.wait_log("scorer started")["http_port"]
+        _wait_committed(kafka_bootstrap, prefix, "cut")
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        restarted.stop()
+    dropped = [e for e in restarted.logs() if str(e.get("msg", "")).startswith("a commit cut short")]
+    assert sorted(int(e["partition"]) for e in dropped) == [0, 1, 2]  # type: ignore[call-overload]
+    assert "fraudradar_scorer_restore_discarded_records_total 3.0" in body
+    restores = [e for e in restarted.logs() if e.get("msg") == "partition state restored"]
+    assert restores and all(int(e["entities"]) > 0 for e in restores)  # type: ignore[call-overload]
+    assert {a.alert_id for a in _alerts(kafka_bootstrap, prefix)} == {a.alert_id for a in ref_alerts}
+    # the undo landed: after the forged manifest, each partition has its committed one again
+    after = _state_by_partition(kafka_bootstrap, state_topic)
+    for partition in range(3):
+        manifests = [value for key, value in after[partition] if key == MANIFEST_KEY]
+        assert manifests[-1] != forged and forged in manifests, partition
