@@ -157,12 +157,14 @@ def retention(ctx: Context) -> Outcome:
         """Entities of ``keys`` with a value in the bundled scorer changelog (services/scorer/
         changelog.py): in the records a restore uses (``compact``: latest per record key, no
         tombstoned record) or in every record physically present."""
-        from services.scorer.changelog import unpack_entries
+        from services.scorer.changelog import DELTA_PREFIX, SNAPSHOT_PREFIX, unpack_entries
 
         kept: dict[bytes, bytes | None] = {}
         physical: list[bytes] = []
         for rec in rig.records(topic):
-            if rec.key and rec.key[:1] == b"\0" and rec.key != b"\0M":
+            # deltas and snapshot pieces hold entity records (not the manifest, the commit
+            # marker or the models' records)
+            if rec.key and rec.key[:2] in (DELTA_PREFIX, SNAPSHOT_PREFIX):
                 kept[rec.key] = rec.value
                 if rec.value is not None:
                     physical.append(rec.value)

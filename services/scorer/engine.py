@@ -434,7 +434,7 @@ class ScoringEngine:
                 values[F.FLAG_EXPIRES_S] = max(values[F.FLAG_EXPIRES_S], expiry)
         emit = changed or rank != prev_rank or (
             rank >= 1 and abs(reported - prev_score) >= policy.spec.flags.min_score_change)
-        campaign = self._campaign(values, view) if rank >= 2 else None
+        campaign = self._campaign(values, view.entity_type) if rank >= 2 else None
         if emit:
             values[F.RISK_SCORE] = reported
             values[F.RISK_LEVEL] = rank
@@ -451,7 +451,7 @@ class ScoringEngine:
                                              features=features, now_ms=now_ms, campaign=campaign)]
             values[F.LAST_HIGH_S] = now_s
 
-    def _campaign(self, values: list[Any], view: View) -> str | None:
+    def _campaign(self, values: list[Any], entity_type: EntityType) -> str | None:
         """Group entities acting together from what they share: a site (cell) and a day, else a device.
 
         A farm is a place: its modems or phones and every SIM in them are served by the same
@@ -463,7 +463,7 @@ class ScoringEngine:
         take the device's campaign from the link. Derived only from the entity's own state, so
         replicas that own different partitions name the same campaign without talking.
         """
-        start, end = F.NUMBER.set_at["cell"] if view.entity_type == "number" else F.DEVICE.set_at["cell"]
+        start, end = F.NUMBER.set_at["cell"] if entity_type == "number" else F.DEVICE.set_at["cell"]
         cells = [int(c) for c in values[start:end] if c]
         if cells:
             return _campaign_of(f"cell:{min(cells):08x}:{int(values[F.LAST_MS]) // 86_400_000}")
@@ -490,6 +490,10 @@ class ScoringEngine:
                 expires_s = max(expires_s, int(values[at + F.LINK_EXPIRES_S]))
                 link_first = int(values[at + F.LINK_S])
                 first_s = min(first_s, link_first) if first_s else link_first
+                if campaign is None and LEVELS.index(level) >= 2:
+                    # flagged through its device, not on its own: the number's own site names
+                    # the campaign (the device's for a SIM in a farm), so it does not vanish
+                    campaign = self._campaign(values, "number")
         if not expires_s:
             expires_s = now_ms // 1000 + self.policy.ttl_ms // 1000
         return Risk(
@@ -536,7 +540,7 @@ class ScoringEngine:
             number=view.number, device=view.entity, device_score=int(values[F.RISK_SCORE]),
             device_episode_s=int(values[F.EPISODE_S]), reason=reasons[0].code if reasons else "DEVICE_FLAGGED",
             occurred_ms=view.occurred_ms, key_id=view.key_id, ingested_ms=view.ingested_ms,
-            number_enc=view.number_enc, campaign_id=self._campaign(values, view))
+            number_enc=view.number_enc, campaign_id=self._campaign(values, view.entity_type))
         if output.alerts:
             # a new episode: every partition links the numbers it has seen on this device (the
             # SIMs that left a farm before it was recognisable) and remembers it for later ones

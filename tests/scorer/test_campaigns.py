@@ -97,3 +97,20 @@ def test_numbers_of_one_site_flagged_on_their_own_share_the_campaign() -> None:
         outs += run(engine(), views)
     got = campaigns(outs)
     assert len(got) == 1 and None not in got
+
+
+def test_a_linked_numbers_later_risk_keeps_the_campaign() -> None:
+    """A SIM flagged only through its modem: a later Risk from its own views (here a SIM change)
+    still names the farm's campaign, instead of dropping it because its own level is low."""
+    from tests.scorer.helpers import sim_change
+
+    site = pid("farm-cell-4")
+    outs = modem(engine(), pid("modem-g"), site)
+    (campaign,) = campaigns(outs)
+    link = next(link for o in outs for link in o.links if not link.broadcast)
+    numbers = engine()
+    numbers.apply_link(link)
+    numbers.process(sms_out(link.number, pid("w"), T0 + 30 * MIN, cell=site))
+    risk = numbers.process(sim_change(link.number, T0 + 31 * MIN)).risk
+    assert risk is not None and risk.level == "high" and risk.reasons[0].code == "ON_FLAGGED_DEVICE"
+    assert risk.campaign_id == campaign
