@@ -802,7 +802,7 @@ class ScoringEngine:
         what follows the last marker is an unfinished commit, which ``finish_restore`` drops
         and undoes. Tombstones go after the marker because they only remove what the commit
         made obsolete: losing some of them loses nothing (a restore tombstones leftovers again).
-        None when the engine has nothing to write (an idle partition writes nothing).
+        Empty when the engine has nothing to write (an idle partition writes nothing).
         """
         records = [*self.changelog(), *self.model_records(checkpoint=checkpoint)]
         undo, self._undo = self._undo, []
