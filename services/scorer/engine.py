@@ -942,8 +942,8 @@ class ScoringEngine:
         seqs = {key: int.from_bytes(key[-8:], "big") for key in journal}
         self.journal.next_seq = max([start or 0, self._tail_journal_next, *(seq + 1 for seq in seqs.values())])
         # the consecutive batches from the checkpoint's sequence on (log order is sequence order):
-        # after a missing one (a commit whose records did not all land) the rest would teach
-        # the models out of order
+        # after a missing one (removed from the topic by something else: a commit cut short is
+        # dropped whole before this, see ``_discard_tail``) the rest would teach the models out of order
         usable: list[tuple[bytes, bytes]] = []
         for key, value in journal.items():
             if start is None or seqs[key] < start:
