@@ -12,8 +12,8 @@ import msgspec
 
 from services.common.records import View
 from services.scorer.engine import EngineOutput, ScoringEngine
-from tests.scorer.helpers import MIN, T0, device_view, pid, sms_out
-from tests.scorer.test_engine import engine, run
+from tests.scorer.helpers import MIN, T0, device_view, pid, sim_change, sms_out
+from tests.scorer.test_engine import blast, engine, replica_of, run
 
 
 def modem(eng: ScoringEngine, device: str, cell: str | None, start: int = T0, n_sims: int = 6) -> list[EngineOutput]:
@@ -69,10 +69,7 @@ def test_numbers_linked_by_a_modem_join_its_campaign_directly_and_through_a_broa
     broadcast = next(link for link in links if link.broadcast)
     first = engine()
     first.apply_link(broadcast)
-    restored = engine()
-    for key, value in first.changelog():
-        restored.apply_changelog(key, value)
-    restored.finish_restore()
+    restored = replica_of(first)
     late = restored.process(sms_out(pid("late-sim-e"), pid("w"), T0 + 30 * MIN, device=device))
     assert [a.campaign_id for a in late.alerts] == [campaign]
 
@@ -88,8 +85,6 @@ def test_a_link_written_before_campaign_ids_travelled_falls_back_to_the_device()
 
 
 def test_numbers_of_one_site_flagged_on_their_own_share_the_campaign() -> None:
-    from tests.scorer.test_engine import blast
-
     site = pid("blast-cell")
     outs: list[EngineOutput] = []
     for name in ("s1", "s2"):
@@ -102,8 +97,6 @@ def test_numbers_of_one_site_flagged_on_their_own_share_the_campaign() -> None:
 def test_a_linked_numbers_later_risk_keeps_the_campaign() -> None:
     """A SIM flagged only through its modem: a later Risk from its own views (here a SIM change)
     still names the farm's campaign, instead of dropping it because its own level is low."""
-    from tests.scorer.helpers import sim_change
-
     site = pid("farm-cell-4")
     outs = modem(engine(), pid("modem-g"), site)
     (campaign,) = campaigns(outs)

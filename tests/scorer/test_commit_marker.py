@@ -17,7 +17,8 @@ from services.scorer.changelog import DELTA_PREFIX
 from services.scorer.engine import ScoringEngine
 from services.scorer.modellog import is_journal_key
 from services.scorer.store import COMMIT_KEY, COMMIT_MARKER, MODELS_KEY
-from tests.scorer.test_modellog import Log, commit, compacted, engine, signature
+from tests.scorer.test_modellog import Log, compacted, crash_run, engine, signature
+from tests.scorer.test_modellog import restore as restore_log
 
 EVERY = 500          # views per commit
 
@@ -26,26 +27,15 @@ def run_to_cut_commit(policy: Path, views: list[View], crash_at: int = 12,
                       checkpoint_at: int = 3) -> tuple[Log, int, Log]:
     """Commits every EVERY views; commit ``crash_at`` is the one being flushed at the kill.
     Returns the log of the complete commits, the committed offset and that commit's records."""
-    eng = engine(policy)
-    log: Log = []
-    committed = 0
-    for i, view in enumerate(views):
-        eng.process(view, offset=i)
-        if (i + 1) % EVERY == 0:
-            n = (i + 1) // EVERY
-            if n == crash_at:
-                return log, committed, eng.commit_records()
-            commit(eng, log, checkpoint=n == checkpoint_at)
-            committed = i + 1
-    raise AssertionError("stream too short")
+    log, committed, eng = crash_run(policy, views, every=EVERY, checkpoint_at=checkpoint_at,
+                                    crash_after=crash_at - 1)
+    for i in range(committed + EVERY // 3, committed + EVERY):     # the rest of the cut commit
+        eng.process(views[i], offset=i)
+    return log, committed, eng.commit_records()
 
 
 def restore(policy: Path, log: Log, *, markers: bool = True) -> ScoringEngine:
-    eng = engine(policy)
-    for key, value in log:
-        if markers or key != COMMIT_KEY:
-            eng.apply_changelog(key, value)
-    eng.finish_restore()
+    eng = restore_log(policy, log, markers=markers)
     eng.restore_models()
     return eng
 
@@ -62,6 +52,12 @@ def models_of(eng: ScoringEngine, probes: list[dict[str, float]]) -> list[object
     return out
 
 
+def probes_of(eng: ScoringEngine, views: list[View]) -> list[dict[str, float]]:
+    """Feature vectors of every 40th number of the stream, as ``eng`` knows them."""
+    numbers = list(dict.fromkeys(v.entity for v in views if v.entity_type == "number"))[::40]
+    return [f for e in numbers if (f := eng.features_of("number", e)) is not None]
+
+
 def replay(eng: ScoringEngine, views: list[View], start: int) -> list[tuple[object, ...]]:
     """The group redelivers from the committed offset."""
     return [signature(eng.process(v, offset=i)) for i, v in enumerate(views) if i >= start]
@@ -75,8 +71,7 @@ def test_every_cut_of_a_commit_restores_exactly(policy: Path, views: list[View])
     kinds = [key[:2] if not is_journal_key(key) else b"j" for key, _ in cut_commit[:marker]]
     assert DELTA_PREFIX in kinds and b"j" in kinds, kinds          # entity records, then the journal
     after = committed + EVERY                  # views the cut commit covers are skipped once it landed
-    numbers = list(dict.fromkeys(v.entity for v in views if v.entity_type == "number"))[::40]
-    probes = [f for e in numbers if (f := whole.features_of("number", e)) is not None]
+    probes = probes_of(whole, views)
     final = models_of(whole, probes)
     diverged = 0
     for cut in range(len(cut_commit) + 1):
@@ -154,8 +149,7 @@ def test_the_undo_keeps_a_dropped_commit_out_when_the_next_commit_ends_elsewhere
     whole = engine(policy)
     for i, v in enumerate(views):
         whole.process(v, offset=i)
-    numbers = list(dict.fromkeys(v.entity for v in views if v.entity_type == "number"))[::40]
-    probes = [f for e in numbers if (f := whole.features_of("number", e)) is not None]
+    probes = probes_of(whole, views)
     final = models_of(whole, probes)
     log, committed, cut_commit = run_to_cut_commit(policy, views)
     tail = cut_commit[:next(i for i, (key, _) in enumerate(cut_commit) if is_journal_key(key))]

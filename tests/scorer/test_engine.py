@@ -30,6 +30,15 @@ def run(eng: ScoringEngine, views: list[View]) -> list[EngineOutput]:
     return [eng.process(v) for v in views]
 
 
+def replica_of(source: ScoringEngine) -> ScoringEngine:
+    """A fresh engine restored from ``source``'s changelog (another replica taking over)."""
+    restored = engine()
+    for key, value in source.changelog():
+        restored.apply_changelog(key, value)
+    restored.finish_restore()
+    return restored
+
+
 def test_sms_blast_raises_one_alert_per_episode_with_reasons() -> None:
     eng = engine()
     farm = pid("farm")
@@ -162,10 +171,7 @@ def test_changelog_restore_continues_identically() -> None:
     first = engine()
     for i, v in enumerate(lab.views[:half]):
         first.process(v, offset=i)
-    restored = engine()
-    for key, value in first.changelog():
-        restored.apply_changelog(key, value)
-    restored.finish_restore()
+    restored = replica_of(first)
     assert restored.restore_checkpoint(first.checkpoint())
     # a crash replays some already-applied views: they are skipped
     out_rest = [restored.process(v, offset=i) for i, v in enumerate(lab.views) if i >= half - 50]

@@ -14,7 +14,7 @@ from services.scorer import features as F
 from services.scorer.engine import EngineOutput, ScoringEngine
 from services.scorer.policy import Policy
 from tests.scorer.helpers import MIN, T0, device_view, pid, sim_change, sms_out
-from tests.scorer.test_engine import PSEUDO, blast, engine, run
+from tests.scorer.test_engine import PSEUDO, blast, engine, replica_of, run
 
 
 def farm_phone(eng: ScoringEngine, device: str, n_sims: int = 6, start: int = T0) -> list[EngineOutput]:
@@ -170,10 +170,7 @@ def test_the_remembered_device_survives_a_restore_and_expires() -> None:
     broadcast = next(link for o in farm_phone(engine(), device) for link in o.links if link.broadcast)
     first = engine()
     first.apply_link(broadcast)
-    restored = engine()
-    for key, value in first.changelog():
-        restored.apply_changelog(key, value)
-    restored.finish_restore()
+    restored = replica_of(first)
     late = sms_out(pid("late-sim"), pid("w"), T0 + 30 * MIN, device=device)
     assert [a.reasons[0].code for a in restored.process(late).alerts] == ["ON_FLAGGED_DEVICE"]
     # past the link flag's lifetime (72 h) the device is no longer remembered

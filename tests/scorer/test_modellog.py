@@ -43,10 +43,13 @@ def compacted(log: Log) -> Log:
     return [log[i] for i in sorted(last.values()) if log[i][1] is not None]
 
 
-def restore(policy: Path, log: Log, *, journal: bool = True, version: str | None = None) -> ScoringEngine:
+def restore(policy: Path, log: Log, *, journal: bool = True, markers: bool = True,
+            version: str | None = None) -> ScoringEngine:
+    """A fresh engine restored from ``log``; without the journal's records, or without the commit
+    markers (read as a restore before markers did), when asked."""
     eng = engine(policy, version)
     for key, value in log:
-        if journal or not is_journal_key(key):
+        if (journal or not is_journal_key(key)) and (markers or key != COMMIT_KEY):
             eng.apply_changelog(key, value)
     eng.finish_restore()
     return eng

@@ -27,6 +27,9 @@ from services.common.identifiers import normalise_number
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Alert, Risk, View, decode_alert, decode_risk, encode
 from services.common.topics import ensure_topics
+from services.scorer.changelog import _MANIFEST, MAGIC, MANIFEST_KEY
+from services.scorer.engine import ScoringEngine
+from services.scorer.store import COMMIT_KEY
 from services.scorer.synthetic import Generator, Labelled
 from tests.conftest import TEST_PSEUDONYM_KEY
 
@@ -307,10 +310,6 @@ def test_a_commit_cut_short_on_the_topic_is_dropped_and_undone(
     """What a kill -9 during a commit's flush leaves on ``scorer-state[p]``: records after the
     last commit marker (here the manifest of a generation that never finished). The restarted
     scorer drops them, writes the committed values back, and raises the reference's alerts."""
-    from services.scorer.changelog import _MANIFEST, MAGIC, MANIFEST_KEY
-    from services.scorer.engine import ScoringEngine
-    from services.scorer.store import COMMIT_KEY
-
     _, ref_alerts = reference
     prefix = _prefix(kafka_bootstrap)
     state_topic = prefix + topics.SCORER_STATE
