@@ -256,7 +256,7 @@ class ChangelogReader:
                     self._manifest = (gen, start)
                     self._manifest_raw = value
             return True
-        if not (key.startswith(DELTA_PREFIX) or key.startswith(SNAPSHOT_PREFIX)):
+        if not self.owns(key):
             return False
         if value is None:
             self._records.pop(key, None)      # what compaction would do

@@ -99,6 +99,13 @@ def _aucs(truth_keys: set[EntityKey], max_scores: Mapping[EntityKey, float]) -> 
     return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
 
 
+def _in_order(names: Iterable[str], preferred: Iterable[str]) -> list[str]:
+    """``names`` in the ``preferred`` order (the simulator's scenarios), the others sorted after."""
+    known = set(names)
+    first = [name for name in preferred if name in known]
+    return first + sorted(known - set(first))
+
+
 def _pairs(n: int) -> int:
     return n * (n - 1) // 2
 
@@ -138,7 +145,7 @@ def campaign_grouping(truth: list[TruthEntity], campaign_of: Mapping[EntityKey, 
         if len(campaigns) >= 2:
             distinct = len({c for c in campaigns if c is not None}) + sum(1 for c in campaigns if c is None)
             fragments.setdefault(scenario_of[instance], []).append(distinct)
-    order = [s for s in scenario_order if s in fragments] + sorted(set(fragments) - set(scenario_order))
+    order = _in_order(fragments, scenario_order)
     return {
         "instances": len([m for m in members.values() if len(m) >= 2]),
         "pair_recall": _ratio(same_both, same_instance),
@@ -193,7 +200,7 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
     for entity_type, _ in false_alarms:
         fa_by_type[entity_type] = fa_by_type.get(entity_type, 0) + 1
 
-    order = [s for s in scenario_order if s in starts] + sorted(s for s in starts if s not in set(scenario_order))
+    order = _in_order(starts, scenario_order)
     scenarios: dict[str, dict[str, object]] = {}
     ttd_by_scenario: dict[str, list[float]] = {}
     early_by_scenario: dict[str, int] = {}
