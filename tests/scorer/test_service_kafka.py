@@ -151,19 +151,24 @@ def _wait_offsets(bootstrap: str, group: str, ends: dict[TopicPartition, int], t
         admin.close()
 
 
-def _read(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | None]]:
+def _read_partitions(bootstrap: str, topic: str) -> dict[int, list[tuple[bytes, bytes | None]]]:
+    """Every record of ``topic`` as (key, value), per partition in offset order."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     parts = consumer.partitions_for_topic(topic) or set()
-    tps = [TopicPartition(topic, p) for p in parts]
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
     ends = consumer.end_offsets(tps)
-    out: list[tuple[bytes, bytes | None]] = []
+    out: dict[int, list[tuple[bytes, bytes | None]]] = {tp.partition: [] for tp in tps}
     while any(consumer.position(tp) < ends[tp] for tp in tps):
-        for recs in consumer.poll(timeout_ms=500).values():
-            out.extend((r.key, r.value) for r in recs)
+        for tp, recs in consumer.poll(timeout_ms=500).items():
+            out[tp.partition].extend((r.key, r.value) for r in recs)
     consumer.close()
     return out
+
+
+def _read(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | None]]:
+    return [record for records in _read_partitions(bootstrap, topic).values() for record in records]
 
 
 def _alerts(bootstrap: str, prefix: str) -> list[Alert]:
@@ -291,20 +296,6 @@ def test_two_replicas_raise_the_same_alerts_as_one(kafka_bootstrap: str, dataset
     assert {a.alert_id for a in got} == {a.alert_id for a in ref_alerts}
 
 
-def _state_by_partition(bootstrap: str, topic: str) -> dict[int, list[tuple[bytes, bytes | None]]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    tps = [TopicPartition(topic, p) for p in range(3)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    ends = consumer.end_offsets(tps)
-    out: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in range(3)}
-    while any(consumer.position(tp) < ends[tp] for tp in tps):
-        for tp, recs in consumer.poll(timeout_ms=500).items():
-            out[tp.partition].extend((r.key, r.value) for r in recs)
-    consumer.close()
-    return out
-
-
 def test_a_commit_cut_short_on_the_topic_is_dropped_and_undone(
         kafka_bootstrap: str, dataset: Labelled, reference: tuple[str, list[Alert]], tmp_path: Path) -> None:
     """What a kill -9 during a commit's flush leaves on ``scorer-state[p]``: records after the
@@ -329,7 +320,7 @@ def test_a_commit_cut_short_on_the_topic_is_dropped_and_undone(
     producer.close()
     # the control: read as a restore without commit markers would, the forged manifest wins
     # and the partition comes back empty
-    before = _state_by_partition(kafka_bootstrap, state_topic)
+    before = _read_partitions(kafka_bootstrap, state_topic)
     legacy, marked = ScoringEngine.default(PSEUDO), ScoringEngine.default(PSEUDO)
     for key, value in before[0]:
         marked.apply_changelog(key, value)
@@ -354,7 +345,7 @@ def test_a_commit_cut_short_on_the_topic_is_dropped_and_undone(
     assert restores and all(int(e["entities"]) > 0 for e in restores)  # type: ignore[call-overload]
     assert {a.alert_id for a in _alerts(kafka_bootstrap, prefix)} == {a.alert_id for a in ref_alerts}
     # the undo landed: after the forged manifest, each partition has its committed one again
-    after = _state_by_partition(kafka_bootstrap, state_topic)
+    after = _read_partitions(kafka_bootstrap, state_topic)
     for partition in range(3):
         manifests = [value for key, value in after[partition] if key == MANIFEST_KEY]
         assert manifests[-1] != forged and forged in manifests, partition
