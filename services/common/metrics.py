@@ -7,6 +7,10 @@ from prometheus_client import Counter, Gauge, Histogram
 CONSUMER_RECORDS = Counter("fraudradar_consumer_records_total", "Records consumed", ["service", "topic"])
 CONSUMER_LAG = Gauge("fraudradar_consumer_lag", "High watermark minus position", ["service", "topic", "partition"])
 CONSUMER_COMMITS = Counter("fraudradar_consumer_commits_total", "Successful offset commits", ["service"])
+COMMITS_FENCED = Counter(
+    "fraudradar_consumer_commits_fenced_total",
+    "Commits skipped because the broker no longer counts this consumer a member of the group's "
+    "current generation (a replica that lost its partitions while stalled)", ["service"])
 LAST_COMMIT = Gauge("fraudradar_consumer_last_commit_timestamp_seconds", "Wall time of the last commit", ["service"])
 BATCH_SECONDS = Histogram(
     "fraudradar_batch_duration_seconds", "Time to process one polled batch including flush", ["service"],

@@ -8,7 +8,11 @@ delivery guarantees; the commit path is, in order:
 2. flush the producer and check every future: a failed delivery stops the service *without*
    committing, so the batch is redelivered to whoever owns the partition next;
 3. commit the next offsets of what was processed (``CommitPolicy``: at most once per
-   ``interval_s``, and always before shutdown);
+   ``interval_s``, and always before shutdown). A stateful service (``fence_commits``) first
+   proves to the broker that it is still a member of the group's current generation, by
+   committing again offsets it already holds (see ``_still_member``): a replica that lost its
+   partitions while it was stalled or frozen (a zombie) then writes neither its state changelog
+   nor offsets;
 4. poll again. Rebalances happen only inside ``poll`` (kafka-python 3.x runs listeners on its
    IO thread while this thread is blocked in ``poll``), so listeners only drop pending offsets
    of revoked partitions and tell the processor; they never call blocking consumer APIs.
@@ -280,6 +284,8 @@ class StreamConfig:
     rejoin_stall_s: float = 150.0
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
+    # prove membership to the broker before ``before_commit`` (one extra OffsetCommit per commit)
+    fence_commits: bool = False
 
 
 class StreamRunner:
@@ -292,6 +298,9 @@ class StreamRunner:
         self.health = health or Health()
         self.stop_event = threading.Event()
         self._pending: dict[TopicPartition, int] = {}
+        # per owned partition, an offset that is safe to commit again: the last one committed,
+        # or where consumption of the partition began (the committed offset or the reset point)
+        self._base: dict[TopicPartition, int] = {}
         self._assignment: set[TopicPartition] = set()
         self._guard = DlqGuard(config.dlq_limit)
         self._rebalance = RebalanceWatch(config.rejoin_stall_s)
@@ -323,6 +332,7 @@ class StreamRunner:
     def _revoked(self, partitions: set[TopicPartition]) -> None:
         for tp in partitions:
             self._pending.pop(tp, None)
+            self._base.pop(tp, None)
         self._assignment -= partitions
         self._rebalance.revoked()
         self._guard.forget(partitions)
@@ -389,6 +399,7 @@ class StreamRunner:
         for tp, recs in polled.items():
             if tp in self._assignment or not self._assignment:
                 self._pending[tp] = recs[-1].offset + 1
+                self._base.setdefault(tp, recs[0].offset)
             high = self.consumer.highwater(tp)
             if high is not None:
                 metrics.CONSUMER_LAG.labels(self.config.service, tp.topic, str(tp.partition)).set(
@@ -406,6 +417,15 @@ class StreamRunner:
         now = time.monotonic()
         if not self._pending or not (force or self.config.commit.due(now)):
             return
+        if self.config.fence_commits and not self._still_member():
+            # a zombie: the partitions' new owner restored from the changelog as it stood and
+            # replays the batch; writing now would interleave two writers' state on it
+            metrics.COMMITS_FENCED.labels(self.config.service).inc()
+            log.warning("not a member of the group's current generation: state and offsets not written; "
+                        "the partitions' owner replays the batch",
+                        extra={"partitions": sorted(f"{t.topic}[{t.partition}]" for t in self._pending)})
+            self._pending.clear()
+            return
         self.before_commit()
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self._pending.items()}
         try:
@@ -414,10 +434,34 @@ class StreamRunner:
             log.warning("commit failed; the batch will be redelivered", extra={"error": type(exc).__name__})
             self._pending.clear()
             return
+        self._base.update(self._pending)
         self._pending.clear()
         self.config.commit.committed(now)
         metrics.CONSUMER_COMMITS.labels(self.config.service).inc()
         metrics.LAST_COMMIT.labels(self.config.service).set(time.time())
+
+    def _still_member(self) -> bool:
+        """Does the broker still count this consumer a member of the group's current generation?
+
+        The local view is not enough: a process frozen longer than the session timeout (a paused
+        pod, a VM migration, CPU throttling) resumes believing it owns its partitions until its
+        next heartbeat comes back, and another replica may have restored them meanwhile. So the
+        offsets in ``_base`` (already committed, or where consumption began: committing them
+        again changes nothing) are committed with this member's generation; the broker refuses
+        that from a member it removed or fenced. Once it accepts, the partitions cannot move
+        before this member misses a whole session timeout or a rebalance timeout, far longer
+        than writing and flushing one changelog.
+        """
+        meta = self.consumer.group_metadata()
+        if meta.generation_id is None or meta.generation_id < 0:
+            return False                          # left the group (e.g. max.poll.interval passed)
+        proof = {tp: OffsetAndMetadata(self._base[tp], "", -1) for tp in self._pending if tp in self._base}
+        try:
+            self.consumer.commit(proof)
+        except Exception as exc:
+            log.warning("membership check failed", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+            return False
+        return True
 
 
 def _murmur2(data: bytes) -> int:

@@ -13,7 +13,9 @@ The commit path (the shared ``StreamRunner`` plus one step, numbered as in the r
    the last commit, or a signed model checkpoint every ``checkpoint_interval_s``
    (``services.scorer.modellog``); flush and check again — so the changelog never runs ahead of
    the outputs it implies, and state and models are never behind the offsets being committed;
-4. commit the input offsets (runner).
+4. commit the input offsets (runner). Before step 3 the runner proves to the broker that this
+   replica is still a member of the group's current generation (``fence_commits``): a replica
+   that lost its partitions while stalled or frozen writes no changelog over its successor's.
 
 Restore: the first record of a partition this process has no (valid) engine for triggers a
 synchronous replay of ``scorer-state[p]`` on this thread, before any of ``p``'s records are
@@ -70,6 +72,7 @@ from services.common.stream import (
 from services.scorer import metrics
 from services.scorer.engine import EngineOutput, ScoringEngine
 from services.scorer.policy import Policy
+from services.scorer.store import COMMIT_KEY
 
 log = logging.getLogger("fraudradar.scorer")
 T = TypeVar("T")
@@ -368,9 +371,16 @@ class ScorerProcessor:
                 consumer.seek(tp, offset)
 
     # -- 3. changelog before commit -----------------------------------------------------------------
-    def write_changelog(self, sink: OutputSink) -> None:
-        """Send every changed entity's record (and due model checkpoints) to its state partition."""
+    def write_changelog(self, sink: OutputSink, generation: int | None = None, member: str = "") -> None:
+        """Send every changed entity's record (and due model checkpoints) to its state partition.
+
+        Each commit marker carries the writer's group ``generation`` and ``member`` id as headers
+        (``fraudradar.generation``, ``fraudradar.member``): on one partition the generations of
+        successive commits never go down unless a replica that lost the partition wrote after
+        its new owner (what the runner's membership check prevents)."""
         state_topic = self.state_topic
+        marker_headers = None if generation is None else [
+            ("fraudradar.generation", str(generation).encode()), ("fraudradar.member", member.encode())]
         now = time.monotonic()
         entities: dict[str, int] = {"number": 0, "device": 0}
         state_bytes = 0
@@ -381,7 +391,8 @@ class ScorerProcessor:
             due = (now - self._last_checkpoint.get(partition, 0.0) >= self.settings.checkpoint_interval_s
                    or engine.journal.since_checkpoint >= self.settings.journal_max_entries)
             for key, value in engine.commit_records(checkpoint=due):
-                last = sink.send(state_topic, key, value, partition=partition)
+                last = sink.send(state_topic, key, value, marker_headers if key == COMMIT_KEY else None,
+                                 partition=partition)
             if due:
                 self._last_checkpoint[partition] = now
             if last is not None:
@@ -413,7 +424,8 @@ class ScorerRunner(StreamRunner):
 
     def before_commit(self) -> None:
         processor: ScorerProcessor = self.processor  # type: ignore[assignment]
-        processor.write_changelog(self.sink)
+        membership = self.consumer.group_metadata()
+        processor.write_changelog(self.sink, membership.generation_id, membership.member_id or "")
         self.sink.flush_and_check(self.config.flush_timeout_s)
         processor.changelog_flushed()
 
@@ -427,6 +439,7 @@ def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Heal
         topics=[settings.topic(name) for name in topics.SCORER_INPUTS],
         dlq_topic=settings.topic(topics.DLQ), commit=CommitPolicy(settings.commit_interval_s),
         dlq_limit=DlqLimit(), instance_id=settings.instance_id, max_poll_records=settings.max_poll_records,
+        fence_commits=True,   # the changelog must never be written by a replica that lost its partitions
         # co-partitioned topics: partition p of numbers, devices and links must land on one replica
         consumer_overrides={"partition_assignment_strategy": [_range_assignor()],
                             "session_timeout_ms": settings.session_timeout_ms,

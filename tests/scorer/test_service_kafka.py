@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 
 from services.common import topics
@@ -151,20 +152,25 @@ def _wait_offsets(bootstrap: str, group: str, ends: dict[TopicPartition, int], t
         admin.close()
 
 
-def _read_partitions(bootstrap: str, topic: str) -> dict[int, list[tuple[bytes, bytes | None]]]:
-    """Every record of ``topic`` as (key, value), per partition in offset order."""
+def _records(bootstrap: str, topic: str) -> dict[int, list[ConsumerRecord]]:
+    """Every record of ``topic``, per partition in offset order."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     parts = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
     ends = consumer.end_offsets(tps)
-    out: dict[int, list[tuple[bytes, bytes | None]]] = {tp.partition: [] for tp in tps}
+    out: dict[int, list[ConsumerRecord]] = {tp.partition: [] for tp in tps}
     while any(consumer.position(tp) < ends[tp] for tp in tps):
         for tp, recs in consumer.poll(timeout_ms=500).items():
-            out[tp.partition].extend((r.key, r.value) for r in recs)
+            out[tp.partition].extend(recs)
     consumer.close()
     return out
+
+
+def _read_partitions(bootstrap: str, topic: str) -> dict[int, list[tuple[bytes, bytes | None]]]:
+    """Every record of ``topic`` as (key, value), per partition in offset order."""
+    return {p: [(r.key, r.value) for r in recs] for p, recs in _records(bootstrap, topic).items()}
 
 
 def _read(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | None]]:
@@ -349,3 +355,58 @@ def test_a_commit_cut_short_on_the_topic_is_dropped_and_undone(
     for partition in range(3):
         manifests = [value for key, value in after[partition] if key == MANIFEST_KEY]
         assert manifests[-1] != forged and forged in manifests, partition
+
+
+def test_a_replica_frozen_past_its_session_writes_no_state_over_its_successor(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    """A zombie: replica A is frozen (SIGSTOP: a paused pod, a VM migration) in the middle of a
+    backlog, longer than its session; B takes its partitions and restores them. When A resumes
+    it finishes its batch and reaches its commit believing it still owns the partitions. The
+    broker refuses A's membership check, so A writes no changelog: on every state partition the
+    commits' group generations (header of each commit marker) never go down. Without the check
+    A's changelog lands after B's, with A's old generation (or -1 once A notices)."""
+    prefix = _prefix(kafka_bootstrap)
+    state_topic = prefix + topics.SCORER_STATE
+    views = Generator(seed=13).stream(normal=3000, hours=4, fraud_start_h=2).views
+    _produce(kafka_bootstrap, prefix, views)       # a backlog: A is busy when it is frozen
+    ends = _ends(kafka_bootstrap, prefix)
+    a = Scorer(kafka_bootstrap, prefix, "zombie", tmp_path / "a.log")
+    b: Scorer | None = None
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        port = a.wait_log("scorer started")["http_port"]
+        deadline = time.monotonic() + 60
+        committed: dict[TopicPartition, int] = {}
+        while not committed and time.monotonic() < deadline:   # until A has committed part of the backlog
+            try:
+                offsets = admin.list_group_offsets({"zombie": None}).get("zombie", {})
+            except (CoordinatorLoadInProgressError, CoordinatorNotAvailableError):
+                offsets = {}                    # the group coordinator is still loading (fresh broker)
+            committed = {tp: om.offset for tp, om in offsets.items() if tp in ends}
+            time.sleep(0.05)
+        a.proc.send_signal(signal.SIGSTOP)
+        assert sum(committed.values()) < sum(ends.values()), "A finished the backlog before the freeze"
+        b = Scorer(kafka_bootstrap, prefix, "zombie", tmp_path / "b.log")
+        b.wait_log("partition state restored", timeout=90)   # after A's 10 s session ran out
+        time.sleep(2.0)                                      # B processes and commits
+        a.proc.send_signal(signal.SIGCONT)
+        fenced = a.wait_log("not a member of the group's current generation: state and offsets not written; "
+                            "the partitions' owner replays the batch", timeout=60)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        _wait_committed(kafka_bootstrap, prefix, "zombie")   # A rejoined; the two finish together
+    finally:
+        admin.close()
+        if a.proc.poll() is None:
+            a.proc.send_signal(signal.SIGCONT)
+        a.stop()
+        if b is not None:
+            b.stop()
+    assert fenced["partitions"]
+    assert 'fraudradar_consumer_commits_fenced_total{service="scorer"}' in body
+    generations: dict[int, list[int]] = {}
+    for partition, recs in _records(kafka_bootstrap, state_topic).items():
+        generations[partition] = [int(dict(r.headers)["fraudradar.generation"]) for r in recs if r.key == COMMIT_KEY]
+    for partition, seq in generations.items():
+        assert seq and min(seq) >= 1, (partition, seq)
+        assert seq == sorted(seq), (partition, seq)          # no commit of an older generation after a newer one
+    assert any(len(set(seq)) > 1 for seq in generations.values())  # B (a later generation) wrote too
