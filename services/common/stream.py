@@ -10,7 +10,7 @@ delivery guarantees; the commit path is, in order:
 3. commit the next offsets of what was processed (``CommitPolicy``: at most once per
    ``interval_s``, and always before shutdown). A stateful service (``fence_commits``) first
    proves to the broker that it is still a member of the group's current generation, by
-   committing again offsets it already holds (see ``_still_member``): a replica that lost its
+   committing again offsets it already holds (see ``_membership_problem``): a replica that lost its
    partitions while it was stalled or frozen (a zombie) then writes neither its state changelog
    nor offsets;
 4. poll again. Rebalances happen only inside ``poll`` (kafka-python 3.x runs listeners on its
@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, FencedInstanceIdError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
 from services.common import metrics
@@ -417,13 +418,18 @@ class StreamRunner:
         now = time.monotonic()
         if not self._pending or not (force or self.config.commit.due(now)):
             return
-        if self.config.fence_commits and not self._still_member():
-            # a zombie: the partitions' new owner restored from the changelog as it stood and
-            # replays the batch; writing now would interleave two writers' state on it
-            metrics.COMMITS_FENCED.labels(self.config.service).inc()
-            log.warning("not a member of the group's current generation: state and offsets not written; "
-                        "the partitions' owner replays the batch",
-                        extra={"partitions": sorted(f"{t.topic}[{t.partition}]" for t in self._pending)})
+        problem = self._membership_problem() if self.config.fence_commits else None
+        if problem is not None:
+            pending = sorted(f"{t.topic}[{t.partition}]" for t in self._pending)
+            if problem == "lost":
+                # a zombie: the partitions' new owner restored from the changelog as it stood and
+                # replays the batch; writing now would interleave two writers' state on it
+                metrics.COMMITS_FENCED.labels(self.config.service).inc()
+                log.warning("not a member of the group's current generation: state and offsets not written; "
+                            "the partitions' owner replays the batch", extra={"partitions": pending})
+            else:
+                log.warning("commit postponed: state and offsets not written; the batch is redelivered if "
+                            "its partitions move", extra={"reason": problem, "partitions": pending})
             self._pending.clear()
             return
         self.before_commit()
@@ -440,8 +446,9 @@ class StreamRunner:
         metrics.CONSUMER_COMMITS.labels(self.config.service).inc()
         metrics.LAST_COMMIT.labels(self.config.service).set(time.time())
 
-    def _still_member(self) -> bool:
-        """Does the broker still count this consumer a member of the group's current generation?
+    def _membership_problem(self) -> str | None:
+        """None when the broker still counts this consumer a member of the group's current
+        generation; else why not: ``lost`` (removed or fenced), ``rebalancing``, ``unreachable``.
 
         The local view is not enough: a process frozen longer than the session timeout (a paused
         pod, a VM migration, CPU throttling) resumes believing it owns its partitions until its
@@ -452,16 +459,20 @@ class StreamRunner:
         before this member misses a whole session timeout or a rebalance timeout, far longer
         than writing and flushing one changelog.
         """
-        meta = self.consumer.group_metadata()
-        if meta.generation_id is None or meta.generation_id < 0:
-            return False                          # left the group (e.g. max.poll.interval passed)
+        if self.consumer.group_metadata().generation_id < 0:
+            return "lost"                         # left the group (e.g. max.poll.interval passed)
         proof = {tp: OffsetAndMetadata(self._base[tp], "", -1) for tp in self._pending if tp in self._base}
         try:
             self.consumer.commit(proof)
         except Exception as exc:
-            log.warning("membership check failed", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
-            return False
-        return True
+            cause = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc
+            log.info("membership check failed", extra={"error": f"{type(cause).__name__}: {cause}"[:300]})
+            if isinstance(exc, FencedInstanceIdError) or self.consumer.group_metadata().generation_id < 0:
+                return "lost"                     # kafka-python resets the generation on these answers
+            if isinstance(cause, RebalanceInProgressError):
+                return "rebalancing"
+            return "lost" if isinstance(exc, CommitFailedError) else "unreachable"
+        return None
 
 
 def _murmur2(data: bytes) -> int:

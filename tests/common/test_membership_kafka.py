@@ -1,0 +1,110 @@
+"""The stream loop's membership check before a commit, on the real broker.
+
+A consumer that stops polling for longer than ``max.poll.interval.ms`` (a batch stuck in a slow
+restore, a long pause) is taken out of the group by its own heartbeat thread; another replica
+can then own its partitions. The loop must not write state or offsets for them afterwards:
+``before_commit`` (where the scorer writes its changelog) is never reached, nothing is
+committed, and the fence is counted. (The broker refusing a member it removed while the whole
+process was frozen is tested with the scorer: tests/scorer/test_service_kafka.py.)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
+from prometheus_client import REGISTRY
+
+from services.common import topics
+from services.common.config import CommonSettings
+from services.common.stream import OutputSink, StreamConfig, StreamRunner, _Listener
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
+
+
+class Counting:
+    """A processor that only counts what it was handed."""
+
+    def __init__(self) -> None:
+        self.records = 0
+
+    def process(self, records: list[Any], sink: OutputSink) -> None:
+        self.records += len(records)
+        for record in records:
+            sink.ok(record)
+
+    def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        pass
+
+    def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        pass
+
+
+class Stateful(StreamRunner):
+    """A runner whose ``before_commit`` (the scorer writes its changelog there) records each call."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_commit_calls = 0
+
+    def before_commit(self) -> None:
+        self.before_commit_calls += 1
+
+
+def _fenced(service: str) -> float:
+    return REGISTRY.get_sample_value("fraudradar_consumer_commits_fenced_total", {"service": service}) or 0.0
+
+
+def _committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return {tp: om.offset for tp, om in admin.list_group_offsets({group: None}).get(group, {}).items()}
+    finally:
+        admin.close()
+
+
+def test_a_consumer_past_its_poll_interval_writes_neither_state_nor_offsets(kafka_bootstrap: str,
+                                                                           topic_prefix: str) -> None:
+    topic = topic_prefix + topics.NUMBERS
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for i in range(30):
+        producer.send(topic, key=str(i).encode(), value=b"x")
+    producer.flush()
+    producer.close()
+    group, service = f"g{uuid.uuid4().hex[:6]}", f"svc{uuid.uuid4().hex[:6]}"
+    config = StreamConfig(service, group, [topic], topic_prefix + topics.DLQ, fence_commits=True,
+                          consumer_overrides={"max_poll_interval_ms": 3000, "session_timeout_ms": 6000,
+                                              "heartbeat_interval_ms": 500})
+    runner = Stateful(CommonSettings(bootstrap=kafka_bootstrap), config, Counting())
+    processor: Counting = runner.processor  # type: ignore[assignment]
+    try:
+        runner.consumer.subscribe([topic], listener=_Listener(runner))
+        deadline = time.monotonic() + 60
+        while processor.records < 15 and time.monotonic() < deadline:
+            polled = runner.consumer.poll(timeout_ms=200, max_records=15 - processor.records)
+            if polled:
+                runner._handle(polled)
+        assert processor.records == 15
+        # a member in good standing: the check passes and the commit goes through
+        assert runner._membership_problem() is None
+        runner._maybe_commit(force=True)
+        assert runner.before_commit_calls == 1
+        assert sum(_committed(kafka_bootstrap, group).values()) == 15
+
+        polled = runner.consumer.poll(timeout_ms=2000, max_records=15)
+        runner._handle(polled)                  # the rest, then no poll for longer than the interval
+        assert processor.records == 30
+        time.sleep(5.0)
+        assert runner._membership_problem() == "lost"
+        fenced = _fenced(service)
+        runner._maybe_commit(force=True)
+        assert runner.before_commit_calls == 1  # no state written
+        assert _fenced(service) == fenced + 1
+        assert sum(_committed(kafka_bootstrap, group).values()) == 15   # no offsets either
+        assert not runner._pending              # redelivered to whoever owns the partitions now
+    finally:
+        runner.consumer.close(autocommit=False)
+        runner.producer.close(timeout=5)
