@@ -30,7 +30,7 @@ log = logging.getLogger("reliability")
 # scenario module -> the checks it reports (used for "not run" entries when it cannot run)
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "hostile_input": ("hostile_input",),
-    "scorer_crashes": ("scorer_crashes",),
+    "scorer_crashes": ("scorer_crashes", "scorer_freezes"),
     "broker_faults": ("broker_faults",),
     "api": ("api_schemathesis", "api_authorization", "api_enumeration", "api_webhooks", "api_webhook_signature_age"),
     "privacy": ("privacy_plaintext", "privacy_audit", "privacy_retention"),
@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=d.events, help="scorer crash run: simulated events")
     p.add_argument("--kills", type=int, default=d.kills, help="scorer crash run: kill -9 count")
+    p.add_argument("--freezes", type=int, default=d.freezes,
+                   help="scorer freeze run: SIGSTOPs (past the session) of one of two replicas")
     p.add_argument("--hostile", type=int, default=d.hostile, help="malformed events")
     p.add_argument("--valid", type=int, default=d.valid, help="valid events mixed with the malformed ones")
     p.add_argument("--broker-events", type=int, default=d.broker_events, help="events during broker faults")
@@ -100,7 +102,7 @@ def main(argv: list[str]) -> int:
     # SIGTERM unwinds like Ctrl-C, so the rig stops the broker and services it started
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     args = build_parser().parse_args(argv)
-    params = Params(events=args.events, kills=args.kills, hostile=args.hostile, valid=args.valid,
+    params = Params(events=args.events, kills=args.kills, freezes=args.freezes, hostile=args.hostile, valid=args.valid,
                     broker_events=args.broker_events, broker_kills=args.broker_kills,
                     enumeration=args.enumeration, schemathesis_examples=args.schemathesis_examples,
                     lookups=args.lookups, seed=args.seed)

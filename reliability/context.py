@@ -13,6 +13,7 @@ from reliability.scan import Identifiers
 class Params:
     events: int = 1_000_000        # scorer crash run: simulated raw events
     kills: int = 20                # scorer crash run: kill -9 moments
+    freezes: int = 4               # scorer freeze run: SIGSTOPs of one of two replicas past its session
     hostile: int = 10_000          # malformed events
     valid: int = 20_000            # valid events mixed with them
     broker_events: int = 60_000    # events produced while the broker is killed

@@ -215,11 +215,12 @@ class Rig:
         return {**os.environ, "PYTHONPATH": str(ROOT), "FRAUDRADAR_BOOTSTRAP": self.bootstrap,
                 "FRAUDRADAR_TOPIC_PREFIX": prefix, **self.keys, **extra}
 
-    def service(self, name: str, args: list[str], prefix: str, **extra: str) -> Service:
-        """A service on ``prefix`` with its own consumer group (``<prefix><name>``)."""
+    def service(self, name: str, args: list[str], prefix: str, group: str | None = None, **extra: str) -> Service:
+        """A service on ``prefix`` with its own consumer group (``<prefix><name>`` unless ``group``
+        names one: replicas of one service share it)."""
         log = self.workdir / "logs" / f"{prefix.rstrip('.')}-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        group = f"{prefix}{name}"
+        group = group or f"{prefix}{name}"
         svc = Service(name, args, self.env(prefix, FRAUDRADAR_GROUP_ID=group, **extra), log, free_port(), group)
         self.services.append(svc)
         return svc

@@ -10,6 +10,13 @@
 4. Both runs include the links the scorer writes for itself (``fraudradar.links``).
 5. Compare: lost alerts = expected ids not observed (must be 0); duplicates after the consumer's
    dedupe (must be 0); redeliveries (the same alert written more than once) are reported.
+6. Freeze run (check ``scorer_freezes``): the same views, paced, into prefix C, scored by two
+   replicas of one group; at ``freezes`` random moments one of them is frozen (SIGSTOP: a paused
+   pod, a VM migration) for longer than its session, so the other takes its partitions and
+   restores them, then resumed: it reaches its commit believing it still owns them. Passes when
+   no alert is lost, none is duplicated after dedupe, and on every ``scorer-state`` partition
+   the commits' group generations (header of each commit marker) never go down — no replica
+   wrote state after its successor. Fenced commits of the resumed replicas are reported.
 """
 
 from __future__ import annotations
@@ -27,8 +34,11 @@ from reliability.outcome import Outcome
 from reliability.rig import Service, wait_until
 from services.common import topics
 from services.common.records import decode_alert
+from services.scorer.store import COMMIT_KEY
 
 COMMIT_INTERVAL_S = 0.5
+SESSION_S = 10.0
+FREEZE_S = 14.0        # > the session: the other replica takes over while this one is frozen
 
 
 def simulated_events(n: int, seed: int) -> list[tuple[bytes, bytes]]:
@@ -82,9 +92,104 @@ def _score_to_end(ctx: Context, svc: Service, views: list[str], what: str) -> fl
     return elapsed
 
 
+def generation_regressions(ctx: Context, prefix: str) -> tuple[int, int]:
+    """(commit markers, markers whose writer generation is below an earlier one on their partition)."""
+    highest: dict[int, int] = {}
+    markers = regressions = 0
+    for rec in ctx.rig.records(prefix + topics.SCORER_STATE):
+        if rec.key != COMMIT_KEY:
+            continue
+        markers += 1
+        generation = int(dict(rec.headers or []).get("fraudradar.generation", b"-1"))
+        if generation < highest.get(rec.partition, -1) or generation < 0:
+            regressions += 1
+        highest[rec.partition] = max(generation, highest.get(rec.partition, -1))
+    return markers, regressions
+
+
+def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], ref_seconds: float) -> Outcome:
+    rig, p = ctx.rig, ctx.params
+    c = rig.new_prefix("freeze-run")
+    group = f"{c}scorer"
+    replicas = [rig.service(f"scorer{i}", ["score"], c, group=group,
+                            FRAUDRADAR_SESSION_TIMEOUT_MS=str(int(SESSION_S * 1000)),
+                            FRAUDRADAR_COMMIT_INTERVAL_S=str(COMMIT_INTERVAL_S)) for i in range(2)]
+    for replica in replicas:
+        replica.start()
+    started = time.monotonic()
+    # a stream over the reference run's time and ~30 s per freeze (frozen 14 s, then a rejoin)
+    total, copier = rig.copy_topics_paced([(source + base, c + base) for base in (topics.NUMBERS, topics.DEVICES)],
+                                          max(1.2 * ref_seconds, 30.0 * p.freezes))
+    views_only = [c + topics.NUMBERS, c + topics.DEVICES]
+    own_exits = 0
+
+    def supervise() -> None:
+        nonlocal own_exits
+        for replica in replicas:
+            if not replica.alive():
+                own_exits += 1
+                replica.reap()
+                replica.start()
+
+    freezes: list[dict[str, Any]] = []
+    with tqdm(total=p.freezes, desc="scorer freeze", unit="freeze", file=sys.stderr, disable=ctx.quiet) as bar:
+        for target in sorted(ctx.rng.uniform(0.05, 0.8) for _ in range(p.freezes)):
+            deadline = time.monotonic() + p.timeout_s
+            while time.monotonic() < deadline:
+                supervise()
+                done, _ = rig.progress(group, views_only)
+                if done / total >= target:
+                    break
+                time.sleep(0.5)
+            if done >= total:
+                break
+            victim = replicas[ctx.rng.randrange(len(replicas))]
+            victim.pause()
+            time.sleep(FREEZE_S)
+            victim.resume()
+            freezes.append({"at_fraction": round(done / total, 3), "replica": victim.name})
+            bar.update(1)
+            time.sleep(2 * SESSION_S / 3)      # it reaches its commit, rejoins, the two split again
+    copier.join()
+    inputs = [c + name for name in topics.SCORER_INPUTS]
+
+    def finished() -> bool:
+        supervise()
+        return rig.caught_up(group, inputs)
+
+    wait_until(finished, p.timeout_s, "the freeze run to finish", 1.0)
+    fenced = sum(r.metric("fraudradar_consumer_commits_fenced_total", service="scorer") for r in replicas)
+    for replica in replicas:
+        replica.stop()
+    observed = alert_ids(ctx, c)
+    lost = set(expected) - set(observed)
+    extra = set(observed) - set(expected)
+    duplicates_after_dedupe, dedupe_how = consumer_dedupe(ctx, c)
+    markers, regressions = generation_regressions(ctx, c)
+    figure = {
+        "freezes": len(freezes), "freezes_requested": p.freezes, "freeze_s": FREEZE_S, "session_s": SESSION_S,
+        "expected_alerts": len(expected), "observed_alerts": len(observed), "lost_alerts": len(lost),
+        "extra_alerts": len(extra), "duplicates_after_dedupe": duplicates_after_dedupe,
+        "commits_fenced": int(fenced), "commit_markers": markers, "generation_regressions": regressions,
+        "scorer_exits_on_its_own": own_exits, "seconds": round(time.monotonic() - started, 1),
+        "freeze_points": [f["at_fraction"] for f in freezes],
+    }
+    passed = (not lost and duplicates_after_dedupe == 0 and regressions == 0 and markers > 0
+              and len(freezes) >= p.freezes and len(expected) > 0)
+    points = ", ".join(f"{f['at_fraction']:.0%}" for f in freezes)
+    detail = (f"two replicas, {len(freezes)} freezes of {FREEZE_S:.0f} s (session {SESSION_S:.0f} s) at {points} "
+              f"of the views: {len(lost)} of {len(expected)} alerts lost, {len(extra)} extra, "
+              f"{duplicates_after_dedupe} duplicates after {dedupe_how}; {markers} state commits, "
+              f"{regressions} written by a replica after its successor; {int(fenced)} commits fenced")
+    if len(freezes) < p.freezes:
+        detail += f"; only {len(freezes)} of {p.freezes} freezes landed before the run finished"
+    return Outcome(passed, figure, detail)
+
+
 def run(ctx: Context) -> dict[str, Outcome]:
     if not ctx.scorer_available:
-        return {"scorer_crashes": Outcome.not_run("the scorer (services/scorer) is not in this tree")}
+        reason = "the scorer (services/scorer) is not in this tree"
+        return {"scorer_crashes": Outcome.not_run(reason), "scorer_freezes": Outcome.not_run(reason)}
     rig, p = ctx.rig, ctx.params
     a = rig.new_prefix("crash-ref")
     b = rig.new_prefix("crash-run")
@@ -193,4 +298,7 @@ def run(ctx: Context) -> dict[str, Outcome]:
         detail += "; the reference run raised no alert, so the comparison proves nothing"
     if n_events < p.events:
         detail += f"; only {n_events} of the {p.events} events asked for were simulated"
-    return {"scorer_crashes": Outcome(passed, figure, detail)}
+    outcomes = {"scorer_crashes": Outcome(passed, figure, detail)}
+    outcomes["scorer_freezes"] = (_freeze_run(ctx, a, expected, ref_seconds) if p.freezes > 0
+                                  else Outcome.not_run("--freezes 0"))
+    return outcomes

@@ -13,7 +13,9 @@ delivery guarantees; the commit path is, in order:
    committing again offsets it already holds (see ``_membership_problem``): a replica that lost its
    partitions while it was stalled or frozen (a zombie) then writes neither its state changelog
    nor offsets;
-4. poll again. Rebalances happen only inside ``poll`` (kafka-python 3.x runs listeners on its
+4. poll again. With ``restart_from_commit`` every partition a rebalance assigns restarts from
+   the group's committed offset (kafka-python 3 would keep the position of a partition this
+   member keeps). Rebalances happen only inside ``poll`` (kafka-python 3.x runs listeners on its
    IO thread while this thread is blocked in ``poll``), so listeners only drop pending offsets
    of revoked partitions and tell the processor; they never call blocking consumer APIs.
 
@@ -287,6 +289,9 @@ class StreamConfig:
     producer_overrides: dict[str, Any] = field(default_factory=dict)
     # prove membership to the broker before ``before_commit`` (one extra OffsetCommit per commit)
     fence_commits: bool = False
+    # after every rebalance, restart each assigned partition from the group's committed offset
+    # (see ``_restart_from_commit``)
+    restart_from_commit: bool = False
 
 
 class StreamRunner:
@@ -303,6 +308,7 @@ class StreamRunner:
         # or where consumption of the partition began (the committed offset or the reset point)
         self._base: dict[TopicPartition, int] = {}
         self._assignment: set[TopicPartition] = set()
+        self._to_restart: set[TopicPartition] = set()   # assigned since the last poll (restart_from_commit)
         self._guard = DlqGuard(config.dlq_limit)
         self._rebalance = RebalanceWatch(config.rejoin_stall_s)
         kafka_cfg = settings.kafka_config()
@@ -335,6 +341,7 @@ class StreamRunner:
             self._pending.pop(tp, None)
             self._base.pop(tp, None)
         self._assignment -= partitions
+        self._to_restart -= partitions
         self._rebalance.revoked()
         self._guard.forget(partitions)
         self.processor.on_revoked(partitions)
@@ -342,6 +349,8 @@ class StreamRunner:
 
     def _assigned(self, partitions: set[TopicPartition]) -> None:
         self._assignment |= partitions
+        if self.config.restart_from_commit:
+            self._to_restart |= partitions
         self._rebalance.assigned()
         self.processor.on_assigned(partitions)
         log.info("partitions assigned", extra={"partitions": sorted(f"{t.topic}[{t.partition}]" for t in partitions)})
@@ -369,6 +378,8 @@ class StreamRunner:
             while not self.stop_event.is_set():
                 self.health.beat()
                 polled = self.consumer.poll(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records)
+                if self._to_restart:
+                    polled = self._restart_from_commit(polled)
                 if polled:
                     self._handle(polled)
                 elif self._assignment:
@@ -406,6 +417,34 @@ class StreamRunner:
                 metrics.CONSUMER_LAG.labels(self.config.service, tp.topic, str(tp.partition)).set(
                     max(0, high - (recs[-1].offset + 1)))
         metrics.BATCH_SECONDS.labels(self.config.service).observe(time.perf_counter() - started)
+
+    def _restart_from_commit(self, polled: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, list[Any]]:
+        """Seek every partition assigned by the last rebalance to the group's committed offset
+        (the log's beginning when none: ``auto_offset_reset``) and drop what was polled from
+        elsewhere; return the rest of ``polled``.
+
+        kafka-python 3.0.12 keeps the fetch position of a partition a member keeps through an
+        (eager) rebalance (``SubscriptionState.assign_from_subscribed``; measured: 10 records
+        processed and not committed were not redelivered), while this runner drops the offsets
+        it had not committed for every revoked partition. So without this, the records between
+        the last commit and the position are never committed until newer ones arrive, and a
+        stateful service that restores such a partition from its changelog (which holds what
+        was committed) never sees them: its state misses them. With it, every rebalance
+        restarts each partition from its last commit, as Kafka's contract reads.
+        """
+        targets = self._to_restart & self._assignment
+        self._to_restart = set()
+        kept: dict[TopicPartition, list[Any]] = {}
+        for tp in targets:
+            committed = self.consumer.committed(tp)
+            start = committed if committed is not None else self.consumer.beginning_offsets([tp])[tp]
+            recs = polled.get(tp)
+            if recs and recs[0].offset == start:
+                kept[tp] = recs                   # fetched from there already (a new partition)
+            else:
+                self.consumer.seek(tp, start)
+        kept.update((tp, recs) for tp, recs in polled.items() if tp not in targets)
+        return kept
 
     def before_commit(self) -> None:
         """Hook: runs right before offsets are committed (after the batch outputs were flushed).

@@ -440,6 +440,7 @@ def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Heal
         dlq_topic=settings.topic(topics.DLQ), commit=CommitPolicy(settings.commit_interval_s),
         dlq_limit=DlqLimit(), instance_id=settings.instance_id, max_poll_records=settings.max_poll_records,
         fence_commits=True,   # the changelog must never be written by a replica that lost its partitions
+        restart_from_commit=True,   # a restored engine holds what was committed: replay from there
         # co-partitioned topics: partition p of numbers, devices and links must land on one replica
         consumer_overrides={"partition_assignment_strategy": [_range_assignor()],
                             "session_timeout_ms": settings.session_timeout_ms,

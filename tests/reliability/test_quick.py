@@ -1,7 +1,7 @@
 """The quick subset of ``make reliability``: every scenario at a small scale, its own broker.
 
-The full run (``make reliability``) replays 1M events with 20 kills; here 12k events and
-2 kills, 3k malformed events, a short schemathesis run and a 700-number enumeration sweep.
+The full run (``make reliability``) replays 1M events with 20 kills and 4 freezes; here 12k events,
+2 kills and 1 freeze, 3k malformed events, a short schemathesis run and a 700-number enumeration sweep.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def test_corpus_is_labelled_by_the_contract() -> None:
 
 @pytest.mark.timeout(1200)
 def test_quick_subset(tmp_path: Path) -> None:
-    params = Params(events=12_000, kills=2, hostile=3_000, valid=6_000, broker_events=3_000, broker_kills=1,
+    params = Params(events=12_000, kills=2, freezes=1, hostile=3_000, valid=6_000, broker_events=3_000, broker_kills=1,
                     enumeration=700, schemathesis_examples=5, lookups=30, timeout_s=300)
     out = tmp_path / "reliability.json"
     results = run(params, list(SCENARIOS), out, tmp_path / "work", quiet=True)
