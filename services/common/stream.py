@@ -436,8 +436,14 @@ class StreamRunner:
         self._to_restart = set()
         kept: dict[TopicPartition, list[Any]] = {}
         for tp in targets:
-            committed = self.consumer.committed(tp)
-            start = committed if committed is not None else self.consumer.beginning_offsets([tp])[tp]
+            try:
+                committed = self.consumer.committed(tp)
+                start = committed if committed is not None else self.consumer.beginning_offsets([tp])[tp]
+            except Exception as exc:              # coordinator moving: skip its records, try again
+                log.warning("committed offset unavailable; the partition waits",
+                            extra={"partition": f"{tp.topic}[{tp.partition}]", "error": type(exc).__name__})
+                self._to_restart.add(tp)
+                continue
             recs = polled.get(tp)
             if recs and recs[0].offset == start:
                 kept[tp] = recs                   # fetched from there already (a new partition)
