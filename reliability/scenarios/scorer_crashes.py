@@ -81,6 +81,14 @@ def consumer_dedupe(ctx: Context, prefix: str) -> tuple[int, str]:
     return sum(c - 1 for c in seen.values() if c > 1), "the API's alert materialiser (dedupe_alert_ids)"
 
 
+def compare_alerts(ctx: Context, prefix: str, expected: collections.Counter[str]
+                   ) -> tuple[collections.Counter[str], set[str], set[str], int, str]:
+    """(observed ids, lost ids, extra ids, duplicates after dedupe, how deduped) of ``prefix``'s alerts."""
+    observed = alert_ids(ctx, prefix)
+    duplicates, how = consumer_dedupe(ctx, prefix)
+    return observed, set(expected) - set(observed), set(observed) - set(expected), duplicates, how
+
+
 def _score_to_end(ctx: Context, svc: Service, views: list[str], what: str) -> float:
     started = time.monotonic()
     svc.start()
@@ -161,10 +169,7 @@ def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], r
     fenced = sum(r.metric("fraudradar_consumer_commits_fenced_total", service="scorer") for r in replicas)
     for replica in replicas:
         replica.stop()
-    observed = alert_ids(ctx, c)
-    lost = set(expected) - set(observed)
-    extra = set(observed) - set(expected)
-    duplicates_after_dedupe, dedupe_how = consumer_dedupe(ctx, c)
+    observed, lost, extra, duplicates_after_dedupe, dedupe_how = compare_alerts(ctx, c, expected)
     markers, regressions = generation_regressions(ctx, c)
     figure = {
         "freezes": len(freezes), "freezes_requested": p.freezes, "freeze_s": FREEZE_S, "session_s": SESSION_S,
@@ -270,11 +275,8 @@ def run(ctx: Context) -> dict[str, Outcome]:
     crash_seconds = time.monotonic() - started
     crashy.stop()
 
-    observed = alert_ids(ctx, b)
-    lost = set(expected) - set(observed)
-    extra = set(observed) - set(expected)
+    observed, lost, extra, duplicates_after_dedupe, dedupe_how = compare_alerts(ctx, b, expected)
     redeliveries = sum(c - 1 for c in observed.values() if c > 1)
-    duplicates_after_dedupe, dedupe_how = consumer_dedupe(ctx, b)
     figure = {
         "events": n_events, "kills": len(kills), "kills_requested": p.kills,
         "expected_alerts": len(expected), "observed_alerts": len(observed),
