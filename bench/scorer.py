@@ -4,7 +4,10 @@
 
 1. Throughput: the same view bundles (ingest's format) are read by a raw kafka-python consumer
    (consume + ``decode_views``) and by the scorer service's own loop (``ScorerRunner``: decode,
-   engine, outputs, changelog, commits), one process each, in the same run.
+   engine, outputs, changelog, commits), one after the other, in the same run; then by the same
+   loop with the record update in Python instead of compiled (``views_per_s_python``,
+   ``compiled_speedup``), and by the engine alone without Kafka, compiled vs Python
+   (``engine_us_per_view*``).
 2. Latency: after an untimed warm-up (restores, first model trees), views are produced at half
    the scorer's measured rate with ``ingested_ms`` = now; event-to-alert = alert record
    timestamp (set when the scorer produced it) - ``ingested_ms``.
@@ -45,6 +48,7 @@ from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_ke
 from services.common.records import View, decode_alert, decode_views, encode_view_bundle
 from services.common.stream import murmur2_partition
 from services.common.topics import ensure_topics
+from services.scorer import features as F
 from services.scorer.engine import ScoringEngine
 from services.scorer.service import ScorerSettings, build
 from services.scorer.synthetic import Generator
@@ -136,11 +140,13 @@ def scorer_throughput(bootstrap: str, prefix: str, total: int) -> tuple[float, f
         return int(sum(REGISTRY.get_sample_value("fraudradar_scorer_views_total", {"entity_type": kind}) or 0
                        for kind in ("number", "device")))
 
+    already = applied()         # the counter is the process's: a second run in the same process
+
     def process(records: list, sink: object) -> None:
         if not state["started"]:
             state["started"], state["cpu"] = time.perf_counter(), time.process_time()
         original(records, sink)
-        if applied() >= total:
+        if applied() - already >= total:
             runner.stop_event.set()  # type: ignore[attr-defined]
 
     processor.process = process  # type: ignore[attr-defined]
@@ -152,6 +158,23 @@ def scorer_throughput(bootstrap: str, prefix: str, total: int) -> tuple[float, f
         for k, v in engine.counters.items():
             counters[k] = counters.get(k, 0) + v
     return total / elapsed, total / cpu, counters
+
+
+def engine_alone(views: list[View], pseudonymizer: Pseudonymizer, rounds: int = 2) -> dict[str, float]:
+    """CPU µs per view of the engine alone (no Kafka), compiled vs Python update, alternated."""
+    best = {"compiled": float("inf"), "python": float("inf")}
+    for _ in range(rounds):
+        for mode in ("compiled", "python"):
+            engine = ScoringEngine.default(pseudonymizer)
+            if mode == "python":
+                engine._apply = None
+            gc.collect()
+            started = time.process_time()
+            for offset, view in enumerate(views):
+                engine.process(view, offset=offset)
+            best[mode] = min(best[mode], (time.process_time() - started) / len(views) * 1e6)
+    return {"engine_us_per_view": round(best["compiled"], 2), "engine_us_per_view_python": round(best["python"], 2),
+            "engine_compiled_speedup": round(best["python"] / best["compiled"], 3)}
 
 
 def _paced_producer(bootstrap: str, prefix: str, views: list[View], rate: float, start_at: float) -> None:
@@ -284,13 +307,32 @@ def main() -> int:
         _produce(bootstrap, _bundles(views, prefix))
         raw, raw_cpu = raw_consume(bootstrap, prefix, len(views))
         scored, scored_cpu, counters = scorer_throughput(bootstrap, prefix, len(views))
+        compiled = F.COMPILED_APPLY
+        if compiled is not None:      # the same loop with the record update in Python (baseline)
+            # its own topics: on the first run's, it would restore that run's state and skip every view
+            py_prefix = f"p{uuid.uuid4().hex[:6]}."
+            ensure_topics(bootstrap, py_prefix, partitions=PARTITIONS)
+            _produce(bootstrap, _bundles(views, py_prefix))
+            F.COMPILED_APPLY = None
+            try:
+                scored_py, scored_py_cpu, _ = scorer_throughput(bootstrap, py_prefix, len(views))
+            finally:
+                F.COMPILED_APPLY = compiled
+            result.update(record_update="compiled", views_per_s_python=round(scored_py),
+                          views_per_cpu_s_python=round(scored_py_cpu),
+                          compiled_speedup=round(scored / scored_py, 3),
+                          compiled_speedup_cpu=round(scored_cpu / scored_py_cpu, 3),
+                          **engine_alone(views, pseudonymizer))
+        else:
+            result.update(record_update="python")
         result.update(views=len(views), raw_views_per_s=round(raw), views_per_s=round(scored),
                       throughput_ratio=round(scored / raw, 3),
                       raw_views_per_cpu_s=round(raw_cpu), views_per_cpu_s=round(scored_cpu),
                       throughput_ratio_cpu=round(scored_cpu / raw_cpu, 3),
                       load_average=os.getloadavg()[0], engine_counters=counters)
         print(f"raw {raw:.0f} views/s ({raw_cpu:.0f}/cpu-s), scorer {scored:.0f} views/s "
-              f"({scored_cpu:.0f}/cpu-s)", file=sys.stderr)
+              f"({scored_cpu:.0f}/cpu-s), with the Python record update {result.get('views_per_s_python')} views/s",
+              file=sys.stderr)
         lat_prefix = f"l{uuid.uuid4().hex[:6]}."
         ensure_topics(bootstrap, lat_prefix, partitions=PARTITIONS)
         half = scored / 2

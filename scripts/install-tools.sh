@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the checking tools the test command needs, once per machine:
+#   (with the argument `compiler`: only gcc from apt when the machine has no C compiler)
 #   promtool     Debian's prometheus package (apt), only when promtool is missing;
 #   helm         built from the Go module proxy (go install), pinned;
 #   kubeconform  built from the Go module proxy (go install), pinned;
@@ -22,6 +23,21 @@ PY="${PYTHON:-python3}"
 started=$(date +%s)
 
 say() { echo "tools: $*" >&2; }
+
+# --- a C compiler (make's install step, before pip: it builds services/scorer/_fastcore.c) --
+if [ "${1:-}" = compiler ]; then
+  if ! command -v cc >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+      say "no C compiler: the scorer will run its record update in Python, ~25 % slower (Debian: apt-get install gcc)"
+      exit 0
+    fi
+    say "installing a C compiler (Debian package gcc) for the scorer's compiled record update"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends gcc libc6-dev >/dev/null
+  fi
+  exit 0
+fi
 
 # --- promtool -----------------------------------------------------------------------------
 if ! command -v promtool >/dev/null 2>&1; then

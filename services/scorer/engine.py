@@ -76,6 +76,7 @@ CHECKPOINT_FORMAT = 1
 # Entity records hold event seconds as uint32 (1970-01-01 .. 2106-02-07). Valid views outside
 # that span (ingest forwards far-past events, flagged late) are clamped into it, not a crash.
 _EVENT_MS_MAX = (2**32 - 1) * 1000
+_DEVICE_FP = struct.Struct("<Q")
 DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.1", "ecod": "ecod.1", "hst": "hst.2"}
 
 
@@ -234,6 +235,8 @@ class ScoringEngine:
         self._min_activity = at_least(policy.models.min_activity)   # decayed counts: rounding forgiven
         self._medium = policy.levels.medium
         self._modem_tacs = policy.modem_tacs
+        # the per-view record update: compiled (_fastcore.c) when built, else features.apply_view
+        self._apply = F.COMPILED_APPLY
         self._matchers = {kind: compile_matcher(policy.rules.get(kind, [])) for kind in ("number", "device")}
         links = policy.spec.links
         # a device at or above this level rank sends links for the numbers acting on it (0: off)
@@ -258,46 +261,40 @@ class ScoringEngine:
         policy = self.policy
         if entity_type == "number" and entity in policy.a2p_allow:
             return EngineOutput(entity_type, entity, 0)
-        table = self.store.numbers if entity_type == "number" else self.store.devices
+        is_number = entity_type == "number"
+        table = self.store.numbers if is_number else self.store.devices
         layout = table.layout
         key = entity_key(entity)
-        packed = table.records.get(key)
-        values = layout.unpack(packed) if packed is not None else layout.empty()
-        if offset is not None and offset <= values[F.OFFSET]:
+        night = self._night_hour(view.occurred_ms // 3_600_000) if is_number else False
+        protected = is_number and entity in policy.do_not_originate
+        args = (is_number, table.records.get(key), view, offset, night, self._short_call_s, policy.a2p_allow,
+                self._min_activity, self._modem_tacs, protected)
+        result = self._apply(*args) if self._apply is not None else None
+        if result is None:           # not compiled, or a view the compiled update leaves to Python
+            result = F.apply_view(*args)
+        if result[0] == 0:
             self.counters["skipped"] += 1
-            return EngineOutput(entity_type, entity, int(values[F.RISK_SCORE]), skipped=True)
+            return EngineOutput(entity_type, entity, result[1], skipped=True)
         self.counters["views"] += 1
-        before_sim, before_device = values[F.SIM_CHANGED_S], values[F.DEVICE_CHANGED_S]
-        if entity_type == "number":
-            night = self._night_hour(view.occurred_ms // 3_600_000)
-            F.apply_number(values, view, night, self._short_call_s, policy.a2p_allow)
-        else:
-            F.apply_device(values, view, policy.a2p_allow)
-        if offset is not None:
-            values[F.OFFSET] = offset
-        now_ms = int(values[F.LAST_MS])
-        now_s = now_ms // 1000
-        changed = values[F.SIM_CHANGED_S] != before_sim or values[F.DEVICE_CHANGED_S] != before_device
-        activity = F.out_activity(values, layout)
-
-        # fast path: a quiet, unflagged entity without a recent SIM/device change, not on a modem
-        # and not protected can fire no rule and is not scored by the models
-        modem = int(values[F.TAC]) in self._modem_tacs
-        if (activity < self._min_activity and not modem and not values[F.RISK_LEVEL]
-                and not values[F.FLAG_EXPIRES_S]
-                and now_s - max(values[F.SIM_CHANGED_S], values[F.DEVICE_CHANGED_S], values[F.ACTIVATED_S])
-                > 86_400 and not (entity_type == "number" and entity in policy.do_not_originate)):
-            table.records[key] = layout.pack(values)
+        if result[0] == 1:
+            # fast path: a quiet, unflagged entity without a recent SIM/device change, not on a
+            # modem and not protected can fire no rule and is not scored by the models
+            packed = result[1]
+            table.records[key] = packed
             table.dirty.add(key)
             output = EngineOutput(entity_type, entity, 0)
-            if self._flagged_index and entity_type == "number":
-                self._link_remembered(values, view, output)
+            if self._flagged_index and is_number and _DEVICE_FP.unpack_from(packed, F.DEVICE_FP_OFFSET)[0] in \
+                    self._flagged_index:
+                self._link_remembered(layout.unpack(packed), view, output)
+            now_ms = result[2]
             if now_ms > self.watermark_ms:
                 self.watermark_ms = now_ms
                 if now_ms >= self.next_sweep_ms:
                     self._sweep(output)
             return output
-        features = F.number_features(values) if entity_type == "number" else F.device_features(values)
+        values, changed, activity, modem, features = result[1], result[2], result[3], result[4], result[5]
+        now_ms = int(values[F.LAST_MS])
+        now_s = now_ms // 1000
         features["modem_device"] = 1.0 if modem else 0.0
 
         # -- detectors ----------------------------------------------------------------------

@@ -25,8 +25,11 @@ linear-counting sketch. Nothing here holds a plaintext identifier.
 from __future__ import annotations
 
 import math
+import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from services.common.records import View
 
@@ -109,7 +112,9 @@ class Layout:
         self.link_offset = self.legacy_size          # byte offset of the link tail in a record
 
     def empty(self) -> list[float]:
-        values: list[float] = [0] * self.n_fields
+        # typed like an unpacked record (0.0 in float fields), so a new entity's first view
+        # computes exactly what the compiled update does
+        values: list[float] = [0.0 if c == "f" else 0 for c in self.struct.format[1:]]
         values[OFFSET] = -1
         return values
 
@@ -472,3 +477,69 @@ def out_activity(values: list[float], layout: Layout) -> float:
     f24 = _EXP(-gap / _TAU_24H)
     extra_ids = max(0.0, values[_D_NEW_IMSI + 2] * f24 - 1.0) + max(0.0, values[_D_NEW_NUMBER + 2] * f24 - 1.0)
     return values[_D_OUT + 1] * f1 + 4.0 * extra_ids
+
+
+# -- one view, end to end (the engine's per-view entry; compiled in _fastcore.c) -------------------
+# (0, risk_score) | (1, packed, now_ms) | (2, values, changed, activity, modem, features)
+ApplyResult = tuple[Any, ...]
+
+
+def apply_view(is_number: bool, packed: bytes | None, view: View, offset: int | None, night: bool,  # noqa: PLR0917 - _fastcore.apply's signature
+               short_call_s: float, a2p_allow: frozenset[str], min_activity: float,
+               modem_tacs: frozenset[int], protected: bool) -> ApplyResult:
+    """Unpack an entity's record, apply one view and decide whether the engine must look closer.
+
+    Returns ``(0, risk_score)`` when ``offset`` was applied before (a replay), ``(1, packed,
+    now_ms)`` for a quiet entity — unflagged, below ``min_activity``, no SIM/device change or
+    activation in the last 24 h, not on a modem TAC, not ``protected`` (a do-not-originate
+    number): it can fire no rule and is not scored, so its new record is all there is — and
+    otherwise ``(2, values, changed, activity, modem, features)``: the unpacked list and the
+    entity's features (``number_features``/``device_features``) for the rules and models. This is
+    the reference for ``_fastcore.apply``, which must return exactly the same.
+    """
+    layout = NUMBER if is_number else DEVICE
+    values = layout.unpack(packed) if packed is not None else layout.empty()
+    if offset is not None and offset <= values[OFFSET]:
+        return (0, int(values[RISK_SCORE]))
+    before_sim, before_device = values[SIM_CHANGED_S], values[DEVICE_CHANGED_S]
+    if is_number:
+        apply_number(values, view, night, short_call_s, a2p_allow)
+    else:
+        apply_device(values, view, a2p_allow)
+    if offset is not None:
+        values[OFFSET] = offset
+    now_ms = int(values[LAST_MS])
+    changed = values[SIM_CHANGED_S] != before_sim or values[DEVICE_CHANGED_S] != before_device
+    activity = out_activity(values, layout)
+    modem = int(values[TAC]) in modem_tacs
+    if (activity < min_activity and not modem and not values[RISK_LEVEL] and not values[FLAG_EXPIRES_S]
+            and now_ms // 1000 - max(values[SIM_CHANGED_S], values[DEVICE_CHANGED_S], values[ACTIVATED_S]) > 86_400
+            and not protected):
+        return (1, layout.pack(values), now_ms)
+    return (2, values, changed, activity, modem, number_features(values) if is_number else device_features(values))
+
+
+# what _fastcore.c was written against: a layout change here without the same change there
+# disables the compiled update (tests/scorer/test_fastcore.py fails until both agree)
+LAYOUT_SIGNATURE = {
+    "number": (NUMBER.struct.format[1:], NUMBER.counters, _N_RCPT_SET[0], _N_CELL_SET[0], NUMBER.sketch_at),
+    "device": (DEVICE.struct.format[1:], DEVICE.counters, _D_RCPT_SET[0], _D_IMSI_SET[0], _D_NUMBER_SET[0],
+               _D_CELL_SET[0], DEVICE.sketch_at),
+}
+
+
+def _compiled() -> Callable[..., ApplyResult | None] | None:
+    """``_fastcore.apply`` when built, matching this layout and not switched off by
+    ``FRAUDRADAR_PURE_PYTHON=1``; None otherwise (the engine then runs ``apply_view``)."""
+    if os.environ.get("FRAUDRADAR_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from services.scorer import _fastcore  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    if _fastcore.LAYOUT_SIGNATURE != LAYOUT_SIGNATURE:
+        return None
+    return _fastcore.apply  # type: ignore[no-any-return]
+
+
+COMPILED_APPLY = _compiled()

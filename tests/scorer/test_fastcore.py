@@ -1,0 +1,185 @@
+"""The compiled record update (services/scorer/_fastcore.c) against its Python reference.
+
+``features.apply_view`` is the specification; ``_fastcore.apply`` must return exactly the same
+(same packed bytes, same unpacked list with the same types, same float activity) or decline with
+None, after which the engine runs the Python. Checked per call on generated views and records
+(hypothesis), on entity histories long enough to overflow sets and rebase the decay, and end to
+end: the engine over a synthetic scenario stream keeps identical state and emits identical
+records with and without the compiled update.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_key
+from services.common.records import CallMeta, SimMeta, SmsMeta, View, encode
+from services.scorer import features as F
+from services.scorer.engine import ScoringEngine
+from services.scorer.synthetic import Generator
+from tests.scorer.helpers import T0, pid
+
+CORE = F.COMPILED_APPLY
+A2P = frozenset({pid("bank-sender"), pid("otp-short-code")})
+MODEMS = frozenset({35693803})
+
+
+def test_the_compiled_update_is_built_and_in_use() -> None:
+    # `make test` installs the project with its C extension; without it the scorer silently
+    # falls back to Python, and every equivalence test below would compare Python with itself
+    from services.scorer import _fastcore  # type: ignore[attr-defined]
+
+    assert _fastcore.LAYOUT_SIGNATURE == F.LAYOUT_SIGNATURE, "_fastcore.c and features.py describe different records"
+    assert CORE is _fastcore.apply
+    engine = ScoringEngine.default(Pseudonymizer(parse_key(generate_key_text("t"))))
+    assert engine._apply is CORE
+
+
+# -- generated views ------------------------------------------------------------------------------
+_PSEUDONYMS = st.sampled_from([pid(f"p{i}") for i in range(40)] + [pid("bank-sender"), "0" * 32])
+_ODD_TEXT = st.sampled_from(["", "xyz", "12", "0x1f", " 1f2e3d4c5b6a7988", "٣٥٦٩٣٨٠٣", "ffffffff", "1234567"])
+_TACS = st.one_of(st.none(), st.sampled_from(["35693803", "35332011", "01", "", "3569380X", "٣٥٦٩٣٨٠٣",
+                                              "123456789", "1234567890", "99999999999"]))
+
+
+@st.composite
+def views(draw: st.DrawFn, entity_type: str | None = None, t0: int = T0, span_ms: int = 6 * 3_600_000,
+          odd: bool = True) -> View:
+    kind = entity_type or draw(st.sampled_from(["number", "device"]))
+    role = draw(st.sampled_from(["out", "in", "change"]))
+    typ = "sim" if role == "change" else draw(st.sampled_from(["sms", "call"]))
+    ids = st.one_of(st.none(), _PSEUDONYMS, _ODD_TEXT) if odd and draw(st.integers(0, 9)) == 0 \
+        else st.one_of(st.none(), _PSEUDONYMS)
+    return View(
+        view_id=pid(str(draw(st.integers()))), entity_type=kind,  # type: ignore[arg-type]
+        entity=draw(_PSEUDONYMS), role=role, type=typ, operator="op",  # type: ignore[arg-type]
+        occurred_ms=t0 + draw(st.integers(-3_600_000, span_ms)), ingested_ms=t0, key_id="k",
+        peer=draw(ids), peer_kind=draw(st.sampled_from([None, "e164", "alphanumeric", "short_code"])),
+        number=draw(ids), device=draw(ids), imsi=draw(ids), cell=draw(ids),
+        tac=draw(_TACS if odd else st.sampled_from([None, "35693803", "35332011"])),
+        subscriber=draw(st.booleans()),
+        sms=SmsMeta(has_url=draw(st.booleans())) if typ == "sms" and draw(st.integers(0, 5)) else None,
+        call=CallMeta(duration_s=draw(st.sampled_from([0.0, 3.0, 9.999, 10.0, 45.0, 7])),
+                      answered=draw(st.booleans())) if typ == "call" and draw(st.integers(0, 5)) else None,
+        sim=SimMeta(change=draw(st.sampled_from(["swap", "activation", "port_in", "port_out", "device_change"])))
+        if role == "change" and draw(st.integers(0, 5)) else None,
+    )
+
+
+def _args(view: View, packed: bytes | None, offset: int | None, night: bool = False,
+          min_activity: float = 4.0, protected: bool = False) -> tuple:  # type: ignore[type-arg]
+    return (view.entity_type == "number", packed, view, offset, night, 10.0, A2P, min_activity, MODEMS, protected)
+
+
+def _same(compiled: tuple | None, python: tuple) -> None:  # type: ignore[type-arg]
+    if compiled is None:
+        return                      # declined: the engine runs the Python
+    assert compiled[0] == python[0]
+    if python[0] == 2:
+        values, reference = compiled[1], python[1]
+        assert [type(v) for v in values] == [type(v) for v in reference]
+        assert values == reference
+        assert compiled[2:5] == python[2:5]
+        features, expected = compiled[5], python[5]
+        assert list(features) == list(expected)                   # same keys in the same order
+        assert [type(v) for v in features.values()] == [type(v) for v in expected.values()]
+        assert _bits(features) == _bits(expected)                 # bit for bit (NaN included)
+    else:
+        assert compiled == python
+
+
+def _bits(features: dict[str, float]) -> list[bytes]:
+    return [struct.pack("<d", v) for v in features.values()]
+
+
+def _run(history: list[View], *, min_activity: float, night: bool, protected: bool) -> int:
+    """Thread one record through ``history`` comparing every step; how many steps C declined."""
+    packed: dict[str, bytes] = {}
+    declined = 0
+    for offset, view in enumerate(history):
+        key = view.entity_type + view.entity
+        args = _args(view, packed.get(key), offset, night, min_activity, protected)
+        compiled = CORE(*args)
+        try:
+            python = F.apply_view(*args)
+        except (ValueError, OverflowError, AttributeError, TypeError, struct.error):
+            assert compiled is None  # the Python raises: the compiled update must not have accepted it
+            declined += 1
+            continue
+        _same(compiled, python)
+        declined += compiled is None
+        if python[0] == 1:
+            packed[key] = python[1]
+        elif python[0] == 2:
+            layout = F.NUMBER if view.entity_type == "number" else F.DEVICE
+            try:
+                packed[key] = layout.pack(python[1])
+            except struct.error:     # e.g. a 10-digit TAC: the C declined it above
+                assert compiled is None
+
+    return declined
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=st.lists(views(), min_size=1, max_size=40), min_activity=st.sampled_from([0.5, 4.0, 1e9]),
+       night=st.booleans(), protected=st.booleans())
+def test_compiled_update_equals_the_reference_on_generated_views(history: list[View], min_activity: float,
+                                                                  night: bool, protected: bool) -> None:
+    _run(history, min_activity=min_activity, night=night, protected=protected)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=st.lists(views(entity_type="number", span_ms=30 * 3_600_000, odd=False), min_size=150,
+                        max_size=300))
+def test_long_histories_overflow_sets_and_rebase_identically(history: list[View]) -> None:
+    # one entity, 150-300 views over 30 h: recipient sets overflow into the sketch, the decay base
+    # moves (every 200 min), late views land under the watermark; no view is declined
+    one = [View(**{**{f: getattr(v, f) for f in v.__struct_fields__}, "entity": pid("one")}) for v in history]
+    assert _run(one, min_activity=4.0, night=False, protected=False) == 0
+
+
+def test_replays_and_unusual_values_are_left_to_python() -> None:
+    me = pid("me")
+    view = View(view_id="v", entity_type="number", entity=me, role="out", type="sms", operator="op",
+                occurred_ms=T0, ingested_ms=T0, key_id="k", peer=pid("them"), sms=SmsMeta(has_url=True),
+                tac="35693803")
+    first = CORE(*_args(view, None, 7))
+    assert first is not None and first[0] == 2          # on a modem TAC: looked at closely
+    packed = F.NUMBER.pack(first[1])
+    assert CORE(*_args(view, packed, 7)) == (0, 0) == F.apply_view(*_args(view, packed, 7))   # replay
+    # a TAC in Arabic-Indic digits: str.isdigit() holds and int() reads it; C leaves it to Python
+    odd = View(**{**{f: getattr(view, f) for f in view.__struct_fields__}, "tac": "٣٥٦٩٣٨٠٣"})
+    assert CORE(*_args(odd, packed, 8)) is None
+    assert F.apply_view(*_args(odd, packed, 8))[1][F.TAC] == 35693803
+    # a record of another size (corrupt, or another layout) is the Python's to reject
+    assert CORE(*_args(view, packed[:-1], 9)) is None
+    with pytest.raises(Exception, match="unpack"):
+        F.apply_view(*_args(view, packed[:-1], 9))
+
+
+def test_the_engine_keeps_identical_state_and_output_with_and_without_it() -> None:
+    pseudonymizer = Pseudonymizer(parse_key(generate_key_text("fastcore")))
+    generator = Generator(seed=3)
+    stream = generator.stream(normal=800, hours=4, fraud_start_h=1)
+    ordered = sorted(stream.views, key=lambda v: v.occurred_ms)
+    runs = []
+    for compiled in (True, False):
+        engine = ScoringEngine.default(pseudonymizer)
+        if not compiled:
+            engine._apply = None
+        emitted = []
+        for offset, view in enumerate(ordered):
+            out = engine.process(view, offset=offset)
+            emitted.append((out.score, out.skipped, [encode(a) for a in out.alerts],
+                            encode(out.risk) if out.risk else None, list(out.tombstones), dict(out.model_scores)))
+        runs.append((engine, emitted))
+    (fast, fast_out), (slow, slow_out) = runs
+    assert sum(len(e[2]) for e in fast_out) > 0, "the stream should raise alerts"
+    assert fast_out == slow_out
+    assert fast.store.numbers.records == slow.store.numbers.records
+    assert fast.store.devices.records == slow.store.devices.records
+    assert fast.counters == slow.counters
