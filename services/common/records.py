@@ -27,25 +27,29 @@ Role = Literal["out", "in", "change"]
 EventType = Literal["sms", "call", "sim"]
 
 
-class SmsMeta(msgspec.Struct, frozen=True, omit_defaults=True):
+# Views and their parts are flat (strings, numbers, each other: no container, so no reference
+# cycle) and decoded by the hundred thousand per second: gc=False keeps them out of the cyclic
+# garbage collector, whose passes over them took ~15 % of the scorer's loop (bench/scorer.py:
+# 0.9 s of GC per 210k views before, 0.3 s after; decode 3.7 → 1.2 µs per view).
+class SmsMeta(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     segments: int = 1
     has_url: bool = False
     chars: int = 0
 
 
-class CallMeta(msgspec.Struct, frozen=True, omit_defaults=True):
+class CallMeta(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     duration_s: float = 0.0
     answered: bool = False
 
 
-class SimMeta(msgspec.Struct, frozen=True, omit_defaults=True):
+class SimMeta(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     change: Literal["swap", "activation", "port_in", "port_out", "device_change"]
     # pseudonyms of the new IMSI / device when the event names them
     imsi: str | None = None
     device: str | None = None
 
 
-class View(msgspec.Struct, frozen=True, omit_defaults=True):
+class View(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """One side of one raw event, keyed by ``entity`` (the pseudonym of that side).
 
     Number views go to ``fraudradar.numbers``: an SMS or call yields an ``out`` view for the
