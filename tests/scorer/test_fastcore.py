@@ -142,6 +142,58 @@ def test_long_histories_overflow_sets_and_rebase_identically(history: list[View]
     assert _run(one, min_activity=4.0, night=False, protected=False) == 0
 
 
+_LIMITS = {"q": (-1, 2**62), "Q": (0, 2**64 - 1), "I": (0, 2**32 - 1), "B": (0, 255)}
+
+
+@st.composite
+def records(draw: st.DrawFn, layout: F.Layout) -> bytes:
+    """Any record the layout can hold: times around the views' (or anywhere), counters, sets, flags."""
+    values: list[float] = []
+    near_ms = st.integers(T0 - 3 * 86_400_000, T0 + 86_400_000)
+    near_s = st.integers((T0 - 3 * 86_400_000) // 1000, (T0 + 86_400_000) // 1000)
+    for index, code in enumerate(layout.struct.format[1:]):
+        if code == "f":
+            values.append(draw(st.floats(0.0, 1e6, width=32)))
+        elif index == F.LAST_MS:     # mostly ahead of the views (T0 - 1 h .. T0 + 6 h): late views
+            values.append(draw(st.one_of(st.just(0), near_ms, st.integers(T0 + 6 * 3_600_000, T0 + 86_400_000))))
+        elif index == F.OFFSET:
+            values.append(draw(st.one_of(st.just(-1), st.integers(*_LIMITS[code]))))
+        elif index == F.BASE_MS:
+            values.append(draw(st.one_of(st.just(0), near_ms)))
+        elif index in (F.RISK_LEVEL, F.FLAG_EXPIRES_S, F.EVICTED):     # often clear: the fast path
+            values.append(draw(st.one_of(st.just(0), st.integers(*_LIMITS[code]))))
+        elif index in (F.SIM_CHANGED_S, F.DEVICE_CHANGED_S, F.ACTIVATED_S) and values[F.LAST_MS]:
+            # around the watermark, where recency and the 24 h fast-path bound turn over
+            edge = values[F.LAST_MS] // 1000 + draw(st.sampled_from([-86_401, -86_400, -86_399, -1, 0, 59, 60, 61]))
+            values.append(draw(st.one_of(st.just(0), st.just(edge), near_s)))
+        elif F.FIRST_S <= index <= F.SCORED_S or index == F.RISK_AT_S:
+            values.append(draw(st.one_of(st.just(0), near_s, st.integers(*_LIMITS["I"]))))
+        elif index >= layout.counters_end and code == "I" and index < layout.sketch_at:
+            values.append(draw(st.sampled_from([0, 0, 1, F.fp32(pid("p1")), 2**32 - 1])))
+        else:
+            values.append(draw(st.integers(*_LIMITS[code])))
+    return layout.pack(values)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), min_activity=st.sampled_from([0.5, 4.0]), night=st.booleans())
+def test_compiled_update_equals_the_reference_from_any_stored_record(data: st.DataObject, min_activity: float,
+                                                                      night: bool) -> None:
+    # restored, migrated or old-policy records: flags set, changes "in the future" of the
+    # watermark, full sets, saturated sketches, counters far from the base
+    view = data.draw(views(odd=False))
+    layout = F.NUMBER if view.entity_type == "number" else F.DEVICE
+    packed = data.draw(records(layout))
+    offset = data.draw(st.one_of(st.none(), st.integers(-1, 2**40)))
+    args = _args(view, packed, offset, night, min_activity, data.draw(st.booleans()))
+    try:
+        python = F.apply_view(*args)
+    except (ValueError, OverflowError, struct.error):
+        assert CORE(*args) is None
+        return
+    _same(CORE(*args), python)
+
+
 def test_replays_and_unusual_values_are_left_to_python() -> None:
     me = pid("me")
     view = View(view_id="v", entity_type="number", entity=me, role="out", type="sms", operator="op",
@@ -183,3 +235,18 @@ def test_the_engine_keeps_identical_state_and_output_with_and_without_it() -> No
     assert fast.store.numbers.records == slow.store.numbers.records
     assert fast.store.devices.records == slow.store.devices.records
     assert fast.counters == slow.counters
+
+
+@pytest.mark.parametrize("since_change_s", [86_399, 86_400, 86_401])
+def test_the_fast_path_turns_over_exactly_24_hours_after_a_change(since_change_s: int) -> None:
+    # a quiet number (one SMS in) whose SIM changed exactly a day ago, or a second less or more
+    view = View(view_id="v", entity_type="number", entity=pid("quiet"), role="in", type="sms", operator="op",
+                occurred_ms=T0, ingested_ms=T0, key_id="k", peer=pid("friend"), sms=SmsMeta())
+    values = F.NUMBER.empty()
+    values[F.LAST_MS] = T0
+    values[F.SIM_CHANGED_S] = T0 // 1000 - since_change_s
+    args = _args(view, F.NUMBER.pack(values), 1)
+    python = F.apply_view(*args)
+    assert python[0] == (1 if since_change_s > 86_400 else 2)
+    _same(CORE(*args), python)
+    assert CORE(*args)[0] == python[0]
