@@ -28,7 +28,7 @@ say() { echo "tools: $*" >&2; }
 if [ "${1:-}" = compiler ]; then
   if ! command -v cc >/dev/null 2>&1; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-      say "no C compiler: the scorer will run its record update in Python, ~25 % slower (Debian: apt-get install gcc)"
+      say "no C compiler: the scorer will run its record update in Python, 1.2-1.4x slower (Debian: apt-get install gcc)"
       exit 0
     fi
     say "installing a C compiler (Debian package gcc) for the scorer's compiled record update"

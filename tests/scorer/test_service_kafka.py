@@ -193,6 +193,7 @@ def reference(kafka_bootstrap: str, dataset: Labelled, tmp_path_factory: pytest.
     scorer = Scorer(kafka_bootstrap, prefix, "ref", tmp_path_factory.mktemp("ref") / "scorer.log")
     try:
         started = scorer.wait_log("scorer started")
+        assert started["record_update"] == "compiled"     # the real process runs the C (_fastcore.c)
         _wait_committed(kafka_bootstrap, prefix, "ref")
         port = started["http_port"]
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
