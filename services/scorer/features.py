@@ -330,7 +330,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
             # a different handset under the same number: a device swap seen on traffic
             values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
         values[DEVICE_FP] = device
-    if view.tac is not None and view.tac.isdigit():
+    if view.tac is not None and view.tac.isdigit() and int(view.tac) <= _TAC_MAX:
         values[TAC] = int(view.tac)
 
 
@@ -370,8 +370,11 @@ def apply_device(values: list[float], view: View, a2p_senders: frozenset[str] = 
         _add(values, _D_NEW_NUMBER, weights)
     if view.cell is not None and _remember(values, _D_CELL_SET, fp32(view.cell)):
         _add(values, _D_NEW_CELL, weights)
-    if view.tac is not None and view.tac.isdigit():
+    if view.tac is not None and view.tac.isdigit() and int(view.tac) <= _TAC_MAX:
         values[TAC] = int(view.tac)
+
+
+_TAC_MAX = 2**32 - 1   # a TAC is 8 digits; a longer digit string is not one (and would not pack)
 
 
 def _share(part: float, whole: float) -> float:

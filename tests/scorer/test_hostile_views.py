@@ -22,3 +22,20 @@ def test_events_before_1970_are_scored_not_a_crash(t_ms: int) -> None:
     out = engine.process(sim_change(pid("a"), t_ms), offset=2)
     assert not out.skipped
     assert engine.entities()["number"] == 1
+
+
+@pytest.mark.parametrize("tac", ["12345678901", "99999999999999999999", "4294967296"])
+def test_a_digit_string_too_long_for_a_tac_is_ignored_not_a_crash(tac: str) -> None:
+    # ingest takes TACs from IMEIs (8 digits); a longer digit string on an internal topic used
+    # to pass str.isdigit() and then fail to pack the record (struct.error) on every replay
+    from services.common.records import View
+    from services.scorer import features as F
+    from services.scorer.store import entity_key
+
+    engine = ScoringEngine.default(Pseudonymizer(Key("k", b"k" * 32)))
+    base = sms_out(pid("a"), pid("b"), 1_790_000_000_000)
+    engine.process(View(**{**{f: getattr(base, f) for f in base.__struct_fields__}, "tac": "35693803"}), offset=1)
+    odd = View(**{**{f: getattr(base, f) for f in base.__struct_fields__}, "tac": tac, "view_id": "odd"})
+    assert not engine.process(odd, offset=2).skipped
+    record = F.NUMBER.unpack(engine.store.numbers.records[entity_key(pid("a"))])
+    assert record[F.TAC] == 35693803          # the earlier, real TAC stays
