@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import sys
 import time
@@ -81,12 +82,47 @@ def consumer_dedupe(ctx: Context, prefix: str) -> tuple[int, str]:
     return sum(c - 1 for c in seen.values() if c > 1), "the API's alert materialiser (dedupe_alert_ids)"
 
 
-def compare_alerts(ctx: Context, prefix: str, expected: collections.Counter[str]
-                   ) -> tuple[collections.Counter[str], set[str], set[str], int, str]:
-    """(observed ids, lost ids, extra ids, duplicates after dedupe, how deduped) of ``prefix``'s alerts."""
+@dataclasses.dataclass
+class AlertComparison:
+    """A disturbed run's alerts against the uninterrupted run's."""
+
+    expected: int
+    observed: collections.Counter[str]
+    lost: set[str]
+    extra: set[str]
+    duplicates_after_dedupe: int
+    dedupe_how: str
+
+    @property
+    def holds(self) -> bool:
+        """Nothing lost, no duplicate after dedupe, and a reference that raised alerts at all."""
+        return not self.lost and self.duplicates_after_dedupe == 0 and self.expected > 0
+
+    def figure(self) -> dict[str, int]:
+        return {"expected_alerts": self.expected, "observed_alerts": len(self.observed),
+                "lost_alerts": len(self.lost), "extra_alerts": len(self.extra),
+                "duplicates_after_dedupe": self.duplicates_after_dedupe}
+
+    def summary(self) -> str:
+        return (f"{len(self.lost)} of {self.expected} alerts lost, {len(self.extra)} extra, "
+                f"{self.duplicates_after_dedupe} duplicates after {self.dedupe_how}")
+
+
+def compare_alerts(ctx: Context, prefix: str, expected: collections.Counter[str]) -> AlertComparison:
+    """``prefix``'s alerts against ``expected`` (alert id → count) of the uninterrupted run."""
     observed = alert_ids(ctx, prefix)
     duplicates, how = consumer_dedupe(ctx, prefix)
-    return observed, set(expected) - set(observed), set(observed) - set(expected), duplicates, how
+    return AlertComparison(len(expected), observed, set(expected) - set(observed), set(observed) - set(expected),
+                           duplicates, how)
+
+
+def _at(faults: list[dict[str, Any]]) -> str:
+    """Where the faults landed, as shares of the views ("13%, 16%, ...")."""
+    return ", ".join(f"{f['at_fraction']:.0%}" for f in faults)
+
+
+def _shortfall(noun: str, landed: int, requested: int) -> str:
+    return f"; only {landed} of {requested} {noun} landed before the run finished" if landed < requested else ""
 
 
 def _score_to_end(ctx: Context, svc: Service, views: list[str], what: str) -> float:
@@ -169,25 +205,20 @@ def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], r
     fenced = sum(r.metric("fraudradar_consumer_commits_fenced_total", service="scorer") for r in replicas)
     for replica in replicas:
         replica.stop()
-    observed, lost, extra, duplicates_after_dedupe, dedupe_how = compare_alerts(ctx, c, expected)
+    alerts = compare_alerts(ctx, c, expected)
     markers, regressions = generation_regressions(ctx, c)
     figure = {
         "freezes": len(freezes), "freezes_requested": p.freezes, "freeze_s": FREEZE_S, "session_s": SESSION_S,
-        "expected_alerts": len(expected), "observed_alerts": len(observed), "lost_alerts": len(lost),
-        "extra_alerts": len(extra), "duplicates_after_dedupe": duplicates_after_dedupe,
+        **alerts.figure(),
         "commits_fenced": int(fenced), "commit_markers": markers, "generation_regressions": regressions,
         "scorer_exits_on_its_own": own_exits, "seconds": round(time.monotonic() - started, 1),
         "freeze_points": [f["at_fraction"] for f in freezes],
     }
-    passed = (not lost and duplicates_after_dedupe == 0 and regressions == 0 and markers > 0
-              and len(freezes) >= p.freezes and len(expected) > 0)
-    points = ", ".join(f"{f['at_fraction']:.0%}" for f in freezes)
-    detail = (f"two replicas, {len(freezes)} freezes of {FREEZE_S:.0f} s (session {SESSION_S:.0f} s) at {points} "
-              f"of the views: {len(lost)} of {len(expected)} alerts lost, {len(extra)} extra, "
-              f"{duplicates_after_dedupe} duplicates after {dedupe_how}; {markers} state commits, "
-              f"{regressions} written by a replica after its successor; {int(fenced)} commits fenced")
-    if len(freezes) < p.freezes:
-        detail += f"; only {len(freezes)} of {p.freezes} freezes landed before the run finished"
+    passed = alerts.holds and regressions == 0 and markers > 0 and len(freezes) >= p.freezes
+    detail = (f"two replicas, {len(freezes)} freezes of {FREEZE_S:.0f} s (session {SESSION_S:.0f} s) at "
+              f"{_at(freezes)} of the views: {alerts.summary()}; {markers} state commits, "
+              f"{regressions} written by a replica after its successor; {int(fenced)} commits fenced"
+              + _shortfall("freezes", len(freezes), p.freezes))
     return Outcome(passed, figure, detail)
 
 
@@ -275,27 +306,19 @@ def run(ctx: Context) -> dict[str, Outcome]:
     crash_seconds = time.monotonic() - started
     crashy.stop()
 
-    observed, lost, extra, duplicates_after_dedupe, dedupe_how = compare_alerts(ctx, b, expected)
-    redeliveries = sum(c - 1 for c in observed.values() if c > 1)
+    alerts = compare_alerts(ctx, b, expected)
+    redeliveries = sum(c - 1 for c in alerts.observed.values() if c > 1)
     figure = {
         "events": n_events, "kills": len(kills), "kills_requested": p.kills,
-        "expected_alerts": len(expected), "observed_alerts": len(observed),
-        "lost_alerts": len(lost), "extra_alerts": len(extra),
-        "redeliveries": redeliveries, "duplicates_after_dedupe": duplicates_after_dedupe,
+        **alerts.figure(), "redeliveries": redeliveries,
         "scorer_exits_on_its_own": own_exits,
         "seconds": {"prepare": round(prepared, 1), "reference_run": round(ref_seconds, 1),
                     "crash_run": round(crash_seconds, 1)},
         "kill_points": [k["at_fraction"] for k in kills],
     }
-    passed = (not lost and duplicates_after_dedupe == 0 and len(kills) >= p.kills and len(expected) > 0
-              and n_events >= p.events)
-    points = ", ".join(f"{k['at_fraction']:.0%}" for k in kills)
-    detail = (f"{n_events} events, {len(kills)} kill -9 (at {points} "
-              f"of the views), {len(expected)} alerts expected from the uninterrupted run: {len(lost)} lost, "
-              f"{len(extra)} extra, {redeliveries} redelivered records, {duplicates_after_dedupe} duplicates after "
-              f"{dedupe_how}")
-    if len(kills) < p.kills:
-        detail += f"; only {len(kills)} of {p.kills} kills landed before the run finished"
+    passed = alerts.holds and len(kills) >= p.kills and n_events >= p.events
+    detail = (f"{n_events} events, {len(kills)} kill -9 (at {_at(kills)} of the views), against the uninterrupted "
+              f"run: {alerts.summary()}, {redeliveries} redelivered records" + _shortfall("kills", len(kills), p.kills))
     if not expected:
         detail += "; the reference run raised no alert, so the comparison proves nothing"
     if n_events < p.events:

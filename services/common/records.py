@@ -29,8 +29,9 @@ EventType = Literal["sms", "call", "sim"]
 
 # Views and their parts are flat (strings, numbers, each other: no container, so no reference
 # cycle) and decoded by the hundred thousand per second: gc=False keeps them out of the cyclic
-# garbage collector, whose passes over them took ~15 % of the scorer's loop (bench/scorer.py:
-# 0.9 s of GC per 210k views before, 0.3 s after; decode 3.7 → 1.2 µs per view).
+# garbage collector, whose passes took ~15 % of the scorer's loop before (gc.callbacks around
+# the loop on bench/scorer.py's data: 0.9 of ~6 s per 210k views, 0.3 s after; decode 3.7 →
+# 1.2 µs per view).
 class SmsMeta(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     segments: int = 1
     has_url: bool = False

@@ -258,6 +258,16 @@ static void sketch_add(rec_t *r, int at, uint64_t fp) {
     r->iv[at + (bit >> 6)] = (int64_t)((uint64_t)r->iv[at + (bit >> 6)] | (1ULL << (bit & 63)));
 }
 
+/* an outgoing view's recipient (None: nothing): the recent set, "never contacted", the sketch */
+static int recipient(rec_t *r, PyObject *peer, int set_at, int sketch_at, int new_counter, const double w[3]) {
+    if (peer == Py_None) return 0;
+    uint64_t fp;
+    if (fingerprint(peer, 8, &fp) < 0) return -1;
+    if (remember(r, set_at, RCPT_CAP, fp)) add(r, new_counter, w);
+    sketch_add(r, sketch_at, fp);
+    return 0;
+}
+
 static int64_t imax(int64_t a, int64_t b) { return b > a ? b : a; }
 
 /* tac: None/not all-ASCII-digits → nothing; 1..9 ASCII digits → its value; else unusual */
@@ -328,12 +338,7 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
             }
         }
         if (night) add(r, CNT(N_NIGHT), w);
-        if (peer != Py_None) {
-            uint64_t fp;
-            if (fingerprint(peer, 8, &fp) < 0) FAIL;
-            if (remember(r, N_RCPT_AT, RCPT_CAP, fp)) add(r, CNT(N_NEW_RCPT), w);
-            sketch_add(r, N_SKETCH_AT, fp);
-        }
+        if (recipient(r, peer, N_RCPT_AT, N_SKETCH_AT, CNT(N_NEW_RCPT), w) < 0) FAIL;
     } else if (is_in) {
         if (str_is(type, "sms")) {
             add(r, CNT(N_SMS_IN), w);
@@ -438,12 +443,7 @@ static int apply_device(rec_t *r, PyObject *view, int64_t t_ms, PyObject *a2p) {
             if (u < 0) FAIL;
             if (u) add(r, CNT(D_URL), w);
         }
-        if (peer != Py_None) {
-            uint64_t fp;
-            if (fingerprint(peer, 8, &fp) < 0) FAIL;
-            if (remember(r, D_RCPT_AT, RCPT_CAP, fp)) add(r, CNT(D_NEW_RCPT), w);
-            sketch_add(r, D_SKETCH_AT, fp);
-        }
+        if (recipient(r, peer, D_RCPT_AT, D_SKETCH_AT, CNT(D_NEW_RCPT), w) < 0) FAIL;
     } else if (str_is(role, "change")) {
         add(r, CNT(D_CHANGE), w);
     }

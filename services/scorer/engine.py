@@ -76,7 +76,7 @@ CHECKPOINT_FORMAT = 1
 # Entity records hold event seconds as uint32 (1970-01-01 .. 2106-02-07). Valid views outside
 # that span (ingest forwards far-past events, flagged late) are clamped into it, not a crash.
 _EVENT_MS_MAX = (2**32 - 1) * 1000
-_DEVICE_FP = struct.Struct("<Q")
+_U64 = struct.Struct("<Q")     # DEVICE_FP read straight from a packed record (F.DEVICE_FP_OFFSET)
 DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.1", "ecod": "ecod.1", "hst": "hst.2"}
 
 
@@ -283,7 +283,7 @@ class ScoringEngine:
             table.records[key] = packed
             table.dirty.add(key)
             output = EngineOutput(entity_type, entity, 0)
-            if self._flagged_index and is_number and _DEVICE_FP.unpack_from(packed, F.DEVICE_FP_OFFSET)[0] in \
+            if self._flagged_index and is_number and _U64.unpack_from(packed, F.DEVICE_FP_OFFSET)[0] in \
                     self._flagged_index:
                 self._link_remembered(layout.unpack(packed), view, output)
             now_ms = result[2]
@@ -996,8 +996,6 @@ def _episode_fp(device: str, episode_s: int) -> int:
     """32-bit fingerprint of a device's alert episode (a number's LINK_FP: linked once per episode)."""
     return int(hashlib.blake2b(f"{device}|{episode_s}".encode(), digest_size=4).hexdigest(), 16) or 1
 
-
-_U64 = struct.Struct("<Q")
 
 
 def _campaign_of(anchor: str) -> str:

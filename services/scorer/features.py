@@ -277,6 +277,16 @@ _N_SHORT, _N_UNANS, _N_NEW_CELL, _N_A2P = _NUM["short_call"], _NUM["unanswered"]
 _N_RCPT_SET, _N_CELL_SET = NUMBER.set_at["rcpt"], NUMBER.set_at["cell"]
 
 
+_TAC_MAX = 2**32 - 1   # a TAC is 8 digits; a longer digit string is not one (and would not pack)
+
+
+def _set_tac(values: list[float], tac: str | None) -> None:
+    if tac is not None and tac.isdigit():
+        number = int(tac)
+        if number <= _TAC_MAX:
+            values[TAC] = number
+
+
 def apply_number(values: list[float], view: View, is_night: bool, short_call_s: float,
                  a2p_senders: frozenset[str] = frozenset()) -> None:
     """Update a number's state with one of its views (pure except for ``values``)."""
@@ -332,8 +342,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
             # a different handset under the same number: a device swap seen on traffic
             values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
         values[DEVICE_FP] = device
-    if view.tac is not None and view.tac.isdigit() and int(view.tac) <= _TAC_MAX:
-        values[TAC] = int(view.tac)
+    _set_tac(values, view.tac)
 
 
 _DEV = DEVICE.counter_at
@@ -372,11 +381,7 @@ def apply_device(values: list[float], view: View, a2p_senders: frozenset[str] = 
         _add(values, _D_NEW_NUMBER, weights)
     if view.cell is not None and _remember(values, _D_CELL_SET, fp32(view.cell)):
         _add(values, _D_NEW_CELL, weights)
-    if view.tac is not None and view.tac.isdigit() and int(view.tac) <= _TAC_MAX:
-        values[TAC] = int(view.tac)
-
-
-_TAC_MAX = 2**32 - 1   # a TAC is 8 digits; a longer digit string is not one (and would not pack)
+    _set_tac(values, view.tac)
 
 
 def _share(part: float, whole: float) -> float:
