@@ -11,7 +11,9 @@
 2. Latency: after an untimed warm-up (restores, first model trees), views are produced at half
    the scorer's measured rate with ``ingested_ms`` = now; event-to-alert = alert record
    timestamp (set when the scorer produced it) - ``ingested_ms``.
-3. State: bytes per tracked entity at 1M entities (RSS growth and the store's own accounting).
+3. State: bytes per tracked entity at 1M entities (RSS growth and the store's own accounting),
+   and the pause of a sweep over them when nothing is due (``sweep_1m_s``, compiled scan;
+   ``sweep_1m_s_python``).
 4. Restore: 1M entities on one ``scorer-state`` partition (the bundled changelog of their first
    commit: a delta and a snapshot generation, 2x the state) replayed by ``restore``.
 
@@ -49,7 +51,7 @@ from services.common.records import View, decode_alert, decode_views, encode_vie
 from services.common.stream import murmur2_partition
 from services.common.topics import ensure_topics
 from services.scorer import features as F
-from services.scorer.engine import ScoringEngine
+from services.scorer.engine import EngineOutput, ScoringEngine
 from services.scorer.service import ScorerSettings, build
 from services.scorer.synthetic import Generator
 
@@ -161,13 +163,13 @@ def scorer_throughput(bootstrap: str, prefix: str, total: int) -> tuple[float, f
 
 
 def engine_alone(views: list[View], pseudonymizer: Pseudonymizer, rounds: int = 2) -> dict[str, float]:
-    """CPU µs per view of the engine alone (no Kafka), compiled vs Python update, alternated."""
+    """CPU µs per view of the engine alone (no Kafka), compiled vs Python (update and sweep scan), alternated."""
     best = {"compiled": float("inf"), "python": float("inf")}
     for _ in range(rounds):
         for mode in ("compiled", "python"):
             engine = ScoringEngine.default(pseudonymizer)
             if mode == "python":
-                engine._apply = None
+                engine._apply = engine._scan = None
             gc.collect()
             started = time.process_time()
             for offset, view in enumerate(views):
@@ -254,6 +256,23 @@ def state_size(n: int, pseudonymizer: Pseudonymizer) -> tuple[float, float, Scor
     return rss, engine.state_bytes() / n, engine
 
 
+def sweep(engine: ScoringEngine, rounds: int = 3) -> dict[str, float]:
+    """Seconds of one sweep over ``engine``'s entities when nothing is due (the pause every
+    ``state.sweep_every`` of event time costs): the scan, compiled and in Python, best of ``rounds``."""
+    compiled = engine._scan
+    best = {"compiled": float("inf"), "python": float("inf")}
+    for _ in range(rounds):
+        for mode in ("compiled", "python"):
+            engine._scan = compiled if mode == "compiled" else None
+            output = EngineOutput("number", "", 0)
+            started = time.perf_counter()
+            engine._sweep(output)
+            best[mode] = min(best[mode], time.perf_counter() - started)
+            assert not output.tombstones and not output.risk_updates, "the bench's entities should all be live"
+    engine._scan = compiled
+    return {"sweep_1m_s": round(best["compiled"], 4), "sweep_1m_s_python": round(best["python"], 4)}
+
+
 def restore(bootstrap: str, prefix: str, engine: ScoringEngine) -> tuple[float, int, int]:
     """Seconds to restore ``engine``'s entities from the changelog its first commit writes.
 
@@ -307,17 +326,17 @@ def main() -> int:
         _produce(bootstrap, _bundles(views, prefix))
         raw, raw_cpu = raw_consume(bootstrap, prefix, len(views))
         scored, scored_cpu, counters = scorer_throughput(bootstrap, prefix, len(views))
-        compiled = F.COMPILED_APPLY
-        if compiled is not None:      # the same loop with the record update in Python (baseline)
+        compiled, compiled_scan = F.COMPILED_APPLY, F.COMPILED_SCAN
+        if compiled is not None:      # the same loop with the record update and sweep scan in Python (baseline)
             # its own topics: on the first run's, it would restore that run's state and skip every view
             py_prefix = f"p{uuid.uuid4().hex[:6]}."
             ensure_topics(bootstrap, py_prefix, partitions=PARTITIONS)
             _produce(bootstrap, _bundles(views, py_prefix))
-            F.COMPILED_APPLY = None
+            F.COMPILED_APPLY = F.COMPILED_SCAN = None
             try:
                 scored_py, scored_py_cpu, _ = scorer_throughput(bootstrap, py_prefix, len(views))
             finally:
-                F.COMPILED_APPLY = compiled
+                F.COMPILED_APPLY, F.COMPILED_SCAN = compiled, compiled_scan
             result.update(record_update="compiled", views_per_s_python=round(scored_py),
                           views_per_cpu_s_python=round(scored_py_cpu),
                           compiled_speedup=round(scored / scored_py, 3),
@@ -340,7 +359,7 @@ def main() -> int:
         result.update(latency_rate_views_per_s=round(half), **latency(bootstrap, lat_prefix, lat_views, half))
         rss, accounted, engine = state_size(args.entities, pseudonymizer)
         result.update(entities=args.entities, bytes_per_entity=round(rss, 1),
-                      bytes_per_entity_accounted=round(accounted, 1))
+                      bytes_per_entity_accounted=round(accounted, 1), **sweep(engine))
         res_prefix = f"r{uuid.uuid4().hex[:6]}."
         ensure_topics(bootstrap, res_prefix, partitions=PARTITIONS)
         restore_s, restored, state_records = restore(bootstrap, res_prefix, engine)

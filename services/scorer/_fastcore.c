@@ -42,6 +42,7 @@ enum {
 };
 static const char HEADER[] = "qqIIIIIIIIIIQBBBIffIq";
 static const char LINK_TAIL[] = "IIBI";
+enum { LINK_S, LINK_EXPIRES_S, LINK_SCORE, LINK_FP, N_LINK };   /* the link tail's fields */
 #define ON_NET 2
 #define REBASE_MS (40LL * 300000LL)
 static const double TAU_5M = 300000.0, TAU_1H = 3600000.0, TAU_24H = 86400000.0;
@@ -689,7 +690,59 @@ static PyObject *apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
                          modem ? Py_True : Py_False, feats);
 }
 
+/* scan(is_number, records, idle_before_ms, horizon_s) — features.scan_records: the sweep's one
+ * pass over a table, (idle keys, expired keys) in the dict's order; None (the Python then scans)
+ * when a value is not a record of the layout's size. Reads three fields at fixed offsets. */
+static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "scan() takes 4 arguments");
+        return NULL;
+    }
+    int is_number = PyObject_IsTrue(args[0]);
+    PyObject *records = args[1];
+    long long idle_before_ms = PyLong_AsLongLong(args[2]);
+    long long horizon_s = PyLong_AsLongLong(args[3]);
+    if (is_number < 0 || PyErr_Occurred()) return NULL;
+    if (!PyDict_Check(records)) {
+        PyErr_SetString(PyExc_TypeError, "records must be a dict");
+        return NULL;
+    }
+    const layout_t *l = is_number ? &NUMBER_L : &DEVICE_L;
+    const Py_ssize_t last_at = l->off[LAST_MS], flag_at = l->off[FLAG_EXPIRES_S];
+    const Py_ssize_t link_at = l->off[l->n - N_LINK + LINK_EXPIRES_S];
+    PyObject *idle = PyList_New(0), *expired = PyList_New(0);
+    if (!idle || !expired) goto fail;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(records, &pos, &key, &value)) {
+        if (!PyBytes_Check(value) || PyBytes_GET_SIZE(value) != l->size) {
+            Py_DECREF(idle);
+            Py_DECREF(expired);
+            Py_RETURN_NONE;
+        }
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(value);
+        int64_t last_ms;
+        uint32_t flag, link;
+        memcpy(&last_ms, p + last_at, 8);
+        memcpy(&flag, p + flag_at, 4);
+        memcpy(&link, p + link_at, 4);
+        PyObject *into = NULL;
+        if (last_ms < idle_before_ms) into = idle;
+        else if ((flag > 0 && (long long)flag < horizon_s) || (is_number && link > 0 && (long long)link < horizon_s))
+            into = expired;
+        if (into && PyList_Append(into, key) < 0) goto fail;
+    }
+    return Py_BuildValue("(NN)", idle, expired);
+fail:
+    Py_XDECREF(idle);
+    Py_XDECREF(expired);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
+     "scan(is_number, records, idle_before_ms, horizon_s): features.scan_records, compiled"},
     {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
      "apply(is_number, packed, view, offset, night, short_call_s, a2p_allow, min_activity, modem_tacs, "
      "protected): features.apply_view, compiled"},

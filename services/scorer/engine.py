@@ -237,6 +237,7 @@ class ScoringEngine:
         self._modem_tacs = policy.modem_tacs
         # the per-view record update: compiled (_fastcore.c) when built, else features.apply_view
         self._apply = F.COMPILED_APPLY
+        self._scan = F.COMPILED_SCAN     # the sweep's scan: compiled, else features.scan_records
         self._matchers = {kind: compile_matcher(policy.rules.get(kind, [])) for kind in ("number", "device")}
         links = policy.spec.links
         # a device at or above this level rank sends links for the numbers acting on it (0: off)
@@ -713,12 +714,16 @@ class ScoringEngine:
         records = table.records
         at = layout.link_at
         horizon_s = horizon_ms // 1000
-        kind: EntityType = "number" if table.entity_type == "number" else "device"
-        link_tail = layout.link_tail
-        for key in list(table.idle_since(horizon_ms - self.policy.ttl_ms)):
-            packed = records[key]
-            values = layout.unpack(packed)
-            link_expires = link_tail(packed)[F.LINK_EXPIRES_S]
+        is_number = table.entity_type == "number"
+        kind: EntityType = "number" if is_number else "device"
+        # one pass finds both: idle entities and (among the others) flags or link flags expired
+        scan = (self._scan(is_number, records, horizon_ms - self.policy.ttl_ms, horizon_s)
+                if self._scan is not None else None)
+        idle, expired = scan if scan is not None else F.scan_records(is_number, records,
+                                                                      horizon_ms - self.policy.ttl_ms, horizon_s)
+        for key in idle:
+            values = layout.unpack(records[key])
+            link_expires = int(values[at + F.LINK_EXPIRES_S])
             if link_expires > horizon_s:
                 # the entity's own state is forgotten; its link flag lives on until it expires
                 kept = layout.empty()
@@ -733,11 +738,8 @@ class ScoringEngine:
             self.counters["forgotten"] += 1
             if values[F.RISK_LEVEL] or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S] or link_expires:
                 tombstones.append((kind, entity_text(key)))
-        if table.entity_type == "number":
-            expired = [k for k, v in records.items()
-                       if 0 < _flag_expiry(v) < horizon_s or 0 < link_tail(v)[F.LINK_EXPIRES_S] < horizon_s]
-        else:   # only numbers carry link flags: one unpack per device record, as before links
-            expired = [k for k, v in records.items() if 0 < _flag_expiry(v) < horizon_s]
+        # (an idle entity is deleted, or kept with only a link flag that has not expired: the
+        # scan's exclusion of idle keys from ``expired`` is what a second pass would find)
         for key in expired:
             values = layout.unpack(records[key])
             if 0 < values[F.FLAG_EXPIRES_S] < horizon_s:
@@ -983,13 +985,6 @@ class ScoringEngine:
 
     def state_bytes(self) -> int:
         return self.store.numbers.bytes_used() + self.store.devices.bytes_used()
-
-
-_FLAG_EXPIRY = struct.Struct("<qqIIIIII")  # the header up to FLAG_EXPIRES_S
-
-
-def _flag_expiry(packed: bytes) -> int:
-    return int(_FLAG_EXPIRY.unpack_from(packed)[F.FLAG_EXPIRES_S])
 
 
 def _episode_fp(device: str, episode_s: int) -> int:

@@ -529,6 +529,37 @@ def apply_view(is_number: bool, packed: bytes | None, view: View, offset: int | 
     return (2, values, changed, activity, modem, number_features(values) if is_number else device_features(values))
 
 
+# -- the sweep's scan (compiled in _fastcore.c) -----------------------------------------------------
+_LAST_MS = struct.Struct("<q")
+_U32 = struct.Struct("<I")
+FLAG_EXPIRES_OFFSET = struct.calcsize("<" + _HEADER[:FLAG_EXPIRES_S])   # byte offset in a record
+_LINK_EXPIRES_IN_TAIL = struct.calcsize("<" + _LINK_TAIL[:LINK_EXPIRES_S])
+
+
+def scan_records(is_number: bool, records: dict[bytes, bytes], idle_before_ms: int,
+                 horizon_s: int) -> tuple[list[bytes], list[bytes]]:
+    """One pass over a table for the sweep: ``(idle, expired)`` keys, in the dict's order.
+
+    ``idle``: the latest event time is before ``idle_before_ms`` (the TTL forgets them);
+    ``expired``: every other key whose flag expiry — or, for numbers, link-flag expiry — is set
+    and before ``horizon_s``. The reference for ``_fastcore.scan``, which must return the same;
+    at 1M entities this scan is all a sweep costs when nothing is due.
+    """
+    layout = NUMBER if is_number else DEVICE
+    last_ms = _LAST_MS.unpack_from
+    u32 = _U32.unpack_from
+    flag_at = FLAG_EXPIRES_OFFSET
+    link_at = layout.link_offset + _LINK_EXPIRES_IN_TAIL
+    idle: list[bytes] = []
+    expired: list[bytes] = []
+    for key, packed in records.items():
+        if last_ms(packed)[0] < idle_before_ms:
+            idle.append(key)
+        elif 0 < u32(packed, flag_at)[0] < horizon_s or (is_number and 0 < u32(packed, link_at)[0] < horizon_s):
+            expired.append(key)
+    return idle, expired
+
+
 # what _fastcore.c was written against: a layout change here without the same change there
 # disables the compiled update (tests/scorer/test_fastcore.py fails until both agree)
 LAYOUT_SIGNATURE = {
@@ -538,9 +569,9 @@ LAYOUT_SIGNATURE = {
 }
 
 
-def _compiled() -> Callable[..., ApplyResult | None] | None:
-    """``_fastcore.apply`` when built, matching this layout and not switched off by
-    ``FRAUDRADAR_PURE_PYTHON=1``; None otherwise (the engine then runs ``apply_view``)."""
+def _compiled(name: str) -> Callable[..., Any] | None:
+    """``_fastcore.<name>`` when built, matching this layout and not switched off by
+    ``FRAUDRADAR_PURE_PYTHON=1``; None otherwise (the engine then runs the Python reference)."""
     if os.environ.get("FRAUDRADAR_PURE_PYTHON", "") not in ("", "0"):
         return None
     try:
@@ -549,7 +580,8 @@ def _compiled() -> Callable[..., ApplyResult | None] | None:
         return None
     if _fastcore.LAYOUT_SIGNATURE != LAYOUT_SIGNATURE:
         return None
-    return _fastcore.apply  # type: ignore[no-any-return]
+    return getattr(_fastcore, name, None)
 
 
-COMPILED_APPLY = _compiled()
+COMPILED_APPLY: Callable[..., ApplyResult | None] | None = _compiled("apply")     # apply_view, compiled
+COMPILED_SCAN: Callable[..., tuple[list[bytes], list[bytes]] | None] | None = _compiled("scan")  # scan_records

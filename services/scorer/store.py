@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Iterator
 from typing import Literal
 
 from services.scorer.features import DEVICE, FLAGGED, NUMBER, Layout
@@ -50,11 +49,6 @@ class EntityTable:
 
     def __len__(self) -> int:
         return len(self.records)
-
-    def idle_since(self, cutoff_ms: int) -> Iterator[bytes]:
-        """Keys whose latest event time is before ``cutoff_ms`` (a snapshot list, safe to delete)."""
-        unpack = _LAST_MS.unpack_from
-        return iter([key for key, value in self.records.items() if unpack(value)[0] < cutoff_ms])
 
     def latest_ms(self) -> int:
         """The latest event time of any entity (0 when empty)."""

@@ -24,6 +24,7 @@ from services.scorer.synthetic import Generator
 from tests.scorer.helpers import T0, pid
 
 CORE = F.COMPILED_APPLY
+SCAN = F.COMPILED_SCAN
 A2P = frozenset({pid("bank-sender"), pid("otp-short-code")})
 MODEMS = frozenset({35693803})
 
@@ -35,8 +36,10 @@ def test_the_compiled_update_is_built_and_in_use() -> None:
 
     assert _fastcore.LAYOUT_SIGNATURE == F.LAYOUT_SIGNATURE, "_fastcore.c and features.py describe different records"
     assert CORE is _fastcore.apply
+    assert SCAN is _fastcore.scan
     engine = ScoringEngine.default(Pseudonymizer(parse_key(generate_key_text("t"))))
     assert engine._apply is CORE
+    assert engine._scan is SCAN
 
 
 # -- generated views ------------------------------------------------------------------------------
@@ -226,18 +229,33 @@ def test_the_engine_keeps_identical_state_and_output_with_and_without_it() -> No
         accepted.append(result is not None)
         return result
 
+    scans: list[int] = []
+
+    def counted_scan(*args: object) -> tuple | None:  # type: ignore[type-arg]
+        result = SCAN(*args)
+        scans.append(result is not None)
+        return result
+
     for compiled in (True, False):
         engine = ScoringEngine.default(pseudonymizer)
         engine._apply = counted if compiled else None
+        engine._scan = counted_scan if compiled else None
+        # short lives, so that the 4 h make the sweeps forget idle entities and expire flags
+        engine.policy.ttl_ms = 3_600_000
+        engine.policy.flag_ttl_ms = dict.fromkeys(engine.policy.flag_ttl_ms, 1_800_000)
         emitted = []
         for offset, view in enumerate(ordered):
             out = engine.process(view, offset=offset)
             emitted.append((out.score, out.skipped, [encode(a) for a in out.alerts],
-                            encode(out.risk) if out.risk else None, list(out.tombstones), dict(out.model_scores)))
+                            encode(out.risk) if out.risk else None, list(out.tombstones),
+                            [encode(r) for r in out.risk_updates], dict(out.model_scores)))
         runs.append((engine, emitted))
     (fast, fast_out), (slow, slow_out) = runs
     assert sum(len(e[2]) for e in fast_out) > 0, "the stream should raise alerts"
     assert all(accepted) and len(accepted) > 10_000, "the C must have done the work it is compared on"
+    assert all(scans) and len(scans) >= 20, "every sweep's scan should have been the C's"
+    assert fast.counters["forgotten"] > 100, "the sweeps should have forgotten idle entities"
+    assert sum(len(e[4]) + len(e[5]) for e in fast_out) >= 5, "... and expired flags"
     assert fast_out == slow_out
     assert fast.store.numbers.records == slow.store.numbers.records
     assert fast.store.devices.records == slow.store.devices.records
@@ -257,3 +275,57 @@ def test_the_fast_path_turns_over_exactly_24_hours_after_a_change(since_change_s
     assert python[0] == (1 if since_change_s > 86_400 else 2)
     _same(CORE(*args), python)
     assert CORE(*args)[0] == python[0]
+
+
+# -- the sweep's scan -----------------------------------------------------------------------------
+_CUTOFF_MS = T0
+_HORIZON_S = T0 // 1000 + 3600
+
+
+@st.composite
+def tables(draw: st.DrawFn, layout: F.Layout) -> dict[bytes, bytes]:
+    """Records whose event time, flag expiry and link expiry sit at the sweep's edges."""
+    out = {}
+    for i in range(draw(st.integers(0, 30))):
+        values = F.NUMBER.empty() if layout is F.NUMBER else F.DEVICE.empty()
+        values[F.LAST_MS] = draw(st.sampled_from([0, _CUTOFF_MS - 1, _CUTOFF_MS, _CUTOFF_MS + 1, 2**62]))
+        edges = st.sampled_from([0, 1, _HORIZON_S - 1, _HORIZON_S, _HORIZON_S + 1, 2**32 - 1])
+        values[F.FLAG_EXPIRES_S] = draw(edges)
+        values[layout.link_at + F.LINK_EXPIRES_S] = draw(edges)
+        values[layout.link_at + F.LINK_S] = draw(edges)        # a neighbour: must not be read instead
+        values[F.FLAG_FIRST_S] = draw(edges)
+        out[draw(st.binary(min_size=1, max_size=16)) + bytes([i])] = layout.pack(values)
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data(), is_number=st.booleans())
+def test_the_compiled_scan_equals_the_reference(data: st.DataObject, is_number: bool) -> None:
+    records = data.draw(tables(F.NUMBER if is_number else F.DEVICE))
+    horizon_s = data.draw(st.sampled_from([_HORIZON_S, 0, 2**40]))
+    expected = F.scan_records(is_number, records, _CUTOFF_MS, horizon_s)
+    assert SCAN(is_number, records, _CUTOFF_MS, horizon_s) == expected
+
+
+def test_the_scan_finds_idle_and_expired_and_leaves_odd_tables_to_python() -> None:
+    def table(layout: F.Layout) -> dict[bytes, bytes]:
+        def record(last_ms: int, flag_s: int = 0, link_s: int = 0) -> bytes:
+            values = layout.empty()
+            values[F.LAST_MS], values[F.FLAG_EXPIRES_S] = last_ms, flag_s
+            values[layout.link_at + F.LINK_EXPIRES_S] = link_s
+            return layout.pack(values)
+
+        return {b"idle": record(_CUTOFF_MS - 1, flag_s=1), b"fresh": record(_CUTOFF_MS),
+                b"flag": record(_CUTOFF_MS, flag_s=_HORIZON_S - 1), b"link": record(_CUTOFF_MS, link_s=1),
+                b"later": record(_CUTOFF_MS, flag_s=_HORIZON_S, link_s=_HORIZON_S)}
+
+    numbers, devices = table(F.NUMBER), table(F.DEVICE)
+    assert SCAN(True, numbers, _CUTOFF_MS, _HORIZON_S) == ([b"idle"], [b"flag", b"link"])
+    assert SCAN(False, devices, _CUTOFF_MS, _HORIZON_S) == ([b"idle"], [b"flag"])    # devices: no link flags
+    assert SCAN(False, numbers, _CUTOFF_MS, _HORIZON_S) is None     # a number record is not a device's size
+    assert SCAN(True, {**numbers, b"short": numbers[b"fresh"][:-1]}, _CUTOFF_MS, _HORIZON_S) is None
+    assert SCAN(True, {b"text": "not bytes"}, _CUTOFF_MS, _HORIZON_S) is None
+    assert SCAN(True, {}, _CUTOFF_MS, _HORIZON_S) == ([], [])
+    for is_number, records in ((True, numbers), (False, devices)):
+        assert F.scan_records(is_number, records, _CUTOFF_MS, _HORIZON_S) == \
+            SCAN(is_number, records, _CUTOFF_MS, _HORIZON_S)
