@@ -9,7 +9,7 @@ ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-# a C compiler for the scorer's compiled record update (services/scorer/_fastcore.c; the wheel
+# a C compiler for the compiled parts (services/scorer/_fastcore.c, models/_hstcore.c; the wheel
 # carries the built module, the runtime stage needs no compiler)
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml setup.py README.md ./

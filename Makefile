@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(or $(FRAUDRADAR_CACHE),$(HOME)/.cache/fra
 
 .PHONY: demo test install tools lint typecheck bench reliability clean
 
-$(VENV)/.installed: pyproject.toml setup.py services/scorer/_fastcore.c
+$(VENV)/.installed: pyproject.toml setup.py services/scorer/_fastcore.c models/_hstcore.c
 	@command -v cc >/dev/null 2>&1 || bash scripts/install-tools.sh compiler
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

@@ -3,8 +3,8 @@
 Counts span orders of magnitude (1 SMS an hour vs 5 000), so features go through ``log1p``
 before a running min-max scaling (River's ``MinMaxScaler`` semantics, in two flat dicts)
 maps them into [0, 1], the domain HST's random splits assume.
-Settings follow the measurements in the project notes: 10 trees of height 8 (~25 µs per
-score+learn, 1.1 MiB), never 25x15.
+Settings follow the measurements in the project notes: 10 trees of height 8, never 25x15.
+The trees are River's, held flat and walked in C (``_hstcore.c``) when it is built.
 
 Known weakness, measured in docs/detection.md: anomalies that arrive in bursts fill HST's
 reference window (``window_size`` points) and stop looking rare.
@@ -13,18 +13,28 @@ reference window (``window_size`` points) and stop looking rare.
 from __future__ import annotations
 
 import math
+import random
+from array import array
+from collections.abc import Callable
 from typing import Any
 
-from river import anomaly
+from river.tree.padded import PaddedBranch, make_padded_tree
 
 
 class ScaledHalfSpaceTrees:
-    """``log1p`` → min-max scaling → ``HalfSpaceTrees``, with River's ``learn_one``/``score_one``.
+    """``log1p`` → min-max scaling → River's Half-Space Trees, with River's ``learn_one``/``score_one``.
+
+    The trees are River's: built by ``river.tree.padded.make_padded_tree`` from the same seeded
+    generator ``river.anomaly.HalfSpaceTrees`` uses, on the first point's features, so a seed gives
+    River's trees. They are then held flat (split feature, threshold and the two masses per node,
+    in arrays) and walked exactly as River walks them — by ``_hstcore.c`` when it is built, else by
+    ``_walk_python``: same paths, same masses, same scores as ``river.anomaly.HalfSpaceTrees`` on
+    the scaled features (tests/models/test_hst.py compares the three).
 
     Parameters
     ----------
     n_trees, height, window_size
-        Passed to ``river.anomaly.HalfSpaceTrees``.
+        As ``river.anomaly.HalfSpaceTrees``.
     seed
         Seed of the random tree structure (same seed, same stream: same scores).
 
@@ -47,27 +57,24 @@ class ScaledHalfSpaceTrees:
         # dicts: the scaler was ~40 % of a score before)
         self.lo: dict[str, float] = {}
         self.hi: dict[str, float] = {}
-        self.trees: Any = anomaly.HalfSpaceTrees(n_trees=n_trees, height=height,
-                                                 window_size=window_size, seed=seed)
+        # the trees, flat (built at the first learn_one): node i of a tree has children 2i+1, 2i+2
+        self.names: tuple[str, ...] = ()          # the features the trees split on
+        self.split = array("i")                   # per branch: index into names
+        self.threshold = array("d")               # per branch: split point (scaled space)
+        self.l_mass = array("q")                  # per node: mass of the window being filled
+        self.r_mass = array("q")                  # per node: mass of the reference window
+        self.counter = 0                          # points learned in the current window
+        self.first_window = True                  # no reference window yet: scores are 0
         self.n_learned = 0
 
-    def _scaled(self, x: dict[str, float]) -> dict[str, float]:
-        """log1p, then min-max into [0, 1] (clipped: HST's splits only live inside [0, 1])."""
-        lo, hi = self.lo, self.hi
-        out: dict[str, float] = {}
-        for name, value in x.items():
-            z = _log1p(value) if value > 0.0 else 0.0
-            low = lo.get(name)
-            if low is None:
-                out[name] = 0.0
-                continue
-            span = hi[name] - low
-            if not span:
-                out[name] = 0.0
-                continue
-            z = (z - low) / span
-            out[name] = 1.0 if z > 1.0 else (0.0 if z < 0.0 else z)
-        return out
+    @property
+    def branches(self) -> int:
+        return (1 << self.height) - 1
+
+    @property
+    def max_score(self) -> int:
+        """The largest potential raw score (River's ``_max_score``)."""
+        return self.n_trees * self.window_size * ((1 << (self.height + 1)) - 1)
 
     def learn_one(self, x: dict[str, float]) -> None:
         lo, hi = self.lo, self.hi
@@ -80,12 +87,176 @@ class ScaledHalfSpaceTrees:
                 lo[name] = z
             elif z > hi[name]:
                 hi[name] = z
-        self.trees.learn_one(self._scaled(x))
         self.n_learned += 1
+        if not self.names:
+            if not x:
+                return          # nothing to build trees on yet (River's HST would fail here)
+            self._build(x)
+        self._walk(True, x)
+        self.counter += 1
+        if self.counter == self.window_size:     # pivot: the window just filled becomes the reference
+            self.r_mass = self.l_mass
+            self.l_mass = array("q", bytes(len(self.r_mass) * self.l_mass.itemsize))
+            self.first_window = False
+            self.counter = 0
 
     def score_one(self, x: dict[str, float]) -> float:
         """HST anomaly score in [0, 1] (0 during HST's first window)."""
-        return float(self.trees.score_one(self._scaled(x)))
+        if self.first_window:
+            return 0.0
+        return float(1 - self._walk(False, x) / self.max_score)
+
+    def _build(self, x: dict[str, float]) -> None:
+        """River's trees for this seed, flattened."""
+        rng = random.Random(self.seed)           # as river.anomaly.HalfSpaceTrees seeds its trees
+        trees = [make_padded_tree(limits={name: (0.0, 1.0) for name in sorted(x)}, height=self.height,  # type: ignore[no-untyped-call]
+                                  padding=0.15, rng=rng, r_mass=0, l_mass=0) for _ in range(self.n_trees)]
+        self._flatten(trees, [[0] * (2 * self.branches + 1) for _ in trees],
+                      [[0] * (2 * self.branches + 1) for _ in trees])
+
+    def _flatten(self, trees: list[PaddedBranch], l_mass: list[list[int]], r_mass: list[list[int]]) -> None:
+        features: set[str] = set()
+
+        def collect(node: Any, depth: int) -> None:
+            if depth < self.height:
+                features.add(node.feature)
+                collect(node.children[0], depth + 1)
+                collect(node.children[1], depth + 1)
+
+        for tree in trees:
+            collect(tree, 0)
+        self.names = tuple(sorted(features))
+        index = {name: i for i, name in enumerate(self.names)}
+        split = [0] * (self.n_trees * self.branches)
+        threshold = [0.0] * (self.n_trees * self.branches)
+
+        def fill(node: Any, t: int, i: int, depth: int) -> None:
+            if depth < self.height:
+                split[t * self.branches + i] = index[node.feature]
+                threshold[t * self.branches + i] = node.threshold
+                fill(node.children[0], t, 2 * i + 1, depth + 1)
+                fill(node.children[1], t, 2 * i + 2, depth + 1)
+
+        for t, tree in enumerate(trees):
+            fill(tree, t, 0, 0)
+        self.split = array("i", split)
+        self.threshold = array("d", threshold)
+        self.l_mass = array("q", [m for tree in l_mass for m in tree])
+        self.r_mass = array("q", [m for tree in r_mass for m in tree])
+
+    def _walk(self, learn: bool, x: dict[str, float]) -> float:
+        args = (learn, x, self.names, self.lo, self.hi, self.split, self.threshold, self.l_mass, self.r_mass,
+                self.n_trees, self.height, 0.1 * self.window_size)
+        if _COMPILED_WALK is not None:
+            result = _COMPILED_WALK(*args)
+            if result is not None:
+                return result
+        return _walk_python(*args)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # checkpoints written before the trees were flat hold a river HalfSpaceTrees in "trees"
+        river_trees = state.pop("trees", None)
+        self.__dict__.update(state)
+        if river_trees is not None:
+            self.names, self.split, self.threshold = (), array("i"), array("d")
+            self.l_mass, self.r_mass = array("q"), array("q")
+            self.counter = river_trees.counter
+            self.first_window = river_trees._first_window
+            if river_trees.trees:
+                masses = [_masses(tree, self.height) for tree in river_trees.trees]
+                self._flatten(river_trees.trees, [m[0] for m in masses], [m[1] for m in masses])
 
 
+def _masses(tree: Any, height: int) -> tuple[list[int], list[int]]:
+    """(l_mass, r_mass) of a river padded tree's nodes, heap-ordered."""
+    size = (1 << (height + 1)) - 1
+    l_mass, r_mass = [0] * size, [0] * size
+
+    def visit(node: Any, i: int, depth: int) -> None:
+        l_mass[i], r_mass[i] = node.l_mass, node.r_mass
+        if depth < height:
+            visit(node.children[0], 2 * i + 1, depth + 1)
+            visit(node.children[1], 2 * i + 2, depth + 1)
+
+    visit(tree, 0, 0)
+    return l_mass, r_mass
+
+
+def _walk_python(learn: bool, x: dict[str, float], names: tuple[str, ...], lo: dict[str, float],  # noqa: PLR0917 - _hstcore.walk's signature
+                 hi: dict[str, float], split: array[int], threshold: array[float], l_mass: array[int],
+                 r_mass: array[int], n_trees: int, height: int, size_limit: float) -> float:
+    """Learn (add 1 to ``l_mass`` along each tree's path; returns 0.0) or score (River's sum of
+    ``r_mass * 2**depth`` along the paths, stopping below ``size_limit``) one point.
+
+    The reference for ``_hstcore.walk``: River's ``_walk_learn``/``_walk_score`` on flat trees,
+    the features scaled as before (log1p, min-max into [0, 1] — HST's splits live there).
+    """
+    values: list[float | None] = []
+    for name in names:
+        value = x.get(name)
+        if value is None:
+            values.append(None)
+            continue
+        z = _log1p(value) if value > 0.0 else 0.0
+        low = lo.get(name)
+        if low is None:
+            values.append(0.0)
+            continue
+        span = hi[name] - low
+        if not span:
+            values.append(0.0)
+            continue
+        z = (z - low) / span
+        values.append(1.0 if z > 1.0 else (0.0 if z < 0.0 else z))
+    branches = (1 << height) - 1
+    nodes = 2 * branches + 1
+    total = 0.0
+    for t in range(n_trees):
+        sp, mp = t * branches, t * nodes
+        node = 0
+        if learn:
+            for _ in range(height):
+                l_mass[mp + node] += 1
+                value = values[split[sp + node]]
+                left = 2 * node + 1
+                if value is None:
+                    node = left + 1 if l_mass[mp + left] < l_mass[mp + left + 1] else left
+                else:
+                    node = left if value < threshold[sp + node] else left + 1
+            l_mass[mp + node] += 1
+            continue
+        score = 0.0
+        depth_pow = 1
+        for _ in range(height):
+            r = r_mass[mp + node]
+            score += r * depth_pow
+            if r < size_limit:
+                break
+            value = values[split[sp + node]]
+            left = 2 * node + 1
+            if value is None:
+                node = left + 1 if l_mass[mp + left] < l_mass[mp + left + 1] else left
+            else:
+                node = left if value < threshold[sp + node] else left + 1
+            depth_pow <<= 1
+        else:
+            score += r_mass[mp + node] * depth_pow
+        total += score
+    return total
+
+
+def _compiled() -> Callable[..., float | None] | None:
+    """``_hstcore.walk`` when built and not switched off by ``FRAUDRADAR_PURE_PYTHON=1``."""
+    import os
+
+    if os.environ.get("FRAUDRADAR_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from models import _hstcore  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _hstcore.walk  # type: ignore[no-any-return]
+
+
+_COMPILED_WALK = _compiled()
 _log1p = math.log1p

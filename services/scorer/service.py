@@ -123,6 +123,7 @@ class ScorerProcessor:
         self._feedback_next_poll = 0.0
         self.model_version = ScoringEngine(policy, pseudonymizer, settings.seed).model_version
         self._views_counter = {kind: metrics.VIEWS.labels(kind) for kind in ("number", "device")}
+        self._score_metric: dict[tuple[str, str], Any] = {}     # (model, entity_type) -> SCORE child
         self.input_topics = [settings.topic(name) for name in topics.SCORER_INPUTS]
         # the group's committed offsets (set by the runner: its consumer's ``committed``); None
         # until then, and an engine kept through a rebalance is then always restored
@@ -196,12 +197,21 @@ class ScorerProcessor:
                 self._emit(output, sink)
         engine.next_offsets[record.topic] = record.offset + 1
 
+    def _score_child(self, model: str, entity_type: str) -> Any:
+        """``metrics.SCORE`` for these labels, kept: ``labels()`` costs a lock and a lookup per call."""
+        child = self._score_metric[model, entity_type] = metrics.SCORE.labels(model, entity_type)
+        return child
+
     def _emit(self, output: EngineOutput, sink: OutputSink) -> None:
         risk_topic = self.risk_topic
         if output.model_scores or output.score:
-            metrics.SCORE.labels("fused", output.entity_type).observe(output.score)
+            score = self._score_metric
+            entity_type = output.entity_type
+            histogram = score.get(("fused", entity_type)) or self._score_child("fused", entity_type)
+            histogram.observe(output.score)
             for model, percentile in output.model_scores.items():
-                metrics.SCORE.labels(model, output.entity_type).observe(100.0 * percentile)
+                histogram = score.get((model, entity_type)) or self._score_child(model, entity_type)
+                histogram.observe(100.0 * percentile)
         if output.risk is not None:
             sink.send(risk_topic, risk_key(output.entity_type, output.entity), encode(output.risk))
         for risk in output.risk_updates:

@@ -1,0 +1,176 @@
+"""ScaledHalfSpaceTrees against River: flat trees walked in C or Python, the same as River's own.
+
+The specification is ``river.anomaly.HalfSpaceTrees`` fed the log1p/min-max scaled features (what
+this model wrapped until its trees went flat). Same seed, same stream: the compiled walk
+(``models/_hstcore.c``), the Python walk (``models.hst._walk_python``) and River give identical
+scores and masses, through window pivots, missing and new features and odd values; and a
+checkpoint pickled with River's trees inside loads and carries on as River would.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from river import anomaly
+
+import models.hst as H
+from models import ScaledHalfSpaceTrees
+
+WALK = H._COMPILED_WALK
+
+
+class RiverScaled:
+    """The spec: log1p → min-max (clipped) → river.anomaly.HalfSpaceTrees."""
+
+    def __init__(self, window_size: int, seed: int, n_trees: int = 10, height: int = 8) -> None:
+        self.lo: dict[str, float] = {}
+        self.hi: dict[str, float] = {}
+        self.trees = anomaly.HalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed)
+
+    def _scaled(self, x: dict[str, float]) -> dict[str, float]:
+        out = {}
+        for name, value in x.items():
+            z = math.log1p(value) if value > 0.0 else 0.0
+            low = self.lo.get(name)
+            if low is None or not self.hi[name] - low:
+                out[name] = 0.0
+                continue
+            z = (z - low) / (self.hi[name] - low)
+            out[name] = 1.0 if z > 1.0 else (0.0 if z < 0.0 else z)
+        return out
+
+    def learn_one(self, x: dict[str, float]) -> None:
+        for name, value in x.items():
+            z = math.log1p(value) if value > 0.0 else 0.0
+            low = self.lo.get(name)
+            if low is None:
+                self.lo[name] = self.hi[name] = z
+            elif z < low:
+                self.lo[name] = z
+            elif z > self.hi[name]:
+                self.hi[name] = z
+        self.trees.learn_one(self._scaled(x))
+
+    def score_one(self, x: dict[str, float]) -> float:
+        return float(self.trees.score_one(self._scaled(x)))
+
+
+class PythonWalk:
+    """The model with the compiled walk switched off (the Python reference)."""
+
+    def __init__(self, model: ScaledHalfSpaceTrees) -> None:
+        self.model = model
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.model, name)
+
+        def call(*args: Any) -> Any:
+            saved, H._COMPILED_WALK = H._COMPILED_WALK, None
+            try:
+                return method(*args)
+            finally:
+                H._COMPILED_WALK = saved
+
+        return call
+
+
+FEATURES = [f"f{i}" for i in range(12)]
+_VALUES = st.one_of(st.floats(0.0, 1e4), st.sampled_from([0.0, 1.0, -3.0, 1e300, math.inf, math.nan]),
+                    st.integers(0, 10**6))
+points = st.dictionaries(st.sampled_from([*FEATURES, "rare"]), _VALUES, min_size=1, max_size=13)
+
+
+def test_the_compiled_walk_is_built_and_in_use() -> None:
+    from models import _hstcore  # type: ignore[attr-defined]
+
+    assert WALK is _hstcore.walk
+
+
+def _check(stream: list[dict[str, float]], window_size: int, seed: int, *, n_trees: int = 10, height: int = 8) -> int:
+    """Score then learn every point in the three; returns how many compiled walks ran."""
+    ran = 0
+    river = RiverScaled(window_size, seed, n_trees, height)
+    compiled = ScaledHalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed)
+    python = PythonWalk(ScaledHalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed))
+    for x in stream:
+        expected = river.score_one(x)
+        assert compiled.score_one(x) == expected == python.score_one(x)
+        if compiled.names:
+            args = (False, x, compiled.names, compiled.lo, compiled.hi, compiled.split, compiled.threshold,
+                    compiled.l_mass, compiled.r_mass, n_trees, height, 0.1 * window_size)
+            ran += WALK(*args) is not None
+        river.learn_one(x)
+        compiled.learn_one(x)
+        python.learn_one(x)
+    assert list(compiled.l_mass) == list(python.model.l_mass)
+    assert list(compiled.r_mass) == list(python.model.r_mass)
+    return ran
+
+
+@settings(max_examples=60, deadline=None)
+@given(stream=st.lists(points, min_size=1, max_size=400), window_size=st.sampled_from([5, 20, 50]),
+       seed=st.integers(0, 3))
+def test_scores_equal_river_on_generated_streams(stream: list[dict[str, float]], window_size: int,
+                                                 seed: int) -> None:
+    _check(stream, window_size, seed)
+
+
+def test_scores_equal_river_over_many_windows_with_missing_and_new_features() -> None:
+    import random
+
+    rng = random.Random(5)
+    stream = []
+    for i in range(6000):
+        x = {f: rng.expovariate(1.0) * 10 for f in FEATURES if rng.random() < 0.95}
+        if i % 97 == 0:
+            x["new_" + str(i)] = 5.0
+        if i % 501 == 0:
+            x = {f: 5000.0 for f in FEATURES}        # an outlier now and then
+        stream.append(x)
+    ran = _check(stream, window_size=250, seed=11)
+    assert ran > 5000, "the compiled walk should have scored the stream"
+    ran = _check(stream[:2000], window_size=100, seed=2, n_trees=3, height=5)
+    assert ran > 1500
+
+
+def test_a_checkpoint_holding_rivers_trees_carries_on_as_river() -> None:
+    import random
+
+    rng = random.Random(9)
+    stream = [{f: rng.expovariate(1.0) * 10 for f in FEATURES} for _ in range(900)]
+    river = RiverScaled(window_size=200, seed=4)
+    for x in stream[:700]:
+        river.learn_one(x)
+    # the state a model pickled before the trees went flat: lo/hi and a river HalfSpaceTrees
+    old = ScaledHalfSpaceTrees.__new__(ScaledHalfSpaceTrees)
+    old.__dict__.update({"n_trees": 10, "height": 8, "window_size": 200, "seed": 4, "lo": dict(river.lo),
+                         "hi": dict(river.hi), "trees": pickle.loads(pickle.dumps(river.trees)), "n_learned": 700})
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.names and not hasattr(loaded, "trees")
+    for x in stream[700:]:
+        assert loaded.score_one(x) == river.score_one(x)
+        loaded.learn_one(x)
+        river.learn_one(x)
+    assert loaded.counter == river.trees.counter and loaded.n_learned == 900
+
+
+def test_the_compiled_walk_leaves_unusual_input_to_python() -> None:
+    model = ScaledHalfSpaceTrees(window_size=10, seed=1)
+    for i in range(30):
+        model.learn_one({"a": float(i), "b": 1.0})
+    args: list[Any] = [False, {"a": 1.0, "b": 2.0}, model.names, model.lo, model.hi, model.split, model.threshold,
+                       model.l_mass, model.r_mass, model.n_trees, model.height, 1.0]
+    assert isinstance(WALK(*args), float)
+    assert WALK(*[*args[:1], {"a": "text"}, *args[2:]]) is None            # not a number
+    assert WALK(*[*args[:5], list(model.split), *args[6:]]) is None        # not an array
+    assert WALK(*[*args[:7], model.l_mass[:-1], *args[8:]]) is None        # wrong size
+    assert WALK(*[*args[:2], ("b",), *args[3:]]) is None                   # a split index outside names
+    learn = [True, *args[1:]]
+    assert WALK(*[*learn[:7], bytes(model.l_mass), *learn[8:]]) is None    # read-only masses
+    with pytest.raises(TypeError):      # ... which rejects it, as River's scaling would
+        model.score_one({"a": "text"})
