@@ -174,3 +174,24 @@ def test_the_compiled_walk_leaves_unusual_input_to_python() -> None:
     assert WALK(*[*learn[:7], bytes(model.l_mass), *learn[8:]]) is None    # read-only masses
     with pytest.raises(TypeError):      # ... which rejects it, as River's scaling would
         model.score_one({"a": "text"})
+
+
+@pytest.mark.parametrize(("n_features", "height", "seed"), [(1, 8, 0), (3, 1, 1), (12, 8, 2), (40, 8, 7), (40, 5, 3)])
+def test_the_trees_are_the_ones_river_builds(n_features: int, height: int, seed: int) -> None:
+    import random
+
+    from river.tree.padded import make_padded_tree
+
+    x = {f"g{i:02d}": 1.0 for i in reversed(range(n_features))}
+    ours = ScaledHalfSpaceTrees(n_trees=4, height=height, seed=seed)
+    ours._build(x)
+    rng = random.Random(seed)
+    river_trees = [make_padded_tree(limits={name: (0.0, 1.0) for name in sorted(x)}, height=height, padding=0.15,
+                                    rng=rng, r_mass=0, l_mass=0) for _ in range(4)]
+    theirs = ScaledHalfSpaceTrees(n_trees=4, height=height)
+    nodes = (1 << (height + 1)) - 1
+    theirs._flatten(river_trees, [[0] * nodes] * 4, [[0] * nodes] * 4)
+    assert ours.names == theirs.names
+    assert list(ours.split) == list(theirs.split)
+    assert list(ours.threshold) == list(theirs.threshold)      # bit for bit
+    assert len(ours.l_mass) == len(ours.r_mass) == 4 * nodes and not any(ours.l_mass)
