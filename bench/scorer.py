@@ -5,9 +5,9 @@
 1. Throughput: the same view bundles (ingest's format) are read by a raw kafka-python consumer
    (consume + ``decode_views``) and by the scorer service's own loop (``ScorerRunner``: decode,
    engine, outputs, changelog, commits), one after the other, in the same run; then by the same
-   loop with the record update in Python instead of compiled (``views_per_s_python``,
-   ``compiled_speedup``), and by the engine alone without Kafka, compiled vs Python
-   (``engine_us_per_view*``).
+   loop with the compiled parts (record update, sweep scan, HST walks) in Python instead
+   (``views_per_s_python``, ``compiled_speedup``), and by the engine alone without Kafka,
+   compiled vs Python (``engine_us_per_view*``).
 2. Latency: after an untimed warm-up (restores, first model trees), views are produced at half
    the scorer's measured rate with ``ingested_ms`` = now; event-to-alert = alert record
    timestamp (set when the scorer produced it) - ``ingested_ms``.
@@ -27,6 +27,7 @@ Writes ``throughput_ratio``, ``views_per_s``, ``latency_p50_s``, ``latency_p99_s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import multiprocessing
@@ -36,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -45,6 +47,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import REGISTRY
 from tqdm import tqdm
 
+from models import hst
 from services.common import topics
 from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_key
 from services.common.records import View, decode_alert, decode_views, encode_view_bundle
@@ -162,8 +165,21 @@ def scorer_throughput(bootstrap: str, prefix: str, total: int) -> tuple[float, f
     return total / elapsed, total / cpu, counters
 
 
+@contextlib.contextmanager
+def _compiled_parts(on: bool) -> Iterator[None]:
+    """With the compiled parts (record update, sweep scan, HST walks) or, ``on=False``, their
+    Python references: what ``FRAUDRADAR_PURE_PYTHON=1`` runs."""
+    saved = F.COMPILED_APPLY, F.COMPILED_SCAN, hst.COMPILED_WALK
+    if not on:
+        F.COMPILED_APPLY = F.COMPILED_SCAN = hst.COMPILED_WALK = None
+    try:
+        yield
+    finally:
+        F.COMPILED_APPLY, F.COMPILED_SCAN, hst.COMPILED_WALK = saved
+
+
 def engine_alone(views: list[View], pseudonymizer: Pseudonymizer, rounds: int = 2) -> dict[str, float]:
-    """CPU µs per view of the engine alone (no Kafka), compiled vs Python (update and sweep scan), alternated."""
+    """CPU µs per view of the engine alone (no Kafka), compiled parts vs Python, alternated."""
     best = {"compiled": float("inf"), "python": float("inf")}
     for _ in range(rounds):
         for mode in ("compiled", "python"):
@@ -171,10 +187,11 @@ def engine_alone(views: list[View], pseudonymizer: Pseudonymizer, rounds: int = 
             if mode == "python":
                 engine._apply = engine._scan = None
             gc.collect()
-            started = time.process_time()
-            for offset, view in enumerate(views):
-                engine.process(view, offset=offset)
-            best[mode] = min(best[mode], (time.process_time() - started) / len(views) * 1e6)
+            with _compiled_parts(mode == "compiled"):
+                started = time.process_time()
+                for offset, view in enumerate(views):
+                    engine.process(view, offset=offset)
+                best[mode] = min(best[mode], (time.process_time() - started) / len(views) * 1e6)
     return {"engine_us_per_view": round(best["compiled"], 2), "engine_us_per_view_python": round(best["python"], 2),
             "engine_compiled_speedup": round(best["python"] / best["compiled"], 3)}
 
@@ -326,17 +343,13 @@ def main() -> int:
         _produce(bootstrap, _bundles(views, prefix))
         raw, raw_cpu = raw_consume(bootstrap, prefix, len(views))
         scored, scored_cpu, counters = scorer_throughput(bootstrap, prefix, len(views))
-        compiled, compiled_scan = F.COMPILED_APPLY, F.COMPILED_SCAN
-        if compiled is not None:      # the same loop with the record update and sweep scan in Python (baseline)
+        if F.COMPILED_APPLY is not None:    # the same loop with every compiled part in Python (baseline)
             # its own topics: on the first run's, it would restore that run's state and skip every view
             py_prefix = f"p{uuid.uuid4().hex[:6]}."
             ensure_topics(bootstrap, py_prefix, partitions=PARTITIONS)
             _produce(bootstrap, _bundles(views, py_prefix))
-            F.COMPILED_APPLY = F.COMPILED_SCAN = None
-            try:
+            with _compiled_parts(False):
                 scored_py, scored_py_cpu, _ = scorer_throughput(bootstrap, py_prefix, len(views))
-            finally:
-                F.COMPILED_APPLY, F.COMPILED_SCAN = compiled, compiled_scan
             result.update(record_update="compiled", views_per_s_python=round(scored_py),
                           views_per_cpu_s_python=round(scored_py_cpu),
                           compiled_speedup=round(scored / scored_py, 3),
@@ -350,7 +363,7 @@ def main() -> int:
                       throughput_ratio_cpu=round(scored_cpu / raw_cpu, 3),
                       load_average=os.getloadavg()[0], engine_counters=counters)
         print(f"raw {raw:.0f} views/s ({raw_cpu:.0f}/cpu-s), scorer {scored:.0f} views/s "
-              f"({scored_cpu:.0f}/cpu-s), with the Python record update {result.get('views_per_s_python')} views/s",
+              f"({scored_cpu:.0f}/cpu-s), with the compiled parts in Python {result.get('views_per_s_python')} views/s",
               file=sys.stderr)
         lat_prefix = f"l{uuid.uuid4().hex[:6]}."
         ensure_topics(bootstrap, lat_prefix, partitions=PARTITIONS)

@@ -4,7 +4,8 @@
  *
  *   x          dict of raw feature values (the model's input)
  *   names      tuple of the feature names the trees split on (split[] indexes it)
- *   lo, hi     the running min/max of log1p'd features (ScaledHalfSpaceTrees.lo/.hi)
+ *   lo, hi     the running min/max of log1p'd features (ScaledHalfSpaceTrees.lo/.hi; updated
+ *              with every feature of x first when learning)
  *   split      array('i'): per branch node, the index into names
  *   threshold  array('d'): per branch node, the split point
  *   l_mass     array('q'): per node, the mass of the window being filled (written when learning)
@@ -69,6 +70,51 @@ static int scaled(PyObject *x, PyObject *name, PyObject *lo, PyObject *hi, doubl
     return 0;
 }
 
+/* the scaler's running min/max of log1p'd values, over every feature of x (learning only); every
+ * value is checked before anything is written, so a value that is not a number changes nothing */
+static int update_scaler(PyObject *x, PyObject *lo, PyObject *hi) {
+    Py_ssize_t n = PyDict_GET_SIZE(x), pos = 0, k = 0;
+    double *zs = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(double));
+    if (!zs) return -1;
+    PyObject *name, *value;
+    while (PyDict_Next(x, &pos, &name, &value)) {
+        if (!PyFloat_Check(value) && !PyLong_Check(value)) goto fail;
+        double v = PyFloat_AsDouble(value);
+        if (v == -1.0 && PyErr_Occurred()) goto fail;
+        zs[k++] = v > 0.0 ? log1p(v) : 0.0;
+    }
+    pos = 0;
+    k = 0;
+    while (PyDict_Next(x, &pos, &name, &value)) {
+        double z = zs[k++];
+        PyObject *low = PyDict_GetItemWithError(lo, name);
+        PyObject *target = NULL, *target2 = NULL;
+        if (!low) {
+            if (PyErr_Occurred()) goto fail;
+            target = lo;
+            target2 = hi;
+        } else {
+            PyObject *high = PyDict_GetItemWithError(hi, name);
+            if (!high || !PyFloat_Check(low) || !PyFloat_Check(high)) goto fail;
+            if (z < PyFloat_AS_DOUBLE(low)) target = lo;
+            else if (z > PyFloat_AS_DOUBLE(high)) target = hi;
+        }
+        if (target) {
+            PyObject *zo = PyFloat_FromDouble(z);
+            if (!zo || PyDict_SetItem(target, name, zo) < 0 || (target2 && PyDict_SetItem(target2, name, zo) < 0)) {
+                Py_XDECREF(zo);
+                goto fail;
+            }
+            Py_DECREF(zo);
+        }
+    }
+    PyMem_Free(zs);
+    return 0;
+fail:
+    PyMem_Free(zs);
+    return -1;
+}
+
 static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 12) {
@@ -83,6 +129,13 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (!PyDict_Check(x) || !PyTuple_Check(names) || !PyDict_Check(lo) || !PyDict_Check(hi)) Py_RETURN_NONE;
     Py_ssize_t n_names = PyTuple_GET_SIZE(names);
     if (n_names > MAX_NAMES || n_trees < 0 || height < 1 || height > 30) Py_RETURN_NONE;
+    /* the scaler first; a min/max update is idempotent, so when anything below declines, the
+     * Python's walk updating it again gives the same lo/hi */
+    if (learn && update_scaler(x, lo, hi) < 0) {
+        if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_MemoryError)) return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
     double values[MAX_NAMES];
     int present[MAX_NAMES];
     for (Py_ssize_t k = 0; k < n_names; k++) {

@@ -79,22 +79,13 @@ class ScaledHalfSpaceTrees:
         return self.n_trees * self.window_size * ((1 << (self.height + 1)) - 1)
 
     def learn_one(self, x: dict[str, float]) -> None:
-        lo, hi = self.lo, self.hi
-        for name, value in x.items():
-            z = _log1p(value) if value > 0.0 else 0.0
-            low = lo.get(name)
-            if low is None:
-                lo[name] = hi[name] = z
-            elif z < low:
-                lo[name] = z
-            elif z > hi[name]:
-                hi[name] = z
         self.n_learned += 1
         if not self.names:
+            _update_scaler(x, self.lo, self.hi)
             if not x:
                 return          # nothing to build trees on yet (River's HST would fail here)
             self._build(x)
-        self._walk(True, x)
+        self._walk(True, x)     # the scaler (again: min/max updates are idempotent), then the trees
         self.counter += 1
         if self.counter == self.window_size:     # pivot: the window just filled becomes the reference
             self.r_mass = self.l_mass
@@ -186,8 +177,8 @@ class ScaledHalfSpaceTrees:
     def _walk(self, learn: bool, x: dict[str, float]) -> float:
         args = (learn, x, self.names, self.lo, self.hi, self.split, self.threshold, self.l_mass, self.r_mass,
                 self.n_trees, self.height, 0.1 * self.window_size)
-        if _COMPILED_WALK is not None:
-            result = _COMPILED_WALK(*args)
+        if COMPILED_WALK is not None:
+            result = COMPILED_WALK(*args)
             if result is not None:
                 return result
         return _walk_python(*args)
@@ -224,12 +215,15 @@ def _masses(tree: Any, height: int) -> tuple[list[int], list[int]]:
 def _walk_python(learn: bool, x: dict[str, float], names: tuple[str, ...], lo: dict[str, float],  # noqa: PLR0917 - _hstcore.walk's signature
                  hi: dict[str, float], split: array[int], threshold: array[float], l_mass: array[int],
                  r_mass: array[int], n_trees: int, height: int, size_limit: float) -> float:
-    """Learn (add 1 to ``l_mass`` along each tree's path; returns 0.0) or score (River's sum of
-    ``r_mass * 2**depth`` along the paths, stopping below ``size_limit``) one point.
+    """Learn (update the scaler with every feature of ``x``, then add 1 to ``l_mass`` along each
+    tree's path; returns 0.0) or score (River's sum of ``r_mass * 2**depth`` along the paths,
+    stopping below ``size_limit``) one point.
 
     The reference for ``_hstcore.walk``: River's ``_walk_learn``/``_walk_score`` on flat trees,
     the features scaled as before (log1p, min-max into [0, 1] — HST's splits live there).
     """
+    if learn:
+        _update_scaler(x, lo, hi)
     values: list[float | None] = []
     for name in names:
         value = x.get(name)
@@ -284,6 +278,19 @@ def _walk_python(learn: bool, x: dict[str, float], names: tuple[str, ...], lo: d
     return total
 
 
+def _update_scaler(x: dict[str, float], lo: dict[str, float], hi: dict[str, float]) -> None:
+    """Running min/max of the log1p'd features (River's ``MinMaxScaler`` semantics, two flat dicts)."""
+    for name, value in x.items():
+        z = _log1p(value) if value > 0.0 else 0.0
+        low = lo.get(name)
+        if low is None:
+            lo[name] = hi[name] = z
+        elif z < low:
+            lo[name] = z
+        elif z > hi[name]:
+            hi[name] = z
+
+
 def _compiled() -> Callable[..., float | None] | None:
     """``_hstcore.walk`` when built and not switched off by ``FRAUDRADAR_PURE_PYTHON=1``."""
     import os
@@ -297,5 +304,5 @@ def _compiled() -> Callable[..., float | None] | None:
     return _hstcore.walk  # type: ignore[no-any-return]
 
 
-_COMPILED_WALK = _compiled()
+COMPILED_WALK = _compiled()
 _log1p = math.log1p

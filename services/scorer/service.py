@@ -51,6 +51,7 @@ import msgspec
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import Field
 
+from models import hst
 from services.common import topics
 from services.common.config import CommonSettings
 from services.common.exceptions import FraudradarError
@@ -513,11 +514,12 @@ def main(argv: list[str]) -> int:
     runner.install_signal_handlers()
     log.info("scorer started", extra={"http_port": http.port, "model_version": processor.model_version,
                                       "instance_id": settings.instance_id,
-                                      "record_update": "compiled" if F.COMPILED_APPLY is not None else "python"})
-    if F.COMPILED_APPLY is None:
-        log.warning("the compiled record update (services/scorer/_fastcore.c) is not in use: the scorer runs "
-                    "the same update in Python, with 1.2-1.4x fewer views per second (not built for lack of "
-                    "a C compiler, or FRAUDRADAR_PURE_PYTHON is set)")
+                                      "record_update": "compiled" if F.COMPILED_APPLY is not None else "python",
+                                      "hst_walk": "compiled" if hst.COMPILED_WALK is not None else "python"})
+    if F.COMPILED_APPLY is None or hst.COMPILED_WALK is None:
+        log.warning("compiled parts not in use (services/scorer/_fastcore.c, models/_hstcore.c): the scorer runs "
+                    "the same code in Python, with identical results and 1.5x fewer views per second (not "
+                    "built for lack of a C compiler, or FRAUDRADAR_PURE_PYTHON is set)")
     try:
         runner.run()
     except RejoinStalled:

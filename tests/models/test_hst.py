@@ -21,7 +21,7 @@ from river import anomaly
 import models.hst as H
 from models import ScaledHalfSpaceTrees
 
-WALK = H._COMPILED_WALK
+WALK = H.COMPILED_WALK
 
 
 class RiverScaled:
@@ -70,11 +70,11 @@ class PythonWalk:
         method = getattr(self.model, name)
 
         def call(*args: Any) -> Any:
-            saved, H._COMPILED_WALK = H._COMPILED_WALK, None
+            saved, H.COMPILED_WALK = H.COMPILED_WALK, None
             try:
                 return method(*args)
             finally:
-                H._COMPILED_WALK = saved
+                H.COMPILED_WALK = saved
 
         return call
 
@@ -107,6 +107,7 @@ def _check(stream: list[dict[str, float]], window_size: int, seed: int, *, n_tre
         river.learn_one(x)
         compiled.learn_one(x)
         python.learn_one(x)
+    assert compiled.lo == python.model.lo == river.lo and compiled.hi == python.model.hi == river.hi
     assert list(compiled.l_mass) == list(python.model.l_mass)
     assert list(compiled.r_mass) == list(python.model.r_mass)
     return ran
@@ -129,7 +130,7 @@ def test_scores_equal_river_over_many_windows_with_missing_and_new_features() ->
         x = {f: rng.expovariate(1.0) * 10 for f in FEATURES if rng.random() < 0.95}
         if i % 97 == 0:
             x["new_" + str(i)] = 5.0
-        if i % 501 == 0:
+        if i % 501 == 250:
             x = {f: 5000.0 for f in FEATURES}        # an outlier now and then
         stream.append(x)
     ran = _check(stream, window_size=250, seed=11)
@@ -172,6 +173,9 @@ def test_the_compiled_walk_leaves_unusual_input_to_python() -> None:
     assert WALK(*[*args[:2], ("b",), *args[3:]]) is None                   # a split index outside names
     learn = [True, *args[1:]]
     assert WALK(*[*learn[:7], bytes(model.l_mass), *learn[8:]]) is None    # read-only masses
+    lo, hi, masses = dict(model.lo), dict(model.hi), list(model.l_mass)
+    assert WALK(*[*learn[:1], {"a": 1e9, "new": 3.0, "b": "text"}, *learn[2:]]) is None
+    assert (model.lo, model.hi, list(model.l_mass)) == (lo, hi, masses)   # declined before any write
     with pytest.raises(TypeError):      # ... which rejects it, as River's scaling would
         model.score_one({"a": "text"})
 

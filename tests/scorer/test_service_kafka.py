@@ -194,6 +194,7 @@ def reference(kafka_bootstrap: str, dataset: Labelled, tmp_path_factory: pytest.
     try:
         started = scorer.wait_log("scorer started")
         assert started["record_update"] == "compiled"     # the real process runs the C (_fastcore.c)
+        assert started["hst_walk"] == "compiled"          # ... and models/_hstcore.c
         _wait_committed(kafka_bootstrap, prefix, "ref")
         port = started["http_port"]
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
