@@ -12,6 +12,9 @@
  *   None                                          anything unusual: the caller runs the Python
  *                                                 reference, which also raises its errors
  *
+ * scan(is_number, records, idle_before_ms, horizon_s) is the sweep's one pass over a table
+ * (features.scan_records): the keys of idle entities and of expired flags.
+ *
  * The record layouts are fixed here and checked against features.py at import
  * (features.LAYOUT_SIGNATURE); a mismatch disables this module. Nothing here stores or logs
  * an identifier: it reads pseudonyms' first hex digits as fingerprints, as the Python does.

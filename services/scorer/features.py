@@ -4,7 +4,8 @@ Each tracked number or device is one ``bytes`` value (``struct``-packed) in a di
 the 16-byte pseudonym. A view is applied by unpacking it into a list, updating it with the pure
 function ``apply_number``/``apply_device`` and packing it back — ``apply_view`` end to end, which
 ``_fastcore.c`` implements in C with bit-identical results (``COMPILED_APPLY``; the engine uses
-it when built and falls back to ``apply_view``).
+it when built and falls back to ``apply_view``). The sweep's one pass over a table,
+``scan_records``, has its C twin there too (``COMPILED_SCAN``).
 
 Windows are exponentially decayed counts with time constants 5 min, 1 h and 24 h: with steady
 traffic a counter equals the number of events in the last τ; a burst of N events is ≈N right
