@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -444,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
         if broker is not None:
             broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)     # the broker's data, the partners file, the key
 
 
 def _plot(path: Path, api_ms: list[float], bare_ms: list[float], rate: float) -> None:

@@ -16,11 +16,11 @@ each with a fresh consumer group, and writes both rates and their ratio (target 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -124,13 +124,12 @@ def main() -> int:
 
     os.environ.setdefault("FRAUDRADAR_PSEUDONYM_KEY", generate_key_text("bench"))
     os.environ.setdefault("FRAUDRADAR_DISCLOSURE_KEY", generate_key_text("benchd"))
-    broker = None
+    broker = contextlib.ExitStack()
     if args.bootstrap:
         bootstrap = args.bootstrap
-    else:
-        broker = LocalKafka(workdir=Path(tempfile.mkdtemp(prefix="bench-kafka-")), fast_start=False, heap="1g").start()
-        bootstrap = broker.bootstrap
-    try:
+    else:   # its own broker, deleted afterwards
+        bootstrap = broker.enter_context(LocalKafka.temporary("bench-kafka-", fast_start=False, heap="1g")).bootstrap
+    with broker:
         prefix = f"bench{uuid.uuid4().hex[:6]}."
         ensure_topics(bootstrap, prefix, partitions=args.partitions)
         from kafka.admin import KafkaAdminClient, NewTopic
@@ -147,9 +146,6 @@ def main() -> int:
         produce_all(bootstrap, prefix + topics.RAW, stream.records)
         pt = passthrough(bootstrap, prefix + topics.RAW, prefix + "bench.passthrough", args.events, args.batch)
         rate, outputs = ingest_rate(bootstrap, prefix, args.events, args.batch)
-    finally:
-        if broker is not None:
-            broker.stop()
     result = {
         "benchmark": "ingest",
         "events": args.events,

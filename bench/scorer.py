@@ -33,7 +33,6 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -327,15 +326,15 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("FRAUDRADAR_PSEUDONYM_KEY", generate_key_text("bench"))
     pseudonymizer = Pseudonymizer(parse_key(os.environ["FRAUDRADAR_PSEUDONYM_KEY"]))
-    broker = None
+    broker = contextlib.ExitStack()
     if args.bootstrap:
         bootstrap = args.bootstrap
     else:
         from services.common.kafka_local import LocalKafka
 
-        broker = LocalKafka(workdir=Path(tempfile.mkdtemp(prefix="bench-scorer-"))).start()
-        bootstrap = broker.bootstrap
-    try:
+        # its own broker, deleted afterwards (the 1M-entity changelog and topics: ~1 GB)
+        bootstrap = broker.enter_context(LocalKafka.temporary("bench-scorer-")).bootstrap
+    with broker:
         result: dict[str, object] = {"partitions": PARTITIONS}
         views = _views(args.views, seed=1)
         prefix = f"b{uuid.uuid4().hex[:6]}."
@@ -378,9 +377,6 @@ def main() -> int:
         restore_s, restored, state_records = restore(bootstrap, res_prefix, engine)
         result.update(restore_1m_s=round(restore_s, 2), restored_entities=restored,
                       restore_changelog_records=state_records)
-    finally:
-        if broker is not None:
-            broker.stop()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
