@@ -124,12 +124,12 @@ def main() -> int:
 
     os.environ.setdefault("FRAUDRADAR_PSEUDONYM_KEY", generate_key_text("bench"))
     os.environ.setdefault("FRAUDRADAR_DISCLOSURE_KEY", generate_key_text("benchd"))
-    broker = contextlib.ExitStack()
+    owned = contextlib.ExitStack()     # a broker this bench starts (and deletes)
     if args.bootstrap:
         bootstrap = args.bootstrap
     else:   # its own broker, deleted afterwards
-        bootstrap = broker.enter_context(LocalKafka.temporary("bench-kafka-", fast_start=False, heap="1g")).bootstrap
-    with broker:
+        bootstrap = owned.enter_context(LocalKafka.temporary("bench-kafka-", fast_start=False, heap="1g")).bootstrap
+    with owned:
         prefix = f"bench{uuid.uuid4().hex[:6]}."
         ensure_topics(bootstrap, prefix, partitions=args.partitions)
         from kafka.admin import KafkaAdminClient, NewTopic

@@ -326,15 +326,15 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("FRAUDRADAR_PSEUDONYM_KEY", generate_key_text("bench"))
     pseudonymizer = Pseudonymizer(parse_key(os.environ["FRAUDRADAR_PSEUDONYM_KEY"]))
-    broker = contextlib.ExitStack()
+    owned = contextlib.ExitStack()     # a broker this bench starts (and deletes)
     if args.bootstrap:
         bootstrap = args.bootstrap
     else:
         from services.common.kafka_local import LocalKafka
 
         # its own broker, deleted afterwards (the 1M-entity changelog and topics: ~1 GB)
-        bootstrap = broker.enter_context(LocalKafka.temporary("bench-scorer-")).bootstrap
-    with broker:
+        bootstrap = owned.enter_context(LocalKafka.temporary("bench-scorer-")).bootstrap
+    with owned:
         result: dict[str, object] = {"partitions": PARTITIONS}
         views = _views(args.views, seed=1)
         prefix = f"b{uuid.uuid4().hex[:6]}."

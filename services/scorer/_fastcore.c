@@ -695,7 +695,8 @@ static PyObject *apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
 
 /* scan(is_number, records, idle_before_ms, horizon_s) — features.scan_records: the sweep's one
  * pass over a table, (idle keys, expired keys) in the dict's order; None (the Python then scans)
- * when a value is not a record of the layout's size. Reads three fields at fixed offsets. */
+ * when a value is not a record of the layout's size or a bound is not a 64-bit int. Reads three
+ * fields at fixed offsets. */
 static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 4) {
@@ -704,12 +705,14 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     }
     int is_number = PyObject_IsTrue(args[0]);
     PyObject *records = args[1];
-    long long idle_before_ms = PyLong_AsLongLong(args[2]);
-    long long horizon_s = PyLong_AsLongLong(args[3]);
-    if (is_number < 0 || PyErr_Occurred()) return NULL;
-    if (!PyDict_Check(records)) {
-        PyErr_SetString(PyExc_TypeError, "records must be a dict");
-        return NULL;
+    if (is_number < 0) return NULL;
+    if (!PyDict_Check(records) || !PyLong_Check(args[2]) || !PyLong_Check(args[3])) Py_RETURN_NONE;
+    int overflow_a = 0, overflow_b = 0;
+    long long idle_before_ms = PyLong_AsLongLongAndOverflow(args[2], &overflow_a);
+    long long horizon_s = PyLong_AsLongLongAndOverflow(args[3], &overflow_b);
+    if (overflow_a || overflow_b || PyErr_Occurred()) {     /* beyond 64 bits: the Python compares exactly */
+        PyErr_Clear();
+        Py_RETURN_NONE;
     }
     const layout_t *l = is_number ? &NUMBER_L : &DEVICE_L;
     const Py_ssize_t last_at = l->off[LAST_MS], flag_at = l->off[FLAG_EXPIRES_S];

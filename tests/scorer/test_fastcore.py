@@ -326,6 +326,9 @@ def test_the_scan_finds_idle_and_expired_and_leaves_odd_tables_to_python() -> No
     assert SCAN(True, {**numbers, b"short": numbers[b"fresh"][:-1]}, _CUTOFF_MS, _HORIZON_S) is None
     assert SCAN(True, {b"text": "not bytes"}, _CUTOFF_MS, _HORIZON_S) is None
     assert SCAN(True, {}, _CUTOFF_MS, _HORIZON_S) == ([], [])
+    assert SCAN(True, numbers, 2**64, _HORIZON_S) is None          # bounds beyond 64 bits: the Python's
+    assert F.scan_records(True, numbers, 2**64, _HORIZON_S)[0] == list(numbers)
+    assert SCAN(True, numbers, _CUTOFF_MS, -(2**70)) is None
     for is_number, records in ((True, numbers), (False, devices)):
         assert F.scan_records(is_number, records, _CUTOFF_MS, _HORIZON_S) == \
             SCAN(is_number, records, _CUTOFF_MS, _HORIZON_S)
