@@ -79,8 +79,12 @@ def run(params: Params, only: list[str], out: Path, workdir: Path | None, quiet:
                 results.update(module.run(ctx))
             except Exception as exc:
                 log.exception("scenario %s failed", name)
+                crashed = Outcome.crashed(exc)
+                trouble = rig.broker_trouble()      # say it when the broker itself went away
+                if trouble:
+                    crashed = Outcome(False, None, f"{crashed.detail}; {trouble}")
                 for check in SCENARIOS[name]:
-                    results.setdefault(check, Outcome.crashed(exc))
+                    results.setdefault(check, crashed)
             for check in SCENARIOS[name]:
                 results.setdefault(check, Outcome.not_run("the scenario reported nothing for it"))
             timings[name] = round(time.monotonic() - t0, 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from services.common import topics
-from services.common.kafka_local import LocalKafka, free_port
+from services.common.kafka_local import LocalKafka, _tail, free_port
 from services.common.pseudonym import generate_key_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,6 +187,21 @@ class Rig:
         started = time.monotonic()
         self.kafka.start()
         return time.monotonic() - started
+
+    def broker_trouble(self, low_disk_bytes: int = 256 << 20) -> str | None:
+        """Why the rig's broker may have failed a scenario, or None: it died on its own (a pid
+        still set but no process: ``kill_broker`` clears the pid), with its log's last lines, and
+        whether the disk under the workdir is nearly full (a full disk kills the broker)."""
+        problems = []
+        kafka = self.kafka
+        if kafka is not None and kafka.pid is not None and not kafka.alive():
+            lines = _tail(kafka.workdir / "kafka.log", 8).splitlines()
+            tail = " | ".join(line.strip() for line in lines if line.strip())
+            problems.append(f"the broker (pid {kafka.pid}) died on its own; its log ends: {tail[-800:]}")
+        free = shutil.disk_usage(self.workdir).free
+        if free < low_disk_bytes:
+            problems.append(f"only {free >> 20} MiB free on the disk of {self.workdir}")
+        return "; ".join(problems) or None
 
     def close(self) -> None:
         for service in self.services:
