@@ -167,8 +167,10 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const double *threshold = tb.buf;
     long long *l_mass = lb.buf;
     const long long *r_mass = rb.buf;
+    /* learning writes l_mass as it goes, so every split index is checked before (a decline then
+     * leaves the masses as they were); scoring only reads, and checks the ones it meets */
     int bad = 0;
-    for (Py_ssize_t b = 0; b < n_trees * branches; b++)
+    for (Py_ssize_t b = 0; learn && b < n_trees * branches; b++)
         if (split[b] < 0 || split[b] >= n_names) bad = 1;
     double total = 0.0;
     for (long t = 0; t < n_trees && !bad; t++) {
@@ -177,34 +179,31 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         long long *lm = l_mass + t * nodes;
         const long long *rm = r_mass + t * nodes;
         Py_ssize_t node = 0;
-        if (learn) {
-            for (long d = 0; d < height; d++) {
-                lm[node] += 1;
-                int f = sp[node];
-                Py_ssize_t left = 2 * node + 1, right = left + 1;
-                if (!present[f]) node = lm[left] < lm[right] ? right : left;
-                else node = values[f] < th[node] ? left : right;
-            }
-            lm[node] += 1;
-            continue;
-        }
         double score = 0.0;
         long long depth_pow = 1;
-        int stopped = 0;
-        for (long d = 0; d < height; d++) {
-            long long r = rm[node];
-            score += (double)(r * depth_pow);
-            if ((double)r < size_limit) {
-                stopped = 1;
-                break;
+        long d;
+        for (d = 0; d < height; d++) {
+            if (learn) {
+                lm[node] += 1;                           /* River's _walk_learn */
+            } else {
+                long long r = rm[node];                  /* River's _walk_score */
+                score += (double)(r * depth_pow);
+                if ((double)r < size_limit) break;
             }
             int f = sp[node];
+            if (f < 0 || f >= n_names) {
+                bad = 1;
+                break;
+            }
             Py_ssize_t left = 2 * node + 1, right = left + 1;
-            if (!present[f]) node = lm[left] < lm[right] ? right : left;
+            if (!present[f]) node = lm[left] < lm[right] ? right : left;   /* missing: the busier child */
             else node = values[f] < th[node] ? left : right;
             depth_pow <<= 1;
         }
-        if (!stopped) score += (double)(rm[node] * depth_pow);
+        if (d == height) {                               /* reached a leaf */
+            if (learn) lm[node] += 1;
+            else score += (double)(rm[node] * depth_pow);
+        }
         total += score;
     }
     PyBuffer_Release(&sb);

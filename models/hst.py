@@ -247,33 +247,28 @@ def _walk_python(learn: bool, x: dict[str, float], names: tuple[str, ...], lo: d
     for t in range(n_trees):
         sp, mp = t * branches, t * nodes
         node = 0
-        if learn:
-            for _ in range(height):
-                l_mass[mp + node] += 1
-                value = values[split[sp + node]]
-                left = 2 * node + 1
-                if value is None:
-                    node = left + 1 if l_mass[mp + left] < l_mass[mp + left + 1] else left
-                else:
-                    node = left if value < threshold[sp + node] else left + 1
-            l_mass[mp + node] += 1
-            continue
         score = 0.0
         depth_pow = 1
         for _ in range(height):
-            r = r_mass[mp + node]
-            score += r * depth_pow
-            if r < size_limit:
-                break
+            if learn:
+                l_mass[mp + node] += 1                  # River's _walk_learn
+            else:
+                r = r_mass[mp + node]                   # River's _walk_score
+                score += r * depth_pow
+                if r < size_limit:
+                    break
             value = values[split[sp + node]]
             left = 2 * node + 1
-            if value is None:
+            if value is None:                           # missing: the busier child
                 node = left + 1 if l_mass[mp + left] < l_mass[mp + left + 1] else left
             else:
                 node = left if value < threshold[sp + node] else left + 1
             depth_pow <<= 1
-        else:
-            score += r_mass[mp + node] * depth_pow
+        else:                                           # reached a leaf
+            if learn:
+                l_mass[mp + node] += 1
+            else:
+                score += r_mass[mp + node] * depth_pow
         total += score
     return total
 
