@@ -9,22 +9,16 @@ the install still succeeds and the same code runs in Python (``services.scorer.f
 
 from setuptools import Extension, setup
 
+
+def _compiled(name: str, source: str) -> Extension:
+    # ISO C, no fused multiply-add: every float operation rounds as the Python twin's does
+    return Extension(name, sources=[source], libraries=["m"], optional=True,
+                     extra_compile_args=["-O2", "-std=c11", "-ffp-contract=off", "-Wall", "-Wextra"])
+
+
 setup(
     ext_modules=[
-        Extension(
-            "models._hstcore",
-            sources=["models/_hstcore.c"],
-            extra_compile_args=["-O2", "-std=c11", "-ffp-contract=off", "-Wall", "-Wextra"],
-            libraries=["m"],
-            optional=True,
-        ),
-        Extension(
-            "services.scorer._fastcore",
-            sources=["services/scorer/_fastcore.c"],
-            # ISO C, no fused multiply-add: every float operation rounds as the Python one does
-            extra_compile_args=["-O2", "-std=c11", "-ffp-contract=off", "-Wall", "-Wextra"],
-            libraries=["m"],
-            optional=True,
-        ),
+        _compiled("models._hstcore", "models/_hstcore.c"),
+        _compiled("services.scorer._fastcore", "services/scorer/_fastcore.c"),
     ],
 )

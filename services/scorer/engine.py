@@ -717,10 +717,9 @@ class ScoringEngine:
         is_number = table.entity_type == "number"
         kind: EntityType = "number" if is_number else "device"
         # one pass finds both: idle entities and (among the others) flags or link flags expired
-        scan = (self._scan(is_number, records, horizon_ms - self.policy.ttl_ms, horizon_s)
-                if self._scan is not None else None)
-        idle, expired = scan if scan is not None else F.scan_records(is_number, records,
-                                                                      horizon_ms - self.policy.ttl_ms, horizon_s)
+        args = (is_number, records, horizon_ms - self.policy.ttl_ms, horizon_s)
+        scan = self._scan(*args) if self._scan is not None else None
+        idle, expired = scan if scan is not None else F.scan_records(*args)
         for key in idle:
             values = layout.unpack(records[key])
             link_expires = int(values[at + F.LINK_EXPIRES_S])
