@@ -78,7 +78,7 @@ class PercentileCalibrator:
         return self.histogram.total
 
     def learn_one(self, raw: float) -> None:
-        if raw == raw:                      # a NaN score is not learned
+        if not math.isnan(raw):             # a NaN score is not learned
             self.histogram.update(self._value(raw))
 
     def tail(self, raw: float) -> float:

@@ -80,7 +80,7 @@ class StreamingECOD:
 
     def learn_one(self, x: dict[str, float]) -> None:
         for feature, value in x.items():
-            if value == value:                  # NaN: missing, not learned
+            if not math.isnan(value):           # NaN: missing, not learned
                 self._histogram(feature).update(value)
         self.n_learned += 1
 
@@ -111,7 +111,7 @@ class StreamingECOD:
         both = self.tails == "both"
         for feature, value in x.items():
             hist = self.histograms.get(feature)
-            if hist is None or value != value:
+            if hist is None or math.isnan(value):
                 continue
             r = hist.right(value)
             r = -math.log(r if r > min_tail else min_tail)

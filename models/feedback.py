@@ -93,7 +93,7 @@ class FeedbackLearner:
         clip = self.clip
         for name, (n, mean, m2) in self.stats.items():
             v = x.get(name)
-            if v is None or v != v:
+            if v is None or math.isnan(v):
                 missing.append(name)
                 continue
             sd = math.sqrt(m2 / n) if n > 1.0 else 0.0
@@ -114,7 +114,7 @@ class FeedbackLearner:
             self.legacy.learn_one(_legacy_log(x), y)
             return
         for name, v in x.items():                   # the scaler first (as River's pipeline does)
-            if v != v:
+            if math.isnan(v):
                 continue
             s = self.stats.get(name)
             if s is None:

@@ -231,7 +231,7 @@ class SignedLogHistogram:
         return zero
 
     def update(self, value: float, weight: float = 1.0) -> None:
-        if value != value:
+        if math.isnan(value):
             return
         self._counts[self.bucket(value)] += weight
         self.total += weight
@@ -337,10 +337,10 @@ class SignedLogHistogram:
         new = cls(old.min_value, old.gamma, old.n_buckets, decay=old.decay, decay_every=old.decay_every,
                   refresh_every=old.refresh_every)
         zero = new.n_buckets - 1
-        for b, c in enumerate(old.__getstate__()["_counts"]):  # type: ignore[arg-type]
-            new._counts[zero + b] = c
+        for b in range(old.n_buckets):
+            new._counts[zero + b] = old._counts[b]
         new.total = old.total
-        new._since_decay = int(old.__getstate__()["_since_decay"])  # type: ignore[call-overload]
+        new._since_decay = old._since_decay
         new._refresh()
         return new
 

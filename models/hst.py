@@ -33,8 +33,9 @@ class ScaledHalfSpaceTrees:
 
     The trees are River's: built as ``river.tree.padded.make_padded_tree`` builds them, from the
     same seeded generator ``river.anomaly.HalfSpaceTrees`` uses, on the declared ``features``
-    (River's ``limits``) or else on the first point's features, so a seed gives River's trees. They are held flat (split feature, threshold and the two masses per node,
-    in arrays) and walked exactly as River walks them — by ``_hstcore.c`` when it is built, else by
+    (River's ``limits``) or else on the first point's features, so a seed gives River's trees.
+    They are held flat (split feature, threshold and the two masses per node, in arrays) and
+    walked exactly as River walks them — by ``_hstcore.c`` when it is built, else by
     ``_walk_python``: same paths, same masses, same scores as ``river.anomaly.HalfSpaceTrees`` on
     the scaled features (tests/models/test_hst.py compares the three).
 
@@ -320,7 +321,7 @@ def _scaled_values(x: dict[str, float], names: tuple[str, ...], lo: dict[str, fl
     values: list[float | None] = []
     for name in names:
         value = x.get(name)
-        if value is None or value != value:     # absent or NaN: missing
+        if value is None or _isnan(value):      # absent or NaN: missing
             values.append(None)
             continue
         z = _log1p(value) if value > 0.0 else (-_log1p(-value) if value < 0.0 else 0.0)
@@ -341,7 +342,7 @@ def _update_scaler(x: dict[str, float], lo: dict[str, float], hi: dict[str, floa
     """Running min/max of the signed-log1p'd features (River's ``MinMaxScaler`` semantics, two flat
     dicts); missing values (NaN) leave it alone."""
     for name, value in x.items():
-        if value != value:
+        if _isnan(value):
             continue
         z = _log1p(value) if value > 0.0 else (-_log1p(-value) if value < 0.0 else 0.0)
         low = lo.get(name)
@@ -368,3 +369,4 @@ def _compiled() -> Callable[..., float | None] | None:
 
 COMPILED_WALK = _compiled()
 _log1p = math.log1p
+_isnan = math.isnan

@@ -168,7 +168,7 @@ class Detector:
         self.drop_nan = drop_nan
 
     def _x(self, x: dict[str, float]) -> dict[str, float]:
-        return {k: v for k, v in x.items() if v == v} if self.drop_nan else x
+        return {k: v for k, v in x.items() if not math.isnan(v)} if self.drop_nan else x
 
     def score(self, x: dict[str, float]) -> float:
         return float(self.model.score_one(self._x(x)))
@@ -187,7 +187,7 @@ class Classifier:
         self.drop_nan = drop_nan
 
     def _x(self, x: dict[str, float]) -> dict[str, float]:
-        return {k: v for k, v in x.items() if v == v} if self.drop_nan else x
+        return {k: v for k, v in x.items() if not math.isnan(v)} if self.drop_nan else x
 
     def score(self, x: dict[str, float]) -> float:
         predict = getattr(self.model, "predict_proba_one", None)
@@ -275,7 +275,7 @@ def evaluate(table: Table, *, seed: int = 0, label_delay: int = 0, progress: boo
     metrics: dict[str, Any] = {
         "rows": len(labels), "fraud": sum(labels), "fraud_share": round(sum(labels) / len(labels), 4),
         "features": len(table.features), "missing_cells": table.missing_cells,
-        "rows_with_missing": sum(1 for row in table.rows if any(v != v for v in row.values())),
+        "rows_with_missing": sum(1 for row in table.rows if any(math.isnan(v) for v in row.values())),
         "seed": seed, "label_delay": label_delay, "hst_window": HST_WINDOW,
         "skipped_columns": table.skipped_columns, "non_numeric_cells": table.non_numeric_cells,
         "skipped_rows": table.skipped_rows, "models": per_model,
@@ -337,7 +337,8 @@ def write_report(out: Path, source: str, metrics: dict[str, Any], labels: list[i
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fraudradar evaluate-table: {esc(source)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}figure{{display:inline-block;margin:0 1em 1em 0}}</style>
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}
+figure{{display:inline-block;margin:0 1em 1em 0}}</style>
 </head><body>
 <h1>evaluate-table: {esc(source)}</h1>
 <p>{metrics['rows']} rows ({metrics['fraud']} fraud, {100 * metrics['fraud_share']:.1f} %), {metrics['features']}

@@ -292,3 +292,53 @@ def test_new_state_survives_a_pickle() -> None:
     for model in (ecod, hst):
         assert pickle.loads(pickle.dumps(model)).score_one(probe) == model.score_one(probe)
     assert pickle.loads(pickle.dumps(learner)).proba_one(probe) == learner.proba_one(probe)
+
+
+def test_models_pickled_by_the_previous_formats_load() -> None:
+    """ECOD's right-tail LogHistograms move onto the signed grid (counts kept); a format-1
+    feedback learner (River's pipeline) keeps predicting with it; an HST without a declared
+    feature space loads with none. (The scorer refuses such checkpoints by their detector
+    versions; these are the models' own guarantees.)"""
+    from river import compose, linear_model, optim, preprocessing
+
+    from models.histogram import LogHistogram
+
+    rng = random.Random(18)
+    old_hist = LogHistogram(min_value=1e-3, gamma=1.05, n_buckets=512, decay=0.5, decay_every=2_000_000,
+                            refresh_every=256)
+    values = [rng.lognormvariate(2.0, 0.6) for _ in range(3000)]
+    for v in values:
+        old_hist.update(v)
+    ecod = StreamingECOD.__new__(StreamingECOD)
+    ecod.__dict__.update({"decay_every": 2_000_000, "min_tail": 1e-7, "seed": None,
+                          "histograms": {"f0": old_hist}, "n_learned": 3000})
+    loaded = pickle.loads(pickle.dumps(ecod))
+    assert loaded.tails == "both"
+    old_hist._refresh()                     # its tails from every count, as the converted one's
+    for probe in (3.0, 7.0, 30.0):
+        assert loaded.tails_one({"f0": probe})["f0"] == pytest.approx(old_hist.tail(probe), rel=1e-9)
+        assert loaded.histograms["f0"].left(probe) == pytest.approx(sum(v <= probe for v in values) / 3000, abs=0.02)
+
+    pipeline = compose.Pipeline(preprocessing.StandardScaler(),
+                                linear_model.LogisticRegression(optimizer=optim.SGD(0.05), l2=1e-4))
+    for _ in range(50):
+        pipeline.learn_one({"sms": math.log1p(300.0)}, True)
+        pipeline.learn_one({"sms": math.log1p(2.0)}, False)
+    old_learner = FeedbackLearner.__new__(FeedbackLearner)
+    old_learner.__dict__.update({"min_each": 5, "seed": 0, "model": pipeline, "n_positive": 50, "n_negative": 50})
+    learner = pickle.loads(pickle.dumps(old_learner))
+    fraud = learner.proba_one({"sms": 300.0})
+    assert learner.legacy is not None and fraud is not None and fraud > 0.5 > (learner.proba_one({"sms": 2.0}) or 1)
+    learner.learn_one({"sms": 250.0}, True)
+    assert learner.n_positive == 51
+
+    hst = ScaledHalfSpaceTrees(window_size=20, seed=1)
+    for _ in range(60):
+        hst.learn_one(_normal(rng))
+    state = dict(hst.__dict__)
+    del state["features"]
+    old_hst = ScaledHalfSpaceTrees.__new__(ScaledHalfSpaceTrees)
+    old_hst.__dict__.update(state)
+    again = pickle.loads(pickle.dumps(old_hst))
+    probe = _normal(rng)
+    assert again.features is None and again.score_one(probe) == hst.score_one(probe)
