@@ -109,18 +109,22 @@ class StreamingECOD:
         auto: dict[str, float] = {}
         min_tail = self.min_tail
         both = self.tails == "both"
+        histograms = self.histograms
+        log = math.log
         for feature, value in x.items():
-            hist = self.histograms.get(feature)
+            hist = histograms.get(feature)
             if hist is None or math.isnan(value):
                 continue
-            r = hist.right(value)
-            r = -math.log(r if r > min_tail else min_tail)
-            right[feature] = r
             if both:
-                lt = hist.left(value)
-                lt = -math.log(lt if lt > min_tail else min_tail)
+                lt, r = hist.both(value)
+                lt = -log(lt if lt > min_tail else min_tail)
+                r = -log(r if r > min_tail else min_tail)
                 left[feature] = lt
+                right[feature] = r
                 auto[feature] = lt if hist.skewness() < 0.0 else r
+            else:
+                r = hist.right(value)
+                right[feature] = -log(r if r > min_tail else min_tail)
         return left, right, auto
 
     def outlier_scores(self, x: dict[str, float]) -> tuple[float, float, float]:

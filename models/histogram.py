@@ -295,6 +295,16 @@ class SignedLogHistogram:
         share = 1.0 if position < 0.0 else position
         return (total - above - own + share * own + 0.5) / (total + 1.0)
 
+    def both(self, value: float) -> tuple[float, float]:
+        """(``left(value)``, ``right(value)``) from one bucket lookup."""
+        total, above, own, position = self._counts_around(value)
+        if total <= 0.0:
+            return 1.0, 1.0
+        if position < 0.0:
+            return (total - above + 0.5) / (total + 1.0), (above + own + 0.5) / (total + 1.0)
+        return ((total - above - own + position * own + 0.5) / (total + 1.0),
+                (above + (1.0 - position) * own + 0.5) / (total + 1.0))
+
     def skewness(self) -> float:
         """Sample skewness of the learned values, from the buckets' representative values;
         recomputed every ``refresh_every`` updates (0 until there is a spread)."""
