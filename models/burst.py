@@ -146,8 +146,6 @@ class BurstAwareHST:
     True
     """
 
-    score_scale = "odds"    # HST's scores (models.calibration)
-
     def __init__(self, channels: Sequence[Channel], *, n_trees: int = 10, height: int = 8, window_size: int = 1000,
                  seed: int | None = 0) -> None:
         from models.hst import ScaledHalfSpaceTrees

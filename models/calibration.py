@@ -5,10 +5,6 @@ Raw scores mean different things per model (HST gives [0, 1], ECOD a sum of log 
 traffic it learned from (unflagged traffic), and reports a raw score's tail probability, so
 "tail 1e-4" (p99.99) means the same for every model.
 
-Scores that crowd below a ceiling (HST's lie in [0, 1], most of them just under 1) are bucketed
-as odds ``s / (1 - s)`` (a detector says so with ``score_scale = "odds"``), so the log grid
-resolves 1 - s, where the rare points differ, instead of s.
-
 A false-alarm budget becomes an alert cut through the same sketch: ``alpha_for_budget`` turns
 "alerts per 100k entities per day" into a tail probability per scoring, and ``cut(alpha)`` is
 the raw score that share of the population exceeds — derived from the observed population,
@@ -21,7 +17,7 @@ not a constant.
 from __future__ import annotations
 
 import math
-from typing import Literal, Protocol
+from typing import Protocol
 
 from models.histogram import LogHistogram
 
@@ -34,10 +30,6 @@ class AnomalyDetector(Protocol):
     def score_one(self, x: dict[str, float]) -> float: ...
 
 
-Scale = Literal["log", "odds"]
-_ODDS_TOP = 1e12          # a score of exactly 1 (odds infinite): the top bucket
-
-
 class PercentileCalibrator:
     """Streaming CDF of raw scores (a DDSketch-like log histogram, decayed).
 
@@ -45,9 +37,6 @@ class PercentileCalibrator:
     ----------
     decay_every
         Scores between halvings of the counts.
-    scale
-        ``"log"``: raw scores bucketed as they are (1 % relative resolution from 1e-4 to ~3e5).
-        ``"odds"``: raw scores in [0, 1] bucketed as ``s / (1 - s)`` (resolution near 1).
 
     Examples
     --------
@@ -60,18 +49,10 @@ class PercentileCalibrator:
     True
     """
 
-    def __init__(self, decay_every: int = 2_000_000, scale: Scale = "log") -> None:
-        if scale not in ("log", "odds"):
-            raise ValueError(f"scale must be 'log' or 'odds', not {scale!r}")
-        self.scale = scale
-        # 1 % relative resolution from 1e-4 to ~3e5 covers ECOD's sums and HST's odds
+    def __init__(self, decay_every: int = 2_000_000) -> None:
+        # 1 % relative resolution from 1e-4 to ~4e5 covers HST's [0, 1] and ECOD's sums
         self.histogram = LogHistogram(min_value=1e-4, gamma=1.01, n_buckets=2200,
                                       decay=0.5, decay_every=decay_every, refresh_every=256)
-
-    def _value(self, raw: float) -> float:
-        if self.scale == "odds":
-            return raw / (1.0 - raw) if raw < 1.0 else _ODDS_TOP
-        return raw
 
     @property
     def n_seen(self) -> float:
@@ -79,19 +60,18 @@ class PercentileCalibrator:
 
     def learn_one(self, raw: float) -> None:
         if not math.isnan(raw):             # a NaN score is not learned
-            self.histogram.update(self._value(raw))
+            self.histogram.update(raw)
 
     def tail(self, raw: float) -> float:
         """Share of learned raw scores at or above ``raw`` (smoothed, never 0)."""
-        return self.histogram.tail(self._value(raw))
+        return self.histogram.tail(raw)
 
     def cut(self, alpha: float) -> float:
         """The raw score a share ``alpha`` of the learned scores exceeds: alert above it, and the
         population (what the calibrator learned) raises alerts at rate ``alpha``."""
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), not {alpha}")
-        value = self.histogram.value_at_tail(alpha)
-        return value / (1.0 + value) if self.scale == "odds" else value
+        return self.histogram.value_at_tail(alpha)
 
     @staticmethod
     def alpha_for_budget(alerts_per_100k_per_day: float, *, per_entity_per_day: float) -> float:
@@ -104,10 +84,6 @@ class PercentileCalibrator:
         if not alerts_per_100k_per_day > 0.0:
             raise ValueError(f"alerts_per_100k_per_day must be > 0, not {alerts_per_100k_per_day}")
         return alerts_per_100k_per_day / 100_000.0 / per_entity_per_day
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        state.setdefault("scale", "log")    # calibrators pickled before the scale existed
-        self.__dict__.update(state)
 
     def percentile(self, raw: float) -> float:
         return 1.0 - self.tail(raw)
@@ -149,7 +125,7 @@ class CalibratedDetector:
 
     def __init__(self, detector: AnomalyDetector, warmup: int = 2000) -> None:
         self.detector = detector
-        self.calibrator = PercentileCalibrator(scale=getattr(detector, "score_scale", "log"))
+        self.calibrator = PercentileCalibrator()
         self.warmup = warmup
         self.n_learned = 0
 

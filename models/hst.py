@@ -59,8 +59,6 @@ class ScaledHalfSpaceTrees:
     True
     """
 
-    score_scale = "odds"    # scores crowd just below 1: calibrate 1 - s (models.calibration)
-
     def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 1000, seed: int | None = 0,
                  features: Sequence[str] | None = None) -> None:
         self.n_trees = n_trees
