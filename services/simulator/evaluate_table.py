@@ -15,8 +15,10 @@ reference the same stream goes through River's own ``HalfSpaceTrees`` (behind it
 River takes no NaN, so empty fields are left out of its dicts).
 
 Written to ``--out``: ``metrics.json`` (ROC AUC and PR AUC, i.e. average precision, per model,
-over every row's prequential score; the columns used and skipped) and ``report.html`` with the
-ROC and precision/recall curves per model (PNG, also embedded in the page).
+over every row's prequential score; for HST and ECOD the features their per-feature
+contributions name most often among their 5 % highest-scored rows; the columns used and
+skipped) and ``report.html`` with the ROC and precision/recall curves per model (PNG, also
+embedded in the page) and those features.
 
 Input: a CSV with a header. ``--label`` names a column of numbers (fraud = not 0); a row whose
 label is empty is skipped and counted. Feature cells that are empty or ``NA``/``NaN``/``null``/``?``
@@ -176,6 +178,14 @@ class Detector:
     def learn(self, x: dict[str, float], y: int | None) -> None:
         self.model.learn_one(self._x(x))
 
+    def explain(self, x: dict[str, float]) -> str | None:
+        """The feature contributing most to the score (``contributions_one``), if the model tells."""
+        contributions = getattr(self.model, "contributions_one", None)
+        if contributions is None:
+            return None
+        found: dict[str, float] = contributions(self._x(x))
+        return max(found, key=found.__getitem__) if found else None
+
 
 class Classifier:
     """A supervised model: ``learn_one(x, bool)`` and ``proba_one``/``predict_proba_one``."""
@@ -227,10 +237,14 @@ MODEL_NOTES = {
 }
 
 
+Replay = tuple[list[int], dict[str, list[float]], dict[str, float], dict[str, list[str | None]]]
+
+
 def replay(table: Table, models: dict[str, Callable[[], Scorer]], *, seed: int, label_delay: int,
-           progress: bool = True, desc: str = "replay") -> tuple[list[int], dict[str, list[float]], dict[str, float]]:
+           progress: bool = True, desc: str = "replay") -> Replay:
     """Prequential replay in an order shuffled with ``seed``: (labels, scores per model,
-    seconds per model). A supervised model learns row ``i`` after row ``i + label_delay`` is scored."""
+    seconds per model, per explaining model the top contributing feature of each row).
+    A supervised model learns row ``i`` after row ``i + label_delay`` is scored."""
     from tqdm import tqdm
 
     order = list(range(len(table.rows)))
@@ -238,6 +252,10 @@ def replay(table: Table, models: dict[str, Callable[[], Scorer]], *, seed: int, 
     built = {name: make() for name, make in models.items()}
     scores: dict[str, list[float]] = {name: [] for name in built}
     seconds = dict.fromkeys(built, 0.0)
+    explains = {name: m.explain for name, m in built.items() if getattr(getattr(m, "model", None),
+                                                                         "contributions_one", None) is not None
+                and isinstance(m, Detector)}
+    reasons: dict[str, list[str | None]] = {name: [] for name in explains}
     pending: deque[tuple[dict[str, float], int]] = deque()
     labels: list[int] = []
     clock = time.perf_counter
@@ -249,12 +267,32 @@ def replay(table: Table, models: dict[str, Callable[[], Scorer]], *, seed: int, 
         for name, model in built.items():
             start = clock()
             scores[name].append(model.score(x))
+            seconds[name] += clock() - start
+            if name in explains:
+                reasons[name].append(explains[name](x))
+            start = clock()
             if not model.supervised:
                 model.learn(x, None)
             elif ready is not None:
                 model.learn(*ready)
             seconds[name] += clock() - start
-    return labels, scores, seconds
+    return labels, scores, seconds, reasons
+
+
+def top_reasons(labels: list[int], scores: list[float], reasons: list[str | None],
+                share: float = 0.05) -> dict[str, Any]:
+    """Among the ``share`` highest-scored rows: how many, their fraud share, and the features
+    named most often as the top contribution (what a model alert's reason would name)."""
+    n = max(1, round(share * len(scores)))
+    top = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:n]
+    counts: dict[str, int] = {}
+    for i in top:
+        feature = reasons[i]
+        if feature is not None:
+            counts[feature] = counts.get(feature, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    return {"rows": n, "fraud_share": round(sum(labels[i] for i in top) / n, 4),
+            "features": [[feature, count] for feature, count in ranked]}
 
 
 def _aucs(labels: list[int], scores: list[float]) -> dict[str, float]:
@@ -269,9 +307,12 @@ def evaluate(table: Table, *, seed: int = 0, label_delay: int = 0, progress: boo
              ) -> tuple[dict[str, Any], list[int], dict[str, list[float]]]:
     """Metrics of every model on ``table`` (see ``replay``), the labels and the scores."""
     factories = models if models is not None else default_models(table.features, seed)
-    labels, scores, seconds = replay(table, factories, seed=seed, label_delay=label_delay, progress=progress)
+    labels, scores, seconds, reasons = replay(table, factories, seed=seed, label_delay=label_delay,
+                                              progress=progress)
     per_model = {name: {**_aucs(labels, s), "us_per_row": round(1e6 * seconds[name] / len(labels), 1),
                         "what": MODEL_NOTES.get(name, name)} for name, s in scores.items()}
+    for name, named in reasons.items():
+        per_model[name]["top_reasons"] = top_reasons(labels, scores[name], named)
     metrics: dict[str, Any] = {
         "rows": len(labels), "fraud": sum(labels), "fraud_share": round(sum(labels) / len(labels), 4),
         "features": len(table.features), "missing_cells": table.missing_cells,
@@ -329,6 +370,11 @@ def write_report(out: Path, source: str, metrics: dict[str, Any], labels: list[i
     rows = "".join(f"<tr><td>{esc(name)}</td><td>{m['roc_auc']:.4f}</td><td>{m['pr_auc']:.4f}</td>"
                    f"<td>{m['us_per_row']}</td><td>{esc(m['what'])}</td></tr>" for name, m in metrics["models"].items())
     skipped = "".join(f"<li>{esc(c)}: {esc(r)}</li>" for c, r in metrics["skipped_columns"].items()) or "<li>none</li>"
+    explained = "".join(
+        f"<tr><td>{esc(name)}</td><td>{m['top_reasons']['rows']}</td>"
+        f"<td>{100 * m['top_reasons']['fraud_share']:.1f} %</td><td>"
+        + ", ".join(f"{esc(f)} ({c})" for f, c in m["top_reasons"]["features"]) + "</td></tr>"
+        for name, m in metrics["models"].items() if "top_reasons" in m)
     cells = "".join(f"<li>{esc(c)}: {n} text cells read as missing</li>"
                     for c, n in metrics["non_numeric_cells"].items())
     figures = "".join(f'<figure><img alt="{esc(p.stem)}" src="data:image/png;base64,'
@@ -347,6 +393,10 @@ Replayed in an order shuffled with seed {metrics['seed']}, prequentially (each r
 labels reach the supervised models {metrics['label_delay']} rows late. Ids are not written.</p>
 <table><tr><th>model</th><th>ROC AUC</th><th>PR AUC (AP)</th><th>µs / row</th><th>what</th></tr>{rows}</table>
 <h2>Curves</h2>{figures}
+<h2>What the detectors' top 5 % name</h2>
+<p>Per detector, its 5 % highest-scored rows, their fraud share, and the features its per-feature
+contributions named most often as the main reason (<code>contributions_one</code>).</p>
+<table><tr><th>model</th><th>rows</th><th>fraud</th><th>top reason: feature (rows)</th></tr>{explained}</table>
 <h2>Columns left out</h2><ul>{skipped}</ul>{f"<ul>{cells}</ul>" if cells else ""}
 {"<p>Rows skipped: " + esc(json.dumps(metrics["skipped_rows"])) + "</p>" if metrics["skipped_rows"] else ""}
 </body></html>

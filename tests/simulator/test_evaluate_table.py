@@ -59,13 +59,18 @@ def test_evaluate_table_end_to_end(run: tuple[Path, dict[str, object], str]) -> 
     # backwards (ROC AUC < 0.5); ECOD with both tails ranks it the right way round
     assert models["ecod"]["roc_auc"] > 0.53
     assert models["feedback"]["roc_auc"] > 0.85 and models["feedback"]["pr_auc"] > 0.7
+    for name in ("hst", "ecod"):        # the reasons a model alert would carry name features
+        top = models[name]["top_reasons"]
+        assert top["rows"] == 100 and top["features"]
+        assert {f for f, _ in top["features"]} <= set(feature_names())
+    assert "top_reasons" not in models["river_hst"] and "top_reasons" not in models["feedback"]
     assert metrics["rows"] == 2000 and metrics["features"] == 55 and metrics["label_delay"] == 50
     assert metrics["skipped_columns"] == {"plan": "text column (no cell is a number)"}
     assert 300 < metrics["rows_with_missing"] < 500       # ~20 %
     for name in ("roc.png", "pr.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG")
     assert page.count("data:image/png;base64,") == 2
-    assert "river_lr" in page and "plan" in page
+    assert "river_lr" in page and "plan" in page and "top reason" in page
     assert "S000" not in page and "S000" not in (out / "metrics.json").read_text()   # ids never written
 
 
