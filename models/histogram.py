@@ -266,7 +266,8 @@ class SignedLogHistogram:
         return inside if value > 0.0 else 1.0 - inside
 
     def _counts_around(self, value: float) -> tuple[float, float, float, float]:
-        """(total, count strictly above the bucket, the bucket's own count, position in it)."""
+        """(total, count in the buckets above ``value``'s, that bucket's own count, ``value``'s
+        position in it: 0..1 on the grid, 0.5 off it, -1 for the exact-zero bucket)."""
         cum = self._cum
         if cum[0] <= 0.0 < self.total:   # never built: build once (later rebuilds follow update)
             self._refresh()
@@ -275,8 +276,9 @@ class SignedLogHistogram:
         own = cum[k] - cum[k + 1]
         position = self._position(value, k)
         if position is None:
-            position = 1.0 if k == self.n_buckets - 1 else 0.5     # exact zero: a tie both ways
-            return cum[0], cum[k + 1], own, -1.0 if k == self.n_buckets - 1 else position
+            # the exact-zero bucket is a tie both ways (-1: ``left``/``right`` count it whole);
+            # the sub-``min_value`` and top buckets have no grid: half of them on each side
+            position = -1.0 if k == self.n_buckets - 1 else 0.5
         return cum[0], cum[k + 1], own, position
 
     def right(self, value: float) -> float:
@@ -311,7 +313,7 @@ class SignedLogHistogram:
         if self._skew_at >= 0 and self.n_updates - self._skew_at < self.refresh_every:
             return self._skew
         self._skew_at = self.n_updates
-        zero, top = self.n_buckets - 1, self.n_buckets - 1
+        zero = top = self.n_buckets - 1     # the zero bucket's index; the top magnitude bucket's b
         n = s1 = s2 = s3 = 0.0
         reps: list[tuple[float, float]] = []
         for k, c in enumerate(self._counts):

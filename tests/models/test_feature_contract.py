@@ -342,3 +342,25 @@ def test_models_pickled_by_the_previous_formats_load() -> None:
     again = pickle.loads(pickle.dumps(old_hst))
     probe = _normal(rng)
     assert again.features is None and again.score_one(probe) == hst.score_one(probe)
+
+
+def test_the_signed_histogram_reads_both_tails() -> None:
+    from models.histogram import SignedLogHistogram
+
+    rng = random.Random(19)
+    values = [rng.gauss(0.0, 20.0) for _ in range(4000)] + [0.0] * 1000
+    hist = SignedLogHistogram(refresh_every=64)
+    for v in values:
+        hist.update(v)
+    hist.update(NAN)                                    # not a value
+    assert hist.total == 5000
+    for probe in (-60.0, -20.0, -1.0, 0.0, 0.5, 20.0, 60.0):
+        left, right = hist.both(probe)
+        assert (left, right) == (hist.left(probe), hist.right(probe))
+        assert left == pytest.approx(sum(v <= probe for v in values) / 5000, abs=0.01)
+        assert right == pytest.approx(sum(v >= probe for v in values) / 5000, abs=0.01)
+    assert hist.left(0.0) + hist.right(0.0) == pytest.approx(1.2, abs=0.01)   # the zeros are in both
+    assert abs(hist.skewness()) < 0.1
+    for v in range(3000):
+        hist.update(rng.lognormvariate(3.0, 1.0))
+    assert hist.skewness() > 1.0
