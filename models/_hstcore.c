@@ -4,8 +4,8 @@
  *
  *   x          dict of raw feature values (the model's input)
  *   names      tuple of the feature names the trees split on (split[] indexes it)
- *   lo, hi     the running min/max of log1p'd features (ScaledHalfSpaceTrees.lo/.hi; updated
- *              with every feature of x first when learning)
+ *   lo, hi     the running min/max of signed-log1p'd features (ScaledHalfSpaceTrees.lo/.hi;
+ *              updated with every non-NaN feature of x first when learning)
  *   split      array('i'): per branch node, the index into names
  *   threshold  array('d'): per branch node, the split point
  *   l_mass     array('q'): per node, the mass of the window being filled (written when learning)
@@ -13,9 +13,10 @@
  *
  * Trees are complete binary trees stored heap-fashion, one after the other: node i's children are
  * 2i+1 and 2i+2; a tree has 2^height - 1 branches and 2^(height+1) - 1 nodes.
- * Each feature is scaled as ScaledHalfSpaceTrees._scaled does (log1p, min-max into [0, 1]), then
- * learning walks every tree adding 1 to l_mass along the path (River's _walk_learn; a feature
- * missing from x follows the child with more l_mass) and returns 0.0, scoring sums r_mass * 2^depth
+ * Each feature is scaled as models.hst._scaled_values does (sign(v) * log1p(|v|), min-max into
+ * [0, 1]; a NaN is missing, as an absent key), then learning walks every tree adding 1 to l_mass
+ * along the path (River's _walk_learn; a feature missing from x follows the child with more
+ * l_mass) and returns 0.0, scoring sums r_mass * 2^depth
  * along the path, stopping below size_limit (River's _walk_score) and returns the sum, tree by tree
  * in the same float order as River. Returns None (the Python then walks) for anything unusual: a
  * value that is not a real number, buffers of the wrong type or size, too many features.
@@ -39,7 +40,10 @@ static int buffer(PyObject *o, Py_buffer *view, const char *format, Py_ssize_t i
     return 0;
 }
 
-/* log1p, then min-max into [0, 1]: ScaledHalfSpaceTrees._scaled for one feature */
+/* sign(v) * log1p(|v|): the scaler's transform (0 stays 0; the caller has taken NaN out) */
+static double signed_log1p(double v) { return v > 0.0 ? log1p(v) : (v < 0.0 ? -log1p(-v) : 0.0); }
+
+/* signed log1p, then min-max into [0, 1]: models.hst._scaled_values for one feature */
 static int scaled(PyObject *x, PyObject *name, PyObject *lo, PyObject *hi, double *out, int *present) {
     PyObject *value = PyDict_GetItemWithError(x, name);
     if (!value) {
@@ -47,11 +51,15 @@ static int scaled(PyObject *x, PyObject *name, PyObject *lo, PyObject *hi, doubl
         *present = 0;
         return 0;
     }
-    *present = 1;
     if (!PyFloat_Check(value) && !PyLong_Check(value)) return -1;
     double v = PyFloat_AsDouble(value);
     if (v == -1.0 && PyErr_Occurred()) return -1;
-    double z = v > 0.0 ? log1p(v) : 0.0;
+    if (isnan(v)) {                                   /* NaN: missing, as an absent key */
+        *present = 0;
+        return 0;
+    }
+    *present = 1;
+    double z = signed_log1p(v);
     PyObject *low_o = PyDict_GetItemWithError(lo, name);
     if (!low_o) {
         if (PyErr_Occurred()) return -1;
@@ -70,8 +78,9 @@ static int scaled(PyObject *x, PyObject *name, PyObject *lo, PyObject *hi, doubl
     return 0;
 }
 
-/* the scaler's running min/max of log1p'd values, over every feature of x (learning only); every
- * value is checked before anything is written, so a value that is not a number changes nothing */
+/* the scaler's running min/max of signed-log1p'd values, over every non-NaN feature of x (learning
+ * only); every value is checked before anything is written, so a value that is not a number
+ * changes nothing */
 static int update_scaler(PyObject *x, PyObject *lo, PyObject *hi) {
     Py_ssize_t n = PyDict_GET_SIZE(x), pos = 0, k = 0;
     double *zs = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(double));
@@ -81,12 +90,13 @@ static int update_scaler(PyObject *x, PyObject *lo, PyObject *hi) {
         if (!PyFloat_Check(value) && !PyLong_Check(value)) goto fail;
         double v = PyFloat_AsDouble(value);
         if (v == -1.0 && PyErr_Occurred()) goto fail;
-        zs[k++] = v > 0.0 ? log1p(v) : 0.0;
+        zs[k++] = isnan(v) ? NAN : signed_log1p(v);
     }
     pos = 0;
     k = 0;
     while (PyDict_Next(x, &pos, &name, &value)) {
         double z = zs[k++];
+        if (isnan(z)) continue;                       /* missing: the scaler is left alone */
         PyObject *low = PyDict_GetItemWithError(lo, name);
         PyObject *target = NULL, *target2 = NULL;
         if (!low) {

@@ -5,6 +5,11 @@ Raw scores mean different things per model (HST gives [0, 1], ECOD a sum of log 
 traffic it learned from (unflagged traffic), and reports a raw score's tail probability, so
 "tail 1e-4" (p99.99) means the same for every model.
 
+A false-alarm budget becomes an alert cut through the same sketch: ``alpha_for_budget`` turns
+"alerts per 100k entities per day" into a tail probability per scoring, and ``cut(alpha)`` is
+the raw score that share of the population exceeds — derived from the observed population,
+not a constant.
+
 ``CalibratedDetector`` bundles a detector with its calibrator and a warm-up: until
 ``warmup`` points have been learned it answers tail 1.0 (nothing is rare yet) and may not alert.
 """
@@ -26,7 +31,12 @@ class AnomalyDetector(Protocol):
 
 
 class PercentileCalibrator:
-    """Streaming CDF of raw scores.
+    """Streaming CDF of raw scores (a DDSketch-like log histogram, decayed).
+
+    Parameters
+    ----------
+    decay_every
+        Scores between halvings of the counts.
 
     Examples
     --------
@@ -34,6 +44,8 @@ class PercentileCalibrator:
     >>> for i in range(10_000):
     ...     cal.learn_one(i / 10_000)
     >>> 0.09 < cal.tail(0.9) < 0.11
+    True
+    >>> 0.89 < cal.cut(0.1) < 0.91
     True
     """
 
@@ -47,11 +59,31 @@ class PercentileCalibrator:
         return self.histogram.total
 
     def learn_one(self, raw: float) -> None:
-        self.histogram.update(raw)
+        if not math.isnan(raw):             # a NaN score is not learned
+            self.histogram.update(raw)
 
     def tail(self, raw: float) -> float:
         """Share of learned raw scores at or above ``raw`` (smoothed, never 0)."""
         return self.histogram.tail(raw)
+
+    def cut(self, alpha: float) -> float:
+        """The raw score a share ``alpha`` of the learned scores exceeds: alert above it, and the
+        population (what the calibrator learned) raises alerts at rate ``alpha``."""
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), not {alpha}")
+        return self.histogram.value_at_tail(alpha)
+
+    @staticmethod
+    def alpha_for_budget(alerts_per_100k_per_day: float, *, per_entity_per_day: float) -> float:
+        """Tail probability per scoring that spends a budget of ``alerts_per_100k_per_day``
+        (e.g. 1 alert per 100k active entities a day) when each entity is scored
+        ``per_entity_per_day`` times a day (an upper bound: an entity's scorings are correlated,
+        so the alerts it raises on consecutive scorings are fewer distinct entities)."""
+        if not per_entity_per_day > 0.0:
+            raise ValueError(f"per_entity_per_day must be > 0, not {per_entity_per_day}")
+        if not alerts_per_100k_per_day > 0.0:
+            raise ValueError(f"alerts_per_100k_per_day must be > 0, not {alerts_per_100k_per_day}")
+        return alerts_per_100k_per_day / 100_000.0 / per_entity_per_day
 
     def percentile(self, raw: float) -> float:
         return 1.0 - self.tail(raw)
@@ -110,6 +142,10 @@ class CalibratedDetector:
             return 1.0
         return self.calibrator.tail(self.raw_one(x) if raw is None else raw)
 
+    def cut(self, alpha: float) -> float:
+        """The raw score above which a share ``alpha`` of the learned population lies."""
+        return self.calibrator.cut(alpha)
+
     def score_one(self, x: dict[str, float]) -> float:
         """Calibrated percentile in [0, 1] (River's "higher is more anomalous")."""
         return 1.0 - self.tail_one(x)
@@ -119,3 +155,4 @@ class CalibratedDetector:
         self.calibrator.learn_one(self.raw_one(x) if raw is None else raw)
         self.detector.learn_one(x)
         self.n_learned += 1
+

@@ -1,8 +1,13 @@
 """The baseline: River's Half-Space Trees on log-scaled, min-max-scaled features.
 
-Counts span orders of magnitude (1 SMS an hour vs 5 000), so features go through ``log1p``
-before a running min-max scaling (River's ``MinMaxScaler`` semantics, in two flat dicts)
-maps them into [0, 1], the domain HST's random splits assume.
+Counts span orders of magnitude (1 SMS an hour vs 5 000), so features go through a signed
+``log1p`` (``sign(v) * log1p(|v|)``: a balance change of -500 stays far below one of +3) before a
+running min-max scaling (River's ``MinMaxScaler`` semantics, in two flat dicts) maps them into
+[0, 1], the domain HST's random splits assume. A missing value (key absent or NaN) is missing:
+it does not move the scaler, and a tree walk meeting a split on it follows the busier child
+(River's rule for an absent key), never "0". The feature space is the declared ``features`` list
+when one is given (a feature absent from the first point is still split on); without one it is
+the first point's keys, as in River.
 Settings follow the measurements in the project notes: 10 trees of height 8, never 25x15.
 The trees are River's, held flat and walked in C (``_hstcore.c``) when it is built.
 
@@ -16,7 +21,7 @@ import math
 import random
 from array import array
 from bisect import bisect as _bisect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import accumulate as _accumulate
 from typing import Any
 
@@ -27,9 +32,10 @@ class ScaledHalfSpaceTrees:
     """``log1p`` → min-max scaling → River's Half-Space Trees, with River's ``learn_one``/``score_one``.
 
     The trees are River's: built as ``river.tree.padded.make_padded_tree`` builds them, from the
-    same seeded generator ``river.anomaly.HalfSpaceTrees`` uses, on the first point's features,
-    so a seed gives River's trees. They are held flat (split feature, threshold and the two masses per node,
-    in arrays) and walked exactly as River walks them — by ``_hstcore.c`` when it is built, else by
+    same seeded generator ``river.anomaly.HalfSpaceTrees`` uses, on the declared ``features``
+    (River's ``limits``) or else on the first point's features, so a seed gives River's trees.
+    They are held flat (split feature, threshold and the two masses per node, in arrays) and
+    walked exactly as River walks them — by ``_hstcore.c`` when it is built, else by
     ``_walk_python``: same paths, same masses, same scores as ``river.anomaly.HalfSpaceTrees`` on
     the scaled features (tests/models/test_hst.py compares the three).
 
@@ -39,6 +45,9 @@ class ScaledHalfSpaceTrees:
         As ``river.anomaly.HalfSpaceTrees``.
     seed
         Seed of the random tree structure (same seed, same stream: same scores).
+    features
+        The feature space (the trees are built on it at construction). ``None``: the keys of the
+        first point learned, as ``river.anomaly.HalfSpaceTrees`` does.
 
     Examples
     --------
@@ -50,7 +59,8 @@ class ScaledHalfSpaceTrees:
     True
     """
 
-    def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 1000, seed: int | None = 0) -> None:
+    def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 1000, seed: int | None = 0,
+                 features: Sequence[str] | None = None) -> None:
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size
@@ -68,6 +78,9 @@ class ScaledHalfSpaceTrees:
         self.counter = 0                          # points learned in the current window
         self.first_window = True                  # no reference window yet: scores are 0
         self.n_learned = 0
+        self.features: tuple[str, ...] | None = tuple(sorted(set(features))) if features else None
+        if self.features:
+            self._build(self.features)
 
     @property
     def branches(self) -> int:
@@ -84,7 +97,7 @@ class ScaledHalfSpaceTrees:
             _update_scaler(x, self.lo, self.hi)
             if not x:
                 return          # nothing to build trees on yet (River's HST would fail here)
-            self._build(x)
+            self._build(sorted(x))
         self._walk(True, x)     # the scaler (again: min/max updates are idempotent), then the trees
         self.counter += 1
         if self.counter == self.window_size:     # pivot: the window just filled becomes the reference
@@ -99,7 +112,7 @@ class ScaledHalfSpaceTrees:
             return 0.0
         return float(1 - self._walk(False, x) / self.max_score)
 
-    def _build(self, x: dict[str, float]) -> None:
+    def _build(self, feature_names: Sequence[str]) -> None:
         """River's trees for this seed, built straight into the flat arrays.
 
         ``river.tree.padded.make_padded_tree`` (called by ``river.anomaly.HalfSpaceTrees`` on its
@@ -111,7 +124,7 @@ class ScaledHalfSpaceTrees:
         """
         rng = random.Random(self.seed)           # as river.anomaly.HalfSpaceTrees seeds its trees
         draw = rng.random
-        names = sorted(x)
+        names = sorted(feature_names)
         n = len(names)
         height, branches, padding = self.height, self.branches, 0.15
         split = [0] * (self.n_trees * branches)
@@ -183,8 +196,49 @@ class ScaledHalfSpaceTrees:
                 return result
         return _walk_python(*args)
 
+    def contributions_one(self, x: dict[str, float]) -> dict[str, float]:
+        """Which features made ``x`` rare: per feature, the mass the trees' splits on it cut away.
+
+        Along each tree's scoring path (the reference window's masses, down to where River's
+        scoring stops), a split that sends ``x`` from a node of mass ``r`` to a child of mass
+        ``r'`` isolated it by ``log2((r + 1) / (r' + 1))`` bits; that is added to the split's
+        feature, and the sums are averaged over the trees. A point in a sparse region loses its
+        mass on the splits of the features where it is unusual. Missing features (absent, NaN) are
+        never credited (the walk follows the busier child there). Empty during the first window.
+        """
+        if self.first_window or not self.names:
+            return {}
+        names = self.names
+        values = _scaled_values(x, names, self.lo, self.hi)
+        split, threshold, r_mass = self.split, self.threshold, self.r_mass
+        l_mass = self.l_mass
+        branches, nodes = self.branches, 2 * self.branches + 1
+        size_limit = 0.1 * self.window_size
+        bits = [0.0] * len(names)
+        for t in range(self.n_trees):
+            sp, mp = t * branches, t * nodes
+            node = 0
+            for _ in range(self.height):
+                r = r_mass[mp + node]
+                if r < size_limit:
+                    break
+                f = split[sp + node]
+                value = values[f]
+                left = 2 * node + 1
+                if value is None:
+                    node = left + 1 if l_mass[mp + left] < l_mass[mp + left + 1] else left
+                    continue
+                node = left if value < threshold[sp + node] else left + 1
+                bits[f] += math.log2((r + 1) / (r_mass[mp + node] + 1))
+        return {name: b / self.n_trees for name, b in zip(names, bits, strict=True) if b > 0.0}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # checkpoints written before the trees were flat hold a river HalfSpaceTrees in "trees"
+        # checkpoints written before the trees were flat hold a river HalfSpaceTrees in "trees";
+        # ones written before the declared feature space have no "features" (their trees were
+        # built on the first point). Both load: the scaled space of non-negative values is the
+        # same (signed log1p = log1p there); a negative value, which those clipped to 0, now
+        # scales below 0 and extends the running minimum as it is learned.
+        state.setdefault("features", None)
         river_trees = state.pop("trees", None)
         self.__dict__.update(state)
         if river_trees is not None:
@@ -220,27 +274,12 @@ def _walk_python(learn: bool, x: dict[str, float], names: tuple[str, ...], lo: d
     stopping below ``size_limit``) one point.
 
     The reference for ``_hstcore.walk``: River's ``_walk_learn``/``_walk_score`` on flat trees,
-    the features scaled as before (log1p, min-max into [0, 1] — HST's splits live there).
+    the features scaled by ``_scaled_values`` (signed log1p, min-max into [0, 1] — HST's splits
+    live there; a missing value, absent or NaN, follows the busier child).
     """
     if learn:
         _update_scaler(x, lo, hi)
-    values: list[float | None] = []
-    for name in names:
-        value = x.get(name)
-        if value is None:
-            values.append(None)
-            continue
-        z = _log1p(value) if value > 0.0 else 0.0
-        low = lo.get(name)
-        if low is None:
-            values.append(0.0)
-            continue
-        span = hi[name] - low
-        if not span:
-            values.append(0.0)
-            continue
-        z = (z - low) / span
-        values.append(1.0 if z > 1.0 else (0.0 if z < 0.0 else z))
+    values = _scaled_values(x, names, lo, hi)
     branches = (1 << height) - 1
     nodes = 2 * branches + 1
     total = 0.0
@@ -273,10 +312,37 @@ def _walk_python(learn: bool, x: dict[str, float], names: tuple[str, ...], lo: d
     return total
 
 
+def _scaled_values(x: dict[str, float], names: tuple[str, ...], lo: dict[str, float],
+                   hi: dict[str, float]) -> list[float | None]:
+    """Per name: signed log1p, min-max scaled into [0, 1] (0 while the scaler has no span);
+    ``None`` for a missing value (absent or NaN)."""
+    values: list[float | None] = []
+    for name in names:
+        value = x.get(name)
+        if value is None or _isnan(value):      # absent or NaN: missing
+            values.append(None)
+            continue
+        z = _log1p(value) if value > 0.0 else (-_log1p(-value) if value < 0.0 else 0.0)
+        low = lo.get(name)
+        if low is None:
+            values.append(0.0)
+            continue
+        span = hi[name] - low
+        if not span:
+            values.append(0.0)
+            continue
+        z = (z - low) / span
+        values.append(1.0 if z > 1.0 else (0.0 if z < 0.0 else z))
+    return values
+
+
 def _update_scaler(x: dict[str, float], lo: dict[str, float], hi: dict[str, float]) -> None:
-    """Running min/max of the log1p'd features (River's ``MinMaxScaler`` semantics, two flat dicts)."""
+    """Running min/max of the signed-log1p'd features (River's ``MinMaxScaler`` semantics, two flat
+    dicts); missing values (NaN) leave it alone."""
     for name, value in x.items():
-        z = _log1p(value) if value > 0.0 else 0.0
+        if _isnan(value):
+            continue
+        z = _log1p(value) if value > 0.0 else (-_log1p(-value) if value < 0.0 else 0.0)
         low = lo.get(name)
         if low is None:
             lo[name] = hi[name] = z
@@ -301,3 +367,4 @@ def _compiled() -> Callable[..., float | None] | None:
 
 COMPILED_WALK = _compiled()
 _log1p = math.log1p
+_isnan = math.isnan

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("services.simulator.cli", "generate labelled traffic (files or live to Kafka)"),
     "backtest": ("services.simulator.backtest", "replay a file through ingest+scorer and measure detection"),
     "import-cdr": ("services.simulator.cdr_import", "map a telco CSV export onto the event contract"),
+    "evaluate-table": ("services.simulator.evaluate_table", "replay a labelled subscriber table through the models"),
     "score": ("services.scorer.service", "run the scorer (views -> risk, alerts)"),
     "api": ("services.api.cli", "run the partner API"),
     "demo": ("services.demo", "run the whole pipeline locally with simulated traffic"),
@@ -26,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     lines = ["usage: fraudradar COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<12} {doc}" for name, (_, doc) in COMMANDS.items()]
+    lines += [f"  {name:<14} {doc}" for name, (_, doc) in COMMANDS.items()]
     lines += ["", "fraudradar COMMAND --help shows a command's options."]
     return "\n".join(lines)
 

@@ -77,7 +77,7 @@ CHECKPOINT_FORMAT = 1
 # that span (ingest forwards far-past events, flagged late) are clamped into it, not a crash.
 _EVENT_MS_MAX = (2**32 - 1) * 1000
 _U64 = struct.Struct("<Q")     # DEVICE_FP read straight from a packed record (F.DEVICE_FP_OFFSET)
-DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.1", "ecod": "ecod.1", "hst": "hst.2"}
+DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.2", "ecod": "ecod.2", "hst": "hst.3"}
 
 
 def iso_ms(ms: int) -> str:

@@ -1,10 +1,11 @@
 """ScaledHalfSpaceTrees against River: flat trees walked in C or Python, the same as River's own.
 
-The specification is ``river.anomaly.HalfSpaceTrees`` fed the log1p/min-max scaled features (what
-this model wrapped until its trees went flat). Same seed, same stream: the compiled walk
-(``models/_hstcore.c``), the Python walk (``models.hst._walk_python``) and River give identical
-scores and masses, through window pivots, missing and new features and odd values; and a
-checkpoint pickled with River's trees inside loads and carries on as River would.
+The specification is ``river.anomaly.HalfSpaceTrees`` fed the signed-log1p/min-max scaled
+features, NaN dropped as missing (River's own rule for an absent key then applies), its trees
+built on the declared features (River's ``limits``) or on the first point. Same seed, same stream:
+the compiled walk (``models/_hstcore.c``), the Python walk (``models.hst._walk_python``) and River
+give identical scores and masses, through window pivots, missing (absent, NaN), signed, new and
+odd values; and a checkpoint pickled with River's trees inside loads and carries on as River would.
 """
 
 from __future__ import annotations
@@ -24,18 +25,38 @@ from models import ScaledHalfSpaceTrees
 WALK = H.COMPILED_WALK
 
 
-class RiverScaled:
-    """The spec: log1p → min-max (clipped) → river.anomaly.HalfSpaceTrees."""
+def _signed_log1p(value: float) -> float:
+    return math.copysign(math.log1p(abs(value)), value) if value else 0.0
 
-    def __init__(self, window_size: int, seed: int, n_trees: int = 10, height: int = 8) -> None:
+
+class RiverScaled:
+    """The spec: NaN dropped → sign(v)·log1p(|v|) → min-max (clipped) → river.anomaly.HalfSpaceTrees,
+    whose trees are built (as its ``learn_one`` builds them) on the declared features, or else on
+    the first point's keys, NaN-valued ones included (River would build on the keys it is given)."""
+
+    def __init__(self, window_size: int, seed: int, n_trees: int = 10, height: int = 8,
+                 features: list[str] | None = None) -> None:
         self.lo: dict[str, float] = {}
         self.hi: dict[str, float] = {}
         self.trees = anomaly.HalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed)
+        if features:
+            self._build(features)
+
+    def _build(self, space: list[str]) -> None:
+        from river.tree.padded import make_padded_tree
+
+        river = self.trees
+        river.trees = [make_padded_tree(limits={name: (0.0, 1.0) for name in sorted(space)}, height=river.height,
+                                        padding=0.15, rng=river.rng, r_mass=0, l_mass=0)
+                       for _ in range(river.n_trees)]
+        river._tree_nodes = [list(t.iter_dfs()) for t in river.trees]
 
     def _scaled(self, x: dict[str, float]) -> dict[str, float]:
         out = {}
         for name, value in x.items():
-            z = math.log1p(value) if value > 0.0 else 0.0
+            if math.isnan(value):
+                continue
+            z = _signed_log1p(value)
             low = self.lo.get(name)
             if low is None or not self.hi[name] - low:
                 out[name] = 0.0
@@ -46,7 +67,9 @@ class RiverScaled:
 
     def learn_one(self, x: dict[str, float]) -> None:
         for name, value in x.items():
-            z = math.log1p(value) if value > 0.0 else 0.0
+            if math.isnan(value):
+                continue
+            z = _signed_log1p(value)
             low = self.lo.get(name)
             if low is None:
                 self.lo[name] = self.hi[name] = z
@@ -54,6 +77,8 @@ class RiverScaled:
                 self.lo[name] = z
             elif z > self.hi[name]:
                 self.hi[name] = z
+        if not self.trees.trees and x:
+            self._build(list(x))
         self.trees.learn_one(self._scaled(x))
 
     def score_one(self, x: dict[str, float]) -> float:
@@ -80,8 +105,9 @@ class PythonWalk:
 
 
 FEATURES = [f"f{i}" for i in range(12)]
-_VALUES = st.one_of(st.floats(0.0, 1e4), st.sampled_from([0.0, 1.0, -3.0, 1e300, math.inf, math.nan]),
-                    st.integers(0, 10**6))
+_VALUES = st.one_of(st.floats(0.0, 1e4), st.floats(-1e4, 0.0),
+                    st.sampled_from([0.0, -0.0, 1.0, -3.0, 1e300, -1e300, math.inf, -math.inf, math.nan]),
+                    st.integers(-10**6, 10**6))
 points = st.dictionaries(st.sampled_from([*FEATURES, "rare"]), _VALUES, min_size=1, max_size=13)
 
 
@@ -91,12 +117,15 @@ def test_the_compiled_walk_is_built_and_in_use() -> None:
     assert WALK is _hstcore.walk
 
 
-def _check(stream: list[dict[str, float]], window_size: int, seed: int, *, n_trees: int = 10, height: int = 8) -> int:
+def _check(stream: list[dict[str, float]], window_size: int, seed: int, *, n_trees: int = 10, height: int = 8,
+           features: list[str] | None = None) -> int:
     """Score then learn every point in the three; returns how many compiled walks ran."""
     ran = 0
-    river = RiverScaled(window_size, seed, n_trees, height)
-    compiled = ScaledHalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed)
-    python = PythonWalk(ScaledHalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed))
+    river = RiverScaled(window_size, seed, n_trees, height, features)
+    compiled = ScaledHalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed,
+                                    features=features)
+    python = PythonWalk(ScaledHalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed,
+                                             features=features))
     for x in stream:
         expected = river.score_one(x)
         assert compiled.score_one(x) == expected == python.score_one(x)
@@ -115,10 +144,31 @@ def _check(stream: list[dict[str, float]], window_size: int, seed: int, *, n_tre
 
 @settings(max_examples=60, deadline=None)
 @given(stream=st.lists(points, min_size=1, max_size=400), window_size=st.sampled_from([5, 20, 50]),
-       seed=st.integers(0, 3))
+       seed=st.integers(0, 3), declared=st.booleans())
 def test_scores_equal_river_on_generated_streams(stream: list[dict[str, float]], window_size: int,
-                                                 seed: int) -> None:
-    _check(stream, window_size, seed)
+                                                 seed: int, declared: bool) -> None:
+    _check(stream, window_size, seed, features=[*FEATURES, "rare"] if declared else None)
+
+
+def test_scores_equal_river_on_signed_values_with_nan_holes_and_declared_features() -> None:
+    """A table-like stream: signed deltas, heavy tails, ~20 % empty fields as NaN, a declared
+    feature the first rows lack; the three walks agree and the compiled one does the work."""
+    import random
+
+    rng = random.Random(8)
+    stream = []
+    for i in range(3000):
+        x = {f: (rng.gauss(0.0, 50.0) if f in ("f0", "f1") else rng.paretovariate(1.5)) for f in FEATURES}
+        if rng.random() < 0.2:
+            for f in rng.sample(FEATURES, 3):
+                x[f] = math.nan
+        if i >= 500:
+            x["rare"] = -rng.expovariate(0.1)
+        stream.append(x)
+    ran = _check(stream, window_size=200, seed=4, features=[*FEATURES, "rare"])
+    assert ran > 2500
+    ran = _check(stream[:1500], window_size=100, seed=1)
+    assert ran > 1200
 
 
 def test_scores_equal_river_over_many_windows_with_missing_and_new_features() -> None:
