@@ -242,6 +242,16 @@ def _record(result: Replay, output: EngineOutputLike, label: dict[EntityKey, str
         alerts_fh.write(orjson.dumps(record) + b"\n")
 
 
+def _world_beside(truth_path: Path) -> dict[str, Any] | None:
+    """``world.json`` written by ``fraudradar simulate`` next to the truth file, if any."""
+    path = truth_path.parent / "world.json"
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def _alert_cooldown_ms(engine: Engine) -> int:
     """The engine's alert cooldown (policy flags.cooldown): how long before its start an alert still counts."""
     cooldown = getattr(getattr(engine, "policy", None), "cooldown_ms", None)
@@ -272,7 +282,8 @@ def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, *, engine: 
                        policy_version=str(getattr(engine, "policy_version", "") or "(in model version)"),
                        key_id=pseudo.key_id, views=result.views, rejected=result.rejected,
                        alerts=result.alert_count, normal_numbers=len(result.normal_numbers),
-                       duration_days=result.duration_days, seconds=result.seconds)
+                       duration_days=result.duration_days, seconds=result.seconds,
+                       world=_world_beside(truth_path))
         write_report(out_dir, evaluation, truth=truth, alerts=result.alerts, max_scores=result.max_scores, info=info)
     return evaluation
 

@@ -178,20 +178,24 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
     cell = np.where(events.cell >= 0, events.cell, cell).astype(np.int32)
     truth = sorted(fraud.truth, key=lambda tr: (catalog.SCENARIOS.index(tr.scenario), tr.start_ms, tr.entity_type,
                                                  tr.identifier))
+    present = {"number": set(np.unique(np.concatenate([events.a, events.b])).tolist()),
+               "device": set(np.unique(np.concatenate([imei, events.sim_imei])).tolist())}
     return Simulation(config, world, events, operator, imei, imsi, cell, truth, params,
-                      _negatives(normal.negatives, fraud.truth, world))
+                      _negatives(normal.negatives, fraud.truth, world, present))
 
 
-def _negatives(labels: list[Negative], truth: list[Truth], world: World) -> list[Negative]:
-    """Hard-negative labels, one per (class, entity), minus entities that are fraud in this run
-    (a SIM-swap victim in a family phone is a fraud entity from the swap on)."""
+def _negatives(labels: list[Negative], truth: list[Truth], world: World, present: dict[str, set[int]],
+               ) -> list[Negative]:
+    """Hard-negative labels, one per (class, entity), of entities in the run's traffic, minus
+    entities that are fraud in this run (a SIM-swap victim in a family phone is fraud from the
+    swap on)."""
     fraud = {(t.entity_type, t.identifier) for t in truth}
     seen: set[tuple[str, str, int]] = set()
     out: list[Negative] = []
     for neg in labels:
         ident = world.numbers[neg.index] if neg.entity_type == "number" else world.imei15(neg.index)
         key = (neg.cls, neg.entity_type, neg.index)
-        if key in seen or (neg.entity_type, ident) in fraud:
+        if key in seen or (neg.entity_type, ident) in fraud or neg.index not in present[neg.entity_type]:
             continue
         seen.add(key)
         out.append(neg)

@@ -197,8 +197,8 @@ def _draw_senders(rng: np.random.Generator) -> tuple[A2PSender, ...]:
     cat_weight = np.asarray([c[1] for c in _CATEGORIES])
     out: list[A2PSender] = []
     # every world has at least one OTP sender (bank) and one parcel sender
-    cats = ["bank", "parcel"] + [cat_names[int(i)] for i in
-                                 rng.choice(len(cat_names), size=n_alpha + n_short - 2, p=cat_weight / cat_weight.sum())]
+    drawn = rng.choice(len(cat_names), size=n_alpha + n_short - 2, p=cat_weight / cat_weight.sum())
+    cats = ["bank", "parcel"] + [cat_names[int(i)] for i in drawn]
     for i, cat in enumerate(cats):
         spec = next(c for c in _CATEGORIES if c[0] == cat)
         if i < n_alpha:
@@ -232,7 +232,8 @@ def random_world(seed: int) -> WorldParams:
     shares = rng.dirichlet(np.asarray([op[2] for op in catalog.DUTCH_OPERATORS]) * 20)
     mobile_prefixes = [p for p in catalog.FOREIGN_PREFIXES if p[0][-1] in "56789"]
     k = int(rng.integers(2, len(mobile_prefixes) + 1))
-    visitor_prefixes = tuple(mobile_prefixes[int(i)] for i in sorted(rng.choice(len(mobile_prefixes), k, replace=False)))
+    chosen = sorted(rng.choice(len(mobile_prefixes), k, replace=False))
+    visitor_prefixes = tuple(mobile_prefixes[int(i)] for i in chosen)
     return WorldParams(
         kind="random", seed=seed, operator_shares=tuple(float(s) for s in shares),
         roaming_share=_u(rng, "roaming_share"), dual_sim_share=_u(rng, "dual_sim_share"),
@@ -244,7 +245,8 @@ def random_world(seed: int) -> WorldParams:
         marketing_bursts_per_100k_day=_u(rng, "marketing_bursts_per_100k_day"),
         marketing_burst_share=_u(rng, "marketing_burst_share"),
         marketing_burst_minutes=_u(rng, "marketing_burst_minutes"),
-        call_centres_per_100k=_u(rng, "call_centres_per_100k"), call_centre_agents=_int_range(rng, "call_centre_agents"),
+        call_centres_per_100k=_u(rng, "call_centres_per_100k"),
+        call_centre_agents=_int_range(rng, "call_centre_agents"),
         call_centre_calls_per_agent_day=_u(rng, "call_centre_calls_per_agent_day"),
         call_centre_answered=_u(rng, "call_centre_answered"), call_centre_median_s=_u(rng, "call_centre_median_s"),
         bulk_phones_per_100k=_u(rng, "bulk_phones_per_100k"),

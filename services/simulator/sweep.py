@@ -83,9 +83,10 @@ def _metric_table(worlds: list[dict[str, Any]]) -> list[tuple[str, str, str, lis
     rows.append(("recall", "recall (overall)", "min", overall("recall")))
     rows.append(("roc_auc", "ROC AUC (entity max score)", "min", overall("roc_auc")))
     names = [n for n in catalog.SCENARIOS if any(n in w["metrics"]["scenarios"] for w in worlds)]
-    for key, label, worse in (("recall", "recall", "min"), ("victims_before_alert_median", "median victims before alert",
-                                                             "max"),
-                              ("ttd_median_s", "median time to detect (s)", "max")):
+    per_scenario = (("recall", "recall", "min"),
+                    ("victims_before_alert_median", "median victims before alert", "max"),
+                    ("ttd_median_s", "median time to detect (s)", "max"))
+    for key, label, worse in per_scenario:
         for name in names:
             values: list[float | None] = []
             for w in worlds:
@@ -114,7 +115,8 @@ def summarise(worlds: list[dict[str, Any]]) -> dict[str, Any]:
     for w in worlds:
         for cls, c in w["metrics"].get("hard_negatives", {}).get("classes", {}).items():
             entry = classes.setdefault(cls, {"worlds_present": 0, "worlds_flagged": 0, "entities": 0, "flagged": 0,
-                                             "worst_share": 0.0, "worst_seed": None, "reasons": {}, "seeds_flagged": []})
+                                             "worst_share": 0.0, "worst_seed": None, "reasons": {},
+                                             "seeds_flagged": []})
             entry["worlds_present"] += 1
             entry["entities"] += c["entities"]
             entry["flagged"] += c["flagged"]
@@ -141,7 +143,7 @@ def _plt() -> Any:
 
 def _strip(ax: Any, rows: list[tuple[str, dict[str, Any]]], xlabel: str, log: bool = False) -> None:
     """One row per metric: each world a dot, the worst world a red cross."""
-    for i, (label, m) in enumerate(rows):
+    for i, (_, m) in enumerate(rows):
         values = [v for v in m["values"] if v is not None]
         if values:
             jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(values))
@@ -164,8 +166,8 @@ def write_plots(out: Path, summary: dict[str, Any]) -> list[tuple[str, str]]:
     groups = (
         ("sweep_quality.png", "precision, recall, ROC AUC per world (x: worst)", "ratio", False,
          [k for k in m if k in ("precision", "recall", "roc_auc") or k.endswith(".recall")]),
-        ("sweep_false_alarms.png", "false alarms per 100k normal subscribers per day per world", "false alarms /100k/day",
-         True, ["false_alarms_per_100k_per_day"]),
+        ("sweep_false_alarms.png", "false alarms per 100k normal subscribers per day per world",
+         "false alarms /100k/day", True, ["false_alarms_per_100k_per_day"]),
         ("sweep_victims.png", "median victims before alert per scenario per world", "recipients", True,
          [k for k in m if k.endswith(".victims_before_alert_median")]),
         ("sweep_ttd.png", "median time to detect per scenario per world", "seconds (event time)", True,
@@ -213,8 +215,9 @@ def write_reports(out: Path, doc: dict[str, Any]) -> None:
     summary = doc["summary"]
     plots = write_plots(out, summary)
     cfg = doc["config"]
+    seeds = ", ".join(str(w["seed"]) for w in doc["worlds"])
     caveat = (f"What this is: {len(doc['worlds'])} simulated worlds of {cfg['subscribers']} subscribers × "
-              f"{cfg['duration']} (`--world {cfg['world']}`, seeds {', '.join(str(w['seed']) for w in doc['worlds'])}), "
+              f"{cfg['duration']} (`--world {cfg['world']}`, seeds {seeds}), "
               "each with its parameters drawn from the ranges in docs/simulator.md (every world's drawn "
               "parameters are in sweep.json). It measures the detector against the simulator's model of "
               "normal life and fraud: it cannot tell how the detector does on a real network's traffic, on "
@@ -223,7 +226,8 @@ def write_reports(out: Path, doc: dict[str, Any]) -> None:
               "`fraudradar backtest` on an imported CDR export (`fraudradar import-cdr`).")
     md = [f"# fraudradar backtest sweep\n\n{caveat}\n",
           f"Detection threshold: alerts >= `{cfg['min_level']}`. Model: {doc['model_versions']}.\n",
-          "## Worst world per metric\n", "| metric | worst | seed | median | p10 | p90 | worlds |", "|---|---|---|---|---|---|---|"]
+          "## Worst world per metric\n", "| metric | worst | seed | median | p10 | p90 | worlds |",
+          "|---|---|---|---|---|---|---|"]
     for key, m in summary["metrics"].items():
         md.append(f"| {m['label']} | {_f(m['worst'], key)} | {_f(m['worst_seed'])} | {_f(m.get('median'), key)} | "
                   f"{_f(m.get('p10'), key)} | {_f(m.get('p90'), key)} | {m.get('worlds_with_value', 0)} |")

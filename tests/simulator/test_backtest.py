@@ -27,12 +27,14 @@ def test_backtest_writes_documented_files(sim_dir: Path, tmp_path: Path) -> None
     run_backtest(sim_dir / "events.jsonl", sim_dir / "truth.jsonl", out, engine=RuleEngine(pseudo),
                  pseudonymizer=pseudo, quiet=True)
     metrics = orjson.loads((out / "metrics.json").read_bytes())
-    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns"]
+    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns",
+                             "hard_negatives"]
     assert metrics["model_version"] == "test-rules-1"
     assert metrics["events"] == len((sim_dir / "events.jsonl").read_bytes().splitlines())
     assert set(metrics["scenarios"]) == set(catalog.SCENARIOS)
     for values in metrics["scenarios"].values():
-        assert list(values) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s"]
+        assert list(values) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s",
+                                "victims_before_alert_median", "victims_before_alert_p90"]
     assert list(metrics["overall"]) == ["precision", "recall", "false_alarms_per_100k_per_day", "roc_auc", "pr_auc"]
     # the rule engine finds the spoofed bank callers (DNO rule): the plumbing maps truth to pseudonyms
     assert metrics["scenarios"]["spoofed_bank_caller"]["detected"] >= 1
@@ -75,7 +77,8 @@ def test_cli_with_the_real_scorer(sim_dir: Path, tmp_path: Path) -> None:
     assert main(["--events", str(sim_dir / "events.jsonl"), "--truth", str(sim_dir / "truth.jsonl"),
                  "--out", str(out), "--quiet"]) == 0
     metrics = orjson.loads((out / "metrics.json").read_bytes())
-    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns"]
+    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns",
+                             "hard_negatives"]
     assert metrics["model_version"]
     # the simulator labels instances, so the campaign grouping is measured
     assert set(metrics["campaigns"]) == {"instances", "pair_recall", "pair_precision", "campaigns_per_instance"}
