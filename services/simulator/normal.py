@@ -54,6 +54,8 @@ class Population:
     landlines: I32              # Dutch businesses and offices
     banks: I32                  # the do-not-originate bank numbers
     params: WorldParams = field(default_factory=fixed_world)
+    family: I32 = field(default_factory=lambda: np.zeros(0, np.int32))          # extra SIMs of shared phones
+    family_device: I32 = field(default_factory=lambda: np.zeros(0, np.int32))   # ... and the shared phone
     negatives: Scene = field(default_factory=Scene)   # hard-negative labels of the population
 
 
@@ -123,8 +125,10 @@ def build_population(world: World, n: int, rng: np.random.Generator, params: Wor
     visitors = world.add_lines(vis_numbers, vis_op, world.new_imsis(vis_mccmnc),
                                world.new_devices(n_vis, catalog.PHONE_TACS), vis_cells)
     labels.label("tourist", "number", world.line_number[visitors])
-    # Shared family phones: 2-4 SIMs of one household used in one phone (random worlds only).
+    # Shared family phones (random worlds only): 1-3 more SIMs of the household go into the
+    # owner's phone for a few hours at a time (``family_phone_blocks``), else sit in their own phones.
     family = np.zeros(0, np.int32)
+    holder = np.zeros(0, np.int32)
     n_fam = int(n * params.family_phone_share)
     if n_fam:
         sims = rng.integers(2, 5, n_fam)
@@ -134,7 +138,7 @@ def build_population(world: World, n: int, rng: np.random.Generator, params: Wor
         fam_mccmnc = [next(op[1][0] for op in catalog.DUTCH_OPERATORS if OPERATOR_CODE[op[0]] == code)
                       for code in fam_op.tolist()]
         family = world.add_lines(world.new_mobile_numbers(len(holder)), fam_op, world.new_imsis(fam_mccmnc),
-                                 world.line_imei[holder], world.line_home_cell[holder],
+                                 world.new_devices(len(holder), catalog.PHONE_TACS), world.line_home_cell[holder],
                                  work_cell=world.line_home_cell[holder])
         labels.label("family_phone", "number", np.concatenate([world.line_number[owners], world.line_number[family]]))
         labels.label("family_phone", "device", world.line_imei[owners])
@@ -179,7 +183,8 @@ def build_population(world: World, n: int, rng: np.random.Generator, params: Wor
     calls[fam_at:] *= 0.6
     return Population(lines=lines, dutch=dutch, contact_start=contact_start, contacts=contacts.astype(np.int32),
                       sms_per_day=sms, calls_per_day=calls, foreign=foreign, landlines=landlines, banks=banks,
-                      params=params, negatives=labels)
+                      params=params, negatives=labels, family=family,
+                      family_device=world.line_imei[holder].astype(np.int32))
 
 
 def _sms_columns(rng: np.random.Generator, n: int, url_share: float) -> dict[str, object]:
@@ -493,6 +498,24 @@ def _reenrolment_codes(world: World, tl: Timeline, rows: dict[str, list[int]],
     return scene
 
 
+def family_phone_blocks(world: World, tl: Timeline, pop: Population, rng: np.random.Generator) -> Scene:
+    """Each extra SIM of a shared phone is in it for 1-3 blocks of 1-4 hours a day, else in its own phone."""
+    scene = Scene()
+    days = max(1, int(np.ceil(tl.days)))
+    for line, shared in zip(pop.family.tolist(), pop.family_device.tolist(), strict=True):
+        starts = np.sort(tl.sample(rng, int(rng.integers(1, 4)) * days, EVENING))
+        own = int(world.line_imei[line])
+        last_end = 0
+        for start in starts.tolist():
+            if start < last_end:
+                continue
+            end = start + int(rng.integers(1, 5)) * 3_600_000
+            scene.changes.append(Change(line, start, imei=shared))
+            scene.changes.append(Change(line, end, imei=own))
+            last_end = end
+    return scene
+
+
 def normal_life(world: World, tl: Timeline, pop: Population, rng: np.random.Generator, n_subs: int) -> Scene:
     scene = Scene()
     for part in (p2p_traffic(world, tl, pop, rng), inbound_and_services(world, tl, pop, rng),
@@ -501,6 +524,8 @@ def normal_life(world: World, tl: Timeline, pop: Population, rng: np.random.Gene
                  identity_changes(world, tl, pop, rng)):
         scene.extend(part)
     scene.negatives += pop.negatives.negatives
+    if len(pop.family):
+        scene.extend(family_phone_blocks(world, tl, pop, rng))
     return scene
 
 
