@@ -146,6 +146,10 @@ def _fmt(value: object, key: str = "") -> str:
     return html.escape(str(value))
 
 
+def _param(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else _fmt(value)
+
+
 def _world_html(info: RunInfo) -> str:
     """What the data is: the simulated world, its seed and drawn parameters, what it cannot tell."""
     cannot = ("A simulated world measures the detector against the simulator's own model of normal life "
@@ -166,7 +170,7 @@ def _world_html(info: RunInfo) -> str:
     names = ", ".join(html.escape(str(s.get("name"))) for s in senders if isinstance(s, dict))
     intensity = w.get("fraud_intensity") or {}
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>"
-                   f"{html.escape(str(v)) if isinstance(v, list | tuple) else _fmt(v)}</td></tr>"
+                   f"{html.escape(str(v)) if isinstance(v, list | tuple) else _param(v)}</td></tr>"
                    for k, v in shown.items())
     rows += f"<tr><th>A2P senders ({len(senders)})</th><td>{names}</td></tr>"
     rows += "".join(f"<tr><th>fraud intensity: {html.escape(k)}</th><td>{_fmt(v)}</td></tr>"

@@ -45,6 +45,10 @@ def test_backtest_writes_documented_files(sim_dir: Path, tmp_path: Path) -> None
     for png in ("scores.png", "ttd.png", "alerts_over_time.png", "pr_curve.png"):
         assert (out / png).stat().st_size > 1000 and png in html
     assert "Campaign grouping" in html and "pair_recall" in html
+    # the report says what the data is (a simulated world, its seed and parameters) and where real data goes
+    assert "What this data is" in html and "--world random --seed 3" in html and "evaluate-table" in html
+    assert "Hard negatives" in html and "victims before alert, median" in html
+    assert "time to detect, median (s)" in html and "time to detect (min" not in html
     # no plaintext number in the alerts
     assert b"+316" not in (out / "alerts.jsonl").read_bytes()
 
