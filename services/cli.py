@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("services.ingest.service", "run the ingest service (telco.events -> views, DLQ)"),
     "simulate": ("services.simulator.cli", "generate labelled traffic (files or live to Kafka)"),
     "backtest": ("services.simulator.backtest", "replay a file through ingest+scorer and measure detection"),
+    "backtest-sweep": ("services.simulator.sweep", "generate and backtest many randomised worlds, report the worst"),
     "import-cdr": ("services.simulator.cdr_import", "map a telco CSV export onto the event contract"),
     "evaluate-table": ("services.simulator.evaluate_table", "replay a labelled subscriber table through the models"),
     "score": ("services.scorer.service", "run the scorer (views -> risk, alerts)"),

@@ -37,7 +37,15 @@ from services.common.pseudonym import Key, Pseudonymizer
 from services.common.records import LEVELS, Alert, Link, View
 from services.simulator import catalog
 from services.simulator.exceptions import SimulatorError
-from services.simulator.metrics import PRE_START_LEAD_MS, AlertPoint, EntityKey, Evaluation, TruthEntity, evaluate
+from services.simulator.metrics import (
+    PRE_START_LEAD_MS,
+    AlertPoint,
+    EntityKey,
+    Evaluation,
+    NegativeEntity,
+    TruthEntity,
+    evaluate,
+)
 
 BACKTEST_KEY = Key("backtest", hashlib.sha256(b"fraudradar-backtest-public-key").digest())
 
@@ -88,9 +96,12 @@ def parse_time_ms(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def load_truth(path: Path, pseudonymizer: Pseudonymizer, region: str = "NL") -> list[TruthEntity]:
-    """Read ``truth.jsonl`` and map each plaintext identifier onto the pseudonym ingest gives it."""
+def read_truth(path: Path, pseudonymizer: Pseudonymizer, region: str = "NL",
+               ) -> tuple[list[TruthEntity], list[NegativeEntity]]:
+    """Read ``truth.jsonl``: fraud entities and labelled hard negatives (``"label": "negative"``),
+    each identifier mapped onto the pseudonym ingest gives it."""
     out: list[TruthEntity] = []
+    negatives: list[NegativeEntity] = []
     try:
         lines = path.read_bytes().splitlines()
     except OSError as exc:
@@ -107,11 +118,22 @@ def load_truth(path: Path, pseudonymizer: Pseudonymizer, region: str = "NL") -> 
                 entity = pseudonymizer("imei", normalise_imei(identifier))
             else:
                 raise ValueError(f"entity_type {entity_type!r} is not number or device")
+            label = row.get("label", "fraud")
+            if label == "negative":
+                negatives.append(NegativeEntity(str(row["class"]), entity_type, entity))
+                continue
+            if label != "fraud":
+                raise ValueError(f"label {label!r} is not fraud or negative")
             out.append(TruthEntity(str(row["scenario"]), entity_type, entity, parse_time_ms(row["start"]),
                                    parse_time_ms(row["end"]), str(row.get("instance") or "")))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IdentifierError) as exc:
             raise SimulatorError(f"{path}:{lineno}: bad truth line: {exc}") from exc
-    return out
+    return out, negatives
+
+
+def load_truth(path: Path, pseudonymizer: Pseudonymizer, region: str = "NL") -> list[TruthEntity]:
+    """The fraud entities of ``truth.jsonl`` (hard-negative labels skipped)."""
+    return read_truth(path, pseudonymizer, region)[0]
 
 
 @dataclass
@@ -128,6 +150,8 @@ class Replay:
     normal_numbers: set[str] = field(default_factory=set)
     alerts: list[AlertPoint] = field(default_factory=list)
     alert_count: int = 0
+    # truth entity -> (event time, recipient) of each SMS sent / call placed (victims before alert)
+    contacts: dict[EntityKey, list[tuple[int, str]]] = field(default_factory=dict)
 
     @property
     def duration_days(self) -> float:
@@ -165,7 +189,9 @@ def replay(events_path: Path, engine: Engine, pseudonymizer: Pseudonymizer, trut
     for t in truth:
         label.setdefault(t.key, t.scenario)
     truth_numbers = {t.entity for t in truth if t.entity_type == "number"}
+    truth_keys = {t.key for t in truth}
     result = Replay()
+    contacts = result.contacts
     started = time.perf_counter()
     with alerts_out.open("wb") as alerts_fh:
         for raw in _lines(events_path, quiet):
@@ -183,6 +209,8 @@ def replay(events_path: Path, engine: Engine, pseudonymizer: Pseudonymizer, trut
                 if (view.entity_type == "number" and view.subscriber and view.number_kind == "e164"
                         and view.entity not in truth_numbers):
                     result.normal_numbers.add(view.entity)
+                if view.role == "out" and view.peer is not None and (view.entity_type, view.entity) in truth_keys:
+                    contacts.setdefault((view.entity_type, view.entity), []).append((view.occurred_ms, view.peer))
                 output = engine.process(view)
                 if output is None:
                     continue
@@ -197,16 +225,31 @@ def replay(events_path: Path, engine: Engine, pseudonymizer: Pseudonymizer, trut
 
 def _record(result: Replay, output: EngineOutputLike, label: dict[EntityKey, str], alerts_fh: IO[bytes]) -> None:
     key = (output.entity_type, output.entity)
-    if output.score > result.max_scores.get(key, -1):
-        result.max_scores[key] = float(output.score)
+    scores = result.max_scores
+    if output.score > scores.get(key, -1):
+        scores[key] = float(output.score)
     for alert in output.alerts:
         result.alert_count += 1
         akey = (alert.entity_type, alert.entity)
+        # an alert's entity may not be the output's (a device's broadcast alerts the numbers on
+        # it, ON_FLAGGED_DEVICE): its score is that entity's score too
+        if alert.score > scores.get(akey, -1):
+            scores[akey] = float(alert.score)
         result.alerts.append(AlertPoint(alert.entity_type, alert.entity, alert.level, parse_time_ms(alert.raised_at),
-                                        alert.campaign_id))
+                                        alert.campaign_id, tuple(r.code for r in alert.reasons)))
         record: dict[str, Any] = msgspec.to_builtins(alert)
         record["scenario"] = label.get(akey)
         alerts_fh.write(orjson.dumps(record) + b"\n")
+
+
+def _world_beside(truth_path: Path) -> dict[str, Any] | None:
+    """``world.json`` written by ``fraudradar simulate`` next to the truth file, if any."""
+    path = truth_path.parent / "world.json"
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _alert_cooldown_ms(engine: Engine) -> int:
@@ -219,7 +262,7 @@ def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, *, engine: 
                  pseudonymizer: Pseudonymizer | None = None, min_level: str = "high", region: str = "NL",
                  policy_path: Path | None = None, quiet: bool = False, report: bool = True) -> Evaluation:
     pseudo = pseudonymizer or backtest_pseudonymizer()
-    truth = load_truth(truth_path, pseudo, region)
+    truth, negatives = read_truth(truth_path, pseudo, region)
     engine = engine or default_engine(pseudo, policy_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = replay(events_path, engine, pseudo, truth, alerts_out=out_dir / "alerts.jsonl", region=region,
@@ -228,7 +271,8 @@ def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, *, engine: 
                           duration_days=result.duration_days, events=result.events,
                           events_per_s=result.events / result.seconds if result.seconds > 0 else 0.0,
                           model_version=str(engine.model_version), min_level=min_level,
-                          scenario_order=catalog.SCENARIOS, lead_ms=_alert_cooldown_ms(engine))
+                          scenario_order=catalog.SCENARIOS, lead_ms=_alert_cooldown_ms(engine),
+                          contacts=result.contacts, negatives=negatives)
     (out_dir / "metrics.json").write_bytes(orjson.dumps(evaluation.metrics, option=orjson.OPT_INDENT_2) + b"\n")
     if report:
         from services.simulator.report import RunInfo, write_report
@@ -238,7 +282,8 @@ def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, *, engine: 
                        policy_version=str(getattr(engine, "policy_version", "") or "(in model version)"),
                        key_id=pseudo.key_id, views=result.views, rejected=result.rejected,
                        alerts=result.alert_count, normal_numbers=len(result.normal_numbers),
-                       duration_days=result.duration_days, seconds=result.seconds)
+                       duration_days=result.duration_days, seconds=result.seconds,
+                       world=_world_beside(truth_path))
         write_report(out_dir, evaluation, truth=truth, alerts=result.alerts, max_scores=result.max_scores, info=info)
     return evaluation
 

@@ -81,6 +81,8 @@ PHONE_TACS: Final[tuple[str, ...]] = (
     "35325807", "35719109",
 )
 MODEM_TACS: Final[tuple[str, ...]] = ("86101503", "86743603", "35807705", "86246005")
+# M2M/IoT modules (trackers, meters, alarm panels).
+IOT_TACS: Final[tuple[str, ...]] = ("35473009", "86360204", "35951010", "86652003")
 
 
 def luhn_check_digit(body: str) -> str:

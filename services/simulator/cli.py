@@ -3,8 +3,12 @@
     fraudradar simulate --subscribers 20000 --duration 6h --seed 7 --out D
     fraudradar simulate --subscribers 5000 --duration 2h --seed 1 --out D --to-kafka 127.0.0.1:9092 --rate 500
 
-Writes ``D/events.jsonl`` (raw contract v1, event-time order) and ``D/truth.jsonl`` (one line
-per fraudulent entity). Same arguments and seed give the same bytes. Live mode re-times the run
+Writes ``D/events.jsonl`` (raw contract v1, event-time order), ``D/truth.jsonl`` (one line per
+fraudulent entity, and one per normal entity of a hard-negative class with ``"label":
+"negative"``) and ``D/world.json`` (the world's drawn parameters). ``--world random`` (default)
+draws the network's parameters from the seed (docs/simulator.md, "Randomised worlds"): another
+seed is another world. ``--world fixed`` is the reference world, for regression comparisons.
+Same arguments and seed give the same bytes. Live mode re-times the run
 so event time follows wall time at about ``--rate`` events per second.
 """
 
@@ -21,7 +25,8 @@ from tqdm import tqdm
 
 from services.simulator import catalog
 from services.simulator.exceptions import SimulatorError
-from services.simulator.generate import SimConfig, Simulation, render, simulate, truth_lines
+from services.simulator.generate import SimConfig, Simulation, params_line, render, simulate, truth_lines
+from services.simulator.params import WORLDS
 from services.simulator.timeline import DEFAULT_START, parse_duration, parse_start
 
 
@@ -34,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenarios", default=",".join(catalog.SCENARIOS),
                    help="comma-separated fraud scenarios, 'none' for none (default: all seven)")
     p.add_argument("--intensity", type=float, default=1.0, help="fraud strength (1.0 default; 0.5 subtler)")
+    p.add_argument("--world", default="random", choices=WORLDS,
+                   help="random: world parameters drawn from the seed (default); fixed: the reference world")
     p.add_argument("--start", default=DEFAULT_START,
                    help=f"event time of the run start, RFC 3339 (default {DEFAULT_START}); 'now' = wall clock")
     p.add_argument("--out", required=True, type=Path, help="output directory (events.jsonl, truth.jsonl)")
@@ -63,7 +70,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     start_ms = int(time.time() * 1000) if args.start == "now" else parse_start(args.start)
     start_ms -= start_ms % 1000
     return SimConfig(subscribers=args.subscribers, duration_ms=parse_duration(args.duration), seed=args.seed,
-                     start_ms=start_ms, scenarios=_scenarios(args.scenarios), intensity=args.intensity)
+                     start_ms=start_ms, scenarios=_scenarios(args.scenarios), intensity=args.intensity,
+                     world=args.world)
 
 
 def run_simulation(config: SimConfig, quiet: bool) -> Simulation:
@@ -79,6 +87,7 @@ def run_simulation(config: SimConfig, quiet: bool) -> Simulation:
 def write_files(sim: Simulation, out: Path, quiet: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "truth.jsonl").write_bytes(b"".join(line + b"\n" for line in truth_lines(sim)))
+    (out / "world.json").write_bytes(params_line(sim) + b"\n")
     tmp = out / "events.jsonl.part"
     with tmp.open("wb") as fh, tqdm(total=sim.size, desc="write events", unit="ev", unit_scale=True,
                                     disable=quiet, file=sys.stderr) as bar:
@@ -110,6 +119,7 @@ def stream_to_kafka(sim: Simulation, args: argparse.Namespace) -> int:
         shift_ms = now_ms - last   # history that ends now, sent as fast as possible
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "truth.jsonl").write_bytes(b"".join(line + b"\n" for line in truth_lines(sim, shift_ms, time_scale)))
+    (args.out / "world.json").write_bytes(params_line(sim) + b"\n")
 
     settings = CommonSettings()
     cfg: dict[str, Any] = settings.kafka_config()

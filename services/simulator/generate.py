@@ -2,23 +2,27 @@
 
 ``simulate(config)`` is pure: the same config (including the seed) gives the same events and
 truth, byte for byte. Each part of the world draws from its own seeded generator, so choosing
-fewer scenarios does not change normal life.
+fewer scenarios does not change normal life. ``config.world`` says what kind of network the run
+is: ``random`` draws the world's parameters from the seed (``services.simulator.params``),
+``fixed`` is the reference world for regression comparisons.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
 from services.simulator import catalog
+from services.simulator.negatives import hard_negatives
 from services.simulator.normal import build_population, normal_life
+from services.simulator.params import WorldParams, world_params
 from services.simulator.scenarios import BUILDERS, MAX_INSTANCES, instances_per_scenario, make_context
 from services.simulator.timeline import BUSINESS, Timeline, iso, local_hours, rfc3339
-from services.simulator.world import CALL, CHANGES, SMS, Batch, Change, Scene, Truth, World, concat, take
+from services.simulator.world import CALL, CHANGES, SMS, Batch, Change, Negative, Scene, Truth, World, concat, take
 
 I32 = npt.NDArray[np.int32]
 Progress = Callable[[str], None]
@@ -32,6 +36,7 @@ class SimConfig:
     start_ms: int
     scenarios: tuple[str, ...] = catalog.SCENARIOS
     intensity: float = 1.0
+    world: str = "fixed"      # "random": parameters drawn from the seed; "fixed": the reference world
 
 
 @dataclass
@@ -46,6 +51,8 @@ class Simulation:
     imsi: I32
     cell: I32
     truth: list[Truth]
+    params: WorldParams | None = None
+    negatives: list[Negative] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -120,12 +127,16 @@ def _start_at_first_act(scene: Scene, world: World, tl: Timeline) -> None:
 def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
     say = progress or (lambda _msg: None)
     tl = Timeline(config.start_ms, config.duration_ms)
+    params = world_params(config.world, config.seed)
     world = World(_rng(config.seed, 0))
     world.build_cells(max(40, config.subscribers // 150))
     say("population")
-    pop = build_population(world, config.subscribers, _rng(config.seed, 1))
+    pop = build_population(world, config.subscribers, _rng(config.seed, 1), params)
     say("normal life")
     normal = normal_life(world, tl, pop, _rng(config.seed, 2), config.subscribers)
+    if params.random:
+        normal.extend(hard_negatives(world, tl, pop, [_rng(config.seed, 20 + k) for k in range(4)],
+                                     config.subscribers))
     ctx = make_context(world, tl, pop, config.subscribers)
     fraud = Scene()
     n_inst = instances_per_scenario(config.subscribers)
@@ -134,7 +145,8 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
             continue
         say(f"scenario {name}")
         for i in range(min(n_inst, MAX_INSTANCES.get(name, n_inst))):
-            scene = BUILDERS[name](ctx, _rng(config.seed, 100 + s_index, i), config.intensity, i)
+            intensity = config.intensity * params.fraud_intensity.get(name, 1.0)
+            scene = BUILDERS[name](ctx, _rng(config.seed, 100 + s_index, i), intensity, i)
             for entity in scene.truth:
                 entity.instance = f"{name}#{i}"
             _start_at_first_act(scene, world, tl)
@@ -166,7 +178,28 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
     cell = np.where(events.cell >= 0, events.cell, cell).astype(np.int32)
     truth = sorted(fraud.truth, key=lambda tr: (catalog.SCENARIOS.index(tr.scenario), tr.start_ms, tr.entity_type,
                                                  tr.identifier))
-    return Simulation(config, world, events, operator, imei, imsi, cell, truth)
+    present = {"number": set(np.unique(np.concatenate([events.a, events.b])).tolist()),
+               "device": set(np.unique(np.concatenate([imei, events.sim_imei])).tolist())}
+    return Simulation(config, world, events, operator, imei, imsi, cell, truth, params,
+                      _negatives(normal.negatives, fraud.truth, world, present))
+
+
+def _negatives(labels: list[Negative], truth: list[Truth], world: World, present: dict[str, set[int]],
+               ) -> list[Negative]:
+    """Hard-negative labels, one per (class, entity), of entities in the run's traffic, minus
+    entities that are fraud in this run (a SIM-swap victim in a family phone is fraud from the
+    swap on)."""
+    fraud = {(t.entity_type, t.identifier) for t in truth}
+    seen: set[tuple[str, str, int]] = set()
+    out: list[Negative] = []
+    for neg in labels:
+        ident = world.numbers[neg.index] if neg.entity_type == "number" else world.imei15(neg.index)
+        key = (neg.cls, neg.entity_type, neg.index)
+        if key in seen or (neg.entity_type, ident) in fraud or neg.index not in present[neg.entity_type]:
+            continue
+        seen.add(key)
+        out.append(neg)
+    return out
 
 
 def _national(number: str) -> str:
@@ -263,7 +296,23 @@ def truth_lines(sim: Simulation, shift_ms: int = 0, time_scale: float = 1.0) -> 
     def retime(t: int) -> int:
         return t if (shift_ms == 0 and time_scale == 1.0) else start + shift_ms + int((t - start) / time_scale)
 
-    return [orjson.dumps({"scenario": tr.scenario, "entity_type": tr.entity_type, "identifier": tr.identifier,
-                          "start": iso(retime(tr.start_ms)), "end": iso(retime(tr.end_ms)),
-                          "instance": tr.instance})
-            for tr in sim.truth]
+    lines = [orjson.dumps({"scenario": tr.scenario, "entity_type": tr.entity_type, "identifier": tr.identifier,
+                           "start": iso(retime(tr.start_ms)), "end": iso(retime(tr.end_ms)),
+                           "instance": tr.instance})
+             for tr in sim.truth]
+    # normal entities of the hard-negative classes: "label": "negative", no scenario
+    world = sim.world
+    for neg in sim.negatives:
+        ident = world.numbers[neg.index] if neg.entity_type == "number" else world.imei15(neg.index)
+        lines.append(orjson.dumps({"label": "negative", "class": neg.cls, "entity_type": neg.entity_type,
+                                   "identifier": ident}))
+    return lines
+
+
+def params_line(sim: Simulation) -> bytes:
+    """The drawn world parameters (``world.json``), so a report can state which world it measured."""
+    params = sim.params or world_params(sim.config.world, sim.config.seed)
+    return orjson.dumps({"world": params.to_json(), "subscribers": sim.config.subscribers,
+                         "duration_ms": sim.config.duration_ms, "seed": sim.config.seed,
+                         "intensity": sim.config.intensity, "scenarios": list(sim.config.scenarios)},
+                        option=orjson.OPT_INDENT_2)

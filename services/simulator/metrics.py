@@ -20,7 +20,16 @@ Definitions (also in docs/backtest.md):
 - False alarms per 100k per day = false alarms / distinct normal subscriber numbers seen
   × 100 000 / run length in days.
 - ROC AUC and PR AUC (average precision) rank every entity the scorer saw, plus truth
-  entities it never saw (score 0), by the highest score it ever gave them.
+  entities it never saw (score 0), by the highest score it ever gave them (its own score or the
+  score of an alert on it, e.g. a link from a flagged device).
+- ``victims_before_alert`` of a truth entity = distinct recipients it contacted (sent an SMS
+  or placed a call to) from its start up to its detecting alert; an entity never detected
+  counts every recipient it contacted from its start on (the harm was not stopped). Per
+  scenario the median and p90 over its entities.
+- ``hard_negatives``: per class of labelled normal entities (truth lines with ``"label":
+  "negative"``), how many there were, how many were flagged at or above the threshold (and at
+  any level), the levels of their highest alerts and the reason codes of those alerts.
+  ``unlabelled`` counts false alarms on normal entities outside every class.
 
 Undefined values (no detection → no time to detect; one class only → no AUC) are ``None``
 (JSON ``null``); a ratio with an empty denominator is 0.0.
@@ -59,12 +68,26 @@ class TruthEntity:
 
 
 @dataclass(frozen=True)
+class NegativeEntity:
+    """A normal entity of a hard-negative class (``"label": "negative"`` in the truth file)."""
+
+    cls: str
+    entity_type: str
+    entity: str              # pseudonym
+
+    @property
+    def key(self) -> EntityKey:
+        return (self.entity_type, self.entity)
+
+
+@dataclass(frozen=True)
 class AlertPoint:
     entity_type: str
     entity: str
     level: str
     raised_ms: int
     campaign_id: str | None = None
+    reasons: tuple[str, ...] = ()    # reason codes of the alert
 
     @property
     def key(self) -> EntityKey:
@@ -162,24 +185,89 @@ class Evaluation:
     false_alarms: set[EntityKey]
     # scenario -> entities detected by an alert within the lead before their start (ttd 0)
     detected_before_start: dict[str, int] = field(default_factory=dict)
+    # scenario -> victims before alert of each of its entities
+    victims: dict[str, list[int]] = field(default_factory=dict)
+
+
+Contacts = Mapping[EntityKey, list[tuple[int, str]]]   # entity -> (event time, recipient pseudonym)
 
 
 def compute_metrics(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
                     max_scores: Mapping[EntityKey, float], *, normal_numbers: int, duration_days: float,
                     events: int, events_per_s: float, model_version: str, min_level: str = "high",
-                    scenario_order: Iterable[str] = (), lead_ms: int = PRE_START_LEAD_MS) -> dict[str, object]:
+                    scenario_order: Iterable[str] = (), lead_ms: int = PRE_START_LEAD_MS,
+                    contacts: Contacts | None = None, negatives: Iterable[NegativeEntity] = ()) -> dict[str, object]:
     """The ``metrics.json`` document (exactly its documented keys)."""
     return evaluate(truth, alerts, max_scores, normal_numbers=normal_numbers, duration_days=duration_days,
                     events=events, events_per_s=events_per_s, model_version=model_version, min_level=min_level,
-                    scenario_order=scenario_order, lead_ms=lead_ms).metrics
+                    scenario_order=scenario_order, lead_ms=lead_ms, contacts=contacts, negatives=negatives).metrics
+
+
+def victims_before(contacts: list[tuple[int, str]], start_ms: int, alert_ms: int | None) -> int:
+    """Distinct recipients contacted in [start, alert) (to the end when ``alert_ms`` is None)."""
+    return len({peer for t, peer in contacts if t >= start_ms and (alert_ms is None or t < alert_ms)})
+
+
+def hard_negatives(negatives: Iterable[NegativeEntity], alerts: Iterable[AlertPoint], min_level: str,
+                   truth_keys: set[EntityKey]) -> dict[str, object]:
+    """Per hard-negative class: entities, flagged (>= ``min_level``), flagged at any level, levels, reasons."""
+    highest: dict[EntityKey, AlertPoint] = {}
+    reasons: dict[EntityKey, set[str]] = {}
+    for a in alerts:
+        if a.key in truth_keys:
+            continue
+        best = highest.get(a.key)
+        if best is None or LEVELS.index(a.level) > LEVELS.index(best.level):  # type: ignore[arg-type]
+            highest[a.key] = a
+        if level_at_least(a.level, min_level):
+            reasons.setdefault(a.key, set()).update(a.reasons)
+    classes: dict[str, dict[str, object]] = {}
+    labelled: set[EntityKey] = set()
+    members: dict[str, set[EntityKey]] = {}
+    for neg in negatives:
+        if neg.key in truth_keys:
+            continue
+        members.setdefault(neg.cls, set()).add(neg.key)
+        labelled.add(neg.key)
+    for cls in sorted(members):
+        keys = members[cls]
+        levels: dict[str, int] = {}
+        codes: dict[str, int] = {}
+        flagged = any_level = 0
+        by_type: dict[str, int] = {}
+        for key in keys:
+            alert = highest.get(key)
+            if alert is None:
+                continue
+            any_level += 1
+            levels[alert.level] = levels.get(alert.level, 0) + 1
+            if level_at_least(alert.level, min_level):
+                flagged += 1
+                by_type[key[0]] = by_type.get(key[0], 0) + 1
+                for code in reasons.get(key, ()):
+                    codes[code] = codes.get(code, 0) + 1
+        classes[cls] = {
+            "entities": len(keys),
+            "flagged": flagged,
+            "flagged_share": _ratio(flagged, len(keys)),
+            "flagged_by_type": dict(sorted(by_type.items())),
+            "flagged_any_level": any_level,
+            "levels": {lvl: levels[lvl] for lvl in LEVELS if lvl in levels},
+            "reasons": dict(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))),
+        }
+    unlabelled = sum(1 for k, a in highest.items() if k not in labelled and level_at_least(a.level, min_level))
+    return {"classes": classes, "unlabelled_false_alarms": unlabelled}
 
 
 def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
              max_scores: Mapping[EntityKey, float], *, normal_numbers: int, duration_days: float,
              events: int, events_per_s: float, model_version: str, min_level: str = "high",
-             scenario_order: Iterable[str] = (), lead_ms: int = PRE_START_LEAD_MS) -> Evaluation:
+             scenario_order: Iterable[str] = (), lead_ms: int = PRE_START_LEAD_MS,
+             contacts: Contacts | None = None, negatives: Iterable[NegativeEntity] = ()) -> Evaluation:
     """Metrics plus the details the report plots."""
     truth = list(truth)
+    alerts = list(alerts)
+    contacts = contacts or {}
     # scenario -> entity -> earliest start
     starts: dict[str, dict[EntityKey, int]] = {}
     for t in truth:
@@ -208,12 +296,15 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
     # the campaign of each entity's counted alert (truth: its detecting one; false alarms: the first)
     campaign_of: dict[EntityKey, str | None] = {k: campaign_at[(k, ts[0])] for k, ts in qualifying.items()
                                                if k in false_alarms}
+    victims_by_scenario: dict[str, list[int]] = {}
     for name in order:
         per = starts[name]
         ttds: list[float] = []
+        victims: list[int] = []
         early = 0
         for key, start in per.items():
             first = next((t for t in qualifying.get(key, []) if t >= start - lead_ms), None)
+            victims.append(victims_before(contacts.get(key, []), start, first))
             if first is not None:
                 campaign_of[key] = campaign_at[(key, first)]
                 ttds.append(max(0, first - start) / 1000.0)
@@ -221,6 +312,7 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
                 detected_all.add(key)
         detected = len(ttds)
         ttd_by_scenario[name] = ttds
+        victims_by_scenario[name] = victims
         types = {k[0] for k in per}
         fa = sum(fa_by_type.get(t, 0) for t in types)
         scenarios[name] = {
@@ -230,6 +322,8 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
             "precision": _ratio(detected, detected + fa),
             "ttd_median_s": _percentile(ttds, 50),
             "ttd_p90_s": _percentile(ttds, 90),
+            "victims_before_alert_median": _percentile([float(v) for v in victims], 50),
+            "victims_before_alert_p90": _percentile([float(v) for v in victims], 90),
         }
         early_by_scenario[name] = early
     roc_auc, pr_auc = _aucs(truth_keys, max_scores)
@@ -249,5 +343,6 @@ def evaluate(truth: Iterable[TruthEntity], alerts: Iterable[AlertPoint],
         "scenarios": scenarios,
         "overall": overall,
         "campaigns": campaign_grouping(truth, campaign_of, order),
+        "hard_negatives": hard_negatives(negatives, alerts, min_level, truth_keys),
     }
-    return Evaluation(metrics, ttd_by_scenario, detected_all, false_alarms, early_by_scenario)
+    return Evaluation(metrics, ttd_by_scenario, detected_all, false_alarms, early_by_scenario, victims_by_scenario)

@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from services.simulator import catalog
+from services.simulator.params import WorldParams, fixed_world, per_100k
 from services.simulator.timeline import BUSINESS, EVENING, SOCIAL, Timeline, rhythm_days
 from services.simulator.world import (
     CALL,
@@ -52,6 +53,10 @@ class Population:
     foreign: I32                # number indices abroad (contacts of the diaspora, visitors' homes)
     landlines: I32              # Dutch businesses and offices
     banks: I32                  # the do-not-originate bank numbers
+    params: WorldParams = field(default_factory=fixed_world)
+    family: I32 = field(default_factory=lambda: np.zeros(0, np.int32))          # extra SIMs of shared phones
+    family_device: I32 = field(default_factory=lambda: np.zeros(0, np.int32))   # ... and the shared phone
+    negatives: Scene = field(default_factory=Scene)   # hard-negative labels of the population
 
 
 def number_line(world: World) -> I32:
@@ -65,8 +70,20 @@ def _lognormal_mean(rng: np.random.Generator, mean: float, sigma: float, n: int)
     return rng.lognormal(np.log(mean) - sigma**2 / 2, sigma, n)
 
 
-def build_population(world: World, n: int, rng: np.random.Generator) -> Population:
-    shares = np.asarray([op[2] for op in catalog.DUTCH_OPERATORS])
+# Home networks (MCC+MNC) of visitors by their number's country prefix.
+VISITOR_MCCMNC = {"+49": "26201", "+32": "20601", "+44": "23415", "+33": "20801", "+48": "26001", "+90": "28601",
+                  "+212": "60400", "+597": "74602"}
+
+
+def _visitor_mccmnc(prefix: str) -> str:
+    return next((v for k, v in VISITOR_MCCMNC.items() if prefix.startswith(k)), catalog.ROAMING_PARTNER_MCCMNC)
+
+
+def build_population(world: World, n: int, rng: np.random.Generator, params: WorldParams | None = None,
+                     ) -> Population:
+    params = params or fixed_world()
+    labels = Scene()
+    shares = np.asarray(params.operator_shares)
     op_index = rng.choice(len(shares), size=n, p=shares / shares.sum())
     op_code = np.asarray([OPERATOR_CODE[op[0]] for op in catalog.DUTCH_OPERATORS], np.int8)[op_index]
     mccmnc = [catalog.DUTCH_OPERATORS[i][1][j % len(catalog.DUTCH_OPERATORS[i][1])]
@@ -76,11 +93,12 @@ def build_population(world: World, n: int, rng: np.random.Generator) -> Populati
     devices = world.new_devices(n, catalog.PHONE_TACS)
     home = world.random_cells(op_code, rng)
     work = np.where(rng.random(n) < 0.6, world.random_cells(op_code, rng), home)
-    roaming = rng.random(n) < 0.015
+    roaming = rng.random(n) < params.roaming_share
     dutch = world.add_lines(numbers, op_code, imsi, devices, home, work_cell=work, roaming=roaming)
+    labels.label("roamer", "number", world.line_number[dutch[roaming]])
 
     # Dual-SIM phones: a second (business) line in the same device. Two IMSIs on one IMEI is normal.
-    n_dual = max(1, int(n * 0.03))
+    n_dual = max(1, int(n * params.dual_sim_share))
     owners = rng.choice(dutch, size=n_dual, replace=False)
     dual_op = world.line_operator[owners]
     dual_mccmnc = [next(op[1][0] for op in catalog.DUTCH_OPERATORS if OPERATOR_CODE[op[0]] == code)
@@ -88,15 +106,42 @@ def build_population(world: World, n: int, rng: np.random.Generator) -> Populati
     dual = world.add_lines(world.new_mobile_numbers(n_dual), dual_op, world.new_imsis(dual_mccmnc),
                            world.line_imei[owners], world.line_home_cell[owners],
                            work_cell=world.line_work_cell[owners])
+    labels.label("dual_sim", "number", world.line_number[dual])
+    labels.label("dual_sim", "device", world.line_imei[owners])
 
-    # Visitors from Germany, reported by the roaming partner, on Dutch cells.
-    n_vis = max(3, n // 100)
-    vis_numbers = world.new_numbers("+4915", 9, n_vis // 2)
-    vis_numbers = np.concatenate([vis_numbers, world.new_numbers("+4917", 9, n_vis - n_vis // 2)])
-    vis_cells = world.random_cells(rng.integers(0, 3, n_vis).astype(np.int8), rng)
-    visitors = world.add_lines(vis_numbers, np.full(n_vis, OPERATOR_CODE[catalog.ROAMING_PARTNER], np.int8),
-                               world.new_imsis([catalog.ROAMING_PARTNER_MCCMNC] * n_vis),
+    # Visitors (tourists) on Dutch cells: Germans reported by the German roaming partner, the
+    # others by the Dutch network they visit (inbound roamers, with their home network's IMSI).
+    n_vis = max(3, n // 100) if not params.random else max(3, int(n * params.visitor_share))
+    k_pre = len(params.visitor_prefixes)
+    per_prefix = [n_vis // k_pre] * (k_pre - 1) + [n_vis - (n_vis // k_pre) * (k_pre - 1)]
+    vis_numbers = np.concatenate([world.new_numbers(prefix, digits, count)
+                                  for (prefix, digits), count in zip(params.visitor_prefixes, per_prefix, strict=True)])
+    vis_prefix = np.repeat(np.arange(k_pre), per_prefix)
+    visited = rng.integers(0, 3, n_vis).astype(np.int8)
+    vis_cells = world.random_cells(visited, rng)
+    german = np.asarray([params.visitor_prefixes[int(i)][0].startswith("+49") for i in vis_prefix], np.bool_)
+    vis_op = np.where(german, OPERATOR_CODE[catalog.ROAMING_PARTNER], visited).astype(np.int8)
+    vis_mccmnc = [_visitor_mccmnc(params.visitor_prefixes[int(i)][0]) for i in vis_prefix]
+    visitors = world.add_lines(vis_numbers, vis_op, world.new_imsis(vis_mccmnc),
                                world.new_devices(n_vis, catalog.PHONE_TACS), vis_cells)
+    labels.label("tourist", "number", world.line_number[visitors])
+    # Shared family phones (random worlds only): 1-3 more SIMs of the household go into the
+    # owner's phone for a few hours at a time (``family_phone_blocks``), else sit in their own phones.
+    family = np.zeros(0, np.int32)
+    holder = np.zeros(0, np.int32)
+    n_fam = int(n * params.family_phone_share)
+    if n_fam:
+        sims = rng.integers(2, 5, n_fam)
+        owners = rng.choice(dutch, size=n_fam, replace=False)
+        holder = np.repeat(owners, sims - 1)
+        fam_op = world.line_operator[holder]
+        fam_mccmnc = [next(op[1][0] for op in catalog.DUTCH_OPERATORS if OPERATOR_CODE[op[0]] == code)
+                      for code in fam_op.tolist()]
+        family = world.add_lines(world.new_mobile_numbers(len(holder)), fam_op, world.new_imsis(fam_mccmnc),
+                                 world.new_devices(len(holder), catalog.PHONE_TACS), world.line_home_cell[holder],
+                                 work_cell=world.line_home_cell[holder])
+        labels.label("family_phone", "number", np.concatenate([world.line_number[owners], world.line_number[family]]))
+        labels.label("family_phone", "device", world.line_imei[owners])
 
     foreign = np.concatenate([world.new_numbers(prefix, digits, max(2, n // (10 * len(catalog.FOREIGN_PREFIXES))))
                               for prefix, digits in catalog.FOREIGN_PREFIXES])
@@ -104,9 +149,9 @@ def build_population(world: World, n: int, rng: np.random.Generator) -> Populati
                                 for prefix in catalog.LANDLINE_PREFIXES])
     banks = world.add_numbers(list(catalog.BANK_NUMBERS))
 
-    lines = np.concatenate([dutch, dual, visitors])
+    lines = np.concatenate([dutch, dual, visitors, family])
     total = len(lines)
-    k = np.clip(np.rint(_lognormal_mean(rng, 7.0, 0.5, total)), 2, 30).astype(np.int64)
+    k = np.clip(np.rint(_lognormal_mean(rng, params.contacts_mean, 0.5, total)), 2, 30).astype(np.int64)
     k[n:n + n_dual] = np.maximum(2, k[n:n + n_dual] // 3)
     contact_start = np.zeros(total + 1, np.int64)
     contact_start[1:] = np.cumsum(k)
@@ -123,18 +168,23 @@ def build_population(world: World, n: int, rng: np.random.Generator) -> Populati
     ext_land = landlines[rng.integers(0, len(landlines), m)]
     contacts = np.where(external, np.where(rng.random(m) < 0.6, ext_foreign, ext_land), contacts)
     # visitors mostly call home
-    vis_mask = owner_pos >= n + n_dual
+    vis_mask = (owner_pos >= n + n_dual) & (owner_pos < n + n_dual + n_vis)
     contacts = np.where(vis_mask & (rng.random(m) < 0.7), ext_foreign, contacts)
     # no self-contacts: replace by a neighbour
     self_mask = contacts == world.line_number[lines[owner_pos]]
     contacts[self_mask] = world.line_number[lines[(owner_pos[self_mask] + 1) % n]]
 
-    sms = _lognormal_mean(rng, 2.5, 0.8, total)
-    calls = _lognormal_mean(rng, 3.0, 0.7, total)
+    sms = _lognormal_mean(rng, params.sms_per_day_mean, 0.8, total)
+    calls = _lognormal_mean(rng, params.calls_per_day_mean, 0.7, total)
     sms[n:n + n_dual] *= 0.3
     calls[n:n + n_dual] *= 0.3
+    fam_at = n + n_dual + n_vis
+    sms[fam_at:] *= 0.6
+    calls[fam_at:] *= 0.6
     return Population(lines=lines, dutch=dutch, contact_start=contact_start, contacts=contacts.astype(np.int32),
-                      sms_per_day=sms, calls_per_day=calls, foreign=foreign, landlines=landlines, banks=banks)
+                      sms_per_day=sms, calls_per_day=calls, foreign=foreign, landlines=landlines, banks=banks,
+                      params=params, negatives=labels, family=family,
+                      family_device=world.line_imei[holder].astype(np.int32))
 
 
 def _sms_columns(rng: np.random.Generator, n: int, url_share: float) -> dict[str, object]:
@@ -163,7 +213,7 @@ def p2p_traffic(world: World, tl: Timeline, pop: Population, rng: np.random.Gene
         k = pop.contact_start[pos + 1] - start
         rank = np.minimum((k * rng.random(n) ** 2.2).astype(np.int64), k - 1)
         b = pop.contacts[start + rank]
-        stranger = rng.random(n) < 0.06
+        stranger = rng.random(n) < pop.params.stranger_share
         b = np.where(stranger, world.line_number[pop.lines[rng.integers(0, len(pop.lines), n)]], b)
         src = pop.lines[pos]
         b = np.where(b == world.line_number[src], world.line_number[pop.lines[(pos + 1) % len(pop.lines)]], b)
@@ -173,7 +223,7 @@ def p2p_traffic(world: World, tl: Timeline, pop: Population, rng: np.random.Gene
         scene.batches.append(first)
         # replies (SMS) and call-backs (missed calls) from recipients that are lines in the world
         b_line = line_of[b]
-        p_back = 0.55 if kind == SMS else 0.4
+        p_back = pop.params.sms_reply_share if kind == SMS else 0.4
         back = (b_line >= 0) & (rng.random(n) < p_back)
         if kind == CALL:
             back &= ~first.answered
@@ -228,19 +278,15 @@ def inbound_and_services(world: World, tl: Timeline, pop: Population, rng: np.ra
     return scene
 
 
-A2P_WEIGHTS = {"ING": 0.14, "Rabobank": 0.14, "ABNAMRO": 0.10, "PostNL": 0.16, "DHL": 0.10, "bol.com": 0.08,
-               "DigiD": 0.06, "KPN": 0.06, "3010": 0.06, "4004": 0.05, "5858": 0.05}
-
-
 def a2p_traffic(world: World, tl: Timeline, pop: Population, rng: np.random.Generator) -> Scene:
     """Bank one-time codes, parcel notices, operator messages: high volume, never-contacted recipients."""
-    senders = list(A2P_WEIGHTS)
-    sender_numbers = np.asarray([world.add_number(s) for s in senders], np.int32)
-    weights = np.asarray([A2P_WEIGHTS[s] for s in senders])
-    url_share = np.asarray([0.92 if s in catalog.A2P_URL_SENDERS else 0.0 for s in senders])
-    otp = np.asarray([s in catalog.A2P_OTP_SENDERS for s in senders])
+    senders = pop.params.a2p_senders
+    sender_numbers = np.asarray([world.add_number(s.name) for s in senders], np.int32)
+    weights = np.asarray([s.weight for s in senders])
+    url_share = np.asarray([s.url_share for s in senders])
+    otp = np.asarray([s.otp for s in senders])
     recipients = pop.lines[: len(pop.dutch)]
-    counts = rng.poisson(1.3 * rhythm_days(tl, SOCIAL), len(recipients))
+    counts = rng.poisson(pop.params.a2p_per_day * rhythm_days(tl, SOCIAL), len(recipients))
     recv = np.repeat(recipients, counts)
     n = len(recv)
     which = rng.choice(len(senders), size=n, p=weights / weights.sum())
@@ -256,6 +302,7 @@ def a2p_traffic(world: World, tl: Timeline, pop: Population, rng: np.random.Gene
     scene = Scene()
     scene.batches.append(batch(n, t=t, kind=SMS, a=sender_numbers[which], b=world.line_number[recv], mo=False,
                                line=recv, url=url, chars=chars, segments=1))
+    scene.label("a2p_sender", "number", sender_numbers)
     return scene
 
 
@@ -267,8 +314,10 @@ def call_centres(world: World, tl: Timeline, pop: Population, rng: np.random.Gen
     """Outbound call centres: many calls, one office cell, but answered, long, recurring, called back."""
     scene = Scene()
     business = rhythm_days(tl, BUSINESS, weekend_factor=0.2)
-    for _ in range(2 + n_subs // 30_000):
-        agents_n = int(rng.integers(6, 15))
+    p = pop.params
+    count = per_100k(rng, p.call_centres_per_100k, n_subs) if p.random else 2 + n_subs // 30_000
+    for _ in range(count):
+        agents_n = int(rng.integers(*p.call_centre_agents))
         op = catalog.DUTCH_OPERATORS[int(rng.integers(0, 3))]
         code = OPERATOR_CODE[op[0]]
         office = int(world.random_cells(np.asarray([code], np.int8), rng)[0])
@@ -279,13 +328,16 @@ def call_centres(world: World, tl: Timeline, pop: Population, rng: np.random.Gen
         customers = _pick_customers(rng, pop.dutch, int(rng.integers(400, 1500)))
         zipf = 1.0 / np.arange(1, len(customers) + 1) ** 0.6
         zipf /= zipf.sum()
-        counts = rng.poisson(70 * business, agents_n)
+        counts = rng.poisson(p.call_centre_calls_per_agent_day * business, agents_n)
         src = np.repeat(agents, counts)
         n = len(src)
         cust = customers[rng.choice(len(customers), size=n, p=zipf)]
         t = tl.sample(rng, n, BUSINESS, weekend_factor=0.2)
         scene.batches.append(batch(n, t=t, kind=CALL, a=world.line_number[src], b=world.line_number[cust], mo=True,
-                                   line=src, **_call_columns(rng, n, 0.62, 200.0, 0.8)))
+                                   line=src, **_call_columns(rng, n, p.call_centre_answered,
+                                                             p.call_centre_median_s, 0.8)))
+        scene.label("call_centre", "number", numbers)
+        scene.label("call_centre", "device", world.line_imei[agents])
         back = np.flatnonzero(rng.random(n) < 0.2)
         m = len(back)
         cust_b = cust[back]
@@ -299,7 +351,8 @@ def bulk_senders(world: World, tl: Timeline, pop: Population, rng: np.random.Gen
     """Businesses (dentists, clubs, municipalities) texting their customer lists from a mobile number."""
     scene = Scene()
     business = rhythm_days(tl, BUSINESS, weekend_factor=0.1)
-    for _ in range(2 + n_subs // 30_000):
+    p = pop.params
+    for _ in range(per_100k(rng, p.bulk_phones_per_100k, n_subs) if p.random else 2 + n_subs // 30_000):
         op = catalog.DUTCH_OPERATORS[int(rng.integers(0, 3))]
         code = OPERATOR_CODE[op[0]]
         cell = world.random_cells(np.asarray([code], np.int8), rng)
@@ -317,6 +370,7 @@ def bulk_senders(world: World, tl: Timeline, pop: Population, rng: np.random.Gen
         scene.batches.append(batch(m, t=t[back] + rng.integers(30_000, 3_600_000, m), kind=SMS,
                                    a=world.line_number[cust[back]], b=world.line_number[sender[0]], mo=True,
                                    line=cust[back], segments=1, chars=rng.integers(2, 40, m)))
+        scene.label("bulk_sms_phone", "number", int(world.line_number[sender[0]]))
     return scene
 
 
@@ -327,7 +381,8 @@ def group_chats(world: World, tl: Timeline, pop: Population, rng: np.random.Gene
     recipients: list[I32] = []
     times: list[I64] = []
     evening = rhythm_days(tl, EVENING)
-    for _ in range(max(2, n_subs // 2500)):
+    p = pop.params
+    for _ in range(per_100k(rng, p.group_chats_per_100k, n_subs) if p.random else max(2, n_subs // 2500)):
         members = _pick_customers(rng, pop.dutch, int(rng.integers(8, 26)))
         members_all.append(members)
         n_msgs = int(rng.poisson(float(rng.integers(40, 200)) * evening))
@@ -349,6 +404,7 @@ def group_chats(world: World, tl: Timeline, pop: Population, rng: np.random.Gene
         scene.batches.append(batch(n, t=np.concatenate(times), kind=SMS, a=world.line_number[src],
                                    b=world.line_number[np.concatenate(recipients)], mo=True, line=src,
                                    **_sms_columns(rng, n, 0.03)))
+        scene.label("group_chat", "number", np.unique(world.line_number[np.concatenate(members_all)]))
     return scene
 
 
@@ -358,10 +414,11 @@ def identity_changes(world: World, tl: Timeline, pop: Population, rng: np.random
     n_subs = len(pop.dutch)
     days = max(tl.days, 1 / 24)
     chosen = rng.choice(pop.dutch, size=min(n_subs, 4 + int(n_subs * 0.012 * days)), replace=False)
-    n_up = max(1, int(rng.poisson(n_subs * 0.004 * days)))
-    n_swap = max(1, int(rng.poisson(n_subs * 0.0015 * days)))
-    n_act = max(1, int(rng.poisson(n_subs * 0.001 * days)))
-    n_out = max(1, int(rng.poisson(n_subs * 0.0004 * days)))
+    p = pop.params
+    n_up = max(1, int(rng.poisson(n_subs * p.device_change_rate * days)))
+    n_swap = max(1, int(rng.poisson(n_subs * p.owner_swap_rate * days)))
+    n_act = max(1, int(rng.poisson(n_subs * p.activation_rate * days)))
+    n_out = max(1, int(rng.poisson(n_subs * p.port_out_rate * days)))
     plan = (["device_change"] * n_up + ["swap"] * n_swap + ["activation"] * n_act + ["port_out"] * n_out)
     plan = plan[: len(chosen)]
     chosen = chosen[: len(plan)]
@@ -376,20 +433,26 @@ def identity_changes(world: World, tl: Timeline, pop: Population, rng: np.random
         if change == "device_change":
             imei = sim_imei = int(world.new_devices(1, catalog.PHONE_TACS)[0])
             scene.changes.append(Change(line, t, imei=imei))
+            scene.label("device_changer", "number", number)
+            scene.label("device_changer", "device", imei)
         elif change == "swap":
             mccmnc = world.imsis[imsi][:5]
             imsi = sim_imsi = int(world.new_imsis([mccmnc])[0])
-            if rng.random() < LOST_PHONE_SHARE:  # lost, stolen or broken: a new SIM in a new phone
+            if rng.random() < p.lost_phone_share:  # lost, stolen or broken: a new SIM in a new phone
                 # (the swap record names the SIM only, as in a takeover; the phone shows in later traffic)
                 imei = int(world.new_devices(1, catalog.PHONE_TACS)[0])
                 scene.changes.append(Change(line, t, imei=imei, imsi=imsi))
+                scene.label("lost_phone", "number", number)
+                scene.label("lost_phone", "device", imei)
             else:
                 scene.changes.append(Change(line, t, imsi=imsi))
+                scene.label("owner_sim_swap", "number", number)
         elif change == "activation":
             sim_imsi, sim_imei = imsi, imei
             scene.silence_before.append((line, t))
             if rng.random() < 0.5:
                 change = "port_in"
+            scene.label("new_activation", "number", number)
         else:
             scene.silence_after.append((line, t + 1))
         for key, value in (("t", t), ("line", line), ("change", CHANGE_CODE[change]), ("sim_imei", sim_imei),
@@ -397,27 +460,27 @@ def identity_changes(world: World, tl: Timeline, pop: Population, rng: np.random
             rows[key].append(value)
     n = len(rows["t"])
     scene.batches.append(batch(n, kind=SIM, mo=True, **{k: np.asarray(v) for k, v in rows.items()}))
-    scene.extend(_reenrolment_codes(world, tl, rows, rng))
+    scene.extend(_reenrolment_codes(world, tl, rows, rng, p.otp_senders()))
     return scene
 
 
-def otp_sender_numbers(world: World) -> I32:
+def otp_sender_numbers(world: World, senders: tuple[str, ...] = catalog.A2P_OTP_SENDERS) -> I32:
     """Number indices of the one-time-code senders (banks, DigiD, their short codes)."""
-    return np.asarray([world.add_number(s) for s in catalog.A2P_OTP_SENDERS], np.int32)
+    return np.asarray([world.add_number(s) for s in senders], np.int32)
 
 
-LOST_PHONE_SHARE = 0.4        # innocent SIM swaps that come with a new phone (the hard negative of a takeover)
+LOST_PHONE_SHARE = 0.4        # the fixed world's share of owner swaps with a new phone (a takeover's hard negative)
 REENROL_SHARE = 0.6           # ... after which the owner re-activates banking apps and DigiD: one-time codes
 
 
 def _reenrolment_codes(world: World, tl: Timeline, rows: dict[str, list[int]],
-                       rng: np.random.Generator) -> Scene:
+                       rng: np.random.Generator, otp_senders: tuple[str, ...]) -> Scene:
     """One-time codes that reach an innocent new SIM or phone in the first hours (apps re-activated).
 
     The same signal a SIM-swap fraudster produces minutes after the swap: a detector must not
     alert on "swap, new phone, bank codes" alone.
     """
-    senders = otp_sender_numbers(world)
+    senders = otp_sender_numbers(world, otp_senders)
     change = np.asarray(rows["change"])
     new_sim_or_phone = np.isin(change, [CHANGE_CODE["swap"], CHANGE_CODE["device_change"]])
     chosen = np.flatnonzero(new_sim_or_phone & (rng.random(len(change)) < REENROL_SHARE))
@@ -435,6 +498,24 @@ def _reenrolment_codes(world: World, tl: Timeline, rows: dict[str, list[int]],
     return scene
 
 
+def family_phone_blocks(world: World, tl: Timeline, pop: Population, rng: np.random.Generator) -> Scene:
+    """Each extra SIM of a shared phone is in it for 1-3 blocks of 1-4 hours a day, else in its own phone."""
+    scene = Scene()
+    days = max(1, int(np.ceil(tl.days)))
+    for line, shared in zip(pop.family.tolist(), pop.family_device.tolist(), strict=True):
+        starts = np.sort(tl.sample(rng, int(rng.integers(1, 4)) * days, EVENING))
+        own = int(world.line_imei[line])
+        last_end = 0
+        for start in starts.tolist():
+            if start < last_end:
+                continue
+            end = start + int(rng.integers(1, 5)) * 3_600_000
+            scene.changes.append(Change(line, start, imei=shared))
+            scene.changes.append(Change(line, end, imei=own))
+            last_end = end
+    return scene
+
+
 def normal_life(world: World, tl: Timeline, pop: Population, rng: np.random.Generator, n_subs: int) -> Scene:
     scene = Scene()
     for part in (p2p_traffic(world, tl, pop, rng), inbound_and_services(world, tl, pop, rng),
@@ -442,6 +523,9 @@ def normal_life(world: World, tl: Timeline, pop: Population, rng: np.random.Gene
                  bulk_senders(world, tl, pop, rng, n_subs), group_chats(world, tl, pop, rng, n_subs),
                  identity_changes(world, tl, pop, rng)):
         scene.extend(part)
+    scene.negatives += pop.negatives.negatives
+    if len(pop.family):
+        scene.extend(family_phone_blocks(world, tl, pop, rng))
     return scene
 
 

@@ -60,7 +60,7 @@ class Context:
 def make_context(world: World, tl: Timeline, pop: Population, n_subs: int) -> Context:
     order = np.argsort(np.asarray([world.numbers[i] for i in world.line_number[pop.dutch].tolist()]))
     return Context(world, tl, pop, world.new_mobile_numbers(max(50, n_subs // 10)), pop.dutch[order],
-                   otp_sender_numbers(world))
+                   otp_sender_numbers(world, pop.params.otp_senders()))
 
 
 def instances_per_scenario(n_subs: int) -> int:

@@ -267,6 +267,15 @@ def take(events: Batch, index: npt.NDArray[np.int64] | B) -> Batch:
     return Batch(**{name: getattr(events, name)[index] for name, _, _ in _COLUMNS})
 
 
+@dataclass(frozen=True)
+class Negative:
+    """A normal entity of a hard-negative class (a legitimate look-alike of fraud), for the truth file."""
+
+    cls: str                  # e.g. "call_centre", "iot_fleet", "lost_phone" (docs/simulator.md)
+    entity_type: str          # "number" | "device"
+    index: int                # into ``World.numbers`` or ``World.imeis``
+
+
 @dataclass
 class Scene:
     """What one generator contributes: events, identity changes and truth lines."""
@@ -278,6 +287,12 @@ class Scene:
     silence_after: list[tuple[int, int]] = field(default_factory=list)
     # (line, t_ms): drop every event of the line before t (activated during the run)
     silence_before: list[tuple[int, int]] = field(default_factory=list)
+    negatives: list[Negative] = field(default_factory=list)
+
+    def label(self, cls: str, entity_type: str, indices: npt.NDArray[np.int32] | list[int] | int) -> None:
+        """Mark numbers (or devices) as members of a hard-negative class."""
+        values = [indices] if isinstance(indices, int) else np.asarray(indices).tolist()
+        self.negatives += [Negative(cls, entity_type, int(i)) for i in values]
 
     def extend(self, other: Scene) -> None:
         self.batches += other.batches
@@ -285,3 +300,4 @@ class Scene:
         self.truth += other.truth
         self.silence_after += other.silence_after
         self.silence_before += other.silence_before
+        self.negatives += other.negatives

@@ -27,12 +27,14 @@ def test_backtest_writes_documented_files(sim_dir: Path, tmp_path: Path) -> None
     run_backtest(sim_dir / "events.jsonl", sim_dir / "truth.jsonl", out, engine=RuleEngine(pseudo),
                  pseudonymizer=pseudo, quiet=True)
     metrics = orjson.loads((out / "metrics.json").read_bytes())
-    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns"]
+    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns",
+                             "hard_negatives"]
     assert metrics["model_version"] == "test-rules-1"
     assert metrics["events"] == len((sim_dir / "events.jsonl").read_bytes().splitlines())
     assert set(metrics["scenarios"]) == set(catalog.SCENARIOS)
     for values in metrics["scenarios"].values():
-        assert list(values) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s"]
+        assert list(values) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s",
+                                "victims_before_alert_median", "victims_before_alert_p90"]
     assert list(metrics["overall"]) == ["precision", "recall", "false_alarms_per_100k_per_day", "roc_auc", "pr_auc"]
     # the rule engine finds the spoofed bank callers (DNO rule): the plumbing maps truth to pseudonyms
     assert metrics["scenarios"]["spoofed_bank_caller"]["detected"] >= 1
@@ -43,6 +45,10 @@ def test_backtest_writes_documented_files(sim_dir: Path, tmp_path: Path) -> None
     for png in ("scores.png", "ttd.png", "alerts_over_time.png", "pr_curve.png"):
         assert (out / png).stat().st_size > 1000 and png in html
     assert "Campaign grouping" in html and "pair_recall" in html
+    # the report says what the data is (a simulated world, its seed and parameters) and where real data goes
+    assert "What this data is" in html and "--world random --seed 3" in html and "evaluate-table" in html
+    assert "Hard negatives" in html and "victims before alert, median" in html
+    assert "time to detect, median (s)" in html and "time to detect (min" not in html
     # no plaintext number in the alerts
     assert b"+316" not in (out / "alerts.jsonl").read_bytes()
 
@@ -75,7 +81,8 @@ def test_cli_with_the_real_scorer(sim_dir: Path, tmp_path: Path) -> None:
     assert main(["--events", str(sim_dir / "events.jsonl"), "--truth", str(sim_dir / "truth.jsonl"),
                  "--out", str(out), "--quiet"]) == 0
     metrics = orjson.loads((out / "metrics.json").read_bytes())
-    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns"]
+    assert list(metrics) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns",
+                             "hard_negatives"]
     assert metrics["model_version"]
     # the simulator labels instances, so the campaign grouping is measured
     assert set(metrics["campaigns"]) == {"instances", "pair_recall", "pair_precision", "campaigns_per_instance"}

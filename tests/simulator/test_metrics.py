@@ -41,10 +41,12 @@ def test_hand_made_case() -> None:
     m = compute_metrics(c["truth"], c["alerts"], c["max_scores"], normal_numbers=1000,
                         duration_days=0.5, events=1234, events_per_s=100.0, model_version="v1",
                         scenario_order=["sms_farm", "wangiri"])
-    assert list(m) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns"]
+    assert list(m) == ["events", "events_per_s", "model_version", "scenarios", "overall", "campaigns",
+                       "hard_negatives"]
     assert m["campaigns"] is None        # a truth file without instances
     farm = m["scenarios"]["sms_farm"]  # type: ignore[index]
-    assert list(farm) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s"]
+    assert list(farm) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s",
+                          "victims_before_alert_median", "victims_before_alert_p90"]
     assert farm["entities"] == 3 and farm["detected"] == 2
     assert farm["recall"] == pytest.approx(2 / 3)
     # number and device false alarms both count against sms_farm (it labels both types)
@@ -53,7 +55,7 @@ def test_hand_made_case() -> None:
     assert farm["ttd_p90_s"] == pytest.approx(600 + 0.9 * 1200)
     wangiri = m["scenarios"]["wangiri"]  # type: ignore[index]
     assert wangiri == {"entities": 1, "detected": 1, "recall": 1.0, "precision": 1 / 2, "ttd_median_s": 0.0,
-                       "ttd_p90_s": 0.0}
+                       "ttd_p90_s": 0.0, "victims_before_alert_median": 0.0, "victims_before_alert_p90": 0.0}
     overall = m["overall"]
     assert list(overall) == ["precision", "recall", "false_alarms_per_100k_per_day", "roc_auc", "pr_auc"]  # type: ignore[arg-type]
     assert overall["precision"] == pytest.approx(3 / 5)  # type: ignore[index]
@@ -88,7 +90,8 @@ def test_an_entity_flagged_within_the_cooldown_before_its_start_is_detected_with
     assert ev.detected_before_start == {"slow_low_farm": 1, "sim_swap_takeover": 0}
     swap = ev.metrics["scenarios"]["sim_swap_takeover"]  # type: ignore[index]
     assert swap["detected"] == 0 and ev.false_alarms == set()
-    assert list(farm) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s"]
+    assert list(farm) == ["entities", "detected", "recall", "precision", "ttd_median_s", "ttd_p90_s",
+                          "victims_before_alert_median", "victims_before_alert_p90"]
     # the lead is a parameter (the backtest passes the policy's cooldown); 0: only alerts from the start on
     strict = evaluate(truth, alerts, {}, normal_numbers=100, duration_days=1.5, events=1, events_per_s=1.0,
                       model_version="v1", lead_ms=0)
@@ -149,3 +152,56 @@ def test_one_campaign_per_instance_scores_1() -> None:
     c = compute_metrics(truth, alerts, {}, normal_numbers=1, duration_days=1.0, events=1, events_per_s=1.0,
                         model_version="v")["campaigns"]
     assert c == {"instances": 1, "pair_recall": 1.0, "pair_precision": 1.0, "campaigns_per_instance": {"sim_box": 1.0}}
+
+
+def test_victims_before_alert_and_hard_negatives_on_a_hand_made_case() -> None:
+    from services.simulator.metrics import NegativeEntity
+
+    truth = [TruthEntity("sms_farm", "number", "f1", 1 * H, 3 * H),
+             TruthEntity("sms_farm", "number", "f2", 1 * H, 3 * H),
+             TruthEntity("sms_farm", "number", "f3", 1 * H, 3 * H),
+             TruthEntity("sim_swap_takeover", "number", "v1", 2 * H, 3 * H)]
+    m = 60_000
+    contacts = {
+        # f1: 4 distinct recipients before its alert at 1h+10m (r1 twice), 2 after
+        ("number", "f1"): [(1 * H + 1 * m, "r1"), (1 * H + 2 * m, "r1"), (1 * H + 3 * m, "r2"),
+                           (1 * H + 4 * m, "r3"), (1 * H + 9 * m, "r4"), (1 * H + 11 * m, "r5"),
+                           (1 * H + 12 * m, "r6")],
+        # f2: never detected: every recipient from its start counts
+        ("number", "f2"): [(1 * H + 5 * m, "r1"), (2 * H, "r7"), (2 * H + m, "r8")],
+        # f3: flagged before its first act (inside the lead): no victims
+        ("number", "f3"): [(1 * H + 30 * m, "r9")],
+        # v1: the victim's normal contacts before the swap do not count
+        ("number", "v1"): [(1 * H, "c1"), (1 * H + m, "c2"), (2 * H + m, "x1"), (2 * H + 2 * m, "x2")],
+    }
+    alerts = [AlertPoint("number", "f1", "low", 1 * H + 5 * m, reasons=("X",)),     # below threshold
+              AlertPoint("number", "f1", "high", 1 * H + 10 * m),
+              AlertPoint("number", "f3", "high", 1 * H - 10 * m),
+              AlertPoint("number", "v1", "critical", 2 * H + 3 * m),
+              # hard negatives: an IoT SIM at high with two reasons, one at medium, a modem device at critical
+              AlertPoint("number", "i1", "medium", 5 * H, reasons=("IOT_A",)),
+              AlertPoint("number", "i1", "high", 6 * H, reasons=("IOT_A", "IOT_B")),
+              AlertPoint("number", "i2", "medium", 5 * H, reasons=("IOT_A",)),
+              AlertPoint("device", "m1", "critical", 5 * H, reasons=("MODEM",)),
+              # a false alarm outside every class
+              AlertPoint("number", "u1", "high", 5 * H)]
+    negatives = [NegativeEntity("iot_fleet", "number", n) for n in ("i1", "i2", "i3")] + [
+        NegativeEntity("business_modem", "device", "m1"), NegativeEntity("business_modem", "number", "m1n"),
+        NegativeEntity("business_modem", "device", "m1"),     # listed twice: one entity
+        NegativeEntity("tourist", "number", "f2")]            # fraud in this run: not a negative
+    ev = evaluate(truth, alerts, {}, normal_numbers=1000, duration_days=1.0, events=1, events_per_s=1.0,
+                  model_version="v", contacts=contacts, negatives=negatives)
+    farm = ev.metrics["scenarios"]["sms_farm"]  # type: ignore[index]
+    assert sorted(ev.victims["sms_farm"]) == [0, 3, 4]
+    assert farm["victims_before_alert_median"] == 3.0
+    assert farm["victims_before_alert_p90"] == pytest.approx(3 + 0.8 * 1)
+    assert ev.victims["sim_swap_takeover"] == [2]
+    hn = ev.metrics["hard_negatives"]  # type: ignore[index]
+    assert hn["unlabelled_false_alarms"] == 1
+    assert set(hn["classes"]) == {"iot_fleet", "business_modem"}
+    iot = hn["classes"]["iot_fleet"]
+    assert iot == {"entities": 3, "flagged": 1, "flagged_share": 1 / 3, "flagged_by_type": {"number": 1},
+                   "flagged_any_level": 2, "levels": {"medium": 1, "high": 1}, "reasons": {"IOT_A": 1, "IOT_B": 1}}
+    modem = hn["classes"]["business_modem"]
+    assert (modem["entities"], modem["flagged"], modem["flagged_by_type"], modem["levels"], modem["reasons"]) == (
+        2, 1, {"device": 1}, {"critical": 1}, {"MODEM": 1})

@@ -21,8 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _simulate(out: Path, *extra: str) -> None:
+    """The fixed reference world: the scenario signatures below are checked on it (and the
+    randomised worlds in tests/simulator/test_worlds.py)."""
     assert main(["--subscribers", "5000", "--duration", "12h", "--seed", "11", "--out", str(out), "--quiet",
-                 *extra]) == 0
+                 "--world", "fixed", *extra]) == 0
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("sim")
     _simulate(out)
     events = [orjson.loads(line) for line in (out / "events.jsonl").read_bytes().splitlines()]
-    truth = [orjson.loads(line) for line in (out / "truth.jsonl").read_bytes().splitlines()]
-    return {"dir": out, "events": events, "truth": truth}
+    rows = [orjson.loads(line) for line in (out / "truth.jsonl").read_bytes().splitlines()]
+    truth = [t for t in rows if t.get("label", "fraud") == "fraud"]
+    negatives = [t for t in rows if t.get("label") == "negative"]
+    return {"dir": out, "events": events, "truth": truth, "negatives": negatives}
 
 
 def _ms(text: str) -> int:
