@@ -2,7 +2,7 @@
 
     python bench/detectors.py --events D7/events.jsonl --truth D7/truth.jsonl --json bench/results/detectors-7.json
 
-The simulated events go through ingest and one ``ScoringEngine`` whose policy keeps every
+The simulated events go through ingest and one ``PartitionScorer`` whose policy keeps every
 setting of the shipped one except: no rules, no do-not-originate list, and model points capped
 at 0 (so nothing is ever flagged and every detector learns the same unfiltered sample). All the
 detectors named by ``--detectors`` run side by side in that engine, so they score exactly the
@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from services.ingest.pipeline import IngestLimits, IngestPipeline
 from services.ingest.transform import Transformer
-from services.scorer.engine import ScoringEngine
+from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
 from services.simulator.backtest import backtest_pseudonymizer, load_truth
 
@@ -69,7 +69,7 @@ def main() -> int:
     detectors = args.detectors.split(",")
     pseudo = backtest_pseudonymizer()
     truth = load_truth(args.truth, pseudo)
-    engine = ScoringEngine(Policy.load(pseudo, _policy(detectors, args.min_activity)), pseudo)
+    engine = PartitionScorer(Policy.load(pseudo, _policy(detectors, args.min_activity)), pseudo)
     pipeline = IngestPipeline(Transformer(pseudo, None, "NL"), IngestLimits())
     best: dict[str, dict[tuple[str, str], float]] = {d: {} for d in detectors}
     at_best: dict[str, dict[tuple[str, str], dict[str, float]]] = {d: {} for d in detectors}

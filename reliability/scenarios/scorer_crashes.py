@@ -35,7 +35,7 @@ from reliability.outcome import Outcome
 from reliability.rig import Service, wait_until
 from services.common import topics
 from services.common.records import decode_alert
-from services.scorer.store import COMMIT_KEY
+from services.scorer.state import COMMIT_KEY
 
 COMMIT_INTERVAL_S = 0.5
 SESSION_S = 10.0

@@ -63,6 +63,9 @@ MODEL_POINTS = 17     # f  points of the latest model scoring (kept between scor
 SCORED_ACTIVITY = 18  # f  activity at the latest model scoring (re-score when it grows)
 RISK_AT_S = 19        # I  time of the latest Risk emitted (its score decays from there)
 BASE_MS = 20          # q  base time of the forward-decayed counters (0 = none yet)
+# the flagged-devices table keeps no counters, so its BASE_MS slot holds the remembered device's
+# campaign id instead (signed 64 bits, 0 = none): named for that meaning where the table is used
+CAMPAIGN_BITS = BASE_MS
 ON_NET = 2            # EVICTED bit 1: the number is some reporting operator's subscriber; numbers
 #                       only ever seen from the other side (abroad, off-net) keep it clear
 _HEADER = "qqIIIIIIIIIIQBBBIffIq"

@@ -2,29 +2,29 @@
 
 A consumer group on ``fraudradar.numbers`` and ``fraudradar.devices`` (co-partitioned with the
 compacted ``fraudradar.scorer-state``). Each input partition ``p`` has its own
-``ScoringEngine`` (state *and* models), so whichever replica owns ``p`` computes the same thing.
+``PartitionScorer`` (state *and* models), so whichever replica owns ``p`` computes the same thing.
 
 The commit path (the shared ``StreamRunner`` plus one step, numbered as in the runner):
 
-1. process the batch: every view through its partition's engine; Risk/Alert outputs are sent;
+1. process the batch: every view through its partition's scorer; Risk/Alert outputs are sent;
 2. flush the producer and check every future (runner);
 3. (scorer) before a commit: send the changelog of every entity changed since the last commit
    to partition ``p`` of ``scorer-state``, then the models' journal of what they learned since
    the last commit, or a signed model checkpoint every ``checkpoint_interval_s``
-   (``services.scorer.modellog``); flush and check again — so the changelog never runs ahead of
+   (``services.scorer.state.modellog``); flush and check again — so the changelog never runs ahead of
    the outputs it implies, and state and models are never behind the offsets being committed;
 4. commit the input offsets (runner). Before step 3 the runner proves to the broker that this
    replica is still a member of the group's current generation (``fence_commits``): a replica
    that lost its partitions while stalled or frozen writes no changelog over its successor's.
 
-Restore: the first record of a partition this process has no (valid) engine for triggers a
+Restore: the first record of a partition this process has no (valid) scorer for triggers a
 synchronous replay of ``scorer-state[p]`` on this thread, before any of ``p``'s records are
 processed (the consumer's IO thread keeps heartbeating; rebalance listeners only record what
-changed, per kafka-python 3.x's rules). An engine kept through a rebalance stays valid when
+changed, per kafka-python 3.x's rules). A scorer kept through a rebalance stays valid when
 nobody else wrote ``scorer-state[p]`` since its own last write and the group's committed
-offsets of partition ``p`` of all three input topics are at or behind where the engine stands
-(``next_offsets``, seeded at a restore with the committed offsets): then no other replica
-made progress on ``p`` meanwhile, and what is redelivered are replays the engine skips
+offsets of partition ``p`` of all three input topics are at or behind where the scorer stands
+(``Owned.next_offsets``, seeded at a restore with the committed offsets): then no other replica
+made progress on ``p`` meanwhile, and what is redelivered are replays the scorer skips
 (``_current``).
 
 Every entity record carries the source position (offset and index inside a view bundle) it
@@ -32,8 +32,8 @@ applied, so views replayed after a crash are skipped, not double counted: output
 idempotent (deterministic ``alert_id``, compacted ``risk``), state updates exactly-once per entity.
 
 Feedback: every replica reads all of ``fraudradar.feedback`` (no group) and hands a report to
-the local engine owning the entity's partition; the engine's checkpoint records the feedback
-offset it has applied, and a restored engine is replayed the feedback after it.
+the local scorer owning the entity's partition; its checkpoint records the feedback
+offset it has applied, and a restored scorer is replayed the feedback after it.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,9 +73,11 @@ from services.common.stream import (
 )
 from services.scorer import features as F
 from services.scorer import metrics
-from services.scorer.engine import EngineOutput, ScoringEngine
+from services.scorer.detectors import model_version
+from services.scorer.output import EngineOutput
+from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
-from services.scorer.store import COMMIT_KEY
+from services.scorer.state import COMMIT_KEY
 
 log = logging.getLogger("fraudradar.scorer")
 T = TypeVar("T")
@@ -100,6 +103,15 @@ class ScorerSettings(CommonSettings):
                                                         "with static membership)")
 
 
+@dataclass(eq=False)
+class Owned:
+    """A partition this replica scores: its scorer and the service's bookkeeping about it."""
+
+    scorer: PartitionScorer
+    next_offsets: dict[str, int] = field(default_factory=dict)   # source topic -> next offset
+    changelog_end: int | None = None     # end of its scorer-state partition after its last write
+
+
 class ScorerProcessor:
     """The scorer step of the stream (see the module docstring for the commit path)."""
 
@@ -114,7 +126,7 @@ class ScorerProcessor:
         self.alerts_topic = settings.topic(topics.ALERTS)
         self.feedback_topic = settings.topic(topics.FEEDBACK)
         self.links_topic = settings.topic(topics.LINKS)
-        self.engines: dict[int, ScoringEngine] = {}
+        self.owned: dict[int, Owned] = {}
         self._lock = threading.Lock()
         self._assigned: set[int] = set()
         self._suspect: set[int] = set()       # revoked at some point: verify before reuse
@@ -122,12 +134,12 @@ class ScorerProcessor:
         self._restore_consumer: Any = None
         self._feedback_consumer: Any = None
         self._feedback_next_poll = 0.0
-        self.model_version = ScoringEngine(policy, pseudonymizer, settings.seed).model_version
+        self.model_version = model_version(policy)
         self._views_counter = {kind: metrics.VIEWS.labels(kind) for kind in ("number", "device")}
         self._score_metric: dict[tuple[str, str], Any] = {}     # (model, entity_type) -> SCORE child
         self.input_topics = [settings.topic(name) for name in topics.SCORER_INPUTS]
         # the group's committed offsets (set by the runner: its consumer's ``committed``); None
-        # until then, and an engine kept through a rebalance is then always restored
+        # until then, and a scorer kept through a rebalance is then always restored
         self.committed: Callable[[TopicPartition], int | None] | None = None
         self._changelog_written: dict[int, Any] = {}   # partition -> future of its last changelog record
 
@@ -147,20 +159,20 @@ class ScorerProcessor:
         with self._lock:
             assigned = set(self._assigned)
             suspect = set(self._suspect)
-        for partition in [p for p in self.engines if p not in assigned and assigned]:
-            del self.engines[partition]      # moved to another replica: its changelog is theirs now
+        for partition in [p for p in self.owned if p not in assigned and assigned]:
+            del self.owned[partition]        # moved to another replica: its changelog is theirs now
         self._poll_feedback(sink)
         numbers_topic = self.numbers_topic
         for record in records:
             partition = record.partition
-            engine = self.engines.get(partition)
-            if engine is None or partition in suspect:
-                engine = self._engine_for(record, engine)
+            owned = self.owned.get(partition)
+            if owned is None or partition in suspect:
+                owned = self._owned_for(record, owned)
                 suspect.discard(partition)
                 with self._lock:
                     self._suspect.discard(partition)
             if record.topic == self.links_topic:
-                self._apply_link(engine, record, sink)
+                self._apply_link(owned, record, sink)
                 continue
             views = _decoded(record, sink, decode_views, "INVALID_VIEW")
             if views is None:
@@ -174,16 +186,16 @@ class ScorerProcessor:
                                 extra={"topic": record.topic, "entity_type": view.entity_type})
                     continue
                 # a bundle's views share one Kafka offset: (offset, index) orders them exactly
-                output = engine.process(view, offset=base + min(index, BUNDLE_MAX))
+                output = owned.scorer.process(view, offset=base + min(index, BUNDLE_MAX))
                 if output.skipped:
                     continue
                 scored += 1
                 if output.emits:
                     self._emit(output, sink)
             self._views_counter[topic_kind].inc(scored)
-            engine.next_offsets[record.topic] = record.offset + 1
+            owned.next_offsets[record.topic] = record.offset + 1
 
-    def _apply_link(self, engine: ScoringEngine, record: Record, sink: OutputSink) -> None:
+    def _apply_link(self, owned: Owned, record: Record, sink: OutputSink) -> None:
         """A number acted on a flagged device (written by the scorer owning the device's partition)."""
         link = _decoded(record, sink, decode_link, "INVALID_LINK")
         if link is None:
@@ -192,11 +204,11 @@ class ScorerProcessor:
         if not link.broadcast and owner != record.partition:
             log.warning("link on the wrong partition ignored", extra={"partition": record.partition})
         else:
-            output = engine.apply_link(link)
+            output = owned.scorer.apply_link(link)
             metrics.LINKS.labels("applied").inc()
             if output.emits:
                 self._emit(output, sink)
-        engine.next_offsets[record.topic] = record.offset + 1
+        owned.next_offsets[record.topic] = record.offset + 1
 
     def _score_child(self, model: str, entity_type: str) -> Any:
         """``metrics.SCORE`` for these labels, kept: ``labels()`` costs a lock and a lookup per call."""
@@ -239,41 +251,41 @@ class ScorerProcessor:
                 metrics.EVENT_TO_ALERT.observe(max(0.0, time.time() - alert.ingested_ms / 1000))
 
     # -- restore ------------------------------------------------------------------------------------
-    def _engine_for(self, record: Record, engine: ScoringEngine | None) -> ScoringEngine:
-        """The engine of ``record``'s partition, restored from the changelog unless ours is current."""
+    def _owned_for(self, record: Record, owned: Owned | None) -> Owned:
+        """The scorer of ``record``'s partition, restored from the changelog unless ours is current."""
         partition = record.partition
-        if engine is not None and self._current(engine, record):
+        if owned is not None and self._current(owned, record):
             metrics.ENGINES_KEPT.inc()
-            return engine                        # nobody else processed this partition meanwhile
-        engine = self.restore(partition)
-        self.engines[partition] = engine
-        return engine
+            return owned                         # nobody else processed this partition meanwhile
+        owned = self.restore(partition)
+        self.owned[partition] = owned
+        return owned
 
-    def _current(self, engine: ScoringEngine, record: Record) -> bool:
-        """Is ``engine`` still valid for its partition after a rebalance?
+    def _current(self, owned: Owned, record: Record) -> bool:
+        """Is ``owned`` still valid for its partition after a rebalance?
 
-        Yes when no other replica wrote the partition's changelog since this engine's last
+        Yes when no other replica wrote the partition's changelog since this scorer's last
         write (its end offset is where that write left it: two writers' delta sequences and
         snapshot generations must never interleave) and none committed progress on any of the
-        partition's input topics past where this engine stands: every committed offset is at or
-        behind the engine's next offset on that topic (or nothing was ever committed there).
-        Records between the committed offset and the engine's position are then replays of what
-        the engine already applied — views are skipped by the per-entity source position, links
-        are idempotent — and their outputs were flushed before. (Until 2026-11-29 only the first
-        record was compared with the engine's next offset, so almost every rebalance restored —
-        the group restarts from its last commit, behind the engine — and a replica that
-        meanwhile processed and committed only another topic, say links, went unnoticed.)
+        partition's input topics past where this scorer stands: every committed offset is at or
+        behind the scorer's next offset on that topic (or nothing was ever committed there).
+        Records between the committed offset and the scorer's position are then replays of what
+        it already applied — views are skipped by the per-entity source position, links are
+        idempotent — and their outputs were flushed before. Comparing only the first record
+        with the next offset would not do: the group restarts from its last commit, behind the
+        scorer, and a replica that meanwhile processed and committed only another topic (say
+        links) would go unnoticed.
         """
-        if engine.changelog_end is None or self._changelog_end(record.partition) != engine.changelog_end:
+        if owned.changelog_end is None or self._changelog_end(record.partition) != owned.changelog_end:
             return False                         # another writer (a replica that owned it) or unknown
         committed = self._committed_offsets(record.partition)
         if committed is None:
             return False                         # unknown: restore (always correct)
         for topic, offset in committed.items():
-            position = engine.next_offsets.get(topic)
+            position = owned.next_offsets.get(topic)
             if offset is not None and (position is None or offset > position):
                 return False
-        position = engine.next_offsets.get(record.topic)
+        position = owned.next_offsets.get(record.topic)
         return position is None or record.offset <= position
 
     def _changelog_end(self, partition: int) -> int | None:
@@ -290,12 +302,13 @@ class ScorerProcessor:
         return _or_unknown(lambda: {topic: committed(TopicPartition(topic, partition)) for topic in self.input_topics},
                            "committed offsets", partition)
 
-    def restore(self, partition: int) -> ScoringEngine:
-        """Replay ``scorer-state[partition]`` into a fresh engine (blocking, this thread)."""
+    def restore(self, partition: int) -> Owned:
+        """Replay ``scorer-state[partition]`` into a fresh scorer (blocking, this thread)."""
         started = time.perf_counter()
         metrics.RESTORING.set(1)
-        engine = ScoringEngine(self.policy, self.pseudonymizer, seed=self.settings.seed, partition=partition,
-                               journal=True)
+        owned = Owned(PartitionScorer(self.policy, self.pseudonymizer, seed=self.settings.seed,
+                                      partition=partition, journal=True))
+        state = owned.scorer.state
         consumer = self._restore_client()
         tp = TopicPartition(self.state_topic, partition)
         consumer.assign([tp])
@@ -308,37 +321,37 @@ class ScorerProcessor:
                     if rec.offset >= end:
                         break
                     n_records += 1
-                    engine.apply_changelog(rec.key, rec.value)
-        entries = engine.finish_restore()
-        engine.changelog_end = end
-        models = engine.restore_models()
+                    state.apply_changelog(rec.key, rec.value)
+        entries = state.finish_restore()
+        owned.changelog_end = end
+        models = state.restore_models()
         metrics.MODEL_RESTORES.labels(models.outcome).inc()
-        if engine.discarded_records:
-            metrics.RESTORE_DISCARDED.inc(engine.discarded_records)
+        if state.discarded_records:
+            metrics.RESTORE_DISCARDED.inc(state.discarded_records)
             log.warning("a commit cut short by a crash was dropped and is undone at the next commit",
-                        extra={"partition": partition, "records": engine.discarded_records})
+                        extra={"partition": partition, "records": state.discarded_records})
         if models.checkpoint == "other_version":
             log.info("model checkpoint of another model version ignored", extra={"partition": partition})
         if models.error is not None:
             log.error("model checkpoint or journal rejected; models continue from what verified",
                       extra={"partition": partition, "checkpoint": models.checkpoint, "error": models.error})
         consumer.unsubscribe()
-        # where this engine starts on each input topic: the group's committed offsets (the
+        # where this scorer starts on each input topic: the group's committed offsets (the
         # restored state reflects at least them; replays of later records are no-ops)
         for topic, offset in (self._committed_offsets(partition) or {}).items():
             if offset is not None:
-                engine.next_offsets[topic] = offset
+                owned.next_offsets[topic] = offset
         if self._feedback_consumer is not None:
-            self._rewind_feedback(engine.feedback_offset)
+            self._rewind_feedback(state.feedback_offset)
         elapsed = time.perf_counter() - started
         metrics.RESTORE_SECONDS.set(elapsed)
         metrics.RESTORING.set(0)
         log.info("partition state restored", extra={
             "partition": partition, "records": n_records, "entries": entries,
-            "entities": sum(engine.entities().values()), "models": models.checkpoint,
+            "entities": sum(state.entities().values()), "models": models.checkpoint,
             "journal_entries": models.entries, "seconds": round(elapsed, 3)})
         self._last_checkpoint[partition] = time.monotonic()
-        return engine
+        return owned
 
     def _restore_client(self) -> Any:
         if self._restore_consumer is None:
@@ -351,7 +364,7 @@ class ScorerProcessor:
     # -- feedback -----------------------------------------------------------------------------------
     def _poll_feedback(self, sink: OutputSink) -> None:
         now = time.monotonic()
-        if now < self._feedback_next_poll or not self.engines:
+        if now < self._feedback_next_poll or not self.owned:
             return
         self._feedback_next_poll = now + self.settings.feedback_poll_s
         if self._feedback_consumer is None:
@@ -360,7 +373,7 @@ class ScorerProcessor:
             parts = consumer.partitions_for_topic(self.feedback_topic) or {0}
             consumer.assign([TopicPartition(self.feedback_topic, p) for p in sorted(parts)])
             self._feedback_consumer = consumer
-            self._rewind_feedback(min(e.feedback_offset for e in self.engines.values()))
+            self._rewind_feedback(min(o.scorer.state.feedback_offset for o in self.owned.values()))
         # links and feedback are routed with the views' partitioner
         n_partitions = sink.partitions(self.numbers_topic)
         for recs in self._feedback_consumer.poll(timeout_ms=0, max_records=5000).values():
@@ -370,13 +383,13 @@ class ScorerProcessor:
                 except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
                     continue
                 owner = murmur2_partition(feedback.entity.encode(), n_partitions)
-                engine = self.engines.get(owner)
-                if engine is not None and rec.offset >= engine.feedback_offset:
-                    engine.learn_feedback(feedback)
-                    engine.feedback_offset = rec.offset + 1
+                owned = self.owned.get(owner)
+                if owned is not None and rec.offset >= owned.scorer.state.feedback_offset:
+                    owned.scorer.learn_feedback(feedback)
+                    owned.scorer.state.feedback_offset = rec.offset + 1
 
     def _rewind_feedback(self, offset: int) -> None:
-        """Move the feed back (never forward) so an engine restored behind it sees its reports."""
+        """Move the feed back (never forward) so a scorer restored behind it sees its reports."""
         consumer = self._feedback_consumer
         for tp in consumer.assignment():
             if offset < consumer.position(tp):
@@ -396,33 +409,34 @@ class ScorerProcessor:
         now = time.monotonic()
         entities: dict[str, int] = {"number": 0, "device": 0}
         state_bytes = 0
-        for partition, engine in self.engines.items():
+        for partition, owned in self.owned.items():
+            state = owned.scorer.state
             last = None
             # entity records, what the models learned meanwhile (journal) or a checkpoint, the
             # commit marker, then tombstones: a restore can tell a commit a crash cut short
             due = (now - self._last_checkpoint.get(partition, 0.0) >= self.settings.checkpoint_interval_s
-                   or engine.journal.since_checkpoint >= self.settings.journal_max_entries)
-            for key, value in engine.commit_records(checkpoint=due):
+                   or state.journal.since_checkpoint >= self.settings.journal_max_entries)
+            for key, value in state.commit_records(checkpoint=due):
                 last = sink.send(state_topic, key, value, marker_headers if key == COMMIT_KEY else None,
                                  partition=partition)
             if due:
                 self._last_checkpoint[partition] = now
             if last is not None:
                 self._changelog_written[partition] = last
-            for entity_type, n in engine.entities().items():
+            for entity_type, n in state.entities().items():
                 entities[entity_type] += n
-            state_bytes += engine.state_bytes()
+            state_bytes += state.state_bytes()
         for kind, count in entities.items():
             metrics.ENTITIES.labels(kind).set(count)
         metrics.STATE_BYTES.set(state_bytes)
 
     def changelog_flushed(self) -> None:
-        """After the flush: each engine's changelog partition ends right after its last write
+        """After the flush: each scorer's changelog partition ends right after its last write
         (unless another replica writes there too; ``_current`` checks that after a rebalance)."""
         for partition, future in self._changelog_written.items():
-            engine = self.engines.get(partition)
-            if engine is not None:
-                engine.changelog_end = int(future.get(timeout=0).offset) + 1
+            owned = self.owned.get(partition)
+            if owned is not None:
+                owned.changelog_end = int(future.get(timeout=0).offset) + 1
         self._changelog_written.clear()
 
     def close(self) -> None:
@@ -452,7 +466,7 @@ def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Heal
         dlq_topic=settings.topic(topics.DLQ), commit=CommitPolicy(settings.commit_interval_s),
         dlq_limit=DlqLimit(), instance_id=settings.instance_id, max_poll_records=settings.max_poll_records,
         fence_commits=True,   # the changelog must never be written by a replica that lost its partitions
-        restart_from_commit=True,   # a restored engine holds what was committed: replay from there
+        restart_from_commit=True,   # a restored scorer holds what was committed: replay from there
         # co-partitioned topics: partition p of numbers, devices and links must land on one replica
         consumer_overrides={"partition_assignment_strategy": [_range_assignor()],
                             "session_timeout_ms": settings.session_timeout_ms,

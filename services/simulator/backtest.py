@@ -2,7 +2,7 @@
 
     fraudradar backtest --events D/events.jsonl --truth D/truth.jsonl --out R
 
-The replay runs the same code as the services (``IngestPipeline`` → ``ScoringEngine``) in one
+The replay runs the same code as the services (``IngestPipeline`` → ``PartitionScorer``) in one
 process, without Kafka. Event time drives every clock: the ingest time bounds are off (a
 replay is history) and the scorer sees the events' own timestamps. The model and policy
 versions the engine reports are written into the outputs.
@@ -54,7 +54,7 @@ class EngineOutputLike(Protocol):
 
 
 class Engine(Protocol):
-    """What the backtest needs of the scorer (``services.scorer.engine.ScoringEngine``)."""
+    """What the backtest needs of the scorer (``services.scorer.partition.PartitionScorer``)."""
 
     @property
     def model_version(self) -> str: ...
@@ -65,11 +65,9 @@ class Engine(Protocol):
 
 
 def default_engine(pseudonymizer: Pseudonymizer, policy_path: Path | None, seed: int = 0) -> Engine:
-    try:
-        from services.scorer.engine import ScoringEngine  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise SimulatorError(f"the scorer is not available in this install ({exc}); nothing to backtest") from exc
-    engine: Engine = ScoringEngine.default(pseudonymizer, policy_path=policy_path, seed=seed)
+    from services.scorer.partition import PartitionScorer
+
+    engine: Engine = PartitionScorer.default(pseudonymizer, policy_path=policy_path, seed=seed)
     return engine
 
 

@@ -22,7 +22,7 @@ from services.common.records import Link, View, encode
 from services.common.topics import ensure_topics
 from services.scorer import features as F
 from services.scorer.service import ScorerProcessor, ScorerRunner, ScorerSettings, build
-from services.scorer.store import entity_key
+from services.scorer.state import entity_key
 from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.scorer.helpers import pid, sms_out
 
@@ -105,7 +105,7 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
     try:
         a.assign()
         a.process(numbers[:5])
-        first = a.processor.engines[0]
+        first = a.processor.owned[0].scorer
         a.commit(numbers[:5])
         a.process(numbers[5:8])               # progress past the last commit, as between commits
 
@@ -113,18 +113,18 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
         # behind the engine (8), and the first record is even on a topic the engine never read
         a.rebalance()
         a.process([links[0]])
-        assert a.processor.engines[0] is first
+        assert a.processor.owned[0].scorer is first
         skipped = first.counters["skipped"]
         a.rebalance()
         a.process([numbers[5]])               # a redelivery the engine already applied: skipped
-        assert a.processor.engines[0] is first and first.counters["skipped"] == skipped + 1
+        assert a.processor.owned[0].scorer is first and first.counters["skipped"] == skipped + 1
 
         # 2. meanwhile another replica committed progress on links only (no changelog write):
         # committed links (2) are past this engine's position on links (1): restore
         b.runner.consumer.commit({TopicPartition(prefix + topics.LINKS, 0): OffsetAndMetadata(2, "", -1)})
         a.rebalance()
         a.process(numbers[5:9])               # the group restarts from the commit (5)
-        second = a.processor.engines[0]
+        second = a.processor.owned[0].scorer
         assert second is not first
 
         # 3. another replica owned the partition meanwhile, restored it, processed and committed
@@ -139,7 +139,7 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
         b.processor.on_revoked(b.tps)
         a.rebalance()
         a.process([numbers[10]])
-        third = a.processor.engines[0]
+        third = a.processor.owned[0].scorer
         assert third is not second
         # the restored engine holds what the changelog holds: the entity after view 9 (B's write),
         # and view 10 applied on top of it once

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_key
 from services.common.records import CallMeta, SimMeta, SmsMeta, View, encode
 from services.scorer import features as F
-from services.scorer.engine import ScoringEngine
+from services.scorer.partition import PartitionScorer
 from services.scorer.synthetic import Generator
 from tests.scorer.helpers import T0, pid
 
@@ -37,9 +37,9 @@ def test_the_compiled_update_is_built_and_in_use() -> None:
     assert _fastcore.LAYOUT_SIGNATURE == F.LAYOUT_SIGNATURE, "_fastcore.c and features.py describe different records"
     assert CORE is _fastcore.apply
     assert SCAN is _fastcore.scan
-    engine = ScoringEngine.default(Pseudonymizer(parse_key(generate_key_text("t"))))
-    assert engine._apply is CORE
-    assert engine._scan is SCAN
+    engine = PartitionScorer.default(Pseudonymizer(parse_key(generate_key_text("t"))))
+    assert engine.engine._apply is CORE
+    assert engine.sweeper.scan is SCAN
 
 
 # -- generated views ------------------------------------------------------------------------------
@@ -237,9 +237,9 @@ def test_the_engine_keeps_identical_state_and_output_with_and_without_it() -> No
         return result
 
     for compiled in (True, False):
-        engine = ScoringEngine.default(pseudonymizer)
-        engine._apply = counted if compiled else None
-        engine._scan = counted_scan if compiled else None
+        engine = PartitionScorer.default(pseudonymizer)
+        engine.engine._apply = counted if compiled else None
+        engine.sweeper.scan = counted_scan if compiled else None
         # short lives, so that the 4 h make the sweeps forget idle entities and expire flags
         engine.policy.ttl_ms = 3_600_000
         engine.policy.flag_ttl_ms = dict.fromkeys(engine.policy.flag_ttl_ms, 1_800_000)

@@ -11,13 +11,14 @@ import msgspec
 
 from services.common.records import Link, SmsMeta, View
 from services.scorer import features as F
-from services.scorer.engine import EngineOutput, ScoringEngine
+from services.scorer.output import EngineOutput
+from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
 from tests.scorer.helpers import MIN, T0, device_view, pid, sim_change, sms_out
 from tests.scorer.test_engine import PSEUDO, blast, engine, replica_of, run
 
 
-def farm_phone(eng: ScoringEngine, device: str, n_sims: int = 6, start: int = T0) -> list[EngineOutput]:
+def farm_phone(eng: PartitionScorer, device: str, n_sims: int = 6, start: int = T0) -> list[EngineOutput]:
     """A phone cycling through SIMs, each sending a few SMS: SIM_HOPPING / MANY_NUMBERS_ON_DEVICE."""
     views = []
     for s in range(n_sims):
@@ -124,7 +125,7 @@ def test_records_without_the_link_tail_are_migrated_on_restore() -> None:
 def test_links_can_be_switched_off_in_the_policy() -> None:
     base = Policy.load(PSEUDO).spec
     spec = base.model_copy(update={"links": base.links.model_copy(update={"enabled": False})})
-    eng = ScoringEngine(Policy(spec, PSEUDO), PSEUDO)
+    eng = PartitionScorer(Policy(spec, PSEUDO), PSEUDO)
     assert not links_of(farm_phone(eng, pid("farm-phone6")))
     assert not eng.apply_link(Link(number=pid("n"), device=pid("d"), device_score=90, device_episode_s=1,
                                    reason="SIM_HOPPING", occurred_ms=T0, key_id="k")).alerts

@@ -28,9 +28,9 @@ from services.common.identifiers import normalise_number
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Alert, Risk, View, decode_alert, decode_risk, encode
 from services.common.topics import ensure_topics
-from services.scorer.changelog import _MANIFEST, MAGIC, MANIFEST_KEY
-from services.scorer.engine import ScoringEngine
-from services.scorer.store import COMMIT_KEY
+from services.scorer.partition import PartitionScorer
+from services.scorer.state import COMMIT_KEY
+from services.scorer.state.changelog import _MANIFEST, MAGIC, MANIFEST_KEY
 from services.scorer.synthetic import Generator, Labelled
 from tests.conftest import TEST_PSEUDONYM_KEY
 
@@ -329,14 +329,14 @@ def test_a_commit_cut_short_on_the_topic_is_dropped_and_undone(
     # the control: read as a restore without commit markers would, the forged manifest wins
     # and the partition comes back empty
     before = _read_partitions(kafka_bootstrap, state_topic)
-    legacy, marked = ScoringEngine.default(PSEUDO), ScoringEngine.default(PSEUDO)
+    legacy, marked = PartitionScorer.default(PSEUDO), PartitionScorer.default(PSEUDO)
     for key, value in before[0]:
-        marked.apply_changelog(key, value)
+        marked.state.apply_changelog(key, value)
         if key != COMMIT_KEY:
-            legacy.apply_changelog(key, value)
-    legacy.finish_restore()
-    marked.finish_restore()
-    assert sum(legacy.entities().values()) == 0 < sum(marked.entities().values())
+            legacy.state.apply_changelog(key, value)
+    legacy.state.finish_restore()
+    marked.state.finish_restore()
+    assert sum(legacy.state.entities().values()) == 0 < sum(marked.state.entities().values())
 
     _produce(kafka_bootstrap, prefix, [v for v in dataset.views if v.occurred_ms >= middle])
     restarted = Scorer(kafka_bootstrap, prefix, "cut", tmp_path / "b.log")

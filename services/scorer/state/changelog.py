@@ -45,7 +45,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from services.scorer.features import LINK_TAIL
-from services.scorer.store import CHANGELOG_PREFIX, StateStore
+from services.scorer.state.tables import CHANGELOG_PREFIX, StateStore
 
 MAGIC = b"FRS1"
 _HEAD = struct.Struct("<4sQ")

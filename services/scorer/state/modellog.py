@@ -16,7 +16,7 @@ latest checkpoint followed by the journal batches written after it replays the m
 sweep schedule, to where they stood at the last commit. Learning is
 deterministic given the same inputs in the same order, so the result is the same model.
 
-Records on ``scorer-state[p]`` (compacted, alongside ``services.scorer.changelog``):
+Records on ``scorer-state[p]`` (compacted, alongside ``services.scorer.state.changelog``):
 
 * ``__models__``: the signed model checkpoint; it names the first journal sequence number it
   does *not* include;
@@ -39,7 +39,7 @@ from typing import Any
 import msgspec
 
 from services.scorer.exceptions import CheckpointError
-from services.scorer.store import MODELS_KEY
+from services.scorer.state.tables import MODELS_KEY
 
 JOURNAL_PREFIX = MODELS_KEY + b":j"
 JOURNAL_FORMAT = 1

@@ -6,7 +6,9 @@ import random
 
 import pytest
 
-from services.scorer.changelog import (
+from services.scorer.features import DEVICE, NUMBER
+from services.scorer.state import StateStore
+from services.scorer.state.changelog import (
     DELTA_PREFIX,
     MANIFEST_KEY,
     SNAPSHOT_PREFIX,
@@ -15,8 +17,6 @@ from services.scorer.changelog import (
     pack_pieces,
     unpack_entries,
 )
-from services.scorer.features import DEVICE, NUMBER
-from services.scorer.store import StateStore
 
 Log = list[tuple[bytes, bytes | None]]
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.scorer.state.test_modellog import Log, compacted, crash_run, engine, signature
+from tests.scorer.state.test_modellog import restore as restore_log
+
 from services.common.records import View
-from services.scorer.changelog import DELTA_PREFIX
-from services.scorer.engine import ScoringEngine
-from services.scorer.modellog import is_journal_key
-from services.scorer.store import COMMIT_KEY, COMMIT_MARKER, MODELS_KEY
-from tests.scorer.test_modellog import Log, compacted, crash_run, engine, signature
-from tests.scorer.test_modellog import restore as restore_log
+from services.scorer.partition import PartitionScorer
+from services.scorer.state import COMMIT_KEY, COMMIT_MARKER, MODELS_KEY
+from services.scorer.state.changelog import DELTA_PREFIX
+from services.scorer.state.modellog import is_journal_key
 
 EVERY = 500          # views per commit
 
@@ -31,20 +32,20 @@ def run_to_cut_commit(policy: Path, views: list[View], crash_at: int = 12,
                                     crash_after=crash_at - 1)
     for i in range(committed + EVERY // 3, committed + EVERY):     # the rest of the cut commit
         eng.process(views[i], offset=i)
-    return log, committed, eng.commit_records()
+    return log, committed, eng.state.commit_records()
 
 
-def restore(policy: Path, log: Log, *, markers: bool = True) -> ScoringEngine:
+def restore(policy: Path, log: Log, *, markers: bool = True) -> PartitionScorer:
     eng = restore_log(policy, log, markers=markers)
-    eng.restore_models()
+    eng.state.restore_models()
     return eng
 
 
-def models_of(eng: ScoringEngine, probes: list[dict[str, float]]) -> list[object]:
+def models_of(eng: PartitionScorer, probes: list[dict[str, float]]) -> list[object]:
     """What the models say about fixed feature vectors (raw score and calibrated tail per
     detector) and how much they learned: equal only if they learned the same points in order."""
     out: list[object] = []
-    for entity_type, models in eng.models.items():
+    for entity_type, models in eng.state.models.items():
         for name, detector in models.detectors.items():
             out.append((entity_type, name, getattr(detector.detector, "n_learned", None)))
             if entity_type == "number":
@@ -52,13 +53,13 @@ def models_of(eng: ScoringEngine, probes: list[dict[str, float]]) -> list[object
     return out
 
 
-def probes_of(eng: ScoringEngine, views: list[View]) -> list[dict[str, float]]:
+def probes_of(eng: PartitionScorer, views: list[View]) -> list[dict[str, float]]:
     """Feature vectors of every 40th number of the stream, as ``eng`` knows them."""
     numbers = list(dict.fromkeys(v.entity for v in views if v.entity_type == "number"))[::40]
     return [f for e in numbers if (f := eng.features_of("number", e)) is not None]
 
 
-def replay(eng: ScoringEngine, views: list[View], start: int) -> list[tuple[object, ...]]:
+def replay(eng: PartitionScorer, views: list[View], start: int) -> list[tuple[object, ...]]:
     """The group redelivers from the committed offset."""
     return [signature(eng.process(v, offset=i)) for i, v in enumerate(views) if i >= start]
 
@@ -80,10 +81,10 @@ def test_every_cut_of_a_commit_restores_exactly(policy: Path, views: list[View])
         got = replay(restored, views, committed)
         assert models_of(restored, probes) == final, cut
         if cut <= marker:                      # unfinished: the state is that of the commit before
-            assert restored.discarded_records == sum(1 for _, v in cut_commit[:cut] if v is not None)
+            assert restored.state.discarded_records == sum(1 for _, v in cut_commit[:cut] if v is not None)
             assert got == expected[committed:], cut
         else:                                  # the commit landed (tombstones may not have)
-            assert restored.discarded_records == 0
+            assert restored.state.discarded_records == 0
             assert got[after - committed:] == expected[after:], cut
         # the control: read as before commit markers, whatever landed counts
         legacy = restore(policy, landed, markers=False)
@@ -101,10 +102,10 @@ def test_the_undo_survives_compaction_and_a_second_crash(policy: Path, views: li
     # compaction never touches the newest records (min.compaction.lag.ms), the older ones it may
     landed = compacted(log) + tail
     restored = restore(policy, landed)
-    assert restored.discarded_records == len(tail)
+    assert restored.state.discarded_records == len(tail)
     for i in range(committed, committed + EVERY):
         restored.process(views[i], offset=i)
-    second = restored.commit_records()
+    second = restored.state.commit_records()
     undo = second[:len(tail)]
     assert [key for key, _ in undo] == list(dict.fromkeys(key for key, _ in tail))
     assert all(value is None for key, value in undo if key.startswith(DELTA_PREFIX))   # new keys: tombstoned
@@ -117,7 +118,7 @@ def test_the_undo_survives_compaction_and_a_second_crash(policy: Path, views: li
         again = restore(policy, landed + second[:cut])
         # unfinished again: the first tail and what landed of this commit are dropped together
         unfinished = len(tail) + sum(1 for _, v in second[:cut] if v is not None)
-        assert again.discarded_records == (0 if cut > marker else unfinished)
+        assert again.state.discarded_records == (0 if cut > marker else unfinished)
         # its offsets were not committed either: the group redelivers from the same point
         assert replay(again, views, committed)[EVERY:] == expected[committed + EVERY:], cut
     # the recovered commit landed, then everything is compacted: same again
@@ -129,16 +130,16 @@ def test_commit_records_order_and_an_idle_engine(policy: Path, views: list[View]
     eng = engine(policy)
     for i, v in enumerate(views[:600]):
         eng.process(v, offset=i)
-    records = eng.commit_records(checkpoint=True)
+    records = eng.state.commit_records(checkpoint=True)
     keys = [key for key, _ in records]
     marker = keys.index(COMMIT_KEY)
     assert all(value is not None for _, value in records[:marker])
     assert all(value is None for _, value in records[marker + 1:])
-    assert eng.commit_records() == [] and eng.commit_records(checkpoint=True) == []
+    assert eng.state.commit_records() == [] and eng.state.commit_records(checkpoint=True) == []
     # a log written before markers existed is taken whole
     legacy = [(key, value) for key, value in records if key != COMMIT_KEY]
     old = restore(policy, legacy)
-    assert old.discarded_records == 0 and old.entities() == eng.entities()
+    assert old.state.discarded_records == 0 and old.state.entities() == eng.state.entities()
 
 
 def test_the_undo_keeps_a_dropped_commit_out_when_the_next_commit_ends_elsewhere(
@@ -158,10 +159,10 @@ def test_the_undo_keeps_a_dropped_commit_out_when_the_next_commit_ends_elsewhere
     for undo in (True, False):
         restored = restore(policy, log + tail)
         if not undo:
-            restored._undo = []                 # the control: a restore that only drops the tail
+            restored.state.recovery.undo = []    # the control: a restore that only drops the tail
         for i in range(committed, half):
             restored.process(views[i], offset=i)
-        second = restored.commit_records()      # lands whole; the process dies before the next
+        second = restored.state.commit_records()      # lands whole; the process dies before the next
         again = restore(policy, log + tail + second)
         for i in range(half, len(views)):       # the group redelivers from the new commit
             again.process(views[i], offset=i)

@@ -14,27 +14,27 @@ import pytest
 
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Feedback, View
-from services.scorer import modellog
-from services.scorer.engine import EngineOutput, ScoringEngine
-from services.scorer.modellog import is_journal_key
-from services.scorer.store import COMMIT_KEY, COMMIT_MARKER, MODELS_KEY
+from services.scorer.output import EngineOutput
+from services.scorer.partition import PartitionScorer
+from services.scorer.state import COMMIT_KEY, COMMIT_MARKER, MODELS_KEY, modellog
+from services.scorer.state.modellog import is_journal_key
 from tests.conftest import TEST_PSEUDONYM_KEY
 
 PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
 Log = list[tuple[bytes, bytes | None]]
 
 
-def engine(policy: Path, version: str | None = None) -> ScoringEngine:
-    eng = ScoringEngine.default(PSEUDO, policy_path=policy, journal=True)
+def engine(policy: Path, version: str | None = None) -> PartitionScorer:
+    eng = PartitionScorer.default(PSEUDO, policy_path=policy, journal=True)
     if version is not None:
-        eng.model_version = version
+        eng.state.model_version = version     # what the checkpoint and journal are stamped with
     return eng
 
 
-def commit(eng: ScoringEngine, log: Log, *, checkpoint: bool = False) -> None:
+def commit(eng: PartitionScorer, log: Log, *, checkpoint: bool = False) -> None:
     """Step 3 of the service's commit path: entity records, the models' records, the commit
     marker, tombstones (``commit_records``)."""
-    log.extend(eng.commit_records(checkpoint=checkpoint))
+    log.extend(eng.state.commit_records(checkpoint=checkpoint))
 
 
 def compacted(log: Log) -> Log:
@@ -44,14 +44,14 @@ def compacted(log: Log) -> Log:
 
 
 def restore(policy: Path, log: Log, *, journal: bool = True, markers: bool = True,
-            version: str | None = None) -> ScoringEngine:
+            version: str | None = None) -> PartitionScorer:
     """A fresh engine restored from ``log``; without the journal's records, or without the commit
     markers (read as a restore before markers did), when asked."""
     eng = engine(policy, version)
     for key, value in log:
         if (journal or not is_journal_key(key)) and (markers or key != COMMIT_KEY):
-            eng.apply_changelog(key, value)
-    eng.finish_restore()
+            eng.state.apply_changelog(key, value)
+    eng.state.finish_restore()
     return eng
 
 
@@ -60,7 +60,7 @@ def signature(out: EngineOutput) -> tuple[object, ...]:
 
 
 def crash_run(policy: Path, views: list[View], *, every: int = 500, checkpoint_at: int = 3,
-              crash_after: int = 14) -> tuple[Log, int, ScoringEngine]:
+              crash_after: int = 14) -> tuple[Log, int, PartitionScorer]:
     """Commits every ``every`` views, one checkpoint at commit ``checkpoint_at``; the process dies
     ``every // 3`` views after commit ``crash_after``. Returns the log, the committed offset and
     the engine as it stood at that last commit's point."""
@@ -88,7 +88,7 @@ def test_a_restore_behind_its_checkpoint_scores_exactly_like_no_crash(
     log, committed, _ = crash_run(policy, views)
     log = compacted(log) if compact else log
     restored = restore(policy, log)
-    report = restored.restore_models()
+    report = restored.state.restore_models()
     assert report.checkpoint == "restored" and report.error is None
     assert report.batches >= 10 and report.entries > 0       # 11 commits of learning after the checkpoint
     # the group redelivers from the committed offset; some views were applied before the crash
@@ -99,7 +99,7 @@ def test_a_restore_behind_its_checkpoint_scores_exactly_like_no_crash(
     # control: the same restore without the journal (the checkpoint alone, as before the
     # journal existed) leaves the models behind the state, and model scores differ
     behind = restore(policy, log, journal=False)
-    assert behind.restore_models().entries == 0
+    assert behind.state.restore_models().entries == 0
     lagging = [signature(behind.process(v, offset=i)) for i, v in enumerate(views) if i >= committed]
     assert sum(a[1] != b[1] for a, b in zip(lagging, expected[committed:], strict=True)) > 0
 
@@ -116,16 +116,16 @@ def test_feedback_and_the_sweep_schedule_come_back_as_of_the_last_commit(policy:
         eng.learn_feedback(Feedback(report_id=f"r{n}", partner="bank", entity_type="number", entity=entity,
                                     label="confirmed_fraud" if n % 2 else "false_positive",
                                     reported_at="2026-09-21T00:00:00Z"))
-        eng.feedback_offset = n + 1
+        eng.state.feedback_offset = n + 1
     for i, v in enumerate(views[half:], half):
         eng.process(v, offset=i)
     commit(eng, log)
     restored = restore(policy, compacted(log))
-    report = restored.restore_models()
+    report = restored.state.restore_models()
     assert report.entries >= len(entities)
-    assert restored.feedback_offset == len(entities)
-    assert restored.next_sweep_ms == eng.next_sweep_ms
-    learner, original = restored.models["number"].feedback, eng.models["number"].feedback
+    assert restored.state.feedback_offset == len(entities)
+    assert restored.state.next_sweep_ms == eng.state.next_sweep_ms
+    learner, original = restored.state.models["number"].feedback, eng.state.models["number"].feedback
     assert learner.ready
     probe = eng.features_of("number", entities[1]) or {}
     assert learner.proba_one(probe) == original.proba_one(probe)
@@ -140,25 +140,25 @@ def test_a_checkpoint_tombstones_the_journal_it_includes(policy: Path, views: li
             commit(eng, log)
     journal = [key for key, value in log if is_journal_key(key) and value is not None]
     assert len(journal) == 6
-    records = eng.model_records(checkpoint=True)
+    records = eng.state.model_records(checkpoint=True)
     assert records[0][0] == MODELS_KEY
     assert sorted(key for key, value in records[1:] if value is None) == sorted(journal)
     # nothing learned and nothing moved since: an idle engine writes nothing, not even a checkpoint
-    assert eng.model_records() == []
-    assert eng.model_records(checkpoint=True) == []
+    assert eng.state.model_records() == []
+    assert eng.state.model_records(checkpoint=True) == []
     log.extend([records[0], (COMMIT_KEY, COMMIT_MARKER), *records[1:]])   # as commit_records orders them
     restored = restore(policy, compacted(log))
-    report = restored.restore_models()
+    report = restored.state.restore_models()
     assert (report.checkpoint, report.batches) == ("restored", 0)
-    assert restored.journal.next_seq == eng.journal.next_seq    # sequence numbers never repeat
+    assert restored.state.journal.next_seq == eng.state.journal.next_seq    # sequence numbers never repeat
 
 
 def test_an_engine_nobody_journals_for_keeps_no_journal(policy: Path, views: list[View]) -> None:
     """A backtest's engine never writes a changelog: it must not accumulate what it learned."""
-    eng = ScoringEngine.default(PSEUDO, policy_path=policy)
+    eng = PartitionScorer.default(PSEUDO, policy_path=policy)
     for i, v in enumerate(views):
         eng.process(v, offset=i)
-    assert eng.counters["learned"] > 500 and len(eng.journal) == 0
+    assert eng.counters["learned"] > 500 and len(eng.state.journal) == 0
 
 
 def test_large_commits_split_into_several_records(policy: Path, views: list[View],
@@ -171,11 +171,11 @@ def test_large_commits_split_into_several_records(policy: Path, views: list[View
     half = len(views) // 2
     for i, v in enumerate(views[:half]):
         eng.process(v, offset=i)
-    n_learned = len(eng.journal)
+    n_learned = len(eng.state.journal)
     commit(eng, log)
     assert sum(1 for key, _ in log if is_journal_key(key)) == -(-n_learned // 50)
     restored = restore(policy, log)
-    assert restored.restore_models().entries == n_learned
+    assert restored.state.restore_models().entries == n_learned
     assert [signature(restored.process(v, offset=i)) for i, v in enumerate(views) if i >= half] == expected[half:]
 
 
@@ -187,11 +187,11 @@ def test_a_tampered_journal_record_is_reported_and_a_fresh_checkpoint_follows(
     assert value is not None
     log[position] = (key, value[:-1] + bytes([value[-1] ^ 1]))
     restored = restore(policy, log)
-    report = restored.restore_models()
+    report = restored.state.restore_models()
     assert report.checkpoint == "restored" and report.error is not None and "signature" in report.error
     assert report.outcome == "journal_error"
     assert report.batches == 2          # the two good batches before the forged one
-    records = restored.model_records()
+    records = restored.state.model_records()
     assert records[0][0] == MODELS_KEY  # the log is made consistent at the next commit
     assert (key, None) in records
 
@@ -205,17 +205,17 @@ def test_a_missing_batch_stops_the_replay_there(policy: Path, views: list[View])
     assert len(after) == 3                     # commits 4, 5 and 6
     missing = log.pop(after[1])[0]
     restored = restore(policy, log)
-    report = restored.restore_models()
+    report = restored.state.restore_models()
     assert report.batches == 1 and report.error is not None and "missing" in report.error
-    records = restored.model_records()
+    records = restored.state.model_records()
     assert records[0][0] == MODELS_KEY
-    assert restored.journal.next_seq > int.from_bytes(missing[-8:], "big")
+    assert restored.state.journal.next_seq > int.from_bytes(missing[-8:], "big")
 
 
 def test_models_of_another_version_are_not_restored(policy: Path, views: list[View]) -> None:
     log, _, _ = crash_run(policy, views, crash_after=5)
     restored = restore(policy, log, version="another-model-version")
-    report = restored.restore_models()
+    report = restored.state.restore_models()
     assert (report.checkpoint, report.batches, report.entries) == ("other_version", 0, 0)
     assert report.outcome == "other_version"
-    assert restored.model_records()[0][0] == MODELS_KEY
+    assert restored.state.model_records()[0][0] == MODELS_KEY
