@@ -7,26 +7,14 @@ from collections.abc import Sequence
 from models import CalibratedDetector, FeedbackLearner, PoissonBurst, ScaledHalfSpaceTrees, StreamingECOD
 from models.burst import BurstAwareHST, Channel
 from services.common.records import EntityType
+from services.scorer import catalogue
 from services.scorer.policy import Policy
 
 DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.1", "ecod": "ecod.1", "hst": "hst.2"}
 
-# the rate channels the burst-aware detector watches: (name, 5m, 1h, 24h feature)
+# the rate channels the burst-aware detectors watch: (name, 5m, 1h, 24h feature), from the catalogue
 BURST_CHANNELS: dict[EntityType, list[Channel]] = {
-    "number": [("sms_out", "sms_out_5m", "sms_out_1h", "sms_out_24h"),
-               ("call_out", "call_out_5m", "call_out_1h", "call_out_24h"),
-               ("new_recipients", "new_recipients_5m", "new_recipients_1h", "new_recipients_24h"),
-               ("url_sms", "url_sms_5m", "url_sms_1h", "url_sms_24h"),
-               ("unanswered", "unanswered_5m", "unanswered_1h", "unanswered_24h"),
-               ("a2p_in", "a2p_in_5m", "a2p_in_1h", "a2p_in_24h")],
-    "device": [("out", "out_5m", "out_1h", "out_24h"),
-               ("new_imsis", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h"),
-               ("new_numbers", "new_numbers_5m", "new_numbers_1h", "new_numbers_24h"),
-               ("new_recipients", "new_recipients_5m", "new_recipients_1h", "new_recipients_24h"),
-               ("url_sms", "url_sms_5m", "url_sms_1h", "url_sms_24h"),
-               ("calls_out", "calls_out_5m", "calls_out_1h", "calls_out_24h"),
-               ("a2p_in", "a2p_in_5m", "a2p_in_1h", "a2p_in_24h")],
-}
+    "number": list(catalogue.burst_channels("number")), "device": list(catalogue.burst_channels("device"))}
 
 
 def model_version(policy: Policy) -> str:

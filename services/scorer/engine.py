@@ -28,6 +28,7 @@ import msgspec
 
 from services.common.records import Reason, View
 from services.scorer import features as F
+from services.scorer import layout as L
 
 # the detectors' class as checkpoints older than the ``detectors`` module pickled it
 from services.scorer.detectors import EntityModels as EntityModels  # noqa: PLC0414
@@ -109,7 +110,7 @@ class ScoringEngine:
             self._advance(result[2], output)
             return output
         values, changed, activity, modem, features = result[1], result[2], result[3], result[4], result[5]
-        now_ms = int(values[F.LAST_MS])
+        now_ms = int(values[L.LAST_MS])
         features["modem_device"] = 1.0 if modem else 0.0
         models = self.state.models[entity_type]
         # models look at what an entity originates: only its out/change views, only when active
@@ -138,7 +139,7 @@ class ScoringEngine:
         self.verdicts.decide(values, view, score, reasons=reasons, features=features, changed=changed,
                              now_ms=now_ms, output=output)
         if (not is_number and self.links.link_rank and view.number is not None
-                and values[F.RISK_LEVEL] >= self.links.link_rank):
+                and values[L.RISK_LEVEL] >= self.links.link_rank):
             self.links.send(values, view, reasons, output)
         table.records[key] = table.layout.pack(values)
         table.dirty.add(key)
@@ -164,14 +165,14 @@ class ScoringEngine:
         """The detectors' verdict when due (activity grew, time passed, a change), else the latest
         one kept in the record; returns whether they scored and ECOD's feature tails if computed."""
         if not eligible:
-            values[F.MODEL_POINTS] = 0.0
+            values[L.MODEL_POINTS] = 0.0
             return False, None
-        due = (activity >= values[F.SCORED_ACTIVITY] * self._growth
-               or now_s - values[F.SCORED_S] >= self._rescore_after_s or changed)
+        due = (activity >= values[L.SCORED_ACTIVITY] * self._growth
+               or now_s - values[L.SCORED_S] >= self._rescore_after_s or changed)
         if not due:
-            if values[F.MODEL_POINTS] > 0.0:
-                contributions.append((values[F.MODEL_POINTS], Reason(
-                    code="MODEL_ANOMALY", feature="model", value=round(values[F.MODEL_POINTS], 1),
+            if values[L.MODEL_POINTS] > 0.0:
+                contributions.append((values[L.MODEL_POINTS], Reason(
+                    code="MODEL_ANOMALY", feature="model", value=round(values[L.MODEL_POINTS], 1),
                     window="1h", rarity="model", text="MODEL_ANOMALY: unusual traffic (latest model verdict)")))
             return False, None
         self.counters["scored"] += 1
@@ -195,9 +196,9 @@ class ScoringEngine:
                     if tails is None and ecod is not None and ecod.is_warm:
                         tails = ecod.detector.tails_one(features)  # type: ignore[attr-defined]
                     best_reason = model_reason(name, tail, tails or {}, features)
-        values[F.MODEL_POINTS] = best
-        values[F.SCORED_ACTIVITY] = max(activity, 1.0)
-        values[F.SCORED_S] = now_s
+        values[L.MODEL_POINTS] = best
+        values[L.SCORED_ACTIVITY] = max(activity, 1.0)
+        values[L.SCORED_S] = now_s
         if best_reason is not None:
             contributions.append((best, best_reason))
         return True, tails

@@ -16,12 +16,13 @@ import msgspec
 
 from services.common.records import LEVELS, Alert, Level, Link, Reason, Risk, View, Window
 from services.scorer import features as F
+from services.scorer import layout as L
 from services.scorer.output import EVENT_MS_MAX, EngineOutput, iso_ms
 from services.scorer.policy import Policy
 from services.scorer.state import PartitionState, entity_key, entity_text
 from services.scorer.verdicts import Verdicts, link_campaign, link_reason
 
-_U64 = struct.Struct("<Q")     # DEVICE_FP read straight from a packed record (F.DEVICE_FP_OFFSET)
+_U64 = struct.Struct("<Q")     # DEVICE_FP read straight from a packed record (L.DEVICE_FP_OFFSET)
 
 
 class Links:
@@ -41,14 +42,14 @@ class Links:
         """A flagged device's view names the number acting on it: link that number (once per run of
         views by the same number, and again whenever the device starts a new alert episode)."""
         assert view.number is not None
-        at = F.DEVICE.link_at + F.LINK_FP
+        at = L.DEVICE.link_at + L.LINK_FP
         number_fp = F.fp32(view.number)
         if number_fp == values[at] and not output.alerts:
             return
         values[at] = number_fp
         link = Link(
-            number=view.number, device=view.entity, device_score=int(values[F.RISK_SCORE]),
-            device_episode_s=int(values[F.EPISODE_S]), reason=reasons[0].code if reasons else "DEVICE_FLAGGED",
+            number=view.number, device=view.entity, device_score=int(values[L.RISK_SCORE]),
+            device_episode_s=int(values[L.EPISODE_S]), reason=reasons[0].code if reasons else "DEVICE_FLAGGED",
             occurred_ms=view.occurred_ms, key_id=view.key_id, ingested_ms=view.ingested_ms,
             number_enc=view.number_enc, campaign_id=self.verdicts.campaign(values, view.entity_type))
         if output.alerts:
@@ -89,21 +90,21 @@ class Links:
         packed = table.records.get(key)
         values = layout.unpack(packed) if packed is not None else layout.empty()
         at = layout.link_at
-        active = values[at + F.LINK_SCORE] and values[at + F.LINK_EXPIRES_S] > t_s
-        before = (int(values[at + F.LINK_SCORE]), int(values[at + F.LINK_EXPIRES_S])) if active else (0, 0)
-        values[at + F.LINK_S] = min(int(values[at + F.LINK_S]), t_s) if active else t_s
-        values[at + F.LINK_SCORE] = max(before[0], points)
-        values[at + F.LINK_EXPIRES_S] = max(before[1], expires)
-        output.score = max(int(values[at + F.LINK_SCORE]), int(values[F.RISK_SCORE]))
+        active = values[at + L.LINK_SCORE] and values[at + L.LINK_EXPIRES_S] > t_s
+        before = (int(values[at + L.LINK_SCORE]), int(values[at + L.LINK_EXPIRES_S])) if active else (0, 0)
+        values[at + L.LINK_S] = min(int(values[at + L.LINK_S]), t_s) if active else t_s
+        values[at + L.LINK_SCORE] = max(before[0], points)
+        values[at + L.LINK_EXPIRES_S] = max(before[1], expires)
+        output.score = max(int(values[at + L.LINK_SCORE]), int(values[L.RISK_SCORE]))
         episode_fp = _episode_fp(link.device, link.device_episode_s)
-        if episode_fp != values[at + F.LINK_FP] and LEVELS.index(level) >= self.verdicts.alert_rank:
-            values[at + F.LINK_FP] = episode_fp
+        if episode_fp != values[at + L.LINK_FP] and LEVELS.index(level) >= self.verdicts.alert_rank:
+            values[at + L.LINK_FP] = episode_fp
             output.alerts = [self._alert(link, points, level, t_ms)]
-        after = (int(values[at + F.LINK_SCORE]), int(values[at + F.LINK_EXPIRES_S]))
+        after = (int(values[at + L.LINK_SCORE]), int(values[at + L.LINK_EXPIRES_S]))
         # a new Risk when the link flag starts, changes score, or its expiry moves by an hour or more
         if after != before and (not active or after[0] != before[0] or after[1] - before[1] >= 3600):
-            own_level = LEVELS[int(values[F.RISK_LEVEL])]
-            output.risk = self.verdicts.risk(values, "number", number, score=int(values[F.RISK_SCORE]),
+            own_level = LEVELS[int(values[L.RISK_LEVEL])]
+            output.risk = self.verdicts.risk(values, "number", number, score=int(values[L.RISK_SCORE]),
                                              level=own_level, reasons=[], now_ms=t_ms,
                                              campaign=link_campaign(link), number_enc=link.number_enc,
                                              key_id=link.key_id)
@@ -136,19 +137,19 @@ class Links:
         packed = table.records.get(key)
         values = layout.unpack(packed) if packed is not None else layout.empty()
         device_fp = F.fp64(link.device)
-        if int(values[F.EPISODE_S]) == link.device_episode_s and values[layout.link_at + F.LINK_EXPIRES_S] >= expires:
+        if int(values[L.EPISODE_S]) == link.device_episode_s and values[layout.link_at + L.LINK_EXPIRES_S] >= expires:
             return output                                  # a redelivered broadcast
-        values[F.LAST_MS] = max(int(values[F.LAST_MS]), t_s * 1000)
-        values[F.DEVICE_FP] = device_fp
-        values[F.EPISODE_S] = link.device_episode_s
-        values[F.RISK_SCORE] = max(0, min(int(link.device_score), 100))
-        values[F.CAMPAIGN_BITS] = _campaign_bits(link.campaign_id)
-        values[layout.link_at + F.LINK_EXPIRES_S] = max(int(values[layout.link_at + F.LINK_EXPIRES_S]), expires)
+        values[L.LAST_MS] = max(int(values[L.LAST_MS]), t_s * 1000)
+        values[L.DEVICE_FP] = device_fp
+        values[L.EPISODE_S] = link.device_episode_s
+        values[L.RISK_SCORE] = max(0, min(int(link.device_score), 100))
+        values[L.CAMPAIGN_BITS] = _campaign_bits(link.campaign_id)
+        values[layout.link_at + L.LINK_EXPIRES_S] = max(int(values[layout.link_at + L.LINK_EXPIRES_S]), expires)
         table.records[key] = layout.pack(values)
         table.dirty.add(key)
         self.state.flagged_index[device_fp] = key
         numbers = self.state.store.numbers
-        offset = F.DEVICE_FP_OFFSET
+        offset = L.DEVICE_FP_OFFSET
         unpack = _U64.unpack_from
         on_device = [k for k, rec in numbers.records.items() if unpack(rec, offset)[0] == device_fp]
         alerts: list[Alert] = []
@@ -163,24 +164,24 @@ class Links:
 
     def remembered(self, values: list[Any], view: View, output: EngineOutput) -> None:
         """A number seen on a device this partition remembers as flagged: link it (once per episode)."""
-        key = self.state.flagged_index.get(int(values[F.DEVICE_FP]))
+        key = self.state.flagged_index.get(int(values[L.DEVICE_FP]))
         if key is None:
             return
         packed = self.state.store.flagged.records.get(key)
         if packed is None:
             return
         device = self.state.store.flagged.layout.unpack(packed)
-        if device[F.FLAGGED.link_at + F.LINK_EXPIRES_S] * 1000 <= view.occurred_ms:
+        if device[L.FLAGGED.link_at + L.LINK_EXPIRES_S] * 1000 <= view.occurred_ms:
             return
         device_text = entity_text(key)
-        episode = int(device[F.EPISODE_S])
-        if values[F.NUMBER.link_at + F.LINK_FP] == _episode_fp(device_text, episode):
+        episode = int(device[L.EPISODE_S])
+        if values[L.NUMBER.link_at + L.LINK_FP] == _episode_fp(device_text, episode):
             return                                         # already linked for this episode
         out = self.apply(Link(
-            number=view.entity, device=device_text, device_score=int(device[F.RISK_SCORE]),
+            number=view.entity, device=device_text, device_score=int(device[L.RISK_SCORE]),
             device_episode_s=episode, reason="DEVICE_FLAGGED", occurred_ms=view.occurred_ms, key_id=view.key_id,
             ingested_ms=view.ingested_ms, number_enc=view.number_enc,
-            campaign_id=_campaign_from_bits(int(device[F.CAMPAIGN_BITS]))))
+            campaign_id=_campaign_from_bits(int(device[L.CAMPAIGN_BITS]))))
         if out.alerts:
             output.alerts = [*output.alerts, *out.alerts]
         if out.risk is not None:
@@ -188,7 +189,7 @@ class Links:
 
     def remembered_packed(self, packed: bytes, view: View, output: EngineOutput) -> None:
         """``remembered`` for a number's packed record, unpacked only when its device is flagged here."""
-        if _U64.unpack_from(packed, F.DEVICE_FP_OFFSET)[0] in self.state.flagged_index:
+        if _U64.unpack_from(packed, L.DEVICE_FP_OFFSET)[0] in self.state.flagged_index:
             self.remembered(self.state.store.numbers.layout.unpack(packed), view, output)
 
     def _alert(self, link: Link, points: int, level: Level, t_ms: int) -> Alert:

@@ -13,6 +13,7 @@ from pathlib import Path
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import EntityType, Feedback, Link, View
 from services.scorer import features as F
+from services.scorer import layout as L
 from services.scorer.detectors import model_version, partition_models
 from services.scorer.engine import ScoringEngine
 from services.scorer.links import Links
@@ -75,7 +76,7 @@ class PartitionScorer:
             return
         values = table.layout.unpack(packed)
         feats = F.number_features(values) if feedback.entity_type == "number" else F.device_features(values)
-        feats["modem_device"] = 1.0 if int(values[F.TAC]) in self.policy.modem_tacs else 0.0
+        feats["modem_device"] = 1.0 if int(values[L.TAC]) in self.policy.modem_tacs else 0.0
         fraud = feedback.label == "confirmed_fraud"
         self.state.models[feedback.entity_type].feedback.learn_one(feats, fraud)
         self.state.journal.feedback(feedback.entity_type, feats, fraud)

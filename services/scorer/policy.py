@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from services.common.identifiers import IdentifierError, normalise_number
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import Level
+from services.scorer import catalogue
 from services.scorer.exceptions import PolicyError
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -190,4 +191,8 @@ class Policy:
             for rule in rules:
                 if rule.max_points < rule.points:
                     raise PolicyError(f"rule {entity_type}/{rule.code}: max_points below points")
+                unknown = sorted(set(rule.when) - catalogue.names(entity_type))
+                if unknown:
+                    raise PolicyError(f"rule {entity_type}/{rule.code}: no such {entity_type} feature "
+                                      f"{', '.join(unknown)} (see services/scorer/catalogue.py)")
         return cls(spec, pseudonymizer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.common.records import LEVELS, EntityType, Risk
 from services.scorer import features as F
+from services.scorer import layout as L
 from services.scorer.output import EngineOutput
 from services.scorer.policy import Policy
 from services.scorer.state import EntityTable, PartitionState, entity_text
@@ -32,7 +33,7 @@ class Sweeper:
             self._sweep_table(table, horizon, tombstones, risk_updates)
         flagged = state.store.flagged
         horizon_s = horizon // 1000
-        for key in [k for k, v in flagged.records.items() if flagged.layout.link_tail(v)[F.LINK_EXPIRES_S] < horizon_s]:
+        for key in [k for k, v in flagged.records.items() if flagged.layout.link_tail(v)[L.LINK_EXPIRES_S] < horizon_s]:
             del flagged.records[key]
             flagged.dirty.add(key)
         if len(state.flagged_index) != len(flagged.records):
@@ -56,7 +57,7 @@ class Sweeper:
         idle, expired = scan if scan is not None else F.scan_records(*args)
         for key in idle:
             values = layout.unpack(records[key])
-            link_expires = int(values[at + F.LINK_EXPIRES_S])
+            link_expires = int(values[at + L.LINK_EXPIRES_S])
             if link_expires > horizon_s:
                 # the entity's own state is forgotten; its link flag lives on until it expires
                 kept = layout.empty()
@@ -69,27 +70,27 @@ class Sweeper:
             del records[key]
             table.dirty.add(key)
             self.counters["forgotten"] += 1
-            if values[F.RISK_LEVEL] or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S] or link_expires:
+            if values[L.RISK_LEVEL] or values[L.SIM_CHANGED_S] or values[L.DEVICE_CHANGED_S] or link_expires:
                 tombstones.append((kind, entity_text(key)))
         # (an idle entity is deleted, or kept with only a link flag that has not expired: the
         # scan's exclusion of idle keys from ``expired`` is what a second pass would find)
         for key in expired:
             values = layout.unpack(records[key])
-            if 0 < values[F.FLAG_EXPIRES_S] < horizon_s:
-                values[F.FLAG_FIRST_S] = values[F.FLAG_EXPIRES_S] = 0
-                values[F.RISK_SCORE] = values[F.RISK_LEVEL] = 0
-                values[F.MODEL_POINTS] = 0.0
-            if 0 < values[at + F.LINK_EXPIRES_S] < horizon_s:
+            if 0 < values[L.FLAG_EXPIRES_S] < horizon_s:
+                values[L.FLAG_FIRST_S] = values[L.FLAG_EXPIRES_S] = 0
+                values[L.RISK_SCORE] = values[L.RISK_LEVEL] = 0
+                values[L.MODEL_POINTS] = 0.0
+            if 0 < values[at + L.LINK_EXPIRES_S] < horizon_s:
                 # LINK_FP stays: a late redelivery of the same link must not alert again
-                values[at + F.LINK_S] = values[at + F.LINK_EXPIRES_S] = values[at + F.LINK_SCORE] = 0
+                values[at + L.LINK_S] = values[at + L.LINK_EXPIRES_S] = values[at + L.LINK_SCORE] = 0
             records[key] = layout.pack(values)
             table.dirty.add(key)
             entity = entity_text(key)
-            flagged = values[F.RISK_LEVEL] or values[at + F.LINK_SCORE]
-            if flagged or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
+            flagged = values[L.RISK_LEVEL] or values[at + L.LINK_SCORE]
+            if flagged or values[L.SIM_CHANGED_S] or values[L.DEVICE_CHANGED_S]:
                 # still flagged by the other verdict, or SIM/device swap answers need the change dates
-                level = LEVELS[int(values[F.RISK_LEVEL])]
-                risk_updates.append(self.verdicts.risk(values, kind, entity, score=int(values[F.RISK_SCORE]),
+                level = LEVELS[int(values[L.RISK_LEVEL])]
+                risk_updates.append(self.verdicts.risk(values, kind, entity, score=int(values[L.RISK_SCORE]),
                                                        level=level, reasons=[], now_ms=horizon_ms))
             else:
                 tombstones.append((kind, entity))

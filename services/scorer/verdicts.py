@@ -13,6 +13,7 @@ from typing import Any
 
 from services.common.records import LEVELS, Alert, EntityType, Level, Link, Reason, Risk, View, Window
 from services.scorer import features as F
+from services.scorer import layout as L
 from services.scorer.output import EngineOutput, iso_ms, iso_s
 from services.scorer.policy import Policy
 
@@ -30,11 +31,11 @@ class Verdicts:
         """Update the entity's flag in ``values`` and put its Risk (when it changed) and Alert on ``output``."""
         policy = self.policy
         now_s = now_ms // 1000
-        prev_score = int(values[F.RISK_SCORE])
-        prev_rank = int(values[F.RISK_LEVEL])
+        prev_score = int(values[L.RISK_SCORE])
+        prev_rank = int(values[L.RISK_LEVEL])
         # flags decay: the last emitted score halves every flags.ttl[low]
-        if prev_score and values[F.RISK_AT_S]:
-            elapsed = max(0, now_s - int(values[F.RISK_AT_S]))
+        if prev_score and values[L.RISK_AT_S]:
+            elapsed = max(0, now_s - int(values[L.RISK_AT_S]))
             held = prev_score * 0.5 ** (elapsed * 1000 / policy.flag_ttl_ms["low"])
         else:
             held = 0.0
@@ -42,29 +43,29 @@ class Verdicts:
         level: Level = policy.level_of(reported)
         rank = LEVELS.index(level)
         if rank >= 1:
-            if not values[F.FLAG_FIRST_S]:
-                values[F.FLAG_FIRST_S] = now_s
+            if not values[L.FLAG_FIRST_S]:
+                values[L.FLAG_FIRST_S] = now_s
             if score >= policy.levels.low:
                 expiry = now_s + policy.flag_ttl_ms[policy.level_of(score)] // 1000
-                values[F.FLAG_EXPIRES_S] = max(values[F.FLAG_EXPIRES_S], expiry)
+                values[L.FLAG_EXPIRES_S] = max(values[L.FLAG_EXPIRES_S], expiry)
         emit = changed or rank != prev_rank or (
             rank >= 1 and abs(reported - prev_score) >= policy.spec.flags.min_score_change)
         campaign = self.campaign(values, view.entity_type) if rank >= 2 else None
         if emit:
-            values[F.RISK_SCORE] = reported
-            values[F.RISK_LEVEL] = rank
-            values[F.RISK_AT_S] = now_s
-            if rank >= 1 or values[F.SIM_CHANGED_S] or values[F.DEVICE_CHANGED_S]:
+            values[L.RISK_SCORE] = reported
+            values[L.RISK_LEVEL] = rank
+            values[L.RISK_AT_S] = now_s
+            if rank >= 1 or values[L.SIM_CHANGED_S] or values[L.DEVICE_CHANGED_S]:
                 output.risk = self.risk(values, view.entity_type, view.entity, score=reported, level=level,
                                         reasons=reasons, now_ms=now_ms, campaign=campaign,
                                         number_enc=view.number_enc, key_id=view.key_id)
         if rank >= self.alert_rank and score >= policy.level_floor[policy.alert_level]:
-            in_episode = values[F.EPISODE_S] and now_s - values[F.LAST_HIGH_S] <= policy.cooldown_ms // 1000
+            in_episode = values[L.EPISODE_S] and now_s - values[L.LAST_HIGH_S] <= policy.cooldown_ms // 1000
             if not in_episode:
-                values[F.EPISODE_S] = now_s
+                values[L.EPISODE_S] = now_s
                 output.alerts = [self.alert(values, view, score=score, level=level, reasons=reasons,
                                             features=features, now_ms=now_ms, campaign=campaign)]
-            values[F.LAST_HIGH_S] = now_s
+            values[L.LAST_HIGH_S] = now_s
 
     def campaign(self, values: list[Any], entity_type: EntityType) -> str | None:
         """Group entities acting together from what they share: a site (cell) and a day, else a device.
@@ -78,11 +79,11 @@ class Verdicts:
         link. Derived only from the entity's own state, so replicas that own different
         partitions name the same campaign without talking.
         """
-        start, end = F.NUMBER.set_at["cell"] if entity_type == "number" else F.DEVICE.set_at["cell"]
+        start, end = L.NUMBER.set_at["cell"] if entity_type == "number" else L.DEVICE.set_at["cell"]
         cells = [int(c) for c in values[start:end] if c]
         if cells:
-            return campaign_of(f"cell:{min(cells):08x}:{int(values[F.LAST_MS]) // 86_400_000}")
-        device = int(values[F.DEVICE_FP])
+            return campaign_of(f"cell:{min(cells):08x}:{int(values[L.LAST_MS]) // 86_400_000}")
+        device = int(values[L.DEVICE_FP])
         return campaign_of(f"device:{device:016x}") if device else None
 
     def risk(self, values: list[Any], entity_type: EntityType, entity: str, *, score: int, level: Level,
@@ -90,20 +91,20 @@ class Verdicts:
              key_id: str | None = None) -> Risk:
         """The Risk record: the entity's own verdict, combined (numbers) with an active link flag."""
         flagged = LEVELS.index(level) >= 1
-        expires_s = values[F.FLAG_EXPIRES_S] if flagged and values[F.FLAG_EXPIRES_S] else 0
-        first_s = values[F.FLAG_FIRST_S] if flagged else 0
+        expires_s = values[L.FLAG_EXPIRES_S] if flagged and values[L.FLAG_EXPIRES_S] else 0
+        first_s = values[L.FLAG_FIRST_S] if flagged else 0
         if entity_type == "number":
-            at = F.NUMBER.link_at
-            link_score = int(values[at + F.LINK_SCORE])
-            if link_score and values[at + F.LINK_EXPIRES_S] > now_ms // 1000:
+            at = L.NUMBER.link_at
+            link_score = int(values[at + L.LINK_SCORE])
+            if link_score and values[at + L.LINK_EXPIRES_S] > now_ms // 1000:
                 reason = link_reason(link_score)
                 if link_score > score:
                     score, level, reasons = link_score, self.policy.level_of(link_score), [reason, *reasons]
                 else:
                     reasons = [*reasons, reason]
                 flagged = True
-                expires_s = max(expires_s, int(values[at + F.LINK_EXPIRES_S]))
-                link_first = int(values[at + F.LINK_S])
+                expires_s = max(expires_s, int(values[at + L.LINK_EXPIRES_S]))
+                link_first = int(values[at + L.LINK_S])
                 first_s = min(first_s, link_first) if first_s else link_first
                 if campaign is None and LEVELS.index(level) >= 2:
                     # flagged through its device, not on its own: the number's own site names
@@ -115,8 +116,8 @@ class Verdicts:
             entity_type=entity_type, entity=entity, score=score, level=level, reasons=reasons[:5],
             updated_at=iso_ms(now_ms), expires_at=iso_s(expires_s), model_version=self.model_version,
             first_flagged_at=iso_s(first_s) if flagged and first_s else None,
-            sim_changed_at=iso_s(values[F.SIM_CHANGED_S]) if values[F.SIM_CHANGED_S] else None,
-            device_changed_at=iso_s(values[F.DEVICE_CHANGED_S]) if values[F.DEVICE_CHANGED_S] else None,
+            sim_changed_at=iso_s(values[L.SIM_CHANGED_S]) if values[L.SIM_CHANGED_S] else None,
+            device_changed_at=iso_s(values[L.DEVICE_CHANGED_S]) if values[L.DEVICE_CHANGED_S] else None,
             campaign_id=campaign,
             number_enc=number_enc if entity_type == "number" else None,
             key_id=key_id if entity_type == "number" and number_enc else None,
@@ -124,13 +125,13 @@ class Verdicts:
 
     def alert(self, values: list[Any], view: View, *, score: int, level: Level, reasons: list[Reason],
               features: dict[str, float], now_ms: int, campaign: str | None) -> Alert:
-        episode = int(values[F.EPISODE_S])
+        episode = int(values[L.EPISODE_S])
         alert_id = hashlib.sha256(
             f"{view.entity_type}|{view.entity}|{episode}|{self.model_version}".encode()).hexdigest()[:32]
         window = reasons[0].window if reasons else "1h"
         span_ms = {"5m": 300_000, "1h": 3_600_000, "24h": 86_400_000}.get(window, 3_600_000)
         evidence = {k: round(v, 2) for k, v in features.items() if v > 0.0}
-        evidence["views_total"] = float(values[F.N_VIEWS])
+        evidence["views_total"] = float(values[L.N_VIEWS])
         return Alert(
             alert_id=alert_id, entity_type=view.entity_type, entity=view.entity, level=level, score=score,
             reasons=reasons[:5], evidence=evidence,

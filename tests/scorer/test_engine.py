@@ -8,7 +8,7 @@ import pytest
 from services.common.identifiers import normalise_number
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Feedback, View
-from services.scorer import features as F
+from services.scorer import layout as L
 from services.scorer.exceptions import CheckpointError
 from services.scorer.output import EngineOutput
 from services.scorer.partition import PartitionScorer
@@ -213,7 +213,7 @@ def test_state_is_compact_per_entity() -> None:
         eng.process(sms_out(pid(f"n{i}"), pid(f"p{i}"), T0 + i))
     per_entity = eng.state.state_bytes() / sum(eng.state.entities().values())
     assert per_entity < 512
-    assert F.NUMBER.size < 400
+    assert L.NUMBER.size < 400
 
 
 def test_wangiri_is_unanswered_calls_from_outside_not_an_agents_unlucky_morning() -> None:

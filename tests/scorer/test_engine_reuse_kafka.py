@@ -20,7 +20,7 @@ from services.common import topics
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Link, View, encode
 from services.common.topics import ensure_topics
-from services.scorer import features as F
+from services.scorer import layout as L
 from services.scorer.service import ScorerProcessor, ScorerRunner, ScorerSettings, build
 from services.scorer.state import entity_key
 from tests.conftest import TEST_PSEUDONYM_KEY
@@ -145,7 +145,7 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
         # and view 10 applied on top of it once
         assert third.counters["views"] == 1 and third.counters["skipped"] == 0
         record = third.store.numbers.records[entity_key(me)]
-        assert third.store.numbers.layout.unpack(record)[F.N_VIEWS] == 11     # views 0-10, each once
+        assert third.store.numbers.layout.unpack(record)[L.N_VIEWS] == 11     # views 0-10, each once
     finally:
         a.close()
         b.close()

@@ -29,7 +29,7 @@ def test_a_digit_string_too_long_for_a_tac_is_ignored_not_a_crash(tac: str) -> N
     # ingest takes TACs from IMEIs (8 digits); a longer digit string on an internal topic used
     # to pass str.isdigit() and then fail to pack the record (struct.error) on every replay
     from services.common.records import View
-    from services.scorer import features as F
+    from services.scorer import layout as L
     from services.scorer.state import entity_key
 
     engine = PartitionScorer.default(Pseudonymizer(Key("k", b"k" * 32)))
@@ -37,5 +37,5 @@ def test_a_digit_string_too_long_for_a_tac_is_ignored_not_a_crash(tac: str) -> N
     engine.process(View(**{**{f: getattr(base, f) for f in base.__struct_fields__}, "tac": "35693803"}), offset=1)
     odd = View(**{**{f: getattr(base, f) for f in base.__struct_fields__}, "tac": tac, "view_id": "odd"})
     assert not engine.process(odd, offset=2).skipped
-    record = F.NUMBER.unpack(engine.store.numbers.records[entity_key(pid("a"))])
-    assert record[F.TAC] == 35693803          # the earlier, real TAC stays
+    record = L.NUMBER.unpack(engine.store.numbers.records[entity_key(pid("a"))])
+    assert record[L.TAC] == 35693803          # the earlier, real TAC stays

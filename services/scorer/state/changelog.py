@@ -44,7 +44,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from services.scorer.features import LINK_TAIL
+from services.scorer.layout import LINK_TAIL
 from services.scorer.state.tables import CHANGELOG_PREFIX, StateStore
 
 MAGIC = b"FRS1"

@@ -14,7 +14,7 @@ import struct
 from typing import Any
 
 from services.common.records import EntityType
-from services.scorer import features as F
+from services.scorer import layout as L
 from services.scorer.detectors import EntityModels
 from services.scorer.exceptions import CheckpointError
 from services.scorer.state import checkpoint
@@ -109,7 +109,7 @@ class PartitionState:
             return 0
         applied = reader.apply(self.store, self.changelog_writer)
         unpack = _U64.unpack_from
-        self.flagged_index = {unpack(rec, F.DEVICE_FP_OFFSET)[0]: key
+        self.flagged_index = {unpack(rec, L.DEVICE_FP_OFFSET)[0]: key
                               for key, rec in self.store.flagged.records.items()}
         last = max((table.latest_ms() for table in (self.store.numbers, self.store.devices)), default=0)
         if last > self.watermark_ms:

@@ -12,7 +12,7 @@ import struct
 import sys
 from typing import Literal
 
-from services.scorer.features import DEVICE, FLAGGED, NUMBER, Layout
+from services.scorer.layout import DEVICE, FLAGGED, NUMBER, Layout
 
 _LAST_MS = struct.Struct("<q")
 # "flagged": devices at or above the link level, as seen by the numbers' partition (broadcast links)

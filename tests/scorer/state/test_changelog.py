@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from services.scorer.features import DEVICE, NUMBER
+from services.scorer.layout import DEVICE, NUMBER
 from services.scorer.state import StateStore
 from services.scorer.state.changelog import (
     DELTA_PREFIX,

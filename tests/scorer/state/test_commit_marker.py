@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.scorer.state.test_modellog import Log, compacted, crash_run, engine, signature
-from tests.scorer.state.test_modellog import restore as restore_log
-
 from services.common.records import View
 from services.scorer.partition import PartitionScorer
 from services.scorer.state import COMMIT_KEY, COMMIT_MARKER, MODELS_KEY
 from services.scorer.state.changelog import DELTA_PREFIX
 from services.scorer.state.modellog import is_journal_key
+from tests.scorer.state.test_modellog import Log, compacted, crash_run, engine, signature
+from tests.scorer.state.test_modellog import restore as restore_log
 
 EVERY = 500          # views per commit
 
