@@ -445,18 +445,21 @@ class ScorerProcessor:
                 consumer.close()
 
 
-class ScorerRunner(StreamRunner):
-    """The shared runner plus step 3: the state changelog right before each offset commit."""
+class ChangelogStep:
+    """Step 3 of the commit path (a ``CommitStep`` of the shared runner): the state changelog
+    right before each offset commit, then each partition's changelog end once it is flushed."""
 
-    def before_commit(self) -> None:
-        processor: ScorerProcessor = self.processor  # type: ignore[assignment]
-        membership = self.consumer.group_metadata()
-        processor.write_changelog(self.sink, membership.generation_id, membership.member_id or "")
-        self.sink.flush_and_check(self.config.flush_timeout_s)
-        processor.changelog_flushed()
+    def __init__(self, processor: ScorerProcessor) -> None:
+        self.processor = processor
+
+    def write(self, sink: OutputSink, generation: int, member: str) -> None:
+        self.processor.write_changelog(sink, generation, member)
+
+    def written(self) -> None:
+        self.processor.changelog_flushed()
 
 
-def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Health]:
+def build(settings: ScorerSettings) -> tuple[StreamRunner, ScorerProcessor, Health]:
     pseudonymizer = settings.pseudonymizer()
     policy = Policy.load(pseudonymizer, settings.policy_file)
     processor = ScorerProcessor(settings, pseudonymizer, policy)
@@ -473,7 +476,7 @@ def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Heal
                             "heartbeat_interval_ms": min(3000, settings.session_timeout_ms // 3)},
     )
     health = Health()
-    runner = ScorerRunner(settings, config, processor, health)  # type: ignore[arg-type]
+    runner = StreamRunner(settings, config, processor, health, commit_steps=[ChangelogStep(processor)])
     consumer = runner.consumer
     processor.committed = lambda tp: consumer.committed(tp, timeout_ms=10_000)
     return runner, processor, health

@@ -19,9 +19,10 @@ from kafka.structs import OffsetAndMetadata
 from services.common import topics
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Link, View, encode
+from services.common.stream import StreamRunner
 from services.common.topics import ensure_topics
 from services.scorer import layout as L
-from services.scorer.service import ScorerProcessor, ScorerRunner, ScorerSettings, build
+from services.scorer.service import ScorerProcessor, ScorerSettings, build
 from services.scorer.state import entity_key
 from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.scorer.helpers import pid, sms_out
@@ -52,7 +53,7 @@ class Replica:
         monkeypatch.setenv("FRAUDRADAR_GROUP_ID", group)
         monkeypatch.setenv("FRAUDRADAR_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
         runner, processor, _ = build(ScorerSettings())
-        self.runner: ScorerRunner = runner
+        self.runner: StreamRunner = runner
         self.processor: ScorerProcessor = processor
         self.tps = {TopicPartition(prefix + name, 0) for name in topics.SCORER_INPUTS}
 
@@ -69,7 +70,7 @@ class Replica:
 
     def commit(self, records: list[Any]) -> None:
         """The runner's step 3 and 4: changelog, then the offsets after ``records``."""
-        self.runner.before_commit()
+        self.runner.committer.write_steps()
         offsets = {TopicPartition(r.topic, r.partition): OffsetAndMetadata(r.offset + 1, "", -1) for r in records}
         self.runner.consumer.commit(offsets)
 

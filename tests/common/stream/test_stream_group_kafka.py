@@ -4,7 +4,7 @@ commit, and restarting every partition from its last commit after a rebalance.
 A consumer that stops polling for longer than ``max.poll.interval.ms`` (a batch stuck in a slow
 restore, a long pause) is taken out of the group by its own heartbeat thread; another replica
 can then own its partitions. The loop must not write state or offsets for them afterwards:
-``before_commit`` (where the scorer writes its changelog) is never reached, nothing is
+the commit steps (where the scorer writes its changelog) are never reached, nothing is
 committed, and the fence is counted. (The broker refusing a member it removed while the whole
 process was frozen is tested with the scorer: tests/scorer/test_service_kafka.py.)
 
@@ -27,7 +27,7 @@ from prometheus_client import REGISTRY
 
 from services.common import topics
 from services.common.config import CommonSettings
-from services.common.stream import CommitPolicy, OutputSink, StreamConfig, StreamRunner, _Listener
+from services.common.stream import CommitPolicy, OutputSink, StreamConfig, StreamRunner
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
@@ -52,15 +52,17 @@ class Counting:
         pass
 
 
-class Stateful(StreamRunner):
-    """A runner whose ``before_commit`` (the scorer writes its changelog there) records each call."""
+class Stateful:
+    """A commit step (the scorer writes its changelog in one) that records each call."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.before_commit_calls = 0
 
-    def before_commit(self) -> None:
+    def write(self, sink: OutputSink, generation: int, member: str) -> None:
         self.before_commit_calls += 1
+
+    def written(self) -> None:
+        pass
 
 
 def _fenced(service: str) -> float:
@@ -87,10 +89,11 @@ def test_a_consumer_past_its_poll_interval_writes_neither_state_nor_offsets(kafk
     config = StreamConfig(service, group, [topic], topic_prefix + topics.DLQ, fence_commits=True,
                           consumer_overrides={"max_poll_interval_ms": 3000, "session_timeout_ms": 6000,
                                               "heartbeat_interval_ms": 500})
-    runner = Stateful(CommonSettings(bootstrap=kafka_bootstrap), config, Counting())
+    step = Stateful()
+    runner = StreamRunner(CommonSettings(bootstrap=kafka_bootstrap), config, Counting(), commit_steps=[step])
     processor: Counting = runner.processor  # type: ignore[assignment]
     try:
-        runner.consumer.subscribe([topic], listener=_Listener(runner))
+        runner.consumer.subscribe([topic], listener=runner.listener)
         deadline = time.monotonic() + 60
         while processor.records < 15 and time.monotonic() < deadline:
             polled = runner.consumer.poll(timeout_ms=200, max_records=15 - processor.records)
@@ -98,22 +101,22 @@ def test_a_consumer_past_its_poll_interval_writes_neither_state_nor_offsets(kafk
                 runner._handle(polled)
         assert processor.records == 15
         # a member in good standing: the check passes and the commit goes through
-        assert runner._membership_problem() is None
-        runner._maybe_commit(force=True)
-        assert runner.before_commit_calls == 1
+        assert runner.committer.membership_problem() is None
+        runner.committer.maybe_commit(force=True)
+        assert step.before_commit_calls == 1
         assert sum(_committed(kafka_bootstrap, group).values()) == 15
 
         polled = runner.consumer.poll(timeout_ms=2000, max_records=15)
         runner._handle(polled)                  # the rest, then no poll for longer than the interval
         assert processor.records == 30
         time.sleep(5.0)
-        assert runner._membership_problem() == "lost"
+        assert runner.committer.membership_problem() == "lost"
         fenced = _fenced(service)
-        runner._maybe_commit(force=True)
-        assert runner.before_commit_calls == 1  # no state written
+        runner.committer.maybe_commit(force=True)
+        assert step.before_commit_calls == 1  # no state written
         assert _fenced(service) == fenced + 1
         assert sum(_committed(kafka_bootstrap, group).values()) == 15   # no offsets either
-        assert not runner._pending              # redelivered to whoever owns the partitions now
+        assert not runner.committer.pending              # redelivered to whoever owns the partitions now
     finally:
         runner.consumer.close(autocommit=False)
         runner.producer.close(timeout=5)
