@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sklearn.metrics import average_precision_score, roc_auc_score
 from tqdm import tqdm
 
+from services.devtools.simulator.backtest import backtest_pseudonymizer, load_truth
 from services.ingest.pipeline import IngestLimits, IngestPipeline
 from services.ingest.transform import Transformer
 from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
-from services.simulator.backtest import backtest_pseudonymizer, load_truth
 
 
 def _policy(detectors: list[str], min_activity: float | None) -> Path:

@@ -52,11 +52,11 @@ from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_ke
 from services.common.records import View, decode_alert, decode_views, encode_view_bundle
 from services.common.stream import murmur2_partition
 from services.common.topics import ensure_topics
+from services.devtools.synthetic import Generator
 from services.scorer import features as F
 from services.scorer.output import EngineOutput
 from services.scorer.partition import PartitionScorer
 from services.scorer.service import ScorerSettings, build
-from services.scorer.synthetic import Generator
 
 PARTITIONS = 3
 
@@ -329,7 +329,7 @@ def main() -> int:
     if args.bootstrap:
         bootstrap = args.bootstrap
     else:
-        from services.common.kafka_local import LocalKafka
+        from services.devtools.kafka_local import LocalKafka
 
         # its own broker, deleted afterwards (the 1M-entity changelog and topics: ~1 GB)
         bootstrap = owned.enter_context(LocalKafka.temporary("bench-scorer-")).bootstrap

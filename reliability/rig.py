@@ -27,8 +27,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from services.common import topics
-from services.common.kafka_local import LocalKafka, _tail, free_port
 from services.common.pseudonym import generate_key_text
+from services.devtools.kafka_local import LocalKafka, _tail, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -44,8 +44,8 @@ FREEZE_S = 14.0        # > the session: the other replica takes over while this 
 
 def simulated_events(n: int, seed: int) -> list[tuple[bytes, bytes]]:
     """The first ``n`` events (event-time order) of a simulated run sized to hold them."""
-    from services.simulator.generate import SimConfig, render, simulate
-    from services.simulator.timeline import DEFAULT_START, parse_start
+    from services.devtools.simulator.generate import SimConfig, render, simulate
+    from services.devtools.simulator.timeline import DEFAULT_START, parse_start
 
     # the simulator makes ~0.48 events per subscriber-hour (measured: 601 753 events from 25 000
     # subscribers x 50 h); size for 20 % more than asked, and re-run longer if that fell short

@@ -38,7 +38,7 @@ import httpx
 import yaml
 from tqdm import tqdm
 
-from services.common.kafka_local import KafkaStartError, KafkaToolMissing, LocalKafka, cache_dir, free_port
+from services.devtools.kafka_local import KafkaStartError, KafkaToolMissing, LocalKafka, cache_dir, free_port
 
 DEMO_PARTNER = "demo-bank"
 
@@ -79,7 +79,7 @@ class DemoConfig:
 
 def setup_config(root: Path) -> DemoConfig:
     """Write (or keep) the key files and a partners file with one demo bank; idempotent."""
-    from services.common import keys_cli
+    from services.devtools import keys_cli
 
     config = DemoConfig(root)
     keys_cli.main(["generate", str(config.keys)])
@@ -299,7 +299,7 @@ def _broker(args: argparse.Namespace) -> Iterator[str]:
 
 def simulate(run: Run) -> tuple[Path, Path] | None:
     """Generate the traffic once to files (for the backtest); return (events, truth) paths."""
-    if not _available("services.simulator.cli"):
+    if not _available("services.devtools.simulator.cli"):
         _say("simulator not available yet in this checkout: no traffic to stream")
         return None
     sim_dir = run.out / "traffic"
@@ -390,10 +390,10 @@ def summarise(run: Run, truth_path: Path | None, streamed: int) -> list[Any]:
         by_level[alert.level] = by_level.get(alert.level, 0) + 1
     levels = ", ".join(f"{n} {level}" for level, n in sorted(by_level.items())) or "none"
     _say(f"\n{len(alerts)} alerts raised ({levels})")
-    if truth_path is None or not _available("services.simulator.metrics"):
+    if truth_path is None or not _available("services.devtools.simulator.quality"):
         return alerts
-    from services.simulator.backtest import load_truth  # type: ignore[import-not-found,unused-ignore]
-    from services.simulator.metrics import (  # type: ignore[import-not-found,unused-ignore]
+    from services.devtools.simulator.backtest import load_truth  # type: ignore[import-not-found,unused-ignore]
+    from services.devtools.simulator.quality import (  # type: ignore[import-not-found,unused-ignore]
         AlertPoint,
         evaluate,
     )
@@ -505,7 +505,7 @@ def _flagged_number(run: Run, alerts: list[Any]) -> str | None:
 
 
 def backtest(run: Run, files: tuple[Path, Path] | None) -> Path | None:
-    if files is None or not _available("services.simulator.backtest"):
+    if files is None or not _available("services.devtools.simulator.backtest"):
         _say("\nbacktest not available yet: no report")
         return None
     report_dir = run.out / "report"
@@ -525,7 +525,7 @@ def backtest(run: Run, files: tuple[Path, Path] | None) -> Path | None:
 
 
 def _duration_s(text: str) -> float:
-    from services.simulator.timeline import parse_duration  # type: ignore[import-not-found,unused-ignore]
+    from services.devtools.simulator.timeline import parse_duration  # type: ignore[import-not-found,unused-ignore]
 
     return parse_duration(text) / 1000
 

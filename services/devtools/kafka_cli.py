@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from services.common.kafka_local import (
+from services.devtools.kafka_local import (
     KafkaStartError,
     KafkaToolMissing,
     LocalKafka,

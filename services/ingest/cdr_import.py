@@ -6,7 +6,7 @@ The mapping (YAML) names the columns, the timestamp format and time zone, and th
 telco uses for record types and directions. A field is given as a column name, as
 ``{column: NAME, values: {CODE: VALUE}, default: VALUE}`` or as ``{constant: VALUE}``; ``default``
 fills empty cells, a ``"*"`` code catches every code not listed (otherwise an unknown code rejects the row).
-See ``services/simulator/samples/cdr_mapping.yaml`` for a complete example.
+See ``services/ingest/samples/cdr_mapping.yaml`` for a complete example.
 
 Every mapped row then goes through the ingest decoder and identifier normalisation (the code
 ``fraudradar validate`` and the ingest service run), so a row written to ``--out`` is a row
@@ -32,7 +32,7 @@ import orjson
 import yaml
 
 from services.common.pseudonym import Key, Pseudonymizer
-from services.simulator.exceptions import SimulatorError
+from services.ingest.exceptions import CdrImportError
 
 # Reasons of the mapping step (ingest's own codes — INVALID_NUMBER, ... — follow after it).
 UNMAPPED_VALUE = "UNMAPPED_VALUE"      # a code (type, direction, change...) absent from the mapping
@@ -67,20 +67,20 @@ class FieldSpec:
         if isinstance(spec, dict):
             unknown = set(spec) - {"column", "values", "default", "constant", "required"}
             if unknown:
-                raise SimulatorError(f"mapping field {name}: unknown keys {sorted(unknown)}")
+                raise CdrImportError(f"mapping field {name}: unknown keys {sorted(unknown)}")
             if "constant" in spec:
                 return cls(constant=spec["constant"])
             if "column" not in spec:
-                raise SimulatorError(f"mapping field {name}: needs 'column' or 'constant'")
+                raise CdrImportError(f"mapping field {name}: needs 'column' or 'constant'")
             values = spec.get("values")
             if values is not None and not isinstance(values, dict):
-                raise SimulatorError(f"mapping field {name}: 'values' must be a mapping of codes")
+                raise CdrImportError(f"mapping field {name}: 'values' must be a mapping of codes")
             return cls(column=str(spec["column"]), default=spec.get("default"),
                        values={str(k): v for k, v in values.items()} if values else None,
                        required=bool(spec.get("required", True)))
         if isinstance(spec, (int, float, bool)):
             return cls(constant=spec)
-        raise SimulatorError(f"mapping field {name}: give a column name, {{column: ...}} or {{constant: ...}}")
+        raise CdrImportError(f"mapping field {name}: give a column name, {{column: ...}} or {{constant: ...}}")
 
     def get(self, row: Mapping[str, str], name: str) -> Any:
         if self.constant is not None:
@@ -124,24 +124,24 @@ def load_mapping(path: Path) -> CdrMapping:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SimulatorError(f"cannot read mapping {path}: {exc.strerror}") from exc
+        raise CdrImportError(f"cannot read mapping {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise SimulatorError(f"mapping {path} is not valid YAML: {exc}") from exc
+        raise CdrImportError(f"mapping {path} is not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):
-        raise SimulatorError(f"mapping {path} must be a YAML mapping")
+        raise CdrImportError(f"mapping {path} must be a YAML mapping")
     try:
         ts = doc["timestamp"]
         tz_name = str(ts.get("timezone", "UTC"))
         try:
             tz = ZoneInfo(tz_name)
         except ZoneInfoNotFoundError as exc:
-            raise SimulatorError(f"mapping: unknown time zone {tz_name!r}") from exc
+            raise CdrImportError(f"mapping: unknown time zone {tz_name!r}") from exc
         sections = {s: {k: FieldSpec.parse(f"{s}.{k}", v) for k, v in (doc.get(s) or {}).items()}
                     for s in ("sms", "call", "sim")}
         top = {k: FieldSpec.parse(k, v) for k, v in (doc.get("columns") or {}).items()}
         unknown = set(top) - set(_FIELDS_TOP)
         if unknown:
-            raise SimulatorError(f"mapping columns: unknown contract fields {sorted(unknown)}")
+            raise CdrImportError(f"mapping columns: unknown contract fields {sorted(unknown)}")
         for name in ("imei", "imsi", "cell_id", "b_number"):
             if name in top and top[name].column is not None:
                 top[name] = FieldSpec(column=top[name].column, values=top[name].values, default=top[name].default,
@@ -156,9 +156,9 @@ def load_mapping(path: Path) -> CdrMapping:
             region=str(doc.get("region", "NL")),
         )
     except KeyError as exc:
-        raise SimulatorError(f"mapping {path}: missing required key {exc.args[0]!r}") from exc
+        raise CdrImportError(f"mapping {path}: missing required key {exc.args[0]!r}") from exc
     except (AttributeError, TypeError) as exc:
-        raise SimulatorError(f"mapping {path}: malformed ({exc})") from exc
+        raise CdrImportError(f"mapping {path}: malformed ({exc})") from exc
 
 
 def _timestamp(text: str, fmt: str, tz: ZoneInfo) -> str:
@@ -281,11 +281,11 @@ def _rows(path: Path, mapping: CdrMapping) -> Iterator[tuple[int, dict[str, str]
     try:
         fh = path.open("r", encoding=mapping.encoding, newline="")
     except OSError as exc:
-        raise SimulatorError(f"cannot read {path}: {exc.strerror}") from exc
+        raise CdrImportError(f"cannot read {path}: {exc.strerror}") from exc
     with fh:
         reader = csv.DictReader(fh, delimiter=mapping.delimiter)
         if not reader.fieldnames:
-            raise SimulatorError(f"{path} has no header row")
+            raise CdrImportError(f"{path} has no header row")
         for row in reader:
             yield reader.line_num, row
 
@@ -333,7 +333,7 @@ def main(argv: list[str]) -> int:
     try:
         mapping = load_mapping(args.mapping)
         summary = import_cdr(args.file, mapping, args.out, args.show)
-    except SimulatorError as exc:
+    except CdrImportError as exc:
         print(f"fraudradar import-cdr: {exc}", file=sys.stderr)
         return 2
     if args.json:

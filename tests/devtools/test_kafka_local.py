@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from services.common import kafka_local
-from services.common.kafka_local import KafkaToolMissing, LocalKafka, random_cluster_id, server_properties
 from services.common.stream import Crc32cMissing, check_crc32c
+from services.devtools import kafka_local
+from services.devtools.kafka_local import KafkaToolMissing, LocalKafka, random_cluster_id, server_properties
 
 
 def test_missing_java_or_maven_is_said_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from services.ingest.cdr_import import main
 from services.ingest.decode import decode
-from services.simulator.cdr_import import main
 
-SAMPLES = Path(__file__).resolve().parents[2] / "services/simulator/samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "services/ingest/samples"
 
 
 def test_sample_mapping_with_bad_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

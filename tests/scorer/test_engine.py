@@ -8,11 +8,11 @@ import pytest
 from services.common.identifiers import normalise_number
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Feedback, View
+from services.devtools.synthetic import Generator
 from services.scorer import layout as L
 from services.scorer.exceptions import CheckpointError
 from services.scorer.output import EngineOutput
 from services.scorer.partition import PartitionScorer
-from services.scorer.synthetic import Generator
 from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.scorer.helpers import MIN, T0, call_out, pid, sim_change, sms_in, sms_out
 

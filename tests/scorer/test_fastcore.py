@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_key
 from services.common.records import CallMeta, SimMeta, SmsMeta, View, encode
+from services.devtools.synthetic import Generator
 from services.scorer import features as F
 from services.scorer import layout as L
 from services.scorer.partition import PartitionScorer
-from services.scorer.synthetic import Generator
 from tests.scorer.helpers import T0, pid
 
 CORE = F.COMPILED_APPLY

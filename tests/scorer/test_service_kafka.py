@@ -1,6 +1,6 @@
 """The scorer service on the real broker: scenario alerts, kill -9 and restart, two replicas.
 
-One labelled view stream (``services.scorer.synthetic``) is written to three fresh topic sets;
+One labelled view stream (``services.devtools.synthetic``) is written to three fresh topic sets;
 the uninterrupted single-process run is the reference the other two must reproduce exactly
 (same set of ``alert_id``s, nothing lost, nothing new after dedupe).
 """
@@ -28,10 +28,10 @@ from services.common.identifiers import normalise_number
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Alert, Risk, View, decode_alert, decode_risk, encode
 from services.common.topics import ensure_topics
+from services.devtools.synthetic import Generator, Labelled
 from services.scorer.partition import PartitionScorer
 from services.scorer.state import COMMIT_KEY
 from services.scorer.state.changelog import _MANIFEST, MAGIC, MANIFEST_KEY
-from services.scorer.synthetic import Generator, Labelled
 from tests.conftest import TEST_PSEUDONYM_KEY
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]

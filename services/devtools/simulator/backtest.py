@@ -7,7 +7,7 @@ process, without Kafka. Event time drives every clock: the ingest time bounds ar
 replay is history) and the scorer sees the events' own timestamps. The model and policy
 versions the engine reports are written into the outputs.
 
-Outputs in ``R``: ``metrics.json`` (see ``services.simulator.metrics``), ``alerts.jsonl`` (every
+Outputs in ``R``: ``metrics.json`` (see ``services.devtools.simulator.quality``), ``alerts.jsonl`` (every
 alert raised, each with the truth ``scenario`` it hit or ``null``), ``report.html`` with PNG plots.
 
 Pseudonyms: the key comes from ``FRAUDRADAR_PSEUDONYM_KEY[_FILE]`` when set; otherwise a fixed,
@@ -35,9 +35,16 @@ from tqdm import tqdm
 from services.common.identifiers import IdentifierError, normalise_imei, normalise_number
 from services.common.pseudonym import Key, Pseudonymizer
 from services.common.records import LEVELS, Alert, Link, View
-from services.simulator import catalog
-from services.simulator.exceptions import SimulatorError
-from services.simulator.metrics import PRE_START_LEAD_MS, AlertPoint, EntityKey, Evaluation, TruthEntity, evaluate
+from services.devtools.simulator import catalog
+from services.devtools.simulator.exceptions import SimulatorError
+from services.devtools.simulator.quality import (
+    PRE_START_LEAD_MS,
+    AlertPoint,
+    EntityKey,
+    Evaluation,
+    TruthEntity,
+    evaluate,
+)
 
 BACKTEST_KEY = Key("backtest", hashlib.sha256(b"fraudradar-backtest-public-key").digest())
 
@@ -229,7 +236,7 @@ def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, *, engine: 
                           scenario_order=catalog.SCENARIOS, lead_ms=_alert_cooldown_ms(engine))
     (out_dir / "metrics.json").write_bytes(orjson.dumps(evaluation.metrics, option=orjson.OPT_INDENT_2) + b"\n")
     if report:
-        from services.simulator.report import RunInfo, write_report
+        from services.devtools.simulator.report import RunInfo, write_report
 
         info = RunInfo(events_path=str(events_path), truth_path=str(truth_path), min_level=min_level,
                        model_version=str(engine.model_version),

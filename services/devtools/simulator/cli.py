@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from services.simulator import catalog
-from services.simulator.exceptions import SimulatorError
-from services.simulator.generate import SimConfig, Simulation, render, simulate, truth_lines
-from services.simulator.timeline import DEFAULT_START, parse_duration, parse_start
+from services.devtools.simulator import catalog
+from services.devtools.simulator.exceptions import SimulatorError
+from services.devtools.simulator.generate import SimConfig, Simulation, render, simulate, truth_lines
+from services.devtools.simulator.timeline import DEFAULT_START, parse_duration, parse_start
 
 
 def build_parser() -> argparse.ArgumentParser:

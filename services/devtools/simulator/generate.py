@@ -14,11 +14,11 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from services.simulator import catalog
-from services.simulator.normal import build_population, normal_life
-from services.simulator.scenarios import BUILDERS, MAX_INSTANCES, instances_per_scenario, make_context
-from services.simulator.timeline import BUSINESS, Timeline, iso, local_hours, rfc3339
-from services.simulator.world import CALL, CHANGES, SMS, Batch, Change, Scene, Truth, World, concat, take
+from services.devtools.simulator import catalog
+from services.devtools.simulator.normal import build_population, normal_life
+from services.devtools.simulator.scenarios import BUILDERS, MAX_INSTANCES, instances_per_scenario, make_context
+from services.devtools.simulator.timeline import BUSINESS, Timeline, iso, local_hours, rfc3339
+from services.devtools.simulator.world import CALL, CHANGES, SMS, Batch, Change, Scene, Truth, World, concat, take
 
 I32 = npt.NDArray[np.int32]
 Progress = Callable[[str], None]

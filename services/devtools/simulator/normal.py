@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.simulator import catalog
-from services.simulator.timeline import BUSINESS, EVENING, SOCIAL, Timeline, rhythm_days
-from services.simulator.world import (
+from services.devtools.simulator import catalog
+from services.devtools.simulator.timeline import BUSINESS, EVENING, SOCIAL, Timeline, rhythm_days
+from services.devtools.simulator.world import (
     CALL,
     CHANGE_CODE,
     OPERATOR_CODE,

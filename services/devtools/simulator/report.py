@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from services.simulator.metrics import AlertPoint, EntityKey, Evaluation, TruthEntity, level_at_least
+from services.devtools.simulator.quality import AlertPoint, EntityKey, Evaluation, TruthEntity, level_at_least
 
 
 @dataclass

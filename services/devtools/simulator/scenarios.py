@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from services.simulator import catalog
-from services.simulator.normal import Population, otp_sender_numbers
-from services.simulator.timeline import FLAT, HOUR_MS, MINUTE_MS, SOCIAL, Timeline
-from services.simulator.world import (
+from services.devtools.simulator import catalog
+from services.devtools.simulator.normal import Population, otp_sender_numbers
+from services.devtools.simulator.timeline import FLAT, HOUR_MS, MINUTE_MS, SOCIAL, Timeline
+from services.devtools.simulator.world import (
     CALL,
     CHANGE_CODE,
     OPERATOR_CODE,

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from services.simulator.exceptions import SimulatorError
+from services.devtools.simulator.exceptions import SimulatorError
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 MINUTE_MS = 60_000

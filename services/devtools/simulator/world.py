@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from services.simulator import catalog
+from services.devtools.simulator import catalog
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import Alert, Reason, View, Window
-from services.simulator import catalog
+from services.devtools.simulator import catalog
 
 
 @dataclass

@@ -7,11 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services.simulator import catalog
-from services.simulator.backtest import backtest_pseudonymizer, load_truth, run_backtest
-from services.simulator.cli import main as simulate
-from services.simulator.exceptions import SimulatorError
-from tests.simulator.fake_engine import RuleEngine
+from services.devtools.simulator import catalog
+from services.devtools.simulator.backtest import backtest_pseudonymizer, load_truth, run_backtest
+from services.devtools.simulator.cli import main as simulate
+from services.devtools.simulator.exceptions import SimulatorError
+from tests.devtools.simulator.fake_engine import RuleEngine
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_truth_maps_national_and_imeisv_onto_the_same_pseudonyms(tmp_path: Path)
 
 def test_cli_with_the_real_scorer(sim_dir: Path, tmp_path: Path) -> None:
     """``fraudradar backtest`` end to end through the shipped scorer."""
-    from services.simulator.backtest import main
+    from services.devtools.simulator.backtest import main
 
     out = tmp_path / "real"
     assert main(["--events", str(sim_dir / "events.jsonl"), "--truth", str(sim_dir / "truth.jsonl"),
@@ -83,13 +83,13 @@ def test_cli_with_the_real_scorer(sim_dir: Path, tmp_path: Path) -> None:
 
 
 def test_the_pre_start_lead_is_the_scorers_alert_cooldown(tmp_path: Path) -> None:
-    from services.simulator.backtest import _alert_cooldown_ms, default_engine
-    from services.simulator.metrics import PRE_START_LEAD_MS
+    from services.devtools.simulator.backtest import _alert_cooldown_ms, default_engine
+    from services.devtools.simulator.quality import PRE_START_LEAD_MS
 
     pseudo = backtest_pseudonymizer()
     assert _alert_cooldown_ms(default_engine(pseudo, None)) == 24 * 3_600_000 == PRE_START_LEAD_MS
     policy = tmp_path / "policy.yaml"
-    packaged = (Path(__file__).resolve().parents[2] / "services/scorer/policy.yaml").read_text()
+    packaged = (Path(__file__).resolve().parents[3] / "services/scorer/policy.yaml").read_text()
     assert "  cooldown: 24h " in packaged
     policy.write_text(packaged.replace("  cooldown: 24h ", "  cooldown: 6h "))
     assert _alert_cooldown_ms(default_engine(pseudo, policy)) == 6 * 3_600_000

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from services.common.identifiers import normalise_number
-from services.simulator import catalog
+from services.devtools.simulator import catalog
 
-POLICY = Path(__file__).resolve().parents[2] / "services/scorer/policy.yaml"
+POLICY = Path(__file__).resolve().parents[3] / "services/scorer/policy.yaml"
 
 
 def test_do_not_originate_numbers_are_dutch_e164() -> None:

@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from services.common.topics import RAW, topic_name
-from services.simulator.cli import main
+from services.devtools.simulator.cli import main
 
 pytestmark = pytest.mark.kafka
 

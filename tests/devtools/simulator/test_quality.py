@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.simulator.metrics import AlertPoint, TruthEntity, compute_metrics, evaluate
+from services.devtools.simulator.quality import AlertPoint, TruthEntity, compute_metrics, evaluate
 
 H = 3_600_000
 

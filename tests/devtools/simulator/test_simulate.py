@@ -12,12 +12,12 @@ import jsonschema_rs
 import orjson
 import pytest
 
+from services.devtools.simulator import catalog
+from services.devtools.simulator.cli import main
+from services.devtools.simulator.scenarios import instances_per_scenario
 from services.ingest.decode import decode
-from services.simulator import catalog
-from services.simulator.cli import main
-from services.simulator.scenarios import instances_per_scenario
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _simulate(out: Path, *extra: str) -> None:
@@ -268,15 +268,15 @@ def test_innocent_swaps_include_a_new_phone_and_bank_codes_like_a_takeover() -> 
     """The takeover's signature (swap, a new phone, one-time codes) also happens to honest people."""
     import numpy as np
 
-    from services.simulator.normal import (
+    from services.devtools.simulator.normal import (
         LOST_PHONE_SHARE,
         REENROL_SHARE,
         build_population,
         identity_changes,
         otp_sender_numbers,
     )
-    from services.simulator.timeline import HOUR_MS, Timeline, parse_start
-    from services.simulator.world import CHANGE_CODE, SMS, World
+    from services.devtools.simulator.timeline import HOUR_MS, Timeline, parse_start
+    from services.devtools.simulator.world import CHANGE_CODE, SMS, World
 
     world = World(np.random.default_rng(5))
     world.build_cells(40)

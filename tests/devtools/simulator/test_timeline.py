@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.simulator.exceptions import SimulatorError
-from services.simulator.timeline import BUSINESS, HOUR_MS, Timeline, local_hours, parse_duration, parse_start, rfc3339
+from services.devtools.simulator.exceptions import SimulatorError
+from services.devtools.simulator.timeline import (
+    BUSINESS,
+    HOUR_MS,
+    Timeline,
+    local_hours,
+    parse_duration,
+    parse_start,
+    rfc3339,
+)
 
 
 def test_parse_duration() -> None:
