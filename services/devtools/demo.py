@@ -491,7 +491,7 @@ def _flagged_number(run: Run, alerts: list[Any]) -> str | None:
         return None
     flagged = {a.entity for a in alerts if a.entity_type == "number"}
     pseudonymizer = _demo_pseudonymizer(run)
-    from services.common.identifiers import IdentifierError, normalise_number
+    from services.common.normalise import IdentifierError, normalise_number
 
     for line in truth_path.read_text().splitlines():
         row = json.loads(line)

@@ -1,7 +1,7 @@
 """The versioned policy file: thresholds, rules, protected numbers and A2P allow-lists.
 
 Loaded once at start. Plaintext numbers in the file (published bank numbers, A2P senders) are
-normalised exactly as ingest normalises them (``services.common.identifiers``) and replaced by
+normalised exactly as ingest normalises them (``services.common.normalise``) and replaced by
 their pseudonyms under the running key, so nothing plaintext stays in memory after loading.
 """
 
@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.common.identifiers import IdentifierError, normalise_number
+from services.common.normalise import IdentifierError, normalise_number
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import Level
 from services.scorer import catalogue

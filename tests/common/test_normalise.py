@@ -1,6 +1,6 @@
 import pytest
 
-from services.common.identifiers import (
+from services.common.normalise import (
     InvalidImei,
     InvalidImsi,
     InvalidNumber,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from services.common.identifiers import normalise_number
+from services.common.normalise import normalise_number
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Feedback, View
 from services.devtools.synthetic import Generator

@@ -24,7 +24,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 
 from services.common import topics
-from services.common.identifiers import normalise_number
+from services.common.normalise import normalise_number
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Alert, Risk, View, decode_alert, decode_risk, encode
 from services.common.topics import ensure_topics

@@ -7,12 +7,12 @@
 - ``dlq``: dead letters and the poison limit (``DlqGuard``, ``DlqLimit``);
 - ``rebalance``: listener, stuck-rejoin watch, restart from the committed offsets;
 - ``probes``: health, lag and batch metrics, the crc32c start-up check;
-- ``errors``: why the loop stops.
+- ``exceptions``: why the loop stops.
 """
 
 from services.common.stream.commit import CommitPolicy, CommitStep, Committer
 from services.common.stream.dlq import DlqGuard, DlqLimit, Record
-from services.common.stream.errors import (
+from services.common.stream.exceptions import (
     Crc32cMissing,
     DeliveryFailed,
     DlqLimitExceeded,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from services.common.stream.errors import DlqLimitExceeded
+from services.common.stream.exceptions import DlqLimitExceeded
 
 
 class Record(Protocol):

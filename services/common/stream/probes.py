@@ -10,7 +10,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from services.common import metrics
 from services.common.http import Health
-from services.common.stream.errors import Crc32cMissing
+from services.common.stream.exceptions import Crc32cMissing
 
 
 def check_crc32c() -> None:

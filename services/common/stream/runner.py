@@ -39,7 +39,7 @@ from services.common.config import CommonSettings
 from services.common.http import Health
 from services.common.stream.commit import CommitPolicy, CommitStep, Committer
 from services.common.stream.dlq import DlqGuard, DlqLimit, Record
-from services.common.stream.errors import RejoinStalled, StreamError
+from services.common.stream.exceptions import RejoinStalled, StreamError
 from services.common.stream.probes import LoopProbes, check_crc32c
 from services.common.stream.rebalance import Listener, Polled, RebalanceWatch, RestartFromCommit
 from services.common.stream.sink import OutputSink

@@ -8,7 +8,7 @@ from kafka import KafkaProducer
 
 from services.common import metrics
 from services.common.stream.dlq import DlqGuard, Record, dead_letter_headers
-from services.common.stream.errors import DeliveryFailed
+from services.common.stream.exceptions import DeliveryFailed
 
 
 class OutputSink:

@@ -32,7 +32,7 @@ import msgspec
 import orjson
 from tqdm import tqdm
 
-from services.common.identifiers import IdentifierError, normalise_imei, normalise_number
+from services.common.normalise import IdentifierError, normalise_imei, normalise_number
 from services.common.pseudonym import Key, Pseudonymizer
 from services.common.records import LEVELS, Alert, Link, View
 from services.devtools.simulator import catalog

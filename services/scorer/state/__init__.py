@@ -1,6 +1,6 @@
-"""The scorer's state: one ``PartitionState`` per input partition (see ``state.partition``)."""
+"""The scorer's state: one ``PartitionState`` per input partition (see ``state.partition_state``)."""
 
-from services.scorer.state.partition import PartitionState
+from services.scorer.state.partition_state import PartitionState
 from services.scorer.state.recovery import ModelRestore
 from services.scorer.state.tables import (
     COMMIT_KEY,

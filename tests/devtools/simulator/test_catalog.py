@@ -8,7 +8,7 @@ import phonenumbers
 import pytest
 import yaml
 
-from services.common.identifiers import normalise_number
+from services.common.normalise import normalise_number
 from services.devtools.simulator import catalog
 
 POLICY = Path(__file__).resolve().parents[3] / "services/scorer/policy.yaml"
