@@ -1,4 +1,4 @@
-"""Identifier normalisation: phone numbers, IMEI, IMSI (DESIGN.md "Pseudonyms").
+"""Identifier normalisation: phone numbers, IMEI, IMSI (docs/privacy.md).
 
 Every identifier is normalised before it is pseudonymised, so ``0612345678`` and
 ``+31 6 1234 5678`` become the same pseudonym:

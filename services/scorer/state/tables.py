@@ -1,9 +1,9 @@
 """Per-entity state of one partition: packed records in dicts, a dirty set for the changelog.
 
 Keys are the 16 raw bytes of the 32-hex pseudonym (half the memory of the text). Values are the
-packed records of ``features``. The store never decides anything: the engine reads, updates
-and writes records; the store remembers which keys changed since the last changelog drain and
-answers "which entities are idle past the TTL" for the sweep.
+packed records of ``layout``. The store never decides anything: the engine, links and sweep
+read, update and write records (the sweep finds idle entities with ``features.scan_records``);
+the store remembers which keys changed since the last changelog drain.
 """
 
 from __future__ import annotations
