@@ -42,9 +42,9 @@ FILE_SUFFIXES = {"key", "json", "jsonl", "yaml", "csv", "png", "html", "txt", "m
 DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+(\(\))?$")
 
 
-def _spans() -> list[tuple[str, str]]:
+def _spans(docs: list[Path]) -> list[tuple[str, str]]:
     out = []
-    for doc in DOCS:
+    for doc in docs:
         text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
         out += [(doc.name, span.strip()) for span in SPAN.findall(text)]
     return out
@@ -99,14 +99,14 @@ def _file_exists(span: str) -> bool:
     return (ROOT / path).exists()
 
 
-def _problems() -> list[str]:
+def _problems(docs: list[Path] = DOCS) -> list[str]:
     modules = _py_modules()
     classes = _classes()
     file_names = {p.name for d in CODE_DIRS for p in (ROOT / d).rglob("*") if p.is_file()}
     file_names |= {p.name for p in ROOT.iterdir() if p.is_file()}
     policy_sections = set(PolicyFile.model_fields)
     problems = []
-    for doc, span in _spans():
+    for doc, span in _spans(docs):
         if " " in span or any(c in span for c in "<{*"):
             continue
         if span.startswith(TOP):
@@ -124,9 +124,9 @@ def _problems() -> list[str]:
         if parts[-1] in FILE_SUFFIXES:
             continue
         if parts[0] in ("services", "models"):
-            if (ROOT / parts[0] / parts[1]).is_dir() or (ROOT / parts[0] / f"{parts[1]}.py").exists():
-                if not _resolves(name):
-                    problems.append(f"{doc}: `{span}` (does not resolve)")
+            is_module = (ROOT / parts[0] / parts[1]).is_dir() or (ROOT / parts[0] / f"{parts[1]}.py").exists()
+            if is_module and not _resolves(name):
+                problems.append(f"{doc}: `{span}` (does not resolve)")
         elif parts[0] in modules and parts[0] not in policy_sections:
             if len(modules[parts[0]]) == 1 and not _resolves(f"{modules[parts[0]][0]}.{'.'.join(parts[1:])}"):
                 problems.append(f"{doc}: `{span}` (not in {modules[parts[0]][0]})")
@@ -146,10 +146,5 @@ def test_the_rule_catches_a_stale_name(tmp_path: Path) -> None:
     doc = tmp_path / "stale.md"
     doc.write_text("`services/scorer/store.py`, `features.no_such_function`, `ScoringEngine.commit_records`, "
                    "`services.scorer.engine.NoSuchClass`, `models.warmup`, `links.max_points`\n")
-    global DOCS
-    saved, DOCS = DOCS, [doc]
-    try:
-        found = _problems()
-    finally:
-        DOCS = saved
+    found = _problems([doc])
     assert len(found) == 4, found      # the policy keys are not code paths

@@ -1,9 +1,9 @@
 """Wire records between services: views, risk, alerts, feedback, audit.
 
-These are the contracts of docs/contracts.md and docs/architecture.md in code. Every record is a ``msgspec.Struct`` encoded as
-JSON (``encode``/``decode_*`` below). Identifiers are pseudonyms (32 hex chars, 128 bits of
-HMAC-SHA256); no plaintext number, IMEI or IMSI appears in any of them. Where a partner may
-see the number, ``number_enc`` carries it AEAD-encrypted under the disclosure key.
+These are the contracts of docs/contracts.md and docs/architecture.md in code. Every record
+is a ``msgspec.Struct`` encoded as JSON (``encode``/``decode_*`` below). Identifiers are
+pseudonyms (32 hex chars, 128 bits of HMAC-SHA256); no plaintext number, IMEI or IMSI appears
+in any of them. Where a partner may see the number, ``number_enc`` carries it AEAD-encrypted under the disclosure key.
 
 Times: ``*_ms`` fields are event-time epoch milliseconds (UTC); ``*_at`` fields of records
 partners see are RFC 3339 strings in UTC.
