@@ -223,9 +223,6 @@ def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], r
 
 
 def run(ctx: Context) -> dict[str, Outcome]:
-    if not ctx.scorer_available:
-        reason = "the scorer (services/scorer) is not in this tree"
-        return {"scorer_crashes": Outcome.not_run(reason), "scorer_freezes": Outcome.not_run(reason)}
     rig, p = ctx.rig, ctx.params
     a = rig.new_prefix("crash-ref")
     b = rig.new_prefix("crash-run")

@@ -19,7 +19,6 @@ not part of this checkout yet is reported as such and the demo carries on withou
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import secrets
@@ -41,13 +40,6 @@ from tqdm import tqdm
 from services.devtools.kafka_local import KafkaStartError, KafkaToolMissing, LocalKafka, cache_dir, free_port
 
 DEMO_PARTNER = "demo-bank"
-
-
-def _available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def _say(text: str) -> None:
@@ -97,10 +89,7 @@ def setup_config(root: Path) -> DemoConfig:
         config.client_secret = secret_file.read_text().strip()
         return config
     config.client_secret = secrets.token_urlsafe(24)
-    if not _available("services.api.partners"):
-        _say("api not available yet: no partners file written")
-        return config
-    from services.api.partners import hash_secret  # type: ignore[import-not-found,unused-ignore]
+    from services.api.partners import hash_secret
 
     partners = {"partners": [{
         "id": DEMO_PARTNER, "name": "Demo Bank (local demo)", "type": "bank",
@@ -131,13 +120,8 @@ class Service:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
-    missing: bool = False
 
     def start(self) -> None:
-        if not _available(self.module):
-            self.missing = True
-            _say(f"  {self.name}: not available yet in this checkout ({self.module}); continuing without it")
-            return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -261,8 +245,6 @@ class Run:
         for service in self.services.values():
             service.start()
         for service in self.services.values():
-            if service.missing:
-                continue
             if service.wait_ready(90):
                 _say(f"  {service.name:<7} ready on http://127.0.0.1:{service.port} (log {service.log_path})")
             else:
@@ -299,9 +281,6 @@ def _broker(args: argparse.Namespace) -> Iterator[str]:
 
 def simulate(run: Run) -> tuple[Path, Path] | None:
     """Generate the traffic once to files (for the backtest); return (events, truth) paths."""
-    if not _available("services.devtools.simulator.cli"):
-        _say("simulator not available yet in this checkout: no traffic to stream")
-        return None
     sim_dir = run.out / "traffic"
     cmd = [sys.executable, "-m", "services.cli", "simulate", "--subscribers", str(run.args.subscribers),
            "--duration", run.args.sim_duration, "--seed", str(run.args.seed), "--out", str(sim_dir), "--quiet"]
@@ -390,10 +369,10 @@ def summarise(run: Run, truth_path: Path | None, streamed: int) -> list[Any]:
         by_level[alert.level] = by_level.get(alert.level, 0) + 1
     levels = ", ".join(f"{n} {level}" for level, n in sorted(by_level.items())) or "none"
     _say(f"\n{len(alerts)} alerts raised ({levels})")
-    if truth_path is None or not _available("services.devtools.simulator.quality"):
+    if truth_path is None:
         return alerts
-    from services.devtools.simulator.backtest import load_truth  # type: ignore[import-not-found,unused-ignore]
-    from services.devtools.simulator.quality import (  # type: ignore[import-not-found,unused-ignore]
+    from services.devtools.simulator.backtest import load_truth
+    from services.devtools.simulator.quality import (
         AlertPoint,
         evaluate,
     )
@@ -505,8 +484,7 @@ def _flagged_number(run: Run, alerts: list[Any]) -> str | None:
 
 
 def backtest(run: Run, files: tuple[Path, Path] | None) -> Path | None:
-    if files is None or not _available("services.devtools.simulator.backtest"):
-        _say("\nbacktest not available yet: no report")
+    if files is None:
         return None
     report_dir = run.out / "report"
     cmd = [sys.executable, "-m", "services.cli", "backtest", "--events", str(files[0]), "--truth", str(files[1]),
@@ -525,7 +503,7 @@ def backtest(run: Run, files: tuple[Path, Path] | None) -> Path | None:
 
 
 def _duration_s(text: str) -> float:
-    from services.devtools.simulator.timeline import parse_duration  # type: ignore[import-not-found,unused-ignore]
+    from services.devtools.simulator.timeline import parse_duration
 
     return parse_duration(text) / 1000
 
@@ -576,7 +554,7 @@ def _run(args: argparse.Namespace, out: Path, bootstrap: str, started: float) ->
         run.start_services()
         files = simulate(run)
         truth, streamed = None, 0
-        if files is not None and not run.services["ingest"].missing:
+        if files is not None:
             truth, streamed = stream(run, files[0])
         alerts = summarise(run, truth, streamed)
         api_tour(run, alerts)
@@ -595,13 +573,10 @@ def _run(args: argparse.Namespace, out: Path, bootstrap: str, started: float) ->
         run.stop_services()
     if interrupted:
         return 130
-    missing = [s.name for s in run.services.values() if s.missing]
     _say("")
     if report is not None:
         _say(f"report: {report}")
     _say(f"logs: {out / 'logs'}   config and keys: {out / 'config'}")
     _say(f"done in {(time.monotonic() - started) / 60:.1f} min. The services are stopped; "
          f"Kafka keeps running on {bootstrap} for the next run: stop it with `fraudradar kafka down`.")
-    if missing:
-        _say(f"not available yet in this checkout: {', '.join(missing)}")
     return 0

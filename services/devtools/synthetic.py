@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -379,7 +378,3 @@ class Generator:
                 )
             )
             t += int(rng.uniform(20, 60) * 1000 / max(strength, 0.1))
-
-
-def iter_sorted(views: list[View]) -> Iterator[View]:
-    return iter(sorted(views, key=lambda v: v.occurred_ms))

@@ -95,7 +95,7 @@ class ScorerSettings(CommonSettings):
     checkpoint_interval_s: float = Field(60.0, description="model checkpoint per partition this often")
     journal_max_entries: int = Field(
         20_000, ge=1, description="model checkpoint sooner once this many learned points are journalled "
-                                  "since the last (a restore replays them, 60-110 µs each)")
+                                  "since the last (a restore replays each of them)")
     feedback_poll_s: float = Field(1.0, description="read partner feedback this often")
     seed: int = Field(0, description="seed of the detectors (same seed, same scores)")
     max_poll_records: int = Field(2000, description="records per poll")
@@ -535,7 +535,7 @@ def main(argv: list[str]) -> int:
                                       "hst_walk": "compiled" if hst.COMPILED_WALK is not None else "python"})
     if F.COMPILED_APPLY is None or hst.COMPILED_WALK is None:
         log.warning("compiled parts not in use (services/scorer/_fastcore.c, models/_hstcore.c): the scorer runs "
-                    "the same code in Python, with identical results and 1.5x fewer views per second (not "
+                    "the same code in Python, with identical results and fewer views per second (not "
                     "built for lack of a C compiler, or FRAUDRADAR_PURE_PYTHON is set)")
     try:
         runner.run()

@@ -1,9 +1,10 @@
 """The state changelog of one partition: delta bundles plus rolling snapshot generations.
 
-Why not one compacted record per entity: kafka-python spends ~35 µs of pure Python per
-produced record, so an entity-keyed changelog costs ~35 µs for every entity changed between two
-commits — at a million entities that is most views, and it caps the scorer near 25k views/s
-before any scoring. Restoring a million single records costs the same per-record overhead.
+Why not one compacted record per entity: kafka-python spends tens of µs of pure Python per
+produced record, so an entity-keyed changelog would pay that for every entity changed between
+two commits — at a million entities that is most views, and it would cap the scorer's
+throughput before any scoring (docs/scorer.md "Measured"). Restoring a million single records
+costs the same per-record overhead.
 This module keeps the same guarantees with a few large records per commit:
 
 * **delta** ``D<seq>``: the records (or tombstones) of every entity changed since the last

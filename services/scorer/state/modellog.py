@@ -1,13 +1,11 @@
 """The models' changelog: a signed checkpoint now and then, and a journal of learning at every commit.
 
-Entity state is changelogged at every commit; a full model checkpoint (94 kB, ~20 ms of
-pickling for an engine warm after seed 7's 6 h) only every ``checkpoint_interval_s``. A
+Entity state is changelogged at every commit; a full model checkpoint (tens of kB and of ms of
+pickling, docs/scorer.md "Measured") only every ``checkpoint_interval_s``. A
 restore that paired the latest state with an older checkpoint left the models without
 everything they had learned in between: views already applied to their entity are skipped
 when redelivered, so they are never learned again, and the restored engine scored later
-views differently from one that never stopped (542 of 50,002 scores after a restore 50,000
-views behind its checkpoint; in the reliability suite 2 of ~720 alerts lost after 20 kills,
-both at the threshold on model points).
+views differently from one that never stopped (docs/reliability.md lists what that cost).
 
 The journal closes the gap: every commit writes, in learning order, what the models learned
 since the last record (the feature vector and the raw scores each detector learned with, and
@@ -43,7 +41,7 @@ from services.scorer.state.tables import MODELS_KEY
 
 JOURNAL_PREFIX = MODELS_KEY + b":j"
 JOURNAL_FORMAT = 1
-BATCH_ENTRIES = 2048           # ~110-125 B an entry compressed, ≤ 342 B raw (seed 7): ≤ 0.7 MB a record
+BATCH_ENTRIES = 2048           # entries per journal record: well under a megabyte (docs/scorer.md "Measured")
 _SEQ = struct.Struct(">Q")
 _LEARN, _FEEDBACK = 0, 1
 
