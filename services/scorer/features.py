@@ -45,7 +45,6 @@ from services.scorer.layout import (
     FIRST_S,
     FLAG_EXPIRES_S,
     HEADER_FORMAT,
-    HEADER_LEN,
     LAST_MS,
     LINK_EXPIRES_S,
     LINK_TAIL_FORMAT,
@@ -53,114 +52,27 @@ from services.scorer.layout import (
     NUMBER,
     OFFSET,
     ON_NET,
-    RCPT_CAP,
     RISK_LEVEL,
     RISK_SCORE,
     SIM_CHANGED_S,
-    SKETCH_WORDS,
     TAC,
     TAUS,
     Layout,
 )
-
-
-def fp32(pseudonym: str) -> int:
-    """32-bit fingerprint of a pseudonym (never 0, which marks an empty slot)."""
-    return int(pseudonym[:8], 16) or 1
-
-
-def fp64(pseudonym: str) -> int:
-    return int(pseudonym[:16], 16) or 1
-
-
-def _remember(values: list[float], bounds: tuple[int, int], fingerprint: int) -> bool:
-    """Move ``fingerprint`` to the front of the MRU set; True when it was not in the set."""
-    start, end = bounds
-    recent = values[start:end]
-    if fingerprint in recent:
-        pos = recent.index(fingerprint)
-        if pos:
-            del recent[pos]
-            recent.insert(0, fingerprint)
-            values[start:end] = recent
-        return False
-    overflow = recent[-1] != 0
-    recent.insert(0, fingerprint)
-    values[start:end] = recent[:-1]
-    if overflow and bounds[1] - bounds[0] == RCPT_CAP:
-        values[EVICTED] = int(values[EVICTED]) | 1
-    return True
-
-
-def set_size(values: list[float], bounds: tuple[int, int]) -> int:
-    start, end = bounds
-    return sum(1 for v in values[start:end] if v)
-
-
-def _sketch_add(values: list[float], at: int, fingerprint: int) -> None:
-    bit = (fingerprint >> 8) & 255
-    word = at + (bit >> 6)
-    values[word] = int(values[word]) | (1 << (bit & 63))
-
-
-def sketch_estimate(values: list[float], at: int) -> float:
-    """Linear counting over the 256-bit bitmap (saturates near 1 400 distinct)."""
-    ones = sum(int(values[at + i]).bit_count() for i in range(SKETCH_WORDS))
-    zeros = 256 - ones
-    if zeros == 0:
-        zeros = 1
-    return -256.0 * math.log(zeros / 256.0)
-
-
-_REBASE_MS = 40 * 300_000     # exp(40) ~ 2e17: far from overflow, still exact enough
-
-
-def _advance(values: list[float], layout: Layout, t_ms: int) -> tuple[float, float, float]:
-    """Move the watermark to ``t_ms`` if newer; the per-window weights of an event at ``t_ms``.
-
-    Forward decay: the weight is ``exp((t - B)/τ)`` for base time ``B``; late events simply get
-    a smaller weight. When the base falls far behind, every counter is rescaled to a new base.
-    """
-    base = int(values[BASE_MS])
-    if not base:
-        values[BASE_MS] = base = t_ms
-    elif t_ms - base > _REBASE_MS:
-        f5, f1, f24 = _decay_factors(t_ms - base)
-        start, end = HEADER_LEN, layout.counters_end
-        values[start:end:3] = [v * f5 for v in values[start:end:3]]
-        values[start + 1:end:3] = [v * f1 for v in values[start + 1:end:3]]
-        values[start + 2:end:3] = [v * f24 for v in values[start + 2:end:3]]
-        values[BASE_MS] = base = t_ms
-    values[LAST_MS] = max(values[LAST_MS], t_ms)
-    gap = t_ms - base
-    return _EXP(gap / _TAU_5M), _EXP(gap / _TAU_1H), _EXP(gap / _TAU_24H)
-
+from services.scorer.record import (
+    add,
+    advance,
+    current,
+    fp32,
+    fp64,
+    remember,
+    set_size,
+    sketch_add,
+    sketch_estimate,
+)
 
 _EXP = math.exp
-_TAU_5M, _TAU_1H, _TAU_24H = TAUS
-
-
-def _decay_factors(gap_ms: int) -> tuple[float, float, float]:
-    return _EXP(-gap_ms / _TAU_5M), _EXP(-gap_ms / _TAU_1H), _EXP(-gap_ms / _TAU_24H)
-
-
-def current(values: list[float], layout: Layout) -> list[float]:
-    """A copy of ``values`` with the counters as plain decayed counts at the watermark."""
-    out = list(values)
-    gap = int(values[LAST_MS]) - int(values[BASE_MS])
-    if gap and values[BASE_MS]:
-        f5, f1, f24 = _decay_factors(gap)
-        start, end = HEADER_LEN, layout.counters_end
-        out[start:end:3] = [v * f5 for v in out[start:end:3]]
-        out[start + 1:end:3] = [v * f1 for v in out[start + 1:end:3]]
-        out[start + 2:end:3] = [v * f24 for v in out[start + 2:end:3]]
-    return out
-
-
-def _add(values: list[float], at: int, weights: tuple[float, float, float]) -> None:
-    values[at] += weights[0]
-    values[at + 1] += weights[1]
-    values[at + 2] += weights[2]
+_TAU_1H, _TAU_24H = TAUS[1], TAUS[2]
 
 
 def _start(values: list[float], view: View) -> list[float]:
@@ -193,36 +105,36 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
     """Update a number's state with one of its views (pure except for ``values``)."""
     _start(values, view)
     t_ms = view.occurred_ms
-    weights = _advance(values, NUMBER, t_ms)
+    weights = advance(values, NUMBER, t_ms)
     role = view.role
     t_s = t_ms // 1000
     if role == "out":
         if view.type == "sms":
-            _add(values, _N_SMS_OUT, weights)
+            add(values, _N_SMS_OUT, weights)
             if view.sms is not None and view.sms.has_url:
-                _add(values, _N_URL, weights)
+                add(values, _N_URL, weights)
         else:
-            _add(values, _N_CALL_OUT, weights)
+            add(values, _N_CALL_OUT, weights)
             call = view.call
             if call is not None:
                 if not call.answered:
-                    _add(values, _N_UNANS, weights)
+                    add(values, _N_UNANS, weights)
                 elif call.duration_s < short_call_s:
-                    _add(values, _N_SHORT, weights)
+                    add(values, _N_SHORT, weights)
         if is_night:
-            _add(values, _N_NIGHT, weights)
+            add(values, _N_NIGHT, weights)
         if view.peer is not None:
             fingerprint = fp32(view.peer)
-            if _remember(values, _N_RCPT_SET, fingerprint):
-                _add(values, _N_NEW_RCPT, weights)
-            _sketch_add(values, NUMBER.sketch_at, fingerprint)
+            if remember(values, _N_RCPT_SET, fingerprint):
+                add(values, _N_NEW_RCPT, weights)
+            sketch_add(values, NUMBER.sketch_at, fingerprint)
     elif role == "in":
         if view.type == "sms":
-            _add(values, _N_SMS_IN, weights)
+            add(values, _N_SMS_IN, weights)
             if view.peer_kind in ("alphanumeric", "short_code") or view.peer in a2p_senders:
-                _add(values, _N_A2P, weights)
+                add(values, _N_A2P, weights)
         else:
-            _add(values, _N_CALL_IN, weights)
+            add(values, _N_CALL_IN, weights)
     else:  # change
         sim = view.sim
         if sim is not None:
@@ -232,8 +144,8 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
                 values[ACTIVATED_S] = max(int(values[ACTIVATED_S]), t_s)
             elif sim.change == "device_change":
                 values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
-    if view.cell is not None and _remember(values, _N_CELL_SET, fp32(view.cell)):
-        _add(values, _N_NEW_CELL, weights)
+    if view.cell is not None and remember(values, _N_CELL_SET, fp32(view.cell)):
+        add(values, _N_NEW_CELL, weights)
     if view.subscriber:
         values[EVICTED] = int(values[EVICTED]) | ON_NET
     if view.device is not None and t_ms >= values[LAST_MS]:
@@ -257,31 +169,31 @@ _D_NUMBER_SET, _D_CELL_SET = DEVICE.set_at["number"], DEVICE.set_at["cell"]
 def apply_device(values: list[float], view: View, a2p_senders: frozenset[str] = frozenset()) -> None:
     """Update a device's state with one of its views (``a2p_senders``: pseudonyms of A2P senders)."""
     _start(values, view)
-    weights = _advance(values, DEVICE, view.occurred_ms)
+    weights = advance(values, DEVICE, view.occurred_ms)
     if not values[DEVICE_FP]:
         values[DEVICE_FP] = fp64(view.entity)
     if view.role == "in":
         if view.type == "sms" and view.peer is not None and view.peer in a2p_senders:
-            _add(values, _D_A2P, weights)
+            add(values, _D_A2P, weights)
     elif view.role == "out":
-        _add(values, _D_OUT, weights)
+        add(values, _D_OUT, weights)
         if view.type == "call":
-            _add(values, _D_CALL, weights)
+            add(values, _D_CALL, weights)
         elif view.sms is not None and view.sms.has_url:
-            _add(values, _D_URL, weights)
+            add(values, _D_URL, weights)
         if view.peer is not None:
             fingerprint = fp32(view.peer)
-            if _remember(values, _D_RCPT_SET, fingerprint):
-                _add(values, _D_NEW_RCPT, weights)
-            _sketch_add(values, DEVICE.sketch_at, fingerprint)
+            if remember(values, _D_RCPT_SET, fingerprint):
+                add(values, _D_NEW_RCPT, weights)
+            sketch_add(values, DEVICE.sketch_at, fingerprint)
     elif view.role == "change":
-        _add(values, _D_CHANGE, weights)
-    if view.imsi is not None and _remember(values, _D_IMSI_SET, fp32(view.imsi)):
-        _add(values, _D_NEW_IMSI, weights)
-    if view.number is not None and _remember(values, _D_NUMBER_SET, fp32(view.number)):
-        _add(values, _D_NEW_NUMBER, weights)
-    if view.cell is not None and _remember(values, _D_CELL_SET, fp32(view.cell)):
-        _add(values, _D_NEW_CELL, weights)
+        add(values, _D_CHANGE, weights)
+    if view.imsi is not None and remember(values, _D_IMSI_SET, fp32(view.imsi)):
+        add(values, _D_NEW_IMSI, weights)
+    if view.number is not None and remember(values, _D_NUMBER_SET, fp32(view.number)):
+        add(values, _D_NEW_NUMBER, weights)
+    if view.cell is not None and remember(values, _D_CELL_SET, fp32(view.cell)):
+        add(values, _D_NEW_CELL, weights)
     _set_tac(values, view.tac)
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import msgspec
 
 from services.common.records import LEVELS, Alert, Level, Link, Reason, Risk, View, Window
-from services.scorer import features as F
 from services.scorer import layout as L
 from services.scorer.output import EVENT_MS_MAX, EngineOutput, iso_ms
 from services.scorer.policy import Policy
+from services.scorer.record import fp32, fp64
 from services.scorer.state import PartitionState, entity_key, entity_text
 from services.scorer.verdicts import Verdicts, link_campaign, link_reason
 
@@ -43,7 +43,7 @@ class Links:
         views by the same number, and again whenever the device starts a new alert episode)."""
         assert view.number is not None
         at = L.DEVICE.link_at + L.LINK_FP
-        number_fp = F.fp32(view.number)
+        number_fp = fp32(view.number)
         if number_fp == values[at] and not output.alerts:
             return
         values[at] = number_fp
@@ -136,7 +136,7 @@ class Links:
         key = entity_key(link.device)
         packed = table.records.get(key)
         values = layout.unpack(packed) if packed is not None else layout.empty()
-        device_fp = F.fp64(link.device)
+        device_fp = fp64(link.device)
         if int(values[L.EPISODE_S]) == link.device_episode_s and values[layout.link_at + L.LINK_EXPIRES_S] >= expires:
             return output                                  # a redelivered broadcast
         values[L.LAST_MS] = max(int(values[L.LAST_MS]), t_s * 1000)

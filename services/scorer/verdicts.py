@@ -12,10 +12,10 @@ import hashlib
 from typing import Any
 
 from services.common.records import LEVELS, Alert, EntityType, Level, Link, Reason, Risk, View, Window
-from services.scorer import features as F
 from services.scorer import layout as L
 from services.scorer.output import EngineOutput, iso_ms, iso_s
 from services.scorer.policy import Policy
+from services.scorer.record import fp64
 
 
 class Verdicts:
@@ -149,7 +149,7 @@ def campaign_of(anchor: str) -> str:
 
 def device_campaign(device: str) -> str:
     """The campaign of a device seen on no cell (the anchor ``Verdicts.campaign`` falls back to)."""
-    return campaign_of(f"device:{F.fp64(device):016x}")
+    return campaign_of(f"device:{fp64(device):016x}")
 
 
 def link_campaign(link: Link) -> str:

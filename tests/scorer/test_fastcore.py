@@ -22,6 +22,7 @@ from services.devtools.synthetic import Generator
 from services.scorer import features as F
 from services.scorer import layout as L
 from services.scorer.partition import PartitionScorer
+from services.scorer.record import fp32
 from tests.scorer.helpers import T0, pid
 
 CORE = F.COMPILED_APPLY
@@ -173,7 +174,7 @@ def records(draw: st.DrawFn, layout: L.Layout) -> bytes:
         elif L.FIRST_S <= index <= L.SCORED_S or index == L.RISK_AT_S:
             values.append(draw(st.one_of(st.just(0), near_s, st.integers(*_LIMITS["I"]))))
         elif index >= layout.counters_end and code == "I" and index < layout.sketch_at:
-            values.append(draw(st.sampled_from([0, 0, 1, F.fp32(pid("p1")), 2**32 - 1])))
+            values.append(draw(st.sampled_from([0, 0, 1, fp32(pid("p1")), 2**32 - 1])))
         else:
             values.append(draw(st.integers(*_LIMITS[code])))
     return layout.pack(values)
