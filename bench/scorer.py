@@ -310,7 +310,7 @@ def restore(bootstrap: str, prefix: str, engine: PartitionScorer) -> tuple[float
     gc.collect()
     _, processor = _scorer(bootstrap, prefix, "restore")
     started = time.perf_counter()
-    restored = processor.restore(0)  # type: ignore[attr-defined]
+    restored = processor.restorer.restore(0)  # type: ignore[attr-defined]
     elapsed = time.perf_counter() - started
     processor.close()  # type: ignore[attr-defined]
     return elapsed * 1_000_000 / max(1, n), sum(restored.scorer.state.entities().values()), len(records)

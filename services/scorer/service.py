@@ -25,7 +25,7 @@ nobody else wrote ``scorer-state[p]`` since its own last write and the group's c
 offsets of partition ``p`` of all three input topics are at or behind where the scorer stands
 (``Owned.next_offsets``, seeded at a restore with the committed offsets): then no other replica
 made progress on ``p`` meanwhile, and what is redelivered are replays the scorer skips
-(``_current``).
+(``services.scorer.restore.Restorer.current``).
 
 Every entity record carries the source position (offset and index inside a view bundle) it
 applied, so views replayed after a crash are skipped, not double counted: outputs are
@@ -44,7 +44,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,8 +74,8 @@ from services.scorer import features as F
 from services.scorer import metrics
 from services.scorer.detectors import model_version
 from services.scorer.output import EngineOutput
-from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
+from services.scorer.restore import Owned, Restorer
 from services.scorer.state import COMMIT_KEY
 
 log = logging.getLogger("fraudradar.scorer")
@@ -103,15 +102,6 @@ class ScorerSettings(CommonSettings):
                                                         "with static membership)")
 
 
-@dataclass(eq=False)
-class Owned:
-    """A partition this replica scores: its scorer and the service's bookkeeping about it."""
-
-    scorer: PartitionScorer
-    next_offsets: dict[str, int] = field(default_factory=dict)   # source topic -> next offset
-    changelog_end: int | None = None     # end of its scorer-state partition after its last write
-
-
 class ScorerProcessor:
     """The scorer step of the stream (see the module docstring for the commit path)."""
 
@@ -131,16 +121,14 @@ class ScorerProcessor:
         self._assigned: set[int] = set()
         self._suspect: set[int] = set()       # revoked at some point: verify before reuse
         self._last_checkpoint: dict[int, float] = {}
-        self._restore_consumer: Any = None
         self._feedback_consumer: Any = None
         self._feedback_next_poll = 0.0
         self.model_version = model_version(policy)
         self._views_counter = {kind: metrics.VIEWS.labels(kind) for kind in ("number", "device")}
         self._score_metric: dict[tuple[str, str], Any] = {}     # (model, entity_type) -> SCORE child
-        self.input_topics = [settings.topic(name) for name in topics.SCORER_INPUTS]
-        # the group's committed offsets (set by the runner: its consumer's ``committed``); None
-        # until then, and a scorer kept through a rebalance is then always restored
-        self.committed: Callable[[TopicPartition], int | None] | None = None
+        self.restorer = Restorer(settings.kafka_config(), policy, pseudonymizer, seed=settings.seed,
+                                 state_topic=self.state_topic,
+                                 input_topics=[settings.topic(name) for name in topics.SCORER_INPUTS])
         self._changelog_written: dict[int, Any] = {}   # partition -> future of its last changelog record
 
     # -- rebalance callbacks: IO thread, record only -----------------------------------------------
@@ -254,112 +242,15 @@ class ScorerProcessor:
     def _owned_for(self, record: Record, owned: Owned | None) -> Owned:
         """The scorer of ``record``'s partition, restored from the changelog unless ours is current."""
         partition = record.partition
-        if owned is not None and self._current(owned, record):
+        if owned is not None and self.restorer.current(owned, record):
             metrics.ENGINES_KEPT.inc()
             return owned                         # nobody else processed this partition meanwhile
-        owned = self.restore(partition)
+        owned = self.restorer.restore(partition)
+        if self._feedback_consumer is not None:
+            self._rewind_feedback(owned.scorer.state.feedback_offset)
+        self._last_checkpoint[partition] = time.monotonic()
         self.owned[partition] = owned
         return owned
-
-    def _current(self, owned: Owned, record: Record) -> bool:
-        """Is ``owned`` still valid for its partition after a rebalance?
-
-        Yes when no other replica wrote the partition's changelog since this scorer's last
-        write (its end offset is where that write left it: two writers' delta sequences and
-        snapshot generations must never interleave) and none committed progress on any of the
-        partition's input topics past where this scorer stands: every committed offset is at or
-        behind the scorer's next offset on that topic (or nothing was ever committed there).
-        Records between the committed offset and the scorer's position are then replays of what
-        it already applied — views are skipped by the per-entity source position, links are
-        idempotent — and their outputs were flushed before. Comparing only the first record
-        with the next offset would not do: the group restarts from its last commit, behind the
-        scorer, and a replica that meanwhile processed and committed only another topic (say
-        links) would go unnoticed.
-        """
-        if owned.changelog_end is None or self._changelog_end(record.partition) != owned.changelog_end:
-            return False                         # another writer (a replica that owned it) or unknown
-        committed = self._committed_offsets(record.partition)
-        if committed is None:
-            return False                         # unknown: restore (always correct)
-        for topic, offset in committed.items():
-            position = owned.next_offsets.get(topic)
-            if offset is not None and (position is None or offset > position):
-                return False
-        position = owned.next_offsets.get(record.topic)
-        return position is None or record.offset <= position
-
-    def _changelog_end(self, partition: int) -> int | None:
-        """End offset of ``scorer-state[partition]`` (None when it cannot be read)."""
-        tp = TopicPartition(self.state_topic, partition)
-        return _or_unknown(lambda: int(self._restore_client().end_offsets([tp])[tp]), "changelog end", partition)
-
-    def _committed_offsets(self, partition: int) -> dict[str, int | None] | None:
-        """The group's committed offset of ``partition`` of each input topic (None: never
-        committed); None when they cannot be read (no runner, coordinator unavailable)."""
-        committed = self.committed
-        if committed is None:
-            return None
-        return _or_unknown(lambda: {topic: committed(TopicPartition(topic, partition)) for topic in self.input_topics},
-                           "committed offsets", partition)
-
-    def restore(self, partition: int) -> Owned:
-        """Replay ``scorer-state[partition]`` into a fresh scorer (blocking, this thread)."""
-        started = time.perf_counter()
-        metrics.RESTORING.set(1)
-        owned = Owned(PartitionScorer(self.policy, self.pseudonymizer, seed=self.settings.seed,
-                                      partition=partition, journal=True))
-        state = owned.scorer.state
-        consumer = self._restore_client()
-        tp = TopicPartition(self.state_topic, partition)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        n_records = 0
-        while consumer.position(tp) < end:
-            for recs in consumer.poll(timeout_ms=1000, max_records=10_000).values():
-                for rec in recs:
-                    if rec.offset >= end:
-                        break
-                    n_records += 1
-                    state.apply_changelog(rec.key, rec.value)
-        entries = state.finish_restore()
-        owned.changelog_end = end
-        models = state.restore_models()
-        metrics.MODEL_RESTORES.labels(models.outcome).inc()
-        if state.discarded_records:
-            metrics.RESTORE_DISCARDED.inc(state.discarded_records)
-            log.warning("a commit cut short by a crash was dropped and is undone at the next commit",
-                        extra={"partition": partition, "records": state.discarded_records})
-        if models.checkpoint == "other_version":
-            log.info("model checkpoint of another model version ignored", extra={"partition": partition})
-        if models.error is not None:
-            log.error("model checkpoint or journal rejected; models continue from what verified",
-                      extra={"partition": partition, "checkpoint": models.checkpoint, "error": models.error})
-        consumer.unsubscribe()
-        # where this scorer starts on each input topic: the group's committed offsets (the
-        # restored state reflects at least them; replays of later records are no-ops)
-        for topic, offset in (self._committed_offsets(partition) or {}).items():
-            if offset is not None:
-                owned.next_offsets[topic] = offset
-        if self._feedback_consumer is not None:
-            self._rewind_feedback(state.feedback_offset)
-        elapsed = time.perf_counter() - started
-        metrics.RESTORE_SECONDS.set(elapsed)
-        metrics.RESTORING.set(0)
-        log.info("partition state restored", extra={
-            "partition": partition, "records": n_records, "entries": entries,
-            "entities": sum(state.entities().values()), "models": models.checkpoint,
-            "journal_entries": models.entries, "seconds": round(elapsed, 3)})
-        self._last_checkpoint[partition] = time.monotonic()
-        return owned
-
-    def _restore_client(self) -> Any:
-        if self._restore_consumer is None:
-            self._restore_consumer = KafkaConsumer(
-                **self.settings.kafka_config(), group_id=None, enable_auto_commit=False,
-                client_id="fraudradar-scorer-restore", max_poll_records=10_000,
-                fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
-        return self._restore_consumer
 
     # -- feedback -----------------------------------------------------------------------------------
     def _poll_feedback(self, sink: OutputSink) -> None:
@@ -440,9 +331,9 @@ class ScorerProcessor:
         self._changelog_written.clear()
 
     def close(self) -> None:
-        for consumer in (self._restore_consumer, self._feedback_consumer):
-            if consumer is not None:
-                consumer.close()
+        self.restorer.close()
+        if self._feedback_consumer is not None:
+            self._feedback_consumer.close()
 
 
 class ChangelogStep:
@@ -478,7 +369,7 @@ def build(settings: ScorerSettings) -> tuple[StreamRunner, ScorerProcessor, Heal
     health = Health()
     runner = StreamRunner(settings, config, processor, health, commit_steps=[ChangelogStep(processor)])
     consumer = runner.consumer
-    processor.committed = lambda tp: consumer.committed(tp, timeout_ms=10_000)
+    processor.restorer.committed = lambda tp: consumer.committed(tp, timeout_ms=10_000)
     return runner, processor, health
 
 
@@ -491,15 +382,6 @@ def _decoded(record: Record, sink: OutputSink, decode: Callable[[bytes], T], rea
         return None
     sink.ok(record)
     return value
-
-
-def _or_unknown(read: Callable[[], T], what: str, partition: int) -> T | None:
-    """``read()``, or None when the client fails: "unknown" makes the caller restore, which is always safe."""
-    try:
-        return read()
-    except Exception as exc:
-        log.warning(f"{what} unavailable; restoring", extra={"partition": partition, "error": type(exc).__name__})
-        return None
 
 
 def _range_assignor() -> Any:
