@@ -19,7 +19,7 @@ vector the models see: append, do not reorder.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast, get_args
 
 EntityKind = Literal["number", "device"]
 WINDOWS: tuple[tuple[str, int], ...] = (("5m", 300_000), ("1h", 3_600_000), ("24h", 86_400_000))
@@ -50,59 +50,91 @@ class Feature:
     slot: tuple[str, str] | None = None
 
 
-def _count(name: str, counter: str, window: str) -> Feature:
-    return Feature(name, window, "count", (counter, window))
-
-
-FEATURES: dict[EntityKind, tuple[Feature, ...]] = {
-    "number": (
-        _count("sms_out_5m", "sms_out", "5m"), _count("sms_out_1h", "sms_out", "1h"),
-        _count("sms_out_24h", "sms_out", "24h"),
-        _count("call_out_5m", "call_out", "5m"), _count("call_out_1h", "call_out", "1h"),
-        _count("call_out_24h", "call_out", "24h"),
-        _count("new_recipients_5m", "new_rcpt", "5m"), _count("new_recipients_1h", "new_rcpt", "1h"),
-        _count("new_recipients_24h", "new_rcpt", "24h"),
-        Feature("new_recipient_share_1h", "1h", "share"), Feature("new_recipient_share_24h", "24h", "share"),
-        Feature("distinct_recipients", "lifetime", "distinct"),
-        Feature("url_share_1h", "1h", "share"), Feature("url_share_24h", "24h", "share"),
-        Feature("url_share_lb_24h", "24h", "share"),
-        _count("url_sms_1h", "url_out", "1h"), _count("url_sms_24h", "url_out", "24h"),
-        Feature("out_in_ratio_24h", "24h", "ratio"),
-        Feature("night_share_24h", "24h", "share"),
-        _count("new_cells_24h", "new_cell", "24h"),
-        Feature("short_call_share_1h", "1h", "share"), Feature("unanswered_share_1h", "1h", "share"),
-        _count("unanswered_1h", "unanswered", "1h"),
-        _count("a2p_in_5m", "a2p_in", "5m"), _count("a2p_in_1h", "a2p_in", "1h"), _count("a2p_in_24h", "a2p_in", "24h"),
-        _count("url_sms_5m", "url_out", "5m"), _count("unanswered_5m", "unanswered", "5m"),
-        _count("unanswered_24h", "unanswered", "24h"),
-        Feature("observed_h", "lifetime", "age"),
-        Feature("sim_change_recency", "now", "recency"), Feature("device_change_recency", "now", "recency"),
-        Feature("sim_newness", "now", "recency"),
-        Feature("off_net", "lifetime", "flag"),
-    ),
-    "device": (
-        _count("out_5m", "out", "5m"), _count("out_1h", "out", "1h"), _count("out_24h", "out", "24h"),
-        _count("new_imsis_5m", "new_imsi", "5m"), _count("new_imsis_1h", "new_imsi", "1h"),
-        _count("new_imsis_24h", "new_imsi", "24h"),
-        _count("new_numbers_5m", "new_number", "5m"), _count("new_numbers_1h", "new_number", "1h"),
-        _count("new_numbers_24h", "new_number", "24h"),
-        _count("new_recipients_5m", "new_rcpt", "5m"),
-        _count("url_sms_5m", "url_out", "5m"), _count("url_sms_1h", "url_out", "1h"),
-        _count("calls_out_5m", "call_out", "5m"),
-        Feature("url_share_1h", "1h", "share"), Feature("url_share_24h", "24h", "share"),
-        Feature("new_recipient_share_24h", "24h", "share"),
-        _count("a2p_in_5m", "a2p_in", "5m"), _count("a2p_in_1h", "a2p_in", "1h"),
-        Feature("observed_h", "lifetime", "age"),
-        Feature("distinct_imsis", "lifetime", "distinct"), Feature("distinct_numbers", "lifetime", "distinct"),
-        _count("new_cells_24h", "new_cell", "24h"),
-        _count("new_recipients_1h", "new_rcpt", "1h"), _count("new_recipients_24h", "new_rcpt", "24h"),
-        Feature("distinct_recipients", "lifetime", "distinct"),
-        _count("changes_24h", "change", "24h"),
-        _count("url_sms_24h", "url_out", "24h"), _count("calls_out_1h", "call_out", "1h"),
-        _count("calls_out_24h", "call_out", "24h"),
-        _count("a2p_in_24h", "a2p_in", "24h"),
-    ),
+# one row a feature, in the models' order: name, window, kind, and for a count the record
+# counter it reads (at the row's window); "-" for the other kinds
+_TABLE: dict[EntityKind, str] = {
+    "number": """
+    sms_out_5m                5m        count     sms_out
+    sms_out_1h                1h        count     sms_out
+    sms_out_24h               24h       count     sms_out
+    call_out_5m               5m        count     call_out
+    call_out_1h               1h        count     call_out
+    call_out_24h              24h       count     call_out
+    new_recipients_5m         5m        count     new_rcpt
+    new_recipients_1h         1h        count     new_rcpt
+    new_recipients_24h        24h       count     new_rcpt
+    new_recipient_share_1h    1h        share     -
+    new_recipient_share_24h   24h       share     -
+    distinct_recipients       lifetime  distinct  -
+    url_share_1h              1h        share     -
+    url_share_24h             24h       share     -
+    url_share_lb_24h          24h       share     -
+    url_sms_1h                1h        count     url_out
+    url_sms_24h               24h       count     url_out
+    out_in_ratio_24h          24h       ratio     -
+    night_share_24h           24h       share     -
+    new_cells_24h             24h       count     new_cell
+    short_call_share_1h       1h        share     -
+    unanswered_share_1h       1h        share     -
+    unanswered_1h             1h        count     unanswered
+    a2p_in_5m                 5m        count     a2p_in
+    a2p_in_1h                 1h        count     a2p_in
+    a2p_in_24h                24h       count     a2p_in
+    url_sms_5m                5m        count     url_out
+    unanswered_5m             5m        count     unanswered
+    unanswered_24h            24h       count     unanswered
+    observed_h                lifetime  age       -
+    sim_change_recency        now       recency   -
+    device_change_recency     now       recency   -
+    sim_newness               now       recency   -
+    off_net                   lifetime  flag      -
+""",
+    "device": """
+    out_5m                    5m        count     out
+    out_1h                    1h        count     out
+    out_24h                   24h       count     out
+    new_imsis_5m              5m        count     new_imsi
+    new_imsis_1h              1h        count     new_imsi
+    new_imsis_24h             24h       count     new_imsi
+    new_numbers_5m            5m        count     new_number
+    new_numbers_1h            1h        count     new_number
+    new_numbers_24h           24h       count     new_number
+    new_recipients_5m         5m        count     new_rcpt
+    url_sms_5m                5m        count     url_out
+    url_sms_1h                1h        count     url_out
+    calls_out_5m              5m        count     call_out
+    url_share_1h              1h        share     -
+    url_share_24h             24h       share     -
+    new_recipient_share_24h   24h       share     -
+    a2p_in_5m                 5m        count     a2p_in
+    a2p_in_1h                 1h        count     a2p_in
+    observed_h                lifetime  age       -
+    distinct_imsis            lifetime  distinct  -
+    distinct_numbers          lifetime  distinct  -
+    new_cells_24h             24h       count     new_cell
+    new_recipients_1h         1h        count     new_rcpt
+    new_recipients_24h        24h       count     new_rcpt
+    distinct_recipients       lifetime  distinct  -
+    changes_24h               24h       count     change
+    url_sms_24h               24h       count     url_out
+    calls_out_1h              1h        count     call_out
+    calls_out_24h             24h       count     call_out
+    a2p_in_24h                24h       count     a2p_in
+""",
 }
+
+
+def _rows(table: str) -> tuple[Feature, ...]:
+    out = []
+    for line in table.strip().splitlines():
+        name, window, kind, counter = line.split()
+        if kind not in get_args(Kind) or window not in (*WINDOW_NAMES, "lifetime", "now"):
+            raise ValueError(f"catalogue row {name}: unknown kind {kind!r} or window {window!r}")
+        out.append(Feature(name, window, cast(Kind, kind), (counter, window) if kind == "count" else None))
+    return tuple(out)
+
+
+FEATURES: dict[EntityKind, tuple[Feature, ...]] = {kind: _rows(table) for kind, table in _TABLE.items()}
 
 # set by the engine (from the policy's modem TACs), after the record's features
 ENGINE_FEATURES: tuple[Feature, ...] = (Feature("modem_device", "now", "engine"),)

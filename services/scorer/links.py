@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -25,16 +26,20 @@ from services.scorer.verdicts import Verdicts, link_campaign, link_reason
 _U64 = struct.Struct("<Q")     # DEVICE_FP read straight from a packed record (L.DEVICE_FP_OFFSET)
 
 
+@dataclass(eq=False)
 class Links:
     """Link flags of one partition: sent for flagged devices, applied to numbers."""
 
-    def __init__(self, policy: Policy, state: PartitionState, verdicts: Verdicts, counters: dict[str, int]) -> None:
-        self.policy = policy
-        self.state = state
-        self.verdicts = verdicts
-        self.counters = counters
-        links = policy.spec.links
-        # a device at or above this level rank sends links for the numbers acting on it (0: off)
+    policy: Policy
+    state: PartitionState
+    verdicts: Verdicts
+    counters: dict[str, int]
+    # a device at or above this level rank sends links for the numbers acting on it (0: off)
+    link_rank: int = field(init=False)
+    _max_points: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        links = self.policy.spec.links
         self.link_rank = LEVELS.index(links.min_device_level) if links.enabled else 0
         self._max_points = links.max_points
 

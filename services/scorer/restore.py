@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
@@ -37,21 +37,21 @@ class Owned:
     changelog_end: int | None = None     # end of its scorer-state partition after its last write
 
 
+@dataclass(eq=False)
 class Restorer:
     """Reads ``scorer-state`` partitions back into scorers (its own consumer, no group)."""
 
-    def __init__(self, kafka_config: dict[str, Any], policy: Policy, pseudonymizer: Pseudonymizer, *, seed: int,
-                 state_topic: str, input_topics: list[str]) -> None:
-        self.kafka_config = kafka_config
-        self.policy = policy
-        self.pseudonymizer = pseudonymizer
-        self.seed = seed
-        self.state_topic = state_topic
-        self.input_topics = input_topics
-        # the group's committed offsets (set by ``build``: the runner's consumer's ``committed``);
-        # None until then, and a scorer kept through a rebalance is then always restored
-        self.committed: Callable[[TopicPartition], int | None] | None = None
-        self._consumer: Any = None
+    kafka_config: dict[str, Any]
+    policy: Policy
+    pseudonymizer: Pseudonymizer
+    _: KW_ONLY
+    seed: int
+    state_topic: str
+    input_topics: list[str]
+    # the group's committed offsets (set by ``build``: the runner's consumer's ``committed``);
+    # None until then, and a scorer kept through a rebalance is then always restored
+    committed: Callable[[TopicPartition], int | None] | None = field(default=None, init=False)
+    _consumer: Any = field(default=None, init=False)
 
     def current(self, owned: Owned, record: Record) -> bool:
         """Is ``owned`` still valid for its partition after a rebalance?

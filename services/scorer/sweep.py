@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 from services.common.records import LEVELS, EntityType, Risk
 from services.scorer import features as F
 from services.scorer import layout as L
@@ -11,15 +14,21 @@ from services.scorer.state import EntityTable, PartitionState, entity_text
 from services.scorer.verdicts import Verdicts
 
 
+@dataclass(eq=False)
 class Sweeper:
-    """Runs every ``state.sweep_every`` of event time over one partition's tables."""
+    """Runs every ``state.sweep_every`` of event time over one partition's tables.
 
-    def __init__(self, policy: Policy, state: PartitionState, verdicts: Verdicts, counters: dict[str, int]) -> None:
-        self.policy = policy
-        self.state = state
-        self.verdicts = verdicts
-        self.counters = counters
-        self.scan = F.COMPILED_SCAN     # the table scan: compiled (_fastcore.c), else features.scan_records
+    Idle entities (no view for ``state.ttl`` of event time) are forgotten, flags and link
+    flags past their expiry are cleared; the Risk updates and tombstones go on the output.
+    """
+
+    policy: Policy
+    state: PartitionState
+    verdicts: Verdicts
+    counters: dict[str, int]
+    # the table scan: compiled (_fastcore.c) when built, else features.scan_records
+    scan: Callable[..., tuple[list[bytes], list[bytes]] | None] | None = field(
+        default_factory=lambda: F.COMPILED_SCAN)
 
     def sweep(self, output: EngineOutput) -> None:
         """Forget idle entities and expire flags up to the watermark less the grace period."""
