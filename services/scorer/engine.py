@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from services.common.records import Reason, View
+from services.common.records import EntityType, Reason, View
 from services.scorer import features as F
 from services.scorer import layout as L
 
@@ -123,14 +123,8 @@ class ScoringEngine:
                                   raws=raws)
         self._rules(view, features, tails, contributions)
         score = round(self._with_feedback(models, features, contributions))
-        # learning: a deterministic sample of the points the models scored and did not flag (only
-        # scored points: the calibrator then learns exactly the distribution it is asked about,
-        # and learning never costs an extra model evaluation)
         if due and score < self._medium and self._sampled(view.view_id):
-            self.counters["learned"] += 1
-            for name, detector in models.detectors.items():
-                detector.learn_one(features, raws.get(name))
-            self.state.journal.learned(entity_type, features, raws)
+            self._learn(models, entity_type, features, raws)
         contributions.sort(key=lambda c: -c[0])
         reasons = [reason for _, reason in contributions]
         output = EngineOutput(entity_type, entity, score)
@@ -236,6 +230,16 @@ class ScoringEngine:
                 else:
                     points *= cfg.feedback_damping + (1.0 - cfg.feedback_damping) * proba / 0.5
         return points
+
+    def _learn(self, models: EntityModels, entity_type: EntityType, features: dict[str, float],
+               raws: dict[str, float]) -> None:
+        """Learning: a deterministic sample of the points the models scored and did not flag (only
+        scored points: the calibrator then learns exactly the distribution it is asked about,
+        and learning never costs an extra model evaluation); journalled for a restore."""
+        self.counters["learned"] += 1
+        for name, detector in models.detectors.items():
+            detector.learn_one(features, raws.get(name))
+        self.state.journal.learned(entity_type, features, raws)
 
     def _advance(self, now_ms: int, output: EngineOutput) -> None:
         """Move the watermark to ``now_ms``; sweep when it passes the next sweep time."""

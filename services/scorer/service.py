@@ -31,9 +31,9 @@ Every entity record carries the source position (offset and index inside a view 
 applied, so views replayed after a crash are skipped, not double counted: outputs are
 idempotent (deterministic ``alert_id``, compacted ``risk``), state updates exactly-once per entity.
 
-Feedback: every replica reads all of ``fraudradar.feedback`` (no group) and hands a report to
-the local scorer owning the entity's partition; its checkpoint records the feedback
-offset it has applied, and a restored scorer is replayed the feedback after it.
+Feedback (``feedback.FeedbackFeed``): every replica reads all of ``fraudradar.feedback`` (no
+group) and hands a report to the local scorer owning the entity's partition; its checkpoint
+records the feedback offset it has applied, and a restored scorer is replayed the feedback after it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from pydantic import Field
 
 from models import hst
@@ -58,7 +58,7 @@ from services.common.exceptions import FraudradarError
 from services.common.http import Health, ServiceHttp
 from services.common.logs import setup_logging
 from services.common.pseudonym import Pseudonymizer
-from services.common.records import decode_feedback, decode_link, decode_views, encode, risk_key
+from services.common.records import decode_link, decode_views, encode, risk_key
 from services.common.stream import (
     CommitPolicy,
     DlqLimit,
@@ -73,6 +73,7 @@ from services.common.stream import (
 from services.scorer import features as F
 from services.scorer import metrics
 from services.scorer.detectors import model_version
+from services.scorer.feedback import FeedbackFeed
 from services.scorer.output import EngineOutput
 from services.scorer.policy import Policy
 from services.scorer.restore import Owned, Restorer
@@ -114,15 +115,14 @@ class ScorerProcessor:
         self.state_topic = settings.topic(topics.SCORER_STATE)
         self.risk_topic = settings.topic(topics.RISK)
         self.alerts_topic = settings.topic(topics.ALERTS)
-        self.feedback_topic = settings.topic(topics.FEEDBACK)
         self.links_topic = settings.topic(topics.LINKS)
         self.owned: dict[int, Owned] = {}
         self._lock = threading.Lock()
         self._assigned: set[int] = set()
         self._suspect: set[int] = set()       # revoked at some point: verify before reuse
         self._last_checkpoint: dict[int, float] = {}
-        self._feedback_consumer: Any = None
-        self._feedback_next_poll = 0.0
+        self.feedback = FeedbackFeed(settings.kafka_config(), settings.topic(topics.FEEDBACK),
+                                     poll_s=settings.feedback_poll_s)
         self.model_version = model_version(policy)
         self._views_counter = {kind: metrics.VIEWS.labels(kind) for kind in ("number", "device")}
         self._score_metric: dict[tuple[str, str], Any] = {}     # (model, entity_type) -> SCORE child
@@ -149,7 +149,7 @@ class ScorerProcessor:
             suspect = set(self._suspect)
         for partition in [p for p in self.owned if p not in assigned and assigned]:
             del self.owned[partition]        # moved to another replica: its changelog is theirs now
-        self._poll_feedback(sink)
+        self.feedback.poll(self.owned, sink.partitions(self.numbers_topic))
         numbers_topic = self.numbers_topic
         for record in records:
             partition = record.partition
@@ -246,45 +246,10 @@ class ScorerProcessor:
             metrics.ENGINES_KEPT.inc()
             return owned                         # nobody else processed this partition meanwhile
         owned = self.restorer.restore(partition)
-        if self._feedback_consumer is not None:
-            self._rewind_feedback(owned.scorer.state.feedback_offset)
+        self.feedback.rewind(owned.scorer.state.feedback_offset)
         self._last_checkpoint[partition] = time.monotonic()
         self.owned[partition] = owned
         return owned
-
-    # -- feedback -----------------------------------------------------------------------------------
-    def _poll_feedback(self, sink: OutputSink) -> None:
-        now = time.monotonic()
-        if now < self._feedback_next_poll or not self.owned:
-            return
-        self._feedback_next_poll = now + self.settings.feedback_poll_s
-        if self._feedback_consumer is None:
-            consumer = KafkaConsumer(**self.settings.kafka_config(), group_id=None, enable_auto_commit=False,
-                                     client_id="fraudradar-scorer-feedback", auto_offset_reset="earliest")
-            parts = consumer.partitions_for_topic(self.feedback_topic) or {0}
-            consumer.assign([TopicPartition(self.feedback_topic, p) for p in sorted(parts)])
-            self._feedback_consumer = consumer
-            self._rewind_feedback(min(o.scorer.state.feedback_offset for o in self.owned.values()))
-        # links and feedback are routed with the views' partitioner
-        n_partitions = sink.partitions(self.numbers_topic)
-        for recs in self._feedback_consumer.poll(timeout_ms=0, max_records=5000).values():
-            for rec in recs:
-                try:
-                    feedback = decode_feedback(rec.value)
-                except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
-                    continue
-                owner = murmur2_partition(feedback.entity.encode(), n_partitions)
-                owned = self.owned.get(owner)
-                if owned is not None and rec.offset >= owned.scorer.state.feedback_offset:
-                    owned.scorer.learn_feedback(feedback)
-                    owned.scorer.state.feedback_offset = rec.offset + 1
-
-    def _rewind_feedback(self, offset: int) -> None:
-        """Move the feed back (never forward) so a scorer restored behind it sees its reports."""
-        consumer = self._feedback_consumer
-        for tp in consumer.assignment():
-            if offset < consumer.position(tp):
-                consumer.seek(tp, offset)
 
     # -- 3. changelog before commit -----------------------------------------------------------------
     def write_changelog(self, sink: OutputSink, generation: int | None = None, member: str = "") -> None:
@@ -332,8 +297,7 @@ class ScorerProcessor:
 
     def close(self) -> None:
         self.restorer.close()
-        if self._feedback_consumer is not None:
-            self._feedback_consumer.close()
+        self.feedback.close()
 
 
 class ChangelogStep:
