@@ -298,9 +298,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from services.api.partners import hash_secret
     from services.api.tokens import generate_signing_key_pem
-    from services.common.kafka_local import LocalKafka
     from services.common.pseudonym import generate_key_text
     from services.common.topics import ensure_topics
+    from services.devtools.kafka_local import LocalKafka
 
     tmp = Path(tempfile.mkdtemp(prefix="fraudradar-bench-api-"))
     broker = None

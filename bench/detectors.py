@@ -3,7 +3,7 @@
 Two benches in one script.
 
 **Tables** (the default): per-subscriber aggregate tables with the hard properties
-(``services/simulator/hard_table.py``: 55 heavy-tailed call/SMS/usage features, signed deltas,
+(``services/devtools/simulator/hard_table.py``: 55 heavy-tailed call/SMS/usage features, signed deltas,
 ~20 % of rows with empty fields, ~30 % fraud that is lower than the population on most
 features), one per seed, each replayed prequentially as ``fraudradar evaluate-table`` does
 (shuffled, score then learn, labels to the supervised models after ``--label-delays`` rows):
@@ -17,7 +17,7 @@ next to River's ``HalfSpaceTrees`` (behind its ``MinMaxScaler``) and River's ``S
 
     python bench/detectors.py --events D7/events.jsonl --truth D7/truth.jsonl --json bench/results/detectors-7.json
 
-The simulated events go through ingest and one ``ScoringEngine`` whose policy keeps every
+The simulated events go through ingest and one ``PartitionScorer`` whose policy keeps every
 setting of the shipped one except: no rules, no do-not-originate list, and model points capped
 at 0 (so nothing is ever flagged and every detector learns the same unfiltered sample). All the
 detectors named by ``--detectors`` run side by side in that engine, so they score exactly the
@@ -42,11 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sklearn.metrics import average_precision_score, roc_auc_score
 from tqdm import tqdm
 
+from services.devtools.simulator.backtest import backtest_pseudonymizer, load_truth
 from services.ingest.pipeline import IngestLimits, IngestPipeline
 from services.ingest.transform import Transformer
-from services.scorer.engine import ScoringEngine
+from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
-from services.simulator.backtest import backtest_pseudonymizer, load_truth
 
 
 def _policy(detectors: list[str], min_activity: float | None) -> Path:
@@ -72,8 +72,8 @@ def tables_main(args: argparse.Namespace) -> int:
     """The tables bench (see the module docstring)."""
     import time
 
-    from services.simulator.evaluate_table import default_models, evaluate, read_table
-    from services.simulator.hard_table import write_hard_table
+    from services.devtools.simulator.evaluate_table import default_models, evaluate, read_table
+    from services.devtools.simulator.hard_table import write_hard_table
 
     seeds = [int(s) for s in args.seeds.split(",")]
     delays = [int(d) for d in args.label_delays.split(",")]
@@ -141,7 +141,7 @@ def main() -> int:
     detectors = args.detectors.split(",")
     pseudo = backtest_pseudonymizer()
     truth = load_truth(args.truth, pseudo)
-    engine = ScoringEngine(Policy.load(pseudo, _policy(detectors, args.min_activity)), pseudo)
+    engine = PartitionScorer(Policy.load(pseudo, _policy(detectors, args.min_activity)), pseudo)
     pipeline = IngestPipeline(Transformer(pseudo, None, "NL"), IngestLimits())
     best: dict[str, dict[tuple[str, str], float]] = {d: {} for d in detectors}
     at_best: dict[str, dict[tuple[str, str], dict[str, float]]] = {d: {} for d in detectors}

@@ -33,10 +33,10 @@ from kafka.structs import OffsetAndMetadata
 from tqdm import tqdm
 
 from services.common import topics
-from services.common.kafka_local import LocalKafka
 from services.common.pseudonym import generate_key_text
 from services.common.stream import OutputSink, Record, StreamConfig, StreamRunner
 from services.common.topics import ensure_topics
+from services.devtools.kafka_local import LocalKafka
 from tests.support.kafka_io import produce_all
 from tests.support.streams import mixed_stream
 

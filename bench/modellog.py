@@ -36,8 +36,9 @@ from tqdm import tqdm
 
 from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_key
 from services.common.records import View
-from services.scorer.engine import EngineOutput, ScoringEngine
-from services.scorer.modellog import is_journal_key
+from services.scorer.output import EngineOutput
+from services.scorer.partition import PartitionScorer
+from services.scorer.state.modellog import is_journal_key
 
 Log = list[tuple[bytes, bytes | None]]
 
@@ -46,14 +47,14 @@ def _signature(out: EngineOutput) -> tuple[object, ...]:
     return out.score, sorted(out.model_scores.items()), [a.alert_id for a in out.alerts]
 
 
-def _restored(pseudo: Pseudonymizer, log: Log, journal: bool) -> tuple[ScoringEngine, float, int]:
-    eng = ScoringEngine.default(pseudo, journal=True)
+def _restored(pseudo: Pseudonymizer, log: Log, journal: bool) -> tuple[PartitionScorer, float, int]:
+    eng = PartitionScorer.default(pseudo, journal=True)
     for key, value in log:
         if journal or not is_journal_key(key):
-            eng.apply_changelog(key, value)
-    eng.finish_restore()
+            eng.state.apply_changelog(key, value)
+    eng.state.finish_restore()
     started = time.perf_counter()
-    report = eng.restore_models()
+    report = eng.state.restore_models()
     return eng, time.perf_counter() - started, report.entries
 
 
@@ -70,10 +71,10 @@ def main() -> int:
     checkpoint_commit = max(1, n // 3 // every)
     crash_commit = max(checkpoint_commit + 1, 2 * n // 3 // every)
 
-    whole = ScoringEngine.default(pseudo)
+    whole = PartitionScorer.default(pseudo)
     expected = [_signature(whole.process(v, offset=i)) for i, v in enumerate(tqdm(views, desc="uninterrupted"))]
 
-    crashed = ScoringEngine.default(pseudo, journal=True)
+    crashed = PartitionScorer.default(pseudo, journal=True)
     log: Log = []
     processing = encoding = checkpoint_s = 0.0
     checkpoint_bytes = journalled = 0
@@ -86,13 +87,13 @@ def main() -> int:
         if (i + 1) % every:
             continue
         commit = (i + 1) // every
-        log.extend(crashed.changelog())
-        pending = crashed.journal._entries       # read-only: the largest uncompressed entry
+        log.extend(crashed.state.changelog())
+        pending = crashed.state.journal._entries       # read-only: the largest uncompressed entry
         raw_max = max([raw_max, *(len(msgspec.msgpack.encode(e)) for e in pending)])
         if commit != checkpoint_commit:          # a checkpoint includes them: nothing encoded
             journalled += len(pending)
         started = time.perf_counter()
-        records = crashed.model_records(checkpoint=commit == checkpoint_commit)
+        records = crashed.state.model_records(checkpoint=commit == checkpoint_commit)
         elapsed = time.perf_counter() - started
         if commit == checkpoint_commit:
             checkpoint_s, checkpoint_bytes = elapsed, len(records[0][1] or b"")

@@ -52,10 +52,11 @@ from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_ke
 from services.common.records import View, decode_alert, decode_views, encode_view_bundle
 from services.common.stream import murmur2_partition
 from services.common.topics import ensure_topics
+from services.devtools.synthetic import Generator
 from services.scorer import features as F
-from services.scorer.engine import EngineOutput, ScoringEngine
+from services.scorer.output import EngineOutput
+from services.scorer.partition import PartitionScorer
 from services.scorer.service import ScorerSettings, build
-from services.scorer.synthetic import Generator
 
 PARTITIONS = 3
 
@@ -158,8 +159,8 @@ def scorer_throughput(bootstrap: str, prefix: str, total: int) -> tuple[float, f
     elapsed = time.perf_counter() - state["started"]
     cpu = time.process_time() - state["cpu"]
     counters: dict[str, int] = {}
-    for engine in processor.engines.values():  # type: ignore[attr-defined]
-        for k, v in engine.counters.items():
+    for owned in processor.owned.values():  # type: ignore[attr-defined]
+        for k, v in owned.scorer.counters.items():
             counters[k] = counters.get(k, 0) + v
     return total / elapsed, total / cpu, counters
 
@@ -183,7 +184,7 @@ def engine_alone(views: list[View], pseudonymizer: Pseudonymizer, rounds: int = 
     for _ in range(rounds):
         for mode in ("compiled", "python"):
             with _compiled_parts(mode == "compiled"):
-                engine = ScoringEngine.default(pseudonymizer)     # takes the parts in force
+                engine = PartitionScorer.default(pseudonymizer)     # takes the parts in force
                 gc.collect()
                 started = time.process_time()
                 for offset, view in enumerate(views):
@@ -254,8 +255,8 @@ def latency(bootstrap: str, prefix: str, views: list[View], rate: float) -> dict
     return {"alerts": len(lat), "latency_p50_s": lat[len(lat) // 2], "latency_p99_s": p99, "latency_max_s": lat[-1]}
 
 
-def state_size(n: int, pseudonymizer: Pseudonymizer) -> tuple[float, float, ScoringEngine]:
-    engine = ScoringEngine.default(pseudonymizer)
+def state_size(n: int, pseudonymizer: Pseudonymizer) -> tuple[float, float, PartitionScorer]:
+    engine = PartitionScorer.default(pseudonymizer)
     gen = Generator(seed=5)
     gc.collect()
     before = _rss_bytes()
@@ -267,35 +268,35 @@ def state_size(n: int, pseudonymizer: Pseudonymizer) -> tuple[float, float, Scor
         table.dirty.clear()  # transient: drained at every commit (restore() marks them again)
     gc.collect()
     rss = (_rss_bytes() - before) / n
-    return rss, engine.state_bytes() / n, engine
+    return rss, engine.state.state_bytes() / n, engine
 
 
-def sweep(engine: ScoringEngine, rounds: int = 3) -> dict[str, float]:
+def sweep(engine: PartitionScorer, rounds: int = 3) -> dict[str, float]:
     """Seconds of one sweep over ``engine``'s entities when nothing is due (the pause every
     ``state.sweep_every`` of event time costs): the scan, compiled and in Python, best of ``rounds``."""
-    compiled = engine._scan
+    compiled = engine.sweeper.scan
     best = {"compiled": float("inf"), "python": float("inf")}
     for _ in range(rounds):
         for mode in ("compiled", "python"):
-            engine._scan = compiled if mode == "compiled" else None
+            engine.sweeper.scan = compiled if mode == "compiled" else None
             output = EngineOutput("number", "", 0)
             started = time.perf_counter()
-            engine._sweep(output)
+            engine.sweeper.sweep(output)
             best[mode] = min(best[mode], time.perf_counter() - started)
             assert not output.tombstones and not output.risk_updates, "the bench's entities should all be live"
-    engine._scan = compiled
+    engine.sweeper.scan = compiled
     return {"sweep_1m_s": round(best["compiled"], 4), "sweep_1m_s_python": round(best["python"], 4)}
 
 
-def restore(bootstrap: str, prefix: str, engine: ScoringEngine) -> tuple[float, int, int]:
+def restore(bootstrap: str, prefix: str, engine: PartitionScorer) -> tuple[float, int, int]:
     """Seconds to restore ``engine``'s entities from the changelog its first commit writes.
 
     That commit holds a delta with every entity *and* a full snapshot generation, i.e. twice
-    the state: the worst case a restore reads before compaction (see services/scorer/changelog.py).
+    the state: the worst case a restore reads before compaction (see services/scorer/state/changelog.py).
     """
     for table in (engine.store.numbers, engine.store.devices):
         table.dirty = set(table.records)
-    records = engine.commit_records()          # as the service writes a commit: closed by its marker
+    records = engine.state.commit_records()          # as the service writes a commit: closed by its marker
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20,
                              max_request_size=4 << 20)
     topic = prefix + topics.SCORER_STATE
@@ -309,10 +310,10 @@ def restore(bootstrap: str, prefix: str, engine: ScoringEngine) -> tuple[float, 
     gc.collect()
     _, processor = _scorer(bootstrap, prefix, "restore")
     started = time.perf_counter()
-    restored = processor.restore(0)  # type: ignore[attr-defined]
+    restored = processor.restorer.restore(0)  # type: ignore[attr-defined]
     elapsed = time.perf_counter() - started
     processor.close()  # type: ignore[attr-defined]
-    return elapsed * 1_000_000 / max(1, n), sum(restored.entities().values()), len(records)
+    return elapsed * 1_000_000 / max(1, n), sum(restored.scorer.state.entities().values()), len(records)
 
 
 def main() -> int:
@@ -328,7 +329,7 @@ def main() -> int:
     if args.bootstrap:
         bootstrap = args.bootstrap
     else:
-        from services.common.kafka_local import LocalKafka
+        from services.devtools.kafka_local import LocalKafka
 
         # its own broker, deleted afterwards (the 1M-entity changelog and topics: ~1 GB)
         bootstrap = owned.enter_context(LocalKafka.temporary("bench-scorer-")).bootstrap

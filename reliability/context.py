@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from reliability.rig import Rig, available
+from reliability.rig import Rig
 from reliability.scan import Identifiers
 
 
@@ -36,10 +36,3 @@ class Context:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.params.seed)
 
-    @property
-    def scorer_available(self) -> bool:
-        return available("services.scorer.service")
-
-    @property
-    def api_available(self) -> bool:
-        return available("services.api.cli")

@@ -7,7 +7,6 @@ bounded and says what it waited for when it gives up.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -27,18 +26,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from services.common import topics
-from services.common.kafka_local import LocalKafka, _tail, free_port
 from services.common.pseudonym import generate_key_text
+from services.devtools.kafka_local import LocalKafka, _tail, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def available(module: str) -> bool:
-    """Is a service's module importable in this tree (the scorer and API land separately)?"""
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 class WaitTimeout(RuntimeError):

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from services.common.identifiers import IdentifierError, normalise_number
+from services.common.normalise import IdentifierError, normalise_number
 
 _TOKEN = re.compile(rb"(?<![0-9A-Za-z])(?:\+|00)?([0-9]{8,})(?![0-9A-Za-z])")
 _fields = msgspec.json.Decoder()

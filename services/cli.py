@@ -10,19 +10,19 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "kafka": ("services.common.kafka_cli", "start/stop/status a local single-node Kafka (KRaft)"),
+    "kafka": ("services.devtools.kafka_cli", "start/stop/status a local single-node Kafka (KRaft)"),
     "topics": ("services.common.topics_cli", "create or align fraudradar's topics (idempotent)"),
-    "keys": ("services.common.keys_cli", "generate pseudonym and disclosure key files"),
+    "keys": ("services.devtools.keys_cli", "generate pseudonym and disclosure key files"),
     "validate": ("services.ingest.validate_cli", "check a JSON-lines export against the event contract"),
     "ingest": ("services.ingest.service", "run the ingest service (telco.events -> views, DLQ)"),
-    "simulate": ("services.simulator.cli", "generate labelled traffic (files or live to Kafka)"),
-    "backtest": ("services.simulator.backtest", "replay a file through ingest+scorer and measure detection"),
-    "backtest-sweep": ("services.simulator.sweep", "generate and backtest many randomised worlds, report the worst"),
-    "import-cdr": ("services.simulator.cdr_import", "map a telco CSV export onto the event contract"),
-    "evaluate-table": ("services.simulator.evaluate_table", "replay a labelled subscriber table through the models"),
+    "simulate": ("services.devtools.simulator.cli", "generate labelled traffic (files or live to Kafka)"),
+    "backtest": ("services.devtools.simulator.backtest", "replay a file through ingest+scorer and measure detection"),
+    "backtest-sweep": ("services.devtools.simulator.sweep", "backtest many randomised worlds, report the worst"),
+    "import-cdr": ("services.ingest.cdr_import", "map a telco CSV export onto the event contract"),
+    "evaluate-table": ("services.devtools.simulator.evaluate_table", "replay a labelled table through the models"),
     "score": ("services.scorer.service", "run the scorer (views -> risk, alerts)"),
     "api": ("services.api.cli", "run the partner API"),
-    "demo": ("services.demo", "run the whole pipeline locally with simulated traffic"),
+    "demo": ("services.devtools.demo", "run the whole pipeline locally with simulated traffic"),
 }
 
 

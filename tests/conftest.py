@@ -1,6 +1,6 @@
 """Shared fixtures: a real Apache Kafka broker for the session, keys, unique topic prefixes.
 
-The broker is the project's own launcher (``services.common.kafka_local``), started once per
+The broker is the project's own launcher (``services.devtools.kafka_local``), started once per
 test session; ``FRAUDRADAR_TEST_BOOTSTRAP`` points the suite at a broker that is already up.
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.common.kafka_local import LocalKafka
 from services.common.pseudonym import generate_key_text
 from services.common.topics import ensure_topics
+from services.devtools.kafka_local import LocalKafka
 
 TEST_PSEUDONYM_KEY = "ptest:" + "q" * 43 + "="
 TEST_DISCLOSURE_KEY = "dtest:" + "r" * 43 + "="

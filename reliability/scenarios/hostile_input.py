@@ -18,7 +18,7 @@ import orjson
 from reliability.context import Context
 from reliability.hostile import Case, Corpus
 from reliability.outcome import Outcome
-from reliability.rig import Service, wait_until
+from reliability.rig import wait_until
 from services.common import topics
 from services.common.records import decode_views
 from services.ingest.transform import view_id
@@ -47,29 +47,26 @@ def run(ctx: Context) -> dict[str, Outcome]:
 
     ingest = rig.service("ingest", ["ingest"], prefix)
     ingest.start()
-    scorer: Service | None = None
-    if ctx.scorer_available:
-        scorer = rig.service("scorer", ["score"], prefix)
-        scorer.start()
+    scorer = rig.service("scorer", ["score"], prefix)
+    scorer.start()
     started = time.monotonic()
     rig.produce(prefix + topics.RAW, ((key, case.raw) for key, case in cases))
     raw_topic = prefix + topics.RAW
     views_topics = [prefix + name for name in topics.SCORER_INPUTS]
     wait_until(lambda: rig.caught_up(ingest.group, [raw_topic]) or not ingest.alive(), p.timeout_s,
                "ingest to consume the hostile mix")
-    if scorer is not None:
-        wait_until(lambda: rig.caught_up(scorer.group, views_topics) or not scorer.alive(), p.timeout_s,
-                   "scorer to consume the views of the hostile mix")
+    wait_until(lambda: rig.caught_up(scorer.group, views_topics) or not scorer.alive(), p.timeout_s,
+               "scorer to consume the views of the hostile mix")
     elapsed = time.monotonic() - started
 
     crashes = 0
-    for svc in [ingest, *([scorer] if scorer else [])]:
+    for svc in (ingest, scorer):
         if not svc.alive():
             crashes += 1
     future_counted = ingest.metric("fraudradar_ingest_future_events_total")
     late_counted = ingest.metric("fraudradar_ingest_late_events_total")
-    scored = scorer.metric("fraudradar_scorer_views_total") if scorer is not None else 0.0
-    exit_codes = {svc.name: svc.stop() for svc in [ingest, *([scorer] if scorer else [])]}
+    scored = scorer.metric("fraudradar_scorer_views_total")
+    exit_codes = {svc.name: svc.stop() for svc in (ingest, scorer)}
     crashes += sum(1 for code in exit_codes.values() if code not in (0, None))
 
     # -- DLQ: every malformed event, with its reason, nothing else ------------------------------------
@@ -113,15 +110,15 @@ def run(ctx: Context) -> dict[str, Outcome]:
     figure = {
         "malformed": len(bad_keys), "malformed_in_dlq_with_right_reason": right,
         "valid": n_valid, "valid_in_dlq": valid_in_dlq, "valid_number_views_missing": missing_views,
-        "views_written": total_views, "views_scored": int(scored) if scorer else None,
-        "scorer_dead_letters": scorer_dead_letters if scorer else None,
+        "views_written": total_views, "views_scored": int(scored),
+        "scorer_dead_letters": scorer_dead_letters,
         "crashes": crashes, "future_events": n_future, "future_counted": int(future_counted),
         "past_events": n_past, "late_counted": int(late_counted), "late_views": late_views,
         "families": dict(sorted(families.items())), "seconds": round(elapsed, 1),
     }
     ingest_ok = (crashes == 0 and right == len(bad_keys) and valid_in_dlq == 0 and missing_views == 0
                  and future_counted == n_future and late_counted == n_past)
-    scored_ok = scorer is not None and int(scored) == total_views and scorer_dead_letters == 0
+    scored_ok = int(scored) == total_views and scorer_dead_letters == 0
     problems = []
     if wrong:
         problems.append(f"wrong/missing DLQ reasons: {dict(wrong.most_common(8))}")
@@ -129,9 +126,7 @@ def run(ctx: Context) -> dict[str, Outcome]:
         problems.append(f"{missing_views} views of valid events missing")
     if crashes:
         problems.append(f"crashes: {crashes} (exit codes {exit_codes})")
-    if scorer is None:
-        problems.append("not scored: the scorer is not in this tree")
-    elif not scored_ok:
+    if not scored_ok:
         problems.append(f"scored {int(scored)} of {total_views} views; scorer dead letters {scorer_dead_letters}")
     detail = (f"{len(bad_keys)} malformed ({len(families)} families) mixed into {n_valid} valid events; "
               f"{right} dead-lettered with the right reason, {n_future} future and {n_past} past events counted; "

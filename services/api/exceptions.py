@@ -54,19 +54,9 @@ class Conflict(ApiError):
     default_message = "The resource is in a conflicting state."
 
 
-class PayloadTooLarge(ApiError):
-    status, code = 413, "PAYLOAD_TOO_LARGE"
-    default_message = "Request body is too large."
-
-
 class MissingIdentifier(ApiError):
     status, code = 422, "MISSING_IDENTIFIER"
     default_message = "The device cannot be identified."
-
-
-class UnnecessaryIdentifier(ApiError):
-    status, code = 422, "UNNECESSARY_IDENTIFIER"
-    default_message = "The device is already identified by the access token."
 
 
 class TooManyRequests(ApiError):

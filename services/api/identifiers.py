@@ -1,6 +1,6 @@
 """From what a partner sends to the pseudonym the topics are keyed by.
 
-The normalisation is the ingest's own (``services.common.identifiers``: E.164 via
+The normalisation is the ingest's own (``services.common.normalise``: E.164 via
 libphonenumber with national numbers read in the configured region, short codes as digits,
 IMEI/IMEISV to the 14-digit TAC+serial), so a lookup lands on exactly the pseudonym ingest
 produced. Invalid input raises ``InvalidArgument`` (400 INVALID_ARGUMENT, as CAMARA asks).
@@ -19,7 +19,7 @@ import re
 from functools import lru_cache
 
 from services.api.exceptions import InvalidArgument
-from services.common.identifiers import IdentifierError, normalise_imei, normalise_number
+from services.common.normalise import IdentifierError, normalise_imei, normalise_number
 from services.common.pseudonym import Pseudonymizer
 
 E164 = re.compile(r"^\+[1-9][0-9]{4,14}\Z")

@@ -1,7 +1,7 @@
 """The API's core: materialised state, answers cut to a partner's entitlement, and outputs.
 
 ``ApiService`` owns the stores, the materialiser, the webhook dispatcher and the producer.
-Routes ask it questions (``number_answer``, ``alert_page``) and tell it facts (``audit``,
+Routes ask it questions (``risk_answer``, ``alert_view``) and tell it facts (``audit``,
 ``put_state``); it never knows about HTTP. State is mutated only on the event loop thread.
 """
 

@@ -1,4 +1,4 @@
-"""Pseudonyms and disclosure encryption (DESIGN.md "Pseudonyms and disclosure").
+"""Pseudonyms and disclosure encryption (docs/privacy.md).
 
 A pseudonym is ``HMAC-SHA256(key, domain ":" normalised value)`` truncated to 128 bits, as 32
 lowercase hex characters. Domains keep a number and an IMSI with the same digits apart. A

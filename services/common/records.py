@@ -1,9 +1,9 @@
 """Wire records between services: views, risk, alerts, feedback, audit.
 
-These are the contracts of DESIGN.md in code. Every record is a ``msgspec.Struct`` encoded as
-JSON (``encode``/``decode_*`` below). Identifiers are pseudonyms (32 hex chars, 128 bits of
-HMAC-SHA256); no plaintext number, IMEI or IMSI appears in any of them. Where a partner may
-see the number, ``number_enc`` carries it AEAD-encrypted under the disclosure key.
+These are the contracts of docs/contracts.md and docs/architecture.md in code. Every record
+is a ``msgspec.Struct`` encoded as JSON (``encode``/``decode_*`` below). Identifiers are
+pseudonyms (32 hex chars, 128 bits of HMAC-SHA256); no plaintext number, IMEI or IMSI appears
+in any of them. Where a partner may see the number, ``number_enc`` carries it AEAD-encrypted under the disclosure key.
 
 Times: ``*_ms`` fields are event-time epoch milliseconds (UTC); ``*_at`` fields of records
 partners see are RFC 3339 strings in UTC.
@@ -29,9 +29,8 @@ EventType = Literal["sms", "call", "sim"]
 
 # Views and their parts are flat (strings, numbers, each other: no container, so no reference
 # cycle) and decoded by the hundred thousand per second: gc=False keeps them out of the cyclic
-# garbage collector, whose passes took ~15 % of the scorer's loop before (gc.callbacks around
-# the loop on bench/scorer.py's data: 0.9 of ~6 s per 210k views, 0.3 s after; decode 3.7 →
-# 1.2 µs per view).
+# garbage collector, whose passes would otherwise be a large share of the scorer's loop
+# (docs/scorer.md, "Measured").
 class SmsMeta(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     segments: int = 1
     has_url: bool = False
@@ -163,7 +162,7 @@ class Link(msgspec.Struct, frozen=True, omit_defaults=True):
     # empty) so each links the numbers it knows on that device, and remembers the device
     broadcast: bool = False
     # the device's campaign when it sent the link: the linked number joins it (absent in links
-    # written before 2026-11-29: then the device's own campaign, ``device:<fp>``)
+    # of older scorers: then the device's own campaign, ``device:<fp>``)
     campaign_id: str | None = None
 
 
@@ -211,15 +210,12 @@ def encode(record: msgspec.Struct) -> bytes:
     return _encoder.encode(record)
 
 
-def decode_view(data: bytes) -> View:
-    return _view_decoder.decode(data)
-
-
 def encode_view_bundle(views: list[View]) -> bytes:
     """Several views of one partition in one Kafka record (a JSON array).
 
-    kafka-python spends ~35 µs per produced record in pure Python; an event yields 2-3 views,
-    so one record per view would cap ingest at a third of a plain pass-through. Ingest therefore
+    kafka-python spends tens of µs per produced record in pure Python and an event yields 2-3
+    views, so one record per view would cap ingest well below a plain pass-through (docs/contracts.md,
+    "Bundles"). Ingest therefore
     writes, per poll batch, one bundle per (topic, partition), placed on the partition Kafka's
     default partitioner gives each view's pseudonym, so co-partitioning with keyed topics
     (the scorer's state changelog) holds exactly as if every view were its own keyed record.
@@ -256,7 +252,3 @@ def decode_audit(data: bytes) -> AuditRecord:
 
 def risk_key(entity_type: EntityType, entity: str) -> bytes:
     return f"{entity_type}:{entity}".encode()
-
-
-def level_rank(level: str) -> int:
-    return LEVELS.index(level)  # type: ignore[arg-type]

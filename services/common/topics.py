@@ -1,4 +1,4 @@
-"""Topic names, partitioning, compaction and retention (DESIGN.md "Shape").
+"""Topic names, partitioning, compaction and retention (docs/architecture.md "Topics and keys").
 
 Names live under a configurable prefix (``FRAUDRADAR_TOPIC_PREFIX``), so several
 installations or test runs can share one cluster. ``ensure_topics`` is idempotent: it creates
@@ -73,7 +73,7 @@ def default_specs(partitions: int = 6) -> list[TopicSpec]:
 
 
 def topic_name(prefix: str, base: str) -> str:
-    """``prefix`` + base name; an empty prefix gives the production names of DESIGN.md."""
+    """``prefix`` + base name; an empty prefix gives the production names (docs/architecture.md)."""
     return f"{prefix}{base}"
 
 

@@ -1,4 +1,4 @@
-"""Errors of the ingest service."""
+"""Errors of the ingest service and its adapters."""
 
 from services.common.exceptions import FraudradarError
 
@@ -7,5 +7,5 @@ class IngestError(FraudradarError):
     """Base of ingest errors."""
 
 
-class PushAuthError(IngestError):
-    """A batch push came without a valid token for its operator."""
+class CdrImportError(IngestError):
+    """Bad CDR import mapping or input (shown to the user, exit code 2)."""

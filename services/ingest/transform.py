@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.identifiers import (
+from services.common.normalise import (
     IdentifierError,
     NormalisedNumber,
     normalise_imei,

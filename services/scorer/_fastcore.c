@@ -15,8 +15,9 @@
  * scan(is_number, records, idle_before_ms, horizon_s) is the sweep's one pass over a table
  * (features.scan_records): the keys of idle entities and of expired flags.
  *
- * The record layouts are fixed here and checked against features.py at import
- * (features.LAYOUT_SIGNATURE); a mismatch disables this module. Nothing here stores or logs
+ * The record layouts and the feature names are fixed here and checked against the catalogue
+ * (services/scorer/catalogue.py) at import (features.LAYOUT_SIGNATURE, features.FEATURE_SIGNATURE)
+ * and by tests/scorer/test_catalogue.py; a mismatch disables this module. Nothing here stores or logs
  * an identifier: it reads pseudonyms' first hex digits as fingerprints, as the Python does.
  */
 #define PY_SSIZE_T_CLEAN
@@ -784,5 +785,15 @@ PyMODINIT_FUNC PyInit__fastcore(void) {
         "device", DEVICE_L.fmt, "out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out",
         "call_out", "a2p_in", D_RCPT_AT, D_IMSI_AT, D_NUMBER_AT, D_CELL_AT, D_SKETCH_AT);
     if (!sig || PyModule_AddObject(m, "LAYOUT_SIGNATURE", sig) < 0) { Py_XDECREF(sig); Py_DECREF(m); return NULL; }
+    /* the feature names computed here, in order: features.FEATURE_SIGNATURE (the catalogue's) */
+    PyObject *numbers = PyTuple_New(N_NUMBER_FEATURES), *devices = PyTuple_New(N_KEYS - N_NUMBER_FEATURES);
+    if (!numbers || !devices) { Py_XDECREF(numbers); Py_XDECREF(devices); Py_DECREF(m); return NULL; }
+    for (int k = 0; k < N_KEYS; k++) {
+        Py_INCREF(KEYS[k]);
+        if (k < N_NUMBER_FEATURES) PyTuple_SET_ITEM(numbers, k, KEYS[k]);
+        else PyTuple_SET_ITEM(devices, k - N_NUMBER_FEATURES, KEYS[k]);
+    }
+    PyObject *names = Py_BuildValue("{s:N,s:N}", "number", numbers, "device", devices);
+    if (!names || PyModule_AddObject(m, "FEATURE_SIGNATURE", names) < 0) { Py_XDECREF(names); Py_DECREF(m); return NULL; }
     return m;
 }

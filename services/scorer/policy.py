@@ -1,7 +1,7 @@
 """The versioned policy file: thresholds, rules, protected numbers and A2P allow-lists.
 
 Loaded once at start. Plaintext numbers in the file (published bank numbers, A2P senders) are
-normalised exactly as ingest normalises them (``services.common.identifiers``) and replaced by
+normalised exactly as ingest normalises them (``services.common.normalise``) and replaced by
 their pseudonyms under the running key, so nothing plaintext stays in memory after loading.
 """
 
@@ -15,9 +15,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.common.identifiers import IdentifierError, normalise_number
+from services.common.normalise import IdentifierError, normalise_number
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import Level
+from services.scorer import catalogue
 from services.scorer.exceptions import PolicyError
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -190,4 +191,8 @@ class Policy:
             for rule in rules:
                 if rule.max_points < rule.points:
                     raise PolicyError(f"rule {entity_type}/{rule.code}: max_points below points")
+                unknown = sorted(set(rule.when) - catalogue.names(entity_type))
+                if unknown:
+                    raise PolicyError(f"rule {entity_type}/{rule.code}: no such {entity_type} feature "
+                                      f"{', '.join(unknown)} (see services/scorer/catalogue.py)")
         return cls(spec, pseudonymizer)

@@ -38,7 +38,7 @@ def fuse(points: Iterable[float]) -> float:
 
 
 # Decayed counts are products of exponentials (features.py: forward decay), so one event "now"
-# can come out as 0.9999999999999999 (measured: ~23 % of single events): a condition
+# can come out as 0.9999999999999999 (for many single events, docs/scorer.md "Measured"): a condition
 # ``count >= 1`` would miss it. And the counters are stored as float32 between views (relative
 # error up to 2**-24 = 6e-8 per store): one link SMS out of two, a URL share of exactly 1/4,
 # read 5.2e-9 short of 0.25 at every event time tried. Conditions hold within this relative

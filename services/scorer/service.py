@@ -2,38 +2,38 @@
 
 A consumer group on ``fraudradar.numbers`` and ``fraudradar.devices`` (co-partitioned with the
 compacted ``fraudradar.scorer-state``). Each input partition ``p`` has its own
-``ScoringEngine`` (state *and* models), so whichever replica owns ``p`` computes the same thing.
+``PartitionScorer`` (state *and* models), so whichever replica owns ``p`` computes the same thing.
 
 The commit path (the shared ``StreamRunner`` plus one step, numbered as in the runner):
 
-1. process the batch: every view through its partition's engine; Risk/Alert outputs are sent;
+1. process the batch: every view through its partition's scorer; Risk/Alert outputs are sent;
 2. flush the producer and check every future (runner);
 3. (scorer) before a commit: send the changelog of every entity changed since the last commit
    to partition ``p`` of ``scorer-state``, then the models' journal of what they learned since
    the last commit, or a signed model checkpoint every ``checkpoint_interval_s``
-   (``services.scorer.modellog``); flush and check again — so the changelog never runs ahead of
+   (``services.scorer.state.modellog``); flush and check again — so the changelog never runs ahead of
    the outputs it implies, and state and models are never behind the offsets being committed;
 4. commit the input offsets (runner). Before step 3 the runner proves to the broker that this
    replica is still a member of the group's current generation (``fence_commits``): a replica
    that lost its partitions while stalled or frozen writes no changelog over its successor's.
 
-Restore: the first record of a partition this process has no (valid) engine for triggers a
+Restore: the first record of a partition this process has no (valid) scorer for triggers a
 synchronous replay of ``scorer-state[p]`` on this thread, before any of ``p``'s records are
 processed (the consumer's IO thread keeps heartbeating; rebalance listeners only record what
-changed, per kafka-python 3.x's rules). An engine kept through a rebalance stays valid when
+changed, per kafka-python 3.x's rules). A scorer kept through a rebalance stays valid when
 nobody else wrote ``scorer-state[p]`` since its own last write and the group's committed
-offsets of partition ``p`` of all three input topics are at or behind where the engine stands
-(``next_offsets``, seeded at a restore with the committed offsets): then no other replica
-made progress on ``p`` meanwhile, and what is redelivered are replays the engine skips
-(``_current``).
+offsets of partition ``p`` of all three input topics are at or behind where the scorer stands
+(``Owned.next_offsets``, seeded at a restore with the committed offsets): then no other replica
+made progress on ``p`` meanwhile, and what is redelivered are replays the scorer skips
+(``services.scorer.restore.Restorer.current``).
 
 Every entity record carries the source position (offset and index inside a view bundle) it
 applied, so views replayed after a crash are skipped, not double counted: outputs are
 idempotent (deterministic ``alert_id``, compacted ``risk``), state updates exactly-once per entity.
 
-Feedback: every replica reads all of ``fraudradar.feedback`` (no group) and hands a report to
-the local engine owning the entity's partition; the engine's checkpoint records the feedback
-offset it has applied, and a restored engine is replayed the feedback after it.
+Feedback (``feedback.FeedbackFeed``): every replica reads all of ``fraudradar.feedback`` (no
+group) and hands a report to the local scorer owning the entity's partition; its checkpoint
+records the feedback offset it has applied, and a restored scorer is replayed the feedback after it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from pydantic import Field
 
 from models import hst
@@ -58,7 +58,7 @@ from services.common.exceptions import FraudradarError
 from services.common.http import Health, ServiceHttp
 from services.common.logs import setup_logging
 from services.common.pseudonym import Pseudonymizer
-from services.common.records import decode_feedback, decode_link, decode_views, encode, risk_key
+from services.common.records import decode_link, decode_views, encode, risk_key
 from services.common.stream import (
     CommitPolicy,
     DlqLimit,
@@ -72,9 +72,12 @@ from services.common.stream import (
 )
 from services.scorer import features as F
 from services.scorer import metrics
-from services.scorer.engine import EngineOutput, ScoringEngine
+from services.scorer.detectors import model_version
+from services.scorer.feedback import FeedbackFeed
+from services.scorer.output import EngineOutput
 from services.scorer.policy import Policy
-from services.scorer.store import COMMIT_KEY
+from services.scorer.restore import Owned, Restorer
+from services.scorer.state import COMMIT_KEY
 
 log = logging.getLogger("fraudradar.scorer")
 T = TypeVar("T")
@@ -92,7 +95,7 @@ class ScorerSettings(CommonSettings):
     checkpoint_interval_s: float = Field(60.0, description="model checkpoint per partition this often")
     journal_max_entries: int = Field(
         20_000, ge=1, description="model checkpoint sooner once this many learned points are journalled "
-                                  "since the last (a restore replays them, 60-110 µs each)")
+                                  "since the last (a restore replays each of them)")
     feedback_poll_s: float = Field(1.0, description="read partner feedback this often")
     seed: int = Field(0, description="seed of the detectors (same seed, same scores)")
     max_poll_records: int = Field(2000, description="records per poll")
@@ -112,23 +115,20 @@ class ScorerProcessor:
         self.state_topic = settings.topic(topics.SCORER_STATE)
         self.risk_topic = settings.topic(topics.RISK)
         self.alerts_topic = settings.topic(topics.ALERTS)
-        self.feedback_topic = settings.topic(topics.FEEDBACK)
         self.links_topic = settings.topic(topics.LINKS)
-        self.engines: dict[int, ScoringEngine] = {}
+        self.owned: dict[int, Owned] = {}
         self._lock = threading.Lock()
         self._assigned: set[int] = set()
         self._suspect: set[int] = set()       # revoked at some point: verify before reuse
         self._last_checkpoint: dict[int, float] = {}
-        self._restore_consumer: Any = None
-        self._feedback_consumer: Any = None
-        self._feedback_next_poll = 0.0
-        self.model_version = ScoringEngine(policy, pseudonymizer, settings.seed).model_version
+        self.feedback = FeedbackFeed(settings.kafka_config(), settings.topic(topics.FEEDBACK),
+                                     poll_s=settings.feedback_poll_s)
+        self.model_version = model_version(policy)
         self._views_counter = {kind: metrics.VIEWS.labels(kind) for kind in ("number", "device")}
         self._score_metric: dict[tuple[str, str], Any] = {}     # (model, entity_type) -> SCORE child
-        self.input_topics = [settings.topic(name) for name in topics.SCORER_INPUTS]
-        # the group's committed offsets (set by the runner: its consumer's ``committed``); None
-        # until then, and an engine kept through a rebalance is then always restored
-        self.committed: Callable[[TopicPartition], int | None] | None = None
+        self.restorer = Restorer(settings.kafka_config(), policy, pseudonymizer, seed=settings.seed,
+                                 state_topic=self.state_topic,
+                                 input_topics=[settings.topic(name) for name in topics.SCORER_INPUTS])
         self._changelog_written: dict[int, Any] = {}   # partition -> future of its last changelog record
 
     # -- rebalance callbacks: IO thread, record only -----------------------------------------------
@@ -147,20 +147,20 @@ class ScorerProcessor:
         with self._lock:
             assigned = set(self._assigned)
             suspect = set(self._suspect)
-        for partition in [p for p in self.engines if p not in assigned and assigned]:
-            del self.engines[partition]      # moved to another replica: its changelog is theirs now
-        self._poll_feedback(sink)
+        for partition in [p for p in self.owned if p not in assigned and assigned]:
+            del self.owned[partition]        # moved to another replica: its changelog is theirs now
+        self.feedback.poll(self.owned, sink.partitions(self.numbers_topic))
         numbers_topic = self.numbers_topic
         for record in records:
             partition = record.partition
-            engine = self.engines.get(partition)
-            if engine is None or partition in suspect:
-                engine = self._engine_for(record, engine)
+            owned = self.owned.get(partition)
+            if owned is None or partition in suspect:
+                owned = self._owned_for(record, owned)
                 suspect.discard(partition)
                 with self._lock:
                     self._suspect.discard(partition)
             if record.topic == self.links_topic:
-                self._apply_link(engine, record, sink)
+                self._apply_link(owned, record, sink)
                 continue
             views = _decoded(record, sink, decode_views, "INVALID_VIEW")
             if views is None:
@@ -174,16 +174,16 @@ class ScorerProcessor:
                                 extra={"topic": record.topic, "entity_type": view.entity_type})
                     continue
                 # a bundle's views share one Kafka offset: (offset, index) orders them exactly
-                output = engine.process(view, offset=base + min(index, BUNDLE_MAX))
+                output = owned.scorer.process(view, offset=base + min(index, BUNDLE_MAX))
                 if output.skipped:
                     continue
                 scored += 1
                 if output.emits:
                     self._emit(output, sink)
             self._views_counter[topic_kind].inc(scored)
-            engine.next_offsets[record.topic] = record.offset + 1
+            owned.next_offsets[record.topic] = record.offset + 1
 
-    def _apply_link(self, engine: ScoringEngine, record: Record, sink: OutputSink) -> None:
+    def _apply_link(self, owned: Owned, record: Record, sink: OutputSink) -> None:
         """A number acted on a flagged device (written by the scorer owning the device's partition)."""
         link = _decoded(record, sink, decode_link, "INVALID_LINK")
         if link is None:
@@ -192,11 +192,11 @@ class ScorerProcessor:
         if not link.broadcast and owner != record.partition:
             log.warning("link on the wrong partition ignored", extra={"partition": record.partition})
         else:
-            output = engine.apply_link(link)
+            output = owned.scorer.apply_link(link)
             metrics.LINKS.labels("applied").inc()
             if output.emits:
                 self._emit(output, sink)
-        engine.next_offsets[record.topic] = record.offset + 1
+        owned.next_offsets[record.topic] = record.offset + 1
 
     def _score_child(self, model: str, entity_type: str) -> Any:
         """``metrics.SCORE`` for these labels, kept: ``labels()`` costs a lock and a lookup per call."""
@@ -239,148 +239,17 @@ class ScorerProcessor:
                 metrics.EVENT_TO_ALERT.observe(max(0.0, time.time() - alert.ingested_ms / 1000))
 
     # -- restore ------------------------------------------------------------------------------------
-    def _engine_for(self, record: Record, engine: ScoringEngine | None) -> ScoringEngine:
-        """The engine of ``record``'s partition, restored from the changelog unless ours is current."""
+    def _owned_for(self, record: Record, owned: Owned | None) -> Owned:
+        """The scorer of ``record``'s partition, restored from the changelog unless ours is current."""
         partition = record.partition
-        if engine is not None and self._current(engine, record):
+        if owned is not None and self.restorer.current(owned, record):
             metrics.ENGINES_KEPT.inc()
-            return engine                        # nobody else processed this partition meanwhile
-        engine = self.restore(partition)
-        self.engines[partition] = engine
-        return engine
-
-    def _current(self, engine: ScoringEngine, record: Record) -> bool:
-        """Is ``engine`` still valid for its partition after a rebalance?
-
-        Yes when no other replica wrote the partition's changelog since this engine's last
-        write (its end offset is where that write left it: two writers' delta sequences and
-        snapshot generations must never interleave) and none committed progress on any of the
-        partition's input topics past where this engine stands: every committed offset is at or
-        behind the engine's next offset on that topic (or nothing was ever committed there).
-        Records between the committed offset and the engine's position are then replays of what
-        the engine already applied — views are skipped by the per-entity source position, links
-        are idempotent — and their outputs were flushed before. (Until 2026-11-29 only the first
-        record was compared with the engine's next offset, so almost every rebalance restored —
-        the group restarts from its last commit, behind the engine — and a replica that
-        meanwhile processed and committed only another topic, say links, went unnoticed.)
-        """
-        if engine.changelog_end is None or self._changelog_end(record.partition) != engine.changelog_end:
-            return False                         # another writer (a replica that owned it) or unknown
-        committed = self._committed_offsets(record.partition)
-        if committed is None:
-            return False                         # unknown: restore (always correct)
-        for topic, offset in committed.items():
-            position = engine.next_offsets.get(topic)
-            if offset is not None and (position is None or offset > position):
-                return False
-        position = engine.next_offsets.get(record.topic)
-        return position is None or record.offset <= position
-
-    def _changelog_end(self, partition: int) -> int | None:
-        """End offset of ``scorer-state[partition]`` (None when it cannot be read)."""
-        tp = TopicPartition(self.state_topic, partition)
-        return _or_unknown(lambda: int(self._restore_client().end_offsets([tp])[tp]), "changelog end", partition)
-
-    def _committed_offsets(self, partition: int) -> dict[str, int | None] | None:
-        """The group's committed offset of ``partition`` of each input topic (None: never
-        committed); None when they cannot be read (no runner, coordinator unavailable)."""
-        committed = self.committed
-        if committed is None:
-            return None
-        return _or_unknown(lambda: {topic: committed(TopicPartition(topic, partition)) for topic in self.input_topics},
-                           "committed offsets", partition)
-
-    def restore(self, partition: int) -> ScoringEngine:
-        """Replay ``scorer-state[partition]`` into a fresh engine (blocking, this thread)."""
-        started = time.perf_counter()
-        metrics.RESTORING.set(1)
-        engine = ScoringEngine(self.policy, self.pseudonymizer, seed=self.settings.seed, partition=partition,
-                               journal=True)
-        consumer = self._restore_client()
-        tp = TopicPartition(self.state_topic, partition)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        n_records = 0
-        while consumer.position(tp) < end:
-            for recs in consumer.poll(timeout_ms=1000, max_records=10_000).values():
-                for rec in recs:
-                    if rec.offset >= end:
-                        break
-                    n_records += 1
-                    engine.apply_changelog(rec.key, rec.value)
-        entries = engine.finish_restore()
-        engine.changelog_end = end
-        models = engine.restore_models()
-        metrics.MODEL_RESTORES.labels(models.outcome).inc()
-        if engine.discarded_records:
-            metrics.RESTORE_DISCARDED.inc(engine.discarded_records)
-            log.warning("a commit cut short by a crash was dropped and is undone at the next commit",
-                        extra={"partition": partition, "records": engine.discarded_records})
-        if models.checkpoint == "other_version":
-            log.info("model checkpoint of another model version ignored", extra={"partition": partition})
-        if models.error is not None:
-            log.error("model checkpoint or journal rejected; models continue from what verified",
-                      extra={"partition": partition, "checkpoint": models.checkpoint, "error": models.error})
-        consumer.unsubscribe()
-        # where this engine starts on each input topic: the group's committed offsets (the
-        # restored state reflects at least them; replays of later records are no-ops)
-        for topic, offset in (self._committed_offsets(partition) or {}).items():
-            if offset is not None:
-                engine.next_offsets[topic] = offset
-        if self._feedback_consumer is not None:
-            self._rewind_feedback(engine.feedback_offset)
-        elapsed = time.perf_counter() - started
-        metrics.RESTORE_SECONDS.set(elapsed)
-        metrics.RESTORING.set(0)
-        log.info("partition state restored", extra={
-            "partition": partition, "records": n_records, "entries": entries,
-            "entities": sum(engine.entities().values()), "models": models.checkpoint,
-            "journal_entries": models.entries, "seconds": round(elapsed, 3)})
+            return owned                         # nobody else processed this partition meanwhile
+        owned = self.restorer.restore(partition)
+        self.feedback.rewind(owned.scorer.state.feedback_offset)
         self._last_checkpoint[partition] = time.monotonic()
-        return engine
-
-    def _restore_client(self) -> Any:
-        if self._restore_consumer is None:
-            self._restore_consumer = KafkaConsumer(
-                **self.settings.kafka_config(), group_id=None, enable_auto_commit=False,
-                client_id="fraudradar-scorer-restore", max_poll_records=10_000,
-                fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
-        return self._restore_consumer
-
-    # -- feedback -----------------------------------------------------------------------------------
-    def _poll_feedback(self, sink: OutputSink) -> None:
-        now = time.monotonic()
-        if now < self._feedback_next_poll or not self.engines:
-            return
-        self._feedback_next_poll = now + self.settings.feedback_poll_s
-        if self._feedback_consumer is None:
-            consumer = KafkaConsumer(**self.settings.kafka_config(), group_id=None, enable_auto_commit=False,
-                                     client_id="fraudradar-scorer-feedback", auto_offset_reset="earliest")
-            parts = consumer.partitions_for_topic(self.feedback_topic) or {0}
-            consumer.assign([TopicPartition(self.feedback_topic, p) for p in sorted(parts)])
-            self._feedback_consumer = consumer
-            self._rewind_feedback(min(e.feedback_offset for e in self.engines.values()))
-        # links and feedback are routed with the views' partitioner
-        n_partitions = sink.partitions(self.numbers_topic)
-        for recs in self._feedback_consumer.poll(timeout_ms=0, max_records=5000).values():
-            for rec in recs:
-                try:
-                    feedback = decode_feedback(rec.value)
-                except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
-                    continue
-                owner = murmur2_partition(feedback.entity.encode(), n_partitions)
-                engine = self.engines.get(owner)
-                if engine is not None and rec.offset >= engine.feedback_offset:
-                    engine.learn_feedback(feedback)
-                    engine.feedback_offset = rec.offset + 1
-
-    def _rewind_feedback(self, offset: int) -> None:
-        """Move the feed back (never forward) so an engine restored behind it sees its reports."""
-        consumer = self._feedback_consumer
-        for tp in consumer.assignment():
-            if offset < consumer.position(tp):
-                consumer.seek(tp, offset)
+        self.owned[partition] = owned
+        return owned
 
     # -- 3. changelog before commit -----------------------------------------------------------------
     def write_changelog(self, sink: OutputSink, generation: int | None = None, member: str = "") -> None:
@@ -396,53 +265,56 @@ class ScorerProcessor:
         now = time.monotonic()
         entities: dict[str, int] = {"number": 0, "device": 0}
         state_bytes = 0
-        for partition, engine in self.engines.items():
+        for partition, owned in self.owned.items():
+            state = owned.scorer.state
             last = None
             # entity records, what the models learned meanwhile (journal) or a checkpoint, the
             # commit marker, then tombstones: a restore can tell a commit a crash cut short
             due = (now - self._last_checkpoint.get(partition, 0.0) >= self.settings.checkpoint_interval_s
-                   or engine.journal.since_checkpoint >= self.settings.journal_max_entries)
-            for key, value in engine.commit_records(checkpoint=due):
+                   or state.journal.since_checkpoint >= self.settings.journal_max_entries)
+            for key, value in state.commit_records(checkpoint=due):
                 last = sink.send(state_topic, key, value, marker_headers if key == COMMIT_KEY else None,
                                  partition=partition)
             if due:
                 self._last_checkpoint[partition] = now
             if last is not None:
                 self._changelog_written[partition] = last
-            for entity_type, n in engine.entities().items():
+            for entity_type, n in state.entities().items():
                 entities[entity_type] += n
-            state_bytes += engine.state_bytes()
+            state_bytes += state.state_bytes()
         for kind, count in entities.items():
             metrics.ENTITIES.labels(kind).set(count)
         metrics.STATE_BYTES.set(state_bytes)
 
     def changelog_flushed(self) -> None:
-        """After the flush: each engine's changelog partition ends right after its last write
+        """After the flush: each scorer's changelog partition ends right after its last write
         (unless another replica writes there too; ``_current`` checks that after a rebalance)."""
         for partition, future in self._changelog_written.items():
-            engine = self.engines.get(partition)
-            if engine is not None:
-                engine.changelog_end = int(future.get(timeout=0).offset) + 1
+            owned = self.owned.get(partition)
+            if owned is not None:
+                owned.changelog_end = int(future.get(timeout=0).offset) + 1
         self._changelog_written.clear()
 
     def close(self) -> None:
-        for consumer in (self._restore_consumer, self._feedback_consumer):
-            if consumer is not None:
-                consumer.close()
+        self.restorer.close()
+        self.feedback.close()
 
 
-class ScorerRunner(StreamRunner):
-    """The shared runner plus step 3: the state changelog right before each offset commit."""
+class ChangelogStep:
+    """Step 3 of the commit path (a ``CommitStep`` of the shared runner): the state changelog
+    right before each offset commit, then each partition's changelog end once it is flushed."""
 
-    def before_commit(self) -> None:
-        processor: ScorerProcessor = self.processor  # type: ignore[assignment]
-        membership = self.consumer.group_metadata()
-        processor.write_changelog(self.sink, membership.generation_id, membership.member_id or "")
-        self.sink.flush_and_check(self.config.flush_timeout_s)
-        processor.changelog_flushed()
+    def __init__(self, processor: ScorerProcessor) -> None:
+        self.processor = processor
+
+    def write(self, sink: OutputSink, generation: int, member: str) -> None:
+        self.processor.write_changelog(sink, generation, member)
+
+    def written(self) -> None:
+        self.processor.changelog_flushed()
 
 
-def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Health]:
+def build(settings: ScorerSettings) -> tuple[StreamRunner, ScorerProcessor, Health]:
     pseudonymizer = settings.pseudonymizer()
     policy = Policy.load(pseudonymizer, settings.policy_file)
     processor = ScorerProcessor(settings, pseudonymizer, policy)
@@ -452,16 +324,16 @@ def build(settings: ScorerSettings) -> tuple[ScorerRunner, ScorerProcessor, Heal
         dlq_topic=settings.topic(topics.DLQ), commit=CommitPolicy(settings.commit_interval_s),
         dlq_limit=DlqLimit(), instance_id=settings.instance_id, max_poll_records=settings.max_poll_records,
         fence_commits=True,   # the changelog must never be written by a replica that lost its partitions
-        restart_from_commit=True,   # a restored engine holds what was committed: replay from there
+        restart_from_commit=True,   # a restored scorer holds what was committed: replay from there
         # co-partitioned topics: partition p of numbers, devices and links must land on one replica
         consumer_overrides={"partition_assignment_strategy": [_range_assignor()],
                             "session_timeout_ms": settings.session_timeout_ms,
                             "heartbeat_interval_ms": min(3000, settings.session_timeout_ms // 3)},
     )
     health = Health()
-    runner = ScorerRunner(settings, config, processor, health)  # type: ignore[arg-type]
+    runner = StreamRunner(settings, config, processor, health, commit_steps=[ChangelogStep(processor)])
     consumer = runner.consumer
-    processor.committed = lambda tp: consumer.committed(tp, timeout_ms=10_000)
+    processor.restorer.committed = lambda tp: consumer.committed(tp, timeout_ms=10_000)
     return runner, processor, health
 
 
@@ -474,15 +346,6 @@ def _decoded(record: Record, sink: OutputSink, decode: Callable[[bytes], T], rea
         return None
     sink.ok(record)
     return value
-
-
-def _or_unknown(read: Callable[[], T], what: str, partition: int) -> T | None:
-    """``read()``, or None when the client fails: "unknown" makes the caller restore, which is always safe."""
-    try:
-        return read()
-    except Exception as exc:
-        log.warning(f"{what} unavailable; restoring", extra={"partition": partition, "error": type(exc).__name__})
-        return None
 
 
 def _range_assignor() -> Any:
@@ -518,7 +381,7 @@ def main(argv: list[str]) -> int:
                                       "hst_walk": "compiled" if hst.COMPILED_WALK is not None else "python"})
     if F.COMPILED_APPLY is None or hst.COMPILED_WALK is None:
         log.warning("compiled parts not in use (services/scorer/_fastcore.c, models/_hstcore.c): the scorer runs "
-                    "the same code in Python, with identical results and 1.5x fewer views per second (not "
+                    "the same code in Python, with identical results and fewer views per second (not "
                     "built for lack of a C compiler, or FRAUDRADAR_PURE_PYTHON is set)")
     try:
         runner.run()

@@ -19,8 +19,8 @@ from tests.deploy.conftest import ROOT
 NEEDED = {
     "scorer": "services.scorer.service",
     "api": "services.api.cli",
-    "simulator": "services.simulator.cli",
-    "backtest": "services.simulator.backtest",
+    "simulator": "services.devtools.simulator.cli",
+    "backtest": "services.devtools.simulator.backtest",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from services.common.identifiers import InvalidNumber, normalise_number
+from services.common.normalise import InvalidNumber, normalise_number
 from services.common.pseudonym import Key, Pseudonymizer
 from services.common.records import decode_views, encode_view_bundle
 from services.ingest.decode import RawEvent, Rejected, decode

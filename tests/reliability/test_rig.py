@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from reliability.rig import Rig
-from services.common.kafka_local import LocalKafka
+from services.devtools.kafka_local import LocalKafka
 
 
 def test_a_broker_that_died_on_its_own_is_named_with_the_end_of_its_log(tmp_path: Path) -> None:

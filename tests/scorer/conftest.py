@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.common.records import View
-from services.scorer.synthetic import Generator
+from services.devtools.synthetic import Generator
 
 
 @pytest.fixture(scope="module")

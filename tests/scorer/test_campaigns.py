@@ -11,12 +11,13 @@ from __future__ import annotations
 import msgspec
 
 from services.common.records import View
-from services.scorer.engine import EngineOutput, ScoringEngine
+from services.scorer.output import EngineOutput
+from services.scorer.partition import PartitionScorer
 from tests.scorer.helpers import MIN, T0, device_view, pid, sim_change, sms_out
 from tests.scorer.test_engine import blast, engine, replica_of, run
 
 
-def modem(eng: ScoringEngine, device: str, cell: str | None, start: int = T0, n_sims: int = 6) -> list[EngineOutput]:
+def modem(eng: PartitionScorer, device: str, cell: str | None, start: int = T0, n_sims: int = 6) -> list[EngineOutput]:
     """A modem cycling through SIMs at ``cell``, each sending a few SMS (SIM_HOPPING)."""
     views: list[View] = []
     for s in range(n_sims):

@@ -5,37 +5,38 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from services.common.identifiers import normalise_number
+from services.common.normalise import normalise_number
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Feedback, View
-from services.scorer import features as F
-from services.scorer.engine import EngineOutput, ScoringEngine
+from services.devtools.synthetic import Generator
+from services.scorer import layout as L
 from services.scorer.exceptions import CheckpointError
-from services.scorer.synthetic import Generator
+from services.scorer.output import EngineOutput
+from services.scorer.partition import PartitionScorer
 from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.scorer.helpers import MIN, T0, call_out, pid, sim_change, sms_in, sms_out
 
 PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
 
 
-def engine() -> ScoringEngine:
-    return ScoringEngine.default(PSEUDO, seed=0)
+def engine() -> PartitionScorer:
+    return PartitionScorer.default(PSEUDO, seed=0)
 
 
 def blast(number: str, start: int, n: int = 120, gap_ms: int = 1500) -> list[View]:
     return [sms_out(number, pid(f"victim{number}{i}"), start + i * gap_ms, url=True, n=i) for i in range(n)]
 
 
-def run(eng: ScoringEngine, views: list[View]) -> list[EngineOutput]:
+def run(eng: PartitionScorer, views: list[View]) -> list[EngineOutput]:
     return [eng.process(v) for v in views]
 
 
-def replica_of(source: ScoringEngine) -> ScoringEngine:
+def replica_of(source: PartitionScorer) -> PartitionScorer:
     """A fresh engine restored from ``source``'s changelog (another replica taking over)."""
     restored = engine()
-    for key, value in source.changelog():
-        restored.apply_changelog(key, value)
-    restored.finish_restore()
+    for key, value in source.state.changelog():
+        restored.state.apply_changelog(key, value)
+    restored.state.finish_restore()
     return restored
 
 
@@ -87,7 +88,7 @@ def test_allow_listed_a2p_sender_is_never_scored() -> None:
     ing = PSEUDO("msisdn", "ING")
     outs = run(eng, blast(ing, T0, n=300, gap_ms=100))
     assert all(o.score == 0 and not o.alerts for o in outs)
-    assert eng.entities()["number"] == 0
+    assert eng.state.entities()["number"] == 0
 
 
 def test_sim_swap_risk_is_emitted_even_at_score_zero() -> None:
@@ -172,7 +173,7 @@ def test_changelog_restore_continues_identically() -> None:
     for i, v in enumerate(lab.views[:half]):
         first.process(v, offset=i)
     restored = replica_of(first)
-    assert restored.restore_checkpoint(first.checkpoint())
+    assert restored.state.restore_checkpoint(first.state.checkpoint())
     # a crash replays some already-applied views: they are skipped
     out_rest = [restored.process(v, offset=i) for i, v in enumerate(lab.views) if i >= half - 50]
     ids_whole = {a.alert_id for o in out_whole[half:] for a in o.alerts}
@@ -183,10 +184,10 @@ def test_changelog_restore_continues_identically() -> None:
 
 def test_tampered_checkpoint_is_rejected() -> None:
     eng = engine()
-    blob = bytearray(eng.checkpoint())
+    blob = bytearray(eng.state.checkpoint())
     blob[-1] ^= 1
     with pytest.raises(CheckpointError):
-        engine().restore_checkpoint(bytes(blob))
+        engine().state.restore_checkpoint(bytes(blob))
 
 
 def test_feedback_trains_the_supervised_learner() -> None:
@@ -201,7 +202,7 @@ def test_feedback_trains_the_supervised_learner() -> None:
                                     label="false_positive", reported_at="2026-09-21T00:00:00Z"))
     eng.learn_feedback(Feedback(report_id="z", partner="bank", entity_type="number", entity=pid("unknown"),
                                 label="false_positive", reported_at="2026-09-21T00:00:00Z"))
-    learner = eng.models["number"].feedback
+    learner = eng.state.models["number"].feedback
     assert learner.ready and eng.counters["feedback_unmatched"] == 1
     assert (learner.proba_one(eng.features_of("number", farm) or {}) or 0) > 0.5
 
@@ -210,9 +211,9 @@ def test_state_is_compact_per_entity() -> None:
     eng = engine()
     for i in range(20_000):
         eng.process(sms_out(pid(f"n{i}"), pid(f"p{i}"), T0 + i))
-    per_entity = eng.state_bytes() / sum(eng.entities().values())
+    per_entity = eng.state.state_bytes() / sum(eng.state.entities().values())
     assert per_entity < 512
-    assert F.NUMBER.size < 400
+    assert L.NUMBER.size < 400
 
 
 def test_wangiri_is_unanswered_calls_from_outside_not_an_agents_unlucky_morning() -> None:

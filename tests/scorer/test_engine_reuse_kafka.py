@@ -19,10 +19,11 @@ from kafka.structs import OffsetAndMetadata
 from services.common import topics
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Link, View, encode
+from services.common.stream import StreamRunner
 from services.common.topics import ensure_topics
-from services.scorer import features as F
-from services.scorer.service import ScorerProcessor, ScorerRunner, ScorerSettings, build
-from services.scorer.store import entity_key
+from services.scorer import layout as L
+from services.scorer.service import ScorerProcessor, ScorerSettings, build
+from services.scorer.state import entity_key
 from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.scorer.helpers import pid, sms_out
 
@@ -52,7 +53,7 @@ class Replica:
         monkeypatch.setenv("FRAUDRADAR_GROUP_ID", group)
         monkeypatch.setenv("FRAUDRADAR_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
         runner, processor, _ = build(ScorerSettings())
-        self.runner: ScorerRunner = runner
+        self.runner: StreamRunner = runner
         self.processor: ScorerProcessor = processor
         self.tps = {TopicPartition(prefix + name, 0) for name in topics.SCORER_INPUTS}
 
@@ -69,7 +70,7 @@ class Replica:
 
     def commit(self, records: list[Any]) -> None:
         """The runner's step 3 and 4: changelog, then the offsets after ``records``."""
-        self.runner.before_commit()
+        self.runner.committer.write_steps()
         offsets = {TopicPartition(r.topic, r.partition): OffsetAndMetadata(r.offset + 1, "", -1) for r in records}
         self.runner.consumer.commit(offsets)
 
@@ -105,7 +106,7 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
     try:
         a.assign()
         a.process(numbers[:5])
-        first = a.processor.engines[0]
+        first = a.processor.owned[0].scorer
         a.commit(numbers[:5])
         a.process(numbers[5:8])               # progress past the last commit, as between commits
 
@@ -113,18 +114,18 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
         # behind the engine (8), and the first record is even on a topic the engine never read
         a.rebalance()
         a.process([links[0]])
-        assert a.processor.engines[0] is first
+        assert a.processor.owned[0].scorer is first
         skipped = first.counters["skipped"]
         a.rebalance()
         a.process([numbers[5]])               # a redelivery the engine already applied: skipped
-        assert a.processor.engines[0] is first and first.counters["skipped"] == skipped + 1
+        assert a.processor.owned[0].scorer is first and first.counters["skipped"] == skipped + 1
 
         # 2. meanwhile another replica committed progress on links only (no changelog write):
         # committed links (2) are past this engine's position on links (1): restore
         b.runner.consumer.commit({TopicPartition(prefix + topics.LINKS, 0): OffsetAndMetadata(2, "", -1)})
         a.rebalance()
         a.process(numbers[5:9])               # the group restarts from the commit (5)
-        second = a.processor.engines[0]
+        second = a.processor.owned[0].scorer
         assert second is not first
 
         # 3. another replica owned the partition meanwhile, restored it, processed and committed
@@ -139,13 +140,13 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
         b.processor.on_revoked(b.tps)
         a.rebalance()
         a.process([numbers[10]])
-        third = a.processor.engines[0]
+        third = a.processor.owned[0].scorer
         assert third is not second
         # the restored engine holds what the changelog holds: the entity after view 9 (B's write),
         # and view 10 applied on top of it once
         assert third.counters["views"] == 1 and third.counters["skipped"] == 0
         record = third.store.numbers.records[entity_key(me)]
-        assert third.store.numbers.layout.unpack(record)[F.N_VIEWS] == 11     # views 0-10, each once
+        assert third.store.numbers.layout.unpack(record)[L.N_VIEWS] == 11     # views 0-10, each once
     finally:
         a.close()
         b.close()

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_key
 from services.common.records import CallMeta, SimMeta, SmsMeta, View, encode
+from services.devtools.synthetic import Generator
 from services.scorer import features as F
-from services.scorer.engine import ScoringEngine
-from services.scorer.synthetic import Generator
+from services.scorer import layout as L
+from services.scorer.partition import PartitionScorer
+from services.scorer.record import fp32
 from tests.scorer.helpers import T0, pid
 
 CORE = F.COMPILED_APPLY
@@ -37,9 +39,9 @@ def test_the_compiled_update_is_built_and_in_use() -> None:
     assert _fastcore.LAYOUT_SIGNATURE == F.LAYOUT_SIGNATURE, "_fastcore.c and features.py describe different records"
     assert CORE is _fastcore.apply
     assert SCAN is _fastcore.scan
-    engine = ScoringEngine.default(Pseudonymizer(parse_key(generate_key_text("t"))))
-    assert engine._apply is CORE
-    assert engine._scan is SCAN
+    engine = PartitionScorer.default(Pseudonymizer(parse_key(generate_key_text("t"))))
+    assert engine.engine._apply is CORE
+    assert engine.sweeper.scan is SCAN
 
 
 # -- generated views ------------------------------------------------------------------------------
@@ -118,7 +120,7 @@ def _run(history: list[View], *, min_activity: float, night: bool, protected: bo
         if python[0] == 1:
             packed[key] = python[1]
         elif python[0] == 2:
-            layout = F.NUMBER if view.entity_type == "number" else F.DEVICE
+            layout = L.NUMBER if view.entity_type == "number" else L.DEVICE
             try:
                 packed[key] = layout.pack(python[1])
             except struct.error:     # e.g. a 10-digit TAC: the C declined it above
@@ -149,7 +151,7 @@ _LIMITS = {"q": (-1, 2**62), "Q": (0, 2**64 - 1), "I": (0, 2**32 - 1), "B": (0, 
 
 
 @st.composite
-def records(draw: st.DrawFn, layout: F.Layout) -> bytes:
+def records(draw: st.DrawFn, layout: L.Layout) -> bytes:
     """Any record the layout can hold: times around the views' (or anywhere), counters, sets, flags."""
     values: list[float] = []
     near_ms = st.integers(T0 - 3 * 86_400_000, T0 + 86_400_000)
@@ -157,22 +159,22 @@ def records(draw: st.DrawFn, layout: F.Layout) -> bytes:
     for index, code in enumerate(layout.struct.format[1:]):
         if code == "f":
             values.append(draw(st.floats(0.0, 1e6, width=32)))
-        elif index == F.LAST_MS:     # mostly ahead of the views (T0 - 1 h .. T0 + 6 h): late views
+        elif index == L.LAST_MS:     # mostly ahead of the views (T0 - 1 h .. T0 + 6 h): late views
             values.append(draw(st.one_of(st.just(0), near_ms, st.integers(T0 + 6 * 3_600_000, T0 + 86_400_000))))
-        elif index == F.OFFSET:
+        elif index == L.OFFSET:
             values.append(draw(st.one_of(st.just(-1), st.integers(*_LIMITS[code]))))
-        elif index == F.BASE_MS:
+        elif index == L.BASE_MS:
             values.append(draw(st.one_of(st.just(0), near_ms)))
-        elif index in (F.RISK_LEVEL, F.FLAG_EXPIRES_S, F.EVICTED):     # often clear: the fast path
+        elif index in (L.RISK_LEVEL, L.FLAG_EXPIRES_S, L.EVICTED):     # often clear: the fast path
             values.append(draw(st.one_of(st.just(0), st.integers(*_LIMITS[code]))))
-        elif index in (F.SIM_CHANGED_S, F.DEVICE_CHANGED_S, F.ACTIVATED_S) and values[F.LAST_MS]:
+        elif index in (L.SIM_CHANGED_S, L.DEVICE_CHANGED_S, L.ACTIVATED_S) and values[L.LAST_MS]:
             # around the watermark, where recency and the 24 h fast-path bound turn over
-            edge = values[F.LAST_MS] // 1000 + draw(st.sampled_from([-86_401, -86_400, -86_399, -1, 0, 59, 60, 61]))
+            edge = values[L.LAST_MS] // 1000 + draw(st.sampled_from([-86_401, -86_400, -86_399, -1, 0, 59, 60, 61]))
             values.append(draw(st.one_of(st.just(0), st.just(edge), near_s)))
-        elif F.FIRST_S <= index <= F.SCORED_S or index == F.RISK_AT_S:
+        elif L.FIRST_S <= index <= L.SCORED_S or index == L.RISK_AT_S:
             values.append(draw(st.one_of(st.just(0), near_s, st.integers(*_LIMITS["I"]))))
         elif index >= layout.counters_end and code == "I" and index < layout.sketch_at:
-            values.append(draw(st.sampled_from([0, 0, 1, F.fp32(pid("p1")), 2**32 - 1])))
+            values.append(draw(st.sampled_from([0, 0, 1, fp32(pid("p1")), 2**32 - 1])))
         else:
             values.append(draw(st.integers(*_LIMITS[code])))
     return layout.pack(values)
@@ -185,7 +187,7 @@ def test_compiled_update_equals_the_reference_from_any_stored_record(data: st.Da
     # restored, migrated or old-policy records: flags set, changes "in the future" of the
     # watermark, full sets, saturated sketches, counters far from the base
     view = data.draw(views(odd=False))
-    layout = F.NUMBER if view.entity_type == "number" else F.DEVICE
+    layout = L.NUMBER if view.entity_type == "number" else L.DEVICE
     packed = data.draw(records(layout))
     offset = data.draw(st.one_of(st.none(), st.integers(-1, 2**40)))
     args = _args(view, packed, offset, night, min_activity, data.draw(st.booleans()))
@@ -204,12 +206,12 @@ def test_replays_and_unusual_values_are_left_to_python() -> None:
                 tac="35693803")
     first = CORE(*_args(view, None, 7))
     assert first is not None and first[0] == 2          # on a modem TAC: looked at closely
-    packed = F.NUMBER.pack(first[1])
+    packed = L.NUMBER.pack(first[1])
     assert CORE(*_args(view, packed, 7)) == (0, 0) == F.apply_view(*_args(view, packed, 7))   # replay
     # a TAC in Arabic-Indic digits: str.isdigit() holds and int() reads it; C leaves it to Python
     odd = View(**{**{f: getattr(view, f) for f in view.__struct_fields__}, "tac": "٣٥٦٩٣٨٠٣"})
     assert CORE(*_args(odd, packed, 8)) is None
-    assert F.apply_view(*_args(odd, packed, 8))[1][F.TAC] == 35693803
+    assert F.apply_view(*_args(odd, packed, 8))[1][L.TAC] == 35693803
     # a record of another size (corrupt, or another layout) is the Python's to reject
     assert CORE(*_args(view, packed[:-1], 9)) is None
     with pytest.raises(Exception, match="unpack"):
@@ -237,9 +239,9 @@ def test_the_engine_keeps_identical_state_and_output_with_and_without_it() -> No
         return result
 
     for compiled in (True, False):
-        engine = ScoringEngine.default(pseudonymizer)
-        engine._apply = counted if compiled else None
-        engine._scan = counted_scan if compiled else None
+        engine = PartitionScorer.default(pseudonymizer)
+        engine.engine._apply = counted if compiled else None
+        engine.sweeper.scan = counted_scan if compiled else None
         # short lives, so that the 4 h make the sweeps forget idle entities and expire flags
         engine.policy.ttl_ms = 3_600_000
         engine.policy.flag_ttl_ms = dict.fromkeys(engine.policy.flag_ttl_ms, 1_800_000)
@@ -267,10 +269,10 @@ def test_the_fast_path_turns_over_exactly_24_hours_after_a_change(since_change_s
     # a quiet number (one SMS in) whose SIM changed exactly a day ago, or a second less or more
     view = View(view_id="v", entity_type="number", entity=pid("quiet"), role="in", type="sms", operator="op",
                 occurred_ms=T0, ingested_ms=T0, key_id="k", peer=pid("friend"), sms=SmsMeta())
-    values = F.NUMBER.empty()
-    values[F.LAST_MS] = T0
-    values[F.SIM_CHANGED_S] = T0 // 1000 - since_change_s
-    args = _args(view, F.NUMBER.pack(values), 1)
+    values = L.NUMBER.empty()
+    values[L.LAST_MS] = T0
+    values[L.SIM_CHANGED_S] = T0 // 1000 - since_change_s
+    args = _args(view, L.NUMBER.pack(values), 1)
     python = F.apply_view(*args)
     assert python[0] == (1 if since_change_s > 86_400 else 2)
     _same(CORE(*args), python)
@@ -283,17 +285,17 @@ _HORIZON_S = T0 // 1000 + 3600
 
 
 @st.composite
-def tables(draw: st.DrawFn, layout: F.Layout) -> dict[bytes, bytes]:
+def tables(draw: st.DrawFn, layout: L.Layout) -> dict[bytes, bytes]:
     """Records whose event time, flag expiry and link expiry sit at the sweep's edges."""
     out = {}
     for i in range(draw(st.integers(0, 30))):
-        values = F.NUMBER.empty() if layout is F.NUMBER else F.DEVICE.empty()
-        values[F.LAST_MS] = draw(st.sampled_from([0, _CUTOFF_MS - 1, _CUTOFF_MS, _CUTOFF_MS + 1, 2**62]))
+        values = L.NUMBER.empty() if layout is L.NUMBER else L.DEVICE.empty()
+        values[L.LAST_MS] = draw(st.sampled_from([0, _CUTOFF_MS - 1, _CUTOFF_MS, _CUTOFF_MS + 1, 2**62]))
         edges = st.sampled_from([0, 1, _HORIZON_S - 1, _HORIZON_S, _HORIZON_S + 1, 2**32 - 1])
-        values[F.FLAG_EXPIRES_S] = draw(edges)
-        values[layout.link_at + F.LINK_EXPIRES_S] = draw(edges)
-        values[layout.link_at + F.LINK_S] = draw(edges)        # a neighbour: must not be read instead
-        values[F.FLAG_FIRST_S] = draw(edges)
+        values[L.FLAG_EXPIRES_S] = draw(edges)
+        values[layout.link_at + L.LINK_EXPIRES_S] = draw(edges)
+        values[layout.link_at + L.LINK_S] = draw(edges)        # a neighbour: must not be read instead
+        values[L.FLAG_FIRST_S] = draw(edges)
         out[draw(st.binary(min_size=1, max_size=16)) + bytes([i])] = layout.pack(values)
     return out
 
@@ -301,25 +303,25 @@ def tables(draw: st.DrawFn, layout: F.Layout) -> dict[bytes, bytes]:
 @settings(max_examples=500, deadline=None)
 @given(data=st.data(), is_number=st.booleans())
 def test_the_compiled_scan_equals_the_reference(data: st.DataObject, is_number: bool) -> None:
-    records = data.draw(tables(F.NUMBER if is_number else F.DEVICE))
+    records = data.draw(tables(L.NUMBER if is_number else L.DEVICE))
     horizon_s = data.draw(st.sampled_from([_HORIZON_S, 0, 2**40]))
     expected = F.scan_records(is_number, records, _CUTOFF_MS, horizon_s)
     assert SCAN(is_number, records, _CUTOFF_MS, horizon_s) == expected
 
 
 def test_the_scan_finds_idle_and_expired_and_leaves_odd_tables_to_python() -> None:
-    def table(layout: F.Layout) -> dict[bytes, bytes]:
+    def table(layout: L.Layout) -> dict[bytes, bytes]:
         def record(last_ms: int, flag_s: int = 0, link_s: int = 0) -> bytes:
             values = layout.empty()
-            values[F.LAST_MS], values[F.FLAG_EXPIRES_S] = last_ms, flag_s
-            values[layout.link_at + F.LINK_EXPIRES_S] = link_s
+            values[L.LAST_MS], values[L.FLAG_EXPIRES_S] = last_ms, flag_s
+            values[layout.link_at + L.LINK_EXPIRES_S] = link_s
             return layout.pack(values)
 
         return {b"idle": record(_CUTOFF_MS - 1, flag_s=1), b"fresh": record(_CUTOFF_MS),
                 b"flag": record(_CUTOFF_MS, flag_s=_HORIZON_S - 1), b"link": record(_CUTOFF_MS, link_s=1),
                 b"later": record(_CUTOFF_MS, flag_s=_HORIZON_S, link_s=_HORIZON_S)}
 
-    numbers, devices = table(F.NUMBER), table(F.DEVICE)
+    numbers, devices = table(L.NUMBER), table(L.DEVICE)
     assert SCAN(True, numbers, _CUTOFF_MS, _HORIZON_S) == ([b"idle"], [b"flag", b"link"])
     assert SCAN(False, devices, _CUTOFF_MS, _HORIZON_S) == ([b"idle"], [b"flag"])    # devices: no link flags
     assert SCAN(False, numbers, _CUTOFF_MS, _HORIZON_S) is None     # a number record is not a device's size

@@ -8,11 +8,12 @@ import random
 import pytest
 
 from services.scorer import features as F
+from services.scorer import layout as L
 from tests.scorer.helpers import MIN, T0, call_out, device_view, pid, sim_change, sms_in, sms_out
 
 
 def _number(views: list, short_call_s: float = 10.0) -> list[float]:
-    values = F.NUMBER.empty()
+    values = L.NUMBER.empty()
     for view in views:
         F.apply_number(values, view, is_night=False, short_call_s=short_call_s)
     return values
@@ -86,29 +87,29 @@ def test_call_features_sim_changes_and_device_swap() -> None:
     feats = F.number_features(values)
     assert feats["unanswered_share_1h"] > 0.85
     assert feats["sim_change_recency"] == pytest.approx(1.0, abs=1e-3)
-    assert values[F.SIM_CHANGED_S] == (T0 + 30 * MIN) // 1000
+    assert values[L.SIM_CHANGED_S] == (T0 + 30 * MIN) // 1000
     # the same number on a different handset is a device change seen on traffic
     F.apply_number(values, sms_out(me, pid("a"), T0 + 40 * MIN, device=pid("phone1")), is_night=False, short_call_s=10)
-    assert values[F.DEVICE_CHANGED_S] == 0
+    assert values[L.DEVICE_CHANGED_S] == 0
     F.apply_number(values, sms_out(me, pid("a"), T0 + 50 * MIN, device=pid("phone2")), is_night=False, short_call_s=10)
-    assert values[F.DEVICE_CHANGED_S] == (T0 + 50 * MIN) // 1000
+    assert values[L.DEVICE_CHANGED_S] == (T0 + 50 * MIN) // 1000
 
 
 def test_device_sim_hopping() -> None:
     dev = pid("dev")
-    values = F.DEVICE.empty()
+    values = L.DEVICE.empty()
     for i in range(12):
         F.apply_device(values, device_view(dev, pid(f"n{i}"), pid(f"imsi{i}"), T0 + i * MIN, pid(f"p{i}")))
     feats = F.device_features(values)
     assert feats["new_imsis_24h"] == pytest.approx(12, rel=0.01)
-    assert feats["distinct_imsis"] == F.IDS_CAP   # the exact set is capped; the counter is not
+    assert feats["distinct_imsis"] == L.IDS_CAP   # the exact set is capped; the counter is not
 
 
 def test_record_round_trip_is_compact() -> None:
     values = _number([sms_out(pid("p"), pid(f"r{i}"), T0 + i) for i in range(40)])
-    packed = F.NUMBER.pack(values)
-    assert F.NUMBER.unpack(packed) == pytest.approx(values)
-    assert len(packed) < 400 and F.DEVICE.size < 400
+    packed = L.NUMBER.pack(values)
+    assert L.NUMBER.unpack(packed) == pytest.approx(values)
+    assert len(packed) < 400 and L.DEVICE.size < 400
 
 
 def test_the_link_share_lower_bound_needs_evidence() -> None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import msgspec
 
 from services.common.records import Link, SmsMeta, View
-from services.scorer import features as F
-from services.scorer.engine import EngineOutput, ScoringEngine
+from services.scorer import layout as L
+from services.scorer.output import EngineOutput
+from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
 from tests.scorer.helpers import MIN, T0, device_view, pid, sim_change, sms_out
 from tests.scorer.test_engine import PSEUDO, blast, engine, replica_of, run
 
 
-def farm_phone(eng: ScoringEngine, device: str, n_sims: int = 6, start: int = T0) -> list[EngineOutput]:
+def farm_phone(eng: PartitionScorer, device: str, n_sims: int = 6, start: int = T0) -> list[EngineOutput]:
     """A phone cycling through SIMs, each sending a few SMS: SIM_HOPPING / MANY_NUMBERS_ON_DEVICE."""
     views = []
     for s in range(n_sims):
@@ -102,7 +103,7 @@ def test_link_flag_outlives_the_forgotten_own_state_but_not_its_expiry() -> None
     assert swapped.risk is not None
     eng.apply_link(link)
     packed = eng.store.numbers.records[bytes.fromhex(number)]
-    assert eng.store.numbers.layout.link_tail(packed)[F.LINK_SCORE] == 80
+    assert eng.store.numbers.layout.link_tail(packed)[L.LINK_SCORE] == 80
     # flag expiry with the SIM change still known: a risk update (the change dates), not a tombstone
     out = eng.process(sms_out(pid("bystander5"), pid("z"), T0 + 4 * 24 * 60 * MIN))
     updates = [r for r in out.risk_updates if r.entity == number]
@@ -112,7 +113,7 @@ def test_link_flag_outlives_the_forgotten_own_state_but_not_its_expiry() -> None
 def test_records_without_the_link_tail_are_migrated_on_restore() -> None:
     eng = engine()
     run(eng, blast(pid("legacy"), T0, n=20))
-    layout = F.NUMBER
+    layout = L.NUMBER
     legacy = {key[:1] + key[1:]: (value[:layout.legacy_size] if value is not None else None)
               for key, value in eng.store.drain_changelog()}
     restored = engine()
@@ -124,7 +125,7 @@ def test_records_without_the_link_tail_are_migrated_on_restore() -> None:
 def test_links_can_be_switched_off_in_the_policy() -> None:
     base = Policy.load(PSEUDO).spec
     spec = base.model_copy(update={"links": base.links.model_copy(update={"enabled": False})})
-    eng = ScoringEngine(Policy(spec, PSEUDO), PSEUDO)
+    eng = PartitionScorer(Policy(spec, PSEUDO), PSEUDO)
     assert not links_of(farm_phone(eng, pid("farm-phone6")))
     assert not eng.apply_link(Link(number=pid("n"), device=pid("d"), device_score=90, device_episode_s=1,
                                    reason="SIM_HOPPING", occurred_ms=T0, key_id="k")).alerts
@@ -136,7 +137,7 @@ def test_a_view_is_unchanged_by_the_link_fields() -> None:
     outs = run(eng, [sms_out(pid("plain"), pid(f"p{i}"), T0 + i * MIN) for i in range(5)])
     assert not any(o.links for o in outs)
     values = eng.store.numbers.layout.unpack(eng.store.numbers.records[bytes.fromhex(pid("plain"))])
-    assert values[F.NUMBER.link_at:] == [0, 0, 0, 0]
+    assert values[L.NUMBER.link_at:] == [0, 0, 0, 0]
 
 
 def test_a_new_device_episode_links_the_numbers_seen_on_it_before() -> None:

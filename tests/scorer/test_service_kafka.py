@@ -1,6 +1,6 @@
 """The scorer service on the real broker: scenario alerts, kill -9 and restart, two replicas.
 
-One labelled view stream (``services.scorer.synthetic``) is written to three fresh topic sets;
+One labelled view stream (``services.devtools.synthetic``) is written to three fresh topic sets;
 the uninterrupted single-process run is the reference the other two must reproduce exactly
 (same set of ``alert_id``s, nothing lost, nothing new after dedupe).
 """
@@ -24,14 +24,14 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 
 from services.common import topics
-from services.common.identifiers import normalise_number
+from services.common.normalise import normalise_number
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.common.records import Alert, Risk, View, decode_alert, decode_risk, encode
 from services.common.topics import ensure_topics
-from services.scorer.changelog import _MANIFEST, MAGIC, MANIFEST_KEY
-from services.scorer.engine import ScoringEngine
-from services.scorer.store import COMMIT_KEY
-from services.scorer.synthetic import Generator, Labelled
+from services.devtools.synthetic import Generator, Labelled
+from services.scorer.partition import PartitionScorer
+from services.scorer.state import COMMIT_KEY
+from services.scorer.state.changelog import _MANIFEST, MAGIC, MANIFEST_KEY
 from tests.conftest import TEST_PSEUDONYM_KEY
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -329,14 +329,14 @@ def test_a_commit_cut_short_on_the_topic_is_dropped_and_undone(
     # the control: read as a restore without commit markers would, the forged manifest wins
     # and the partition comes back empty
     before = _read_partitions(kafka_bootstrap, state_topic)
-    legacy, marked = ScoringEngine.default(PSEUDO), ScoringEngine.default(PSEUDO)
+    legacy, marked = PartitionScorer.default(PSEUDO), PartitionScorer.default(PSEUDO)
     for key, value in before[0]:
-        marked.apply_changelog(key, value)
+        marked.state.apply_changelog(key, value)
         if key != COMMIT_KEY:
-            legacy.apply_changelog(key, value)
-    legacy.finish_restore()
-    marked.finish_restore()
-    assert sum(legacy.entities().values()) == 0 < sum(marked.entities().values())
+            legacy.state.apply_changelog(key, value)
+    legacy.state.finish_restore()
+    marked.state.finish_restore()
+    assert sum(legacy.state.entities().values()) == 0 < sum(marked.state.entities().values())
 
     _produce(kafka_bootstrap, prefix, [v for v in dataset.views if v.occurred_ms >= middle])
     restarted = Scorer(kafka_bootstrap, prefix, "cut", tmp_path / "b.log")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from services.common.identifiers import luhn_check_digit
+from services.common.normalise import luhn_check_digit
 
 
 @dataclass

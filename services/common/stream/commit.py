@@ -1,0 +1,145 @@
+"""Committing offsets: when (``CommitPolicy``), what must be durable first (``CommitStep``), and
+whether this replica may commit at all (the membership fence)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import CommitFailedError, FencedInstanceIdError, RebalanceInProgressError
+from kafka.structs import OffsetAndMetadata
+
+from services.common import metrics
+from services.common.stream.sink import OutputSink
+
+log = logging.getLogger("fraudradar.stream")
+
+
+@dataclass
+class CommitPolicy:
+    """Commit at most once per ``interval_s`` (0 = after every batch)."""
+
+    interval_s: float = 1.0
+    _last: float = field(default=0.0, repr=False)
+
+    def due(self, now: float) -> bool:
+        return now - self._last >= self.interval_s
+
+    def committed(self, now: float) -> None:
+        self._last = now
+
+
+class CommitStep(Protocol):
+    """What must be durable before offsets are committed (a stateful service's changelog).
+
+    ``write`` sends it through the sink (after the batch's outputs were flushed), with the
+    writer's group generation and member id; the committer then flushes and checks the sink and
+    calls ``written``. Raising skips the commit.
+    """
+
+    def write(self, sink: OutputSink, generation: int, member: str) -> None: ...
+
+    def written(self) -> None: ...
+
+
+@dataclass(eq=False)
+class Committer:
+    """The offsets processed and not yet committed, and the commit itself (step 3 of the loop)."""
+
+    consumer: KafkaConsumer
+    sink: OutputSink
+    _: KW_ONLY
+    service: str
+    policy: CommitPolicy
+    fence: bool                      # prove membership first (``membership_problem``)
+    flush_timeout_s: float
+    steps: Sequence[CommitStep] = ()
+    pending: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+    # per owned partition, an offset that is safe to commit again: the last one committed,
+    # or where consumption of the partition began (the committed offset or the reset point)
+    base: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+
+    def processed(self, tp: TopicPartition, first: int, last: int) -> None:
+        """Records ``first``..``last`` of ``tp`` were handled and their outputs acknowledged."""
+        self.pending[tp] = last + 1
+        self.base.setdefault(tp, first)
+
+    def forget(self, tp: TopicPartition) -> None:
+        """A revoked partition: its uncommitted offsets are its next owner's to replay."""
+        self.pending.pop(tp, None)
+        self.base.pop(tp, None)
+
+    def maybe_commit(self, force: bool) -> None:
+        now = time.monotonic()
+        if not self.pending or not (force or self.policy.due(now)):
+            return
+        problem = self.membership_problem() if self.fence else None
+        if problem is not None:
+            pending = sorted(f"{t.topic}[{t.partition}]" for t in self.pending)
+            if problem == "lost":
+                # a zombie: the partitions' new owner restored from the changelog as it stood and
+                # replays the batch; writing now would interleave two writers' state on it
+                metrics.COMMITS_FENCED.labels(self.service).inc()
+                log.warning("not a member of the group's current generation: state and offsets not written; "
+                            "the partitions' owner replays the batch", extra={"partitions": pending})
+            else:
+                log.warning("commit postponed: state and offsets not written; the batch is redelivered if "
+                            "its partitions move", extra={"reason": problem, "partitions": pending})
+            self.pending.clear()
+            return
+        self.write_steps()
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.pending.items()}
+        try:
+            self.consumer.commit(offsets)                      # 3. commit
+        except Exception as exc:  # a rebalance raced us: the new owner replays (idempotent outputs)
+            log.warning("commit failed; the batch will be redelivered", extra={"error": type(exc).__name__})
+            self.pending.clear()
+            return
+        self.base.update(self.pending)
+        self.pending.clear()
+        self.policy.committed(now)
+        metrics.CONSUMER_COMMITS.labels(self.service).inc()
+        metrics.LAST_COMMIT.labels(self.service).set(time.time())
+
+    def write_steps(self) -> None:
+        """Right before the commit: each step's writes, flushed and checked (then ``written``)."""
+        if not self.steps:
+            return
+        membership: Any = self.consumer.group_metadata()
+        for step in self.steps:
+            step.write(self.sink, membership.generation_id, membership.member_id or "")
+        self.sink.flush_and_check(self.flush_timeout_s)
+        for step in self.steps:
+            step.written()
+
+    def membership_problem(self) -> str | None:
+        """None when the broker still counts this consumer a member of the group's current
+        generation; else why not: ``lost`` (removed or fenced), ``rebalancing``, ``unreachable``.
+
+        The local view is not enough: a process frozen longer than the session timeout (a paused
+        pod, a VM migration, CPU throttling) resumes believing it owns its partitions until its
+        next heartbeat comes back, and another replica may have restored them meanwhile. So the
+        offsets in ``base`` (already committed, or where consumption began: committing them
+        again changes nothing) are committed with this member's generation; the broker refuses
+        that from a member it removed or fenced. Once it accepts, the partitions cannot move
+        before this member misses a whole session timeout or a rebalance timeout, far longer
+        than writing and flushing one changelog.
+        """
+        if self.consumer.group_metadata().generation_id < 0:
+            return "lost"                         # left the group (e.g. max.poll.interval passed)
+        proof = {tp: OffsetAndMetadata(self.base[tp], "", -1) for tp in self.pending if tp in self.base}
+        try:
+            self.consumer.commit(proof)
+        except Exception as exc:
+            cause = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc
+            log.info("membership check failed", extra={"error": f"{type(cause).__name__}: {cause}"[:300]})
+            if isinstance(exc, FencedInstanceIdError) or self.consumer.group_metadata().generation_id < 0:
+                return "lost"                     # kafka-python resets the generation on these answers
+            if isinstance(cause, RebalanceInProgressError):
+                return "rebalancing"
+            return "lost" if isinstance(exc, CommitFailedError) else "unreachable"
+        return None

@@ -1,0 +1,169 @@
+"""The feature catalogue: every record counter and feature of the scorer, in one table.
+
+One declarative table per entity type, read by everything that names a feature:
+
+* ``layout`` takes the record's counters from ``COUNTERS`` (each a decayed count per window);
+* ``features.number_features``/``device_features`` (the Python reference) compute ``FEATURES``
+  in table order: a ``count`` reads its record slot, any other kind has its formula in
+  ``features.DERIVED``;
+* ``detectors.BURST_CHANNELS`` are the ``BURST`` channels, each a count at every window;
+* ``policy`` rejects a rule on a feature the table does not have;
+* the C twin (``_fastcore.c``) exports its feature names and counters, checked against this
+  table at import (``features.LAYOUT_SIGNATURE``) and by ``tests/scorer/test_catalogue.py``.
+
+Adding a feature is one row here plus its update code (and, for a new counter or a derived
+feature, its line in ``_fastcore.c``). The order of the rows is the order of the feature
+vector the models see: append, do not reorder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, cast, get_args
+
+EntityKind = Literal["number", "device"]
+WINDOWS: tuple[tuple[str, int], ...] = (("5m", 300_000), ("1h", 3_600_000), ("24h", 86_400_000))
+WINDOW_NAMES = tuple(name for name, _ in WINDOWS)
+
+# record counters, each a forward-decayed count at every window (``layout`` slots, in this order)
+COUNTERS: dict[EntityKind, tuple[str, ...]] = {
+    "number": ("sms_out", "sms_in", "call_out", "call_in", "url_out", "new_rcpt", "night_out", "short_call",
+               "unanswered", "new_cell", "a2p_in"),
+    "device": ("out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out", "call_out", "a2p_in"),
+}
+
+Kind = Literal["count", "share", "ratio", "distinct", "age", "recency", "flag", "engine"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature: its name, the window it looks at, how it is computed and where it is read.
+
+    ``kind``: ``count`` reads ``slot`` = (counter, window) of the record; ``share``, ``ratio``,
+    ``distinct``, ``age``, ``recency`` and ``flag`` are formulas over the record
+    (``features.DERIVED``); ``engine`` is set by the engine from the policy (not the record).
+    """
+
+    name: str
+    window: str          # 5m | 1h | 24h | lifetime | now
+    kind: Kind
+    slot: tuple[str, str] | None = None
+
+
+# one row a feature, in the models' order: name, window, kind, and for a count the record
+# counter it reads (at the row's window); "-" for the other kinds
+_TABLE: dict[EntityKind, str] = {
+    "number": """
+    sms_out_5m                5m        count     sms_out
+    sms_out_1h                1h        count     sms_out
+    sms_out_24h               24h       count     sms_out
+    call_out_5m               5m        count     call_out
+    call_out_1h               1h        count     call_out
+    call_out_24h              24h       count     call_out
+    new_recipients_5m         5m        count     new_rcpt
+    new_recipients_1h         1h        count     new_rcpt
+    new_recipients_24h        24h       count     new_rcpt
+    new_recipient_share_1h    1h        share     -
+    new_recipient_share_24h   24h       share     -
+    distinct_recipients       lifetime  distinct  -
+    url_share_1h              1h        share     -
+    url_share_24h             24h       share     -
+    url_share_lb_24h          24h       share     -
+    url_sms_1h                1h        count     url_out
+    url_sms_24h               24h       count     url_out
+    out_in_ratio_24h          24h       ratio     -
+    night_share_24h           24h       share     -
+    new_cells_24h             24h       count     new_cell
+    short_call_share_1h       1h        share     -
+    unanswered_share_1h       1h        share     -
+    unanswered_1h             1h        count     unanswered
+    a2p_in_5m                 5m        count     a2p_in
+    a2p_in_1h                 1h        count     a2p_in
+    a2p_in_24h                24h       count     a2p_in
+    url_sms_5m                5m        count     url_out
+    unanswered_5m             5m        count     unanswered
+    unanswered_24h            24h       count     unanswered
+    observed_h                lifetime  age       -
+    sim_change_recency        now       recency   -
+    device_change_recency     now       recency   -
+    sim_newness               now       recency   -
+    off_net                   lifetime  flag      -
+""",
+    "device": """
+    out_5m                    5m        count     out
+    out_1h                    1h        count     out
+    out_24h                   24h       count     out
+    new_imsis_5m              5m        count     new_imsi
+    new_imsis_1h              1h        count     new_imsi
+    new_imsis_24h             24h       count     new_imsi
+    new_numbers_5m            5m        count     new_number
+    new_numbers_1h            1h        count     new_number
+    new_numbers_24h           24h       count     new_number
+    new_recipients_5m         5m        count     new_rcpt
+    url_sms_5m                5m        count     url_out
+    url_sms_1h                1h        count     url_out
+    calls_out_5m              5m        count     call_out
+    url_share_1h              1h        share     -
+    url_share_24h             24h       share     -
+    new_recipient_share_24h   24h       share     -
+    a2p_in_5m                 5m        count     a2p_in
+    a2p_in_1h                 1h        count     a2p_in
+    observed_h                lifetime  age       -
+    distinct_imsis            lifetime  distinct  -
+    distinct_numbers          lifetime  distinct  -
+    new_cells_24h             24h       count     new_cell
+    new_recipients_1h         1h        count     new_rcpt
+    new_recipients_24h        24h       count     new_rcpt
+    distinct_recipients       lifetime  distinct  -
+    changes_24h               24h       count     change
+    url_sms_24h               24h       count     url_out
+    calls_out_1h              1h        count     call_out
+    calls_out_24h             24h       count     call_out
+    a2p_in_24h                24h       count     a2p_in
+""",
+}
+
+
+def _rows(table: str) -> tuple[Feature, ...]:
+    out = []
+    for line in table.strip().splitlines():
+        name, window, kind, counter = line.split()
+        if kind not in get_args(Kind) or window not in (*WINDOW_NAMES, "lifetime", "now"):
+            raise ValueError(f"catalogue row {name}: unknown kind {kind!r} or window {window!r}")
+        out.append(Feature(name, window, cast(Kind, kind), (counter, window) if kind == "count" else None))
+    return tuple(out)
+
+
+FEATURES: dict[EntityKind, tuple[Feature, ...]] = {kind: _rows(table) for kind, table in _TABLE.items()}
+
+# set by the engine (from the policy's modem TACs), after the record's features
+ENGINE_FEATURES: tuple[Feature, ...] = (Feature("modem_device", "now", "engine"),)
+
+# the rate channels the burst-aware detectors watch, in their order: ``<channel>_<window>`` counts
+BURST: dict[EntityKind, tuple[str, ...]] = {
+    "number": ("sms_out", "call_out", "new_recipients", "url_sms", "unanswered", "a2p_in"),
+    "device": ("out", "new_imsis", "new_numbers", "new_recipients", "url_sms", "calls_out", "a2p_in"),
+}
+
+
+def record_features(entity_type: EntityKind) -> tuple[str, ...]:
+    """The names of the features computed from the record, in the models' order."""
+    return tuple(f.name for f in FEATURES[entity_type])
+
+
+def names(entity_type: EntityKind) -> frozenset[str]:
+    """Every feature a rule may name for this entity type."""
+    return frozenset(record_features(entity_type)) | {f.name for f in ENGINE_FEATURES}
+
+
+def burst_channels(entity_type: EntityKind) -> list[tuple[str, str, str, str]]:
+    """``(channel, 5m, 1h, 24h feature)`` of each ``BURST`` channel."""
+    counts = {f.name for f in FEATURES[entity_type] if f.kind == "count"}
+    out = []
+    for channel in BURST[entity_type]:
+        channel_5m, channel_1h, channel_24h = (f"{channel}_{w}" for w in WINDOW_NAMES)
+        missing = [name for name in (channel_5m, channel_1h, channel_24h) if name not in counts]
+        if missing:
+            raise ValueError(f"burst channel {entity_type}/{channel}: no count feature {missing}")
+        out.append((channel, channel_5m, channel_1h, channel_24h))
+    return out

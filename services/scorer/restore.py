@@ -1,0 +1,164 @@
+"""Restoring a partition's scorer from ``scorer-state[p]``, and telling whether a kept one is current.
+
+Restore: the first record of a partition the service has no (valid) scorer for triggers a
+synchronous replay of ``scorer-state[p]`` on the processing thread, before any of ``p``'s
+records are processed (the consumer's IO thread keeps heartbeating). A scorer kept through a
+rebalance stays valid when nobody else wrote ``scorer-state[p]`` since its own last write and
+the group's committed offsets of partition ``p`` of all three input topics are at or behind
+where the scorer stands (``current``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, TypeVar
+
+from kafka import KafkaConsumer, TopicPartition
+
+from services.common.pseudonym import Pseudonymizer
+from services.common.stream import Record
+from services.scorer import metrics
+from services.scorer.partition import PartitionScorer
+from services.scorer.policy import Policy
+
+log = logging.getLogger("fraudradar.scorer")
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class Owned:
+    """A partition this replica scores: its scorer and the service's bookkeeping about it."""
+
+    scorer: PartitionScorer
+    next_offsets: dict[str, int] = field(default_factory=dict)   # source topic -> next offset
+    changelog_end: int | None = None     # end of its scorer-state partition after its last write
+
+
+@dataclass(eq=False)
+class Restorer:
+    """Reads ``scorer-state`` partitions back into scorers (its own consumer, no group)."""
+
+    kafka_config: dict[str, Any]
+    policy: Policy
+    pseudonymizer: Pseudonymizer
+    _: KW_ONLY
+    seed: int
+    state_topic: str
+    input_topics: list[str]
+    # the group's committed offsets (set by ``build``: the runner's consumer's ``committed``);
+    # None until then, and a scorer kept through a rebalance is then always restored
+    committed: Callable[[TopicPartition], int | None] | None = field(default=None, init=False)
+    _consumer: Any = field(default=None, init=False)
+
+    def current(self, owned: Owned, record: Record) -> bool:
+        """Is ``owned`` still valid for its partition after a rebalance?
+
+        Yes when no other replica wrote the partition's changelog since this scorer's last
+        write (its end offset is where that write left it: two writers' delta sequences and
+        snapshot generations must never interleave) and none committed progress on any of the
+        partition's input topics past where this scorer stands: every committed offset is at or
+        behind the scorer's next offset on that topic (or nothing was ever committed there).
+        Records between the committed offset and the scorer's position are then replays of what
+        it already applied — views are skipped by the per-entity source position, links are
+        idempotent — and their outputs were flushed before. Comparing only the first record
+        with the next offset would not do: the group restarts from its last commit, behind the
+        scorer, and a replica that meanwhile processed and committed only another topic (say
+        links) would go unnoticed.
+        """
+        if owned.changelog_end is None or self._changelog_end(record.partition) != owned.changelog_end:
+            return False                         # another writer (a replica that owned it) or unknown
+        committed = self.committed_offsets(record.partition)
+        if committed is None:
+            return False                         # unknown: restore (always correct)
+        for topic, offset in committed.items():
+            position = owned.next_offsets.get(topic)
+            if offset is not None and (position is None or offset > position):
+                return False
+        position = owned.next_offsets.get(record.topic)
+        return position is None or record.offset <= position
+
+    def _changelog_end(self, partition: int) -> int | None:
+        """End offset of ``scorer-state[partition]`` (None when it cannot be read)."""
+        tp = TopicPartition(self.state_topic, partition)
+        return _or_unknown(lambda: int(self._restore_client().end_offsets([tp])[tp]), "changelog end", partition)
+
+    def committed_offsets(self, partition: int) -> dict[str, int | None] | None:
+        """The group's committed offset of ``partition`` of each input topic (None: never
+        committed); None when they cannot be read (no runner, coordinator unavailable)."""
+        committed = self.committed
+        if committed is None:
+            return None
+        return _or_unknown(lambda: {topic: committed(TopicPartition(topic, partition)) for topic in self.input_topics},
+                           "committed offsets", partition)
+
+    def restore(self, partition: int) -> Owned:
+        """Replay ``scorer-state[partition]`` into a fresh scorer (blocking, this thread)."""
+        started = time.perf_counter()
+        metrics.RESTORING.set(1)
+        owned = Owned(PartitionScorer(self.policy, self.pseudonymizer, seed=self.seed,
+                                      partition=partition, journal=True))
+        state = owned.scorer.state
+        consumer = self._restore_client()
+        tp = TopicPartition(self.state_topic, partition)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        n_records = 0
+        while consumer.position(tp) < end:
+            for recs in consumer.poll(timeout_ms=1000, max_records=10_000).values():
+                for rec in recs:
+                    if rec.offset >= end:
+                        break
+                    n_records += 1
+                    state.apply_changelog(rec.key, rec.value)
+        entries = state.finish_restore()
+        owned.changelog_end = end
+        models = state.restore_models()
+        metrics.MODEL_RESTORES.labels(models.outcome).inc()
+        if state.discarded_records:
+            metrics.RESTORE_DISCARDED.inc(state.discarded_records)
+            log.warning("a commit cut short by a crash was dropped and is undone at the next commit",
+                        extra={"partition": partition, "records": state.discarded_records})
+        if models.checkpoint == "other_version":
+            log.info("model checkpoint of another model version ignored", extra={"partition": partition})
+        if models.error is not None:
+            log.error("model checkpoint or journal rejected; models continue from what verified",
+                      extra={"partition": partition, "checkpoint": models.checkpoint, "error": models.error})
+        consumer.unsubscribe()
+        # where this scorer starts on each input topic: the group's committed offsets (the
+        # restored state reflects at least them; replays of later records are no-ops)
+        for topic, offset in (self.committed_offsets(partition) or {}).items():
+            if offset is not None:
+                owned.next_offsets[topic] = offset
+        elapsed = time.perf_counter() - started
+        metrics.RESTORE_SECONDS.set(elapsed)
+        metrics.RESTORING.set(0)
+        log.info("partition state restored", extra={
+            "partition": partition, "records": n_records, "entries": entries,
+            "entities": sum(state.entities().values()), "models": models.checkpoint,
+            "journal_entries": models.entries, "seconds": round(elapsed, 3)})
+        return owned
+
+    def _restore_client(self) -> Any:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(
+                **self.kafka_config, group_id=None, enable_auto_commit=False,
+                client_id="fraudradar-scorer-restore", max_poll_records=10_000,
+                fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
+        return self._consumer
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+
+
+def _or_unknown(read: Callable[[], T], what: str, partition: int) -> T | None:
+    """``read()``, or None when the client fails: "unknown" makes the caller restore, which is always safe."""
+    try:
+        return read()
+    except Exception as exc:
+        log.warning(f"{what} unavailable; restoring", extra={"partition": partition, "error": type(exc).__name__})
+        return None

@@ -1,0 +1,68 @@
+import pytest
+
+from services.common.normalise import (
+    InvalidImei,
+    InvalidImsi,
+    InvalidNumber,
+    luhn_check_digit,
+    normalise_imei,
+    normalise_imsi,
+    normalise_number,
+    tac_of,
+)
+
+
+@pytest.mark.parametrize("text", ["+31612345678", "0612345678", "06-1234 5678", "+31 (6) 1234 5678", "0031612345678"])
+def test_dutch_mobile_forms_normalise_to_one_e164(text: str) -> None:
+    n = normalise_number(text, "NL")
+    assert (n.value, n.kind) == ("+31612345678", "e164")
+
+
+def test_national_number_uses_the_operator_region() -> None:
+    assert normalise_number("030 555 0111", "NL").value == "+31305550111"
+    assert normalise_number("0151 12345678", "DE").value == "+4915112345678"
+
+
+def test_short_codes_stay_digits() -> None:
+    n = normalise_number("3010", "NL")
+    assert (n.value, n.kind) == ("3010", "short_code")
+
+
+def test_alphanumeric_sender_only_where_allowed() -> None:
+    n = normalise_number("Rabobank", "NL", allow_alphanumeric=True)
+    assert (n.value, n.kind) == ("Rabobank", "alphanumeric")
+    with pytest.raises(InvalidNumber):
+        normalise_number("Rabobank", "NL")
+    with pytest.raises(InvalidNumber):
+        normalise_number("ThisIsTooLongSender", "NL", allow_alphanumeric=True)
+
+
+@pytest.mark.parametrize("text", ["", "+", "12", "+31", "+3161234567890123456", "06abc45678", "++31612345678", "😀"])
+def test_unparseable_numbers_raise_invalid_number(text: str) -> None:
+    with pytest.raises(InvalidNumber) as err:
+        normalise_number(text, "NL")
+    assert err.value.reason == "INVALID_NUMBER"
+
+
+def test_imei_and_imeisv_reduce_to_tac_and_serial() -> None:
+    imei15 = "35693803564380" + luhn_check_digit("35693803564380")
+    assert imei15 == "356938035643809"
+    assert normalise_imei(imei15) == "35693803564380"
+    assert normalise_imei("3569380356438012") == "35693803564380"  # IMEISV: software version dropped
+    assert normalise_imei("356938035643800") == "35693803564380"   # wrong check digit is not a reject
+    assert tac_of("35693803564380") == "35693803"
+
+
+@pytest.mark.parametrize("text", ["1234567890123", "12345678901234567", "35693803564380x"])
+def test_imei_of_wrong_length_or_not_digits(text: str) -> None:
+    with pytest.raises(InvalidImei):
+        normalise_imei(text)
+
+
+def test_imsi_mcc_mnc() -> None:
+    nl = normalise_imsi("204081234567890")
+    assert (nl.mcc, nl.mnc, nl.mccmnc) == ("204", "08", "20408")
+    us = normalise_imsi("310260123456789")
+    assert (us.mcc, us.mnc) == ("310", "260")
+    with pytest.raises(InvalidImsi):
+        normalise_imsi("12345")
