@@ -16,9 +16,10 @@ from fastapi import FastAPI
 
 from services.api import routers
 from services.api.config import ApiSettings
-from services.api.deps import CORRELATOR_PATTERN
+from services.api.deps import CORRELATOR_PATTERN, PURPOSES
 from services.api.errors import install_error_handlers
 from services.api.identifiers import EntityResolver
+from services.api.limits import AuthFailures
 from services.api.metrics import ApiMiddleware
 from services.api.partners import PartnerRegistry
 from services.api.routers import alerts, camara, oauth, operator, ops, reports, risk, watchlist, webhooks
@@ -61,6 +62,9 @@ def build_runtime(app: FastAPI, settings: ApiSettings) -> ApiService:
     resolver = EntityResolver(settings.pseudonymizer(), settings.default_region)
     service = ApiService(settings, partners, resolver=resolver, discloser=discloser)
     app.state.tokens = tokens
+    app.state.auth_failures = AuthFailures(
+        burst=settings.auth_failures_burst, per_minute=settings.auth_failures_per_minute
+    )
     app.state.limiter = service.limiter
     app.state.resolver = service.resolver
     app.state.service = service
@@ -86,6 +90,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # no slash redirects: they would build an absolute URL from the request's Host header
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -124,6 +130,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             continue
         for operation in path_item.values():
             operation.setdefault("parameters", []).append(dict(correlator))
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            scopes = [sc for req in operation.get("security", []) for sc in req.get("oauth2", [])]
+            if scopes:
+                served = frozenset.intersection(*(PURPOSES[sc] for sc in scopes))
+                operation["x-purposes"] = sorted(served)
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)

@@ -106,3 +106,87 @@ class Limiter:
             )
         seen |= new
         c.ratio_gauge.set(len(seen) / c.budget)
+
+
+class AuthFailures:
+    """Failed client authentications at the token endpoint, in buckets of their own.
+
+    Two token buckets per failure: one per source address and one per claimed client id (known
+    or not). A bucket holds ``burst`` failures and refills ``per_minute``; while either bucket of a
+    request is empty the request is refused with 429 *before* any secret is checked (no scrypt,
+    the same answer for known and unknown ids). Successful authentications never take from
+    these buckets, and never from the partner's rate limit or quota before they succeed.
+
+    The per-client bucket must not become a lockout: a source address that authenticated this
+    client successfully before (within ``trusted_for_s``) is not refused by that client's
+    bucket, only by its own address bucket (which the attacker's failures do not touch).
+    Memory is bounded: the least recently used keys are forgotten first.
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: int,
+        per_minute: float,
+        clock: Clock = time.time,
+        trusted_for_s: float = 7 * 24 * 3600,
+        max_keys: int = 100_000,
+    ) -> None:
+        from collections import OrderedDict
+
+        self.burst = float(burst)
+        self.per_second = per_minute / 60.0
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+        self._good: OrderedDict[tuple[str, str], float] = OrderedDict()  # (client, source) -> until
+        self._trusted_for_s = trusted_for_s
+        self._max_keys = max_keys
+
+    def _level(self, key: str, now: float) -> float:
+        tokens, at = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - at) * self.per_second)
+
+    def retry_after(self, source: str, client_id: str | None) -> int | None:
+        """Seconds until this request may try again, or None when it may try now."""
+        now = self._clock()
+        keys = [f"ip:{source}"]
+        if client_id and self._good.get((client_id, source), 0.0) <= now:
+            keys.append(f"client:{client_id}")
+        waits = [(1.0 - self._level(k, now)) / self.per_second for k in keys if self._level(k, now) < 1.0]
+        return max(1, math.ceil(max(waits))) if waits else None
+
+    def failed(self, source: str, client_id: str | None) -> None:
+        now = self._clock()
+        for key in (f"ip:{source}", f"client:{client_id}" if client_id else None):
+            if key is None:
+                continue
+            self._buckets[key] = (max(0.0, self._level(key, now) - 1.0), now)
+            self._buckets.move_to_end(key)
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+
+    def succeeded(self, source: str, client_id: str) -> None:
+        self._good[(client_id, source)] = self._clock() + self._trusted_for_s
+        self._good.move_to_end((client_id, source))
+        while len(self._good) > self._max_keys:
+            self._good.popitem(last=False)
+
+
+class DailyCounter:
+    """Per-partner count of one kind of write per UTC day, refused (429) past ``cap``."""
+
+    def __init__(self, cap: int, what: str, clock: Clock = time.time) -> None:
+        self.cap, self.what, self._clock = cap, what, clock
+        self._counts: dict[str, tuple[int, int]] = {}  # partner -> (day, count)
+
+    def take(self, partner: Partner, already: int = 0) -> None:
+        """Book one; ``already`` is a count known from shared state (e.g. contests materialised)."""
+        now = self._clock()
+        day = int(now // 86400)
+        seen_day, count = self._counts.get(partner.id, (day, 0))
+        if seen_day != day:
+            count = 0
+        if max(count, already) >= self.cap:
+            RATE_LIMITED.labels(partner.id, self.what).inc()
+            raise QuotaExceeded(int((day + 1) * 86400 - now) + 1, f"Daily limit of {self.what} reached.")
+        self._counts[partner.id] = (day, count + 1)

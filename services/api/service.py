@@ -19,11 +19,20 @@ from services.api.config import ApiSettings
 from services.api.exceptions import AuditUnavailable, Unavailable
 from services.api.identifiers import EntityResolver
 from services.api.kafka_io import Change, Materialiser, Producer
-from services.api.limits import Limiter
+from services.api.limits import DailyCounter, Limiter
 from services.api.metrics import AUDIT_UNACKED_SECONDS
 from services.api.partner_state import DeliveryCursor, StateRecord, Webhook, encode_state, state_key
 from services.api.partners import Partner, PartnerRegistry
-from services.api.store import AlertEntry, AlertIds, AlertLog, PartnerStateStore, RiskStore, now_iso, parse_time
+from services.api.store import (
+    AlertEntry,
+    AlertIds,
+    AlertLog,
+    Contacts,
+    PartnerStateStore,
+    RiskStore,
+    now_iso,
+    parse_time,
+)
 from services.api.tokens import Principal
 from services.api.webhooks import Dispatcher, UrlPolicy, WebhookEvent
 from services.common import topics
@@ -43,6 +52,14 @@ def _reason_out(reason: Reason, partner: Partner) -> dict[str, Any]:
     if partner.tier_at_least("full"):
         out.update(feature=reason.feature, value=reason.value, window=reason.window, rarity=reason.rarity)
     return out
+
+
+def _raised(alert: Alert) -> float:
+    """When the alert was raised (epoch s); unreadable: the far past, so no watch-list shows it."""
+    try:
+        return parse_time(alert.raised_at)
+    except ValueError:
+        return float("-inf")
 
 
 class ApiService:
@@ -70,6 +87,11 @@ class ApiService:
         self.topic_audit = settings.topic(topics.AUDIT)
         self.topic_feedback = settings.topic(topics.FEEDBACK)
         self.limiter = Limiter(clock, settings.limits_divisor)
+        self.contacts = Contacts(settings.alerts_retention_s)
+        self.reports_today = DailyCounter(settings.reports_per_day, "reports", clock)
+        self.contests_today = DailyCounter(settings.contests_per_day, "contests", clock)
+        self.streams: dict[str, int] = {}  # partner -> alert streams open on this replica
+        self.webhooks_pending: dict[str, int] = {}  # partner -> registrations being written
         self.resolver = resolver
         self.producer: Producer | None = None
         self.materialiser: Materialiser | None = None
@@ -102,9 +124,7 @@ class ApiService:
                 open_secret=self.open_webhook_secret,
                 save_cursor=self._save_cursor,
             )
-            log.info(
-                "webhook delivery: index %d of %d", self.settings.delivery_index(), self.settings.replica_count
-            )
+            log.info("webhook delivery: index %d of %d", self.settings.delivery_index(), self.settings.replica_count)
         self.materialiser = Materialiser(
             kafka,
             {"risk": self.topic_risk, "alert": self.topic_alerts, "state": self.topic_state},
@@ -273,8 +293,19 @@ class ApiService:
             if override is not None and override.action == "clear":
                 return False
         if partner.alerts == "watchlist":
-            return bool(self.pstate.is_watched_by(partner.id, key))
+            return bool(self.pstate.is_watched_by(partner.id, key, _raised(alert)))
         return True
+
+    def touch(self, partner: Partner, entity_key: str) -> None:
+        """Remember that ``partner`` looked up (or watched) ``entity_key`` now."""
+        self.contacts.touch(partner.id, entity_key, self.clock())
+
+    def had_contact(self, partner: Partner, entity_key: str) -> bool:
+        """The partner looked the entity up, watched it, or was shown an alert on it within the
+        retention window: what a report or contest needs."""
+        if self.contacts.had(partner.id, entity_key, self.clock()):
+            return True
+        return any(self.alert_visible(partner, e.alert) for e in self.alerts.by_entity.get(entity_key, ()))
 
     def alert_view(self, partner: Partner, alert: Alert) -> dict[str, Any]:
         key = f"{alert.entity_type}:{alert.entity}"
@@ -285,7 +316,7 @@ class ApiService:
             "level": alert.level,
             "raisedAt": alert.raised_at,
         }
-        watched = self.pstate.is_watched_by(partner.id, key)
+        watched = self.pstate.is_watched_by(partner.id, key, _raised(alert))
         if watched:
             out["watchIds"] = [w.entry_id for w in watched]
         if partner.tier_at_least("score"):

@@ -113,6 +113,8 @@ class AlertLog:
         self._base = 0  # absolute position of _entries[0]
         self._index: dict[int, _PartitionIndex] = {}
         self.end: dict[int, int] = {}  # next offset per partition seen so far
+        self.by_id: dict[str, AlertEntry] = {}  # alert id -> entry (inside the window)
+        self.by_entity: dict[str, list[AlertEntry]] = {}  # "type:entity" -> its entries
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -126,6 +128,9 @@ class AlertLog:
         idx.offsets.append(entry.offset)
         idx.positions.append(position)
         self.end[entry.partition] = entry.offset + 1
+        self.by_id[entry.alert.alert_id] = entry
+        key = f"{entry.alert.entity_type}:{entry.alert.entity}"
+        self.by_entity.setdefault(key, []).append(entry)
 
     def evict(self, now: float) -> None:
         """Drop alerts older than the retention window (by their event time)."""
@@ -137,6 +142,14 @@ class AlertLog:
             drop += 1
         if drop == 0:
             return
+        for entry in self._entries[:drop]:
+            self.by_id.pop(entry.alert.alert_id, None)
+            key = f"{entry.alert.entity_type}:{entry.alert.entity}"
+            kept = [e for e in self.by_entity.get(key, []) if e is not entry]
+            if kept:
+                self.by_entity[key] = kept
+            else:
+                self.by_entity.pop(key, None)
         self._entries = self._entries[drop:]
         self._base += drop
         for idx in self._index.values():
@@ -242,14 +255,44 @@ class PartnerStateStore:
         """The newest unexpired override of an entity, if any."""
         best: Override | None = None
         for override in self.overrides_by_entity.get(entity_key, {}).values():
-            if parse_time(override.expires_at) > now and (
-                best is None or override.created_at > best.created_at
-            ):
+            if parse_time(override.expires_at) > now and (best is None or override.created_at > best.created_at):
                 best = override
         return best
 
-    def is_watched_by(self, partner: str, entity_key: str) -> list[WatchEntry]:
-        return [e for (p, _), e in self.watchers.get(entity_key, {}).items() if p == partner]
+    def is_watched_by(self, partner: str, entity_key: str, before: float | None = None) -> list[WatchEntry]:
+        """The partner's entries of an entity; with ``before``: only those added at or before it
+        (a watch-list never shows an alert raised before its entry existed)."""
+        return [
+            e
+            for (p, _), e in self.watchers.get(entity_key, {}).items()
+            if p == partner and (before is None or parse_time(e.created_at) <= before)
+        ]
+
+
+class Contacts:
+    """Which entities each partner looked up (or watched) recently, by time: a partner may
+    report on or contest only a number it had to do with (docs/api.md "Reports and contests").
+
+    Per replica, bounded (oldest contact forgotten first), entries older than ``window_s``
+    do not count."""
+
+    def __init__(self, window_s: float, max_items: int = 2_000_000) -> None:
+        from collections import OrderedDict
+
+        self.window_s = window_s
+        self.max_items = max_items
+        self._at: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def touch(self, partner: str, entity_key: str, now: float) -> None:
+        key = (partner, entity_key)
+        self._at[key] = now
+        self._at.move_to_end(key)
+        if len(self._at) > self.max_items:
+            self._at.popitem(last=False)
+
+    def had(self, partner: str, entity_key: str, now: float) -> bool:
+        at = self._at.get((partner, entity_key))
+        return at is not None and now - at <= self.window_s
 
 
 class RiskStore:

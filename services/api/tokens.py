@@ -36,6 +36,9 @@ from services.common.exceptions import ConfigError
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS = ["RS256", "PS256", "ES256", "ES384", "EdDSA"]
 ASSERTION_MAX_LIFETIME_S = 600
+CLIENT_AUTH_FAILED = "client authentication failed"
+"""The one answer to every failed client authentication: it never tells which id exists, which
+check failed or what a library said (docs/api.md "Token endpoint")."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,7 @@ def _load_ec_key(path: str) -> ec.EllipticCurvePrivateKey:
 def _public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
     jwk: dict[str, Any] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
     # RFC 7638 thumbprint as the key id: stable across replicas and restarts.
-    canonical = json.dumps(
-        {k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True
-    )
+    canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
     kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).decode().rstrip("=")
     return {**jwk, "kid": kid, "use": "sig", "alg": "ES256"}
 
@@ -132,6 +133,14 @@ class TokenService:
         self._external_issuer = external_issuer
         self._verified = _TTLCache(100_000)
         self._seen_assertions = _TTLCache(100_000)
+        # Secrets that verified recently (keyed by a hash of id and secret): a partner's repeated
+        # token requests cost one scrypt per hour, not one each. Failures are never cached.
+        self._good_secrets = _TTLCache(10_000)
+        # Unknown ids verify against this (a real scrypt hash made once at start), so they cost
+        # and answer exactly what a wrong secret of a known id does.
+        from services.api.partners import hash_secret
+
+        self._dummy_hash = hash_secret(secrets.token_urlsafe(24))
         if self._key is None and self._external is None:
             raise ConfigError("no token source: set FRAUDRADAR_SIGNING_KEY_FILE and/or FRAUDRADAR_JWKS_URL")
 
@@ -160,12 +169,16 @@ class TokenService:
                 raise OAuthError(400, "invalid_request", "client_assertion_type must be jwt-bearer")
             return self._verify_assertion(assertion, client_id)
         if not client_id or client_secret is None:
-            raise OAuthError(401, "invalid_client", "client authentication failed")
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         partner = self.partners.get(client_id)
-        # Verify against a dummy hash when the client is unknown, so timing does not tell.
-        stored = partner.client_secret_hash if partner and partner.client_secret_hash else _DUMMY_HASH
-        if not verify_secret(client_secret, stored) or partner is None or partner.client_secret_hash is None:
-            raise OAuthError(401, "invalid_client", "client authentication failed")
+        stored = partner.client_secret_hash if partner and partner.client_secret_hash else self._dummy_hash
+        memo = hashlib.sha256(f"{client_id}\0{client_secret}\0{stored}".encode()).hexdigest()
+        now = time.time()
+        if self._good_secrets.get(memo, now) is None:
+            if not verify_secret(client_secret, stored) or partner is None or partner.client_secret_hash is None:
+                raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
+            self._good_secrets.put(memo, True, now + 3600)
+        assert partner is not None
         return partner
 
     def _verify_assertion(self, assertion: str, client_id: str | None) -> Partner:
@@ -173,17 +186,17 @@ class TokenService:
             unverified = jwt.decode(assertion, options={"verify_signature": False})
             header = jwt.get_unverified_header(assertion)
         except jwt.PyJWTError as exc:
-            raise OAuthError(401, "invalid_client", "client assertion is not a JWT") from exc
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED) from exc
         issuer = unverified.get("iss")
         partner = self.partners.get(str(issuer)) if isinstance(issuer, str) else None
         if partner is None or partner.jwks is None or (client_id and client_id != partner.id):
-            raise OAuthError(401, "invalid_client", "client authentication failed")
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         try:
             keyset = jwt.PyJWKSet.from_dict(partner.jwks)
             kid = header.get("kid")
             candidates = [k for k in keyset.keys if kid is None or k.key_id == kid]
             if not candidates:
-                raise OAuthError(401, "invalid_client", "no key of this client matches the assertion 'kid'")
+                raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
             claims: dict[str, Any] | None = None
             last: Exception | None = None
             for key in candidates:
@@ -200,30 +213,24 @@ class TokenService:
                 except jwt.InvalidSignatureError as exc:
                     last = exc
             if claims is None:
-                raise OAuthError(
-                    401, "invalid_client", "client assertion signature does not verify"
-                ) from last
+                raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED) from last
         except jwt.PyJWTError as exc:
-            raise OAuthError(401, "invalid_client", f"client assertion rejected: {exc}") from exc
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED) from exc
         if claims["sub"] != partner.id:
-            raise OAuthError(401, "invalid_client", "client assertion 'sub' must equal 'iss'")
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         now = time.time()
         if float(claims["exp"]) - now > ASSERTION_MAX_LIFETIME_S:
-            raise OAuthError(401, "invalid_client", "client assertion lives too long (max 10 minutes)")
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         replay_key = f"{partner.id}:{claims['jti']}"
         if replay_key in self._seen_assertions:
-            raise OAuthError(401, "invalid_client", "client assertion was already used")
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         self._seen_assertions.put(replay_key, True, float(claims["exp"]) + 60)
         return partner
 
-    def issue(
-        self, partner: Partner, requested_scope: str | None, purpose: str | None
-    ) -> tuple[str, Principal]:
+    def issue(self, partner: Partner, requested_scope: str | None, purpose: str | None) -> tuple[str, Principal]:
         """Make an access token for ``partner`` with the requested scopes and its one purpose."""
         if self._key is None:
-            raise OAuthError(
-                400, "unsupported_grant_type", "this deployment takes tokens from an external IdP"
-            )
+            raise OAuthError(400, "unsupported_grant_type", "this deployment takes tokens from an external IdP")
         scopes = frozenset(requested_scope.split()) if requested_scope else partner.granted
         if not scopes or not scopes <= partner.granted:
             raise OAuthError(400, "invalid_scope", "requested scope is not granted to this client")
@@ -248,9 +255,7 @@ class TokenService:
             "purpose": purpose,
             "partner_type": partner.type,
         }
-        token = jwt.encode(
-            claims, self._key, algorithm="ES256", headers={"kid": self._jwk["kid"], "typ": "at+jwt"}
-        )
+        token = jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self._jwk["kid"], "typ": "at+jwt"})
         return token, Principal(partner, scopes, purpose, token_id, float(now + self.ttl_s))
 
     # -- resource requests ---------------------------------------------------------------
@@ -308,9 +313,4 @@ class TokenService:
         purpose = claims.get("purpose")
         if not isinstance(purpose, str) or purpose not in partner.purposes:
             raise Unauthenticated("Access token must declare exactly one permitted purpose.")
-        return Principal(
-            partner, scopes & partner.granted, purpose, str(claims.get("jti", "")), float(claims["exp"])
-        )
-
-
-_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        return Principal(partner, scopes & partner.granted, purpose, str(claims.get("jti", "")), float(claims["exp"]))

@@ -209,6 +209,7 @@ class ScoringEngine:
         self.discarded_records = 0        # records of an unfinished commit the last restore undid
         self.next_sweep_ms = 0
         self.feedback_offset = 0          # next feedback-topic offset this engine has not applied
+        self.feedback_by_partner: dict[str, int] = {}  # labels learned per partner (since start)
         self.next_offsets: dict[str, int] = {}   # source topic -> next offset (service bookkeeping)
         self.changelog_end: int | None = None    # end of its scorer-state partition after its last write (service)
         self.counters: dict[str, int] = {"views": 0, "skipped": 0, "scored": 0, "learned": 0,
@@ -768,6 +769,16 @@ class ScoringEngine:
         if packed is None:
             self.counters["feedback_unmatched"] += 1
             return
+        # Bounded weight per partner: its labels may be at most `feedback_partner_share` of all
+        # learned here (after a start allowance), so one partner cannot steer the learner alone.
+        learner = self.models[feedback.entity_type].feedback
+        by_partner = self.feedback_by_partner
+        mine, total = by_partner.get(feedback.partner, 0), sum(by_partner.values())
+        share = self.policy.models.feedback_partner_share
+        if mine + 1 > share * (total + 1) + 4 * learner.min_each:
+            self.counters["feedback_capped"] = self.counters.get("feedback_capped", 0) + 1
+            return
+        by_partner[feedback.partner] = mine + 1
         values = table.layout.unpack(packed)
         feats = F.number_features(values) if feedback.entity_type == "number" else F.device_features(values)
         feats["modem_device"] = 1.0 if int(values[F.TAC]) in self._modem_tacs else 0.0

@@ -13,6 +13,8 @@ from fastapi import APIRouter, Request
 from services.api.deps import LimiterDep, TokensDep
 from services.api.errors import OAuthErrorInfo
 from services.api.exceptions import ApiError, OAuthError
+from services.api.limits import AuthFailures
+from services.api.metrics import RATE_LIMITED
 from services.api.schemas import Jwks, TokenOut
 
 router = APIRouter(tags=["oauth2"])
@@ -105,22 +107,36 @@ async def issue_token(*, request: Request, tokens: TokensDep, limiter: LimiterDe
     if basic_id is not None and ("client_secret" in form or "client_assertion" in form):
         raise OAuthError(400, "invalid_request", "use exactly one client authentication method")
     client_id = basic_id or form.get("client_id")
-    claimed = tokens.partners.get(client_id) if client_id else None
-    if claimed is not None:
-        request.state.partner_id = claimed.id
-        try:
-            limiter.admit(claimed)  # also slows down guessing a client's secret
-        except ApiError as exc:
-            raise OAuthError(429, "slow_down", exc.message) from exc
-    # scrypt is deliberately slow: keep it off the event loop.
-    partner = await asyncio.to_thread(
-        tokens.authenticate_client,
-        client_id=client_id,
-        client_secret=basic_secret if basic_id is not None else form.get("client_secret"),
-        assertion_type=form.get("client_assertion_type"),
-        assertion=form.get("client_assertion"),
-    )
+    # Failed attempts have buckets of their own (per source address, per claimed client id):
+    # an empty bucket answers 429 before any secret is checked, the same for known and
+    # unknown ids. The partner's own rate limit and quota are charged only once it has
+    # authenticated, so nobody who merely knows a client id can spend them.
+    failures: AuthFailures = request.app.state.auth_failures
+    source = request.client.host if request.client else "-"
+    wait = failures.retry_after(source, client_id)
+    if wait is not None:
+        RATE_LIMITED.labels("-", "auth_failures").inc()
+        raise OAuthError(429, "slow_down", "Too many failed client authentications; retry later.", retry_after=wait)
+    try:
+        # scrypt is deliberately slow: keep it off the event loop.
+        partner = await asyncio.to_thread(
+            tokens.authenticate_client,
+            client_id=client_id,
+            client_secret=basic_secret if basic_id is not None else form.get("client_secret"),
+            assertion_type=form.get("client_assertion_type"),
+            assertion=form.get("client_assertion"),
+        )
+    except OAuthError as exc:
+        if exc.status == 401:
+            failures.failed(source, client_id)
+        raise
+    failures.succeeded(source, partner.id)
     request.state.partner_id = partner.id
+    try:
+        limiter.admit(partner)
+    except ApiError as exc:
+        retry = int((exc.headers or {}).get("Retry-After", "1"))
+        raise OAuthError(429, "slow_down", exc.message, retry_after=retry, code=exc.code) from exc
     token, principal = tokens.issue(partner, form.get("scope"), form.get("purpose"))
     return TokenOut(
         access_token=token,
@@ -138,7 +154,8 @@ async def jwks(*, tokens: TokensDep) -> dict[str, Any]:
 
 @router.get("/.well-known/oauth-authorization-server", include_in_schema=False)
 async def metadata(*, request: Request, tokens: TokensDep) -> dict[str, Any]:
-    base = str(request.base_url).rstrip("/")
+    # The public URL comes from the settings, never from the request's Host header.
+    base = request.app.state.settings.public_url.rstrip("/")
     return {
         "issuer": tokens.issuer,
         "token_endpoint": f"{base}/oauth2/token",
