@@ -27,6 +27,7 @@ from services.api.schemas import WEBHOOK_URL_PATTERN, WEBHOOK_URL_PATTERN_ANY_SC
 from services.api.service import ApiService
 from services.api.tokens import TokenService
 from services.common.exceptions import ConfigError
+from services.common.http import Health, ServiceHttp
 
 log = logging.getLogger("fraudradar.api")
 API_VERSION = "1.0.0"
@@ -71,14 +72,50 @@ def build_runtime(app: FastAPI, settings: ApiSettings) -> ApiService:
     return service
 
 
+class _ApiHealth(Health):
+    """The API's state as the common side door reports it: live while the process answers,
+    ready while caught up and audit records are acknowledged (what ``/readyz`` tells)."""
+
+    def __init__(self, service: ApiService) -> None:
+        super().__init__()
+        self._service = service
+
+    def live(self) -> bool:
+        return True
+
+    @property  # type: ignore[override]
+    def ready(self) -> bool:
+        return self._service.ready
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        pass  # derived from the service, never set
+
+    @property  # type: ignore[override]
+    def reason(self) -> str:
+        s = self._service
+        return "ready" if s.ready else ("audit-stalled" if s.audit_stalled else "catching-up")
+
+    @reason.setter
+    def reason(self, value: str) -> None:
+        pass
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    service = build_runtime(app, app.state.settings)
+    settings: ApiSettings = app.state.settings
+    service = build_runtime(app, settings)
+    # /metrics, /healthz, /readyz on their own port (FRAUDRADAR_HTTP_PORT) like every service:
+    # the partner port (and an Ingress in front of it) never serves the metrics, which name
+    # every partner and its usage.
+    ops = ServiceHttp(settings.http_host, settings.http_port, _ApiHealth(service)).start()
+    app.state.ops_port = ops.port
     await service.start()
     try:
         yield
     finally:
         await service.stop()
+        ops.stop()
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:

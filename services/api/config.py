@@ -18,7 +18,9 @@ class ApiSettings(CommonSettings):
     """Configuration of ``fraudradar api``; every field maps to ``FRAUDRADAR_<NAME>``."""
 
     api_host: str = Field(default="0.0.0.0", description="bind address of the partner API")
-    api_port: int = Field(default=8080, description="port of the partner API (also serves /metrics, /healthz, /readyz)")
+    api_port: int = Field(
+        default=8080, description="port of the partner API (/metrics and the probes: FRAUDRADAR_HTTP_PORT)"
+    )
     partners_file: str | None = Field(
         default=None, description="YAML file of partners (see services/api/partners.example.yaml)"
     )
@@ -33,7 +35,9 @@ class ApiSettings(CommonSettings):
     jwks_url: str | None = Field(
         default=None, description="external IdP JWKS URL; tokens it signs are accepted as well"
     )
-    external_issuer: str | None = Field(default=None, description="required 'iss' of tokens signed by the external IdP")
+    external_issuer: str | None = Field(
+        default=None, description="required 'iss' of tokens signed by the external IdP"
+    )
     token_issuer: str = Field(default="fraudradar", description="'iss' of tokens this API issues")
     token_audience: str = Field(default="fraudradar-api", description="'aud' of access tokens")
     token_ttl_s: int = Field(default=900, ge=60, le=24 * 3600, description="lifetime of issued access tokens")
@@ -73,7 +77,9 @@ class ApiSettings(CommonSettings):
         description="comma-separated addresses/CIDRs of proxies whose X-Forwarded-For/-Proto are "
         "believed (the client address the auth-failure buckets use); empty: none",
     )
-    swap_monitored_days: int = Field(default=30, description="SIM/device change history kept (CAMARA monitoredPeriod)")
+    swap_monitored_days: int = Field(
+        default=30, description="SIM/device change history kept (CAMARA monitoredPeriod)"
+    )
     webhook_allow_private: bool = Field(
         default=False,
         description="allow webhook URLs on private/loopback addresses (local demo and tests ONLY)",

@@ -92,6 +92,7 @@ def start_guarded_api(tmp: Path, bootstrap: str, prefix: str, **overrides: Any) 
         "partners_file": str(partners_file),
         "signing_key_file": str(key),
         "public_url": f"http://127.0.0.1:{port}",
+        "http_port": 0,
         "webhook_allow_private": True,
         "webhook_allow_http": True,
         "webhook_backoff_s": 0.05,

@@ -174,3 +174,14 @@ _SERVER: list[ApiServer] = []
 @pytest.fixture(autouse=True)
 def _remember(guarded: ApiServer) -> None:
     _SERVER[:] = [guarded]
+
+
+def test_operations_endpoints_are_on_their_own_port(guarded: ApiServer) -> None:
+    api = guarded
+    partner_port = httpx.get(api.base + "/metrics")
+    assert partner_port.status_code == 404  # the metrics name every partner and its usage
+    assert httpx.get(api.base + "/readyz").json() == {"status": "ready"}  # status only, no detail
+    ops = httpx.get(api.ops + "/metrics")
+    assert ops.status_code == 200 and "fraudradar_api_requests_total" in ops.text
+    assert httpx.get(api.ops + "/readyz").json()["ready"] is True
+    assert httpx.get(api.ops + "/healthz").status_code == 200

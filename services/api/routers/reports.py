@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from services.api.deps import ReportsAuth, ServiceDep, correlator_of
-from services.api.errors import ERRORS_WITH_404
+from services.api.errors import ERRORS_COMMON, ERRORS_WITH_404
 from services.api.exceptions import InvalidArgument, NotFound, PermissionDenied
 from services.api.partners import Partner
 from services.api.schemas import ReportAccepted, ReportIn
@@ -19,7 +19,7 @@ from services.api.service import ApiService
 from services.api.store import now_iso
 from services.common.records import Feedback
 
-router = APIRouter(tags=["reports"], responses=ERRORS_WITH_404)
+router = APIRouter(tags=["reports"], responses={**ERRORS_COMMON, 404: ERRORS_WITH_404[404]})
 
 
 def check_relation(service: ApiService, partner: Partner, entity_key: str, alert_id: str | None) -> None:
