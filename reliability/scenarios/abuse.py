@@ -123,8 +123,11 @@ def _unknown_clients(ctx: Context, server: Any) -> Outcome:
                     for _ in range(per_connection)]
 
     with client_from(server, "127.0.0.3") as probe:
+        t0 = time.perf_counter()
         known = token_request(probe, "bank-a", "not-the-secret-0123456789")
+        t1 = time.perf_counter()
         unknown = token_request(probe, "no-such-client", "not-the-secret-0123456789")
+        t2 = time.perf_counter()
     with ThreadPoolExecutor(connections) as pool, client_from(server, "127.0.0.1") as partner:
         futures = [pool.submit(flood, n) for n in range(connections)]
         started = time.perf_counter()
@@ -139,6 +142,7 @@ def _unknown_clients(ctx: Context, server: Any) -> Outcome:
               "answered": {str(k): codes.count(k) for k in set(codes)},
               "one_address_burst_then": {str(k): over.count(k) for k in set(over)},
               "known_and_unknown_same_answer": same, "real_token_status": real.status_code,
+              "failure_seconds_known_id": round(t1 - t0, 3), "failure_seconds_unknown_id": round(t2 - t1, 3),
               "real_token_seconds_during_flood": round(real_s, 3)}
     passed = same and real.status_code == 200 and over == [401] * BURST + [429] * 5 and set(codes) <= {401, 429}
     return Outcome(passed, figure, (

@@ -19,7 +19,7 @@ from services.api.config import ApiSettings
 from services.api.deps import CORRELATOR_PATTERN, PURPOSES
 from services.api.errors import install_error_handlers
 from services.api.identifiers import EntityResolver
-from services.api.limits import AuthFailures
+from services.api.limits import AuthFailures, AuthLanes
 from services.api.metrics import ApiMiddleware
 from services.api.partners import PartnerRegistry
 from services.api.routers import alerts, camara, oauth, operator, ops, reports, risk, watchlist, webhooks
@@ -66,6 +66,7 @@ def build_runtime(app: FastAPI, settings: ApiSettings) -> ApiService:
     app.state.auth_failures = AuthFailures(
         burst=settings.auth_failures_burst, per_minute=settings.auth_failures_per_minute
     )
+    app.state.auth_lanes = AuthLanes()
     app.state.limiter = service.limiter
     app.state.resolver = service.resolver
     app.state.service = service
@@ -116,6 +117,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await service.stop()
         ops.stop()
+        app.state.auth_lanes.close()
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:

@@ -155,6 +155,10 @@ class AuthFailures:
         waits = [(1.0 - self._level(k, now)) / self.per_second for k in keys if self._level(k, now) < 1.0]
         return max(1, math.ceil(max(waits))) if waits else None
 
+    def trusted(self, source: str, client_id: str | None) -> bool:
+        """This source authenticated this client successfully within ``trusted_for_s``."""
+        return bool(client_id) and self._good.get((client_id or "", source), 0.0) > self._clock()
+
     def failed(self, source: str, client_id: str | None) -> None:
         now = self._clock()
         for key in (f"ip:{source}", f"client:{client_id}" if client_id else None):
@@ -170,6 +174,22 @@ class AuthFailures:
         self._good.move_to_end((client_id, source))
         while len(self._good) > self._max_keys:
             self._good.popitem(last=False)
+
+
+class AuthLanes:
+    """Threads that check client secrets (scrypt): ``trusted`` for sources that authenticated
+    the client before, ``untrusted`` (one thread) for everyone else, so guesses queue only
+    behind each other."""
+
+    def __init__(self, trusted_threads: int = 4) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.trusted = ThreadPoolExecutor(trusted_threads, thread_name_prefix="auth-trusted")
+        self.untrusted = ThreadPoolExecutor(1, thread_name_prefix="auth-untrusted")
+
+    def close(self) -> None:
+        self.trusted.shutdown(wait=False, cancel_futures=True)
+        self.untrusted.shutdown(wait=False, cancel_futures=True)
 
 
 class DailyCounter:

@@ -136,11 +136,15 @@ class TokenService:
         # Secrets that verified recently (keyed by a hash of id and secret): a partner's repeated
         # token requests cost one scrypt per hour, not one each. Failures are never cached.
         self._good_secrets = _TTLCache(10_000)
-        # Unknown ids verify against this (a real scrypt hash made once at start), so they cost
-        # and answer exactly what a wrong secret of a known id does.
-        from services.api.partners import hash_secret
+        # A secret of an unknown id is never hashed: its failure waits as long as one scrypt
+        # verification takes (measured once here, against a real hash made at start) and
+        # answers exactly what a wrong secret of a known id does, at no CPU cost.
+        from services.api.partners import hash_secret, verify_secret
 
-        self._dummy_hash = hash_secret(secrets.token_urlsafe(24))
+        dummy = hash_secret(secrets.token_urlsafe(24))
+        started = time.perf_counter()
+        verify_secret(secrets.token_urlsafe(24), dummy)
+        self.unknown_client_delay_s = time.perf_counter() - started
         if self._key is None and self._external is None:
             raise ConfigError("no token source: set FRAUDRADAR_SIGNING_KEY_FILE and/or FRAUDRADAR_JWKS_URL")
 
@@ -152,6 +156,11 @@ class TokenService:
         return {"keys": list(self._jwks)}
 
     # -- token endpoint ------------------------------------------------------------------
+
+    def needs_secret_check(self, client_id: str | None, assertion: str | None) -> bool:
+        """Whether a request is a secret check of a known client (the costly path)."""
+        partner = self.partners.get(client_id) if client_id and assertion is None else None
+        return partner is not None and partner.client_secret_hash is not None
 
     def authenticate_client(
         self,
@@ -171,14 +180,15 @@ class TokenService:
         if not client_id or client_secret is None:
             raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         partner = self.partners.get(client_id)
-        stored = partner.client_secret_hash if partner and partner.client_secret_hash else self._dummy_hash
+        if partner is None or partner.client_secret_hash is None:
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
+        stored = partner.client_secret_hash
         memo = hashlib.sha256(f"{client_id}\0{client_secret}\0{stored}".encode()).hexdigest()
         now = time.time()
         if self._good_secrets.get(memo, now) is None:
-            if not verify_secret(client_secret, stored) or partner is None or partner.client_secret_hash is None:
+            if not verify_secret(client_secret, stored):
                 raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
             self._good_secrets.put(memo, True, now + 3600)
-        assert partner is not None
         return partner
 
     def _verify_assertion(self, assertion: str, client_id: str | None) -> Partner:

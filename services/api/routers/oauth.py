@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -13,9 +14,10 @@ from fastapi import APIRouter, Request
 from services.api.deps import LimiterDep, TokensDep
 from services.api.errors import OAuthErrorInfo
 from services.api.exceptions import ApiError, OAuthError
-from services.api.limits import AuthFailures
+from services.api.limits import AuthFailures, AuthLanes
 from services.api.metrics import RATE_LIMITED
 from services.api.schemas import Jwks, TokenOut
+from services.api.tokens import CLIENT_AUTH_FAILED
 
 router = APIRouter(tags=["oauth2"])
 
@@ -117,15 +119,25 @@ async def issue_token(*, request: Request, tokens: TokensDep, limiter: LimiterDe
     if wait is not None:
         RATE_LIMITED.labels("-", "auth_failures").inc()
         raise OAuthError(429, "slow_down", "Too many failed client authentications; retry later.", retry_after=wait)
+    secret = basic_secret if basic_id is not None else form.get("client_secret")
+    check = functools.partial(
+        tokens.authenticate_client,
+        client_id=client_id,
+        client_secret=secret,
+        assertion_type=form.get("client_assertion_type"),
+        assertion=form.get("client_assertion"),
+    )
     try:
-        # scrypt is deliberately slow: keep it off the event loop.
-        partner = await asyncio.to_thread(
-            tokens.authenticate_client,
-            client_id=client_id,
-            client_secret=basic_secret if basic_id is not None else form.get("client_secret"),
-            assertion_type=form.get("client_assertion_type"),
-            assertion=form.get("client_assertion"),
-        )
+        if secret is not None and not tokens.needs_secret_check(client_id, form.get("client_assertion")):
+            # an unknown id: no scrypt, the same wait and the same answer as a wrong secret
+            await asyncio.sleep(tokens.unknown_client_delay_s)
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
+        # scrypt is deliberately slow: off the event loop, in one of two lanes. Sources that
+        # authenticated this client before have their own threads, so a flood of guesses
+        # (which shares one thread) never queues a partner's own token request.
+        lanes: AuthLanes = request.app.state.auth_lanes
+        lane = lanes.trusted if failures.trusted(source, client_id) else lanes.untrusted
+        partner = await asyncio.get_running_loop().run_in_executor(lane, check)
     except OAuthError as exc:
         if exc.status == 401:
             failures.failed(source, client_id)
