@@ -62,6 +62,8 @@ def build_runtime(app: FastAPI, settings: ApiSettings) -> ApiService:
         log.warning("no disclosure key: webhooks cannot be registered and no number is disclosed")
     resolver = EntityResolver(settings.pseudonymizer(), settings.default_region)
     service = ApiService(settings, partners, resolver=resolver, discloser=discloser)
+    tokens.assertion_used_elsewhere = service.assertion_used
+    tokens.on_assertion_used = service.record_assertion
     app.state.tokens = tokens
     app.state.auth_failures = AuthFailures(
         burst=settings.auth_failures_burst, per_minute=settings.auth_failures_per_minute

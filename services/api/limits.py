@@ -4,11 +4,15 @@ The lookup budget counts *distinct* numbers a partner looked up in the current c
 is the brake against enumeration (walking a number range through the lookup endpoint) and its
 use ratio is the ``fraudradar_api_lookup_budget_used_ratio`` gauge the alert rules watch.
 
-Counters live in this process (no shared store). Each replica enforces the partner's figures
-divided by ``divisor`` (``FRAUDRADAR_LIMITS_DIVISOR``, rounded up): with N replicas serving
-behind a balancer a partner can get at most N x ceil(figure / divisor) in total, and at least
-ceil(figure / divisor) when all its requests land on one replica. docs/api.md ("Limits with N
-replicas") works through what that means for the enumeration budget.
+The daily quota and the lookup budget are shared across replicas: each replica counts in its
+memory, publishes its counts to ``fraudradar.partner-state`` (``Usage`` records, about every
+half second: ``ApiService``) and adds the other replicas' last published counts (``others``)
+before it admits. Replicas can overshoot a limit together only by what they admit within one
+publish interval plus the materialise delay. The same number looked up on two replicas counts
+on both (stricter, never looser). The request rate (token bucket) stays per replica. The
+figures may still be divided by ``divisor`` (``FRAUDRADAR_LIMITS_DIVISOR``, rounded up; 1 by
+default and with shared counts there is no need for more). docs/api.md ("Limits with N
+replicas").
 Everything runs on the event loop thread; no locks needed.
 """
 
@@ -45,12 +49,30 @@ class _PartnerCounters:
 class Limiter:
     """Checks and books one partner request; raises 429 errors with ``Retry-After``."""
 
-    def __init__(self, clock: Clock = time.time, divisor: int = 1) -> None:
+    def __init__(
+        self,
+        clock: Clock = time.time,
+        divisor: int = 1,
+        others: Callable[[str, str, int], int] | None = None,
+    ) -> None:
         if divisor < 1:
             raise ValueError("the limits divisor must be at least 1")
         self._clock = clock
         self._divisor = divisor
         self._counters: dict[str, _PartnerCounters] = {}
+        # What the other replicas counted (partner, "quota"|"budget", window) -> count, from
+        # fraudradar.partner-state; this replica's own counts go there through ``dirty``.
+        self._others = others or (lambda _p, _k, _w: 0)
+        self.dirty: set[tuple[str, str, int]] = set()
+
+    def count(self, partner_id: str, kind: str, window: int) -> int:
+        """This replica's count of a partner in a window (what it publishes)."""
+        c = self._counters.get(partner_id)
+        if c is None:
+            return 0
+        if kind == "quota":
+            return c.requests_today if c.day == window else 0
+        return len(c.seen_this_hour) if c.hour == window else 0
 
     def _get(self, partner: Partner, now: float) -> _PartnerCounters:
         counters = self._counters.get(partner.id)
@@ -78,7 +100,7 @@ class Limiter:
         day = int(now // 86400)
         if day != c.day:
             c.day, c.requests_today = day, 0
-        if c.requests_today >= c.quota:
+        if c.requests_today + self._others(partner.id, "quota", day) >= c.quota:
             RATE_LIMITED.labels(partner.id, "quota").inc()
             raise QuotaExceeded(int((day + 1) * 86400 - now) + 1)
         if c.tokens < 1.0:
@@ -86,6 +108,7 @@ class Limiter:
             raise TooManyRequests(math.ceil((1.0 - c.tokens) / c.per_second))
         c.tokens -= 1.0
         c.requests_today += 1
+        self.dirty.add((partner.id, "quota", day))
 
     def spend_budget(self, partner: Partner, pseudonyms: Iterable[str]) -> None:
         """Book distinct numbers; refuse the whole request if they would exceed the hour's budget."""
@@ -98,14 +121,16 @@ class Limiter:
         new = {p for p in pseudonyms if p not in seen}
         if not new:
             return
-        if len(seen) + len(new) > c.budget:
+        elsewhere = self._others(partner.id, "budget", hour)
+        if len(seen) + len(new) + elsewhere > c.budget:
             RATE_LIMITED.labels(partner.id, "budget").inc()
-            c.ratio_gauge.set(len(seen) / c.budget)
+            c.ratio_gauge.set((len(seen) + elsewhere) / c.budget)
             raise QuotaExceeded(
                 int((hour + 1) * 3600 - now) + 1, "Hourly budget of distinct numbers looked up is exhausted."
             )
         seen |= new
-        c.ratio_gauge.set(len(seen) / c.budget)
+        self.dirty.add((partner.id, "budget", hour))
+        c.ratio_gauge.set((len(seen) + elsewhere) / c.budget)
 
 
 class AuthFailures:

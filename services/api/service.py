@@ -21,7 +21,15 @@ from services.api.identifiers import EntityResolver
 from services.api.kafka_io import Change, Materialiser, Producer
 from services.api.limits import DailyCounter, Limiter
 from services.api.metrics import AUDIT_UNACKED_SECONDS
-from services.api.partner_state import DeliveryCursor, StateRecord, Webhook, encode_state, state_key
+from services.api.partner_state import (
+    AssertionUse,
+    DeliveryCursor,
+    StateRecord,
+    Usage,
+    Webhook,
+    encode_state,
+    state_key,
+)
 from services.api.partners import Partner, PartnerRegistry
 from services.api.store import (
     AlertEntry,
@@ -45,6 +53,7 @@ NO_SIGNAL: dict[str, Any] = {"signal": False, "level": "none"}
 _LEVEL_RANK = {level: i for i, level in enumerate(LEVELS)}
 _PIN_SCORE = {"low": 25, "medium": 50, "high": 75, "critical": 90}
 PARTNER_STATE = topics.PARTNER_STATE
+USAGE_PUBLISH_S = 0.5  # how often a replica publishes its changed quota and budget counts
 
 
 def _reason_out(reason: Reason, partner: Partner) -> dict[str, Any]:
@@ -86,7 +95,15 @@ class ApiService:
         self.topic_state = settings.topic(PARTNER_STATE)
         self.topic_audit = settings.topic(topics.AUDIT)
         self.topic_feedback = settings.topic(topics.FEEDBACK)
-        self.limiter = Limiter(clock, settings.limits_divisor)
+        # This process's name on fraudradar.partner-state usage records (new at every start, so
+        # a restarted replica still counts what it admitted before under its old name).
+        self.replica_id = uuid.uuid4().hex[:12]
+        self.limiter = Limiter(
+            clock,
+            settings.limits_divisor,
+            others=lambda p, k, w: self.pstate.others_usage(p, k, w, self.replica_id),
+        )
+        self._publisher: asyncio.Task[None] | None = None
         self.contacts = Contacts(settings.alerts_retention_s)
         self.reports_today = DailyCounter(settings.reports_per_day, "reports", clock)
         self.contests_today = DailyCounter(settings.contests_per_day, "contests", clock)
@@ -133,8 +150,36 @@ class ApiService:
             loop,
         )
         self.materialiser.start()
+        self._publisher = asyncio.create_task(self._publish_usage())
+
+    async def _publish_usage(self) -> None:
+        """Publish this replica's changed quota and budget counts (shared limits)."""
+        while True:
+            await asyncio.sleep(USAGE_PUBLISH_S)
+            self.publish_usage()
+
+    def publish_usage(self) -> None:
+        dirty, self.limiter.dirty = self.limiter.dirty, set()
+        if self.producer is None:
+            return
+        for partner, kind, window in dirty:
+            count = self.limiter.count(partner, kind, window)
+            record = Usage(partner, kind, window, self.replica_id, count)  # type: ignore[arg-type]
+            self.producer.send(self.topic_state, state_key(record), encode_state(record))
+
+    def record_assertion(self, partner: str, jti: str, expires_at: float) -> None:
+        """A client assertion was used here: every replica refuses it from now on."""
+        if self.producer is not None:
+            record = AssertionUse(partner, jti, expires_at)
+            self.producer.send(self.topic_state, state_key(record), encode_state(record))
+
+    def assertion_used(self, key: str) -> bool:
+        return self.pstate.assertions.get(key, 0.0) > self.clock()
 
     async def stop(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+            self.publish_usage()
         if self.materialiser is not None:
             await asyncio.to_thread(self.materialiser.stop)
         if self.dispatcher is not None:
@@ -203,6 +248,8 @@ class ApiService:
     def _state_changed(self, key: str, record: StateRecord | None) -> None:
         previous = self.pstate.by_key.get(key)
         self.pstate.apply(key, record)
+        if isinstance(record, Usage | AssertionUse) and self._stale(record) and self.producer is not None:
+            self.producer.send(self.topic_state, key, None)  # past its window: compacted away
         if self.dispatcher is None:
             return
         if isinstance(record, Webhook) or isinstance(previous, Webhook):
@@ -214,6 +261,13 @@ class ApiService:
             )
         elif isinstance(record, DeliveryCursor):
             self.dispatcher.update_cursor(record.webhook_id, record.positions)
+
+    def _stale(self, record: Usage | AssertionUse) -> bool:
+        now = self.clock()
+        if isinstance(record, AssertionUse):
+            return record.expires_at < now
+        current = int(now // 86400) if record.kind == "quota" else int(now // 3600)
+        return record.window < current - 1
 
     def new_alerts_event(self) -> asyncio.Event:
         assert self._new_alerts is not None

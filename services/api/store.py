@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 
 from services.api.exceptions import InvalidArgument
 from services.api.partner_state import (
+    AssertionUse,
     Contest,
     DeliveryCursor,
     Override,
     StateRecord,
+    Usage,
     WatchEntry,
     Webhook,
 )
@@ -210,6 +212,9 @@ class PartnerStateStore:
         self.overrides_by_entity: dict[str, dict[str, Override]] = {}
         self.contests: dict[str, Contest] = {}
         self.cursors: dict[str, dict[str, int]] = {}
+        # (partner, kind, window) -> replica -> count (every replica's, this one's included)
+        self.usage: dict[tuple[str, str, int], dict[str, int]] = {}
+        self.assertions: dict[str, float] = {}  # "partner:jti" -> expiry (epoch s)
 
     def apply(self, key: str, record: StateRecord | None) -> None:
         old = self.by_key.pop(key, None)
@@ -232,6 +237,10 @@ class PartnerStateStore:
             self.contests[r.contest_id] = r
         elif isinstance(r, DeliveryCursor):
             self.cursors[r.webhook_id] = dict(r.positions)
+        elif isinstance(r, Usage):
+            self.usage.setdefault((r.partner, r.kind, r.window), {})[r.replica] = r.count
+        elif isinstance(r, AssertionUse):
+            self.assertions[f"{r.partner}:{r.jti}"] = r.expires_at
 
     def _unindex(self, r: StateRecord) -> None:
         if isinstance(r, WatchEntry):
@@ -250,6 +259,19 @@ class PartnerStateStore:
             self.contests.pop(r.contest_id, None)
         elif isinstance(r, DeliveryCursor):
             self.cursors.pop(r.webhook_id, None)
+        elif isinstance(r, Usage):
+            counts = self.usage.get((r.partner, r.kind, r.window))
+            if counts is not None:
+                counts.pop(r.replica, None)
+                if not counts:
+                    del self.usage[(r.partner, r.kind, r.window)]
+        elif isinstance(r, AssertionUse):
+            self.assertions.pop(f"{r.partner}:{r.jti}", None)
+
+    def others_usage(self, partner: str, kind: str, window: int, replica: str) -> int:
+        """What the other replicas counted for a partner in a window."""
+        counts = self.usage.get((partner, kind, window))
+        return sum(n for r, n in counts.items() if r != replica) if counts else 0
 
     def active_override(self, entity_key: str, now: float) -> Override | None:
         """The newest unexpired override of an entity, if any."""

@@ -9,7 +9,9 @@ token carries exactly one declared purpose.
 
 Clients authenticate at the token endpoint with a client secret (HTTP Basic or form) or with
 ``private_key_jwt`` (RFC 7523): a short-lived JWT signed by the partner's own key, whose
-``jti`` is remembered until it expires so an assertion cannot be replayed.
+``jti`` is remembered until it expires so an assertion cannot be replayed, on any replica
+(used assertions go to ``fraudradar.partner-state``; two replicas given the same assertion
+within the materialise delay, milliseconds, could both take it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +139,9 @@ class TokenService:
         # Secrets that verified recently (keyed by a hash of id and secret): a partner's repeated
         # token requests cost one scrypt per hour, not one each. Failures are never cached.
         self._good_secrets = _TTLCache(10_000)
+        # Replay protection shared by the replicas (set by the app: fraudradar.partner-state)
+        self.assertion_used_elsewhere: Callable[[str], bool] = lambda _key: False
+        self.on_assertion_used: Callable[[str, str, float], None] = lambda _p, _j, _e: None
         # A secret of an unknown id is never hashed: its failure waits as long as one scrypt
         # verification takes (measured once here, against a real hash made at start) and
         # answers exactly what a wrong secret of a known id does, at no CPU cost.
@@ -232,9 +238,10 @@ class TokenService:
         if float(claims["exp"]) - now > ASSERTION_MAX_LIFETIME_S:
             raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         replay_key = f"{partner.id}:{claims['jti']}"
-        if replay_key in self._seen_assertions:
+        if replay_key in self._seen_assertions or self.assertion_used_elsewhere(replay_key):
             raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         self._seen_assertions.put(replay_key, True, float(claims["exp"]) + 60)
+        self.on_assertion_used(partner.id, str(claims["jti"]), float(claims["exp"]) + 60)
         return partner
 
     def issue(self, partner: Partner, requested_scope: str | None, purpose: str | None) -> tuple[str, Principal]:

@@ -6,14 +6,18 @@ clients bound to other loopback source addresses (127.0.0.0/8 is all loopback on
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import uvicorn
 import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.api.app import create_app
 from services.api.config import ApiSettings
@@ -29,6 +33,29 @@ ABUSE_SECRETS = {
 }
 WATCH_BUDGET = 5
 LOCK_QUOTA = 40
+
+
+JWT_KEY = ec.generate_private_key(ec.SECP256R1())
+JWT_KID = "bank-jwt-key-1"
+
+
+def _jwks() -> dict[str, Any]:
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(JWT_KEY.public_key()))
+    return {"keys": [{**jwk, "kid": JWT_KID, "use": "sig", "alg": "ES256"}]}
+
+
+def client_assertion(audience: str = "fraudradar") -> str:
+    """A private_key_jwt assertion of ``bank-jwt`` (a fresh jti)."""
+    now = int(time.time())
+    claims = {
+        "iss": "bank-jwt",
+        "sub": "bank-jwt",
+        "aud": audience,
+        "iat": now,
+        "exp": now + 120,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, JWT_KEY, algorithm="ES256", headers={"kid": JWT_KID})
 
 
 def abuse_partners() -> dict[str, Any]:
@@ -55,6 +82,7 @@ def abuse_partners() -> dict[str, Any]:
     ]
     for entry in extra:
         entry["client_secret_hash"] = hash_secret(ABUSE_SECRETS[entry["id"]])
+    extra.append({"id": "bank-jwt", "type": "bank", "jwks": _jwks(), "rate": big_rate})
     return partners_yaml(extra)
 
 
