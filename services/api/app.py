@@ -111,14 +111,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # /metrics, /healthz, /readyz on their own port (FRAUDRADAR_HTTP_PORT) like every service:
     # the partner port (and an Ingress in front of it) never serves the metrics, which name
     # every partner and its usage.
-    ops = ServiceHttp(settings.http_host, settings.http_port, _ApiHealth(service)).start()
-    app.state.ops_port = ops.port
+    ops = None
+    if settings.http_port == settings.api_port:
+        app.state.ops_port = settings.api_port  # one port for everything (create_app)
+    else:
+        ops = ServiceHttp(settings.http_host, settings.http_port, _ApiHealth(service)).start()
+        app.state.ops_port = ops.port
     await service.start()
     try:
         yield
     finally:
         await service.stop()
-        ops.stop()
+        if ops is not None:
+            ops.stop()
         app.state.auth_lanes.close()
 
 
@@ -140,6 +145,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # Route matching walks the routers in this order: the lookups (most of the traffic) first.
     for module in (risk, oauth, alerts, watchlist, webhooks, reports, operator, ops):
         app.include_router(module.router)
+    if settings.http_port == settings.api_port:
+        # FRAUDRADAR_HTTP_PORT set to the partner port (a local demo on one port): /metrics here
+        app.include_router(ops.metrics_router)
     app.include_router(camara.sim_router)
     app.include_router(camara.device_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -31,6 +31,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=settings.api_port)
     parser.add_argument("--print-openapi", action="store_true", help="print the OpenAPI document and exit")
     args = parser.parse_args(argv)
+    settings = settings.model_copy(update={"api_host": args.host, "api_port": args.port})
     from services.api.app import create_app
 
     app = create_app(settings)

@@ -359,6 +359,8 @@ class ApiService:
         retention window: what a report or contest needs."""
         if self.contacts.had(partner.id, entity_key, self.clock()):
             return True
+        if self.pstate.is_watched_by(partner.id, entity_key):  # shared by every replica
+            return True
         return any(self.alert_visible(partner, e.alert) for e in self.alerts.by_entity.get(entity_key, ()))
 
     def alert_view(self, partner: Partner, alert: Alert) -> dict[str, Any]:

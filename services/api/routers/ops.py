@@ -7,11 +7,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from services.api.deps import ServiceDep
 
 router = APIRouter(include_in_schema=False)
+metrics_router = APIRouter(include_in_schema=False)  # only when the two ports are one
+
+
+@metrics_router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz")
