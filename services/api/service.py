@@ -141,7 +141,9 @@ class ApiService:
                 open_secret=self.open_webhook_secret,
                 save_cursor=self._save_cursor,
             )
-            log.info("webhook delivery: index %d of %d", self.settings.delivery_index(), self.settings.replica_count)
+            log.info(
+                "webhook delivery: index %d of %d", self.settings.delivery_index(), self.settings.replica_count
+            )
         self.materialiser = Materialiser(
             kafka,
             {"risk": self.topic_risk, "alert": self.topic_alerts, "state": self.topic_state},

@@ -277,7 +277,9 @@ class PartnerStateStore:
         """The newest unexpired override of an entity, if any."""
         best: Override | None = None
         for override in self.overrides_by_entity.get(entity_key, {}).values():
-            if parse_time(override.expires_at) > now and (best is None or override.created_at > best.created_at):
+            if parse_time(override.expires_at) > now and (
+                best is None or override.created_at > best.created_at
+            ):
                 best = override
         return best
 

@@ -75,7 +75,9 @@ def _load_ec_key(path: str) -> ec.EllipticCurvePrivateKey:
 def _public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
     jwk: dict[str, Any] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
     # RFC 7638 thumbprint as the key id: stable across replicas and restarts.
-    canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
+    canonical = json.dumps(
+        {k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True
+    )
     kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).decode().rstrip("=")
     return {**jwk, "kid": kid, "use": "sig", "alg": "ES256"}
 
@@ -244,10 +246,14 @@ class TokenService:
         self.on_assertion_used(partner.id, str(claims["jti"]), float(claims["exp"]) + 60)
         return partner
 
-    def issue(self, partner: Partner, requested_scope: str | None, purpose: str | None) -> tuple[str, Principal]:
+    def issue(
+        self, partner: Partner, requested_scope: str | None, purpose: str | None
+    ) -> tuple[str, Principal]:
         """Make an access token for ``partner`` with the requested scopes and its one purpose."""
         if self._key is None:
-            raise OAuthError(400, "unsupported_grant_type", "this deployment takes tokens from an external IdP")
+            raise OAuthError(
+                400, "unsupported_grant_type", "this deployment takes tokens from an external IdP"
+            )
         scopes = frozenset(requested_scope.split()) if requested_scope else partner.granted
         if not scopes or not scopes <= partner.granted:
             raise OAuthError(400, "invalid_scope", "requested scope is not granted to this client")
@@ -272,7 +278,9 @@ class TokenService:
             "purpose": purpose,
             "partner_type": partner.type,
         }
-        token = jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self._jwk["kid"], "typ": "at+jwt"})
+        token = jwt.encode(
+            claims, self._key, algorithm="ES256", headers={"kid": self._jwk["kid"], "typ": "at+jwt"}
+        )
         return token, Principal(partner, scopes, purpose, token_id, float(now + self.ttl_s))
 
     # -- resource requests ---------------------------------------------------------------
@@ -330,4 +338,6 @@ class TokenService:
         purpose = claims.get("purpose")
         if not isinstance(purpose, str) or purpose not in partner.purposes:
             raise Unauthenticated("Access token must declare exactly one permitted purpose.")
-        return Principal(partner, scopes & partner.granted, purpose, str(claims.get("jti", "")), float(claims["exp"]))
+        return Principal(
+            partner, scopes & partner.granted, purpose, str(claims.get("jti", "")), float(claims["exp"])
+        )

@@ -118,7 +118,9 @@ async def alert_stream(
         while loop.time() < deadline:
             # Take the wake-up event *before* reading, so nothing appended in between is missed.
             wake = service.new_alerts_event()
-            entries, nxt = service.alerts.page(positions, 200, lambda e: service.alert_visible(partner, e.alert))
+            entries, nxt = service.alerts.page(
+                positions, 200, lambda e: service.alert_visible(partner, e.alert)
+            )
             for entry in entries:
                 step = dict(positions)
                 step[entry.partition] = entry.offset + 1

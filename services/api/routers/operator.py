@@ -132,7 +132,9 @@ async def list_overrides(*, principal: OverridesAuth, service: ServiceDep) -> An
     response_class=Response,
     summary="Lift an override (operator)",
 )
-async def delete_override(*, override_id: OverrideId, principal: OverridesAuth, service: ServiceDep) -> Response:
+async def delete_override(
+    *, override_id: OverrideId, principal: OverridesAuth, service: ServiceDep
+) -> Response:
     override = service.pstate.overrides.get(override_id)
     if override is None:
         raise NotFound("No such override.")

@@ -74,7 +74,9 @@ async def _create(body: WebhookIn, partner: Partner, service: ApiService) -> Any
     return {**_out(hook), "secret": secret}
 
 
-@router.get("/v1/webhooks", response_model=WebhookList, response_model_exclude_none=True, summary="List your webhooks")
+@router.get(
+    "/v1/webhooks", response_model=WebhookList, response_model_exclude_none=True, summary="List your webhooks"
+)
 async def list_webhooks(*, principal: WebhooksAuth, service: ServiceDep) -> Any:
     hooks = sorted(service.pstate.webhooks.get(principal.partner.id, {}).values(), key=lambda h: h.created_at)
     return {"webhooks": [_out(h) for h in hooks]}
@@ -93,7 +95,9 @@ async def get_webhook(*, webhook_id: WebhookId, principal: WebhooksAuth, service
     return _out(hook)
 
 
-@router.delete("/v1/webhooks/{webhook_id}", status_code=204, response_class=Response, summary="Remove a webhook")
+@router.delete(
+    "/v1/webhooks/{webhook_id}", status_code=204, response_class=Response, summary="Remove a webhook"
+)
 async def delete_webhook(*, webhook_id: WebhookId, principal: WebhooksAuth, service: ServiceDep) -> Response:
     if webhook_id not in service.pstate.webhooks.get(principal.partner.id, {}):
         raise NotFound("No such webhook.")
