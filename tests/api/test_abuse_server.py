@@ -185,3 +185,16 @@ def test_operations_endpoints_are_on_their_own_port(guarded: ApiServer) -> None:
     assert ops.status_code == 200 and "fraudradar_api_requests_total" in ops.text
     assert httpx.get(api.ops + "/readyz").json()["ready"] is True
     assert httpx.get(api.ops + "/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(("ops_port", "metrics_status"), [(8123, 200), (0, 404)])
+def test_metrics_on_the_partner_port_only_when_the_ports_are_one(ops_port: int, metrics_status: int) -> None:
+    """The route table (no server needed): a local demo that sets FRAUDRADAR_HTTP_PORT to the
+    partner port gets /metrics there; any other setting never serves it on the partner port."""
+    from fastapi.testclient import TestClient
+
+    from services.api.app import create_app
+    from services.api.config import ApiSettings
+
+    client = TestClient(create_app(ApiSettings(api_port=8123, http_port=ops_port)))
+    assert client.get("/metrics").status_code == metrics_status
