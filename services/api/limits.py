@@ -142,9 +142,10 @@ class AuthFailures:
     the same answer for known and unknown ids). Successful authentications never take from
     these buckets, and never from the partner's rate limit or quota before they succeed.
 
-    The per-client bucket must not become a lockout: a source address that authenticated this
-    client successfully before (within ``trusted_for_s``) is not refused by that client's
-    bucket, only by its own address bucket (which the attacker's failures do not touch).
+    Neither bucket may become a lockout: a source address that authenticated this client
+    successfully before (within ``trusted_for_s``) draws on a bucket of its own for that client
+    instead, so failures of others, at its client id or at its address (a shared NAT), never
+    refuse it; its own guesses of that client's secret are limited the same way.
     Memory is bounded: the least recently used keys are forgotten first.
     """
 
@@ -171,13 +172,19 @@ class AuthFailures:
         tokens, at = self._buckets.get(key, (self.burst, now))
         return min(self.burst, tokens + (now - at) * self.per_second)
 
+    def _keys(self, source: str, client_id: str | None, now: float) -> list[str]:
+        """The buckets a request draws on: a source that authenticated this client before has
+        one of its own for that client (so neither others' failures at its address nor at its
+        client id can lock it out); anyone else the address's and the client id's."""
+        if client_id and self._good.get((client_id, source), 0.0) > now:
+            return [f"pair:{client_id}:{source}"]
+        return [f"ip:{source}"] + ([f"client:{client_id}"] if client_id else [])
+
     def retry_after(self, source: str, client_id: str | None) -> int | None:
         """Seconds until this request may try again, or None when it may try now."""
         now = self._clock()
-        keys = [f"ip:{source}"]
-        if client_id and self._good.get((client_id, source), 0.0) <= now:
-            keys.append(f"client:{client_id}")
-        waits = [(1.0 - self._level(k, now)) / self.per_second for k in keys if self._level(k, now) < 1.0]
+        levels = [self._level(k, now) for k in self._keys(source, client_id, now)]
+        waits = [(1.0 - level) / self.per_second for level in levels if level < 1.0]
         return max(1, math.ceil(max(waits))) if waits else None
 
     def trusted(self, source: str, client_id: str | None) -> bool:
@@ -186,9 +193,7 @@ class AuthFailures:
 
     def failed(self, source: str, client_id: str | None) -> None:
         now = self._clock()
-        for key in (f"ip:{source}", f"client:{client_id}" if client_id else None):
-            if key is None:
-                continue
+        for key in self._keys(source, client_id, now):
             self._buckets[key] = (max(0.0, self._level(key, now) - 1.0), now)
             self._buckets.move_to_end(key)
         while len(self._buckets) > self._max_keys:

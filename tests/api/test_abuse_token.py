@@ -136,3 +136,17 @@ def test_client_authentication_errors_are_uniform(guarded: ApiServer) -> None:
             bodies.append(r.json())
     assert all(b == bodies[0] for b in bodies), bodies
     assert bodies[0]["error_description"] == "client authentication failed"
+
+
+def test_failures_at_a_shared_address_do_not_lock_out_the_partner_there(guarded: ApiServer) -> None:
+    """A partner behind a NAT it shares with an attacker: the address's bucket empties, the
+    partner (which authenticated from there before) still gets its tokens."""
+    api = guarded
+    with client_from(api, "127.0.0.6") as shared:
+        assert token_request(shared, "bank-w", SECRETS["bank-w"]).status_code == 200
+        guesses = [
+            token_request(shared, f"x-{uuid.uuid4().hex[:12]}", "guess-0123456789").status_code
+            for _ in range(BURST + 2)
+        ]
+        assert guesses == [401] * BURST + [429, 429]
+        assert token_request(shared, "bank-w", SECRETS["bank-w"]).status_code == 200
