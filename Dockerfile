@@ -29,7 +29,7 @@ RUN pip install --no-index --find-links /wheels fraudradar && rm -rf /wheels \
  && install -d -o 10001 -g 10001 /config
 USER 10001:10001
 WORKDIR /tmp
-# 9400: /metrics /healthz /readyz of ingest and scorer (and ingest's HTTP push); 8080: partner API.
+# 9400: /metrics /healthz /readyz of every service (and ingest's HTTP push); 8080: partner API.
 EXPOSE 9400 8080
 ENTRYPOINT ["fraudradar"]
 CMD ["--help"]

@@ -343,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             "FRAUDRADAR_PARTNERS_FILE": str(tmp / "partners.yaml"),
             "FRAUDRADAR_SIGNING_KEY_FILE": str(tmp / "signing.pem"),
             "FRAUDRADAR_LOG_LEVEL": "WARNING",
+            "FRAUDRADAR_HTTP_PORT": "0",  # the API's operations port: any free one
             "PYTHONPATH": str(ROOT),
         }
         api_port, bare_port = _free_port(), _free_port()

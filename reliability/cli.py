@@ -33,6 +33,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "scorer_crashes": ("scorer_crashes", "scorer_freezes"),
     "broker_faults": ("broker_faults",),
     "api": ("api_schemathesis", "api_authorization", "api_enumeration", "api_webhooks", "api_webhook_signature_age"),
+    "abuse": ("abuse_watchlist", "abuse_token_lockout", "abuse_unknown_clients", "abuse_feedback", "abuse_streams"),
     "privacy": ("privacy_plaintext", "privacy_audit", "privacy_retention"),
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "reliability.json"

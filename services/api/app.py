@@ -16,9 +16,10 @@ from fastapi import FastAPI
 
 from services.api import routers
 from services.api.config import ApiSettings
-from services.api.deps import CORRELATOR_PATTERN
+from services.api.deps import CORRELATOR_PATTERN, PURPOSES
 from services.api.errors import install_error_handlers
 from services.api.identifiers import EntityResolver
+from services.api.limits import AuthFailures, AuthLanes
 from services.api.metrics import ApiMiddleware
 from services.api.partners import PartnerRegistry
 from services.api.routers import alerts, camara, oauth, operator, ops, reports, risk, watchlist, webhooks
@@ -26,6 +27,7 @@ from services.api.schemas import WEBHOOK_URL_PATTERN, WEBHOOK_URL_PATTERN_ANY_SC
 from services.api.service import ApiService
 from services.api.tokens import TokenService
 from services.common.exceptions import ConfigError
+from services.common.http import Health, ServiceHttp
 
 log = logging.getLogger("fraudradar.api")
 API_VERSION = "1.0.0"
@@ -60,21 +62,69 @@ def build_runtime(app: FastAPI, settings: ApiSettings) -> ApiService:
         log.warning("no disclosure key: webhooks cannot be registered and no number is disclosed")
     resolver = EntityResolver(settings.pseudonymizer(), settings.default_region)
     service = ApiService(settings, partners, resolver=resolver, discloser=discloser)
+    tokens.assertion_used_elsewhere = service.assertion_used
+    tokens.on_assertion_used = service.record_assertion
     app.state.tokens = tokens
+    app.state.auth_failures = AuthFailures(
+        burst=settings.auth_failures_burst, per_minute=settings.auth_failures_per_minute
+    )
+    app.state.auth_lanes = AuthLanes()
     app.state.limiter = service.limiter
     app.state.resolver = service.resolver
     app.state.service = service
     return service
 
 
+class _ApiHealth(Health):
+    """The API's state as the common side door reports it: live while the process answers,
+    ready while caught up and audit records are acknowledged (what ``/readyz`` tells)."""
+
+    def __init__(self, service: ApiService) -> None:
+        super().__init__()
+        self._service = service
+
+    def live(self) -> bool:
+        return True
+
+    @property  # type: ignore[override]
+    def ready(self) -> bool:
+        return self._service.ready
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        pass  # derived from the service, never set
+
+    @property  # type: ignore[override]
+    def reason(self) -> str:
+        s = self._service
+        return "ready" if s.ready else ("audit-stalled" if s.audit_stalled else "catching-up")
+
+    @reason.setter
+    def reason(self, value: str) -> None:
+        pass
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    service = build_runtime(app, app.state.settings)
+    settings: ApiSettings = app.state.settings
+    service = build_runtime(app, settings)
+    # /metrics, /healthz, /readyz on their own port (FRAUDRADAR_HTTP_PORT) like every service:
+    # the partner port (and an Ingress in front of it) never serves the metrics, which name
+    # every partner and its usage.
+    ops = None
+    if settings.http_port == settings.api_port:
+        app.state.ops_port = settings.api_port  # one port for everything (create_app)
+    else:
+        ops = ServiceHttp(settings.http_host, settings.http_port, _ApiHealth(service)).start()
+        app.state.ops_port = ops.port
     await service.start()
     try:
         yield
     finally:
         await service.stop()
+        if ops is not None:
+            ops.stop()
+        app.state.auth_lanes.close()
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -86,6 +136,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # no slash redirects: they would build an absolute URL from the request's Host header
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -93,6 +145,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # Route matching walks the routers in this order: the lookups (most of the traffic) first.
     for module in (risk, oauth, alerts, watchlist, webhooks, reports, operator, ops):
         app.include_router(module.router)
+    if settings.http_port == settings.api_port:
+        # FRAUDRADAR_HTTP_PORT set to the partner port (a local demo on one port): /metrics here
+        app.include_router(ops.metrics_router)
     app.include_router(camara.sim_router)
     app.include_router(camara.device_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -124,6 +179,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             continue
         for operation in path_item.values():
             operation.setdefault("parameters", []).append(dict(correlator))
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            scopes = [sc for req in operation.get("security", []) for sc in req.get("oauth2", [])]
+            if scopes:
+                served = frozenset.intersection(*(PURPOSES[sc] for sc in scopes))
+                operation["x-purposes"] = sorted(served)
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)

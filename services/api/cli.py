@@ -31,6 +31,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=settings.api_port)
     parser.add_argument("--print-openapi", action="store_true", help="print the OpenAPI document and exit")
     args = parser.parse_args(argv)
+    settings = settings.model_copy(update={"api_host": args.host, "api_port": args.port})
     from services.api.app import create_app
 
     app = create_app(settings)
@@ -39,6 +40,7 @@ def main(argv: list[str]) -> int:
         return 0
     import uvicorn
 
+    from services.api.server import uvicorn_config
     from services.common.exceptions import ConfigError
     from services.common.logs import setup_logging
 
@@ -46,16 +48,7 @@ def main(argv: list[str]) -> int:
     try:
         # log_config=None: uvicorn logs through the JSON handler. No access log: requests are
         # counted by the metrics, and the log stays free of client addresses.
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
-            server_header=False,
-            timeout_graceful_shutdown=20,
-        )
+        uvicorn.Server(uvicorn_config(app, settings, host=args.host, port=args.port)).run()
     except ConfigError as exc:
         print(f"fraudradar api: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ class ApiSettings(CommonSettings):
 
     api_host: str = Field(default="0.0.0.0", description="bind address of the partner API")
     api_port: int = Field(
-        default=8080, description="port of the partner API (also serves /metrics, /healthz, /readyz)"
+        default=8080, description="port of the partner API (/metrics and the probes: FRAUDRADAR_HTTP_PORT)"
     )
     partners_file: str | None = Field(
         default=None, description="YAML file of partners (see services/api/partners.example.yaml)"
@@ -47,9 +47,36 @@ class ApiSettings(CommonSettings):
     alerts_retention_s: int = Field(default=7 * 24 * 3600, description="how far back the alert feed reaches")
     max_body_bytes: int = Field(default=256 * 1024, description="request bodies above this answer 413")
     page_size_max: int = Field(default=500, description="largest page of the alert feed and listings")
-    batch_max: int = Field(default=100, description="numbers per batch lookup")
     watchlist_max: int = Field(default=100_000, description="watch-list entries per partner")
-    webhooks_max: int = Field(default=10, description="webhooks per partner")
+    webhooks_max: int = Field(default=10, ge=1, description="webhooks per partner")
+    streams_max: int = Field(default=4, ge=1, description="concurrent alert streams (SSE) per partner on one replica")
+    reports_per_day: int = Field(default=1000, ge=1, description="reports (POST /v1/reports) per partner per day")
+    contests_per_day: int = Field(default=50, ge=1, description="contests per partner per day")
+    auth_failures_burst: int = Field(
+        default=10,
+        ge=1,
+        description="failed client authentications a source address, and a client id, may make "
+        "before the token endpoint answers 429 (refilled at auth_failures_per_minute)",
+    )
+    auth_failures_per_minute: float = Field(
+        default=6.0, gt=0, description="refill of the failed-authentication buckets"
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="request line and headers above this answer 431"
+    )
+    max_headers: int = Field(default=64, ge=8, description="more request headers than this answer 431")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="a request's line and headers must arrive within this; else closed"
+    )
+    body_timeout_s: float = Field(
+        default=15.0, gt=0, description="longest wait for the next piece of a request body; else closed"
+    )
+    keepalive_timeout_s: float = Field(default=5.0, gt=0, description="idle keep-alive connections closed after")
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses/CIDRs of proxies whose X-Forwarded-For/-Proto are "
+        "believed (the client address the auth-failure buckets use); empty: none",
+    )
     swap_monitored_days: int = Field(
         default=30, description="SIM/device change history kept (CAMARA monitoredPeriod)"
     )

@@ -29,6 +29,14 @@ _UMBRELLA = {
     "device-swap:retrieve-date": "device-swap",
 }
 CORRELATOR_PATTERN = r"^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$"
+FRAUD, SERVICE = "dpv:FraudPreventionAndDetection", "dpv:ServiceProvision"
+# The purposes each operation (by its scope) serves: a token declared for another purpose is
+# refused (403) even when it holds the scope. Listed per operation in the OpenAPI document
+# (``x-purposes``). Only managing webhook subscriptions and the operator's audit query also
+# serve running the service; everything that discloses or labels risk is fraud prevention only.
+PURPOSES: dict[str, frozenset[str]] = {scope: frozenset({FRAUD}) for scope in SCOPES}
+PURPOSES["webhooks"] = frozenset({FRAUD, SERVICE})
+PURPOSES["audit:read"] = frozenset({FRAUD, SERVICE})
 
 
 class PartnerAuth(OAuth2):
@@ -76,6 +84,11 @@ def authorize(request: Request, scopes: list[str]) -> Principal:
     for scope in scopes:
         if scope not in principal.scopes and _UMBRELLA.get(scope) not in principal.scopes:
             raise PermissionDenied(f"This operation needs the scope '{scope}'.")
+        if principal.purpose not in PURPOSES[scope]:
+            raise PermissionDenied(
+                f"This operation serves the purposes {', '.join(sorted(PURPOSES[scope]))}; "
+                f"the token was issued for '{principal.purpose}'."
+            )
     limiter: Limiter = state.limiter
     limiter.admit(principal.partner)
     return principal

@@ -60,9 +60,15 @@ def _doc(description: str) -> dict[str, Any]:
 ERRORS_COMMON: dict[int | str, dict[str, Any]] = {
     400: _doc("Invalid argument"),
     401: _doc("Missing, invalid or expired token"),
-    403: _doc("The token lacks the scope, or the partner type may not use this operation"),
+    403: _doc(
+        "The token lacks the scope, or was issued for a purpose this operation does not serve "
+        "(x-purposes), or the partner may not use this operation on this subject"
+    ),
     413: _doc("Request body too large"),
-    429: _doc("Rate limit, quota or lookup budget exceeded (see Retry-After)"),
+    429: _doc(
+        "TOO_MANY_REQUESTS (request rate, open streams) or QUOTA_EXCEEDED (daily quota, hourly "
+        "lookup budget, daily report/contest caps); always with Retry-After"
+    ),
     500: _doc("Internal error (never with detail)"),
     503: _doc("Not caught up with the risk topics yet"),
 }

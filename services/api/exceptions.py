@@ -86,14 +86,23 @@ class AuditUnavailable(Unavailable):
 class OAuthError(ApiError):
     """RFC 6749 token endpoint error; the body also carries ``error``/``error_description``."""
 
-    def __init__(self, status: int, oauth_error: str, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        oauth_error: str,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = (
-            "UNAUTHENTICATED"
-            if status == 401
-            else ("PERMISSION_DENIED" if status == 403 else "INVALID_ARGUMENT")
+        # 429 carries the API's own codes (TOO_MANY_REQUESTS, or QUOTA_EXCEEDED for the quota).
+        self.code = code or {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "TOO_MANY_REQUESTS"}.get(
+            status, "INVALID_ARGUMENT"
         )
+        if retry_after is not None:
+            self.headers = {"Retry-After": str(retry_after)}
         self.oauth_error = oauth_error
         if status == 401:
             self.headers = {"WWW-Authenticate": 'Basic realm="fraudradar"'}

@@ -53,6 +53,12 @@ BUDGET_RATIO = _metric(
     "distinct numbers looked up this hour / budget",
     ("partner",),
 )
+CONNECTIONS_REFUSED = _metric(
+    Counter,
+    "fraudradar_api_connections_refused_total",
+    "connections closed by the server limits (headers too large, head or body too slow)",
+    ("reason",),
+)
 MATERIALISE_LAG = _metric(Gauge, "fraudradar_api_materialise_lag", "records behind the topic end", ("topic",))
 WEBHOOK_DELIVERIES = _metric(Counter, "fraudradar_webhook_deliveries_total", "webhook attempts", ("outcome",))
 WEBHOOK_SECONDS = _metric(

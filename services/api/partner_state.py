@@ -3,7 +3,9 @@
 Watch-lists, webhook registrations, operator overrides, contests and webhook delivery cursors
 live here so they survive restarts and every replica sees the same. Keys name the object
 (``watch:<partner>:<entry>``, ``webhook:<partner>:<id>``, ``override:<id>``, ``contest:<id>``,
-``cursor:<webhook>``); a tombstone deletes it. Entities are pseudonyms, never numbers; webhook
+``cursor:<webhook>``, ``usage:<partner>:<kind>:<window>:<replica>``, ``jti:<partner>:<jti>``); a
+tombstone deletes it. Usage counts and used client assertions are what limits and replay
+protection share across replicas. Entities are pseudonyms, never numbers; webhook
 signing secrets are sealed with the disclosure key (AEAD bound to the webhook id).
 """
 
@@ -67,7 +69,27 @@ class DeliveryCursor(msgspec.Struct, frozen=True, tag="cursor"):
     positions: dict[str, int]
 
 
-StateRecord = WatchEntry | Webhook | Override | Contest | DeliveryCursor
+class Usage(msgspec.Struct, frozen=True, tag="usage"):
+    """One replica's count of a partner's use in one window: ``quota`` (requests, window = UTC
+    day number) or ``budget`` (distinct numbers, window = hour number). Every replica adds the
+    other replicas' counts to its own, so a partner's limits hold across replicas."""
+
+    partner: str
+    kind: Literal["quota", "budget"]
+    window: int
+    replica: str
+    count: int
+
+
+class AssertionUse(msgspec.Struct, frozen=True, tag="jti"):
+    """A client assertion (private_key_jwt) that was used: refused again on every replica."""
+
+    partner: str
+    jti: str
+    expires_at: float
+
+
+StateRecord = WatchEntry | Webhook | Override | Contest | DeliveryCursor | Usage | AssertionUse
 
 _decoder = msgspec.json.Decoder(StateRecord)
 _encoder = msgspec.json.Encoder()
@@ -91,4 +113,8 @@ def state_key(record: StateRecord) -> str:
         return f"override:{record.override_id}"
     if isinstance(record, Contest):
         return f"contest:{record.contest_id}"
+    if isinstance(record, Usage):
+        return f"usage:{record.partner}:{record.kind}:{record.window}:{record.replica}"
+    if isinstance(record, AssertionUse):
+        return f"jti:{record.partner}:{record.jti}"
     return f"cursor:{record.webhook_id}"

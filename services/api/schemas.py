@@ -267,7 +267,10 @@ class ContestOut(Model):
 
 
 class ContestList(Model):
-    contests: list[ContestOut]
+    contests: list[ContestOut] = Field(description="in contest id order")
+    next_cursor: str | None = Field(
+        default=None, description="pass as cursor for the next page; absent at the end"
+    )
 
 
 class ContestResolution(Model):

@@ -19,11 +19,28 @@ from services.api.config import ApiSettings
 from services.api.exceptions import AuditUnavailable, Unavailable
 from services.api.identifiers import EntityResolver
 from services.api.kafka_io import Change, Materialiser, Producer
-from services.api.limits import Limiter
+from services.api.limits import DailyCounter, Limiter
 from services.api.metrics import AUDIT_UNACKED_SECONDS
-from services.api.partner_state import DeliveryCursor, StateRecord, Webhook, encode_state, state_key
+from services.api.partner_state import (
+    AssertionUse,
+    DeliveryCursor,
+    StateRecord,
+    Usage,
+    Webhook,
+    encode_state,
+    state_key,
+)
 from services.api.partners import Partner, PartnerRegistry
-from services.api.store import AlertEntry, AlertIds, AlertLog, PartnerStateStore, RiskStore, now_iso, parse_time
+from services.api.store import (
+    AlertEntry,
+    AlertIds,
+    AlertLog,
+    Contacts,
+    PartnerStateStore,
+    RiskStore,
+    now_iso,
+    parse_time,
+)
 from services.api.tokens import Principal
 from services.api.webhooks import Dispatcher, UrlPolicy, WebhookEvent
 from services.common import topics
@@ -36,6 +53,7 @@ NO_SIGNAL: dict[str, Any] = {"signal": False, "level": "none"}
 _LEVEL_RANK = {level: i for i, level in enumerate(LEVELS)}
 _PIN_SCORE = {"low": 25, "medium": 50, "high": 75, "critical": 90}
 PARTNER_STATE = topics.PARTNER_STATE
+USAGE_PUBLISH_S = 0.5  # how often a replica publishes its changed quota and budget counts
 
 
 def _reason_out(reason: Reason, partner: Partner) -> dict[str, Any]:
@@ -43,6 +61,14 @@ def _reason_out(reason: Reason, partner: Partner) -> dict[str, Any]:
     if partner.tier_at_least("full"):
         out.update(feature=reason.feature, value=reason.value, window=reason.window, rarity=reason.rarity)
     return out
+
+
+def _raised(alert: Alert) -> float:
+    """When the alert was raised (epoch s); unreadable: the far past, so no watch-list shows it."""
+    try:
+        return parse_time(alert.raised_at)
+    except ValueError:
+        return float("-inf")
 
 
 class ApiService:
@@ -69,7 +95,20 @@ class ApiService:
         self.topic_state = settings.topic(PARTNER_STATE)
         self.topic_audit = settings.topic(topics.AUDIT)
         self.topic_feedback = settings.topic(topics.FEEDBACK)
-        self.limiter = Limiter(clock, settings.limits_divisor)
+        # This process's name on fraudradar.partner-state usage records (new at every start, so
+        # a restarted replica still counts what it admitted before under its old name).
+        self.replica_id = uuid.uuid4().hex[:12]
+        self.limiter = Limiter(
+            clock,
+            settings.limits_divisor,
+            others=lambda p, k, w: self.pstate.others_usage(p, k, w, self.replica_id),
+        )
+        self._publisher: asyncio.Task[None] | None = None
+        self.contacts = Contacts(settings.alerts_retention_s)
+        self.reports_today = DailyCounter(settings.reports_per_day, "reports", clock)
+        self.contests_today = DailyCounter(settings.contests_per_day, "contests", clock)
+        self.streams: dict[str, int] = {}  # partner -> alert streams open on this replica
+        self.webhooks_pending: dict[str, int] = {}  # partner -> registrations being written
         self.resolver = resolver
         self.producer: Producer | None = None
         self.materialiser: Materialiser | None = None
@@ -113,8 +152,36 @@ class ApiService:
             loop,
         )
         self.materialiser.start()
+        self._publisher = asyncio.create_task(self._publish_usage())
+
+    async def _publish_usage(self) -> None:
+        """Publish this replica's changed quota and budget counts (shared limits)."""
+        while True:
+            await asyncio.sleep(USAGE_PUBLISH_S)
+            self.publish_usage()
+
+    def publish_usage(self) -> None:
+        dirty, self.limiter.dirty = self.limiter.dirty, set()
+        if self.producer is None:
+            return
+        for partner, kind, window in dirty:
+            count = self.limiter.count(partner, kind, window)
+            record = Usage(partner, kind, window, self.replica_id, count)  # type: ignore[arg-type]
+            self.producer.send(self.topic_state, state_key(record), encode_state(record))
+
+    def record_assertion(self, partner: str, jti: str, expires_at: float) -> None:
+        """A client assertion was used here: every replica refuses it from now on."""
+        if self.producer is not None:
+            record = AssertionUse(partner, jti, expires_at)
+            self.producer.send(self.topic_state, state_key(record), encode_state(record))
+
+    def assertion_used(self, key: str) -> bool:
+        return self.pstate.assertions.get(key, 0.0) > self.clock()
 
     async def stop(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+            self.publish_usage()
         if self.materialiser is not None:
             await asyncio.to_thread(self.materialiser.stop)
         if self.dispatcher is not None:
@@ -183,6 +250,8 @@ class ApiService:
     def _state_changed(self, key: str, record: StateRecord | None) -> None:
         previous = self.pstate.by_key.get(key)
         self.pstate.apply(key, record)
+        if isinstance(record, Usage | AssertionUse) and self._stale(record) and self.producer is not None:
+            self.producer.send(self.topic_state, key, None)  # past its window: compacted away
         if self.dispatcher is None:
             return
         if isinstance(record, Webhook) or isinstance(previous, Webhook):
@@ -194,6 +263,13 @@ class ApiService:
             )
         elif isinstance(record, DeliveryCursor):
             self.dispatcher.update_cursor(record.webhook_id, record.positions)
+
+    def _stale(self, record: Usage | AssertionUse) -> bool:
+        now = self.clock()
+        if isinstance(record, AssertionUse):
+            return record.expires_at < now
+        current = int(now // 86400) if record.kind == "quota" else int(now // 3600)
+        return record.window < current - 1
 
     def new_alerts_event(self) -> asyncio.Event:
         assert self._new_alerts is not None
@@ -273,8 +349,21 @@ class ApiService:
             if override is not None and override.action == "clear":
                 return False
         if partner.alerts == "watchlist":
-            return bool(self.pstate.is_watched_by(partner.id, key))
+            return bool(self.pstate.is_watched_by(partner.id, key, _raised(alert)))
         return True
+
+    def touch(self, partner: Partner, entity_key: str) -> None:
+        """Remember that ``partner`` looked up (or watched) ``entity_key`` now."""
+        self.contacts.touch(partner.id, entity_key, self.clock())
+
+    def had_contact(self, partner: Partner, entity_key: str) -> bool:
+        """The partner looked the entity up, watched it, or was shown an alert on it within the
+        retention window: what a report or contest needs."""
+        if self.contacts.had(partner.id, entity_key, self.clock()):
+            return True
+        if self.pstate.is_watched_by(partner.id, entity_key):  # shared by every replica
+            return True
+        return any(self.alert_visible(partner, e.alert) for e in self.alerts.by_entity.get(entity_key, ()))
 
     def alert_view(self, partner: Partner, alert: Alert) -> dict[str, Any]:
         key = f"{alert.entity_type}:{alert.entity}"
@@ -285,7 +374,7 @@ class ApiService:
             "level": alert.level,
             "raisedAt": alert.raised_at,
         }
-        watched = self.pstate.is_watched_by(partner.id, key)
+        watched = self.pstate.is_watched_by(partner.id, key, _raised(alert))
         if watched:
             out["watchIds"] = [w.entry_id for w in watched]
         if partner.tier_at_least("score"):

@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 
 from services.api.exceptions import InvalidArgument
 from services.api.partner_state import (
+    AssertionUse,
     Contest,
     DeliveryCursor,
     Override,
     StateRecord,
+    Usage,
     WatchEntry,
     Webhook,
 )
@@ -113,6 +115,8 @@ class AlertLog:
         self._base = 0  # absolute position of _entries[0]
         self._index: dict[int, _PartitionIndex] = {}
         self.end: dict[int, int] = {}  # next offset per partition seen so far
+        self.by_id: dict[str, AlertEntry] = {}  # alert id -> entry (inside the window)
+        self.by_entity: dict[str, list[AlertEntry]] = {}  # "type:entity" -> its entries
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -126,6 +130,9 @@ class AlertLog:
         idx.offsets.append(entry.offset)
         idx.positions.append(position)
         self.end[entry.partition] = entry.offset + 1
+        self.by_id[entry.alert.alert_id] = entry
+        key = f"{entry.alert.entity_type}:{entry.alert.entity}"
+        self.by_entity.setdefault(key, []).append(entry)
 
     def evict(self, now: float) -> None:
         """Drop alerts older than the retention window (by their event time)."""
@@ -137,6 +144,14 @@ class AlertLog:
             drop += 1
         if drop == 0:
             return
+        for entry in self._entries[:drop]:
+            self.by_id.pop(entry.alert.alert_id, None)
+            key = f"{entry.alert.entity_type}:{entry.alert.entity}"
+            kept = [e for e in self.by_entity.get(key, []) if e is not entry]
+            if kept:
+                self.by_entity[key] = kept
+            else:
+                self.by_entity.pop(key, None)
         self._entries = self._entries[drop:]
         self._base += drop
         for idx in self._index.values():
@@ -197,6 +212,9 @@ class PartnerStateStore:
         self.overrides_by_entity: dict[str, dict[str, Override]] = {}
         self.contests: dict[str, Contest] = {}
         self.cursors: dict[str, dict[str, int]] = {}
+        # (partner, kind, window) -> replica -> count (every replica's, this one's included)
+        self.usage: dict[tuple[str, str, int], dict[str, int]] = {}
+        self.assertions: dict[str, float] = {}  # "partner:jti" -> expiry (epoch s)
 
     def apply(self, key: str, record: StateRecord | None) -> None:
         old = self.by_key.pop(key, None)
@@ -219,6 +237,10 @@ class PartnerStateStore:
             self.contests[r.contest_id] = r
         elif isinstance(r, DeliveryCursor):
             self.cursors[r.webhook_id] = dict(r.positions)
+        elif isinstance(r, Usage):
+            self.usage.setdefault((r.partner, r.kind, r.window), {})[r.replica] = r.count
+        elif isinstance(r, AssertionUse):
+            self.assertions[f"{r.partner}:{r.jti}"] = r.expires_at
 
     def _unindex(self, r: StateRecord) -> None:
         if isinstance(r, WatchEntry):
@@ -237,6 +259,19 @@ class PartnerStateStore:
             self.contests.pop(r.contest_id, None)
         elif isinstance(r, DeliveryCursor):
             self.cursors.pop(r.webhook_id, None)
+        elif isinstance(r, Usage):
+            counts = self.usage.get((r.partner, r.kind, r.window))
+            if counts is not None:
+                counts.pop(r.replica, None)
+                if not counts:
+                    del self.usage[(r.partner, r.kind, r.window)]
+        elif isinstance(r, AssertionUse):
+            self.assertions.pop(f"{r.partner}:{r.jti}", None)
+
+    def others_usage(self, partner: str, kind: str, window: int, replica: str) -> int:
+        """What the other replicas counted for a partner in a window."""
+        counts = self.usage.get((partner, kind, window))
+        return sum(n for r, n in counts.items() if r != replica) if counts else 0
 
     def active_override(self, entity_key: str, now: float) -> Override | None:
         """The newest unexpired override of an entity, if any."""
@@ -248,8 +283,40 @@ class PartnerStateStore:
                 best = override
         return best
 
-    def is_watched_by(self, partner: str, entity_key: str) -> list[WatchEntry]:
-        return [e for (p, _), e in self.watchers.get(entity_key, {}).items() if p == partner]
+    def is_watched_by(self, partner: str, entity_key: str, before: float | None = None) -> list[WatchEntry]:
+        """The partner's entries of an entity; with ``before``: only those added at or before it
+        (a watch-list never shows an alert raised before its entry existed)."""
+        return [
+            e
+            for (p, _), e in self.watchers.get(entity_key, {}).items()
+            if p == partner and (before is None or parse_time(e.created_at) <= before)
+        ]
+
+
+class Contacts:
+    """Which entities each partner looked up (or watched) recently, by time: a partner may
+    report on or contest only a number it had to do with (docs/api.md "Reports and contests").
+
+    Per replica, bounded (oldest contact forgotten first), entries older than ``window_s``
+    do not count."""
+
+    def __init__(self, window_s: float, max_items: int = 2_000_000) -> None:
+        from collections import OrderedDict
+
+        self.window_s = window_s
+        self.max_items = max_items
+        self._at: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def touch(self, partner: str, entity_key: str, now: float) -> None:
+        key = (partner, entity_key)
+        self._at[key] = now
+        self._at.move_to_end(key)
+        if len(self._at) > self.max_items:
+            self._at.popitem(last=False)
+
+    def had(self, partner: str, entity_key: str, now: float) -> bool:
+        at = self._at.get((partner, entity_key))
+        return at is not None and now - at <= self.window_s
 
 
 class RiskStore:

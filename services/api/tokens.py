@@ -9,7 +9,9 @@ token carries exactly one declared purpose.
 
 Clients authenticate at the token endpoint with a client secret (HTTP Basic or form) or with
 ``private_key_jwt`` (RFC 7523): a short-lived JWT signed by the partner's own key, whose
-``jti`` is remembered until it expires so an assertion cannot be replayed.
+``jti`` is remembered until it expires so an assertion cannot be replayed, on any replica
+(used assertions go to ``fraudradar.partner-state``; two replicas given the same assertion
+within the materialise delay, milliseconds, could both take it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,9 @@ from services.common.exceptions import ConfigError
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS = ["RS256", "PS256", "ES256", "ES384", "EdDSA"]
 ASSERTION_MAX_LIFETIME_S = 600
+CLIENT_AUTH_FAILED = "client authentication failed"
+"""The one answer to every failed client authentication: it never tells which id exists, which
+check failed or what a library said (docs/api.md "Token endpoint")."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,21 @@ class TokenService:
         self._external_issuer = external_issuer
         self._verified = _TTLCache(100_000)
         self._seen_assertions = _TTLCache(100_000)
+        # Secrets that verified recently (keyed by a hash of id and secret): a partner's repeated
+        # token requests cost one scrypt per hour, not one each. Failures are never cached.
+        self._good_secrets = _TTLCache(10_000)
+        # Replay protection shared by the replicas (set by the app: fraudradar.partner-state)
+        self.assertion_used_elsewhere: Callable[[str], bool] = lambda _key: False
+        self.on_assertion_used: Callable[[str, str, float], None] = lambda _p, _j, _e: None
+        # A secret of an unknown id is never hashed: its failure waits as long as one scrypt
+        # verification takes (measured once here, against a real hash made at start) and
+        # answers exactly what a wrong secret of a known id does, at no CPU cost.
+        from services.api.partners import hash_secret, verify_secret
+
+        dummy = hash_secret(secrets.token_urlsafe(24))
+        started = time.perf_counter()
+        verify_secret(secrets.token_urlsafe(24), dummy)
+        self.unknown_client_delay_s = time.perf_counter() - started
         if self._key is None and self._external is None:
             raise ConfigError("no token source: set FRAUDRADAR_SIGNING_KEY_FILE and/or FRAUDRADAR_JWKS_URL")
 
@@ -143,6 +164,11 @@ class TokenService:
         return {"keys": list(self._jwks)}
 
     # -- token endpoint ------------------------------------------------------------------
+
+    def needs_secret_check(self, client_id: str | None, assertion: str | None) -> bool:
+        """Whether a request is a secret check of a known client (the costly path)."""
+        partner = self.partners.get(client_id) if client_id and assertion is None else None
+        return partner is not None and partner.client_secret_hash is not None
 
     def authenticate_client(
         self,
@@ -160,12 +186,17 @@ class TokenService:
                 raise OAuthError(400, "invalid_request", "client_assertion_type must be jwt-bearer")
             return self._verify_assertion(assertion, client_id)
         if not client_id or client_secret is None:
-            raise OAuthError(401, "invalid_client", "client authentication failed")
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         partner = self.partners.get(client_id)
-        # Verify against a dummy hash when the client is unknown, so timing does not tell.
-        stored = partner.client_secret_hash if partner and partner.client_secret_hash else _DUMMY_HASH
-        if not verify_secret(client_secret, stored) or partner is None or partner.client_secret_hash is None:
-            raise OAuthError(401, "invalid_client", "client authentication failed")
+        if partner is None or partner.client_secret_hash is None:
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
+        stored = partner.client_secret_hash
+        memo = hashlib.sha256(f"{client_id}\0{client_secret}\0{stored}".encode()).hexdigest()
+        now = time.time()
+        if self._good_secrets.get(memo, now) is None:
+            if not verify_secret(client_secret, stored):
+                raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
+            self._good_secrets.put(memo, True, now + 3600)
         return partner
 
     def _verify_assertion(self, assertion: str, client_id: str | None) -> Partner:
@@ -173,17 +204,17 @@ class TokenService:
             unverified = jwt.decode(assertion, options={"verify_signature": False})
             header = jwt.get_unverified_header(assertion)
         except jwt.PyJWTError as exc:
-            raise OAuthError(401, "invalid_client", "client assertion is not a JWT") from exc
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED) from exc
         issuer = unverified.get("iss")
         partner = self.partners.get(str(issuer)) if isinstance(issuer, str) else None
         if partner is None or partner.jwks is None or (client_id and client_id != partner.id):
-            raise OAuthError(401, "invalid_client", "client authentication failed")
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         try:
             keyset = jwt.PyJWKSet.from_dict(partner.jwks)
             kid = header.get("kid")
             candidates = [k for k in keyset.keys if kid is None or k.key_id == kid]
             if not candidates:
-                raise OAuthError(401, "invalid_client", "no key of this client matches the assertion 'kid'")
+                raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
             claims: dict[str, Any] | None = None
             last: Exception | None = None
             for key in candidates:
@@ -200,20 +231,19 @@ class TokenService:
                 except jwt.InvalidSignatureError as exc:
                     last = exc
             if claims is None:
-                raise OAuthError(
-                    401, "invalid_client", "client assertion signature does not verify"
-                ) from last
+                raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED) from last
         except jwt.PyJWTError as exc:
-            raise OAuthError(401, "invalid_client", f"client assertion rejected: {exc}") from exc
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED) from exc
         if claims["sub"] != partner.id:
-            raise OAuthError(401, "invalid_client", "client assertion 'sub' must equal 'iss'")
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         now = time.time()
         if float(claims["exp"]) - now > ASSERTION_MAX_LIFETIME_S:
-            raise OAuthError(401, "invalid_client", "client assertion lives too long (max 10 minutes)")
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         replay_key = f"{partner.id}:{claims['jti']}"
-        if replay_key in self._seen_assertions:
-            raise OAuthError(401, "invalid_client", "client assertion was already used")
+        if replay_key in self._seen_assertions or self.assertion_used_elsewhere(replay_key):
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
         self._seen_assertions.put(replay_key, True, float(claims["exp"]) + 60)
+        self.on_assertion_used(partner.id, str(claims["jti"]), float(claims["exp"]) + 60)
         return partner
 
     def issue(
@@ -311,6 +341,3 @@ class TokenService:
         return Principal(
             partner, scopes & partner.granted, purpose, str(claims.get("jti", "")), float(claims["exp"])
         )
-
-
-_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="

@@ -44,6 +44,10 @@ from services.api.metrics import WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from services.api.partner_state import DeliveryCursor, Webhook
 
 log = logging.getLogger("fraudradar.api.webhooks")
+# httpx logs every request's full URL at INFO; a webhook URL's query string may carry the
+# partner's own token, so the HTTP client's request log stays off (delivery is logged here by
+# webhook id only, and counted by the metrics).
+logging.getLogger("httpx").setLevel(logging.WARNING)
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 MAX_BACKOFF_S = 300.0
 

@@ -47,6 +47,7 @@ class PartitionScorer:
         self.sweeper = Sweeper(policy, self.state, self.verdicts, self.counters)
         self.engine = ScoringEngine(policy, self.state, verdicts=self.verdicts, links=self.links,
                                     sweeper=self.sweeper, counters=self.counters)
+        self.feedback_by_partner: dict[str, int] = {}  # labels learned per partner (since start)
 
     @classmethod
     def default(cls, pseudonymizer: Pseudonymizer, policy_path: Path | None = None, seed: int = 0,
@@ -74,11 +75,20 @@ class PartitionScorer:
         if packed is None:
             self.counters["feedback_unmatched"] += 1
             return
+        # Bounded weight per partner: its labels may be at most `feedback_partner_share` of all
+        # learned here (after a start allowance), so one partner cannot steer the learner alone.
+        learner = self.state.models[feedback.entity_type].feedback
+        by_partner = self.feedback_by_partner
+        mine, total = by_partner.get(feedback.partner, 0), sum(by_partner.values())
+        if mine + 1 > self.policy.models.feedback_partner_share * (total + 1) + 4 * learner.min_each:
+            self.counters["feedback_capped"] = self.counters.get("feedback_capped", 0) + 1
+            return
+        by_partner[feedback.partner] = mine + 1
         values = table.layout.unpack(packed)
         feats = F.number_features(values) if feedback.entity_type == "number" else F.device_features(values)
         feats["modem_device"] = 1.0 if int(values[L.TAC]) in self.policy.modem_tacs else 0.0
         fraud = feedback.label == "confirmed_fraud"
-        self.state.models[feedback.entity_type].feedback.learn_one(feats, fraud)
+        learner.learn_one(feats, fraud)
         self.state.journal.feedback(feedback.entity_type, feats, fraud)
         self.counters["feedback"] += 1
 

@@ -91,6 +91,9 @@ class ModelSettings(_Strict):
     detectors: list[Literal["burst", "burst_hst", "ecod", "hst"]] = ["hst"]
     feedback_max_points: float = 40
     feedback_damping: float = Field(0.5, ge=0, le=1)
+    # one partner's labels may be at most this share of all labels learned (beyond a start
+    # allowance of 4 x the learner's min_each), so no single partner steers the scores
+    feedback_partner_share: float = Field(0.5, gt=0, le=1)
 
 
 class LinkSettings(_Strict):

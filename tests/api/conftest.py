@@ -141,6 +141,11 @@ class ApiServer:
         return {"Authorization": f"Bearer {self.token(client_id)}"}
 
     @property
+    def ops(self) -> str:
+        """Base URL of the operations port (/metrics, /healthz, /readyz)."""
+        return f"http://127.0.0.1:{self.app.state.ops_port}"
+
+    @property
     def service(self) -> Any:
         return self.app.state.service
 
@@ -184,6 +189,7 @@ def start_api(
         "partners_file": str(partners_file),
         "signing_key_file": str(key),
         "public_url": f"http://127.0.0.1:{port}",
+        "http_port": 0,  # the operations port (/metrics): any free one
         "webhook_allow_private": True,
         "webhook_allow_http": True,
         "webhook_backoff_s": 0.05,

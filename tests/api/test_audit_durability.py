@@ -46,7 +46,7 @@ def audit_records(server: ApiServer, correlator_prefix: str, expect: int, timeou
 
 
 def metric(server: ApiServer, line_prefix: str) -> float:
-    for line in httpx.get(server.base + "/metrics").text.splitlines():
+    for line in httpx.get(server.ops + "/metrics").text.splitlines():
         if line.startswith(line_prefix):
             return float(line.rsplit(" ", 1)[1])
     return 0.0

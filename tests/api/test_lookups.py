@@ -186,7 +186,7 @@ def test_rate_limit_and_budget(api: ApiServer) -> None:
             )
             seen.append(r.status_code)
         assert seen == [200] * 5 + [429]
-        metrics = c.get("/metrics").text
+        metrics = httpx.get(api.ops + "/metrics").text
         assert 'fraudradar_api_rate_limited_total{limit="budget",partner="bank-tight"}' in metrics
         assert 'fraudradar_api_lookup_budget_used_ratio{partner="bank-tight"} 1.0' in metrics
 

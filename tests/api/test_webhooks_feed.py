@@ -223,7 +223,7 @@ def test_watchlist_webhooks_feed_and_stream(
             assert headers["webhook-id"] and headers["webhook-signature"].startswith("v1,")
     # retries of one event carry the same webhook-id (deduplicable)
     assert len({h["webhook-id"] for h, _ in flaky.requests}) < len(flaky.requests)
-    metrics = httpx.get(api.base + "/metrics").text
+    metrics = httpx.get(api.ops + "/metrics").text
     assert 'fraudradar_webhook_deliveries_total{outcome="failed"}' in metrics
     assert 'fraudradar_webhook_deliveries_total{outcome="delivered"}' in metrics
 

@@ -89,7 +89,7 @@ def test_compose_mounts_exist_and_prometheus_scrapes_the_services() -> None:
     prometheus = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
     static = [sc for job in prometheus["scrape_configs"] for sc in job["static_configs"]]
     targets = {t for sc in static for t in sc["targets"]}
-    assert targets == {"ingest:9400", "scorer:9400", "api:8080"}
+    assert targets == {"ingest:9400", "scorer:9400", "api:9400"}  # the API: its operations port
     for target in targets:
         assert target.split(":")[0] in services
     labels = {sc["labels"]["fraudradar_service"] for sc in static}

@@ -2,22 +2,26 @@
 
 Both show only alerts the partner is entitled to (its config's ``alerts`` entitlement, minimum
 level, entity types, operator clears), cut to its disclosure tier. The SSE ``id`` of each
-event is the cursor after it, so a reconnecting client resumes with ``Last-Event-ID``.
+event is the cursor after it, so a reconnecting client resumes with ``Last-Event-ID``; a stream
+opened without one starts at the live end. A partner may hold ``FRAUDRADAR_STREAMS_MAX`` streams
+at once on a replica (more answer 429).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from services.api.deps import AlertsAuth, ServiceDep
 from services.api.errors import ERRORS_COMMON
-from services.api.exceptions import Unavailable
+from services.api.exceptions import TooManyRequests, Unavailable
+from services.api.metrics import RATE_LIMITED
 from services.api.schemas import AlertPage
 from services.api.store import CURSOR_MAX_LENGTH, CURSOR_PATTERN, decode_cursor, encode_cursor
 
@@ -85,9 +89,26 @@ async def alert_stream(
 ) -> StreamingResponse:
     if not service.caught_up:
         raise Unavailable()
-    start = last_event_id or cursor
-    positions = decode_cursor(start) if start else {}
     partner = principal.partner
+    # Resume where the client was (Last-Event-ID, else ?cursor); a stream without either
+    # starts at the live end: the backlog is the paged feed's job, not every reconnect's.
+    start = last_event_id or cursor
+    positions = decode_cursor(start) if start else dict(service.alerts.end)
+    open_now = service.streams.get(partner.id, 0)
+    if open_now >= service.settings.streams_max:
+        RATE_LIMITED.labels(partner.id, "streams").inc()
+        raise TooManyRequests(
+            int(KEEPALIVE_S), f"At most {service.settings.streams_max} alert streams may be open at once."
+        )
+    service.streams[partner.id] = open_now + 1
+
+    def release() -> None:
+        left = service.streams.get(partner.id, 1) - 1
+        if left > 0:
+            service.streams[partner.id] = left
+        else:
+            service.streams.pop(partner.id, None)
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_seconds
 
@@ -116,8 +137,23 @@ async def alert_stream(
             except TimeoutError:
                 yield b": keepalive\n\n"
 
-    return StreamingResponse(
+    return _CountedStream(
+        release,
         events(),
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )
+
+
+class _CountedStream(StreamingResponse):
+    """A stream that gives its slot back however it ends (done, client gone, error)."""
+
+    def __init__(self, release: Callable[[], None], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()

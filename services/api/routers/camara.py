@@ -63,6 +63,7 @@ def _changed_at(
     service.audit(
         principal, action, "number", pseudonym, "changed" if at else "unknown", correlator
     )
+    service.touch(principal.partner, f"number:{pseudonym}")
     LOOKUPS.labels(principal.partner.id, "sim_swap" if change == "sim" else "device_swap").inc()
     return at
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -13,7 +14,10 @@ from fastapi import APIRouter, Request
 from services.api.deps import LimiterDep, TokensDep
 from services.api.errors import OAuthErrorInfo
 from services.api.exceptions import ApiError, OAuthError
+from services.api.limits import AuthFailures, AuthLanes
+from services.api.metrics import RATE_LIMITED
 from services.api.schemas import Jwks, TokenOut
+from services.api.tokens import CLIENT_AUTH_FAILED
 
 router = APIRouter(tags=["oauth2"])
 
@@ -105,22 +109,46 @@ async def issue_token(*, request: Request, tokens: TokensDep, limiter: LimiterDe
     if basic_id is not None and ("client_secret" in form or "client_assertion" in form):
         raise OAuthError(400, "invalid_request", "use exactly one client authentication method")
     client_id = basic_id or form.get("client_id")
-    claimed = tokens.partners.get(client_id) if client_id else None
-    if claimed is not None:
-        request.state.partner_id = claimed.id
-        try:
-            limiter.admit(claimed)  # also slows down guessing a client's secret
-        except ApiError as exc:
-            raise OAuthError(429, "slow_down", exc.message) from exc
-    # scrypt is deliberately slow: keep it off the event loop.
-    partner = await asyncio.to_thread(
+    # Failed attempts have buckets of their own (per source address, per claimed client id):
+    # an empty bucket answers 429 before any secret is checked, the same for known and
+    # unknown ids. The partner's own rate limit and quota are charged only once it has
+    # authenticated, so nobody who merely knows a client id can spend them.
+    failures: AuthFailures = request.app.state.auth_failures
+    source = request.client.host if request.client else "-"
+    wait = failures.retry_after(source, client_id)
+    if wait is not None:
+        RATE_LIMITED.labels("-", "auth_failures").inc()
+        raise OAuthError(429, "slow_down", "Too many failed client authentications; retry later.", retry_after=wait)
+    secret = basic_secret if basic_id is not None else form.get("client_secret")
+    check = functools.partial(
         tokens.authenticate_client,
         client_id=client_id,
-        client_secret=basic_secret if basic_id is not None else form.get("client_secret"),
+        client_secret=secret,
         assertion_type=form.get("client_assertion_type"),
         assertion=form.get("client_assertion"),
     )
+    try:
+        if secret is not None and not tokens.needs_secret_check(client_id, form.get("client_assertion")):
+            # an unknown id: no scrypt, the same wait and the same answer as a wrong secret
+            await asyncio.sleep(tokens.unknown_client_delay_s)
+            raise OAuthError(401, "invalid_client", CLIENT_AUTH_FAILED)
+        # scrypt is deliberately slow: off the event loop, in one of two lanes. Sources that
+        # authenticated this client before have their own threads, so a flood of guesses
+        # (which shares one thread) never queues a partner's own token request.
+        lanes: AuthLanes = request.app.state.auth_lanes
+        lane = lanes.trusted if failures.trusted(source, client_id) else lanes.untrusted
+        partner = await asyncio.get_running_loop().run_in_executor(lane, check)
+    except OAuthError as exc:
+        if exc.status == 401:
+            failures.failed(source, client_id)
+        raise
+    failures.succeeded(source, partner.id)
     request.state.partner_id = partner.id
+    try:
+        limiter.admit(partner)
+    except ApiError as exc:
+        retry = int((exc.headers or {}).get("Retry-After", "1"))
+        raise OAuthError(429, "slow_down", exc.message, retry_after=retry, code=exc.code) from exc
     token, principal = tokens.issue(partner, form.get("scope"), form.get("purpose"))
     return TokenOut(
         access_token=token,
@@ -138,7 +166,8 @@ async def jwks(*, tokens: TokensDep) -> dict[str, Any]:
 
 @router.get("/.well-known/oauth-authorization-server", include_in_schema=False)
 async def metadata(*, request: Request, tokens: TokensDep) -> dict[str, Any]:
-    base = str(request.base_url).rstrip("/")
+    # The public URL comes from the settings, never from the request's Host header.
+    base = request.app.state.settings.public_url.rstrip("/")
     return {
         "issuer": tokens.issuer,
         "token_endpoint": f"{base}/oauth2/token",

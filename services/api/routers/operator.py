@@ -8,14 +8,15 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.api.audit import scan_audit
-from services.api.deps import AuditAuth, ContestsAuth, OverridesAuth, ServiceDep
+from services.api.deps import AuditAuth, ContestsAuth, OverridesAuth, ServiceDep, correlator_of
 from services.api.errors import ERRORS_WITH_404
 from services.api.exceptions import Conflict, InvalidArgument, NotFound
 from services.api.identifiers import EntityResolver
 from services.api.partner_state import Contest, Override
+from services.api.routers.reports import check_relation
 from services.api.schemas import (
     AuditAnswer,
     AuditQuery,
@@ -161,8 +162,15 @@ def _contest_out(c: Contest, operator: bool) -> dict[str, Any]:
     response_model_exclude_none=True,
     summary="Contest the flag on a number",
 )
-async def create_contest(*, body: ContestIn, principal: ContestsAuth, service: ServiceDep) -> Any:
+async def create_contest(*, body: ContestIn, request: Request, principal: ContestsAuth, service: ServiceDep) -> Any:
     pseudonym = service.resolver.number(body.phone_number)
+    partner = principal.partner
+    check_relation(service, partner, f"number:{pseudonym}", None)
+    today = now_iso()[:10]
+    mine_today = sum(
+        1 for c in service.pstate.contests.values() if c.partner == partner.id and c.created_at[:10] == today
+    )
+    service.contests_today.take(partner, mine_today)
     contest = Contest(
         contest_id="ct_" + secrets.token_urlsafe(12),
         partner=principal.partner.id,
@@ -172,7 +180,7 @@ async def create_contest(*, body: ContestIn, principal: ContestsAuth, service: S
         created_at=now_iso(),
     )
     await service.put_state(contest)
-    service.audit(principal, "contest", "number", pseudonym, "none", None)
+    service.audit(principal, "contest", "number", pseudonym, "none", correlator_of(request))
     return _contest_out(contest, principal.partner.type == "operator")
 
 
@@ -182,10 +190,23 @@ async def create_contest(*, body: ContestIn, principal: ContestsAuth, service: S
     response_model_exclude_none=True,
     summary="Contests: your own, or all of them for the operator",
 )
-async def list_contests(*, principal: ContestsAuth, service: ServiceDep) -> Any:
+async def list_contests(
+    *,
+    principal: ContestsAuth,
+    service: ServiceDep,
+    cursor: Annotated[str | None, Query(pattern=r"^ct_[A-Za-z0-9_-]{8,40}$", description="nextCursor")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Any:
     operator = principal.partner.type == "operator"
-    mine = [c for c in service.pstate.contests.values() if operator or c.partner == principal.partner.id]
-    return {"contests": [_contest_out(c, operator) for c in sorted(mine, key=lambda c: c.created_at)]}
+    mine = sorted(
+        (c for c in service.pstate.contests.values() if operator or c.partner == principal.partner.id),
+        key=lambda c: c.contest_id,
+    )
+    if cursor:
+        mine = [c for c in mine if c.contest_id > cursor]
+    page = mine[:limit]
+    nxt = page[-1].contest_id if len(mine) > limit else None
+    return {"contests": [_contest_out(c, operator) for c in page], "nextCursor": nxt}
 
 
 @router.post(

@@ -1,6 +1,7 @@
-"""Probes and metrics: ``/healthz`` (the process answers), ``/readyz`` (caught up with the
-risk, alert and partner-state topics, and audit records are being acknowledged),
-``/metrics`` (Prometheus)."""
+"""Probes on the partner port: ``/healthz`` (the process answers) and ``/readyz`` (caught up
+with the risk, alert and partner-state topics, and audit records are being acknowledged), for
+a load balancer in front of it. They tell the status only; ``/metrics`` and the probes with
+their detail are on the operations port (``FRAUDRADAR_HTTP_PORT``, see ``services/api/app.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from starlette.responses import Response
 from services.api.deps import ServiceDep
 
 router = APIRouter(include_in_schema=False)
+metrics_router = APIRouter(include_in_schema=False)  # only when the two ports are one
+
+
+@metrics_router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz")
@@ -21,22 +28,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(*, service: ServiceDep) -> Response:
-    m = service.materialiser
-    p = service.producer
-    detail = {
-        "risk_entities": len(service.risk),
-        "alerts": len(service.alerts),
-        "webhook_queue": service.dispatcher.pending() if service.dispatcher else 0,
-        "materialiser_failed": bool(m is not None and m.failed is not None),
-        "audit_in_flight": p.audit_in_flight() if p else 0,
-        "audit_unacked_s": round(p.audit_stalled_s(), 1) if p else 0.0,
-    }
     if service.ready:
-        return JSONResponse({"status": "ready", "detail": detail})
+        return JSONResponse({"status": "ready"})
     status = "audit-stalled" if service.audit_stalled else "catching-up"
-    return JSONResponse({"status": status, "detail": detail}, status_code=503)
-
-
-@router.get("/metrics")
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return JSONResponse({"status": status}, status_code=503)

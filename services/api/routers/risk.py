@@ -40,6 +40,7 @@ async def lookup_number(
     service.limiter.spend_budget(principal.partner, (pseudonym,))
     answer, level = service.risk_answer(principal.partner, f"number:{pseudonym}")
     service.audit(principal, "numbers:lookup", "number", pseudonym, level, correlator_of(request))
+    service.touch(principal.partner, f"number:{pseudonym}")
     lookups_counter(principal.partner.id, "number").inc()
     return JSONBody(answer)
 
@@ -67,6 +68,7 @@ async def lookup_numbers(
     for text, pseudonym in resolved:
         answer, level = service.risk_answer(principal.partner, f"number:{pseudonym}")
         service.audit(principal, "numbers:batch", "number", pseudonym, level, correlator)
+        service.touch(principal.partner, f"number:{pseudonym}")
         results.append({"phoneNumber": text, "result": answer})
     lookups_counter(principal.partner.id, "number").inc(len(resolved))
     return JSONBody({"results": results})
@@ -91,5 +93,6 @@ async def lookup_device(
     service.limiter.spend_budget(principal.partner, (f"device:{pseudonym}",))
     answer, level = service.risk_answer(principal.partner, f"device:{pseudonym}")
     service.audit(principal, "devices:lookup", "device", pseudonym, level, correlator_of(request))
+    service.touch(principal.partner, f"device:{pseudonym}")
     lookups_counter(principal.partner.id, "device").inc()
     return JSONBody(answer)

@@ -1,6 +1,7 @@
 """Watch-lists: a partner registers the numbers it cares about (kept as pseudonyms) and is
 told about their risk changes (webhook ``risk.changed``, and in the alert feed when its
-entitlement is ``watchlist``). Entry ids are derived from partner and number, so registering
+entitlement is ``watchlist``: only alerts raised after the entry was added). Adding an entry
+counts as a lookup (budget and audit). Entry ids are derived from partner and number, so registering
 the same number twice is idempotent; another partner's entry answers 404."""
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
-from services.api.deps import ServiceDep, WatchlistAuth
+from services.api.deps import ServiceDep, WatchlistAuth, correlator_of
 from services.api.errors import ERRORS_WITH_404
 from services.api.exceptions import Conflict, NotFound
 from services.api.partner_state import WatchEntry
@@ -37,13 +38,20 @@ def _out(entry: WatchEntry) -> dict[str, Any]:
     response_model_exclude_none=True,
     summary="Watch a number",
 )
-async def add_entry(*, body: WatchEntryIn, principal: WatchlistAuth, service: ServiceDep) -> Any:
+async def add_entry(*, body: WatchEntryIn, request: Request, principal: WatchlistAuth, service: ServiceDep) -> Any:
     partner = principal.partner
+    # Watching a number tells what a lookup tells (its alerts, its risk changes), so an entry
+    # is a lookup: it needs the audit trail, spends the hourly budget of distinct numbers
+    # (one per number; the same number again in the hour is free) and is audited.
+    service.require_lookup_ready()
     pseudonym = service.resolver.number(body.phone_number)
     entry_id = hashlib.sha256(f"{partner.id}:number:{pseudonym}".encode()).hexdigest()[:24]
     existing = service.pstate.watch.get(partner.id, {})
     if entry_id not in existing and len(existing) >= service.settings.watchlist_max:
         raise Conflict("The watch-list is full.")
+    service.limiter.spend_budget(partner, (pseudonym,))
+    service.audit(principal, "watchlist:add", "number", pseudonym, "none", correlator_of(request))
+    service.touch(partner, f"number:{pseudonym}")
     entry = WatchEntry(
         partner=partner.id,
         entry_id=entry_id,

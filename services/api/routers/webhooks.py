@@ -12,7 +12,9 @@ from services.api.deps import ServiceDep, WebhooksAuth
 from services.api.errors import ERRORS_WITH_404
 from services.api.exceptions import Conflict, NotFound
 from services.api.partner_state import DeliveryCursor, Webhook
+from services.api.partners import Partner
 from services.api.schemas import WebhookCreated, WebhookIn, WebhookList, WebhookOut
+from services.api.service import ApiService
 from services.api.store import now_iso
 from services.api.webhooks import UrlPolicy, new_secret
 
@@ -39,8 +41,20 @@ def _out(hook: Webhook) -> dict[str, Any]:
 )
 async def create_webhook(*, body: WebhookIn, principal: WebhooksAuth, service: ServiceDep) -> Any:
     partner = principal.partner
-    if len(service.pstate.webhooks.get(partner.id, {})) >= service.settings.webhooks_max:
+    # Registrations still being written count too: parallel requests cannot pass the cap.
+    pending = service.webhooks_pending
+    if len(service.pstate.webhooks.get(partner.id, {})) + pending.get(partner.id, 0) >= service.settings.webhooks_max:
         raise Conflict("Too many webhooks registered.")
+    pending[partner.id] = pending.get(partner.id, 0) + 1
+    try:
+        return await _create(body, partner, service)
+    finally:
+        pending[partner.id] -= 1
+        if not pending[partner.id]:
+            del pending[partner.id]
+
+
+async def _create(body: WebhookIn, partner: Partner, service: ApiService) -> Any:
     policy = UrlPolicy(service.settings.webhook_allow_http, service.settings.webhook_allow_private)
     await policy.resolve(body.url)
     webhook_id = "wh_" + secrets.token_urlsafe(18)

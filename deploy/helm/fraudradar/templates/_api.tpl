@@ -27,6 +27,8 @@ containers:
       {{- include "fraudradar.keysEnv" (dict "pseudonym" true "disclosure" true) | trim | nindent 6 }}
       - name: FRAUDRADAR_API_PORT
         value: {{ $api.port | quote }}
+      - name: FRAUDRADAR_HTTP_PORT
+        value: {{ $api.opsPort | quote }}
       - name: FRAUDRADAR_PARTNERS_FILE
         value: /etc/fraudradar/partners/partners.yaml
       - name: FRAUDRADAR_SIGNING_KEY_FILE
@@ -50,9 +52,13 @@ containers:
       {{- with $api.env }}
       {{- include "fraudradar.extraEnv" . | trim | nindent 6 }}
       {{- end }}
+    # "partner": the partner API; "http": /metrics, /healthz, /readyz (probes, Prometheus)
     ports:
-      - name: http
+      - name: partner
         containerPort: {{ $api.port }}
+        protocol: TCP
+      - name: http
+        containerPort: {{ $api.opsPort }}
         protocol: TCP
     {{- include "fraudradar.probes" $ | trim | nindent 4 }}
     resources:

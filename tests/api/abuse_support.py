@@ -1,0 +1,157 @@
+"""Helpers of the abuse tests (issue #21) and the reliability abuse scenario: the API served the
+way ``fraudradar api`` serves it (``services.api.server.uvicorn_config``: header limits,
+deadlines, no forwarded headers from untrusted peers), partners with tight limits, and HTTP
+clients bound to other loopback source addresses (127.0.0.0/8 is all loopback on Linux), so
+"another source address" is a real other address."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import uvicorn
+import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from services.api.app import create_app
+from services.api.config import ApiSettings
+from services.api.partners import hash_secret
+from services.api.server import uvicorn_config
+from services.api.tokens import generate_signing_key_pem
+from tests.api.conftest import SECRETS, ApiServer, free_port, partners_yaml, wait_ready
+
+ABUSE_SECRETS = {
+    "bank-w": "bank-w-secret-0123456789",  # watch-list budget of 5 distinct numbers per hour
+    "bank-lock": "bank-lock-secret-0123456789",  # small daily quota: a lockout would show at once
+    "bank-feedback": "bank-feedback-secret-0123456789",
+}
+WATCH_BUDGET = 5
+LOCK_QUOTA = 40
+
+
+JWT_KEY = ec.generate_private_key(ec.SECP256R1())
+JWT_KID = "bank-jwt-key-1"
+
+
+def _jwks() -> dict[str, Any]:
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(JWT_KEY.public_key()))
+    return {"keys": [{**jwk, "kid": JWT_KID, "use": "sig", "alg": "ES256"}]}
+
+
+def client_assertion(audience: str = "fraudradar") -> str:
+    """A private_key_jwt assertion of ``bank-jwt`` (a fresh jti)."""
+    now = int(time.time())
+    claims = {
+        "iss": "bank-jwt",
+        "sub": "bank-jwt",
+        "aud": audience,
+        "iat": now,
+        "exp": now + 120,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, JWT_KEY, algorithm="ES256", headers={"kid": JWT_KID})
+
+
+def abuse_partners() -> dict[str, Any]:
+    SECRETS.update(ABUSE_SECRETS)
+    big_rate = {"per_second": 5000, "burst": 5000}
+    extra = [
+        {
+            "id": "bank-w",
+            "type": "bank",
+            "disclosure": "reasons",
+            "alerts": "watchlist",
+            "alert_min_level": "low",
+            "rate": big_rate,
+            "lookup_budget_per_hour": WATCH_BUDGET,
+        },
+        {"id": "bank-lock", "type": "bank", "rate": big_rate, "quota_per_day": LOCK_QUOTA},
+        {
+            "id": "bank-feedback",
+            "type": "bank",
+            "alerts": "watchlist",
+            "alert_min_level": "low",
+            "rate": big_rate,
+        },
+    ]
+    for entry in extra:
+        entry["client_secret_hash"] = hash_secret(ABUSE_SECRETS[entry["id"]])
+    extra.append({"id": "bank-jwt", "type": "bank", "jwks": _jwks(), "rate": big_rate})
+    return partners_yaml(extra)
+
+
+class GuardedServer:
+    """The API in a background thread, served by ``uvicorn_config`` (as in production)."""
+
+    def __init__(self, app: Any, settings: ApiSettings, port: int) -> None:
+        config = uvicorn_config(app, settings, host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+
+
+def start_guarded_api(tmp: Path, bootstrap: str, prefix: str, **overrides: Any) -> tuple[ApiServer, GuardedServer]:
+    key = tmp / "signing.pem"
+    if not key.exists():
+        key.write_bytes(generate_signing_key_pem())
+    partners_file = tmp / "partners.yaml"
+    partners_file.write_text(yaml.safe_dump(abuse_partners()))
+    port = free_port()
+    values: dict[str, Any] = {
+        "bootstrap": bootstrap,
+        "topic_prefix": prefix,
+        "partners_file": str(partners_file),
+        "signing_key_file": str(key),
+        "public_url": f"http://127.0.0.1:{port}",
+        "http_port": 0,
+        "webhook_allow_private": True,
+        "webhook_allow_http": True,
+        "webhook_backoff_s": 0.05,
+        "webhook_timeout_s": 2.0,
+    }
+    values.update(overrides)
+    settings = ApiSettings.model_validate(values)
+    app = create_app(settings)
+    thread = GuardedServer(app, settings, port)
+    thread.start()
+    server = ApiServer(f"http://127.0.0.1:{port}", settings, app, bootstrap, prefix)
+    wait_ready(server)
+    return server, thread
+
+
+def client_from(server: ApiServer, source: str) -> httpx.Client:
+    """An HTTP client whose connections come from ``source`` (a loopback address)."""
+    return httpx.Client(base_url=server.base, timeout=20, transport=httpx.HTTPTransport(local_address=source))
+
+
+def token_request(client: httpx.Client, client_id: str, secret: str) -> httpx.Response:
+    return client.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+
+
+def wait_alert(server: ApiServer, cursor: str, alert_id: str) -> None:
+    """Until the API serves ``alert_id`` (the telco's feed, entitlement all, from ``cursor``)."""
+    from tests.api.conftest import eventually
+
+    def served() -> bool:
+        with server.client() as c:
+            page = c.get("/v1/alerts", params={"cursor": cursor, "limit": 500}, headers=server.auth("telco-a"))
+            return alert_id in [a["alertId"] for a in page.json()["alerts"]]
+
+    eventually(served, timeout_s=20, interval_s=0.1)
