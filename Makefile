@@ -12,8 +12,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(or $(FRAUDRADAR_CACHE),$(HOME)/.cache/fra
 $(VENV)/.installed: pyproject.toml setup.py services/scorer/_fastcore.c models/_hstcore.c
 	@command -v cc >/dev/null 2>&1 || bash scripts/install-tools.sh compiler
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q --upgrade pip
+	@echo "install: fraudradar with its ~90 packages (dependencies and dev tools) into $(VENV);" \
+	  "pip lists each; a fresh machine downloads them in a minute or two"
+	$(PY) -m pip install --progress-bar on -e '.[dev]'
 	@touch $@
 
 install: $(VENV)/.installed

@@ -282,6 +282,23 @@ class LocalKafka:
         return kafka if kafka.alive() else None
 
 
+def purge_broker_data(workdir: Path) -> int:
+    """Delete a stopped broker's data (``data/``, ``kafka.log``); return the bytes freed.
+
+    Refuses while the broker of ``workdir`` runs (its state file names a live process)."""
+    if LocalKafka.from_state(workdir) is not None:
+        raise KafkaStartError(f"the broker in {workdir} is running: stop it before deleting its data")
+    freed = 0
+    for path in (workdir / "data", workdir / "kafka.log"):
+        if path.is_dir():
+            freed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+        elif path.exists():
+            freed += path.stat().st_size
+            path.unlink()
+    return freed
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
