@@ -268,6 +268,8 @@ class Run:
             "FRAUDRADAR_PSEUDONYM_KEY_FILE": str(self.config.keys / "pseudonym.key"),
             "FRAUDRADAR_DISCLOSURE_KEY_FILE": str(self.config.keys / "disclosure.key"),
             "FRAUDRADAR_LOG_LEVEL": "WARNING",
+            # matplotlib (the backtest's plots) keeps its font cache in the project's cache.
+            "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or str(cache_dir() / "matplotlib"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH", "")])),
         })
