@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml setup.py services/scorer/_fastcore.c models/_
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
 	@echo "install: fraudradar with its ~90 packages (dependencies and dev tools) into $(VENV);" \
-	  "pip lists each; a fresh machine downloads them in a minute or two"
+	  "pip lists each; on a fresh machine downloading and installing them takes a few minutes"
 	$(PY) -m pip install --progress-bar on -e '.[dev]'
 	@touch $@
 

@@ -659,7 +659,10 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
-def print_guide_start(bank_env: Path, serving: bool) -> None:
+def print_guide_start(bank_env: Path, numbers: TourNumbers, serving: bool) -> None:
+    for name, value in (("FLAGGED_NUMBER", numbers.flagged), ("CLEAN_NUMBER", numbers.clean)):
+        if value is None:
+            _say(f"\nnote: this run found no number for {name} (see the tour above): it is empty in {bank_env.name}")
     _say("\nthe bank guide (docs/bank-guide.md) runs against this demo; its first commands:\n")
     _say(f"source {shlex.quote(_shown_path(bank_env))}")
     for command in GUIDE_FIRST_COMMANDS:
@@ -745,6 +748,7 @@ def _interrupt(received: list[int]) -> Any:
     def handler(signum: int, _frame: Any) -> None:
         received.append(signum)
         if len(received) == 1:
+            _say(f"\n{signal.Signals(signum).name}: stopping every process the demo started...")
             raise Interrupted(signal.Signals(signum).name)
 
     return handler
@@ -773,7 +777,7 @@ def _run(args: argparse.Namespace, out: Path, broker: Broker, started: float) ->
             _say(f"report: {report}")
         _say(f"logs: {out / 'logs'}   config and keys: {out / 'config'}")
         if bank_env is not None:
-            print_guide_start(bank_env, serving=args.serve)
+            print_guide_start(bank_env, numbers, serving=args.serve)
         if args.serve:
             _say("\nservices keep running (Ctrl-C or SIGTERM stops them"
                  + (" and the Kafka broker)" if broker.started_here else ")") + ":")
