@@ -75,6 +75,33 @@ class Interrupted(Exception):
     """SIGTERM or SIGINT arrived: stop every child and leave."""
 
 
+@dataclass
+class _Signals:
+    """SIGTERM/SIGINT seen by the demo. While a child is being started (``spawning``), the first
+    signal is held back and raised once the start returned: raised inside ``Popen`` it would
+    leave a child running that no one holds a handle to, and so no one stops."""
+
+    received: list[int] = field(default_factory=list)
+    spawning: int = 0
+    held: bool = False
+
+
+_SIGNALS = _Signals()
+
+
+@contextmanager
+def _spawning() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT back while the body starts a child process (see ``_Signals``)."""
+    _SIGNALS.spawning += 1
+    try:
+        yield
+    finally:
+        _SIGNALS.spawning -= 1
+        if not _SIGNALS.spawning and _SIGNALS.held:
+            _SIGNALS.held = False
+            raise Interrupted(signal.Signals(_SIGNALS.received[0]).name)
+
+
 def _available(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -171,7 +198,7 @@ class Service:
             _say(f"  {self.name}: not available yet in this checkout ({self.module}); continuing without it")
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("ab") as log, _spawning():
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "services.cli", *self.args], stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=self.env, start_new_session=True,
@@ -344,7 +371,8 @@ def _broker(args: argparse.Namespace) -> Iterator[Broker]:
              "first, a few minutes)...")
     kafka = LocalKafka(workdir=workdir)
     try:
-        kafka.start()
+        with _spawning():  # a signal during the start stops the broker once it is up (at most start_timeout_s)
+            kafka.start()
         _say(f"  Kafka up on {kafka.bootstrap} in {kafka.startup_s:.1f}s")
         yield Broker(kafka.bootstrap, started_here=True)
     finally:
@@ -393,15 +421,20 @@ def stream(run: Run, events_path: Path) -> tuple[Path | None, int]:
     _say(f"streaming {size} simulated events at ~{rate:.0f}/s for ~{seconds / 60:.1f} min: "
          f"{run.args.sim_duration} of traffic, about {max(1.0, span_s / seconds):.0f}x faster than real time "
          "(scenarios: all)")
-    with (run.out / "logs" / "simulate.log").open("ab") as log:
-        producer = subprocess.Popen(cmd, env=run.env(), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+    producer: subprocess.Popen[bytes] | None = None
     try:
+        with (run.out / "logs" / "simulate.log").open("ab") as log, _spawning():
+            producer = subprocess.Popen(cmd, env=run.env(), stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
         _watch(run, producer, seconds)
     finally:
-        if producer.poll() is None:
+        if producer is not None and producer.poll() is None:
             producer.send_signal(signal.SIGTERM)
-            producer.wait(30)
+            try:
+                producer.wait(30)
+            except subprocess.TimeoutExpired:
+                producer.kill()
+                producer.wait(10)
     if producer.returncode != 0:
         _say(f"simulate --to-kafka exited with {producer.returncode}:\n{_tail(run.out / 'logs' / 'simulate.log')}")
     truth = live_dir / "truth.jsonl"
@@ -722,8 +755,10 @@ def main(argv: list[str]) -> int:
     (out / "logs").mkdir(exist_ok=True)
     started = time.monotonic()
     _say(f"fraudradar demo: work directory {out}")
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, _interrupt(received)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    _SIGNALS.received.clear()
+    _SIGNALS.spawning, _SIGNALS.held = 0, False
+    received = _SIGNALS.received
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with _broker(args) as broker:
             code = _run(args, out, broker, started)
@@ -740,18 +775,19 @@ def main(argv: list[str]) -> int:
     return code
 
 
-def _interrupt(received: list[int]) -> Any:
-    """A handler for SIGTERM and SIGINT: the first raises ``Interrupted`` in the main thread, whose
-    ``finally`` blocks stop the services, the producer and the broker the demo started; later
-    ones are noted and ignored, so a second Ctrl-C does not cut that cleanup short (it is
-    bounded: SIGKILL after 30 s per service)."""
-    def handler(signum: int, _frame: Any) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            _say(f"\n{signal.Signals(signum).name}: stopping every process the demo started...")
-            raise Interrupted(signal.Signals(signum).name)
-
-    return handler
+def _interrupt(signum: int, _frame: Any) -> None:
+    """The handler of SIGTERM and SIGINT: the first raises ``Interrupted`` in the main thread (held
+    back while a child is being started), whose ``finally`` blocks stop the services, the
+    producer and the broker the demo started; later ones are noted and ignored, so a second
+    Ctrl-C does not cut that cleanup short (it is bounded: SIGKILL after 30 s per service)."""
+    _SIGNALS.received.append(signum)
+    if len(_SIGNALS.received) > 1:
+        return
+    _say(f"\n{signal.Signals(signum).name}: stopping every process the demo started...")
+    if _SIGNALS.spawning:
+        _SIGNALS.held = True
+        return
+    raise Interrupted(signal.Signals(signum).name)
 
 
 def _run(args: argparse.Namespace, out: Path, broker: Broker, started: float) -> int:
