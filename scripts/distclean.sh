@@ -3,7 +3,7 @@
 # $FRAUDRADAR_CACHE (default ~/.cache/fraudradar), with
 #   kafka-<version>/    the Apache Kafka jars (Maven Central)
 #   broker/             the local broker of `fraudradar kafka up` and `fraudradar demo` (data, log)
-#   bin/                helm, kubeconform and (when built here) promtool, from scripts/install-tools.sh
+#   bin/                helm and kubeconform (scripts/install-tools.sh), promtool if you put it there
 #   k8s-schemas/        kubeconform's offline Kubernetes schemas
 #   matplotlib/         matplotlib's font cache (MPLCONFIGDIR, set by the Makefile and the demo)
 # Only these are removed, then the directory itself when nothing else is in it; anything else

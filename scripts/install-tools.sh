@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Installs the checking tools the test command needs, once per machine, without root:
+# Installs the checking tools the test command needs, once per machine; only promtool may need root:
 #   (with the argument `compiler`: only gcc from apt when the machine has no C compiler; as root)
-#   promtool     the one on PATH, else built from the Go module proxy (go install), pinned; apt
-#                (Debian's prometheus package) only as root on a machine without Go;
+#   promtool     the one on PATH or in the cache's bin/, else, as root, Debian's prometheus package
+#                (apt: Prometheus 2.x, which deploy/prometheus/tests are written against); without
+#                root it says what to put where and stops. Not from the Go module proxy: only
+#                Prometheus 3.x installs with `go install` (2.x's go.mod has replace directives),
+#                its rate/increase extrapolation changes two expectations of pipeline_test.yml, and
+#                the build needs ~3.5 GB of Go caches and 3 GB of memory;
 #   helm         built from the Go module proxy (go install), pinned;
 #   kubeconform  built from the Go module proxy (go install), pinned;
 #   k8s schemas  kubeconform's offline JSON schemas, rewritten from the PyPI package
 #                kubernetes-validate (pinned in the dev extras) by deploy/tools/offline_k8s_schemas.py.
 # Binaries and schemas go to $FRAUDRADAR_CACHE (default ~/.cache/fraudradar), which outlives a
 # fresh clone on the same machine (`make distclean` removes it). Go's module and build caches
-# (about 1-2 GB for these three) and its other per-user files go to a temporary directory that is
+# (about 1-2 GB for helm and kubeconform) and its other per-user files go to a temporary directory that is
 # removed when this script ends, so nothing of the builds stays in the home directory. Each step
 # is skipped when its result is already there.
 set -euo pipefail
@@ -17,9 +21,7 @@ cd "$(dirname "$0")/.."
 
 HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.7.0
-# Prometheus's Go module versions: v0.316.0 is Prometheus 3.16.0 (promtool reports "3.16.0").
-PROMTOOL_MODULE_VERSION=v0.316.0
-PROMTOOL_VERSION=3.16.0
+PROMTOOL_RELEASES=https://github.com/prometheus/prometheus/releases   # 2.53.x: the 2.x LTS line
 KUBE_VERSIONS="${FRAUDRADAR_KUBE_VERSIONS:-1.33.0}"
 CACHE="${FRAUDRADAR_CACHE:-$HOME/.cache/fraudradar}"
 BIN="$CACHE/bin"
@@ -68,16 +70,13 @@ run_go() {
 
 # --- promtool -----------------------------------------------------------------------------
 if ! command -v promtool >/dev/null 2>&1; then
-  if have_go; then
-    say "building promtool $PROMTOOL_VERSION with go install (cold: several minutes, ~1 GB of temporary Go caches)"
-    run_go install -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMTOOL_VERSION" \
-      "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_MODULE_VERSION"
-  elif [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    say "promtool is missing and there is no Go to build it: install Go (it then builds promtool into $BIN)"
-    say "  or Prometheus's promtool (Debian, as root: apt-get install prometheus), and rerun"
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    say "promtool (Prometheus 2.x) is missing, and without root (or apt) this script does not install it:"
+    say "  put the promtool of a Prometheus 2.53.x release ($PROMTOOL_RELEASES, prometheus-2.53.*.linux-*.tar.gz)"
+    say "  into $BIN (no root needed), or as root: apt-get install prometheus; then rerun"
     exit 1
   else
-    say "installing promtool (Debian package prometheus: no Go on this machine to build it)"
+    say "installing promtool (Debian package prometheus, Prometheus 2.x; as root)"
     # The package's maintainer scripts would start a Prometheus server; a policy-rc.d that says
     # 101 ("action forbidden") keeps them from it. Only added when the machine has none.
     added_policy=""
