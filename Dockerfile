@@ -12,7 +12,7 @@ WORKDIR /src
 # a C compiler for the compiled parts (services/scorer/_fastcore.c, models/_hstcore.c; the wheel
 # carries the built module, the runtime stage needs no compiler)
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md LICENSE ./
 COPY services ./services
 COPY models ./models
 # Wheels of the project and all its dependencies; the runtime stage installs from them offline.

@@ -5,15 +5,20 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export PATH := $(CURDIR)/$(VENV)/bin:$(or $(FRAUDRADAR_CACHE),$(HOME)/.cache/fraudradar)/bin:$(PATH)
+CACHE := $(or $(FRAUDRADAR_CACHE),$(HOME)/.cache/fraudradar)
+export PATH := $(CURDIR)/$(VENV)/bin:$(CACHE)/bin:$(PATH)
+# matplotlib (the reports' plots) keeps its font cache in the project's cache, not in ~/.cache.
+export MPLCONFIGDIR ?= $(CACHE)/matplotlib
 
-.PHONY: demo test install tools lint typecheck bench reliability clean
+.PHONY: demo test install tools lint typecheck bench reliability clean distclean
 
 $(VENV)/.installed: pyproject.toml setup.py services/scorer/_fastcore.c models/_hstcore.c
 	@command -v cc >/dev/null 2>&1 || bash scripts/install-tools.sh compiler
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q --upgrade pip
+	@echo "install: fraudradar with its ~90 packages (dependencies and dev tools) into $(VENV);" \
+	  "pip lists each; on a fresh machine downloading and installing them takes a few minutes"
+	$(PY) -m pip install --progress-bar on -e '.[dev]'
 	@touch $@
 
 install: $(VENV)/.installed
@@ -31,8 +36,9 @@ typecheck: install
 test: tools lint typecheck
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
+# The demo keeps its services up after the summary (until Ctrl-C) for docs/bank-guide.md.
 demo: install
-	$(VENV)/bin/fraudradar demo
+	$(VENV)/bin/fraudradar demo --serve
 
 # The reliability proof (docs/reliability.md): 1M events, 20 scorer kills, broker faults, hostile
 # input, API abuse, privacy scan. Writes reliability/results/reliability.json and .md. Takes long.
@@ -46,6 +52,16 @@ bench: install
 	$(PY) bench/modellog.py --json bench/results/modellog.json
 	$(PY) bench/api.py --json bench/results/api.json
 
+# clean: what the project made inside the checkout (the local broker is stopped first).
+# distclean: that and everything it put outside the checkout, i.e. the cache directory (jars,
+# tools, broker data, schemas, matplotlib's cache); README "What goes where" lists it all.
 clean:
-	-$(VENV)/bin/fraudradar kafka down
-	rm -rf $(VENV) .cache
+	-@test -x $(VENV)/bin/fraudradar && $(VENV)/bin/fraudradar kafka down
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-out build *.egg-info
+	find services models tests bench reliability deploy -name __pycache__ -prune -exec rm -rf {} +
+	find services models -name '*.so' -delete
+
+distclean:
+	-@test -x $(VENV)/bin/fraudradar && $(VENV)/bin/fraudradar kafka down --purge
+	@$(MAKE) --no-print-directory clean
+	bash scripts/distclean.sh

@@ -7,8 +7,16 @@ ingest, scorer and API as subprocesses, streams a simulated mix of normal traffi
 scenarios for about ``--minutes``, shows live progress (events/s, alerts, lag), then prints
 injected fraud against what was flagged (with time to detect), a few real API answers (token →
 lookup of a flagged number → alert feed), runs the backtest on the same traffic for an HTML
-report, and says how to stop. The services stop when the demo ends (or on Ctrl-C); the broker
-is left running for the next run (``fraudradar kafka down`` stops it).
+report, writes ``<out>/config/bank.env`` (the API's URL, the demo bank's client id and secret, a
+flagged and a clean number: what docs/bank-guide.md runs against) and prints how to use it.
+
+``--serve`` keeps ingest, scorer and API up after that until Ctrl-C or SIGTERM, so the bank
+guide's commands can be run against them; without it the services stop when the demo ends.
+Either way, Ctrl-C (SIGINT) and SIGTERM stop every child the demo started. A broker the demo
+started itself (none was running, no ``--bootstrap``) starts on empty data (what an earlier
+demo left is deleted first, so the cache does not grow run after run) and stops with the demo;
+a broker that was already running (``fraudradar kafka up``) is reused and left running, with
+the topics of earlier demo runs deleted.
 
 Blocking: all of it, by design (minutes). Each step says what it waits for; a service that is
 not part of this checkout yet is reported as such and the demo carries on without it.
@@ -22,6 +30,7 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -37,9 +46,59 @@ import httpx
 import yaml
 from tqdm import tqdm
 
-from services.devtools.kafka_local import KafkaStartError, KafkaToolMissing, LocalKafka, cache_dir, free_port
+from services.devtools.kafka_local import (
+    KafkaStartError,
+    KafkaToolMissing,
+    LocalKafka,
+    cache_dir,
+    free_port,
+    libs_dir,
+    purge_broker_data,
+)
 
 DEMO_PARTNER = "demo-bank"
+BANK_ENV = "bank.env"
+# The first commands of docs/bank-guide.md after ``source bank.env`` (tests/deploy/test_bank_guide.py
+# checks the guide's blocks start with them): the demo prints them after writing bank.env, so
+# what it prints and what the guide says cannot differ.
+GUIDE_FIRST_COMMANDS = (
+    """TOKEN=$(curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \\
+     -d purpose=dpv:FraudPreventionAndDetection "$API_URL/oauth2/token" \\
+     | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')""",
+    "curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n"
+    '     -d "{\\"phoneNumber\\": \\"$FLAGGED_NUMBER\\"}" "$API_URL/v1/risk/numbers:lookup"',
+)
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT arrived: stop every child and leave."""
+
+
+@dataclass
+class _Signals:
+    """SIGTERM/SIGINT seen by the demo. While a child is being started (``spawning``), the first
+    signal is held back and raised once the start returned: raised inside ``Popen`` it would
+    leave a child running that no one holds a handle to, and so no one stops."""
+
+    received: list[int] = field(default_factory=list)
+    spawning: int = 0
+    held: bool = False
+
+
+_SIGNALS = _Signals()
+
+
+@contextmanager
+def _spawning() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT back while the body starts a child process (see ``_Signals``)."""
+    _SIGNALS.spawning += 1
+    try:
+        yield
+    finally:
+        _SIGNALS.spawning -= 1
+        if not _SIGNALS.spawning and _SIGNALS.held:
+            _SIGNALS.held = False
+            raise Interrupted(signal.Signals(_SIGNALS.received[0]).name)
 
 
 def _say(text: str) -> None:
@@ -123,7 +182,7 @@ class Service:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("ab") as log, _spawning():
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "services.cli", *self.args], stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=self.env, start_new_session=True,
@@ -220,6 +279,8 @@ class Run:
             "FRAUDRADAR_PSEUDONYM_KEY_FILE": str(self.config.keys / "pseudonym.key"),
             "FRAUDRADAR_DISCLOSURE_KEY_FILE": str(self.config.keys / "disclosure.key"),
             "FRAUDRADAR_LOG_LEVEL": "WARNING",
+            # matplotlib (the backtest's plots) keeps its font cache in the project's cache.
+            "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or str(cache_dir() / "matplotlib"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH", "")])),
         })
@@ -262,21 +323,56 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "    (no log)"
 
 
+@dataclass
+class Broker:
+    bootstrap: str
+    started_here: bool
+
+
 @contextmanager
-def _broker(args: argparse.Namespace) -> Iterator[str]:
-    """The broker to use: --bootstrap, else the running `fraudradar kafka up` one, else start it."""
+def _broker(args: argparse.Namespace) -> Iterator[Broker]:
+    """The broker to use: --bootstrap, else the running `fraudradar kafka up` one, else a fresh one
+    on empty data that stops when the demo ends (also on SIGTERM/SIGINT)."""
     if args.bootstrap:
-        yield args.bootstrap
+        yield Broker(args.bootstrap, started_here=False)
         return
     workdir = cache_dir() / "broker"
     running = LocalKafka.from_state(workdir)
-    if running is None:
-        _say("starting the local Kafka broker (first run resolves the jars with Maven: a few minutes)...")
-        running = LocalKafka(workdir=workdir).start()
-        _say(f"  Kafka up on {running.bootstrap} in {running.startup_s:.1f}s")
+    if running is not None:
+        _say(f"  reusing the local Kafka on {running.bootstrap} (started by `fraudradar kafka up`)")
+        _delete_old_demo_topics(running.bootstrap)
+        yield Broker(running.bootstrap, started_here=False)
+        return
+    freed = purge_broker_data(workdir)
+    if freed:
+        _say(f"  deleted the data of an earlier demo's broker ({freed / 1e6:.0f} MB)")
+    if (libs_dir() / ".complete").exists():
+        _say("starting the local Kafka broker...")
     else:
-        _say(f"  reusing the local Kafka on {running.bootstrap}")
-    yield running.bootstrap
+        _say("starting the local Kafka broker (its jars are not in the cache yet: Maven resolves them "
+             "first, a few minutes)...")
+    kafka = LocalKafka(workdir=workdir)
+    try:
+        with _spawning():  # a signal during the start stops the broker once it is up (at most start_timeout_s)
+            kafka.start()
+        _say(f"  Kafka up on {kafka.bootstrap} in {kafka.startup_s:.1f}s")
+        yield Broker(kafka.bootstrap, started_here=True)
+    finally:
+        kafka.stop()
+
+
+def _delete_old_demo_topics(bootstrap: str) -> None:
+    """Topics of earlier demo runs (prefix ``demo-``) on a broker that outlives the demo."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fraudradar-demo")
+    try:
+        old = [t for t in admin.list_topics() if t.startswith("demo-")]
+        if old:
+            admin.delete_topics(old)
+            _say(f"  deleted {len(old)} topics of earlier demo runs")
+    finally:
+        admin.close()
 
 
 def simulate(run: Run) -> tuple[Path, Path] | None:
@@ -304,15 +400,20 @@ def stream(run: Run, events_path: Path) -> tuple[Path | None, int]:
     _say(f"streaming {size} simulated events at ~{rate:.0f}/s for ~{seconds / 60:.1f} min: "
          f"{run.args.sim_duration} of traffic, about {max(1.0, span_s / seconds):.0f}x faster than real time "
          "(scenarios: all)")
-    with (run.out / "logs" / "simulate.log").open("ab") as log:
-        producer = subprocess.Popen(cmd, env=run.env(), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+    producer: subprocess.Popen[bytes] | None = None
     try:
+        with (run.out / "logs" / "simulate.log").open("ab") as log, _spawning():
+            producer = subprocess.Popen(cmd, env=run.env(), stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
         _watch(run, producer, seconds)
     finally:
-        if producer.poll() is None:
+        if producer is not None and producer.poll() is None:
             producer.send_signal(signal.SIGTERM)
-            producer.wait(30)
+            try:
+                producer.wait(30)
+            except subprocess.TimeoutExpired:
+                producer.kill()
+                producer.wait(10)
     if producer.returncode != 0:
         _say(f"simulate --to-kafka exited with {producer.returncode}:\n{_tail(run.out / 'logs' / 'simulate.log')}")
     truth = live_dir / "truth.jsonl"
@@ -429,12 +530,23 @@ def print_table(metrics: dict[str, Any], min_level: str, title: str) -> None:
         _say(f"  overall: precision {overall['precision']:.0%}, recall {overall['recall']:.0%}")
 
 
-def api_tour(run: Run, alerts: list[Any]) -> None:
-    """Token → lookup of a flagged number → watch it → the bank's alert feed, against the running API."""
+@dataclass
+class TourNumbers:
+    """The numbers the tour looked up, for bank.env: one flagged, one without a flag."""
+
+    flagged: str | None = None
+    clean: str | None = None
+
+
+def api_tour(run: Run, alerts: list[Any]) -> TourNumbers:
+    """Token → lookup of a flagged and a clean number → watch the flagged one → the bank's alert
+    feed, against the running API. The numbers are shown in full: the demo's numbers are
+    simulated, and the point is that the reader can repeat the lookups (docs/bank-guide.md)."""
+    numbers = TourNumbers()
     api = run.services.get("api")
     if api is None or not api.running:
         _say("\napi is not running (see its log): skipping the API tour")
-        return
+        return numbers
     base = f"http://127.0.0.1:{api.port}"
     with httpx.Client(base_url=base, timeout=10) as client:
         token_resp = client.post("/oauth2/token", data={"grant_type": "client_credentials"},
@@ -442,7 +554,7 @@ def api_tour(run: Run, alerts: list[Any]) -> None:
         _say(f"\nPOST {base}/oauth2/token (client {run.config.client_id}) -> {token_resp.status_code}")
         if token_resp.status_code != 200:
             _say(f"  {token_resp.text[:300]}")
-            return
+            return numbers
         granted = token_resp.json()
         _say(f"  scope: {granted.get('scope')}  expires_in: {granted.get('expires_in')}s")
         headers = {"Authorization": f"Bearer {granted['access_token']}", "x-correlator": "demo-1"}
@@ -450,17 +562,26 @@ def api_tour(run: Run, alerts: list[Any]) -> None:
         if number is None:
             _say("no flagged number found in the truth file: skipping the lookup")
         else:
-            masked = number[:6] + "..."
             resp = client.post("/v1/risk/numbers:lookup", json={"phoneNumber": number}, headers=headers)
-            _say(f"POST /v1/risk/numbers:lookup {{\"phoneNumber\": \"{masked}\"}} -> {resp.status_code}")
+            _say(f"POST /v1/risk/numbers:lookup {{\"phoneNumber\": \"{number}\"}} -> {resp.status_code}")
             _say("  " + json.dumps(resp.json(), indent=2).replace("\n", "\n  ")[:1500])
+            if resp.status_code == 200 and resp.json().get("signal"):
+                numbers.flagged = number
             # A bank's feed carries alerts about the numbers it watches: put this one on the list.
             watch = client.post("/v1/watchlist/entries", json={"phoneNumber": number, "reference": "demo-customer-1"},
                                 headers=headers)
-            _say(f"POST /v1/watchlist/entries {{\"phoneNumber\": \"{masked}\"}} -> {watch.status_code}")
+            _say(f"POST /v1/watchlist/entries {{\"phoneNumber\": \"{number}\"}} -> {watch.status_code}")
+        for candidate in _clean_candidates(run, alerts):
+            resp = client.post("/v1/risk/numbers:lookup", json={"phoneNumber": candidate}, headers=headers)
+            if resp.status_code == 200 and resp.json().get("signal") is False:
+                _say(f"POST /v1/risk/numbers:lookup {{\"phoneNumber\": \"{candidate}\"}} -> {resp.status_code} "
+                     f"{json.dumps(resp.json())}   (a subscriber without a flag)")
+                numbers.clean = candidate
+                break
         feed = client.get("/v1/alerts", params={"limit": 3}, headers=headers)
         _say(f"GET /v1/alerts?limit=3 (alerts about watched numbers) -> {feed.status_code}")
         _say("  " + json.dumps(feed.json(), indent=2).replace("\n", "\n  ")[:2000])
+    return numbers
 
 
 def _flagged_number(run: Run, alerts: list[Any]) -> str | None:
@@ -474,13 +595,92 @@ def _flagged_number(run: Run, alerts: list[Any]) -> str | None:
 
     for line in truth_path.read_text().splitlines():
         row = json.loads(line)
-        if row["entity_type"] != "number":
-            continue
+        if row["entity_type"] != "number" or row.get("label") == "negative":
+            continue  # a flagged hard negative is a false alarm, not the fraud number to show
         with suppress(IdentifierError):
             normalised = normalise_number(str(row["identifier"]), "NL", allow_alphanumeric=True).value
-            if pseudonymizer("msisdn", normalised) in flagged:
-                return str(row["identifier"])
+            if normalised.startswith("+") and pseudonymizer("msisdn", normalised) in flagged:
+                return normalised
     return None
+
+
+def _clean_candidates(run: Run, alerts: list[Any], limit: int = 5) -> Iterator[str]:
+    """Numbers of ordinary subscribers: senders in the simulated traffic that are neither in the
+    truth file (injected fraud) nor behind any alert. The tour keeps the first the API answers
+    ``signal: false`` for."""
+    events_path = run.out / "traffic" / "events.jsonl"
+    truth_path = run.out / "live" / "truth.jsonl"
+    if not events_path.exists():
+        return
+    from services.common.normalise import IdentifierError, normalise_number
+
+    pseudonymizer = _demo_pseudonymizer(run)
+    alerted = {a.entity for a in alerts if a.entity_type == "number"}
+    fraud: set[str] = set()
+    if truth_path.exists():
+        for line in truth_path.read_text().splitlines():
+            row = json.loads(line)
+            if row["entity_type"] == "number":
+                with suppress(IdentifierError):
+                    fraud.add(normalise_number(str(row["identifier"]), "NL", allow_alphanumeric=True).value)
+    given = 0
+    with events_path.open() as events:
+        for line in events:
+            sender = json.loads(line).get("a_number")
+            if not isinstance(sender, str):
+                continue
+            with suppress(IdentifierError):
+                number = normalise_number(sender, "NL").value
+                if (number.startswith("+316") and number not in fraud
+                        and pseudonymizer("msisdn", number) not in alerted):
+                    yield number
+                    given += 1
+                    if given >= limit:
+                        return
+
+
+def write_bank_env(run: Run, numbers: TourNumbers) -> Path | None:
+    """``<out>/config/bank.env``: what docs/bank-guide.md's commands read (mode 0600: a secret)."""
+    api = run.services.get("api")
+    if api is None:
+        return None
+    values = {
+        "API_URL": f"http://127.0.0.1:{api.port}",
+        "CLIENT_ID": run.config.client_id,
+        "CLIENT_SECRET": run.config.client_secret,
+        "FLAGGED_NUMBER": numbers.flagged or "",
+        "CLEAN_NUMBER": numbers.clean or "",
+    }
+    text = ("# Written by `fraudradar demo`: the demo API and its demo bank, for docs/bank-guide.md.\n"
+            "# Valid while that demo's API runs (`fraudradar demo --serve`); every run writes it anew.\n"
+            "# FLAGGED_NUMBER is a simulated fraud number the scorer flagged, CLEAN_NUMBER a simulated\n"
+            "# subscriber without a flag.\n"
+            + "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items()))
+    path = run.config.root / BANK_ENV
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it (what a user would type)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def print_guide_start(bank_env: Path, numbers: TourNumbers, serving: bool) -> None:
+    for name, value in (("FLAGGED_NUMBER", numbers.flagged), ("CLEAN_NUMBER", numbers.clean)):
+        if value is None:
+            _say(f"\nnote: this run found no number for {name} (see the tour above): it is empty in {bank_env.name}")
+    _say("\nthe bank guide (docs/bank-guide.md) runs against this demo; its first commands:\n")
+    _say(f"source {shlex.quote(_shown_path(bank_env))}")
+    for command in GUIDE_FIRST_COMMANDS:
+        _say(command)
+    if not serving:
+        _say("(the API stops with this run: `fraudradar demo --serve` keeps it up for the guide)")
 
 
 def backtest(run: Run, files: tuple[Path, Path] | None) -> Path | None:
@@ -533,22 +733,48 @@ def main(argv: list[str]) -> int:
     (out / "logs").mkdir(exist_ok=True)
     started = time.monotonic()
     _say(f"fraudradar demo: work directory {out}")
+    _SIGNALS.received.clear()
+    _SIGNALS.spawning, _SIGNALS.held = 0, False
+    received = _SIGNALS.received
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with _broker(args) as bootstrap:
-            return _run(args, out, bootstrap, started)
+        with _broker(args) as broker:
+            code = _run(args, out, broker, started)
+    except Interrupted:
+        code = 128 + received[0] if received else 130
     except (KafkaToolMissing, KafkaStartError) as exc:
         _say(f"fraudradar demo: {exc}")
-        return 3
+        code = 3
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        _say(f"stopped on {signal.Signals(received[0]).name}: every process the demo started has ended")
+    return code
 
 
-def _run(args: argparse.Namespace, out: Path, bootstrap: str, started: float) -> int:
+def _interrupt(signum: int, _frame: Any) -> None:
+    """The handler of SIGTERM and SIGINT: the first raises ``Interrupted`` in the main thread (held
+    back while a child is being started), whose ``finally`` blocks stop the services, the
+    producer and the broker the demo started; later ones are noted and ignored, so a second
+    Ctrl-C does not cut that cleanup short (it is bounded: SIGKILL after 30 s per service)."""
+    _SIGNALS.received.append(signum)
+    if len(_SIGNALS.received) > 1:
+        return
+    _say(f"\n{signal.Signals(signum).name}: stopping every process the demo started...")
+    if _SIGNALS.spawning:
+        _SIGNALS.held = True
+        return
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _run(args: argparse.Namespace, out: Path, broker: Broker, started: float) -> int:
     from services.common.topics import ensure_topics
 
     prefix = "demo-" + datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "."
-    run = Run(args, out, bootstrap, prefix, setup_config(out / "config"))
-    ensure_topics(bootstrap, prefix, partitions=args.partitions)
+    run = Run(args, out, broker.bootstrap, prefix, setup_config(out / "config"))
+    ensure_topics(broker.bootstrap, prefix, partitions=args.partitions)
     _say(f"  topics created under prefix {prefix!r} ({args.partitions} partitions)")
-    interrupted = False
     report: Path | None = None
     try:
         run.start_services()
@@ -557,26 +783,31 @@ def _run(args: argparse.Namespace, out: Path, bootstrap: str, started: float) ->
         if files is not None:
             truth, streamed = stream(run, files[0])
         alerts = summarise(run, truth, streamed)
-        api_tour(run, alerts)
+        numbers = api_tour(run, alerts)
         report = backtest(run, files)
+        bank_env = write_bank_env(run, numbers)
+        _say("")
+        if report is not None:
+            _say(f"report: {report}")
+        _say(f"logs: {out / 'logs'}   config and keys: {out / 'config'}")
+        if bank_env is not None:
+            print_guide_start(bank_env, numbers, serving=args.serve)
         if args.serve:
-            _say("\nservices keep running (Ctrl-C stops them):")
+            _say("\nservices keep running (Ctrl-C or SIGTERM stops them"
+                 + (" and the Kafka broker)" if broker.started_here else ")") + ":")
             for s in run.services.values():
                 if s.running:
                     _say(f"  {s.name:<7} http://127.0.0.1:{s.port}")
             while any(s.running for s in run.services.values()):
                 time.sleep(1)
-    except KeyboardInterrupt:
-        interrupted = True
-        _say("\ninterrupted: stopping the services")
+            _say("\nevery service has exited (see the logs)")
     finally:
         run.stop_services()
-    if interrupted:
-        return 130
-    _say("")
-    if report is not None:
-        _say(f"report: {report}")
-    _say(f"logs: {out / 'logs'}   config and keys: {out / 'config'}")
-    _say(f"done in {(time.monotonic() - started) / 60:.1f} min. The services are stopped; "
-         f"Kafka keeps running on {bootstrap} for the next run: stop it with `fraudradar kafka down`.")
+    if broker.started_here:
+        after = "the demo's Kafka broker stops now too"
+    elif args.bootstrap:
+        after = f"Kafka on {broker.bootstrap} is not the demo's and keeps running"
+    else:
+        after = f"Kafka keeps running on {broker.bootstrap}: stop it with `fraudradar kafka down`"
+    _say(f"done in {(time.monotonic() - started) / 60:.1f} min. The services are stopped; {after}.")
     return 0

@@ -1,4 +1,7 @@
-"""``fraudradar kafka up|down|status|fetch``: a local broker for the demo and development."""
+"""``fraudradar kafka up|down|status|fetch``: a local broker for the demo and development.
+
+``down --purge`` also deletes the broker's data (its topics), which otherwise stays in the
+work directory for the next ``up``."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from services.devtools.kafka_local import (
     cache_dir,
     ensure_jars,
     libs_dir,
+    purge_broker_data,
 )
 
 
@@ -28,6 +32,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=0, help="client port (default: a free one)")
     parser.add_argument("--heap", default="512m", help="broker JVM heap, e.g. 512m or 1g")
     parser.add_argument("--json", action="store_true", help="print machine-readable status")
+    parser.add_argument("--purge", action="store_true", help="with down: also delete the broker's data")
     args = parser.parse_args(argv)
     workdir = _workdir(args.dir)
     try:
@@ -46,9 +51,12 @@ def main(argv: list[str]) -> int:
         if args.action == "down":
             if running is None:
                 print("no local Kafka is running", file=sys.stderr)
-                return 0
-            running.stop()
-            print("Kafka stopped", file=sys.stderr)
+            else:
+                running.stop()
+                print("Kafka stopped", file=sys.stderr)
+            if args.purge:
+                freed = purge_broker_data(workdir)
+                print(f"deleted the broker's data in {workdir} ({freed / 1e6:.0f} MB)", file=sys.stderr)
             return 0
         if running is None:
             print(json.dumps({"running": False}) if args.json else "no local Kafka is running")

@@ -1,7 +1,8 @@
 """A real single-node Apache Kafka (KRaft) on this machine, from Maven Central jars.
 
 Serves the demo (`fraudradar kafka up`), the pytest session fixture and the benchmarks.
-The jars are resolved once into a cache directory by Maven (``deploy/kafka/pom.xml``); the
+The jars are resolved once into a cache directory by Maven (``deploy/kafka/pom.xml``, with a
+temporary local repository, so nothing stays in ``~/.m2``); the
 broker runs as ``java -cp 'libs/*' kafka.Kafka server.properties`` with combined
 broker+controller roles on 127.0.0.1, storage formatted with ``--standalone``.
 
@@ -83,11 +84,14 @@ def ensure_jars(quiet: bool = False) -> Path:
         return target
     mvn = _require("mvn", "install Maven 3.8+ (Debian: apt-get install maven); it fetches Kafka from Maven Central")
     target.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        mvn, "-B", "-ntp", "-f", str(_POM), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={target}", *(["-q"] if quiet else []),
-    ]
-    proc = subprocess.run(cmd, capture_output=quiet, text=True, check=False)
+    # Maven's local repository (its download cache, ~/.m2 by default) is a temporary directory
+    # removed once the jars are copied: the jars in the cache are all the broker needs.
+    with tempfile.TemporaryDirectory(prefix="fraudradar-m2-") as repo:
+        cmd = [
+            mvn, "-B", "-ntp", "-f", str(_POM), "dependency:copy-dependencies", f"-Dmaven.repo.local={repo}",
+            "-DincludeScope=runtime", f"-DoutputDirectory={target}", *(["-q"] if quiet else []),
+        ]
+        proc = subprocess.run(cmd, capture_output=quiet, text=True, check=False)
     if proc.returncode != 0:
         detail = (proc.stdout or "")[-2000:] if quiet else ""
         raise KafkaStartError(f"Maven could not resolve Kafka {KAFKA_VERSION} jars (exit {proc.returncode}). {detail}")
@@ -280,6 +284,23 @@ class LocalKafka:
         kafka.pid = state["pid"]
         kafka.startup_s = state.get("startup_s")
         return kafka if kafka.alive() else None
+
+
+def purge_broker_data(workdir: Path) -> int:
+    """Delete a stopped broker's data (``data/``, ``kafka.log``); return the bytes freed.
+
+    Refuses while the broker of ``workdir`` runs (its state file names a live process)."""
+    if LocalKafka.from_state(workdir) is not None:
+        raise KafkaStartError(f"the broker in {workdir} is running: stop it before deleting its data")
+    freed = 0
+    for path in (workdir / "data", workdir / "kafka.log"):
+        if path.is_dir():
+            freed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+        elif path.exists():
+            freed += path.stat().st_size
+            path.unlink()
+    return freed
 
 
 def _pid_alive(pid: int) -> bool:

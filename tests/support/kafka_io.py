@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -21,9 +21,13 @@ def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None
 
 
 def read_all(bootstrap: str, topic: str, *, expect_at_least: int = 0, timeout_s: float = 60.0,
-             settle_s: float = 1.5) -> list[Any]:
-    """Every record of ``topic`` from the beginning: waits for ``expect_at_least`` records, then
-    until nothing new arrived for ``settle_s``."""
+             settle_s: float = 1.5, count: Callable[[Any], int] | None = None) -> list[Any]:
+    """Every record of ``topic`` from the beginning: waits until ``expect_at_least`` units arrived,
+    then until nothing new arrived for ``settle_s``; ``timeout_s`` bounds it all.
+
+    A unit is a record, or what ``count(record)`` says the record holds (``views_in`` for the
+    views topics, where one record carries a bundle of views): comparing a number of views with a
+    number of records would never hold and every wait would run to its timeout."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
                              consumer_timeout_ms=500, max_poll_records=5000)
     parts = consumer.partitions_for_topic(topic) or set()
@@ -31,6 +35,7 @@ def read_all(bootstrap: str, topic: str, *, expect_at_least: int = 0, timeout_s:
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
     out: list[Any] = []
+    units = 0
     deadline = time.monotonic() + timeout_s
     last_new = time.monotonic()
     while time.monotonic() < deadline:
@@ -38,12 +43,20 @@ def read_all(bootstrap: str, topic: str, *, expect_at_least: int = 0, timeout_s:
         got = sum(len(v) for v in batch.values())
         for recs in batch.values():
             out.extend(recs)
+            units += sum(count(r) for r in recs) if count is not None else len(recs)
         if got:
             last_new = time.monotonic()
-        elif len(out) >= expect_at_least and time.monotonic() - last_new > settle_s:
+        elif units >= expect_at_least and time.monotonic() - last_new > settle_s:
             break
     consumer.close()
     return out
+
+
+def views_in(record: Any) -> int:
+    """How many views one record of a views topic carries (they travel bundled)."""
+    from services.common.records import decode_views
+
+    return len(decode_views(record.value))
 
 
 def header(record: Any, name: str) -> str | None:
