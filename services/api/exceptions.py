@@ -49,6 +49,13 @@ class NotFound(ApiError):
     default_message = "The specified resource is not found."
 
 
+class IdentifierNotFound(ApiError):
+    """A CAMARA identifier that cannot exist: a number that is impossible in the numbering plan."""
+
+    status, code = 404, "IDENTIFIER_NOT_FOUND"
+    default_message = "Device identifier not found."
+
+
 class Conflict(ApiError):
     status, code = 409, "CONFLICT"
     default_message = "The resource is in a conflicting state."
@@ -67,6 +74,11 @@ class MissingIdentifier(ApiError):
 class UnnecessaryIdentifier(ApiError):
     status, code = 422, "UNNECESSARY_IDENTIFIER"
     default_message = "The device is already identified by the access token."
+
+
+class ServiceNotApplicable(ApiError):
+    status, code = 422, "SERVICE_NOT_APPLICABLE"
+    default_message = "The service is not available for the provided identifier."
 
 
 class TooManyRequests(ApiError):

@@ -53,9 +53,9 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, bool], int]] = [
         "/device-swap/v1/check",
         {"phoneNumber": PHONE, "maxAge": 24},
         ONLY("telco-a", "operator-a"),
-        200,
+        422,  # past authorization: PHONE has no records, Device Swap's SERVICE_NOT_APPLICABLE
     ),
-    ("POST", "/device-swap/v1/retrieve-date", {"phoneNumber": PHONE}, ONLY("telco-a", "operator-a"), 200),
+    ("POST", "/device-swap/v1/retrieve-date", {"phoneNumber": PHONE}, ONLY("telco-a", "operator-a"), 422),
 ]
 
 
