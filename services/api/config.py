@@ -50,6 +50,15 @@ class ApiSettings(CommonSettings):
     batch_max: int = Field(default=100, description="numbers per batch lookup")
     watchlist_max: int = Field(default=100_000, description="watch-list entries per partner")
     webhooks_max: int = Field(default=10, description="webhooks per partner")
+    sim_swap_subscriptions_max: int = Field(
+        default=1000, ge=1, description="active CAMARA SIM Swap subscriptions per partner"
+    )
+    sim_swap_subscription_max_days: int = Field(
+        default=90,
+        ge=1,
+        description="longest lifetime of a CAMARA SIM Swap subscription (also its lifetime when "
+        "the request sets no subscriptionExpireTime)",
+    )
     swap_monitored_days: int = Field(
         default=30, description="SIM/device change history kept (CAMARA monitoredPeriod)"
     )
