@@ -183,6 +183,52 @@ class Subscription(CamaraModel):
     status: Status
 
 
+class NotificationData(CamaraModel):
+    subscriptionId: str
+    phoneNumber: str | None = Field(default=None, pattern=E164_PATTERN)
+    terminationReason: (
+        Literal[
+            "MAX_EVENTS_REACHED",
+            "NETWORK_TERMINATED",
+            "SUBSCRIPTION_EXPIRED",
+            "ACCESS_TOKEN_EXPIRED",
+            "SUBSCRIPTION_DELETED",
+        ]
+        | None
+    ) = Field(default=None, description="subscription-ended only")
+    terminationDescription: str | None = Field(default=None, description="subscription-ended only")
+
+
+class CloudEvent(CamaraModel):
+    """A notification to the sink (``application/cloudevents+json``, with ``Authorization:
+    Bearer <accessToken>`` when the subscription has a sink credential). ``id`` is the same
+    for every attempt of one event, so the listener can drop repeats (delivery is at least once)."""
+
+    id: str
+    source: str = Field(json_schema_extra={"format": "uri-reference"})
+    type: Literal[
+        "org.camaraproject.sim-swap-subscriptions.v0.swapped",
+        "org.camaraproject.sim-swap-subscriptions.v0.subscription-ended",
+    ]
+    specversion: Literal["1.0"]
+    datacontenttype: Literal["application/json"]
+    time: DateTimeOut
+    data: NotificationData
+
+
+callback_router = APIRouter()
+
+
+@callback_router.post(
+    "{$request.body#/sink}",
+    status_code=204,
+    response_class=Response,
+    summary="Notification to the sink (implemented by the API consumer)",
+)
+def notifications_callback(body: CloudEvent) -> None:  # pragma: no cover - documents the callback only
+    """The sink answers 2xx; anything else is retried with backoff (webhook delivery policy)."""
+
+
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERRORS_COMMON,
     400: _doc(
@@ -237,6 +283,7 @@ async def _check_sink(service: ServiceDep, sink: str) -> None:
     status_code=201,
     operation_id="createSimSwapSubscription",
     summary="Create a sim swap event subscription for a phone number",
+    callbacks=callback_router.routes,
 )
 async def create_subscription(
     *, body: SubscriptionRequest, principal: CreateAuth, service: ServiceDep, request: Request
@@ -360,3 +407,16 @@ def adjust_openapi(schema: dict[str, Any], allow_http: bool) -> None:
     prop = sink.get("properties", {}).get("sink")
     if prop is not None:
         prop["pattern"] = WEBHOOK_URL_PATTERN_ANY_SCHEME if allow_http else WEBHOOK_URL_PATTERN
+    # The callback as the spec has it: a CloudEvent body, answered 204 (FastAPI would declare a
+    # JSON body and a validation answer of the listener's).
+    create = schema.get("paths", {}).get(BASE_PATH + "/subscriptions", {}).get("post", {})
+    callbacks = create.get("callbacks", {}).pop("notifications_callback", None)
+    if callbacks is not None:
+        for item in callbacks.values():
+            item["post"]["operationId"] = "postNotification"
+            item["post"]["requestBody"] = {
+                "required": True,
+                "content": {"application/cloudevents+json": {"schema": {"$ref": "#/components/schemas/CloudEvent"}}},
+            }
+            item["post"]["responses"] = {"204": {"description": "Successful notification"}}
+        create["callbacks"]["notifications"] = callbacks
