@@ -423,6 +423,19 @@ def test_one_deliverer_and_a_restarted_replica_keeps_the_subscription(kafka_boot
         time.sleep(0.5)  # room for a duplicate from a second deliverer or a replayed swap
         assert [e["type"] for e in sink.events(sub_id)] == [SWAPPED, SWAPPED]
         assert len(sink.received) == 2
+
+        # the partner loses the create scope (partners file changed, owner restarted): the
+        # owner ends its subscriptions with NETWORK_TERMINATED
+        threads.pop().stop()
+        revoked = _partners()
+        for entry in revoked["partners"]:
+            if entry["id"] == "telco-a":
+                entry["scopes"] = ["risk:numbers", "sim-swap-subscriptions:read"]
+        start(replica_count=2, pod_name=pods[owner], partners=revoked)
+        ended = eventually(lambda: sink.events(sub_id)[2:])[0]
+        _validator("EventSubscriptionEnded").validate(ended)
+        assert ended["data"]["terminationReason"] == "NETWORK_TERMINATED"
+        eventually(lambda: sub_id not in lookup.service.sim_swap_subs.subs)
     finally:
         for thread in reversed(threads):
             thread.stop()

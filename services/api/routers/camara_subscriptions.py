@@ -49,11 +49,11 @@ from services.api.schemas import (
     _drop_default,
 )
 from services.api.store import parse_time
-from services.api.subscriptions import BASE_PATH, SWAPPED, TOKEN_LEAD_S, token_aad
+from services.api.subscriptions import BASE_PATH, CREATE_SCOPE, SWAPPED, TOKEN_LEAD_S, token_aad
 from services.api.tokens import Principal
 from services.api.webhooks import UrlPolicy
 
-SCOPE_CREATE = "sim-swap-subscriptions:org.camaraproject.sim-swap-subscriptions.v0.swapped:create"
+SCOPE_CREATE = CREATE_SCOPE
 SCOPE_READ = "sim-swap-subscriptions:read"
 SCOPE_DELETE = "sim-swap-subscriptions:delete"
 CreateAuth = Annotated[Principal, Security(partner_auth, scopes=[SCOPE_CREATE])]
