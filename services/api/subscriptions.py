@@ -17,8 +17,9 @@ the API materialises ``fraudradar.risk``, CloudEvents delivered by the webhook d
 * **Ends.** ``subscription-ended`` with the spec's reasons: ``SUBSCRIPTION_EXPIRED`` (expiry
   time), ``MAX_EVENTS_REACHED``, ``SUBSCRIPTION_DELETED``, ``ACCESS_TOKEN_EXPIRED``
   (``TOKEN_LEAD_S`` before the sink's token expires, so the notification still carries a valid
-  token). The record is marked ended (partners no longer see it) and removed (tombstone) once
-  the ended notification is settled.
+  token), ``NETWORK_TERMINATED`` (the partner was removed or lost the create scope). The
+  record is marked ended (partners no longer see it) and removed (tombstone) once the ended
+  notification is settled.
 * **Order of writes.** ``revision`` grows with every write; a record is applied only over a
   lower revision (or an equal one that is not ended, so a delete racing an owner's count update
   still ends the subscription on every replica).
@@ -57,7 +58,9 @@ DESCRIPTIONS = {
     "MAX_EVENTS_REACHED": "maximum number of events reached",
     "SUBSCRIPTION_DELETED": "subscription deleted by the requester",
     "ACCESS_TOKEN_EXPIRED": "the sink access token expires",
+    "NETWORK_TERMINATED": "the partner may no longer subscribe (removed, or the scope revoked)",
 }
+CREATE_SCOPE = "sim-swap-subscriptions:org.camaraproject.sim-swap-subscriptions.v0.swapped:create"
 _GONE_MAX = 100_000
 
 
@@ -101,6 +104,7 @@ class SubscriptionManager:
         self._pending: set[str] = set()  # events offered and not settled yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._entitled: set[str] = set()  # partners checked to still hold the create scope
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -222,13 +226,22 @@ class SubscriptionManager:
                 log.exception("subscription expiry check failed")
 
     def tick(self, now: float) -> None:
-        """End the owned subscriptions whose time is up (expiry or sink token expiry)."""
+        """End the owned subscriptions whose time is up (expiry or sink token expiry), and those
+        of partners that may no longer subscribe (removed from the partners file, or the create
+        scope taken away: ``NETWORK_TERMINATED``, the spec's "server stopped sending")."""
         for sub_id, due in list(self._due.items()):
-            if due.at > now:
-                continue
             sub = self.subs.get(sub_id)
-            if sub is not None and sub.ended is None and self._owned(sub):
-                self._write(msgspec.structs.replace(sub, ended=due.reason, revision=sub.revision + 1))
+            if sub is None or sub.ended is not None or not self._owned(sub):
+                continue
+            reason = due.reason if due.at <= now else None
+            if reason is None and sub.partner not in self._entitled:
+                partner = self.service.partners.get(sub.partner)
+                if partner is None or CREATE_SCOPE not in partner.granted:
+                    reason = "NETWORK_TERMINATED"
+                else:
+                    self._entitled.add(sub.partner)  # the partners file is read once, at start
+            if reason is not None:
+                self._write(msgspec.structs.replace(sub, ended=reason, revision=sub.revision + 1))
 
     # -- delivery (owner only) -------------------------------------------------------------
 

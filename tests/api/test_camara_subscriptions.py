@@ -237,6 +237,16 @@ ERROR_CASES: list[tuple[str, Any, int, str]] = [
         "INVALID_ARGUMENT",
     ),
     ("max events 0", lambda b: b["config"].update(subscriptionMaxEvents=0), 400, "INVALID_ARGUMENT"),
+    ("max events huge", lambda b: b["config"].update(subscriptionMaxEvents=2**64), 400, "INVALID_ARGUMENT"),
+    ("max events text", lambda b: b["config"].update(subscriptionMaxEvents="3"), 400, "INVALID_ARGUMENT"),
+    ("credential null", lambda b: b.update(sinkCredential=None), 400, "INVALID_ARGUMENT"),
+    ("expire time null", lambda b: b["config"].update(subscriptionExpireTime=None), 400, "INVALID_ARGUMENT"),
+    (
+        "expire time without zone",
+        lambda b: b["config"].update(subscriptionExpireTime="2099-01-01T00:00:00"),
+        400,
+        "INVALID_ARGUMENT",
+    ),
     ("two types", lambda b: b.update(types=[SWAPPED, SWAPPED]), 400, "INVALID_ARGUMENT"),
     (
         "not E.164",

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Path, Request, Response, Security
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from services.api.deps import ServiceDep, correlator_of, partner_auth
@@ -47,6 +47,7 @@ from services.api.schemas import (
     CamaraModel,
     _date_time_text,
     _drop_default,
+    _no_explicit_null,
 )
 from services.api.store import parse_time
 from services.api.subscriptions import BASE_PATH, CREATE_SCOPE, SWAPPED, TOKEN_LEAD_S, token_aad
@@ -88,6 +89,7 @@ class SubscriptionQuota(ApiError):
     default_message = "Out of resource quota."
 
 
+MAX_EVENTS_LIMIT = 1_000_000  # published maximum of subscriptionMaxEvents (the spec sets none)
 DateTimeText = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
 # sent as stored (RFC 3339, milliseconds, Z): a datetime field would re-render it in microseconds
 DateTimeOut = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
@@ -128,6 +130,9 @@ class SinkCredential(CamaraModel):
         json_schema_extra=_drop_default,
     )
     accessTokenType: Annotated[str, Field(json_schema_extra=_enum("bearer"))] | SkipJsonSchema[None] = Absent
+    _not_null = field_validator("accessToken", "accessTokenExpiresUtc", "accessTokenType", mode="before")(
+        _no_explicit_null
+    )
 
 
 class SubscriptionDetailIn(CamaraModel):
@@ -147,7 +152,8 @@ class SubscriptionConfigIn(CamaraModel):
         "shortened to it (expiresAt)",
         json_schema_extra=_drop_default,
     )
-    subscriptionMaxEvents: Annotated[int, Field(ge=1, strict=True)] | SkipJsonSchema[None] = Absent
+    subscriptionMaxEvents: Annotated[int, Field(ge=1, le=MAX_EVENTS_LIMIT, strict=True)] | SkipJsonSchema[None] = Absent
+    _not_null = field_validator("subscriptionExpireTime", "subscriptionMaxEvents", mode="before")(_no_explicit_null)
 
 
 class SubscriptionConfig(CamaraModel):
@@ -170,6 +176,7 @@ class SubscriptionRequest(CamaraModel):
     sinkCredential: SinkCredential | SkipJsonSchema[None] = Absent
     types: list[EventType] = Field(min_length=1, max_length=1)
     config: SubscriptionConfigIn
+    _not_null = field_validator("sinkCredential", mode="before")(_no_explicit_null)
 
 
 class Subscription(CamaraModel):
