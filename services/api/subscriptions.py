@@ -21,8 +21,9 @@ the API materialises ``fraudradar.risk``, CloudEvents delivered by the webhook d
   record is marked ended (partners no longer see it) and removed (tombstone) once the ended
   notification is settled.
 * **Order of writes.** ``revision`` grows with every write; a record is applied only over a
-  lower revision (or an equal one that is not ended, so a delete racing an owner's count update
-  still ends the subscription on every replica).
+  lower revision, except that an end is final: an ended record wins over any active one (a
+  delete written by a replica with a stale view, racing the owner's count updates, still ends
+  the subscription on every replica) and an active one never revives an ended one.
 """
 
 from __future__ import annotations
@@ -347,6 +348,9 @@ class SubscriptionManager:
 
 
 def _newer(record: SimSwapSubscription, current: SimSwapSubscription) -> bool:
-    if record.revision != current.revision:
-        return record.revision > current.revision
-    return record.ended is not None and current.ended is None
+    """Whether ``record`` supersedes ``current``: an end is final (it wins over any active
+    version, whatever its revision: a delete written from a stale view still ends it, and a
+    late active version never revives it); otherwise the higher revision wins."""
+    if (record.ended is None) != (current.ended is None):
+        return record.ended is not None
+    return record.revision > current.revision

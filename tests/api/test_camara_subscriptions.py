@@ -17,13 +17,15 @@ from typing import Any
 
 import httpx
 import jsonschema
+import msgspec
 import pytest
 import yaml
 
+from services.api.partner_state import encode_state, state_key
 from services.api.partners import hash_secret
 from services.api.subscriptions import ENDED, SWAPPED, TOKEN_LEAD_S
 from services.api.webhooks import owner_of
-from services.common.topics import ensure_topics
+from services.common.topics import PARTNER_STATE, ensure_topics
 from tests.api import conftest
 from tests.api.conftest import ApiServer, ScorerOutput, ServerThread, eventually, iso, partners_yaml, start_api
 from tests.api.test_camara_integration import _to_json_schema
@@ -453,3 +455,23 @@ def test_one_deliverer_and_a_restarted_replica_keeps_the_subscription(kafka_boot
             thread.stop()
         sink.close()
         scorer.close()
+
+
+def test_a_delete_from_a_stale_view_still_ends_it(subs_api: ApiServer, scorer: ScorerOutput, sink: Sink) -> None:
+    """A replica whose view lags the owner's count updates deletes with a lower revision: the
+    end still wins on every replica (written here to the real partner-state topic, as such a
+    replica's DELETE would write it)."""
+    api, phone = subs_api, "+31612349006"
+    sub_id = _create(api, "telco-a", _request(phone, sink.url)).json()["id"]
+    stale = api.service.sim_swap_subs.get("telco-a", sub_id)
+    _swap(scorer, phone)
+    eventually(lambda: api.service.sim_swap_subs.subs[sub_id].revision == 1)
+    ended = msgspec.structs.replace(stale, ended="SUBSCRIPTION_DELETED")  # revision 0
+    scorer.producer.send(
+        scorer.settings.topic(PARTNER_STATE), key=state_key(ended).encode(), value=encode_state(ended)
+    )
+    scorer.flush()
+    event = eventually(lambda: sink.events(sub_id)[1:])[0]
+    assert event["data"]["terminationReason"] == "SUBSCRIPTION_DELETED"
+    with api.client() as c:
+        assert c.get(f"{BASE}/subscriptions/{sub_id}", headers=api.auth("telco-a")).status_code == 404
