@@ -244,6 +244,18 @@ ERROR_CASES: list[tuple[str, Any, int, str]] = [
     ("credential null", lambda b: b.update(sinkCredential=None), 400, "INVALID_ARGUMENT"),
     ("expire time null", lambda b: b["config"].update(subscriptionExpireTime=None), 400, "INVALID_ARGUMENT"),
     (
+        "expire time beyond UTC's range",
+        lambda b: b["config"].update(subscriptionExpireTime="9999-12-31T23:59:59-14:00"),
+        400,
+        "OUT_OF_RANGE",
+    ),
+    (
+        "token expiry beyond UTC's range",
+        lambda b: b["sinkCredential"].update(accessTokenExpiresUtc="9999-12-31T23:59:59-14:00"),
+        400,
+        "OUT_OF_RANGE",
+    ),
+    (
         "expire time without zone",
         lambda b: b["config"].update(subscriptionExpireTime="2099-01-01T00:00:00"),
         400,

@@ -35,6 +35,7 @@ from services.api.exceptions import (
     InvalidArgument,
     MissingIdentifier,
     NotFound,
+    OutOfRange,
     ServiceNotApplicable,
     Unavailable,
 )
@@ -254,7 +255,8 @@ SubscriptionId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 def _out(service: ServiceDep, sub: SimSwapSubscription) -> dict[str, Any]:
-    config: dict[str, Any] = {"subscriptionDetail": {"phoneNumber": service.disclose(sub.number_enc, sub.entity) or ""}}
+    # the number is left out only if its sealed text no longer opens (disclosure key rotated)
+    config: dict[str, Any] = {"subscriptionDetail": {"phoneNumber": service.disclose(sub.number_enc, sub.entity)}}
     if sub.requested_expire_time is not None:
         config["subscriptionExpireTime"] = sub.requested_expire_time
     if sub.max_events is not None:
@@ -273,6 +275,17 @@ def _out(service: ServiceDep, sub: SimSwapSubscription) -> dict[str, Any]:
 
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _utc(at: datetime | None, name: str) -> datetime | None:
+    """``at`` in UTC; a time that is not representable there (year 9999 with a negative
+    offset) is 400 OUT_OF_RANGE rather than an overflow."""
+    if at is None:
+        return None
+    try:
+        return at.astimezone(UTC)
+    except OverflowError as exc:
+        raise OutOfRange(f"{name} is out of range.") from exc
 
 
 async def _check_sink(service: ServiceDep, sink: str) -> None:
@@ -296,6 +309,7 @@ async def create_subscription(
     *, body: SubscriptionRequest, principal: CreateAuth, service: ServiceDep, request: Request
 ) -> Any:
     now = datetime.fromtimestamp(service.clock(), UTC)
+    requested = _utc(body.config.subscriptionExpireTime, "config.subscriptionExpireTime")
     if body.protocol != "HTTP":
         raise InvalidProtocol()
     phone = body.config.subscriptionDetail.phoneNumber
@@ -309,9 +323,9 @@ async def create_subscription(
             raise InvalidToken()
         if credential.accessToken is None or credential.accessTokenExpiresUtc is None:
             raise InvalidArgument("sinkCredential needs accessToken, accessTokenExpiresUtc and accessTokenType.")
-        if credential.accessTokenExpiresUtc <= now + timedelta(seconds=TOKEN_LEAD_S):
+        token_expires = _utc(credential.accessTokenExpiresUtc, "sinkCredential.accessTokenExpiresUtc")
+        if token_expires is None or token_expires <= now + timedelta(seconds=TOKEN_LEAD_S):
             raise InvalidArgument("sinkCredential.accessTokenExpiresUtc must be in the future.")
-    requested = body.config.subscriptionExpireTime
     if requested is not None and requested <= now:
         raise InvalidArgument("config.subscriptionExpireTime must be in the future.")
     await _check_sink(service, body.sink)
