@@ -22,7 +22,18 @@ from services.api.identifiers import EntityResolver
 from services.api.limits import AuthFailures, AuthLanes
 from services.api.metrics import ApiMiddleware
 from services.api.partners import PartnerRegistry
-from services.api.routers import alerts, camara, oauth, operator, ops, reports, risk, watchlist, webhooks
+from services.api.routers import (
+    alerts,
+    camara,
+    camara_subscriptions,
+    oauth,
+    operator,
+    ops,
+    reports,
+    risk,
+    watchlist,
+    webhooks,
+)
 from services.api.schemas import WEBHOOK_URL_PATTERN, WEBHOOK_URL_PATTERN_ANY_SCHEME
 from services.api.service import ApiService
 from services.api.tokens import TokenService
@@ -150,6 +161,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.include_router(ops.metrics_router)
     app.include_router(camara.sim_router)
     app.include_router(camara.device_router)
+    app.include_router(camara_subscriptions.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -198,5 +210,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     url = components.get("WebhookIn", {}).get("properties", {}).get("url")
     if url is not None:
         url["pattern"] = WEBHOOK_URL_PATTERN_ANY_SCHEME if settings.webhook_allow_http else WEBHOOK_URL_PATTERN
+    camara_subscriptions.adjust_openapi(schema, settings.webhook_allow_http)
     app.openapi_schema = schema
     return schema

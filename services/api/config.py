@@ -77,6 +77,15 @@ class ApiSettings(CommonSettings):
         description="comma-separated addresses/CIDRs of proxies whose X-Forwarded-For/-Proto are "
         "believed (the client address the auth-failure buckets use); empty: none",
     )
+    sim_swap_subscriptions_max: int = Field(
+        default=1000, ge=1, description="active CAMARA SIM Swap subscriptions per partner"
+    )
+    sim_swap_subscription_max_days: int = Field(
+        default=90,
+        ge=1,
+        description="longest lifetime of a CAMARA SIM Swap subscription (also its lifetime when "
+        "the request sets no subscriptionExpireTime)",
+    )
     swap_monitored_days: int = Field(
         default=30, description="SIM/device change history kept (CAMARA monitoredPeriod)"
     )

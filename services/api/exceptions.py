@@ -49,6 +49,13 @@ class NotFound(ApiError):
     default_message = "The specified resource is not found."
 
 
+class IdentifierNotFound(ApiError):
+    """A CAMARA identifier that cannot exist: a number that is impossible in the numbering plan."""
+
+    status, code = 404, "IDENTIFIER_NOT_FOUND"
+    default_message = "Device identifier not found."
+
+
 class Conflict(ApiError):
     status, code = 409, "CONFLICT"
     default_message = "The resource is in a conflicting state."
@@ -57,6 +64,11 @@ class Conflict(ApiError):
 class MissingIdentifier(ApiError):
     status, code = 422, "MISSING_IDENTIFIER"
     default_message = "The device cannot be identified."
+
+
+class ServiceNotApplicable(ApiError):
+    status, code = 422, "SERVICE_NOT_APPLICABLE"
+    default_message = "The service is not available for the provided identifier."
 
 
 class TooManyRequests(ApiError):

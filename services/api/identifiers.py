@@ -11,6 +11,9 @@ possible number (``+346661113334``) is *not* an error: ingest dead-letters such 
 it can never carry a signal. It is pseudonymised as its raw E.164 text and answered like any
 unseen number (no signal, audited, budgeted), so the answer path is the same for every
 schema-valid number and the answer does not tell a partner which numbers are possible.
+The CAMARA routes are the exception: their specs answer such a number ``404
+IDENTIFIER_NOT_FOUND`` (``is_possible``); impossibility is public numbering-plan knowledge, so
+that answer says nothing about any subscriber.
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ class EntityResolver:
             # pattern-valid but not a possible number: never seen by ingest, so no signal
             value = text
         return self._pseudonymizer("msisdn", value)
+
+    def is_possible(self, text: str) -> bool:
+        """Whether libphonenumber takes ``text`` as a possible number (public numbering-plan facts)."""
+        try:
+            normalise_number(text, self._region)
+        except IdentifierError:
+            return False
+        return True
 
     def device(self, imei: str) -> str:
         try:

@@ -3,10 +3,10 @@
 Watch-lists, webhook registrations, operator overrides, contests and webhook delivery cursors
 live here so they survive restarts and every replica sees the same. Keys name the object
 (``watch:<partner>:<entry>``, ``webhook:<partner>:<id>``, ``override:<id>``, ``contest:<id>``,
-``cursor:<webhook>``, ``usage:<partner>:<kind>:<window>:<replica>``, ``jti:<partner>:<jti>``); a
-tombstone deletes it. Usage counts and used client assertions are what limits and replay
-protection share across replicas. Entities are pseudonyms, never numbers; webhook
-signing secrets are sealed with the disclosure key (AEAD bound to the webhook id).
+``cursor:<webhook>``, ``usage:<partner>:<kind>:<window>:<replica>``, ``jti:<partner>:<jti>``,
+``simswapsub:<partner>:<id>``); a tombstone deletes it. Usage counts and used client assertions are
+what limits and replay protection share across replicas. Entities are pseudonyms, never numbers;
+webhook signing secrets are sealed with the disclosure key (AEAD bound to the webhook id).
 """
 
 from __future__ import annotations
@@ -89,7 +89,34 @@ class AssertionUse(msgspec.Struct, frozen=True, tag="jti"):
     expires_at: float
 
 
-StateRecord = WatchEntry | Webhook | Override | Contest | DeliveryCursor | Usage | AssertionUse
+class SimSwapSubscription(msgspec.Struct, frozen=True, tag="simswapsub", omit_defaults=True):
+    """A CAMARA SIM Swap subscription (services/api/subscriptions.py). The number is kept as
+    its pseudonym and, sealed with the disclosure key (bound to the pseudonym), the text the
+    partner subscribed with; the sink's access token is sealed bound to the subscription id.
+    ``revision`` grows with every write; ``ended`` is the termination reason once it ended
+    (the record is removed when the subscription-ended notification is settled)."""
+
+    partner: str
+    subscription_id: str
+    purpose: str
+    entity: str
+    number_enc: str
+    sink: str
+    created_at: str
+    expires_at: str
+    last_swap_at: str
+    revision: int = 0
+    token_enc: str | None = None
+    token_expires_at: str | None = None
+    requested_expire_time: str | None = None
+    max_events: int | None = None
+    events: int = 0
+    ended: str | None = None
+
+
+StateRecord = (
+    WatchEntry | Webhook | Override | Contest | DeliveryCursor | Usage | AssertionUse | SimSwapSubscription
+)
 
 _decoder = msgspec.json.Decoder(StateRecord)
 _encoder = msgspec.json.Encoder()
@@ -117,4 +144,6 @@ def state_key(record: StateRecord) -> str:
         return f"usage:{record.partner}:{record.kind}:{record.window}:{record.replica}"
     if isinstance(record, AssertionUse):
         return f"jti:{record.partner}:{record.jti}"
+    if isinstance(record, SimSwapSubscription):
+        return f"simswapsub:{record.partner}:{record.subscription_id}"
     return f"cursor:{record.webhook_id}"

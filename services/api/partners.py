@@ -43,6 +43,11 @@ SCOPES: dict[str, str] = {
     "device-swap": "CAMARA Device Swap (both operations)",
     "device-swap:check": "CAMARA Device Swap check",
     "device-swap:retrieve-date": "CAMARA Device Swap retrieve-date",
+    "sim-swap-subscriptions:org.camaraproject.sim-swap-subscriptions.v0.swapped:create": (
+        "CAMARA SIM Swap Subscriptions: subscribe to SIM swaps of a number"
+    ),
+    "sim-swap-subscriptions:read": "CAMARA SIM Swap Subscriptions: read your subscriptions",
+    "sim-swap-subscriptions:delete": "CAMARA SIM Swap Subscriptions: delete a subscription",
 }
 _CAMARA = [
     "sim-swap",
@@ -51,6 +56,9 @@ _CAMARA = [
     "device-swap",
     "device-swap:check",
     "device-swap:retrieve-date",
+    "sim-swap-subscriptions:org.camaraproject.sim-swap-subscriptions.v0.swapped:create",
+    "sim-swap-subscriptions:read",
+    "sim-swap-subscriptions:delete",
 ]
 TYPE_SCOPES: dict[str, frozenset[str]] = {
     "bank": frozenset(

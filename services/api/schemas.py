@@ -350,10 +350,13 @@ def _phone_required(schema: dict[str, Any]) -> None:
 class CreateCheckSwap(CamaraModel):
     model_config = ConfigDict(json_schema_extra=_phone_required)
     phoneNumber: CamaraPhone | SkipJsonSchema[None] = Absent
+    # No ``le`` here: a value above the maximum is 400 OUT_OF_RANGE (the route checks it), not
+    # the INVALID_ARGUMENT of a schema violation; the published document still states the maximum.
     maxAge: int = Field(
         default=240,
         ge=1,
-        le=2400,
+        strict=True,  # a JSON string "24" is not an integer
+        json_schema_extra={"maximum": 2400},
         description=(
             "Period in hours to be checked. CAMARA allows up to 2400; the published maximum is "
             "this deployment's monitored period, and a value above it is 400 OUT_OF_RANGE"

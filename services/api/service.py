@@ -41,6 +41,8 @@ from services.api.store import (
     now_iso,
     parse_time,
 )
+from services.api.subscriptions import KEY_PREFIX as SUBSCRIPTION_KEY_PREFIX
+from services.api.subscriptions import SubscriptionManager
 from services.api.tokens import Principal
 from services.api.webhooks import Dispatcher, UrlPolicy, WebhookEvent
 from services.common import topics
@@ -114,6 +116,7 @@ class ApiService:
         self.materialiser: Materialiser | None = None
         self.dispatcher: Dispatcher | None = None
         self._new_alerts: asyncio.Event | None = None
+        self.sim_swap_subs = SubscriptionManager(self)  # CAMARA SIM Swap subscriptions
         self._last_evict = 0.0
         # unique audit ids without a syscall per lookup: random per process, then a counter
         self._audit_prefix = uuid.uuid4().hex[:16]
@@ -153,6 +156,7 @@ class ApiService:
         )
         self.materialiser.start()
         self._publisher = asyncio.create_task(self._publish_usage())
+        self.sim_swap_subs.start()
 
     async def _publish_usage(self) -> None:
         """Publish this replica's changed quota and budget counts (shared limits)."""
@@ -184,6 +188,7 @@ class ApiService:
             self.publish_usage()
         if self.materialiser is not None:
             await asyncio.to_thread(self.materialiser.stop)
+        await self.sim_swap_subs.stop()
         if self.dispatcher is not None:
             await self.dispatcher.close()
         if self.producer is not None:
@@ -222,6 +227,8 @@ class ApiService:
                 old = self.risk.put(change.key, new)
                 if change.key in self.pstate.watchers:
                     self._risk_changed(change, old, new)
+                if change.key in self.sim_swap_subs.by_entity:
+                    self.sim_swap_subs.risk_changed(change.key, new)
                 self.positions[f"{self.topic_risk}:{change.partition}"] = change.offset + 1
             elif change.kind == "alert" and isinstance(change.value, Alert):
                 if not self.alert_ids.first_time(change.value.alert_id):
@@ -248,6 +255,9 @@ class ApiService:
             self._new_alerts = asyncio.Event()
 
     def _state_changed(self, key: str, record: StateRecord | None) -> None:
+        if key.startswith(SUBSCRIPTION_KEY_PREFIX):
+            self.sim_swap_subs.on_state(key, record)  # type: ignore[arg-type]
+            return
         previous = self.pstate.by_key.get(key)
         self.pstate.apply(key, record)
         if isinstance(record, Usage | AssertionUse) and self._stale(record) and self.producer is not None:

@@ -17,6 +17,9 @@
   that does not resolve to public addresses only is 403 PERMISSION_DENIED); the attempt then connects to the
   address that was checked (TLS still verifies the host name), so DNS rebinding cannot move it
   to an internal address. Redirects are not followed.
+* **Sinks.** A CAMARA subscription's sink (``Sink``, services/api/subscriptions.py) is delivered
+  by the same workers: it renders its own body and headers (a CloudEvent with the sink's
+  bearer token) and records what is settled in its own partner-state record, not a cursor.
 """
 
 from __future__ import annotations
@@ -132,9 +135,26 @@ class WebhookEvent:
     occurred_at: str
 
 
+@dataclass(frozen=True)
+class Sink:
+    """A delivery target other than a registered webhook (a CAMARA subscription's sink).
+
+    It goes through the same worker as a webhook (queue, retries with backoff, SSRF check
+    before each attempt, one owning replica) but renders its own body and headers, and is
+    told when each event is settled (``delivered`` False: given up) instead of keeping a
+    delivery cursor: its owner records progress in its own partner-state record."""
+
+    target_id: str
+    partner: str
+    url: str
+    render: Callable[[WebhookEvent], tuple[bytes, dict[str, str]] | None]
+    settled: Callable[[WebhookEvent, bool], None]
+
+
 class _Worker:
-    def __init__(self, webhook: Webhook, secret: str, positions: dict[str, int]) -> None:
+    def __init__(self, webhook: Webhook, secret: str, positions: dict[str, int], sink: Sink | None = None) -> None:
         self.webhook = webhook
+        self.sink = sink
         self.secret = secret
         self.positions = dict(positions)
         self.queue: deque[WebhookEvent] = deque()
@@ -195,9 +215,11 @@ class Dispatcher:
     def offer(self, webhook_id: str, event: WebhookEvent) -> None:
         """Queue an event unless the webhook's cursor shows it was settled already."""
         worker = self._workers.get(webhook_id)
-        if worker is None or event.event_type not in worker.webhook.events:
+        if worker is None:
             return
-        if event.offset < worker.positions.get(event.source, 0):
+        if worker.sink is None and (
+            event.event_type not in worker.webhook.events or event.offset < worker.positions.get(event.source, 0)
+        ):
             return
         if len(worker.queue) >= self._queue_max:
             WEBHOOK_DELIVERIES.labels("gave_up").inc()
@@ -210,6 +232,22 @@ class Dispatcher:
         if worker is not None:
             for source, offset in positions.items():
                 worker.positions[source] = max(worker.positions.get(source, 0), offset)
+
+    def sync_sink(self, target_id: str, sink: Sink | None) -> None:
+        """Start, keep or stop the worker of a ``Sink`` (None, or another replica's partner: stop)."""
+        worker = self._workers.get(target_id)
+        if sink is None or not self.owns(sink.partner):
+            if worker is not None:
+                if worker.task is not None:
+                    worker.task.cancel()
+                del self._workers[target_id]
+            return
+        if worker is not None:
+            return
+        stand_in = Webhook(sink.partner, target_id, sink.url, [], "", "")
+        worker = _Worker(stand_in, "", {}, sink)
+        worker.task = asyncio.get_running_loop().create_task(self._run(worker), name=f"sink-{target_id}")
+        self._workers[target_id] = worker
 
     def has_worker(self, webhook_id: str) -> bool:
         return webhook_id in self._workers
@@ -224,14 +262,24 @@ class Dispatcher:
             msg_id = hashlib.sha256(
                 f"{worker.webhook.webhook_id}:{event.source}:{event.offset}:{event.event_type}".encode()
             ).hexdigest()[:32]
-            body = orjson.dumps(
-                {"type": event.event_type, "timestamp": event.occurred_at, "data": event.data}
-            )
+            if worker.sink is not None:
+                rendered = worker.sink.render(event)
+                if rendered is None:  # the sink no longer wants it (e.g. its subscription ended)
+                    worker.queue.popleft()
+                    continue
+                body, headers = rendered
+            else:
+                body = orjson.dumps(
+                    {"type": event.event_type, "timestamp": event.occurred_at, "data": event.data}
+                )
+                headers = None  # Standard Webhooks headers, signed per attempt
             attempt = 0
+            delivered = False
             while True:
                 attempt += 1
-                if await self._attempt(worker, msg_id, body):
+                if await self._attempt(worker, msg_id, body, headers):
                     WEBHOOK_DELIVERIES.labels("delivered").inc()
+                    delivered = True
                     break
                 if attempt >= self.max_attempts:
                     WEBHOOK_DELIVERIES.labels("gave_up").inc()
@@ -246,24 +294,32 @@ class Dispatcher:
                 delay = min(MAX_BACKOFF_S, self.backoff_s * (2 ** (attempt - 1)))
                 await asyncio.sleep(delay * (0.8 + 0.4 * secrets.randbelow(1000) / 1000))
             worker.queue.popleft()
+            if worker.sink is not None:
+                worker.sink.settled(event, delivered)
+                continue
             worker.positions[event.source] = max(worker.positions.get(event.source, 0), event.offset + 1)
             worker.dirty = True
 
-    async def _attempt(self, worker: _Worker, msg_id: str, body: bytes) -> bool:
+    async def _attempt(self, worker: _Worker, msg_id: str, body: bytes, extra: dict[str, str] | None) -> bool:
         started = time.perf_counter()
         try:
             scheme, host, port, address = await self.policy.resolve(worker.webhook.url)
             parts = urlsplit(worker.webhook.url)
             ip_host = f"[{address}]" if ":" in address else address
             target = urlunsplit((scheme, f"{ip_host}:{port}", parts.path or "/", parts.query, ""))
-            timestamp = int(time.time())
-            headers = {
-                "content-type": "application/json",
-                "host": parts.netloc.rsplit("@", 1)[-1],
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(worker.secret, msg_id, timestamp, body),
-            }
+            headers = {"host": parts.netloc.rsplit("@", 1)[-1]}
+            if extra is not None:
+                headers.update(extra)
+            else:
+                timestamp = int(time.time())
+                headers.update(
+                    {
+                        "content-type": "application/json",
+                        "webhook-id": msg_id,
+                        "webhook-timestamp": str(timestamp),
+                        "webhook-signature": sign(worker.secret, msg_id, timestamp, body),
+                    }
+                )
             response = await self._client.post(
                 target, content=body, headers=headers, extensions={"sni_hostname": host}
             )

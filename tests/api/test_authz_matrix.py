@@ -15,6 +15,7 @@ pytestmark = pytest.mark.kafka
 PHONE = "+31612340001"
 TYPES = ["bank-a", "platform-a", "telco-a", "operator-a"]
 ALL = {t: True for t in TYPES}
+NO_SUCH = "00000000-0000-4000-8000-000000000000"
 ONLY = lambda *ts: {t: t in ts for t in TYPES}  # noqa: E731
 
 # (method, path, body, who may, success status)
@@ -53,9 +54,25 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, bool], int]] = [
         "/device-swap/v1/check",
         {"phoneNumber": PHONE, "maxAge": 24},
         ONLY("telco-a", "operator-a"),
-        200,
+        422,  # past authorization: PHONE has no records, Device Swap's SERVICE_NOT_APPLICABLE
     ),
-    ("POST", "/device-swap/v1/retrieve-date", {"phoneNumber": PHONE}, ONLY("telco-a", "operator-a"), 200),
+    ("POST", "/device-swap/v1/retrieve-date", {"phoneNumber": PHONE}, ONLY("telco-a", "operator-a"), 422),
+    (
+        "POST",
+        "/sim-swap-subscriptions/v0.3/subscriptions",
+        {
+            "protocol": "HTTP",
+            "sink": "http://127.0.0.1:9/sink",
+            "types": ["org.camaraproject.sim-swap-subscriptions.v0.swapped"],
+            "config": {"subscriptionDetail": {"phoneNumber": PHONE}},
+        },
+        ONLY("telco-a", "operator-a"),
+        201,
+    ),
+    ("GET", "/sim-swap-subscriptions/v0.3/subscriptions", None, ONLY("telco-a", "operator-a"), 200),
+    # past authorization: no such subscription (of theirs)
+    ("GET", f"/sim-swap-subscriptions/v0.3/subscriptions/{NO_SUCH}", None, ONLY("telco-a", "operator-a"), 404),
+    ("DELETE", f"/sim-swap-subscriptions/v0.3/subscriptions/{NO_SUCH}", None, ONLY("telco-a", "operator-a"), 404),
 ]
 
 
@@ -96,6 +113,24 @@ def test_a_scope_subset_token_is_limited_to_it(api: ApiServer) -> None:
         assert (
             c.post("/v1/risk/numbers:lookup", json={"phoneNumber": PHONE}, headers=headers).status_code == 403
         )
+
+
+def test_subscription_scopes_are_separate(api: ApiServer) -> None:
+    """A read-only token lists subscriptions but may neither create nor delete one."""
+    token = api.token("telco-a", scope="sim-swap-subscriptions:read")
+    headers = {"Authorization": f"Bearer {token}"}
+    base = "/sim-swap-subscriptions/v0.3/subscriptions"
+    body = ROUTES[-4][2]
+    with api.client() as c:
+        assert c.get(base, headers=headers).status_code == 200
+        assert c.post(base, json=body, headers=headers).status_code == 403
+        assert c.delete(f"{base}/{NO_SUCH}", headers=headers).status_code == 403
+        create = {"Authorization": "Bearer " + api.token("telco-a", scope=ROUTES_CREATE_SCOPE)}
+        assert c.post(base, json=body, headers=create).status_code == 201
+        assert c.get(base, headers=create).status_code == 403
+
+
+ROUTES_CREATE_SCOPE = "sim-swap-subscriptions:org.camaraproject.sim-swap-subscriptions.v0.swapped:create"
 
 
 def test_other_partners_objects_are_invisible(api: ApiServer) -> None:

@@ -3,8 +3,17 @@ scorer keeps on each number's risk record (``sim_changed_at``, ``device_changed_
 
 Two-legged tokens only (client credentials): ``phoneNumber`` is therefore required and its
 absence is ``422 MISSING_IDENTIFIER``. Changes older than the monitored period are not
-disclosed (``latestSimChange: null`` with ``monitoredPeriod``), and a ``maxAge`` beyond it is
-``400 OUT_OF_RANGE``, as the specs prescribe for a privacy threshold.
+disclosed (``latestSimChange: null`` with ``monitoredPeriod``), and a ``maxAge`` beyond it, or
+beyond the specs' own maximum of 2400 h, is ``400 OUT_OF_RANGE``, as the specs prescribe.
+
+What a number the operator's records do not hold answers (docs/privacy.md):
+- impossible in the numbering plan (libphonenumber): ``404 IDENTIFIER_NOT_FOUND``, before any
+  budget is spent, since it is public knowledge;
+- SIM Swap, no record: no change within the monitored period (``swapped: false``,
+  ``latestSimChange: null`` with ``monitoredPeriod``), the spec's answer for "nothing to
+  disclose";
+- Device Swap, no record: ``422 SERVICE_NOT_APPLICABLE``, which Device Swap 1.0.0 prescribes
+  when "no data is available in the operator's records".
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from services.api.deps import (
     correlator_of,
 )
 from services.api.errors import ERRORS_COMMON, _doc
-from services.api.exceptions import MissingIdentifier, OutOfRange
+from services.api.exceptions import IdentifierNotFound, MissingIdentifier, OutOfRange, ServiceNotApplicable
 from services.api.metrics import LOOKUPS
 from services.api.schemas import CheckSwapInfo, CreateCheckSwap, CreateSwapDate, DeviceSwapInfo, SimSwapInfo
 from services.api.store import parse_time
@@ -31,9 +40,13 @@ from services.api.tokens import Principal
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERRORS_COMMON,
-    404: _doc("Not found"),
-    422: _doc("MISSING_IDENTIFIER: phoneNumber is required"),
+    404: _doc("IDENTIFIER_NOT_FOUND: the number is impossible in the numbering plan"),
+    422: _doc(
+        "MISSING_IDENTIFIER: phoneNumber is required; SERVICE_NOT_APPLICABLE (Device Swap): "
+        "no data for the number in the operator's records"
+    ),
 }
+MAX_AGE_LIMIT_H = 2400  # the specs' maximum for maxAge
 sim_router = APIRouter(prefix="/sim-swap/v2", tags=["CAMARA SIM Swap"], responses=_RESPONSES)
 device_router = APIRouter(prefix="/device-swap/v1", tags=["CAMARA Device Swap"], responses=_RESPONSES)
 
@@ -51,10 +64,16 @@ def _changed_at(
 ) -> datetime | None:
     if phone is None:
         raise MissingIdentifier("phoneNumber is required with a two-legged access token.")
+    if not service.resolver.is_possible(phone):
+        raise IdentifierNotFound("phoneNumber is not a possible number in its country's numbering plan.")
     service.require_lookup_ready()
     pseudonym = service.resolver.number(phone)
     service.limiter.spend_budget(principal.partner, (pseudonym,))
     risk = service.risk.get(f"number:{pseudonym}")
+    if risk is None and change == "device":
+        service.audit(principal, action, "number", pseudonym, "no-data", correlator)
+        LOOKUPS.labels(principal.partner.id, "device_swap").inc()
+        raise ServiceNotApplicable("No device data is available for this phone number in the operator's records.")
     raw = None if risk is None else (risk.sim_changed_at if change == "sim" else risk.device_changed_at)
     at = datetime.fromtimestamp(parse_time(raw), UTC) if raw else None
     horizon = service.clock() - service.settings.swap_monitored_days * 86400
@@ -69,6 +88,8 @@ def _changed_at(
 
 
 def _check_max_age(service: ServiceDep, max_age_h: int) -> None:
+    if max_age_h > MAX_AGE_LIMIT_H:
+        raise OutOfRange(f"maxAge cannot exceed {MAX_AGE_LIMIT_H} hours.")
     monitored_h = service.settings.swap_monitored_days * 24
     if max_age_h > monitored_h:
         raise OutOfRange(
