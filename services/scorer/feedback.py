@@ -8,7 +8,6 @@ feed's position has the feed moved back (``rewind``), never forward, so it sees 
 from __future__ import annotations
 
 import time
-from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import msgspec
@@ -19,16 +18,13 @@ from services.common.stream import murmur2_partition
 from services.scorer.restore import Owned
 
 
-@dataclass(eq=False)
 class FeedbackFeed:
     """The feedback topic, polled every ``poll_s`` while this replica owns partitions."""
 
-    kafka_config: dict[str, Any]
-    topic: str
-    _: KW_ONLY
-    poll_s: float
-    _consumer: Any = field(default=None, init=False)
-    _next_poll: float = field(default=0.0, init=False)
+    def __init__(self, kafka_config: dict[str, Any], topic: str, *, poll_s: float) -> None:
+        self.kafka_config, self.topic, self.poll_s = kafka_config, topic, poll_s
+        self._consumer: Any = None
+        self._next_poll = 0.0
 
     def poll(self, owned: dict[int, Owned], n_partitions: int) -> None:
         """Apply the reports that arrived since the last poll (links and feedback are routed with

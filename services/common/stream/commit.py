@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
@@ -46,22 +46,18 @@ class CommitStep(Protocol):
     def written(self) -> None: ...
 
 
-@dataclass(eq=False)
 class Committer:
     """The offsets processed and not yet committed, and the commit itself (step 3 of the loop)."""
 
-    consumer: KafkaConsumer
-    sink: OutputSink
-    _: KW_ONLY
-    service: str
-    policy: CommitPolicy
-    fence: bool                      # prove membership first (``membership_problem``)
-    flush_timeout_s: float
-    steps: Sequence[CommitStep] = ()
-    pending: dict[TopicPartition, int] = field(default_factory=dict, init=False)
-    # per owned partition, an offset that is safe to commit again: the last one committed,
-    # or where consumption of the partition began (the committed offset or the reset point)
-    base: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+    def __init__(self, consumer: KafkaConsumer, sink: OutputSink, *, service: str, policy: CommitPolicy,
+                 fence: bool, flush_timeout_s: float, steps: Sequence[CommitStep] = ()) -> None:
+        self.consumer, self.sink, self.service = consumer, sink, service
+        self.policy, self.fence, self.flush_timeout_s = policy, fence, flush_timeout_s
+        self.steps = list(steps)
+        self.pending: dict[TopicPartition, int] = {}
+        # per owned partition, an offset that is safe to commit again: the last one committed,
+        # or where consumption of the partition began (the committed offset or the reset point)
+        self.base: dict[TopicPartition, int] = {}
 
     def processed(self, tp: TopicPartition, first: int, last: int) -> None:
         """Records ``first``..``last`` of ``tp`` were handled and their outputs acknowledged."""
