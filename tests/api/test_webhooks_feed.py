@@ -16,8 +16,6 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from services.api.webhooks import UrlPolicy, sign
 from tests.api.conftest import ApiServer, ScorerOutput, eventually
 
-pytestmark = pytest.mark.kafka
-
 
 class Receiver:
     """A webhook receiver on loopback; ``fail_every`` > 0 fails every n-th request with 500."""
@@ -134,6 +132,7 @@ def test_ssrf_guard_accepts_public_https() -> None:
     )
 
 
+@pytest.mark.kafka
 def test_watchlist_webhooks_feed_and_stream(
     api: ApiServer, scorer: ScorerOutput, receivers: tuple[Receiver, Receiver]
 ) -> None:
