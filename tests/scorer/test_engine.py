@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
+
 import msgspec
 import pytest
 
@@ -65,6 +68,22 @@ def test_alert_id_is_deterministic_and_cooldown_starts_a_new_episode() -> None:
     two_days = 2 * 24 * 60 * MIN
     alerts = [a for o in run(eng, blast(farm, T0) + blast(farm, T0 + two_days)) for a in o.alerts]
     assert len(alerts) == 2 and alerts[0].alert_id != alerts[1].alert_id
+
+
+def test_alert_id_is_the_hash_of_entity_episode_and_model_version() -> None:
+    """The id names the episode: ``sha256("number|<entity>|<episode start s>|<model version>")[:32]``,
+    the episode starting at the alert. An id without the episode would merge two episodes' alerts
+    (one webhook, one feed entry); one without the model version would collide across versions."""
+    farm = pid("farm3")
+    eng = engine()
+    two_days = 2 * 24 * 60 * MIN
+    alerts = [a for o in run(eng, blast(farm, T0) + blast(farm, T0 + two_days)) for a in o.alerts]
+    assert len(alerts) == 2
+    for alert in alerts:
+        episode_s = int(datetime.fromisoformat(alert.raised_at).timestamp())
+        expected = hashlib.sha256(f"number|{farm}|{episode_s}|{eng.model_version}".encode()).hexdigest()[:32]
+        assert alert.alert_id == expected
+    assert alerts[1].raised_at > alerts[0].raised_at
 
 
 def test_normal_subscriber_is_quiet() -> None:

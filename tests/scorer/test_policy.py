@@ -1,0 +1,240 @@
+"""The policy file: level boundaries, every load error (``PolicyError``), durations, and the rule
+points the scorer derives from it. Unit tests: no broker."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.common.pseudonym import Key, Pseudonymizer
+from services.scorer.exceptions import PolicyError
+from services.scorer.policy import Policy, Rule, duration_ms
+from services.scorer.scoring import at_least, evaluate_rules, fuse, model_points, rule_points, window_of
+
+PACKAGED = Path(__file__).resolve().parents[2] / "services" / "scorer" / "policy.yaml"
+PSEUDO = Pseudonymizer(Key("t", b"t" * 32))
+
+
+def _write(tmp_path: Path, doc: dict[str, Any]) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _packaged() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(PACKAGED.read_text())
+    return doc
+
+
+def _load(tmp_path: Path, doc: dict[str, Any]) -> Policy:
+    return Policy.load(PSEUDO, _write(tmp_path, doc))
+
+
+# --- levels -----------------------------------------------------------------------------------
+
+def test_level_of_at_and_around_every_boundary() -> None:
+    policy = Policy.load(PSEUDO)
+    assert (policy.levels.low, policy.levels.medium, policy.levels.high, policy.levels.critical) == (25, 50, 70, 85)
+    expected = {0: "none", 24: "none", 25: "low", 49: "low", 50: "medium", 69: "medium", 70: "high",
+                84: "high", 85: "critical", 100: "critical"}
+    assert {score: policy.level_of(score) for score in expected} == expected
+
+
+def test_level_of_follows_the_files_levels(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["levels"] = {"low": 10, "medium": 20, "high": 30, "critical": 40}
+    policy = _load(tmp_path, doc)
+    assert [policy.level_of(s) for s in (9, 10, 19, 20, 29, 30, 39, 40)] == [
+        "none", "low", "low", "medium", "medium", "high", "high", "critical"]
+    assert policy.level_floor == {"none": 0, "low": 10, "medium": 20, "high": 30, "critical": 40}
+
+
+# --- load errors ------------------------------------------------------------------------------
+
+def test_packaged_policy_loads_with_its_lists_pseudonymised() -> None:
+    policy = Policy.load(PSEUDO)
+    doc = _packaged()
+    assert policy.version == str(doc["version"])
+    assert policy.alert_level == doc["alert_level"]
+    assert len(policy.do_not_originate) == len(doc["do_not_originate"])
+    assert PSEUDO("msisdn", doc["do_not_originate"][0]) in policy.do_not_originate
+    assert PSEUDO("msisdn", "ING") in policy.a2p_allow                         # alphanumeric kept as sent
+    assert PSEUDO("msisdn", "3010") in policy.a2p_allow                        # a short code
+    assert all("+" not in p and len(p) == 32 for p in policy.do_not_originate | policy.a2p_allow)
+    assert policy.ttl_ms == 14 * 86_400_000 and policy.grace_ms == 300_000 and policy.sweep_every_ms == 900_000
+    assert policy.cooldown_ms == 86_400_000 and policy.rescore_after_ms == 600_000
+    assert policy.flag_ttl_ms == {"low": 6 * 3_600_000, "medium": 24 * 3_600_000, "high": 72 * 3_600_000,
+                                  "critical": 168 * 3_600_000}
+
+
+def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read policy file"):
+        Policy.load(PSEUDO, tmp_path / "absent.yaml")
+
+
+def test_yaml_syntax_error_is_a_policy_error(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: [unclosed\n")
+    with pytest.raises(PolicyError, match="invalid policy file"):
+        Policy.load(PSEUDO, path)
+
+
+def _broken(mutate: Any) -> dict[str, Any]:
+    doc = _packaged()
+    mutate(doc)
+    return doc
+
+
+INVALID = {
+    "unknown key": lambda d: d.update(surprise=1),
+    "no version": lambda d: d.pop("version"),
+    "no rules": lambda d: d.pop("rules"),
+    "no flags": lambda d: d.pop("flags"),
+    "bad rule code": lambda d: d["rules"]["number"][0].update(code="lower_case"),
+    "points above 100": lambda d: d["rules"]["number"][0].update(points=101, max_points=101),
+    "negative points": lambda d: d["rules"]["number"][0].update(points=-1),
+    "empty condition": lambda d: d["rules"]["number"][0].update(when={}),
+    "saturate 1": lambda d: d["rules"]["number"][0].update(saturate=1.0),
+    "unknown entity type": lambda d: d["rules"].update(cell=[]),
+    "alert level low": lambda d: d.update(alert_level="low"),
+    "unknown detector": lambda d: d["models"].update(detectors=["magic"]),
+    "learn_every 0": lambda d: d["models"].update(learn_every=0),
+    "tail_start 1": lambda d: d["models"].update(tail_start=1.0),
+    "rescore_growth below 1": lambda d: d["models"].update(rescore_growth=0.9),
+    "damping above 1": lambda d: d["models"].update(feedback_damping=1.5),
+    "link level low": lambda d: d["links"].update(min_device_level="low"),
+    "not a mapping": lambda d: (d.clear()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_every_schema_violation_is_a_policy_error(tmp_path: Path, case: str) -> None:
+    with pytest.raises(PolicyError, match="invalid policy file"):
+        _load(tmp_path, _broken(INVALID[case]))
+
+
+@pytest.mark.parametrize("entity_type", ["number", "device"])
+def test_max_points_below_points_is_refused_for_every_entity_type(tmp_path: Path, entity_type: str) -> None:
+    doc = _packaged()
+    rule = doc["rules"][entity_type][-1]
+    rule.update(points=50, max_points=49)
+    with pytest.raises(PolicyError, match=rf"rule {entity_type}/{rule['code']}: max_points below points"):
+        _load(tmp_path, doc)
+    rule.update(max_points=50)                        # equal is fine: a flat rule
+    _load(tmp_path, doc)
+
+
+@pytest.mark.parametrize("entry", ["+1", "not a number", "+3161234567890123"])
+def test_a_list_entry_that_is_not_a_number_is_a_policy_error(tmp_path: Path, entry: str) -> None:
+    doc = _packaged()
+    doc["do_not_originate"] = [entry]
+    with pytest.raises(PolicyError, match="policy list entry is not a valid number or sender"):
+        _load(tmp_path, doc)
+
+
+def test_an_alphanumeric_sender_is_only_allowed_in_the_a2p_list(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["a2p_allow"]["alphanumeric"] = ["MyBank"]
+    assert PSEUDO("msisdn", "MyBank") in _load(tmp_path, doc).a2p_allow
+    doc["do_not_originate"] = ["MyBank"]
+    with pytest.raises(PolicyError, match="not a valid number"):
+        _load(tmp_path, doc)
+
+
+def test_national_numbers_use_the_files_region(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["do_not_originate"] = ["0612345678"]
+    assert PSEUDO("msisdn", "+31612345678") in _load(tmp_path, doc).do_not_originate
+    doc["region"] = "BE"
+    assert PSEUDO("msisdn", "+32612345678") in _load(tmp_path, doc).do_not_originate
+
+
+def test_modem_tacs_keep_only_digit_entries(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["modem_tacs"] = ["35391110", "abc", "01234567"]
+    assert _load(tmp_path, doc).modem_tacs == frozenset({35391110, 1234567})
+
+
+def test_a_bad_duration_is_a_policy_error(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["state"]["ttl"] = "14 days"
+    with pytest.raises(PolicyError, match=r"not a duration: '14 days'"):
+        _load(tmp_path, doc)
+
+
+@pytest.mark.parametrize(("text", "ms"), [("250ms", 250), ("30s", 30_000), ("15m", 900_000), ("24h", 86_400_000),
+                                          ("14d", 14 * 86_400_000), ("1.5s", 1500), (" 2m ", 120_000),
+                                          (90, 90_000), (0.5, 500)])
+def test_durations(text: str | int | float, ms: int) -> None:
+    assert duration_ms(text) == ms
+
+
+@pytest.mark.parametrize("text", ["", "15", "m15", "15x", "-5m", "15 m", "1e3s"])
+def test_not_a_duration(text: str) -> None:
+    with pytest.raises(PolicyError, match="not a duration"):
+        duration_ms(text)
+
+
+# --- rule points, fusion, model points ---------------------------------------------------------
+
+def test_rule_points_at_the_threshold_and_growing_to_max_points() -> None:
+    rule = Rule(code="RR", label="x", when={"a_1h": 10.0, "b": 1.0}, points=40, max_points=60, saturate=4.0)
+    assert rule_points(rule, {"a_1h": 9.9, "b": 5.0}) == 0.0
+    assert rule_points(rule, {"a_1h": 50.0}) == 0.0                         # every condition must hold
+    assert rule_points(rule, {"a_1h": 10.0, "b": 1.0}) == pytest.approx(40.0)
+    assert rule_points(rule, {"a_1h": 20.0, "b": 1.0}) == pytest.approx(40 + 20 * math.log(2) / math.log(4))
+    assert rule_points(rule, {"a_1h": 40.0, "b": 1.0}) == pytest.approx(60.0)
+    assert rule_points(rule, {"a_1h": 400.0, "b": 1.0}) == pytest.approx(60.0)
+    # float32 rounding of a decayed count just below the threshold still fires
+    assert rule_points(rule, {"a_1h": 10.0 * (1 - 1e-7), "b": 0.9999999}) == pytest.approx(40.0)
+    assert at_least(10.0) == pytest.approx(10.0 - 1e-5) and at_least(0.25) == pytest.approx(0.25 - 1e-6)
+
+
+def test_flat_rule_and_zero_threshold() -> None:
+    flat = Rule(code="FF", label="x", when={"a": 2.0}, points=30, max_points=30)
+    assert rule_points(flat, {"a": 100.0}) == 30.0
+    zero = Rule(code="ZZ", label="x", when={"a": 0.0}, points=20, max_points=50)
+    assert rule_points(zero, {}) == pytest.approx(20.0)          # a zero threshold has no ratio: points
+    assert rule_points(zero, {"a": 3.0}) == pytest.approx(20.0)
+
+
+def test_fuse_is_a_noisy_or() -> None:
+    assert fuse([]) == 0.0
+    assert fuse([50.0]) == pytest.approx(50.0)
+    assert fuse([50.0, 50.0]) == pytest.approx(75.0)
+    assert fuse([0.0, -5.0, 40.0]) == pytest.approx(40.0)
+    assert fuse([150.0, 10.0]) == pytest.approx(100.0)
+
+
+def test_windows_of_feature_names() -> None:
+    assert [window_of(f) for f in ("sms_5m", "calls_1h", "recipients_24h", "imei_count")] == [
+        "5m", "1h", "24h", "lifetime"]
+
+
+def test_model_points_per_decade_capped() -> None:
+    policy = Policy.load(PSEUDO)          # tail_start 1e-2, 15 at start, 15 per decade, max 60
+    assert model_points(policy, 0.02) == 0.0
+    assert model_points(policy, 1e-2) == pytest.approx(15.0)
+    assert model_points(policy, 1e-3) == pytest.approx(30.0)
+    assert model_points(policy, 1e-4) == pytest.approx(45.0)
+    assert model_points(policy, 1e-9) == pytest.approx(60.0)
+    assert model_points(policy, 0.0) == pytest.approx(60.0)
+
+
+def test_evaluate_rules_reasons() -> None:
+    rules = [Rule(code="SMS_BURST", label="SMS", when={"sms_5m": 50.0}, points=40, max_points=60),
+             Rule(code="NIGHT", label="night share", when={"night_share": 0.5}, points=20, max_points=20)]
+    features = {"sms_5m": 100.0, "night_share": 0.75}
+    fired = evaluate_rules(rules, features, {"sms_5m": 1e-4})
+    assert [r.code for _, r in fired] == ["SMS_BURST", "NIGHT"]
+    (p1, r1), (p2, r2) = fired
+    assert p1 == pytest.approx(rule_points(rules[0], features)) and p2 == 20
+    assert (r1.feature, r1.value, r1.window) == ("sms_5m", 100.0, "5m")
+    assert r1.rarity != "rule" and r1.text.startswith("SMS_BURST: 100 SMS in 5m, ")
+    assert (r2.window, r2.rarity, r2.text) == ("lifetime", "rule", "NIGHT: 0.75 night share, rule")
+    assert evaluate_rules(rules, {"sms_5m": 1.0}, None) == []
+    assert [r.code for _, r in evaluate_rules(rules, features, None, matched=[1])] == ["NIGHT"]
