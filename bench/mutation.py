@@ -182,8 +182,8 @@ def _markdown(doc: dict[str, Any]) -> str:
     for g in doc["groups"]:
         for s in g["survivors"]:
             any_left = True
-            lines += [f"* `{s['mutant']}` ({s['status']})", "", "  ```diff", *("  " + d for d in s["diff"].splitlines()),
-                      "  ```", ""]
+            diff = ["  " + d for d in s["diff"].splitlines()]
+            lines += [f"* `{s['mutant']}` ({s['status']})", "", "  ```diff", *diff, "  ```", ""]
     if not any_left:
         lines += ["None.", ""]
     lines += ["## Equivalent (triaged)", ""]
@@ -213,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         if group.name in wanted:
             result = run_group(group, triage, args.jobs)
             kept[group.name] = result
-            print(f"   {group.name}: {result['killed']}/{result['mutants']} killed, {result['equivalent']} equivalent,"
-                  f" {result['not_killed']} not killed ({result['score']:.1%}) in {result['seconds']:.0f} s", flush=True)
+            print(f"   {group.name}: {result['killed']}/{result['mutants']} killed, {result['equivalent']} "
+                  f"equivalent, {result['not_killed']} not killed ({result['score']:.1%}) in {result['seconds']:.0f} s",
+                  flush=True)
     groups = [kept[g.name] for g in GROUPS if g.name in kept]
     total = {k: sum(g[k] for g in groups) for k in ("mutants", "killed", "equivalent", "not_killed")}
     counted = total["mutants"] - total["equivalent"]

@@ -4,7 +4,6 @@ cursor on the partner-state topic (real broker, three real servers, real receive
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 

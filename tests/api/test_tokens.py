@@ -228,7 +228,8 @@ def test_claims_naming_no_partner_or_purpose(tmp_path: Path) -> None:
     kid = tokens.jwks()["keys"][0]["kid"]
     now = int(time.time())
     base = {"iss": "fraudradar", "aud": "fraudradar-api", "exp": now + 60, "scope": "risk:numbers"}
-    for claims, message in (({**base, "sub": "ghost", "purpose": "dpv:FraudPreventionAndDetection"}, "no known partner"),
+    fraud = "dpv:FraudPreventionAndDetection"
+    for claims, message in (({**base, "sub": "ghost", "purpose": fraud}, "no known partner"),
                             ({**base, "sub": "bank-x", "purpose": "dpv:Marketing"}, "one permitted purpose")):
         token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
         with pytest.raises(Unauthenticated, match=message):

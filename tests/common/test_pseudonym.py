@@ -1,4 +1,5 @@
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -89,7 +90,78 @@ def test_disclosure_key_sizes() -> None:
 def test_disclosure_of_another_key_id_names_both() -> None:
     token = Discloser(Key("d1", b"d" * 32)).seal("+31612345678", "aaaa")
     assert token.startswith("d1.")
-    with pytest.raises(DisclosureError, match="'d1'.*'d2'"):
+    with pytest.raises(DisclosureError, match=r"'d1'.*'d2'"):
         Discloser(Key("d2", b"d" * 32)).open(token, "aaaa")
     with pytest.raises(DisclosureError, match="does not open"):
         Discloser(Key("d1", b"d" * 32)).open("d1.!!notbase64", "aaaa")
+
+
+def test_key_text_errors_say_what_is_wrong() -> None:
+    with pytest.raises(ConfigError, match=r"^key must look like KEY_ID:BASE64KEY$"):
+        parse_key("nocolon")
+    with pytest.raises(ConfigError, match=r"^disclosure key must look like KEY_ID:BASE64KEY$"):
+        parse_key("nocolon", "disclosure key")
+    good = base64.b64encode(b"k" * 32).decode()
+    for text in (f"id:{good}!!", f"id:x:{good}", f"a:b:{good}"):      # garbage after, a second ':'
+        with pytest.raises(ConfigError, match=r"^key: the part after ':' is not base64$"):
+            parse_key(text)
+    assert parse_key(f"id:{good}") == Key("id", b"k" * 32)
+
+
+def test_generated_key_text_is_32_random_bytes() -> None:
+    key = parse_key(generate_key_text("g1"))
+    assert key.key_id == "g1" and len(key.secret) == 32
+    assert parse_key(generate_key_text("g1")).secret != key.secret
+
+
+def test_load_key_from_a_file_or_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from services.common.pseudonym import load_key
+
+    text = generate_key_text("fromenv")
+    monkeypatch.delenv("T_KEY_FILE", raising=False)
+    monkeypatch.setenv("T_KEY", text)
+    assert load_key("T_KEY", "T_KEY_FILE", "test key") == parse_key(text)
+    file_text = generate_key_text("fromfile")
+    (tmp_path / "key").write_text(file_text + "\n")
+    monkeypatch.setenv("T_KEY_FILE", str(tmp_path / "key"))
+    assert load_key("T_KEY", "T_KEY_FILE", "test key") == parse_key(file_text)     # the file wins
+    (tmp_path / "key").write_text("broken")
+    with pytest.raises(ConfigError, match=r"^test key must look like"):
+        load_key("T_KEY", "T_KEY_FILE", "test key")
+    monkeypatch.setenv("T_KEY_FILE", str(tmp_path / "absent"))
+    with pytest.raises(ConfigError, match=r"^test key: cannot read key file named by T_KEY_FILE: No such file"):
+        load_key("T_KEY", "T_KEY_FILE", "test key")
+    monkeypatch.delenv("T_KEY_FILE")
+    monkeypatch.delenv("T_KEY")
+    with pytest.raises(ConfigError, match=r"^test key is not configured: set T_KEY_FILE \(a file\) or T_KEY$"):
+        load_key("T_KEY", "T_KEY_FILE", "test key")
+
+
+def test_caches_are_bounded() -> None:
+    # numbers repeat a lot, but an attacker's stream of fresh numbers must not grow memory without bound
+    pseudonymize = Pseudonymizer(Key("k", b"k" * 32), cache_size=2)
+    discloser = Discloser(Key("d", b"d" * 32), cache_size=2)
+    for i in range(5):
+        pseudonymize("msisdn", f"+3161234567{i}")
+        discloser.seal(f"+3161234567{i}", f"p{i}")
+    assert pseudonymize._cached.cache_info().currsize == 2
+    assert discloser._cached_seal.cache_info().currsize == 2
+
+
+def test_sealed_tokens_round_trip_for_every_length_and_carry_no_padding() -> None:
+    # 8..15 digit numbers give every base64 remainder; tokens are key_id "." base64url without "="
+    discloser = Discloser(Key("d.2026", b"d" * 32), cache_size=1)      # a key id may contain "."
+    for i in range(2400):
+        number = "+31" + str(10**7 + i * 7919)[: 5 + i % 8]
+        pseudonym = f"p{i}"
+        token = discloser.seal(number, pseudonym)
+        assert token.startswith("d.2026.") and "=" not in token
+        assert discloser.open(token, pseudonym) == number
+
+
+def test_disclosure_errors_are_exact() -> None:
+    with pytest.raises(ConfigError, match=r"^disclosure key must be 16, 24 or 32 bytes$"):
+        Discloser(Key("d", b"d" * 20))
+    token = Discloser(Key("d1", b"d" * 32)).seal("+31612345678", "aaaa")
+    with pytest.raises(DisclosureError, match=r"^disclosure token does not open for this entity$"):
+        Discloser(Key("d1", b"d" * 32)).open(token, "bbbb")

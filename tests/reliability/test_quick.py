@@ -16,7 +16,6 @@ from reliability.context import Params
 from reliability.hostile import Corpus
 
 
-
 def test_corpus_is_labelled_by_the_contract() -> None:
     """Every hostile case gets exactly its expected reason from the ingest pipeline (no broker)."""
     import time
