@@ -3,6 +3,7 @@ broker, signed deliveries to real receivers on loopback (one fails half of the t
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook as Verifier
 
-from services.api.webhooks import UrlPolicy, sign
+from services.api.webhooks import UrlPolicy, new_secret, owner_of, sign
 from tests.api.conftest import ApiServer, ScorerOutput, eventually
 
 
@@ -130,6 +131,47 @@ def test_ssrf_guard_accepts_public_https() -> None:
         "hooks.example.com",
         8443,
     )
+
+
+def test_signature_known_answer_and_secret_prefix() -> None:
+    # HMAC-SHA256 over "msg_1.1700000000." + body under the base64 key after "whsec_", as
+    # `printf 'msg_1.1700000000.{}' | openssl dgst -sha256 -hmac 'fraudradar-webhook-key-24' -binary | base64`
+    secret = "whsec_" + base64.b64encode(b"fraudradar-webhook-key-24").decode()
+    assert sign(secret, "msg_1", 1_700_000_000, b"{}") == "v1,YJyP4JNd/zASQ0XKlnLktiNhYiw6tJAE08gXU3IBn5k="
+    assert sign(secret.removeprefix("whsec_"), "msg_1", 1_700_000_000, b"{}") == sign(secret, "msg_1",
+                                                                                        1_700_000_000, b"{}")
+    assert new_secret().startswith("whsec_") and len(base64.b64decode(new_secret()[6:])) == 24
+
+
+def test_owner_of_is_a_stable_hash_mod_count() -> None:
+    # pinned: a change would move every partner's deliveries to another replica on upgrade
+    assert [owner_of(p, n) for p, n in [("bank-a", 3), ("bank-b", 3), ("platform-a", 2), ("telco-a", 5),
+                                        ("operator-a", 7)]] == [2, 1, 0, 0, 6]
+    assert owner_of("anyone", 1) == 0
+
+
+def test_url_syntax_errors_and_default_ports() -> None:
+    from services.api.webhooks import UnsafeUrl
+
+    policy = UrlPolicy()
+    assert policy.check_syntax("https://a.example/x") == ("https", "a.example", 443)
+    assert UrlPolicy(allow_http=True).check_syntax("http://a.example/x") == ("http", "a.example", 80)
+    for url, message in (("https://a.example:99999/", "not a valid URL"), ("http://a.example/", "must use https"),
+                         ("ftp://a.example/", "must use https"), ("https://u@a.example/", "must not carry"),
+                         ("https://:p@a.example/", "must not carry"), ("https:///x", "needs a host"),
+                         ("https://a.example/#f", "must not have a fragment")):
+        with pytest.raises(UnsafeUrl, match=message):
+            policy.check_syntax(url)
+
+
+def test_address_policy() -> None:
+    public, private = UrlPolicy(), UrlPolicy(allow_private=True)
+    for address in ("8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"):
+        assert public.address_allowed(address) and private.address_allowed(address)
+    for address in ("10.0.0.1", "127.0.0.1", "::1", "::ffff:10.0.0.1", "fe80::1%eth0", "192.168.1.1"):
+        assert not public.address_allowed(address) and private.address_allowed(address)
+    for address in ("0.0.0.0", "::", "224.0.0.1", "ff02::1"):
+        assert not public.address_allowed(address) and not private.address_allowed(address)
 
 
 @pytest.mark.kafka
