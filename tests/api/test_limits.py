@@ -81,7 +81,8 @@ def _gauge(partner_id: str) -> float:
 def _rate_limited(partner_id: str, limit: str) -> float:
     from prometheus_client import REGISTRY
 
-    return REGISTRY.get_sample_value("fraudradar_api_rate_limited_total", {"partner": partner_id, "limit": limit}) or 0.0
+    labels = {"partner": partner_id, "limit": limit}
+    return REGISTRY.get_sample_value("fraudradar_api_rate_limited_total", labels) or 0.0
 
 
 def test_tokens_refill_at_the_rate_up_to_the_burst() -> None:
