@@ -174,3 +174,42 @@ def test_counters_are_per_partner() -> None:
     limiter.spend_budget(b, ["y"])
     with pytest.raises(QuotaExceeded):
         limiter.spend_budget(a, ["y"])
+
+
+def test_exact_messages() -> None:
+    with pytest.raises(ValueError, match=r"^the limits divisor must be at least 1$"):
+        Limiter(Clock(), divisor=0)
+    limiter = Limiter(Clock())
+    p = partner(id="msg-x", lookup_budget_per_hour=1)
+    limiter.spend_budget(p, ["a"])
+    with pytest.raises(QuotaExceeded, match=r"^Hourly budget of distinct numbers looked up is exhausted\.$"):
+        limiter.spend_budget(p, ["b"])
+
+
+def test_the_rate_is_divided_not_multiplied() -> None:
+    clock = Clock()
+    p = partner(id="div-x", rate=RateLimit(per_second=10, burst=2), quota_per_day=1000)
+    limiter = Limiter(clock, divisor=2)          # 5/s and a burst of 1 per replica
+    limiter.admit(p)
+    clock.now += 0.1                             # half a token at 5/s
+    with pytest.raises(TooManyRequests):
+        limiter.admit(p)
+    clock.now += 0.15                            # 0.5 + 0.75 tokens
+    limiter.admit(p)
+
+
+def test_the_day_and_the_hour_hold_between_requests() -> None:
+    # the quota and the budget count over the whole UTC day / clock hour, not per instant
+    clock = Clock()
+    clock.now = 86400 * 20000 + 3600 * 5 + 10
+    limiter = Limiter(clock)
+    p = partner(id="hold-x", rate=RateLimit(per_second=1000, burst=1000), quota_per_day=2, lookup_budget_per_hour=1)
+    limiter.spend_budget(p, ["a"])               # the budget's counters first: admit must still work
+    limiter.admit(p)
+    clock.now += 1.5
+    limiter.admit(p)
+    clock.now += 1.5
+    with pytest.raises(QuotaExceeded):
+        limiter.admit(p)
+    with pytest.raises(QuotaExceeded):
+        limiter.spend_budget(p, ["b"])
