@@ -86,6 +86,25 @@ def test_alert_id_is_the_hash_of_entity_episode_and_model_version() -> None:
     assert alerts[1].raised_at > alerts[0].raised_at
 
 
+def test_alert_carries_its_window_evidence_and_reasons() -> None:
+    farm = pid("farm4")
+    eng = engine()
+    views = blast(farm, T0)
+    outs = run(eng, views)
+    at = next(i for i, o in enumerate(outs) if o.alerts)
+    alert, view = outs[at].alerts[0], views[at]
+    span_s = {"5m": 300, "1h": 3600, "24h": 86400}.get(alert.reasons[0].window, 3600)
+    end = datetime.fromisoformat(alert.window.end)
+    assert alert.window.end == alert.raised_at and end.timestamp() * 1000 == view.occurred_ms
+    assert end.timestamp() - datetime.fromisoformat(alert.window.start).timestamp() == span_s
+    assert 1 <= len(alert.reasons) <= 5 and alert.score == outs[at].score
+    assert alert.evidence["views_total"] == float(at + 1)
+    assert all(v >= 0 and v == round(v, 2) for v in alert.evidence.values())
+    assert (alert.entity_type, alert.entity, alert.model_version) == ("number", farm, eng.model_version)
+    assert alert.number_enc is None and alert.key_id is None          # the views carried no sealed number
+    assert alert.ingested_ms == view.ingested_ms
+
+
 def test_normal_subscriber_is_quiet() -> None:
     eng = engine()
     me, friends = pid("me"), [pid(f"f{i}") for i in range(6)]
