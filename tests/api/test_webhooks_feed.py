@@ -272,3 +272,25 @@ def test_watchlist_webhooks_feed_and_stream(
         for hook in hooks:
             assert c.delete(f"/v1/webhooks/{hook}", headers=bank).status_code == 204
         assert c.delete(f"/v1/watchlist/entries/{entry.json()['id']}", headers=bank).status_code == 204
+
+
+def test_resolve_returns_the_checked_address_and_errors_are_exact() -> None:
+    import asyncio
+
+    from services.api.webhooks import ForbiddenTarget, UnsafeUrl
+
+    assert asyncio.run(UrlPolicy().resolve("https://8.8.8.8/x")) == ("https", "8.8.8.8", 443, "8.8.8.8")
+    assert asyncio.run(UrlPolicy().resolve("https://8.8.4.4:8443/x")) == ("https", "8.8.4.4", 8443, "8.8.4.4")
+    for url, message in (("https://no-such-host.invalid/x", "url host does not resolve to public addresses."),
+                         ("https://127.0.0.1/x", "url must resolve to public addresses only.")):
+        with pytest.raises(ForbiddenTarget) as refused:
+            asyncio.run(UrlPolicy().resolve(url))
+        assert refused.value.message == message
+    for url, message in (("https://a.example:99999/", "url is not a valid URL."),
+                         ("http://a.example/", "url must use https."),
+                         ("https://u@a.example/", "url must not carry credentials."),
+                         ("https:///x", "url needs a host."),
+                         ("https://a.example/#f", "url must not have a fragment.")):
+        with pytest.raises(UnsafeUrl) as bad:
+            UrlPolicy().check_syntax(url)
+        assert bad.value.message == message

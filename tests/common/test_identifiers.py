@@ -120,3 +120,12 @@ def test_resolver_device() -> None:
     with pytest.raises(InvalidArgument, match=r"^imei must be 14 to 16 digits\.$"):
         resolver.device("12345")
     assert E164.match("+31612345678") and not E164.match("+31612345678\n") and not E164.match("+0123")
+
+
+def test_resolver_reads_national_numbers_in_its_region_and_its_cache_is_bounded() -> None:
+    pseudo = Pseudonymizer(Key("k", b"k" * 32))
+    belgian = EntityResolver(pseudo, "BE", cache_size=2)
+    assert belgian.number("0470123456") == pseudo("msisdn", "+32470123456")
+    for i in range(3):
+        belgian.number(f"+3247012345{i}")
+    assert belgian.number.cache_info().currsize == 2  # type: ignore[attr-defined]
