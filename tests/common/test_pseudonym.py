@@ -132,6 +132,9 @@ def test_load_key_from_a_file_or_the_environment(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ConfigError, match=r"^test key: cannot read key file named by T_KEY_FILE: No such file"):
         load_key("T_KEY", "T_KEY_FILE", "test key")
     monkeypatch.delenv("T_KEY_FILE")
+    monkeypatch.setenv("T_KEY", "broken")
+    with pytest.raises(ConfigError, match=r"^test key must look like"):
+        load_key("T_KEY", "T_KEY_FILE", "test key")
     monkeypatch.delenv("T_KEY")
     with pytest.raises(ConfigError, match=r"^test key is not configured: set T_KEY_FILE \(a file\) or T_KEY$"):
         load_key("T_KEY", "T_KEY_FILE", "test key")
