@@ -127,10 +127,11 @@ def _functions(path: Path) -> dict[str, str]:
     """Source of every function in a mutmut-generated module (the ``..._mutmut_orig`` and
     ``..._mutmut_N`` twins), by name."""
     text = path.read_text()
+    lines = text.splitlines()
     out: dict[str, str] = {}
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "__mutmut_" in node.name:
-            out[node.name] = ast.get_source_segment(text, node) or ""
+            out[node.name] = "\n".join(lines[node.lineno - 1:node.end_lineno]).lstrip()
     return out
 
 
@@ -149,12 +150,17 @@ def _diff(work: Path, name: str, cache: dict[Path, dict[str, str]]) -> str:
                      if line[:1] in "+-" and not line.startswith(("+++", "---")))
 
 
-def run_group(group: Group, triage: dict[str, Any], jobs: int) -> dict[str, Any]:
-    work = _prepare(group)
+def run_group(group: Group, triage: dict[str, Any], jobs: int, *, run: bool = True,
+              seconds: float = 0.0) -> dict[str, Any]:
+    """Mutate and test one group (``run=False``: only re-read the results of the last run, e.g.
+    after triaging, keeping its ``seconds``)."""
+    work = WORK / group.name
     started = time.monotonic()
     print(f"== {group.name}: {', '.join(group.modules)} against {', '.join(group.tests)}", flush=True)
-    patterns = [] if group.only == ("*",) else list(group.only)
-    _mutmut(work, "run", "--max-children", str(jobs), *patterns)
+    if run:
+        work = _prepare(group)
+        patterns = [] if group.only == ("*",) else list(group.only)
+        _mutmut(work, "run", "--max-children", str(jobs), *patterns)
     results = _results(work, group)
     cache: dict[Path, dict[str, str]] = {}
     survivors: list[dict[str, str]] = []
@@ -174,7 +180,7 @@ def run_group(group: Group, triage: dict[str, Any], jobs: int) -> dict[str, Any]
     return {"group": group.name, "what": group.what, "modules": list(group.modules), "tests": list(group.tests),
             "mutants": len(results), "killed": killed, "equivalent": len(equivalent),
             "not_killed": len(survivors), "score": round(killed / counted, 4) if counted else 1.0,
-            "seconds": round(time.monotonic() - started, 1), "survivors": survivors,
+            "seconds": round(time.monotonic() - started, 1) if run else seconds, "survivors": survivors,
             "equivalents": equivalent}
 
 
@@ -228,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated group names, run in this order")
     parser.add_argument("--jobs", type=int, default=2, help="mutants run in parallel")
     parser.add_argument("--target", type=float, default=0.90)
+    parser.add_argument("--no-run", action="store_true",
+                        help="re-read the last run's results in .cache/mutation (after editing the triage)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "mutation.json")
     parser.add_argument("--md", type=Path, default=ROOT / "docs" / "mutation.md")
     args = parser.parse_args(argv)
@@ -238,9 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     triage = yaml.safe_load(TRIAGE.read_text()) or {}
     previous = json.loads(args.json.read_text()) if args.json.exists() else {"groups": []}
     kept = {g["group"]: g for g in previous.get("groups", []) if g["group"] not in wanted}
+    previous_seconds = {g["group"]: float(g["seconds"]) for g in previous.get("groups", [])}
     by_name = {g.name: g for g in GROUPS}
     for group in (by_name[name] for name in wanted):          # in the order asked for
-        result = run_group(group, triage, args.jobs)
+        result = run_group(group, triage, args.jobs, run=not args.no_run,
+                           seconds=previous_seconds.get(group.name, 0.0))
         kept[group.name] = result
         _write(args, kept)
         print(f"   {group.name}: {result['killed']}/{result['mutants']} killed, {result['equivalent']} "
