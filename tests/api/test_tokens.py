@@ -261,3 +261,89 @@ def test_ttl_cache_expires_and_is_bounded() -> None:
     cache.put("b", 2, expires_at=200.0)
     cache.put("c", 3, expires_at=200.0)
     assert cache.get("a", 50.0) is None and cache.get("b", 50.0) == 2 and cache.get("c", 50.0) == 3
+
+
+def _oauth(call: Any) -> tuple[int, str, str]:
+    with pytest.raises(OAuthError) as err:
+        call()
+    return err.value.status, err.value.oauth_error, err.value.message
+
+
+def test_every_oauth_error_is_exact(tmp_path: Path) -> None:
+    """Status, RFC 6749 error and message of each refusal (a client acts on the error code)."""
+    tokens = service(tmp_path)
+    bank, ops = partner(tokens, "bank-x"), partner(tokens, "ops")
+    external = TokenService(registry(), signing_key_file=None, issuer="i", audience="a", ttl_s=900,
+                            token_endpoint=ENDPOINT, jwks_url="http://127.0.0.1:9/jwks")
+    now = int(time.time())
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    cases: list[tuple[Any, tuple[int, str, str]]] = [
+        (lambda: external.issue(bank, None, None),
+         (400, "unsupported_grant_type", "this deployment takes tokens from an external IdP")),
+        (lambda: tokens.issue(bank, "risk:devices", None),
+         (400, "invalid_scope", "requested scope is not granted to this client")),
+        (lambda: tokens.issue(ops, None, None),
+         (400, "invalid_request", "declare exactly one purpose (form field 'purpose')")),
+        (lambda: tokens.issue(bank, None, "dpv:Marketing"),
+         (400, "invalid_request", "this purpose is not declared for this client")),
+        (lambda: tokens.authenticate_client(client_id="bank-x", client_secret="wrong-secret-0123456789",
+                                            assertion_type=None, assertion=None),
+         (401, "invalid_client", "client authentication failed")),
+        (lambda: tokens.authenticate_client(client_id=None, client_secret=None, assertion_type="x",
+                                            assertion="y"),
+         (400, "invalid_request", "client_assertion_type must be jwt-bearer")),
+        (lambda: _authenticate(tokens, "not-a-jwt"), (401, "invalid_client", "client assertion is not a JWT")),
+        (lambda: _authenticate(tokens, _assertion(sub="bank-x")),
+         (401, "invalid_client", "client assertion 'sub' must equal 'iss'")),
+        (lambda: _authenticate(tokens, _assertion(exp=now + 3600)),
+         (401, "invalid_client", "client assertion lives too long (max 10 minutes)")),
+        (lambda: _authenticate(tokens, jwt.encode({"iss": "jwt-bank", "sub": "jwt-bank", "aud": ENDPOINT,
+                                                   "exp": now + 60, "jti": "k"}, CLIENT_KEY, algorithm="ES256",
+                                                  headers={"kid": "client-9"})),
+         (401, "invalid_client", "no key of this client matches the assertion 'kid'")),
+        (lambda: _authenticate(tokens, jwt.encode({"iss": "jwt-bank", "sub": "jwt-bank", "aud": ENDPOINT,
+                                                   "exp": now + 60, "jti": "s"}, other_key, algorithm="ES256",
+                                                  headers={"kid": "client-1"})),
+         (401, "invalid_client", "client assertion signature does not verify")),
+    ]
+    for call, expected in cases:
+        assert _oauth(call) == expected
+    replayed = _assertion()
+    _authenticate(tokens, replayed)
+    assert _oauth(lambda: _authenticate(tokens, replayed)) == (401, "invalid_client",
+                                                               "client assertion was already used")
+    status, error, message = _oauth(lambda: _authenticate(tokens, _assertion(aud="https://elsewhere/")))
+    assert (status, error) == (401, "invalid_client") and message.startswith("client assertion rejected: ")
+
+
+def test_every_unauthenticated_message_is_exact(tmp_path: Path) -> None:
+    tokens = service(tmp_path)
+    bank = partner(tokens, "bank-x")
+    stranger, _ = service(tmp_path, signing_key_file=key_file(tmp_path, "s.pem")).issue(bank, None, None)
+    expired, _ = service(tmp_path, signing_key_file=key_file(tmp_path, "e.pem"), ttl_s=-10).issue(bank, None, None)
+    expired_here = service(tmp_path, signing_key_file=str(tmp_path / "e.pem"))
+    key, kid = tokens._key, tokens.jwks()["keys"][0]["kid"]
+    now = int(time.time())
+    base = {"iss": "fraudradar", "aud": "fraudradar-api", "exp": now + 60, "scope": "risk:numbers",
+            "purpose": "dpv:FraudPreventionAndDetection"}
+    for verify, token, message in (
+        (tokens, "garbage", "Malformed access token."),
+        (tokens, stranger, "Access token is not signed by a known key."),
+        (expired_here, expired, "Access token expired."),
+        (tokens, jwt.encode({**base, "sub": "bank-x", "aud": "x"}, key, algorithm="ES256", headers={"kid": kid}),
+         "Invalid access token."),
+        (tokens, jwt.encode({**base, "sub": "ghost"}, key, algorithm="ES256", headers={"kid": kid}),
+         "Access token names no known partner."),
+        (tokens, jwt.encode({**base, "sub": "bank-x", "purpose": 7}, key, algorithm="ES256", headers={"kid": kid}),
+         "Access token must declare exactly one permitted purpose."),
+    ):
+        with pytest.raises(Unauthenticated) as err:
+            verify.verify(token)
+        assert err.value.message == message
+
+
+def test_issued_principal_names_the_partner(tmp_path: Path) -> None:
+    tokens = service(tmp_path)
+    bank = partner(tokens, "bank-x")
+    _, issued = tokens.issue(bank, None, None)
+    assert issued.partner is bank
