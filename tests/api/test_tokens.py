@@ -347,3 +347,79 @@ def test_issued_principal_names_the_partner(tmp_path: Path) -> None:
     bank = partner(tokens, "bank-x")
     _, issued = tokens.issue(bank, None, None)
     assert issued.partner is bank
+
+
+def test_local_tokens_must_carry_the_required_claims(tmp_path: Path) -> None:
+    tokens = service(tmp_path)
+    key, kid = tokens._key, tokens.jwks()["keys"][0]["kid"]
+    full = {"iss": "fraudradar", "aud": "fraudradar-api", "exp": int(time.time()) + 60, "sub": "bank-x",
+            "scope": "risk:numbers", "purpose": "dpv:FraudPreventionAndDetection"}
+    assert tokens.verify(jwt.encode(full, key, algorithm="ES256", headers={"kid": kid})).partner.id == "bank-x"
+    for claim in ("exp", "sub", "scope", "purpose", "iss"):
+        token = jwt.encode({k: v for k, v in full.items() if k != claim}, key, algorithm="ES256", headers={"kid": kid})
+        with pytest.raises(Unauthenticated):
+            tokens.verify(token)
+
+
+class _Jwks:
+    """A real JWKS endpoint on loopback (an external IdP's published keys)."""
+
+    def __init__(self, jwks: dict[str, Any]) -> None:
+        import http.server
+        import threading
+
+        body = json.dumps(jwks).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/jwks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_external_idp_tokens(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    idp_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(idp_key.public_key()))
+    server = _Jwks({"keys": [{**jwk, "kid": "idp-1", "use": "sig", "alg": "RS256"}]})
+    try:
+        tokens = TokenService(registry(), signing_key_file=None, issuer="fraudradar", audience="fraudradar-api",
+                              ttl_s=900, token_endpoint=ENDPOINT, jwks_url=server.url,
+                              external_issuer="https://idp.example")
+        now = int(time.time())
+        base = {"iss": "https://idp.example", "aud": "fraudradar-api", "exp": now + 60,
+                "purpose": "dpv:FraudPreventionAndDetection"}
+
+        def token(**claims: Any) -> str:
+            return jwt.encode({**base, **claims}, idp_key, algorithm="RS256", headers={"kid": "idp-1"})
+
+        # the partner from client_id, else azp, else sub; scopes from "scope" or "scp", cut to the grant
+        assert tokens.verify(token(client_id="bank-x", sub="u1", scope="risk:numbers risk:devices")).scopes == \
+            frozenset({"risk:numbers"})
+        assert tokens.verify(token(azp="bank-x", sub="u2", scp=["alerts:read"])).scopes == frozenset({"alerts:read"})
+        principal = tokens.verify(token(sub="bank-x", jti="j-1"))
+        assert principal.partner.id == "bank-x" and principal.scopes == frozenset() and principal.token_id == "j-1"
+        assert principal.expires_at == float(base["exp"]) and principal.purpose == base["purpose"]
+        assert tokens.verify(token(sub="bank-x")).token_id == ""
+        for bad, message in ((token(sub="bank-x", iss="https://other.example"), "Invalid access token."),
+                             (token(sub="bank-x", aud="someone-else"), "Invalid access token."),
+                             (token(sub="bank-x", exp=now - 120), "Access token expired."),
+                             (token(sub="ghost"), "Access token names no known partner.")):
+            with pytest.raises(Unauthenticated) as err:
+                tokens.verify(bad)
+            assert err.value.message == message
+    finally:
+        server.close()
