@@ -238,3 +238,41 @@ def test_evaluate_rules_reasons() -> None:
     assert (r2.window, r2.rarity, r2.text) == ("lifetime", "rule", "NIGHT: 0.75 night share, rule")
     assert evaluate_rules(rules, {"sms_5m": 1.0}, None) == []
     assert [r.code for _, r in evaluate_rules(rules, features, None, matched=[1])] == ["NIGHT"]
+
+
+def test_model_reason_names_the_most_unusual_feature() -> None:
+    from services.scorer.scoring import model_reason
+
+    reason = model_reason("hst", 1e-4, {"sms_1h": 1e-3, "calls_24h": 1e-5}, {"sms_1h": 3.25, "calls_24h": 140.0})
+    assert (reason.code, reason.feature, reason.value, reason.window, reason.rarity) == (
+        "MODEL_ANOMALY", "calls_24h", 140.0, "24h", "model p99.99")
+    assert reason.text == ("MODEL_ANOMALY (hst): unusual traffic, most of all calls_24h=140, model p99.99")
+    by_value = model_reason("ecod", 0.5, {}, {"sms_5m": 2.5, "calls_1h": 1.0})
+    assert (by_value.feature, by_value.value, by_value.window, by_value.rarity) == ("sms_5m", 2.5, "5m", "model p50")
+    assert by_value.text == "MODEL_ANOMALY (ecod): unusual traffic, most of all sms_5m=2.50, model p50"
+    nothing = model_reason("hst", 0.5, {}, {})
+    assert (nothing.feature, nothing.value, nothing.window) == ("none", 0.0, "lifetime")
+
+
+def test_burst_reason_names_the_channel_and_its_window() -> None:
+    from models import PoissonBurst
+    from services.scorer.scoring import burst_reason
+
+    model = PoissonBurst([("sms", "sms_5m", "sms_1h", "sms_24h"), ("calls", None, "calls_1h", "calls_24h")])
+    for _ in range(300):
+        model.learn_one({"sms_5m": 0.1, "sms_1h": 1.0, "sms_24h": 24.0, "calls_1h": 1.0, "calls_24h": 24.0,
+                         "observed_h": 24.0})
+    fast = burst_reason(model, 1e-4, {"sms_5m": 30.0, "sms_1h": 30.0, "sms_24h": 53.0, "observed_h": 24.0})
+    assert (fast.code, fast.feature, fast.value, fast.window, fast.rarity) == (
+        "MODEL_ANOMALY", "sms_5m", 30.0, "5m", "model p99.99")
+    assert fast.text == ("MODEL_ANOMALY (burst): sms jumped to 30 in 5m, far above this entity's own earlier rate,"
+                         " model p99.99")
+    # 5-minute count x 12 not above the hour: the hour names it
+    slow = burst_reason(model, 1e-4, {"sms_5m": 0.5, "sms_1h": 30.0, "sms_24h": 53.0, "observed_h": 24.0})
+    assert (slow.feature, slow.value, slow.window) == ("sms_1h", 30.0, "1h")
+    calls = burst_reason(model, 1e-4, {"calls_1h": 40.0, "calls_24h": 60.0, "sms_1h": 1.0, "sms_24h": 24.0,
+                                       "observed_h": 24.0})
+    assert (calls.feature, calls.window) == ("calls_1h", "1h") and "calls jumped to 40 in 1h" in calls.text
+    quiet = burst_reason(model, 0.5, {"observed_h": 24.0})
+    assert (quiet.feature, quiet.value, quiet.window, quiet.rarity) == ("burst", 0.0, "1h", "model p50")
+    assert quiet.text == "MODEL_ANOMALY (burst): unusual rates, model p50"
