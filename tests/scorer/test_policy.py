@@ -276,3 +276,29 @@ def test_burst_reason_names_the_channel_and_its_window() -> None:
     quiet = burst_reason(model, 0.5, {"observed_h": 24.0})
     assert (quiet.feature, quiet.value, quiet.window, quiet.rarity) == ("burst", 0.0, "1h", "model p50")
     assert quiet.text == "MODEL_ANOMALY (burst): unusual rates, model p50"
+
+
+def test_scoring_edges() -> None:
+    from services.scorer.scoring import _fmt
+
+    assert (_fmt(10.4), _fmt(3.0), _fmt(2.5), _fmt(9.99)) == ("10", "3", "2.50", "9.99")
+    half = Rule(code="HALF", label="x", when={"a": 0.5}, points=20, max_points=40, saturate=4.0)
+    assert rule_points(half, {"a": 1.0}) == pytest.approx(30.0)             # ratio 2 below a threshold of 1
+    assert rule_points(half, {"a": at_least(0.5)}) == pytest.approx(20.0)   # exactly at the (forgiven) threshold
+    assert fuse([0.5]) == pytest.approx(0.5)
+    tiny = Rule(code="TINY", label="x", when={"a": 1.0}, points=1, max_points=1)
+    never = Rule(code="NEVER", label="x", when={"b": 100.0}, points=50, max_points=50)
+    growing = Rule(code="GROW", label="x", when={"a": 1.0}, points=20, max_points=40)
+    fired = evaluate_rules([never, tiny, growing], {"a": 2.34567}, None)
+    assert [(r.code, r.value) for _, r in fired] == [("TINY", 2.346), ("GROW", 2.346)]
+    held = evaluate_rules([never, tiny, growing], {"a": 2.34567}, None, matched=[2])
+    assert held[0][0] == pytest.approx(rule_points(growing, {"a": 2.34567})) and held[0][0] > 20
+
+
+def test_policy_keeps_its_rules_and_short_codes_are_digits(tmp_path: Path) -> None:
+    doc = _packaged()
+    policy = _load(tmp_path, doc)
+    assert [r.code for r in policy.rules["number"]] == [r["code"] for r in doc["rules"]["number"]]
+    doc["a2p_allow"]["short_codes"] = ["ING"]
+    with pytest.raises(PolicyError, match="not a valid number or sender"):
+        _load(tmp_path, doc)
