@@ -171,7 +171,9 @@ def run_group(group: Group, triage: dict[str, Any], jobs: int, *, run: bool = Tr
         diff = _diff(work, name, cache)
         entry = triage.get(name)
         mutated = entry and entry.get("line", "").strip()
-        if entry and status == "survived" and mutated and any(mutated in line for line in diff.splitlines()):
+        # "no tests": dead code no test can reach (triaged like an equivalent mutant)
+        matches = bool(mutated) and any(mutated in line for line in diff.splitlines())
+        if entry and status in ("survived", "no tests") and matches:
             equivalent.append({"mutant": name, "diff": diff, "why": entry["why"]})
         else:
             survivors.append({"mutant": name, "status": status, "diff": diff})
