@@ -170,7 +170,7 @@ def run_group(group: Group, triage: dict[str, Any], jobs: int, *, run: bool = Tr
             continue
         diff = _diff(work, name, cache)
         entry = triage.get(name)
-        mutated = entry and entry.get("line", "").strip()
+        mutated = str(entry.get("line", "")).strip() if entry else ""
         # "no tests": dead code no test can reach (triaged like an equivalent mutant)
         matches = bool(mutated) and any(mutated in line for line in diff.splitlines())
         if entry and status in ("survived", "no tests") and matches:
