@@ -201,6 +201,11 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"Result: **{'met' if doc['target_met'] else 'NOT met'}** (overall "
         f"{doc['overall']['score']:.1%}; groups run: {', '.join(g['group'] for g in doc['groups'])}).",
         "",
+        *([f"Not run yet (no result in this report): {', '.join(doc['not_run'])}; "
+           f"`make mutation GROUPS={','.join(doc['not_run'])}` runs them.", ""] if doc["not_run"] else []),
+        "Score = killed / (mutants - equivalent). \"not killed\" counts survivors, mutants in code the "
+        "group's tests never reach (\"no tests\") and timeouts.",
+        "",
         "## Measured",
         "",
         "| group | what | mutants | killed | equivalent | not killed | score | time (s) |",
@@ -273,7 +278,8 @@ def _write(args: argparse.Namespace, kept: dict[str, dict[str, Any]]) -> bool:
                              text=True, check=False).stdout.split()[-1:]
     doc = {"mutmut": version[0] if version else "?", "target": args.target,
            "target_met": all(g["score"] >= args.target for g in groups), "overall": total,
-           "command": "make mutation", "host_cores": os.cpu_count(), "groups": groups}
+           "command": "make mutation", "host_cores": os.cpu_count(), "groups": groups,
+           "not_run": [g.name for g in GROUPS if g.name not in kept]}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     args.md.write_text(_markdown(doc))
