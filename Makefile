@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CACHE)/bin:$(PATH)
 # matplotlib (the reports' plots) keeps its font cache in the project's cache, not in ~/.cache.
 export MPLCONFIGDIR ?= $(CACHE)/matplotlib
 
-.PHONY: demo test install tools lint typecheck bench reliability clean distclean
+.PHONY: demo test install tools lint typecheck bench reliability mutation clean distclean
 
 $(VENV)/.installed: pyproject.toml setup.py services/scorer/_fastcore.c models/_hstcore.c
 	@command -v cc >/dev/null 2>&1 || bash scripts/install-tools.sh compiler
@@ -33,8 +33,17 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# Every test (a skip fails: tests/support/guards.py), with coverage of the product and of the
+# services the tests start; the per-package floors (pyproject.toml) fail the run when one drops.
 test: tools lint typecheck
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	rm -rf .cache/coverage && mkdir -p .cache/coverage
+	$(VENV)/bin/pytest -q -p no:cacheprovider --cov --cov-report=
+	$(PY) -m tests.support.coverage_floors
+
+# Mutation testing of the core modules against their fast unit tests (docs/mutation.md). Long,
+# niced, not part of `make test`. GROUPS=identifiers,policy runs a subset.
+mutation: install
+	$(PY) bench/mutation.py $(if $(GROUPS),--groups $(GROUPS))
 
 # The demo keeps its services up after the summary (until Ctrl-C) for docs/bank-guide.md.
 demo: install

@@ -16,6 +16,9 @@ from services.common.pseudonym import generate_key_text
 from services.common.topics import ensure_topics
 from services.devtools.kafka_local import LocalKafka
 
+# no silent skips; the kafka marker follows broker use (tests/support/guards.py)
+pytest_plugins = ["tests.support.guards"]
+
 TEST_PSEUDONYM_KEY = "ptest:" + "q" * 43 + "="
 TEST_DISCLOSURE_KEY = "dtest:" + "r" * 43 + "="
 

@@ -120,7 +120,7 @@ class Discloser:
         return f"{self.key_id}.{base64.urlsafe_b64encode(nonce + ct).decode().rstrip('=')}"
 
     def open(self, token: str, pseudonym: str) -> str:
-        key_id, _, body = token.partition(".")
+        key_id, _, body = token.rpartition(".")      # the body (base64url) has no ".", a key id may
         if key_id != self.key_id:
             raise DisclosureError(f"sealed under key {key_id!r}, this process holds {self.key_id!r}")
         try:

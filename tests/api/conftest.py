@@ -315,3 +315,16 @@ def eventually(check: Any, timeout_s: float = 15.0, interval_s: float = 0.05) ->
             return last
         time.sleep(interval_s)
     raise AssertionError(f"condition not met in {timeout_s}s (last: {last!r})")
+
+
+def steady(check: Any, for_s: float, interval_s: float = 0.05) -> None:
+    """Assert ``check()`` holds throughout ``for_s`` seconds (fails at the first moment it does
+    not). For "nothing else happened": the window must be longer than the period of the
+    mechanism that would make the bad thing happen."""
+    deadline = time.monotonic() + for_s
+    while True:
+        result = check()
+        assert result, f"stopped holding after {for_s - (deadline - time.monotonic()):.2f}s (last: {result!r})"
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval_s)

@@ -20,36 +20,53 @@ from tests.api.conftest import ApiServer, eventually, start_api
 pytestmark = pytest.mark.kafka
 
 
-def audit_records(server: ApiServer, correlator_prefix: str, expect: int, timeout_s: float = 15) -> list[AuditRecord]:
-    """Every record on the audit topic whose correlator starts with ``correlator_prefix``."""
+def audit_records(server: ApiServer, correlator_prefix: str, expect: int, timeout_s: float = 15,
+                  quiet_s: float | None = None) -> list[AuditRecord]:
+    """Every record on the audit topic whose correlator starts with ``correlator_prefix``.
+
+    Reads until ``expect`` records are there, then on for ``quiet_s`` (default: the API's audit
+    delivery timeout + 1 s, longer than one resend of an unacknowledged record) and to the end
+    offsets at that moment, so a duplicate from a resend is in the result, not after it.
+    """
     topic = server.prefix + AUDIT
+    quiet = server.settings.audit_delivery_timeout_s + 1.0 if quiet_s is None else quiet_s
     consumer = KafkaConsumer(bootstrap_servers=server.bootstrap, enable_auto_commit=False)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         found: list[AuditRecord] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and len(found) < expect:
-            for batch in consumer.poll(timeout_ms=300).values():
+
+        def read(batches: dict[TopicPartition, list[object]]) -> None:
+            for batch in batches.values():
                 for message in batch:
-                    record = decode_audit(message.value)
+                    record = decode_audit(message.value)  # type: ignore[attr-defined]
                     if (record.correlator or "").startswith(correlator_prefix):
                         found.append(record)
-        time.sleep(0.3)  # anything beyond the expected count shows up now
-        for batch in consumer.poll(timeout_ms=300).values():
-            late = (decode_audit(m.value) for m in batch)
-            found += [r for r in late if (r.correlator or "").startswith(correlator_prefix)]
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and len(found) < expect:
+            read(consumer.poll(timeout_ms=300))
+        quiet_until = time.monotonic() + quiet
+        while time.monotonic() < quiet_until:
+            read(consumer.poll(timeout_ms=100))
+        ends = consumer.end_offsets(tps)
+        end_deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < end_deadline, "the audit topic could not be read to its end"
+            read(consumer.poll(timeout_ms=300))
         return found
     finally:
         consumer.close()
 
 
 def metric(server: ApiServer, line_prefix: str) -> float:
+    """The value of the exposition line starting with ``line_prefix``; a missing metric fails
+    (a renamed metric must not read as 0)."""
     for line in httpx.get(server.ops + "/metrics").text.splitlines():
         if line.startswith(line_prefix):
             return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    raise AssertionError(f"no metric line starts with {line_prefix!r}")
 
 
 def test_n_lookups_n_records_and_a_stalled_audit_trail_is_visible(kafka_bootstrap: str, tmp_path: Path) -> None:

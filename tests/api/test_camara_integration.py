@@ -1,4 +1,4 @@
-"""CAMARA SIM Swap / Device Swap against the spec schemas in tests/api/specs, overrides, the
+"""CAMARA SIM Swap / Device Swap against the spec schemas vendored in tests/api/specs, overrides, the
 audit query, and the integration promises: scorer output on the broker is answered within the
 materialisation delay, and a restarted replica rebuilds everything from the topics."""
 
@@ -17,7 +17,8 @@ import yaml
 from tests.api.conftest import ApiServer, ScorerOutput, eventually, iso, start_api
 
 pytestmark = pytest.mark.kafka
-SPECS = Path(__file__).resolve().parent / "specs"     # the CAMARA definitions, copied (see specs/README.md)
+SPECS = Path(__file__).resolve().parent / "specs"      # vendored CAMARA releases (see specs/README.md)
+MATERIALISATION_BOUND_S = 3.0
 
 
 def _spec(name: str) -> dict[str, Any]:
@@ -251,7 +252,10 @@ def test_materialisation_delay_and_restart_rebuild(
             interval_s=0.01,
         )
         delay_s = time.monotonic() - started
-        print(f"\nmaterialisation delay: {delay_s * 1000:.0f} ms")
+        # the materialiser polls every 200 ms and a fetch waits at most 500 ms (kafka-python's
+        # default): a record is answered within ~0.7 s; the bound leaves room for a loaded machine
+        # while catching a materialiser that waits for a batch, a timer or a restart
+        assert delay_s < MATERIALISATION_BOUND_S, f"risk answered {delay_s:.2f}s after it was written"
         scorer.tombstone(phone)
         scorer.flush()
         eventually(

@@ -191,6 +191,37 @@ def test_rate_limit_and_budget(api: ApiServer) -> None:
         assert 'fraudradar_api_lookup_budget_used_ratio{partner="bank-tight"} 1.0' in metrics
 
 
+METERED = [
+    ("/v1/risk/numbers:lookup", {"phoneNumber": "+31612349101"}, ["+31612349101"]),
+    ("/v1/risk/numbers:batch", {"phoneNumbers": ["+31612349102", "+31612349103", "+31612349102"]},
+     ["+31612349102", "+31612349103"]),
+    ("/v1/risk/devices:lookup", {"imei": "35209900176148"}, []),
+    ("/sim-swap/v2/check", {"phoneNumber": "+31612349104", "maxAge": 24}, ["+31612349104"]),
+    ("/sim-swap/v2/retrieve-date", {"phoneNumber": "+31612349105"}, ["+31612349105"]),
+    ("/device-swap/v1/check", {"phoneNumber": "+31612349106", "maxAge": 24}, ["+31612349106"]),
+    ("/device-swap/v1/retrieve-date", {"phoneNumber": "+31612349107"}, ["+31612349107"]),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "numbers"), METERED, ids=[m[0] for m in METERED])
+def test_every_metered_route_charges_the_lookup_budget(
+    api: ApiServer, path: str, body: dict[str, object], numbers: list[str]
+) -> None:
+    """Each lookup route books exactly the distinct entities it answered for in the partner's
+    hourly budget (read from the limiter in this process): a route that skipped the budget
+    would let a partner enumerate numbers through it."""
+    limiter = api.app.state.limiter
+    limiter._counters.pop("telco-a", None)
+    with api.client() as c:
+        r = c.post(path, json=body, headers=api.auth("telco-a"))
+    assert r.status_code == 200, r.text
+    if path == "/v1/risk/devices:lookup":
+        expected = {f"device:{api.app.state.resolver.device(body['imei'])}"}
+    else:
+        expected = {api.pseudonym(n) for n in numbers}
+    assert limiter._counters["telco-a"].seen_this_hour == expected
+
+
 def test_every_lookup_is_audited(api: ApiServer) -> None:
     phone, impossible = "+31612345777", "+346661113334"
     with api.client() as c:

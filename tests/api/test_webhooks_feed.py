@@ -3,6 +3,7 @@ broker, signed deliveries to real receivers on loopback (one fails half of the t
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -13,10 +14,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook as Verifier
 
-from services.api.webhooks import UrlPolicy, sign
+from services.api.webhooks import UrlPolicy, new_secret, owner_of, sign
 from tests.api.conftest import ApiServer, ScorerOutput, eventually
-
-pytestmark = pytest.mark.kafka
 
 
 class Receiver:
@@ -134,6 +133,48 @@ def test_ssrf_guard_accepts_public_https() -> None:
     )
 
 
+def test_signature_known_answer_and_secret_prefix() -> None:
+    # HMAC-SHA256 over "msg_1.1700000000." + body under the base64 key after "whsec_", as
+    # `printf 'msg_1.1700000000.{}' | openssl dgst -sha256 -hmac 'fraudradar-webhook-key-24' -binary | base64`
+    secret = "whsec_" + base64.b64encode(b"fraudradar-webhook-key-24").decode()
+    assert sign(secret, "msg_1", 1_700_000_000, b"{}") == "v1,YJyP4JNd/zASQ0XKlnLktiNhYiw6tJAE08gXU3IBn5k="
+    assert sign(secret.removeprefix("whsec_"), "msg_1", 1_700_000_000, b"{}") == sign(secret, "msg_1",
+                                                                                        1_700_000_000, b"{}")
+    assert new_secret().startswith("whsec_") and len(base64.b64decode(new_secret()[6:])) == 24
+
+
+def test_owner_of_is_a_stable_hash_mod_count() -> None:
+    # pinned: a change would move every partner's deliveries to another replica on upgrade
+    assert [owner_of(p, n) for p, n in [("bank-a", 3), ("bank-b", 3), ("platform-a", 2), ("telco-a", 5),
+                                        ("operator-a", 7)]] == [2, 1, 0, 0, 6]
+    assert owner_of("anyone", 1) == 0
+
+
+def test_url_syntax_errors_and_default_ports() -> None:
+    from services.api.webhooks import UnsafeUrl
+
+    policy = UrlPolicy()
+    assert policy.check_syntax("https://a.example/x") == ("https", "a.example", 443)
+    assert UrlPolicy(allow_http=True).check_syntax("http://a.example/x") == ("http", "a.example", 80)
+    for url, message in (("https://a.example:99999/", "not a valid URL"), ("http://a.example/", "must use https"),
+                         ("ftp://a.example/", "must use https"), ("https://u@a.example/", "must not carry"),
+                         ("https://:p@a.example/", "must not carry"), ("https:///x", "needs a host"),
+                         ("https://a.example/#f", "must not have a fragment")):
+        with pytest.raises(UnsafeUrl, match=message):
+            policy.check_syntax(url)
+
+
+def test_address_policy() -> None:
+    public, private = UrlPolicy(), UrlPolicy(allow_private=True)
+    for address in ("8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"):
+        assert public.address_allowed(address) and private.address_allowed(address)
+    for address in ("10.0.0.1", "127.0.0.1", "::1", "::ffff:10.0.0.1", "fe80::1%eth0", "192.168.1.1"):
+        assert not public.address_allowed(address) and private.address_allowed(address)
+    for address in ("0.0.0.0", "::", "224.0.0.1", "ff02::1"):
+        assert not public.address_allowed(address) and not private.address_allowed(address)
+
+
+@pytest.mark.kafka
 def test_watchlist_webhooks_feed_and_stream(
     api: ApiServer, scorer: ScorerOutput, receivers: tuple[Receiver, Receiver]
 ) -> None:
@@ -231,3 +272,25 @@ def test_watchlist_webhooks_feed_and_stream(
         for hook in hooks:
             assert c.delete(f"/v1/webhooks/{hook}", headers=bank).status_code == 204
         assert c.delete(f"/v1/watchlist/entries/{entry.json()['id']}", headers=bank).status_code == 204
+
+
+def test_resolve_returns_the_checked_address_and_errors_are_exact() -> None:
+    import asyncio
+
+    from services.api.webhooks import ForbiddenTarget, UnsafeUrl
+
+    assert asyncio.run(UrlPolicy().resolve("https://8.8.8.8/x")) == ("https", "8.8.8.8", 443, "8.8.8.8")
+    assert asyncio.run(UrlPolicy().resolve("https://8.8.4.4:8443/x")) == ("https", "8.8.4.4", 8443, "8.8.4.4")
+    for url, message in (("https://no-such-host.invalid/x", "url host does not resolve to public addresses."),
+                         ("https://127.0.0.1/x", "url must resolve to public addresses only.")):
+        with pytest.raises(ForbiddenTarget) as refused:
+            asyncio.run(UrlPolicy().resolve(url))
+        assert refused.value.message == message
+    for url, message in (("https://a.example:99999/", "url is not a valid URL."),
+                         ("http://a.example/", "url must use https."),
+                         ("https://u@a.example/", "url must not carry credentials."),
+                         ("https:///x", "url needs a host."),
+                         ("https://a.example/#f", "url must not have a fragment.")):
+        with pytest.raises(UnsafeUrl) as bad:
+            UrlPolicy().check_syntax(url)
+        assert bad.value.message == message

@@ -64,6 +64,7 @@ def test_topics_ensure_is_idempotent_and_configures_compaction(kafka_bootstrap: 
     assert "cleanup.policy" in text and "compact" in text
 
 
+@pytest.mark.kafka
 def test_a_temporary_broker_is_stopped_and_deleted_even_when_the_body_fails() -> None:
     # the tests' session broker and the benchmarks use this: each run used to leave its broker's
     # data behind in /tmp (~160 MB per test run, ~1 GB per scorer benchmark) until the disk filled

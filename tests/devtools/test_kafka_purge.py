@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common import kafka_cli
+from services.devtools import kafka_cli
 from services.devtools.kafka_local import KafkaStartError, purge_broker_data
 from tests.support.procs import alive
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.ingest.decode import REASON_CODES, RawEvent, Rejected, decode
@@ -98,7 +98,9 @@ def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
     assert isinstance(decode(raw), RawEvent | Rejected)
 
 
-@settings(max_examples=400, deadline=None)
+# too_slow: on the shared 2-core CI machine (and under coverage or mutmut) drawing the first
+# nested dictionaries has taken 33 s; slowness of the draw is not what this test checks
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from([*sorted(GOOD), "sim", "call", "schema_version", "text"]), json_values))
 def test_arbitrary_objects_never_crash(obj: dict[str, Any]) -> None:
     merged = {**GOOD, **obj}

@@ -135,11 +135,21 @@ def test_dlq_limit_stops_the_consumer_without_committing(ingest, kafka_bootstrap
     assert "DLQ limit tripped" in log.read_text()
     dlq = read_all(kafka_bootstrap, topic_prefix + topics.DLQ, expect_at_least=1, timeout_s=10)
     assert 0 < len(dlq) <= 200 and all(header(r, "reason") == "INVALID_JSON" for r in dlq)
-    # The consumer stopped; the bad offsets were not committed, so a fixed deploy sees them again.
+    # The consumer stopped; the bad offsets were not committed, so a fixed deploy sees them again:
+    # per partition, the committed offset is at or before the first record that was neither
+    # processed nor dead-lettered (the process has exited, so the DLQ read above is complete).
     from kafka import KafkaConsumer, TopicPartition
 
+    dead = {(int(header(r, "fraudradar.source_partition") or -1), int(header(r, "fraudradar.source_offset") or -1))
+            for r in dlq}
+    assert len(dead) == len(dlq)
     c = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id="fraudradar-ingest", enable_auto_commit=False)
     tps = [TopicPartition(topic_prefix + topics.RAW, p) for p in range(3)]
-    committed = sum(c.committed(tp) or 0 for tp in tps)
+    ends = c.end_offsets(tps)
+    committed = {tp.partition: c.committed(tp) or 0 for tp in tps}
     c.close()
-    assert committed < 200
+    unhandled = {tp.partition: [o for o in range(ends[tp]) if (tp.partition, o) not in dead] for tp in tps}
+    assert any(unhandled.values()), "the limit tripped after every record was dead-lettered"
+    for partition, offsets in unhandled.items():
+        first_unhandled = offsets[0] if offsets else ends[TopicPartition(topic_prefix + topics.RAW, partition)]
+        assert committed[partition] <= first_unhandled, (partition, committed, first_unhandled)

@@ -15,8 +15,6 @@ from reliability.cli import SCENARIOS, run
 from reliability.context import Params
 from reliability.hostile import Corpus
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
 
 def test_corpus_is_labelled_by_the_contract() -> None:
     """Every hostile case gets exactly its expected reason from the ingest pipeline (no broker)."""
@@ -38,6 +36,8 @@ def test_corpus_is_labelled_by_the_contract() -> None:
     assert wrong == []
 
 
+@pytest.mark.kafka
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_quick_subset(tmp_path: Path) -> None:
     params = Params(events=12_000, kills=2, freezes=1, hostile=3_000, valid=6_000, broker_events=3_000, broker_kills=1,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
+
 import msgspec
 import pytest
 
@@ -66,6 +69,41 @@ def test_alert_id_is_deterministic_and_cooldown_starts_a_new_episode() -> None:
     two_days = 2 * 24 * 60 * MIN
     alerts = [a for o in run(eng, blast(farm, T0) + blast(farm, T0 + two_days)) for a in o.alerts]
     assert len(alerts) == 2 and alerts[0].alert_id != alerts[1].alert_id
+
+
+def test_alert_id_is_the_hash_of_entity_episode_and_model_version() -> None:
+    """The id names the episode: ``sha256("number|<entity>|<episode start s>|<model version>")[:32]``,
+    the episode starting at the alert. An id without the episode would merge two episodes' alerts
+    (one webhook, one feed entry); one without the model version would collide across versions."""
+    farm = pid("farm3")
+    eng = engine()
+    two_days = 2 * 24 * 60 * MIN
+    alerts = [a for o in run(eng, blast(farm, T0) + blast(farm, T0 + two_days)) for a in o.alerts]
+    assert len(alerts) == 2
+    for alert in alerts:
+        episode_s = int(datetime.fromisoformat(alert.raised_at).timestamp())
+        expected = hashlib.sha256(f"number|{farm}|{episode_s}|{eng.model_version}".encode()).hexdigest()[:32]
+        assert alert.alert_id == expected
+    assert alerts[1].raised_at > alerts[0].raised_at
+
+
+def test_alert_carries_its_window_evidence_and_reasons() -> None:
+    farm = pid("farm4")
+    eng = engine()
+    views = blast(farm, T0)
+    outs = run(eng, views)
+    at = next(i for i, o in enumerate(outs) if o.alerts)
+    alert, view = outs[at].alerts[0], views[at]
+    span_s = {"5m": 300, "1h": 3600, "24h": 86400}.get(alert.reasons[0].window, 3600)
+    end = datetime.fromisoformat(alert.window.end)
+    assert alert.window.end == alert.raised_at and end.timestamp() * 1000 == view.occurred_ms
+    assert end.timestamp() - datetime.fromisoformat(alert.window.start).timestamp() == span_s
+    assert 1 <= len(alert.reasons) <= 5 and alert.score == outs[at].score
+    assert alert.evidence["views_total"] == float(at + 1)
+    assert all(v >= 0 and v == round(v, 2) for v in alert.evidence.values())
+    assert (alert.entity_type, alert.entity, alert.model_version) == ("number", farm, eng.model_version)
+    assert alert.number_enc is None and alert.key_id is None          # the views carried no sealed number
+    assert alert.ingested_ms == view.ingested_ms
 
 
 def test_normal_subscriber_is_quiet() -> None:

@@ -7,6 +7,9 @@ when a link arrives (two replicas, a crash replay), and the link alert's id depe
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
+
 import msgspec
 
 from services.common.records import Link, SmsMeta, View
@@ -70,6 +73,15 @@ def test_link_alerts_once_with_a_deterministic_id_and_flags_the_number() -> None
     # another engine (another replica, a restore) gives the same id
     other = engine()
     assert other.apply_link(link).alerts[0].alert_id == alert.alert_id
+    # the id names the number, the device and the device's episode
+    expected = hashlib.sha256(f"number|{link.number}|link|{link.device}|{link.device_episode_s}|"
+                              f"{eng.model_version}".encode()).hexdigest()[:32]
+    assert alert.alert_id == expected
+    assert alert.evidence == {"device_risk": float(link.device_score)}
+    assert alert.window.start == datetime.fromtimestamp(link.device_episode_s, UTC).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+    assert alert.window.end == alert.raised_at and alert.key_id == link.key_id
+    assert alert.reasons[0].text.startswith(f"ON_FLAGGED_DEVICE: acted on a device flagged for {link.reason}")
 
 
 def test_own_alerts_do_not_depend_on_when_a_link_arrives() -> None:

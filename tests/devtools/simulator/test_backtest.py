@@ -73,7 +73,7 @@ def test_truth_maps_national_and_imeisv_onto_the_same_pseudonyms(tmp_path: Path)
 
 
 def test_cli_with_the_real_scorer(sim_dir: Path, tmp_path: Path) -> None:
-    """``fraudradar backtest`` end to end through the shipped scorer."""
+    """``fraudradar backtest`` end to end through the shipped scorer (a broken engine import fails)."""
     from services.devtools.simulator.backtest import main
 
     out = tmp_path / "real"

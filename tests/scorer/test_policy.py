@@ -1,0 +1,304 @@
+"""The policy file: level boundaries, every load error (``PolicyError``), durations, and the rule
+points the scorer derives from it. Unit tests: no broker."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.common.pseudonym import Key, Pseudonymizer
+from services.scorer.exceptions import PolicyError
+from services.scorer.policy import Policy, Rule, duration_ms
+from services.scorer.scoring import at_least, evaluate_rules, fuse, model_points, rule_points, window_of
+
+PACKAGED = Path(__file__).resolve().parents[2] / "services" / "scorer" / "policy.yaml"
+PSEUDO = Pseudonymizer(Key("t", b"t" * 32))
+
+
+def _write(tmp_path: Path, doc: dict[str, Any]) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _packaged() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(PACKAGED.read_text())
+    return doc
+
+
+def _load(tmp_path: Path, doc: dict[str, Any]) -> Policy:
+    return Policy.load(PSEUDO, _write(tmp_path, doc))
+
+
+# --- levels -----------------------------------------------------------------------------------
+
+def test_level_of_at_and_around_every_boundary() -> None:
+    policy = Policy.load(PSEUDO)
+    assert (policy.levels.low, policy.levels.medium, policy.levels.high, policy.levels.critical) == (25, 50, 70, 85)
+    expected = {0: "none", 24: "none", 25: "low", 49: "low", 50: "medium", 69: "medium", 70: "high",
+                84: "high", 85: "critical", 100: "critical"}
+    assert {score: policy.level_of(score) for score in expected} == expected
+
+
+def test_level_of_follows_the_files_levels(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["levels"] = {"low": 10, "medium": 20, "high": 30, "critical": 40}
+    policy = _load(tmp_path, doc)
+    assert [policy.level_of(s) for s in (9, 10, 19, 20, 29, 30, 39, 40)] == [
+        "none", "low", "low", "medium", "medium", "high", "high", "critical"]
+    assert policy.level_floor == {"none": 0, "low": 10, "medium": 20, "high": 30, "critical": 40}
+
+
+# --- load errors ------------------------------------------------------------------------------
+
+def test_packaged_policy_loads_with_its_lists_pseudonymised() -> None:
+    policy = Policy.load(PSEUDO)
+    doc = _packaged()
+    assert policy.version == str(doc["version"])
+    assert policy.alert_level == doc["alert_level"]
+    assert len(policy.do_not_originate) == len(doc["do_not_originate"])
+    assert PSEUDO("msisdn", doc["do_not_originate"][0]) in policy.do_not_originate
+    assert PSEUDO("msisdn", "ING") in policy.a2p_allow                         # alphanumeric kept as sent
+    assert PSEUDO("msisdn", "3010") in policy.a2p_allow                        # a short code
+    assert all("+" not in p and len(p) == 32 for p in policy.do_not_originate | policy.a2p_allow)
+    assert policy.ttl_ms == 14 * 86_400_000 and policy.grace_ms == 300_000 and policy.sweep_every_ms == 900_000
+    assert policy.cooldown_ms == 86_400_000 and policy.rescore_after_ms == 600_000
+    assert policy.flag_ttl_ms == {"low": 6 * 3_600_000, "medium": 24 * 3_600_000, "high": 72 * 3_600_000,
+                                  "critical": 168 * 3_600_000}
+
+
+def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read policy file"):
+        Policy.load(PSEUDO, tmp_path / "absent.yaml")
+
+
+def test_yaml_syntax_error_is_a_policy_error(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: [unclosed\n")
+    with pytest.raises(PolicyError, match="invalid policy file"):
+        Policy.load(PSEUDO, path)
+
+
+def _broken(mutate: Any) -> dict[str, Any]:
+    doc = _packaged()
+    mutate(doc)
+    return doc
+
+
+INVALID = {
+    "unknown key": lambda d: d.update(surprise=1),
+    "no version": lambda d: d.pop("version"),
+    "no rules": lambda d: d.pop("rules"),
+    "no flags": lambda d: d.pop("flags"),
+    "bad rule code": lambda d: d["rules"]["number"][0].update(code="lower_case"),
+    "points above 100": lambda d: d["rules"]["number"][0].update(points=101, max_points=101),
+    "negative points": lambda d: d["rules"]["number"][0].update(points=-1),
+    "empty condition": lambda d: d["rules"]["number"][0].update(when={}),
+    "saturate 1": lambda d: d["rules"]["number"][0].update(saturate=1.0),
+    "unknown entity type": lambda d: d["rules"].update(cell=[]),
+    "alert level low": lambda d: d.update(alert_level="low"),
+    "unknown detector": lambda d: d["models"].update(detectors=["magic"]),
+    "learn_every 0": lambda d: d["models"].update(learn_every=0),
+    "tail_start 1": lambda d: d["models"].update(tail_start=1.0),
+    "rescore_growth below 1": lambda d: d["models"].update(rescore_growth=0.9),
+    "damping above 1": lambda d: d["models"].update(feedback_damping=1.5),
+    "link level low": lambda d: d["links"].update(min_device_level="low"),
+    "not a mapping": lambda d: (d.clear()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_every_schema_violation_is_a_policy_error(tmp_path: Path, case: str) -> None:
+    with pytest.raises(PolicyError, match="invalid policy file"):
+        _load(tmp_path, _broken(INVALID[case]))
+
+
+@pytest.mark.parametrize("entity_type", ["number", "device"])
+def test_max_points_below_points_is_refused_for_every_entity_type(tmp_path: Path, entity_type: str) -> None:
+    doc = _packaged()
+    rule = doc["rules"][entity_type][-1]
+    rule.update(points=50, max_points=49)
+    with pytest.raises(PolicyError, match=rf"rule {entity_type}/{rule['code']}: max_points below points"):
+        _load(tmp_path, doc)
+    rule.update(max_points=50)                        # equal is fine: a flat rule
+    _load(tmp_path, doc)
+
+
+@pytest.mark.parametrize("entry", ["+1", "not a number", "+3161234567890123"])
+def test_a_list_entry_that_is_not_a_number_is_a_policy_error(tmp_path: Path, entry: str) -> None:
+    doc = _packaged()
+    doc["do_not_originate"] = [entry]
+    with pytest.raises(PolicyError, match="policy list entry is not a valid number or sender"):
+        _load(tmp_path, doc)
+
+
+def test_an_alphanumeric_sender_is_only_allowed_in_the_a2p_list(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["a2p_allow"]["alphanumeric"] = ["MyBank"]
+    assert PSEUDO("msisdn", "MyBank") in _load(tmp_path, doc).a2p_allow
+    doc["do_not_originate"] = ["MyBank"]
+    with pytest.raises(PolicyError, match="not a valid number"):
+        _load(tmp_path, doc)
+
+
+def test_national_numbers_use_the_files_region(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["do_not_originate"] = ["0612345678"]
+    assert PSEUDO("msisdn", "+31612345678") in _load(tmp_path, doc).do_not_originate
+    doc["region"] = "BE"
+    assert PSEUDO("msisdn", "+32612345678") in _load(tmp_path, doc).do_not_originate
+
+
+def test_modem_tacs_keep_only_digit_entries(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["modem_tacs"] = ["35391110", "abc", "01234567"]
+    assert _load(tmp_path, doc).modem_tacs == frozenset({35391110, 1234567})
+
+
+def test_a_bad_duration_is_a_policy_error(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["state"]["ttl"] = "14 days"
+    with pytest.raises(PolicyError, match=r"not a duration: '14 days'"):
+        _load(tmp_path, doc)
+
+
+@pytest.mark.parametrize(("text", "ms"), [("250ms", 250), ("30s", 30_000), ("15m", 900_000), ("24h", 86_400_000),
+                                          ("14d", 14 * 86_400_000), ("1.5s", 1500), (" 2m ", 120_000),
+                                          (90, 90_000), (0.5, 500)])
+def test_durations(text: str | int | float, ms: int) -> None:
+    assert duration_ms(text) == ms
+
+
+@pytest.mark.parametrize("text", ["", "15", "m15", "15x", "-5m", "15 m", "1e3s"])
+def test_not_a_duration(text: str) -> None:
+    with pytest.raises(PolicyError, match="not a duration"):
+        duration_ms(text)
+
+
+# --- rule points, fusion, model points ---------------------------------------------------------
+
+def test_rule_points_at_the_threshold_and_growing_to_max_points() -> None:
+    rule = Rule(code="RR", label="x", when={"a_1h": 10.0, "b": 1.0}, points=40, max_points=60, saturate=4.0)
+    assert rule_points(rule, {"a_1h": 9.9, "b": 5.0}) == 0.0
+    assert rule_points(rule, {"a_1h": 50.0}) == 0.0                         # every condition must hold
+    assert rule_points(rule, {"a_1h": 10.0, "b": 1.0}) == pytest.approx(40.0)
+    assert rule_points(rule, {"a_1h": 20.0, "b": 1.0}) == pytest.approx(40 + 20 * math.log(2) / math.log(4))
+    assert rule_points(rule, {"a_1h": 40.0, "b": 1.0}) == pytest.approx(60.0)
+    assert rule_points(rule, {"a_1h": 400.0, "b": 1.0}) == pytest.approx(60.0)
+    # float32 rounding of a decayed count just below the threshold still fires
+    assert rule_points(rule, {"a_1h": 10.0 * (1 - 1e-7), "b": 0.9999999}) == pytest.approx(40.0)
+    assert at_least(10.0) == pytest.approx(10.0 - 1e-5) and at_least(0.25) == pytest.approx(0.25 - 1e-6)
+
+
+def test_flat_rule_and_zero_threshold() -> None:
+    flat = Rule(code="FF", label="x", when={"a": 2.0}, points=30, max_points=30)
+    assert rule_points(flat, {"a": 100.0}) == 30.0
+    zero = Rule(code="ZZ", label="x", when={"a": 0.0}, points=20, max_points=50)
+    assert rule_points(zero, {}) == pytest.approx(20.0)          # a zero threshold has no ratio: points
+    assert rule_points(zero, {"a": 3.0}) == pytest.approx(20.0)
+
+
+def test_fuse_is_a_noisy_or() -> None:
+    assert fuse([]) == 0.0
+    assert fuse([50.0]) == pytest.approx(50.0)
+    assert fuse([50.0, 50.0]) == pytest.approx(75.0)
+    assert fuse([0.0, -5.0, 40.0]) == pytest.approx(40.0)
+    assert fuse([150.0, 10.0]) == pytest.approx(100.0)
+
+
+def test_windows_of_feature_names() -> None:
+    assert [window_of(f) for f in ("sms_5m", "calls_1h", "recipients_24h", "imei_count")] == [
+        "5m", "1h", "24h", "lifetime"]
+
+
+def test_model_points_per_decade_capped() -> None:
+    policy = Policy.load(PSEUDO)          # tail_start 1e-2, 15 at start, 15 per decade, max 60
+    assert model_points(policy, 0.02) == 0.0
+    assert model_points(policy, 1e-2) == pytest.approx(15.0)
+    assert model_points(policy, 1e-3) == pytest.approx(30.0)
+    assert model_points(policy, 1e-4) == pytest.approx(45.0)
+    assert model_points(policy, 1e-9) == pytest.approx(60.0)
+    assert model_points(policy, 0.0) == pytest.approx(60.0)
+
+
+def test_evaluate_rules_reasons() -> None:
+    rules = [Rule(code="SMS_BURST", label="SMS", when={"sms_5m": 50.0}, points=40, max_points=60),
+             Rule(code="NIGHT", label="night share", when={"night_share": 0.5}, points=20, max_points=20)]
+    features = {"sms_5m": 100.0, "night_share": 0.75}
+    fired = evaluate_rules(rules, features, {"sms_5m": 1e-4})
+    assert [r.code for _, r in fired] == ["SMS_BURST", "NIGHT"]
+    (p1, r1), (p2, r2) = fired
+    assert p1 == pytest.approx(rule_points(rules[0], features)) and p2 == 20
+    assert (r1.feature, r1.value, r1.window) == ("sms_5m", 100.0, "5m")
+    assert r1.rarity != "rule" and r1.text.startswith("SMS_BURST: 100 SMS in 5m, ")
+    assert (r2.window, r2.rarity, r2.text) == ("lifetime", "rule", "NIGHT: 0.75 night share, rule")
+    assert evaluate_rules(rules, {"sms_5m": 1.0}, None) == []
+    assert [r.code for _, r in evaluate_rules(rules, features, None, matched=[1])] == ["NIGHT"]
+
+
+def test_model_reason_names_the_most_unusual_feature() -> None:
+    from services.scorer.scoring import model_reason
+
+    reason = model_reason("hst", 1e-4, {"sms_1h": 1e-3, "calls_24h": 1e-5}, {"sms_1h": 3.25, "calls_24h": 140.0})
+    assert (reason.code, reason.feature, reason.value, reason.window, reason.rarity) == (
+        "MODEL_ANOMALY", "calls_24h", 140.0, "24h", "model p99.99")
+    assert reason.text == ("MODEL_ANOMALY (hst): unusual traffic, most of all calls_24h=140, model p99.99")
+    by_value = model_reason("ecod", 0.5, {}, {"sms_5m": 2.5, "calls_1h": 1.0})
+    assert (by_value.feature, by_value.value, by_value.window, by_value.rarity) == ("sms_5m", 2.5, "5m", "model p50")
+    assert by_value.text == "MODEL_ANOMALY (ecod): unusual traffic, most of all sms_5m=2.50, model p50"
+    nothing = model_reason("hst", 0.5, {}, {})
+    assert (nothing.feature, nothing.value, nothing.window) == ("none", 0.0, "lifetime")
+
+
+def test_burst_reason_names_the_channel_and_its_window() -> None:
+    from models import PoissonBurst
+    from services.scorer.scoring import burst_reason
+
+    model = PoissonBurst([("sms", "sms_5m", "sms_1h", "sms_24h"), ("calls", None, "calls_1h", "calls_24h")])
+    for _ in range(300):
+        model.learn_one({"sms_5m": 0.1, "sms_1h": 1.0, "sms_24h": 24.0, "calls_1h": 1.0, "calls_24h": 24.0,
+                         "observed_h": 24.0})
+    fast = burst_reason(model, 1e-4, {"sms_5m": 30.0, "sms_1h": 30.0, "sms_24h": 53.0, "observed_h": 24.0})
+    assert (fast.code, fast.feature, fast.value, fast.window, fast.rarity) == (
+        "MODEL_ANOMALY", "sms_5m", 30.0, "5m", "model p99.99")
+    assert fast.text == ("MODEL_ANOMALY (burst): sms jumped to 30 in 5m, far above this entity's own earlier rate,"
+                         " model p99.99")
+    # 5-minute count x 12 not above the hour: the hour names it
+    slow = burst_reason(model, 1e-4, {"sms_5m": 0.5, "sms_1h": 30.0, "sms_24h": 53.0, "observed_h": 24.0})
+    assert (slow.feature, slow.value, slow.window) == ("sms_1h", 30.0, "1h")
+    calls = burst_reason(model, 1e-4, {"calls_1h": 40.0, "calls_24h": 60.0, "sms_1h": 1.0, "sms_24h": 24.0,
+                                       "observed_h": 24.0})
+    assert (calls.feature, calls.window) == ("calls_1h", "1h") and "calls jumped to 40 in 1h" in calls.text
+    quiet = burst_reason(model, 0.5, {"observed_h": 24.0})
+    assert (quiet.feature, quiet.value, quiet.window, quiet.rarity) == ("burst", 0.0, "1h", "model p50")
+    assert quiet.text == "MODEL_ANOMALY (burst): unusual rates, model p50"
+
+
+def test_scoring_edges() -> None:
+    from services.scorer.scoring import _fmt
+
+    assert (_fmt(10.4), _fmt(3.0), _fmt(2.5), _fmt(9.99)) == ("10", "3", "2.50", "9.99")
+    half = Rule(code="HALF", label="x", when={"a": 0.5}, points=20, max_points=40, saturate=4.0)
+    assert rule_points(half, {"a": 1.0}) == pytest.approx(30.0)             # ratio 2 below a threshold of 1
+    assert rule_points(half, {"a": at_least(0.5)}) == pytest.approx(20.0)   # exactly at the (forgiven) threshold
+    assert fuse([0.5]) == pytest.approx(0.5)
+    tiny = Rule(code="TINY", label="x", when={"a": 1.0}, points=1, max_points=1)
+    never = Rule(code="NEVER", label="x", when={"b": 100.0}, points=50, max_points=50)
+    growing = Rule(code="GROW", label="x", when={"a": 1.0}, points=20, max_points=40)
+    fired = evaluate_rules([never, tiny, growing], {"a": 2.34567}, None)
+    assert [(r.code, r.value) for _, r in fired] == [("TINY", 2.346), ("GROW", 2.346)]
+    held = evaluate_rules([never, tiny, growing], {"a": 2.34567}, None, matched=[2])
+    assert held[0][0] == pytest.approx(rule_points(growing, {"a": 2.34567})) and held[0][0] > 20
+
+
+def test_policy_keeps_its_rules_and_short_codes_are_digits(tmp_path: Path) -> None:
+    doc = _packaged()
+    policy = _load(tmp_path, doc)
+    assert [r.code for r in policy.rules["number"]] == [r["code"] for r in doc["rules"]["number"]]
+    doc["a2p_allow"]["short_codes"] = ["ING"]
+    with pytest.raises(PolicyError, match="not a valid number or sender"):
+        _load(tmp_path, doc)
