@@ -7,8 +7,8 @@ shell commands, JSON fields):
 1. **file path**: no spaces, starts with a top-level directory of the repository (``services/``,
    ``models/``, ``tests/``, ``bench/``, ``docs/``, ``deploy/``, ``reliability/``, ``scripts/``)
    → the file or directory exists. A ``:line`` or ``::test`` suffix is ignored; a span with a
-   placeholder (``<``, ``{``, ``*``) is skipped. A bare ``name.py`` or ``name.c`` → some file
-   of the project has that name.
+   placeholder (``<``, ``{``, ``*``) or a mutant's name (``…__mutmut_N``) is skipped. A bare
+   ``name.py`` or ``name.c`` → some file of the project has that name.
 2. **full dotted path**: ``services.X…`` or ``models.X…`` whose first two parts name a package
    or module of the project (so ``models.warmup``, a policy key, is not one) → importing the
    longest module prefix and getting the rest as attributes succeeds.
@@ -107,8 +107,8 @@ def _problems(docs: list[Path] = DOCS) -> list[str]:
     policy_sections = set(PolicyFile.model_fields)
     problems = []
     for doc, span in _spans(docs):
-        if " " in span or any(c in span for c in "<{*"):
-            continue
+        if " " in span or any(c in span for c in "<{*") or "__mutmut_" in span:
+            continue  # a mutant's name (docs/mutation.md) names generated code, not ours
         if span.startswith(TOP):
             if not _file_exists(span):
                 problems.append(f"{doc}: `{span}` (no such file)")

@@ -355,13 +355,22 @@ class CreateCheckSwap(CamaraModel):
     maxAge: int = Field(
         default=240,
         ge=1,
-        strict=True,  # a JSON string "24" is not an integer
         json_schema_extra={"maximum": 2400},
         description=(
             "Period in hours to be checked. CAMARA allows up to 2400; the published maximum is "
             "this deployment's monitored period, and a value above it is 400 OUT_OF_RANGE"
         ),
     )
+
+
+    @field_validator("maxAge", mode="before")
+    @classmethod
+    def _integer_only(cls, value: Any) -> Any:
+        # JSON Schema's integer: 24 and 24.0 are integers, the string "24" and true are not
+        # (pydantic's lax mode would coerce them)
+        if isinstance(value, str | bool):
+            raise ValueError("maxAge must be an integer")
+        return value
 
 
 class CreateSwapDate(CamaraModel):

@@ -13,28 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import ApiServer
+from tests.support.schemathesis_config import SCHEMATHESIS_TOML
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
 def test_schemathesis_finds_nothing(api: ApiServer, tmp_path: Path) -> None:
     report = tmp_path / "schemathesis.json"
-    # Device Swap answers a number without records 422 SERVICE_NOT_APPLICABLE (its spec's rule):
-    # a state-dependent refusal of a schema-valid request, like 404 elsewhere.
-    (tmp_path / "schemathesis.toml").write_text(
-        "[[operations]]\n"
-        'include-path-regex = "^/device-swap/v1/"\n'
-        'checks.positive_data_acceptance.expected-statuses = '
-        '["200", "401", "403", "404", "409", "422", "429", "500", "503"]\n'
-        # Creating a SIM swap subscription refuses what no schema can say, as its spec
-        # prescribes: 400 INVALID_SINK for a sink host that does not resolve to public addresses
-        # (a DNS fact), 400 INVALID_ARGUMENT for an expiry time that has passed (a clock fact),
-        # 422 SERVICE_NOT_APPLICABLE for a number impossible in the numbering plan.
-        "[[operations]]\n"
-        'include-operation-id = "createSimSwapSubscription"\n'
-        'checks.positive_data_acceptance.expected-statuses = '
-        '["201", "400", "401", "403", "404", "409", "422", "429", "500", "503"]\n'
-    )
+    (tmp_path / "schemathesis.toml").write_text(SCHEMATHESIS_TOML)  # accepted refusals: see the module
     token = api.token("operator-a")
     cmd = [
         sys.executable,

@@ -136,16 +136,17 @@ def test_private_key_jwt_and_its_replay_guard(tmp_path: Path) -> None:
     tokens = service(tmp_path)
     assertion = _assertion()
     assert _authenticate(tokens, assertion).id == "jwt-bank"
-    with pytest.raises(OAuthError, match="already used"):
+    with pytest.raises(OAuthError, match="client authentication failed"):
         _authenticate(tokens, assertion)
     assert _authenticate(tokens, _assertion(aud="fraudradar"), client_id="jwt-bank").id == "jwt-bank"
 
 
 @pytest.mark.parametrize(("claims", "message"), [
-    ({"sub": "bank-x"}, "'sub' must equal 'iss'"),
-    ({"exp": int(time.time()) + 3600}, "lives too long"),
-    ({"aud": "https://elsewhere/token"}, "client assertion rejected"),
-    ({"jti": None}, "client assertion rejected"),
+    # one text for every failed client authentication (it must not tell which check failed)
+    ({"sub": "bank-x"}, "client authentication failed"),
+    ({"exp": int(time.time()) + 3600}, "client authentication failed"),
+    ({"aud": "https://elsewhere/token"}, "client authentication failed"),
+    ({"jti": None}, "client authentication failed"),
     ({"iss": "bank-x", "sub": "bank-x"}, "client authentication failed"),      # no jwks for this client
 ])
 def test_bad_assertions_are_refused(tmp_path: Path, claims: dict[str, Any], message: str) -> None:
@@ -159,17 +160,17 @@ def test_assertion_for_another_client_id_or_type_or_key(tmp_path: Path) -> None:
         _authenticate(tokens, _assertion(), client_id="bank-x")
     with pytest.raises(OAuthError, match="jwt-bearer"):
         tokens.authenticate_client(client_id=None, client_secret=None, assertion_type="basic", assertion=_assertion())
-    with pytest.raises(OAuthError, match="not a JWT"):
+    with pytest.raises(OAuthError, match="client authentication failed"):
         _authenticate(tokens, "not-a-jwt")
     other = ec.generate_private_key(ec.SECP256R1())
     now = int(time.time())
     forged = jwt.encode({"iss": "jwt-bank", "sub": "jwt-bank", "aud": ENDPOINT, "exp": now + 60, "jti": "f"},
                         other, algorithm="ES256", headers={"kid": "client-1"})
-    with pytest.raises(OAuthError, match="signature does not verify"):
+    with pytest.raises(OAuthError, match="client authentication failed"):
         _authenticate(tokens, forged)
     unknown_kid = jwt.encode({"iss": "jwt-bank", "sub": "jwt-bank", "aud": ENDPOINT, "exp": now + 60, "jti": "g"},
                              CLIENT_KEY, algorithm="ES256", headers={"kid": "client-9"})
-    with pytest.raises(OAuthError, match="matches the assertion 'kid'"):
+    with pytest.raises(OAuthError, match="client authentication failed"):
         _authenticate(tokens, unknown_kid)
 
 
@@ -292,28 +293,28 @@ def test_every_oauth_error_is_exact(tmp_path: Path) -> None:
         (lambda: tokens.authenticate_client(client_id=None, client_secret=None, assertion_type="x",
                                             assertion="y"),
          (400, "invalid_request", "client_assertion_type must be jwt-bearer")),
-        (lambda: _authenticate(tokens, "not-a-jwt"), (401, "invalid_client", "client assertion is not a JWT")),
+        (lambda: _authenticate(tokens, "not-a-jwt"), (401, "invalid_client", "client authentication failed")),
         (lambda: _authenticate(tokens, _assertion(sub="bank-x")),
-         (401, "invalid_client", "client assertion 'sub' must equal 'iss'")),
+         (401, "invalid_client", "client authentication failed")),
         (lambda: _authenticate(tokens, _assertion(exp=now + 3600)),
-         (401, "invalid_client", "client assertion lives too long (max 10 minutes)")),
+         (401, "invalid_client", "client authentication failed")),
         (lambda: _authenticate(tokens, jwt.encode({"iss": "jwt-bank", "sub": "jwt-bank", "aud": ENDPOINT,
                                                    "exp": now + 60, "jti": "k"}, CLIENT_KEY, algorithm="ES256",
                                                   headers={"kid": "client-9"})),
-         (401, "invalid_client", "no key of this client matches the assertion 'kid'")),
+         (401, "invalid_client", "client authentication failed")),
         (lambda: _authenticate(tokens, jwt.encode({"iss": "jwt-bank", "sub": "jwt-bank", "aud": ENDPOINT,
                                                    "exp": now + 60, "jti": "s"}, other_key, algorithm="ES256",
                                                   headers={"kid": "client-1"})),
-         (401, "invalid_client", "client assertion signature does not verify")),
+         (401, "invalid_client", "client authentication failed")),
     ]
     for call, expected in cases:
         assert _oauth(call) == expected
     replayed = _assertion()
     _authenticate(tokens, replayed)
     assert _oauth(lambda: _authenticate(tokens, replayed)) == (401, "invalid_client",
-                                                               "client assertion was already used")
-    status, error, message = _oauth(lambda: _authenticate(tokens, _assertion(aud="https://elsewhere/")))
-    assert (status, error) == (401, "invalid_client") and message.startswith("client assertion rejected: ")
+                                                               "client authentication failed")
+    assert _oauth(lambda: _authenticate(tokens, _assertion(aud="https://elsewhere/"))) == (
+        401, "invalid_client", "client authentication failed")
 
 
 def test_every_unauthenticated_message_is_exact(tmp_path: Path) -> None:

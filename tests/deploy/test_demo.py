@@ -19,7 +19,6 @@ from tests.support.demo_run import DemoProcess
 from tests.support.procs import alive, descendants
 
 
-@pytest.mark.kafka
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_sigint_stops_every_child_and_the_broker_the_demo_started(tmp_path: Path) -> None:
