@@ -83,14 +83,6 @@ def test_spoofed_protected_number_is_critical() -> None:
     assert out.alerts[0].reasons[0].code == "SPOOFED_PROTECTED_NUMBER"
 
 
-def test_allow_listed_a2p_sender_is_never_scored() -> None:
-    eng = engine()
-    ing = PSEUDO("msisdn", "ING")
-    outs = run(eng, blast(ing, T0, n=300, gap_ms=100))
-    assert all(o.score == 0 and not o.alerts for o in outs)
-    assert eng.state.entities()["number"] == 0
-
-
 def test_sim_swap_risk_is_emitted_even_at_score_zero() -> None:
     eng = engine()
     me = pid("swapped")

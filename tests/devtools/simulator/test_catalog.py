@@ -10,6 +10,7 @@ import yaml
 
 from services.common.normalise import normalise_number
 from services.devtools.simulator import catalog
+from services.scorer import registry
 
 POLICY = Path(__file__).resolve().parents[3] / "services/scorer/policy.yaml"
 
@@ -38,7 +39,6 @@ def test_scorer_policy_uses_the_same_lists() -> None:
     policy = yaml.safe_load(POLICY.read_text())
     if "do_not_originate" in policy:
         assert set(policy["do_not_originate"]) == set(catalog.DO_NOT_ORIGINATE)
-    allow = policy.get("a2p_allow")
-    if allow:
-        assert set(allow.get("alphanumeric", [])) == set(catalog.A2P_ALPHANUMERIC)
-        assert set(map(str, allow.get("short_codes", []))) == set(catalog.A2P_SHORT_CODES)
+    # the fixed world's A2P senders are registered in the packaged sender-ID registry
+    registered = {s.sender_id for s in registry.load(POLICY.parent / "sender_registry.csv")}
+    assert set(catalog.A2P_SENDERS) <= registered
