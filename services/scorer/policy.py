@@ -111,6 +111,12 @@ class RegistrySettings(_Strict):
     from_sim_points: float = Field(90, ge=0, le=100)    # a protected sender ID sent from a subscriber SIM
 
 
+class BudgetSettings(_Strict):
+    """The false-alarm budget per rule family (``services.scorer.budget``)."""
+
+    alerts_per_100k_per_day: float = Field(1.0, gt=0)
+
+
 class PolicyFile(_Strict):
     version: str
     timezone: str = "Europe/Amsterdam"
@@ -125,6 +131,7 @@ class PolicyFile(_Strict):
     do_not_originate: list[str] = []
     do_not_originate_points: float = 95
     sender_registry: RegistrySettings = RegistrySettings()
+    budget: BudgetSettings = BudgetSettings()
     modem_tacs: list[str] = []
     links: LinkSettings = LinkSettings()
     rules: dict[Literal["number", "device"], list[Rule]]
