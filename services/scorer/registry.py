@@ -8,8 +8,9 @@ and writes it in this format, with a reason for every row it refuses.
 The scorer never sees a sender ID in plaintext (only its pseudonym), so everything the rules need
 is computed here at load and kept as pseudonyms: the registered IDs with their category, and
 the **look-alikes** of every protected ID (bank, government by default): the IDs within edit
-distance 1 of it after homoglyph folding (0 for IDs of at most 4 folded characters) (``lNG`` → ``ING``, ``Rab0bank`` → ``Rabobank``), in
-the case styles senders use. A look-alike that is itself registered is not one.
+distance 1 of it after homoglyph folding (0 for IDs of at most 4 folded characters; ``lNG`` →
+``ING``, ``Rab0bank`` → ``Rabobank``), in the case styles senders use. A look-alike that is
+itself registered is not one.
 """
 
 from __future__ import annotations
@@ -141,16 +142,18 @@ def lookalikes(protected: str) -> set[str]:
         # homoglyph swaps: up to two positions, each to any character folding alike
         options = [sorted({c, *(_UNFOLD.get(c.lower(), "")), *(x.upper() for x in _UNFOLD.get(c.lower(), "")
                                                                  if x.isalpha())}) for c in style]
-        for i, j in ((i, j) for i in range(len(style)) for j in range(i, len(style))):
-            for a, b in product(options[i], options[j]):
-                chars = list(style)
-                chars[i] = a
-                chars[j] = b
-                out.add("".join(chars))
+        for i in range(len(style)):
+            for j in range(i, len(style)):
+                for a, b in product(options[i], options[j]):
+                    chars = list(style)
+                    chars[i] = a
+                    chars[j] = b
+                    out.add("".join(chars))
         # one edit
         for i in range(len(style) + 1):
-            for c in _EDIT_ALPHABET:
-                c = c.upper() if style[min(i, len(style) - 1)].isupper() else c
+            upper = style[min(i, len(style) - 1)].isupper()
+            for letter in _EDIT_ALPHABET:
+                c = letter.upper() if upper else letter
                 out.add(style[:i] + c + style[i:])
                 if i < len(style):
                     out.add(style[:i] + c + style[i + 1:])
@@ -239,7 +242,8 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="check an operator's sender-ID export and write the registry file")
     imp.add_argument("csv", type=Path, help=f"CSV with columns {', '.join(COLUMNS)} (aggregators ;-separated)")
-    imp.add_argument("--out", type=Path, required=True, help="registry file to write (the policy's sender_registry.path)")
+    imp.add_argument("--out", type=Path, required=True,
+                     help="registry file to write (the policy's sender_registry.path)")
     imp.add_argument("--rejected", type=Path, default=None,
                      help="where refused rows go with their reason (default: OUT.rejected.jsonl)")
     args = parser.parse_args(argv)
@@ -249,5 +253,6 @@ def main(argv: list[str]) -> int:
         print(f"fraudradar registry: {exc}", file=sys.stderr)
         return 2
     where = args.rejected or args.out.with_name(args.out.name + ".rejected.jsonl")
-    print(f"{accepted} sender(s) written to {args.out}" + (f"; {refused} refused, reasons in {where}" if refused else ""))
+    refused_note = f"; {refused} refused, reasons in {where}" if refused else ""
+    print(f"{accepted} sender(s) written to {args.out}{refused_note}")
     return 1 if refused else 0

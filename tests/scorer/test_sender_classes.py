@@ -17,7 +17,7 @@ from services.scorer.exceptions import PolicyError
 from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
 from tests.conftest import TEST_PSEUDONYM_KEY
-from tests.scorer.helpers import T0, pid
+from tests.scorer.helpers import MIN, T0, pid, sms_in, sms_out
 
 PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
 
@@ -121,3 +121,23 @@ def test_the_policy_loads_the_registry_it_names(tmp_path: Path) -> None:
     (tmp_path / "reg.csv").write_text("sender_id,owner,category\nX,Y,nonsense\n")
     with pytest.raises(PolicyError, match="category 'nonsense'"):
         Policy.load(PSEUDO, path)
+
+
+def _modem_sms(me: str, i: int) -> View:
+    return msgspec.structs.replace(sms_out(me, pid(f"customer{me}{i}"), T0 + i * 10 * MIN, url=True,
+                                           device=pid("modem"), n=i), tac="86101503", subscriber=True)
+
+
+def test_a_modem_whose_customers_reply_is_not_a_farm() -> None:
+    # legitimacy evidence gates MODEM_LINK_SMS: the same link reminders from a modem, answered
+    # by a third of the customers, raise nothing; unanswered, they alert by the third SMS
+    eng = PartitionScorer.default(PSEUDO)
+    business, farm = pid("clinic"), pid("farm")
+    alerts = []
+    for i in range(12):
+        alerts += eng.process(_modem_sms(business, i)).alerts
+        if i % 3 == 0:
+            alerts += eng.process(sms_in(business, pid(f"customer{business}{i}"), T0 + i * 10 * MIN + MIN)).alerts
+    assert not alerts
+    farm_alerts = [eng.process(_modem_sms(farm, i)).alerts for i in range(3)]
+    assert farm_alerts[-1] and farm_alerts[-1][0].reasons[0].code == "MODEM_LINK_SMS"
