@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("services.devtools.simulator.cli", "generate labelled traffic (files or live to Kafka)"),
     "backtest": ("services.devtools.simulator.backtest", "replay a file through ingest+scorer and measure detection"),
     "backtest-sweep": ("services.devtools.simulator.sweep", "backtest many randomised worlds, report the worst"),
+    "registry": ("services.scorer.registry", "import and check the sender-ID registry (A2P sender IDs)"),
     "import-cdr": ("services.ingest.cdr_import", "map a telco CSV export onto the event contract"),
     "evaluate-table": ("services.devtools.simulator.evaluate_table", "replay a labelled table through the models"),
     "score": ("services.scorer.service", "run the scorer (views -> risk, alerts)"),

@@ -53,9 +53,10 @@ static const double TAU_5M = 300000.0, TAU_1H = 3600000.0, TAU_24H = 86400000.0;
 
 /* number counters (x3 windows), in features.NUMBER.counters order */
 enum { N_SMS_OUT, N_SMS_IN, N_CALL_OUT, N_CALL_IN, N_URL, N_NEW_RCPT, N_NIGHT, N_SHORT, N_UNANS,
-       N_NEW_CELL, N_A2P, N_COUNTERS };
+       N_NEW_CELL, N_A2P, N_REPLY, N_COUNTERS };
 /* device counters, in features.DEVICE.counters order */
-enum { D_OUT, D_NEW_IMSI, D_NEW_NUMBER, D_NEW_CELL, D_NEW_RCPT, D_CHANGE, D_URL, D_CALL, D_A2P, D_COUNTERS };
+enum { D_OUT, D_NEW_IMSI, D_NEW_NUMBER, D_NEW_CELL, D_NEW_RCPT, D_CHANGE, D_URL, D_CALL, D_A2P, D_REPLY,
+       D_COUNTERS };
 
 #define CNT(k) (HEADER_LEN + (k) * N_WIN)
 /* numbers: rcpt set, cell set, sketch */
@@ -258,6 +259,22 @@ static int remember(rec_t *r, int at, int cap, uint64_t fp) {
     return 1;
 }
 
+/* is fp in the set (the set unchanged)? */
+static int known(const rec_t *r, int at, int cap, uint64_t fp) {
+    const int64_t *s = r->iv + at;
+    for (int k = 0; k < cap; k++) if ((uint64_t)s[k] == fp) return 1;
+    return 0;
+}
+
+/* an in-view from a recent recipient (a reply or call-back) adds to counter */
+static int reply(rec_t *r, PyObject *peer, int set_at, int counter, const double w[3]) {
+    if (peer == Py_None) return 0;
+    uint64_t fp;
+    if (fingerprint(peer, 8, &fp) < 0) return -1;
+    if (known(r, set_at, RCPT_CAP, fp)) add(r, counter, w);
+    return 0;
+}
+
 static void sketch_add(rec_t *r, int at, uint64_t fp) {
     unsigned bit = (unsigned)((fp >> 8) & 255);
     r->iv[at + (bit >> 6)] = (int64_t)((uint64_t)r->iv[at + (bit >> 6)] | (1ULL << (bit & 63)));
@@ -359,6 +376,7 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
         } else {
             add(r, CNT(N_CALL_IN), w);
         }
+        if (reply(r, peer, N_RCPT_AT, CNT(N_REPLY), w) < 0) FAIL;
     } else {
         PyObject *sim = attr(view, S_sim);
         if (!sim) FAIL;
@@ -439,6 +457,7 @@ static int apply_device(rec_t *r, PyObject *view, int64_t t_ms, PyObject *a2p) {
             if (hit < 0) { PyErr_Clear(); FAIL; }
             if (hit) add(r, CNT(D_A2P), w);
         }
+        if (reply(r, peer, D_RCPT_AT, CNT(D_REPLY), w) < 0) FAIL;
     } else if (str_is(role, "out")) {
         add(r, CNT(D_OUT), w);
         if (str_is(type, "call")) {
@@ -517,13 +536,13 @@ enum {
     K_URL_SHARE_24H, K_URL_SHARE_LB_24H, K_URL_SMS_1H, K_URL_SMS_24H, K_OUT_IN_RATIO_24H, K_NIGHT_SHARE_24H,
     K_NEW_CELLS_24H, K_SHORT_CALL_SHARE_1H, K_UNANS_SHARE_1H, K_UNANS_1H, K_A2P_IN_5M, K_A2P_IN_1H, K_A2P_IN_24H,
     K_URL_SMS_5M, K_UNANS_5M, K_UNANS_24H, K_OBSERVED_H, K_SIM_CHANGE_RECENCY, K_DEVICE_CHANGE_RECENCY,
-    K_SIM_NEWNESS, K_OFF_NET, N_NUMBER_FEATURES,
+    K_SIM_NEWNESS, K_OFF_NET, K_ONE_WAY_24H, N_NUMBER_FEATURES,
     /* devices */
     K_OUT_5M = N_NUMBER_FEATURES, K_OUT_1H, K_OUT_24H, K_NEW_IMSIS_5M, K_NEW_IMSIS_1H, K_NEW_IMSIS_24H,
     K_NEW_NUMBERS_5M, K_NEW_NUMBERS_1H, K_NEW_NUMBERS_24H, K_D_NEW_RCPT_5M, K_D_URL_SMS_5M, K_D_URL_SMS_1H,
     K_CALLS_OUT_5M, K_D_URL_SHARE_1H, K_D_URL_SHARE_24H, K_D_NEW_RCPT_SHARE_24H, K_D_A2P_IN_5M, K_D_A2P_IN_1H,
     K_D_OBSERVED_H, K_DISTINCT_IMSIS, K_DISTINCT_NUMBERS, K_D_NEW_CELLS_24H, K_D_NEW_RCPT_1H, K_D_NEW_RCPT_24H,
-    K_D_DISTINCT_RCPT, K_CHANGES_24H, K_D_URL_SMS_24H, K_CALLS_OUT_1H, K_CALLS_OUT_24H, K_D_A2P_IN_24H, N_KEYS
+    K_D_DISTINCT_RCPT, K_CHANGES_24H, K_D_URL_SMS_24H, K_CALLS_OUT_1H, K_CALLS_OUT_24H, K_D_A2P_IN_24H, K_D_ONE_WAY_24H, N_KEYS
 };
 static const char *KEY_TEXT[N_KEYS] = {
     "sms_out_5m", "sms_out_1h", "sms_out_24h", "call_out_5m", "call_out_1h", "call_out_24h", "new_recipients_5m",
@@ -531,14 +550,21 @@ static const char *KEY_TEXT[N_KEYS] = {
     "distinct_recipients", "url_share_1h", "url_share_24h", "url_share_lb_24h", "url_sms_1h", "url_sms_24h",
     "out_in_ratio_24h", "night_share_24h", "new_cells_24h", "short_call_share_1h", "unanswered_share_1h",
     "unanswered_1h", "a2p_in_5m", "a2p_in_1h", "a2p_in_24h", "url_sms_5m", "unanswered_5m", "unanswered_24h",
-    "observed_h", "sim_change_recency", "device_change_recency", "sim_newness", "off_net",
+    "observed_h", "sim_change_recency", "device_change_recency", "sim_newness", "off_net", "one_way_share_24h",
     "out_5m", "out_1h", "out_24h", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h", "new_numbers_5m",
     "new_numbers_1h", "new_numbers_24h", "new_recipients_5m", "url_sms_5m", "url_sms_1h", "calls_out_5m",
     "url_share_1h", "url_share_24h", "new_recipient_share_24h", "a2p_in_5m", "a2p_in_1h", "observed_h",
     "distinct_imsis", "distinct_numbers", "new_cells_24h", "new_recipients_1h", "new_recipients_24h",
     "distinct_recipients", "changes_24h", "url_sms_24h", "calls_out_1h", "calls_out_24h", "a2p_in_24h",
+    "one_way_share_24h",
 };
 static PyObject *KEYS[N_KEYS];
+
+/* 1 - replies per message sent (two pseudo-messages): features._one_way */
+static double one_way(double replies, double out) {
+    double q = replies / (out + 2.0);
+    return 1.0 - (q < 1.0 ? q : 1.0);
+}
 
 static PyObject *features(const rec_t *r, int is_number) {
     /* current(): the counters as plain decayed counts at the watermark */
@@ -585,6 +611,7 @@ static PyObject *features(const rec_t *r, int is_number) {
         x[K_DEVICE_CHANGE_RECENCY] = recency(now_s, r->iv[DEVICE_CHANGED_S], 86400.0);
         x[K_SIM_NEWNESS] = recency(now_s, r->iv[ACTIVATED_S], 7 * 86400.0);
         x[K_OFF_NET] = (r->iv[EVICTED] & ON_NET) ? 0.0 : 1.0;
+        x[K_ONE_WAY_24H] = one_way(C(N_REPLY, 2), out_24h);
     } else {
         first = N_NUMBER_FEATURES, last = N_KEYS;
         x[K_OUT_5M] = C(D_OUT, 0); x[K_OUT_1H] = C(D_OUT, 1); x[K_OUT_24H] = C(D_OUT, 2);
@@ -607,6 +634,7 @@ static PyObject *features(const rec_t *r, int is_number) {
         x[K_CHANGES_24H] = C(D_CHANGE, 2);
         x[K_D_URL_SMS_24H] = C(D_URL, 2); x[K_CALLS_OUT_1H] = C(D_CALL, 1); x[K_CALLS_OUT_24H] = C(D_CALL, 2);
         x[K_D_A2P_IN_24H] = C(D_A2P, 2);
+        x[K_D_ONE_WAY_24H] = one_way(C(D_REPLY, 2), C(D_OUT, 2));
     }
 #undef C
     PyObject *out = PyDict_New();
@@ -779,11 +807,11 @@ PyMODINIT_FUNC PyInit__fastcore(void) {
     if (!m) return NULL;
     /* what features.py checks before using this module */
     PyObject *sig = Py_BuildValue(
-        "{s:(s,(sssssssssss),i,i,i),s:(s,(sssssssss),i,i,i,i,i)}",
+        "{s:(s,(ssssssssssss),i,i,i),s:(s,(ssssssssss),i,i,i,i,i)}",
         "number", NUMBER_L.fmt, "sms_out", "sms_in", "call_out", "call_in", "url_out", "new_rcpt", "night_out",
-        "short_call", "unanswered", "new_cell", "a2p_in", N_RCPT_AT, N_CELL_AT, N_SKETCH_AT,
+        "short_call", "unanswered", "new_cell", "a2p_in", "reply_in", N_RCPT_AT, N_CELL_AT, N_SKETCH_AT,
         "device", DEVICE_L.fmt, "out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out",
-        "call_out", "a2p_in", D_RCPT_AT, D_IMSI_AT, D_NUMBER_AT, D_CELL_AT, D_SKETCH_AT);
+        "call_out", "a2p_in", "reply_in", D_RCPT_AT, D_IMSI_AT, D_NUMBER_AT, D_CELL_AT, D_SKETCH_AT);
     if (!sig || PyModule_AddObject(m, "LAYOUT_SIGNATURE", sig) < 0) { Py_XDECREF(sig); Py_DECREF(m); return NULL; }
     /* the feature names computed here, in order: features.FEATURE_SIGNATURE (the catalogue's) */
     PyObject *numbers = PyTuple_New(N_NUMBER_FEATURES), *devices = PyTuple_New(N_KEYS - N_NUMBER_FEATURES);

@@ -11,6 +11,11 @@ One declarative table per entity type, read by everything that names a feature:
 * the C twin (``_fastcore.c``) exports its feature names and counters, checked against this
   table at import (``features.LAYOUT_SIGNATURE``) and by ``tests/scorer/test_catalogue.py``.
 
+``reply_in`` counts the messages and calls received from a recent recipient (one of the
+record's exact recent-recipient set): replies and call-backs, the two-way evidence a business
+or a person has and a farm texting strangers does not; ``one_way_share_24h`` is
+``1 - min(1, reply_in_24h / (out_24h + 2))``.
+
 Adding a feature is one row here plus its update code (and, for a new counter or a derived
 feature, its line in ``_fastcore.c``). The order of the rows is the order of the feature
 vector the models see: append, do not reorder.
@@ -28,8 +33,9 @@ WINDOW_NAMES = tuple(name for name, _ in WINDOWS)
 # record counters, each a forward-decayed count at every window (``layout`` slots, in this order)
 COUNTERS: dict[EntityKind, tuple[str, ...]] = {
     "number": ("sms_out", "sms_in", "call_out", "call_in", "url_out", "new_rcpt", "night_out", "short_call",
-               "unanswered", "new_cell", "a2p_in"),
-    "device": ("out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out", "call_out", "a2p_in"),
+               "unanswered", "new_cell", "a2p_in", "reply_in"),
+    "device": ("out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out", "call_out", "a2p_in",
+               "reply_in"),
 }
 
 Kind = Literal["count", "share", "ratio", "distinct", "age", "recency", "flag", "engine"]
@@ -88,6 +94,7 @@ _TABLE: dict[EntityKind, str] = {
     device_change_recency     now       recency   -
     sim_newness               now       recency   -
     off_net                   lifetime  flag      -
+    one_way_share_24h         24h       share     -
 """,
     "device": """
     out_5m                    5m        count     out
@@ -120,6 +127,7 @@ _TABLE: dict[EntityKind, str] = {
     calls_out_1h              1h        count     call_out
     calls_out_24h             24h       count     call_out
     a2p_in_24h                24h       count     a2p_in
+    one_way_share_24h         24h       share     -
 """,
 }
 

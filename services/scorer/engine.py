@@ -49,6 +49,7 @@ from services.scorer.sweep import Sweeper
 from services.scorer.verdicts import Verdicts
 
 Contributions = list[tuple[float, Reason]]
+A2P_KINDS = frozenset({"alphanumeric", "short_code"})   # how an A2P sender ID reaches the network
 
 
 class ScoringEngine:
@@ -89,9 +90,9 @@ class ScoringEngine:
         if not 0 <= view.occurred_ms <= EVENT_MS_MAX:
             view = msgspec.structs.replace(view, occurred_ms=min(max(view.occurred_ms, 0), EVENT_MS_MAX))
         entity_type, entity = view.entity_type, view.entity
-        if entity_type == "number" and entity in self.policy.a2p_allow:
-            return EngineOutput(entity_type, entity, 0)
         is_number = entity_type == "number"
+        if is_number and view.number_kind in A2P_KINDS:
+            return self._sender_id(view, offset)
         table = self.state.store.numbers if is_number else self.state.store.devices
         key = entity_key(entity)
         result = self._update(is_number, table.records.get(key), view, offset)
@@ -142,11 +143,53 @@ class ScoringEngine:
         self._advance(now_ms, output)
         return output
 
+    def _sender_id(self, view: View, offset: int | None) -> EngineOutput:
+        """An A2P sender ID (alphanumeric or short code): never scored by subscriber rules or
+        models — bulk senders text strangers with links by design. Its red flag is spoofing,
+        against the sender-ID registry: a look-alike of a protected ID, or a protected ID sent
+        from a subscriber SIM (an MO with IMSI or device). Only then does it get a record."""
+        senders = self.policy.senders
+        settings = self.policy.spec.sender_registry
+        entity = view.entity
+        contributions: Contributions = []
+        if view.role == "out":
+            imitated = senders.lookalike.get(entity)
+            if imitated is not None:
+                contributions.append((settings.lookalike_points, Reason(
+                    code="SENDER_ID_LOOKALIKE", feature="sender_id", value=1.0, window="event", rarity="registry",
+                    text=f"SENDER_ID_LOOKALIKE: an unregistered sender ID that imitates a registered {imitated} "
+                         "sender (homoglyphs, one edit)")))
+            if entity in senders.protected and view.subscriber and (view.imsi is not None or view.device is not None):
+                contributions.append((settings.from_sim_points, Reason(
+                    code="PROTECTED_SENDER_FROM_SIM", feature="sender_id", value=1.0, window="event",
+                    rarity="registry", text=f"PROTECTED_SENDER_FROM_SIM: the registered "
+                    f"{senders.category.get(entity, 'protected')} sender ID was sent from a subscriber SIM")))
+        if not contributions:
+            self.counters["a2p_views"] += 1
+            return EngineOutput("number", entity, 0)
+        table = self.state.store.numbers
+        key = entity_key(entity)
+        result = self._update(True, table.records.get(key), view, offset)
+        if result[0] == 0:
+            self.counters["skipped"] += 1
+            return EngineOutput("number", entity, result[1], skipped=True)
+        self.counters["views"] += 1
+        values = table.layout.unpack(result[1]) if result[0] == 1 else result[1]
+        now_ms = int(values[L.LAST_MS])
+        contributions.sort(key=lambda c: -c[0])
+        output = EngineOutput("number", entity, round(fuse(p for p, _ in contributions)))
+        self.verdicts.decide(values, view, output.score, reasons=[r for _, r in contributions],
+                             features=F.number_features(values), changed=False, now_ms=now_ms, output=output)
+        table.records[key] = table.layout.pack(values)
+        table.dirty.add(key)
+        self._advance(now_ms, output)
+        return output
+
     def _update(self, is_number: bool, packed: bytes | None, view: View, offset: int | None) -> Any:
         """The record update (``features.apply_view``, compiled when built): its result tuple."""
         night = self._night_hour(view.occurred_ms // 3_600_000) if is_number else False
         protected = is_number and view.entity in self.policy.do_not_originate
-        args = (is_number, packed, view, offset, night, self._short_call_s, self.policy.a2p_allow,
+        args = (is_number, packed, view, offset, night, self._short_call_s, self.policy.a2p_registered,
                 self._min_activity, self._modem_tacs, protected)
         result = self._apply(*args) if self._apply is not None else None
         if result is None:           # not compiled, or a view the compiled update leaves to Python

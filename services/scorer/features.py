@@ -65,6 +65,7 @@ from services.scorer.record import (
     current,
     fp32,
     fp64,
+    known,
     remember,
     set_size,
     sketch_add,
@@ -87,6 +88,7 @@ _NUM = NUMBER.counter_at
 _N_SMS_OUT, _N_SMS_IN, _N_CALL_OUT, _N_CALL_IN = _NUM["sms_out"], _NUM["sms_in"], _NUM["call_out"], _NUM["call_in"]
 _N_URL, _N_NEW_RCPT, _N_NIGHT = _NUM["url_out"], _NUM["new_rcpt"], _NUM["night_out"]
 _N_SHORT, _N_UNANS, _N_NEW_CELL, _N_A2P = _NUM["short_call"], _NUM["unanswered"], _NUM["new_cell"], _NUM["a2p_in"]
+_N_REPLY = _NUM["reply_in"]
 _N_RCPT_SET, _N_CELL_SET = NUMBER.set_at["rcpt"], NUMBER.set_at["cell"]
 
 
@@ -135,6 +137,8 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
                 add(values, _N_A2P, weights)
         else:
             add(values, _N_CALL_IN, weights)
+        if view.peer is not None and known(values, _N_RCPT_SET, fp32(view.peer)):
+            add(values, _N_REPLY, weights)      # a reply or call-back from a recent recipient
     else:  # change
         sim = view.sim
         if sim is not None:
@@ -150,8 +154,8 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
         values[EVICTED] = int(values[EVICTED]) | ON_NET
     if view.device is not None and t_ms >= values[LAST_MS]:
         device = fp64(view.device)
-        known = int(values[DEVICE_FP])
-        if known and known != device and role != "change":
+        held = int(values[DEVICE_FP])
+        if held and held != device and role != "change":
             # a different handset under the same number: a device swap seen on traffic
             values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
         values[DEVICE_FP] = device
@@ -161,7 +165,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
 _DEV = DEVICE.counter_at
 _D_OUT, _D_NEW_IMSI, _D_NEW_NUMBER = _DEV["out"], _DEV["new_imsi"], _DEV["new_number"]
 _D_NEW_CELL, _D_NEW_RCPT, _D_CHANGE = _DEV["new_cell"], _DEV["new_rcpt"], _DEV["change"]
-_D_URL, _D_CALL, _D_A2P = _DEV["url_out"], _DEV["call_out"], _DEV["a2p_in"]
+_D_URL, _D_CALL, _D_A2P, _D_REPLY = _DEV["url_out"], _DEV["call_out"], _DEV["a2p_in"], _DEV["reply_in"]
 _D_RCPT_SET, _D_IMSI_SET = DEVICE.set_at["rcpt"], DEVICE.set_at["imsi"]
 _D_NUMBER_SET, _D_CELL_SET = DEVICE.set_at["number"], DEVICE.set_at["cell"]
 
@@ -175,6 +179,8 @@ def apply_device(values: list[float], view: View, a2p_senders: frozenset[str] = 
     if view.role == "in":
         if view.type == "sms" and view.peer is not None and view.peer in a2p_senders:
             add(values, _D_A2P, weights)
+        if view.peer is not None and known(values, _D_RCPT_SET, fp32(view.peer)):
+            add(values, _D_REPLY, weights)
     elif view.role == "out":
         add(values, _D_OUT, weights)
         if view.type == "call":
@@ -200,6 +206,11 @@ def apply_device(values: list[float], view: View, a2p_senders: frozenset[str] = 
 def _share(part: float, whole: float) -> float:
     # two pseudo-events in the denominator: one URL SMS is not a "100 % URL" sender
     return part / (whole + 2.0)
+
+
+def _one_way(replies: float, out: float) -> float:
+    """1 - replies per message sent (two pseudo-messages): 1.0 for a sender nobody answers."""
+    return 1.0 - min(1.0, replies / (out + 2.0))
 
 
 _Z95 = 1.959963984540054     # two-sided 95 % normal quantile
@@ -260,6 +271,7 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "device_change_recency": lambda v: _recency(_now_s(v), v[DEVICE_CHANGED_S], 86_400.0),
         "sim_newness": lambda v: _recency(_now_s(v), v[ACTIVATED_S], 7 * 86_400.0),
         "off_net": lambda v: 0.0 if int(v[EVICTED]) & ON_NET else 1.0,
+        "one_way_share_24h": lambda v: _one_way(v[_N_REPLY + 2], v[_N_SMS_OUT + 2] + v[_N_CALL_OUT + 2]),
     },
     "device": {
         "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),
@@ -269,6 +281,7 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "distinct_imsis": lambda v: float(set_size(v, _D_IMSI_SET)),
         "distinct_numbers": lambda v: float(set_size(v, _D_NUMBER_SET)),
         "distinct_recipients": lambda v: _distinct(v, DEVICE.sketch_at, _D_RCPT_SET),
+        "one_way_share_24h": lambda v: _one_way(v[_D_REPLY + 2], v[_D_OUT + 2]),
     },
 }
 

@@ -78,7 +78,7 @@ class Links:
         policy = self.policy
         number = link.number
         output = EngineOutput("number", number, 0)
-        if not self.link_rank or number in policy.a2p_allow:
+        if not self.link_rank or number in policy.a2p_registered:
             return output
         points, level = self._points(link)
         if level == "none":

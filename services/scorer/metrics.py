@@ -28,3 +28,9 @@ MODEL_RESTORES = Counter("fraudradar_scorer_model_restores_total",
 RESTORE_DISCARDED = Counter("fraudradar_scorer_restore_discarded_records_total",
                             "Records of a commit cut short by a crash (after the last commit marker of a state "
                             "partition) that a restore dropped and undid")
+RULE_ALERT_RATE = Gauge("fraudradar_rule_alert_rate",
+                        "Alerts of a rule family (first reason code) in the last 24 h of event time per 100k "
+                        "active subscribers", ["family"])
+RULE_ALERT_BUDGET = Gauge("fraudradar_rule_alert_budget",
+                          "The policy's false-alarm budget per rule family (alerts per 100k active subscribers "
+                          "per day)", ["family"])

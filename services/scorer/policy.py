@@ -1,8 +1,9 @@
-"""The versioned policy file: thresholds, rules, protected numbers and A2P allow-lists.
+"""The versioned policy file: thresholds, rules, protected numbers and the sender-ID registry.
 
-Loaded once at start. Plaintext numbers in the file (published bank numbers, A2P senders) are
-normalised exactly as ingest normalises them (``services.common.normalise``) and replaced by
-their pseudonyms under the running key, so nothing plaintext stays in memory after loading.
+Loaded once at start. Plaintext numbers in the file (published bank numbers) and the sender IDs
+of the registry it names (``services.scorer.registry``) are normalised exactly as ingest
+normalises them (``services.common.normalise``) and replaced by their pseudonyms under the
+running key, so nothing plaintext stays in memory after loading.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from services.common.normalise import IdentifierError, normalise_number
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import Level
-from services.scorer import catalogue
+from services.scorer import catalogue, registry
 from services.scorer.exceptions import PolicyError
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -104,9 +105,19 @@ class LinkSettings(_Strict):
     max_points: int = Field(80, ge=0, le=100)   # a linked number's score: min(device score, this)
 
 
-class A2PAllow(_Strict):
-    alphanumeric: list[str] = []
-    short_codes: list[str] = []
+class RegistrySettings(_Strict):
+    """The sender-ID registry (``services.scorer.registry``) and the spoofing signals it drives."""
+
+    path: str | None = None     # relative to the policy file; None: the packaged sender_registry.csv
+    protected_categories: list[str] = ["bank", "government"]
+    lookalike_points: float = Field(90, ge=0, le=100)   # a look-alike of a protected sender ID
+    from_sim_points: float = Field(90, ge=0, le=100)    # a protected sender ID sent from a subscriber SIM
+
+
+class BudgetSettings(_Strict):
+    """The false-alarm budget per rule family (``services.scorer.budget``)."""
+
+    alerts_per_100k_per_day: float = Field(1.0, gt=0)
 
 
 class PolicyFile(_Strict):
@@ -122,7 +133,8 @@ class PolicyFile(_Strict):
     models: ModelSettings = ModelSettings()
     do_not_originate: list[str] = []
     do_not_originate_points: float = 95
-    a2p_allow: A2PAllow = A2PAllow()
+    sender_registry: RegistrySettings = RegistrySettings()
+    budget: BudgetSettings = BudgetSettings()
     modem_tacs: list[str] = []
     links: LinkSettings = LinkSettings()
     rules: dict[Literal["number", "device"], list[Rule]]
@@ -131,7 +143,7 @@ class PolicyFile(_Strict):
 class Policy:
     """A loaded policy: the file's settings plus pseudonymised lists and durations in ms."""
 
-    def __init__(self, spec: PolicyFile, pseudonymizer: Pseudonymizer) -> None:
+    def __init__(self, spec: PolicyFile, pseudonymizer: Pseudonymizer, base: Path | None = None) -> None:
         self.spec = spec
         self.version = spec.version
         self.levels = spec.levels
@@ -148,10 +160,36 @@ class Policy:
         self.rules = spec.rules
         self.do_not_originate = frozenset(self._pseudonyms(pseudonymizer, spec.do_not_originate, False))
         self.modem_tacs = frozenset(int(t) for t in spec.modem_tacs if t.isdigit())
-        self.a2p_allow = frozenset(
-            self._pseudonyms(pseudonymizer, spec.a2p_allow.alphanumeric, True)
-            + self._pseudonyms(pseudonymizer, spec.a2p_allow.short_codes, False)
-        )
+        self.senders = self._registry(pseudonymizer, base)
+        # the registered A2P sender IDs: the device's a2p_in counts SMS from them
+        self.a2p_registered = frozenset(self.senders.category)
+
+    def _registry(self, pseudonymizer: Pseudonymizer, base: Path | None) -> registry.RegistryIndex:
+        """The sender-ID registry the policy names, pseudonymised (``base``: the policy's directory)."""
+        settings = self.spec.sender_registry
+        unknown = sorted(set(settings.protected_categories) - registry.CATEGORIES)
+        if unknown:
+            raise PolicyError(f"sender_registry.protected_categories: unknown category {', '.join(unknown)}")
+        try:
+            if settings.path is None:
+                with resources.as_file(resources.files("services.scorer").joinpath("sender_registry.csv")) as path:
+                    senders = registry.load(path)
+            else:
+                senders = registry.load((base or Path.cwd()) / settings.path)
+        except registry.RegistryError as exc:
+            raise PolicyError(str(exc)) from exc
+
+        def pseudonym(sender_id: str) -> str | None:
+            try:
+                number = normalise_number(sender_id, self.spec.region, allow_alphanumeric=True)
+            except IdentifierError:
+                return None
+            return pseudonymizer("msisdn", number.value)
+
+        try:
+            return registry.index(senders, settings.protected_categories, pseudonym)
+        except registry.RegistryError as exc:
+            raise PolicyError(str(exc)) from exc
 
     def _pseudonyms(self, pseudonymizer: Pseudonymizer, texts: list[str], alphanumeric: bool) -> list[str]:
         out = []
@@ -198,4 +236,4 @@ class Policy:
                 if unknown:
                     raise PolicyError(f"rule {entity_type}/{rule.code}: no such {entity_type} feature "
                                       f"{', '.join(unknown)} (see services/scorer/catalogue.py)")
-        return cls(spec, pseudonymizer)
+        return cls(spec, pseudonymizer, None if path is None else Path(path).parent)

@@ -47,6 +47,11 @@ def remember(values: list[float], bounds: tuple[int, int], fingerprint: int) -> 
     return True
 
 
+def known(values: list[float], bounds: tuple[int, int], fingerprint: int) -> bool:
+    """Is ``fingerprint`` in the set (the set unchanged)?"""
+    return fingerprint in values[bounds[0]:bounds[1]]
+
+
 def set_size(values: list[float], bounds: tuple[int, int]) -> int:
     start, end = bounds
     return sum(1 for v in values[start:end] if v)

@@ -72,6 +72,7 @@ from services.common.stream import (
 )
 from services.scorer import features as F
 from services.scorer import metrics
+from services.scorer.budget import BudgetMeter, parse_iso_ms
 from services.scorer.detectors import model_version
 from services.scorer.feedback import FeedbackFeed
 from services.scorer.output import EngineOutput
@@ -125,6 +126,8 @@ class ScorerProcessor:
                                      poll_s=settings.feedback_poll_s)
         self.model_version = model_version(policy)
         self._views_counter = {kind: metrics.VIEWS.labels(kind) for kind in ("number", "device")}
+        self.budget = BudgetMeter(policy.spec.budget.alerts_per_100k_per_day)
+        self._alert_watermark_ms = 0
         self._score_metric: dict[tuple[str, str], Any] = {}     # (model, entity_type) -> SCORE child
         self.restorer = Restorer(settings.kafka_config(), policy, pseudonymizer, seed=settings.seed,
                                  state_topic=self.state_topic,
@@ -234,7 +237,11 @@ class ScorerProcessor:
         for alert in output.alerts:
             sink.send(self.alerts_topic, alert.alert_id.encode(), encode(alert),
                       [("alert_id", alert.alert_id.encode())])
-            metrics.ALERTS.labels(alert.level, alert.reasons[0].code if alert.reasons else "NONE").inc()
+            family = alert.reasons[0].code if alert.reasons else "NONE"
+            metrics.ALERTS.labels(alert.level, family).inc()
+            raised_ms = parse_iso_ms(alert.raised_at)
+            self.budget.alert(family, raised_ms)
+            self._alert_watermark_ms = max(self._alert_watermark_ms, raised_ms)
             if alert.ingested_ms:
                 metrics.EVENT_TO_ALERT.observe(max(0.0, time.time() - alert.ingested_ms / 1000))
 
@@ -284,6 +291,8 @@ class ScorerProcessor:
             state_bytes += state.state_bytes()
         for kind, count in entities.items():
             metrics.ENTITIES.labels(kind).set(count)
+        watermark = max((o.scorer.state.watermark_ms for o in self.owned.values()), default=0)
+        self.budget.rates(entities["number"], max(watermark, self._alert_watermark_ms))
         metrics.STATE_BYTES.set(state_bytes)
 
     def changelog_flushed(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import msgspec
 import pytest
 
 from services.scorer import features as F
@@ -109,7 +110,7 @@ def test_record_round_trip_is_compact() -> None:
     values = _number([sms_out(pid("p"), pid(f"r{i}"), T0 + i) for i in range(40)])
     packed = L.NUMBER.pack(values)
     assert L.NUMBER.unpack(packed) == pytest.approx(values)
-    assert len(packed) < 400 and L.DEVICE.size < 400
+    assert len(packed) <= 512 and L.DEVICE.size <= 512     # the bytes-per-entity budget (issue #18)
 
 
 def test_the_link_share_lower_bound_needs_evidence() -> None:
@@ -118,3 +119,24 @@ def test_the_link_share_lower_bound_needs_evidence() -> None:
     assert bound(5, 9) < 0.3 < bound(6, 8)            # a lucky business hour vs a farm SIM
     assert bound(15, 100) < 0.15 < bound(60, 100)     # converges on the share with volume
     assert bound(1000, 1000) > 0.99 and bound(1, 1) < 0.25
+
+
+def test_replies_from_recent_recipients_are_two_way_evidence() -> None:
+    # a sender nobody answers is one-way; a business whose customers reply is not
+    me = pid("business")
+    views = [sms_out(me, pid(f"c{i}"), T0 + i * MIN, url=True) for i in range(10)]
+    one_way = F.number_features(_number(views))["one_way_share_24h"]
+    views += [sms_in(me, pid(f"c{i}"), T0 + (i + 1) * MIN) for i in range(0, 10, 2)]
+    views += [sms_in(me, pid(f"stranger{i}"), T0 + 12 * MIN) for i in range(5)]   # not replies
+    values = _number(views)
+    feats = F.number_features(values)
+    assert one_way == pytest.approx(1.0)
+    assert feats["one_way_share_24h"] == pytest.approx(1 - 5 / 12, abs=0.02)
+    dev = pid("modem")
+    dvalues = L.DEVICE.empty()
+    for i in range(6):
+        F.apply_device(dvalues, device_view(dev, me, pid("imsi"), T0 + i * MIN, pid(f"c{i}")))
+    assert F.device_features(dvalues)["one_way_share_24h"] == pytest.approx(1.0)
+    reply = msgspec.structs.replace(device_view(dev, me, pid("imsi"), T0 + 7 * MIN, pid("c1")), role="in")
+    F.apply_device(dvalues, reply)
+    assert F.device_features(dvalues)["one_way_share_24h"] == pytest.approx(1 - 1 / 8, abs=0.02)

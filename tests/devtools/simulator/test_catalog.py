@@ -9,6 +9,7 @@ import yaml
 
 from services.common.normalise import normalise_number
 from services.devtools.simulator import catalog
+from services.scorer import registry
 
 POLICY = Path(__file__).resolve().parents[3] / "services/scorer/policy.yaml"
 
@@ -36,6 +37,6 @@ def test_scorer_policy_uses_the_same_lists() -> None:
     # every key read unconditionally: a renamed or missing list fails (KeyError), never passes
     policy = yaml.safe_load(POLICY.read_text())
     assert set(policy["do_not_originate"]) == set(catalog.DO_NOT_ORIGINATE)
-    allow = policy["a2p_allow"]
-    assert set(allow["alphanumeric"]) == set(catalog.A2P_ALPHANUMERIC)
-    assert set(map(str, allow["short_codes"])) == set(catalog.A2P_SHORT_CODES)
+    # the fixed world's A2P senders are registered in the packaged sender-ID registry
+    registered = {s.sender_id for s in registry.load(POLICY.parent / "sender_registry.csv")}
+    assert set(catalog.A2P_SENDERS) <= registered
