@@ -62,9 +62,7 @@ def test_packaged_policy_loads_with_its_lists_pseudonymised() -> None:
     assert policy.alert_level == doc["alert_level"]
     assert len(policy.do_not_originate) == len(doc["do_not_originate"])
     assert PSEUDO("msisdn", doc["do_not_originate"][0]) in policy.do_not_originate
-    assert PSEUDO("msisdn", "ING") in policy.a2p_allow                         # alphanumeric kept as sent
-    assert PSEUDO("msisdn", "3010") in policy.a2p_allow                        # a short code
-    assert all("+" not in p and len(p) == 32 for p in policy.do_not_originate | policy.a2p_allow)
+    assert all("+" not in p and len(p) == 32 for p in policy.do_not_originate)
     assert policy.ttl_ms == 14 * 86_400_000 and policy.grace_ms == 300_000 and policy.sweep_every_ms == 900_000
     assert policy.cooldown_ms == 86_400_000 and policy.rescore_after_ms == 600_000
     assert policy.flag_ttl_ms == {"low": 6 * 3_600_000, "medium": 24 * 3_600_000, "high": 72 * 3_600_000,
@@ -136,10 +134,8 @@ def test_a_list_entry_that_is_not_a_number_is_a_policy_error(tmp_path: Path, ent
         _load(tmp_path, doc)
 
 
-def test_an_alphanumeric_sender_is_only_allowed_in_the_a2p_list(tmp_path: Path) -> None:
+def test_an_alphanumeric_sender_is_not_a_do_not_originate_number(tmp_path: Path) -> None:
     doc = _packaged()
-    doc["a2p_allow"]["alphanumeric"] = ["MyBank"]
-    assert PSEUDO("msisdn", "MyBank") in _load(tmp_path, doc).a2p_allow
     doc["do_not_originate"] = ["MyBank"]
     with pytest.raises(PolicyError, match="not a valid number"):
         _load(tmp_path, doc)
@@ -295,10 +291,7 @@ def test_scoring_edges() -> None:
     assert held[0][0] == pytest.approx(rule_points(growing, {"a": 2.34567})) and held[0][0] > 20
 
 
-def test_policy_keeps_its_rules_and_short_codes_are_digits(tmp_path: Path) -> None:
+def test_policy_keeps_its_rules_in_order(tmp_path: Path) -> None:
     doc = _packaged()
     policy = _load(tmp_path, doc)
     assert [r.code for r in policy.rules["number"]] == [r["code"] for r in doc["rules"]["number"]]
-    doc["a2p_allow"]["short_codes"] = ["ING"]
-    with pytest.raises(PolicyError, match="not a valid number or sender"):
-        _load(tmp_path, doc)
