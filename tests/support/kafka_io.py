@@ -25,7 +25,7 @@ def read_all(bootstrap: str, topic: str, *, expect_at_least: int = 0, timeout_s:
     """Every record of ``topic`` from the beginning: waits for ``expect_at_least`` records, then
     until nothing new arrived for ``settle_s``."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                             consumer_timeout_ms=500, max_poll_records=5000)
+                             consumer_timeout_ms=500, max_poll_records=5000, isolation_level="read_committed")
     parts = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in parts]
     consumer.assign(tps)
