@@ -322,7 +322,6 @@ class ChangelogStep:
         self.processor = processor
 
     def write(self, sink: OutputSink, generation: int, member: str) -> None:
-        # exactly-once passes no generation: the broker fences, the marker needs no headers
         self.processor.write_changelog(sink, generation if generation >= 0 else None, member)
 
     def written(self) -> None:

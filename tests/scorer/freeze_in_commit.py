@@ -14,13 +14,12 @@ from pathlib import Path
 from services.common.stream.commit import Committer
 from services.scorer import service
 
-_calls = 0
+_calls = [0]
 
 
 def _freeze_once(self: Committer) -> None:
-    global _calls
-    _calls += 1
-    if _calls == int(os.environ["FREEZE_AT_COMMIT"]):
+    _calls[0] += 1
+    if _calls[0] == int(os.environ["FREEZE_AT_COMMIT"]):
         Path(os.environ["FREEZE_MARKER"]).write_text(",".join(f"{tp.topic}[{tp.partition}]" for tp in self.pending))
         os.kill(os.getpid(), signal.SIGSTOP)
 

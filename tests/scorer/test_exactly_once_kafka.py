@@ -111,7 +111,6 @@ def test_a_replica_frozen_inside_its_transaction_is_fenced_by_the_broker(kafka_b
                             "a new producer takes its id", timeout=60)
         _wait_committed(kafka_bootstrap, prefix, "eos")       # A rejoined; the two finish together
         a_fenced = _metric(port, 'fraudradar_transactions_total{outcome="fenced",service="scorer"}')
-        a_aborted = _metric(port, 'fraudradar_transactions_total{outcome="aborted",service="scorer"}')
     finally:
         if a.proc.poll() is None:
             a.proc.send_signal(signal.SIGCONT)
@@ -119,7 +118,12 @@ def test_a_replica_frozen_inside_its_transaction_is_fenced_by_the_broker(kafka_b
         if b is not None:
             b.stop()
     assert fenced["error"] in ("ProducerFencedError", "InvalidProducerEpochError")
-    assert a_fenced >= 1 and a_aborted == 0       # the broker aborted A's transaction, not our code
+    assert a_fenced >= 1
+    # the frozen transaction was ended by the broker, not by our code: A's first failed
+    # transaction is the fence (later ones, until A has rejoined, are offsets refused for its
+    # stale membership, KIP-447, which A aborts)
+    failures = [e["msg"] for e in a.logs() if e.get("msg") in (fenced["msg"], "transaction aborted")]
+    assert failures[0] == fenced["msg"], failures
     assert frozen_state > 0                       # A had written changelog records in the frozen transaction
 
     # read_committed: the alerts are the reference's, none lost, none twice

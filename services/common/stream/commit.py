@@ -126,10 +126,13 @@ class Committer:
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.pending.items()}
         try:
             txn.begin()
+            # the steps' records name the writer's generation; the broker checks the same
+            # snapshot with the offsets: a committed transaction's generation was current
+            membership: Any = self.consumer.group_metadata()
             for step in self.steps:
-                step.write(self.sink, -1, "")
+                step.write(self.sink, membership.generation_id, membership.member_id or "")
             self.sink.flush_and_check(self.flush_timeout_s)
-            txn.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+            txn.producer.send_offsets_to_transaction(offsets, membership)
             self.before_commit()
             txn.producer.commit_transaction()
         except Exception as exc:

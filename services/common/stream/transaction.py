@@ -107,8 +107,8 @@ class Transactions:
     def replace(self) -> None:
         try:
             self.producer.close(timeout=5)
-        except Exception:  # noqa: BLE001 - the fenced producer is discarded either way
-            pass
+        except Exception as exc:   # the fenced producer is discarded either way
+            log.info("closing the fenced producer failed", extra={"error": type(exc).__name__})
         self.producer = self._make()
         self._initialised = False
         self.init()
