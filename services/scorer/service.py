@@ -39,7 +39,9 @@ records the feedback offset it has applied, and a restored scorer is replayed th
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 import threading
 import time
@@ -384,6 +386,7 @@ def main(argv: list[str]) -> int:
     if args.policy is not None:
         settings = settings.model_copy(update={"policy_file": args.policy})
     setup_logging("scorer", settings.log_level)
+    faulthandler.register(signal.SIGUSR1)   # `kill -USR1 <pid>`: every thread's stack to stderr
     try:
         runner, processor, health = build(settings)
     except FraudradarError as exc:
