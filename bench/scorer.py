@@ -235,7 +235,7 @@ def latency(bootstrap: str, prefix: str, views: list[View], rate: float) -> dict
     time.sleep(5.0)
     runner.stop_event.set()  # type: ignore[attr-defined]
     thread.join(timeout=60)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
     tps = [TopicPartition(prefix + topics.ALERTS, p) for p in range(PARTITIONS)]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)

@@ -235,7 +235,7 @@ class Rig:
     # -- offsets -----------------------------------------------------------------------------
     def _consumer(self, **kw: Any) -> KafkaConsumer:
         return KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                             request_timeout_ms=30_000, **kw)
+                             request_timeout_ms=30_000, isolation_level="read_committed", **kw)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         consumer = self._consumer()

@@ -264,6 +264,7 @@ class Materialiser:
         consumer = KafkaConsumer(
             group_id=None,
             enable_auto_commit=False,
+            isolation_level="read_committed",   # the scorer writes in transactions: never an aborted one
             auto_offset_reset="earliest",
             max_poll_records=2000,
             **self._config,

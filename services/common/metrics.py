@@ -7,6 +7,11 @@ from prometheus_client import Counter, Gauge, Histogram
 CONSUMER_RECORDS = Counter("fraudradar_consumer_records_total", "Records consumed", ["service", "topic"])
 CONSUMER_LAG = Gauge("fraudradar_consumer_lag", "High watermark minus position", ["service", "topic", "partition"])
 CONSUMER_COMMITS = Counter("fraudradar_consumer_commits_total", "Successful offset commits", ["service"])
+TRANSACTIONS = Counter(
+    "fraudradar_transactions_total",
+    "Commit transactions by outcome: committed, aborted (our abort after a failure, e.g. a stale "
+    "group generation), fenced (the broker fenced the producer: its open transaction was aborted)",
+    ["service", "outcome"])
 COMMITS_FENCED = Counter(
     "fraudradar_consumer_commits_fenced_total",
     "Commits skipped because the broker no longer counts this consumer a member of the group's "

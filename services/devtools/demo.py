@@ -452,7 +452,7 @@ def read_alerts(run: Run) -> list[Any]:
 
     topic = f"{run.prefix}{topics.ALERTS}"
     consumer = KafkaConsumer(bootstrap_servers=run.bootstrap.split(","), enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=3000)
+                             group_id=None, consumer_timeout_ms=3000, isolation_level="read_committed")
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(parts)

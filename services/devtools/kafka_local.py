@@ -144,6 +144,9 @@ offsets.topic.num.partitions=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=1
+# a transaction left open past its timeout (a frozen or dead producer) is aborted within a second
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
+transactional.id.expiration.ms=604800000
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 share.coordinator.state.topic.num.partitions=1

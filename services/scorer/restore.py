@@ -146,6 +146,7 @@ class Restorer:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
                 **self.kafka_config, group_id=None, enable_auto_commit=False,
+                isolation_level="read_committed",   # never an aborted transaction's state (a zombie's)
                 client_id="fraudradar-scorer-restore", max_poll_records=10_000,
                 fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
         return self._consumer

@@ -39,7 +39,9 @@ records the feedback offset it has applied, and a restored scorer is replayed th
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 import threading
 import time
@@ -102,6 +104,11 @@ class ScorerSettings(CommonSettings):
     max_poll_records: int = Field(2000, description="records per poll")
     session_timeout_ms: int = Field(45_000, description="group session timeout (keep above a pod restart "
                                                         "with static membership)")
+    exactly_once: bool = Field(True, description="each commit one Kafka transaction: outputs, changelog, model "
+                                                 "journal and offsets (docs/scorer.md, exactly-once)")
+    transaction_timeout_ms: int = Field(
+        60_000, ge=1000, description="the broker aborts a commit transaction left open this long (a frozen or "
+                                     "dead replica); above commit_interval_s plus a commit's flush")
 
 
 class ScorerProcessor:
@@ -144,6 +151,13 @@ class ScorerProcessor:
             gone = {tp.partition for tp in partitions}
             self._assigned -= gone
             self._suspect |= gone
+
+    def on_aborted(self, partitions: set[TopicPartition]) -> None:
+        """A transaction did not commit: the engines hold state the topics no longer have (the
+        aborted outputs and changelog); drop them, the next record restores from the changelog."""
+        for partition in {tp.partition for tp in partitions}:
+            self.owned.pop(partition, None)
+            self._changelog_written.pop(partition, None)
 
     # -- 1. process ---------------------------------------------------------------------------------
     def process(self, records: list[Record], sink: OutputSink) -> None:
@@ -296,12 +310,14 @@ class ScorerProcessor:
         metrics.STATE_BYTES.set(state_bytes)
 
     def changelog_flushed(self) -> None:
-        """After the flush: each scorer's changelog partition ends right after its last write
-        (unless another replica writes there too; ``_current`` checks that after a rebalance)."""
+        """After the flush (exactly-once: after the commit): each scorer's changelog partition
+        ends right after its last write (and the transaction's commit marker, which takes an
+        offset) unless another replica writes there too; ``_current`` checks that after a rebalance."""
+        after = 2 if self.settings.exactly_once else 1
         for partition, future in self._changelog_written.items():
             owned = self.owned.get(partition)
             if owned is not None:
-                owned.changelog_end = int(future.get(timeout=0).offset) + 1
+                owned.changelog_end = int(future.get(timeout=0).offset) + after
         self._changelog_written.clear()
 
     def close(self) -> None:
@@ -317,7 +333,7 @@ class ChangelogStep:
         self.processor = processor
 
     def write(self, sink: OutputSink, generation: int, member: str) -> None:
-        self.processor.write_changelog(sink, generation, member)
+        self.processor.write_changelog(sink, generation if generation >= 0 else None, member)
 
     def written(self) -> None:
         self.processor.changelog_flushed()
@@ -332,7 +348,11 @@ def build(settings: ScorerSettings) -> tuple[StreamRunner, ScorerProcessor, Heal
         topics=[settings.topic(name) for name in topics.SCORER_INPUTS],
         dlq_topic=settings.topic(topics.DLQ), commit=CommitPolicy(settings.commit_interval_s),
         dlq_limit=DlqLimit(), instance_id=settings.instance_id, max_poll_records=settings.max_poll_records,
-        fence_commits=True,   # the changelog must never be written by a replica that lost its partitions
+        # the changelog must never be written by a replica that lost its partitions: with
+        # exactly_once the broker fences it (KIP-447, producer epochs), else a membership check
+        fence_commits=not settings.exactly_once,
+        exactly_once=settings.exactly_once, transaction_timeout_ms=settings.transaction_timeout_ms,
+        transactional_id=f"fraudradar-scorer-{settings.instance_id}" if settings.instance_id else None,
         restart_from_commit=True,   # a restored scorer holds what was committed: replay from there
         # co-partitioned topics: partition p of numbers, devices and links must land on one replica
         consumer_overrides={"partition_assignment_strategy": [_range_assignor()],
@@ -375,6 +395,7 @@ def main(argv: list[str]) -> int:
     if args.policy is not None:
         settings = settings.model_copy(update={"policy_file": args.policy})
     setup_logging("scorer", settings.log_level)
+    faulthandler.register(signal.SIGUSR1)   # `kill -USR1 <pid>`: every thread's stack to stderr
     try:
         runner, processor, health = build(settings)
     except FraudradarError as exc:

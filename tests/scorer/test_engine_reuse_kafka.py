@@ -47,7 +47,9 @@ def _records(bootstrap: str, topic: str, n: int) -> list[Any]:
 class Replica:
     """A scorer processor and its runner's clients, driven step by step (no poll loop)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, bootstrap: str, prefix: str, group: str) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, bootstrap: str, prefix: str, group: str,
+                 exactly_once: bool) -> None:
+        monkeypatch.setenv("FRAUDRADAR_EXACTLY_ONCE", str(exactly_once).lower())
         monkeypatch.setenv("FRAUDRADAR_BOOTSTRAP", bootstrap)
         monkeypatch.setenv("FRAUDRADAR_TOPIC_PREFIX", prefix)
         monkeypatch.setenv("FRAUDRADAR_GROUP_ID", group)
@@ -65,11 +67,19 @@ class Replica:
         self.processor.on_assigned(self.tps)
 
     def process(self, records: list[Any]) -> None:
+        if self.runner.transactions is not None:
+            self.runner.transactions.begin()
         self.processor.process(records, self.runner.sink)
         self.runner.sink.flush_and_check(30)
 
     def commit(self, records: list[Any]) -> None:
-        """The runner's step 3 and 4: changelog, then the offsets after ``records``."""
+        """The runner's step 3 and 4: changelog, then the offsets after ``records`` (exactly-once:
+        the runner's commit transaction)."""
+        if self.runner.transactions is not None:
+            for r in records:
+                self.runner.committer.processed(TopicPartition(r.topic, r.partition), r.offset, r.offset)
+            self.runner.committer.maybe_commit(force=True)
+            return
         self.runner.committer.write_steps()
         offsets = {TopicPartition(r.topic, r.partition): OffsetAndMetadata(r.offset + 1, "", -1) for r in records}
         self.runner.consumer.commit(offsets)
@@ -77,11 +87,12 @@ class Replica:
     def close(self) -> None:
         self.processor.close()
         self.runner.consumer.close()
-        self.runner.producer.close()
+        (self.runner.transactions.producer if self.runner.transactions else self.runner.producer).close()
 
 
+@pytest.mark.parametrize("exactly_once", [True, False], ids=["transactions", "at-least-once"])
 def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
-        kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, exactly_once: bool) -> None:
     prefix = f"k{uuid.uuid4().hex[:8]}."
     ensure_topics(kafka_bootstrap, prefix, partitions=1)
     pseudo = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
@@ -101,8 +112,8 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
     links = _records(kafka_bootstrap, prefix + topics.LINKS, 2)
 
     group = f"reuse-{uuid.uuid4().hex[:6]}"
-    a = Replica(monkeypatch, kafka_bootstrap, prefix, group)
-    b = Replica(monkeypatch, kafka_bootstrap, prefix, group)
+    a = Replica(monkeypatch, kafka_bootstrap, prefix, group, exactly_once)
+    b = Replica(monkeypatch, kafka_bootstrap, prefix, group, exactly_once)
     try:
         a.assign()
         a.process(numbers[:5])

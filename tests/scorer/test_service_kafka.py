@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -152,9 +153,9 @@ def _wait_offsets(bootstrap: str, group: str, ends: dict[TopicPartition, int], t
         admin.close()
 
 
-def _records(bootstrap: str, topic: str) -> dict[int, list[ConsumerRecord]]:
-    """Every record of ``topic``, per partition in offset order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+def _records(bootstrap: str, topic: str, isolation: str = "read_committed") -> dict[int, list[ConsumerRecord]]:
+    """Every record of ``topic`` ``isolation`` lets a reader see, per partition in offset order."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation)
     parts = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     consumer.assign(tps)
@@ -364,9 +365,11 @@ def test_a_replica_frozen_past_its_session_writes_no_state_over_its_successor(
     """A zombie: replica A is frozen (SIGSTOP: a paused pod, a VM migration) in the middle of a
     backlog, longer than its session; B takes its partitions and restores them. When A resumes
     it finishes its batch and reaches its commit believing it still owns the partitions. The
-    broker refuses A's membership check, so A writes no changelog: on every state partition the
-    commits' group generations (header of each commit marker) never go down. Without the check
-    A's changelog lands after B's, with A's old generation (or -1 once A notices)."""
+    commit is a transaction (exactly-once): the broker refuses A's offsets (stale generation,
+    KIP-447), A aborts and restarts from the committed state. Read committed, on every state
+    partition the commits' group generations (header of each commit marker) never go down;
+    read uncommitted, A's aborted changelog with its old generation is there after B's — what a
+    non-transactional commit without a membership check let through."""
     prefix = _prefix(kafka_bootstrap)
     state_topic = prefix + topics.SCORER_STATE
     views = Generator(seed=13).stream(normal=3000, hours=4, fraud_start_h=2).views
@@ -392,8 +395,8 @@ def test_a_replica_frozen_past_its_session_writes_no_state_over_its_successor(
         b.wait_log("partition state restored", timeout=90)   # after A's 10 s session ran out
         time.sleep(2.0)                                      # B processes and commits
         a.proc.send_signal(signal.SIGCONT)
-        fenced = a.wait_log("not a member of the group's current generation: state and offsets not written; "
-                            "the partitions' owner replays the batch", timeout=60)
+        reset = a.wait_log("transaction not committed; partitions restart from their committed offsets",
+                           timeout=60)
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         _wait_committed(kafka_bootstrap, prefix, "zombie")   # A rejoined; the two finish together
     finally:
@@ -403,12 +406,16 @@ def test_a_replica_frozen_past_its_session_writes_no_state_over_its_successor(
         a.stop()
         if b is not None:
             b.stop()
-    assert fenced["partitions"]
-    assert 'fraudradar_consumer_commits_fenced_total{service="scorer"}' in body
-    generations: dict[int, list[int]] = {}
-    for partition, recs in _records(kafka_bootstrap, state_topic).items():
-        generations[partition] = [int(dict(r.headers)["fraudradar.generation"]) for r in recs if r.key == COMMIT_KEY]
-    for partition, seq in generations.items():
+    assert reset["partitions"]
+    assert re.search(r'fraudradar_transactions_total\{outcome="(aborted|fenced)",service="scorer"\} [1-9]', body)
+
+    def generations(isolation: str) -> dict[int, list[int]]:
+        return {partition: [int(dict(r.headers)["fraudradar.generation"]) for r in recs if r.key == COMMIT_KEY]
+                for partition, recs in _records(kafka_bootstrap, state_topic, isolation).items()}
+
+    for partition, seq in generations("read_committed").items():
         assert seq and min(seq) >= 1, (partition, seq)
         assert seq == sorted(seq), (partition, seq)          # no commit of an older generation after a newer one
-    assert any(len(set(seq)) > 1 for seq in generations.values())  # B (a later generation) wrote too
+    assert any(len(set(seq)) > 1 for seq in generations("read_committed").values())  # B (a later generation) wrote
+    # the control: on the log, A's aborted transaction wrote its old generation after B's
+    assert any(seq != sorted(seq) for seq in generations("read_uncommitted").values())

@@ -29,7 +29,7 @@ def read_all(bootstrap: str, topic: str, *, expect_at_least: int = 0, timeout_s:
     views topics, where one record carries a bundle of views): comparing a number of views with a
     number of records would never hold and every wait would run to its timeout."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                             consumer_timeout_ms=500, max_poll_records=5000)
+                             consumer_timeout_ms=500, max_poll_records=5000, isolation_level="read_committed")
     parts = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in parts]
     consumer.assign(tps)

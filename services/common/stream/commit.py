@@ -15,6 +15,7 @@ from kafka.structs import OffsetAndMetadata
 
 from services.common import metrics
 from services.common.stream.sink import OutputSink
+from services.common.stream.transaction import Transactions
 
 log = logging.getLogger("fraudradar.stream")
 
@@ -50,10 +51,13 @@ class Committer:
     """The offsets processed and not yet committed, and the commit itself (step 3 of the loop)."""
 
     def __init__(self, consumer: KafkaConsumer, sink: OutputSink, *, service: str, policy: CommitPolicy,
-                 fence: bool, flush_timeout_s: float, steps: Sequence[CommitStep] = ()) -> None:
+                 fence: bool, flush_timeout_s: float, steps: Sequence[CommitStep] = (),
+                 transactions: Transactions | None = None) -> None:
         self.consumer, self.sink, self.service = consumer, sink, service
-        self.policy, self.fence, self.flush_timeout_s = policy, fence, flush_timeout_s
+        self.policy, self.fence, self.flush_timeout_s = policy, fence, flush_timeout_s  # fence: prove membership first
         self.steps = list(steps)
+        # exactly-once: the steps' records and the offsets commit in the open transaction
+        self.transactions = transactions
         self.pending: dict[TopicPartition, int] = {}
         # per owned partition, an offset that is safe to commit again: the last one committed,
         # or where consumption of the partition began (the committed offset or the reset point)
@@ -71,7 +75,14 @@ class Committer:
 
     def maybe_commit(self, force: bool) -> None:
         now = time.monotonic()
-        if not self.pending or not (force or self.policy.due(now)):
+        if not (force or self.policy.due(now)):
+            return
+        if self.transactions is not None:
+            self.past_markers()
+        if not self.pending:
+            return
+        if self.transactions is not None:
+            self.commit_transaction(now)
             return
         problem = self.membership_problem() if self.fence else None
         if problem is not None:
@@ -100,6 +111,60 @@ class Committer:
         self.policy.committed(now)
         metrics.CONSUMER_COMMITS.labels(self.service).inc()
         metrics.LAST_COMMIT.labels(self.service).set(time.time())
+
+    def commit_transaction(self, now: float) -> None:
+        """Steps' records, the offsets (with this member's group metadata: the broker refuses them
+        from a member it removed, KIP-447) and the outputs already sent: one transaction.
+
+        Raises ``TransactionAborted`` when it did not commit (aborted here after a failure, or
+        the producer was fenced by the broker); the caller resets to the committed state."""
+        txn = self.transactions
+        assert txn is not None
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.pending.items()}
+        try:
+            txn.begin()
+            # the steps' records name the writer's generation; the broker checks the same
+            # snapshot with the offsets: a committed transaction's generation was current
+            membership: Any = self.consumer.group_metadata()
+            for step in self.steps:
+                step.write(self.sink, membership.generation_id, membership.member_id or "")
+            self.sink.flush_and_check(self.flush_timeout_s)
+            txn.producer.send_offsets_to_transaction(offsets, membership)
+            self.before_commit()
+            txn.producer.commit_transaction()
+        except Exception as exc:
+            self.pending.clear()
+            raise txn.failed(exc) from exc
+        txn.committed()
+        for step in self.steps:
+            step.written()
+        self.base.update(self.pending)
+        self.pending.clear()
+        self.policy.committed(now)
+        metrics.CONSUMER_COMMITS.labels(self.service).inc()
+        metrics.LAST_COMMIT.labels(self.service).set(time.time())
+
+    def past_markers(self) -> None:
+        """Transactional input (the scorer's own links) ends with a commit marker that takes an
+        offset and is never returned as a record (nor are aborted batches): commit the
+        consumer's position when it stands past the offsets processed, else the group would
+        show a lag of one forever. Every record before the position was returned by a poll and
+        handled before this commit (the loop is synchronous); partitions not handled since
+        their assignment (no ``base``) are left alone."""
+        subscription: Any = getattr(self.consumer, "_subscription", None)
+        if subscription is None:
+            return
+        for tp, done in list(self.base.items()):
+            target = self.pending.get(tp, done)
+            state = subscription.assignment.get(tp)
+            if state is None or not state.has_valid_position:
+                continue
+            position = int(state.position.offset)
+            if position > target:
+                self.pending[tp] = position
+
+    def before_commit(self) -> None:
+        """Called between the offsets and ``commit_transaction`` (a test freezes a replica here)."""
 
     def write_steps(self) -> None:
         """Right before the commit: each step's writes, flushed and checked (then ``written``)."""

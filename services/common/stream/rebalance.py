@@ -85,7 +85,7 @@ class RestartFromCommit:
         kept: Polled = {}
         for tp in targets:
             try:
-                committed = self.consumer.committed(tp)
+                committed = self.consumer.committed(tp, timeout_ms=5_000)   # unstable: retried next poll
                 start = committed if committed is not None else self.consumer.beginning_offsets([tp])[tp]
             except Exception as exc:              # coordinator moving: skip its records, try again
                 log.warning("committed offset unavailable; the partition waits",

@@ -43,6 +43,7 @@ from services.common.stream.exceptions import RejoinStalled, StreamError
 from services.common.stream.probes import LoopProbes, check_crc32c
 from services.common.stream.rebalance import Listener, Polled, RebalanceWatch, RestartFromCommit
 from services.common.stream.sink import OutputSink
+from services.common.stream.transaction import TransactionAborted, Transactions
 
 log = logging.getLogger("fraudradar.stream")
 
@@ -80,6 +81,26 @@ class StreamConfig:
     # after every rebalance, restart each assigned partition from the group's committed offset
     # (see ``rebalance.RestartFromCommit``)
     restart_from_commit: bool = False
+    # each commit one Kafka transaction: outputs, commit steps and offsets (``transaction``);
+    # implies read_committed, restart_from_commit, and no separate membership check (KIP-447)
+    exactly_once: bool = False
+    # the id names this replica's producer across restarts (a restarted replica fences its
+    # predecessor); default: service, instance id or host name, and the process id
+    transactional_id: str | None = None
+    # the broker aborts a transaction left open this long (a frozen or dead replica); must be
+    # above the commit interval plus a commit's flush, and at most the broker's
+    # transaction.max.timeout.ms (15 min by default)
+    transaction_timeout_ms: int = 60_000
+
+
+def default_transactional_id(config: StreamConfig) -> str:
+    """Stable across restarts when the replica has a stable name (static membership's instance
+    id, e.g. the pod name): the restarted replica's ``init_transactions`` fences its predecessor."""
+    import os
+    import socket
+
+    name = config.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    return f"fraudradar-{config.service}-{name}"
 
 
 class StreamRunner:
@@ -107,21 +128,33 @@ class StreamRunner:
             group_instance_id=config.instance_id,
             fetch_max_bytes=32 * 1024 * 1024,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **({"isolation_level": "read_committed"} if config.exactly_once else {}),
             **config.consumer_overrides,
         )
-        self.producer = KafkaProducer(
-            **kafka_cfg,
-            client_id=f"fraudradar-{config.service}",
-            acks="all",
-            linger_ms=100,
-            batch_size=256 * 1024,
-            max_request_size=4 * 1024 * 1024,
-            **config.producer_overrides,
-        )
+        txn_cfg: dict[str, Any] = {}
+        if config.exactly_once:
+            txn_cfg = {"transactional_id": config.transactional_id or default_transactional_id(config),
+                       "transaction_timeout_ms": config.transaction_timeout_ms, "enable_idempotence": True}
+
+        def make_producer() -> KafkaProducer:
+            return KafkaProducer(
+                **kafka_cfg,
+                client_id=f"fraudradar-{config.service}",
+                acks="all",
+                linger_ms=100,
+                batch_size=256 * 1024,
+                max_request_size=4 * 1024 * 1024,
+                **txn_cfg,
+                **config.producer_overrides,
+            )
+
+        self.transactions = Transactions(config.service, make_producer) if config.exactly_once else None
+        self.producer = self.transactions.producer if self.transactions is not None else make_producer()
         self.sink = OutputSink(self.producer, config.service, config.dlq_topic, self._guard)
         self.committer = Committer(self.consumer, self.sink, service=config.service, policy=config.commit,
-                                   fence=config.fence_commits, flush_timeout_s=config.flush_timeout_s,
-                                   steps=commit_steps)
+                                   fence=config.fence_commits and not config.exactly_once,
+                                   flush_timeout_s=config.flush_timeout_s, steps=commit_steps,
+                                   transactions=self.transactions)
         self.restart = RestartFromCommit(self.consumer)
         self.probes = LoopProbes(config.service, self.health, self.consumer)
         self.listener = Listener(self._revoked, self._assigned)
@@ -139,7 +172,7 @@ class StreamRunner:
 
     def _assigned(self, partitions: set[TopicPartition]) -> None:
         self._assignment |= partitions
-        if self.config.restart_from_commit:
+        if self.config.restart_from_commit or self.config.exactly_once:
             self.restart.waiting |= partitions
         self._rebalance.assigned()
         self.processor.on_assigned(partitions)
@@ -162,34 +195,70 @@ class StreamRunner:
         for topic in cfg.topics:
             if not self.consumer.partitions_for_topic(topic):
                 raise StreamError(f"topic {topic} does not exist (run `fraudradar topics ensure`)")
+        if self.transactions is not None:
+            self.transactions.init()
         self.consumer.subscribe(cfg.topics, listener=self.listener)
+        failed = False
         try:
             while not self.stop_event.is_set():
                 self.probes.beat()
                 polled = self.consumer.poll(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records)
                 if self.restart.waiting:
                     polled = self.restart.apply(polled, self._assignment)
-                if polled:
-                    self._handle(polled)
-                elif self._assignment:
-                    self.probes.caught_up()
-                self.committer.maybe_commit(force=False)
+                try:
+                    if polled:
+                        self._handle(polled)
+                    elif self._assignment:
+                        self.probes.caught_up()
+                    self.committer.maybe_commit(force=False)
+                except TransactionAborted as exc:
+                    self._reset_to_committed(exc)
                 stalled = self._rebalance.stalled_for()
                 if stalled is not None:
                     log.error("group rejoin stalled: partitions revoked and none assigned since; exiting",
                               extra={"seconds": round(stalled, 1), "group": cfg.group_id})
                     raise RejoinStalled(f"no assignment {stalled:.0f}s after a revoke (group {cfg.group_id})")
+        except BaseException:
+            failed = True
+            raise
         finally:
             try:
-                self.sink.flush_and_check(cfg.flush_timeout_s)
-                self.committer.maybe_commit(force=True)
+                if failed and self.transactions is not None:
+                    if self.transactions.open:     # nothing of a failed batch may commit
+                        self.transactions.failed(StreamError("stopping after a failure"))
+                else:
+                    self.sink.flush_and_check(cfg.flush_timeout_s)
+                    self.committer.maybe_commit(force=True)
             except StreamError:
                 log.exception("final flush failed; offsets not committed")
             self.consumer.close(autocommit=False)
-            self.producer.close(timeout=cfg.flush_timeout_s)
+            producer = self.transactions.producer if self.transactions is not None else self.producer
+            producer.close(timeout=cfg.flush_timeout_s)
             log.info("stopped", extra={"service": cfg.service})
 
+    def _reset_to_committed(self, exc: TransactionAborted) -> None:
+        """A transaction did not commit: what the processor holds beyond the last commit is gone
+        from the topics, so every owned partition is dropped and restarts from its committed
+        offset (a ``read_committed`` fetch waits for a pending transaction's offsets)."""
+        assert self.transactions is not None
+        self.producer = self.transactions.producer
+        self.sink.use(self.producer)
+        owned = set(self._assignment)
+        log.warning("transaction not committed; partitions restart from their committed offsets",
+                    extra={"error": str(exc), "fenced": exc.fenced,
+                           "partitions": sorted(f"{t.topic}[{t.partition}]" for t in owned)})
+        for tp in owned:
+            self.committer.forget(tp)
+        self.processor.on_revoked(owned)
+        self.processor.on_assigned(owned)
+        aborted = getattr(self.processor, "on_aborted", None)   # a stateful processor drops its state
+        if aborted is not None:
+            aborted(owned)
+        self.restart.waiting |= owned
+
     def _handle(self, polled: Polled) -> None:
+        if self.transactions is not None:
+            self.transactions.begin()
         started = self.probes.polled(polled)
         records: list[Any] = []
         for recs in polled.values():

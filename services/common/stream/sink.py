@@ -23,6 +23,11 @@ class OutputSink:
         self._futures: list[Any] = []
         self.sent = 0
 
+    def use(self, producer: KafkaProducer) -> None:
+        """Send through ``producer`` from now on (a fenced transactional producer was replaced)."""
+        self._producer = producer
+        self._futures.clear()
+
     def send(self, topic: str, key: bytes | None, value: bytes | None,
              headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> Any:
         """Produce one record; with a key and no partition, Kafka's default partitioner (cached).
