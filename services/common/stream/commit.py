@@ -55,7 +55,7 @@ class Committer:
                  transactions: Transactions | None = None) -> None:
         self.consumer, self.sink, self.service = consumer, sink, service
         self.policy, self.fence, self.flush_timeout_s = policy, fence, flush_timeout_s  # fence: prove membership first
-        self.steps = list(steps)
+        self.steps = steps            # the caller's sequence itself: steps it adds later take part too
         # exactly-once: the steps' records and the offsets commit in the open transaction
         self.transactions = transactions
         self.pending: dict[TopicPartition, int] = {}
