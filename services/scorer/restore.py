@@ -34,7 +34,9 @@ class Owned:
 
     scorer: PartitionScorer
     next_offsets: dict[str, int] = field(default_factory=dict)   # source topic -> next offset
-    changelog_end: int | None = None     # end of its scorer-state partition after its last write
+    # the offset right after its last own write to its scorer-state partition (after a restore:
+    # the end it restored up to); a data record at or after it was written by someone else
+    changelog_end: int | None = None
 
 
 @dataclass(eq=False)
@@ -51,7 +53,9 @@ class Restorer:
     # the group's committed offsets (set by ``build``: the runner's consumer's ``committed``);
     # None until then, and a scorer kept through a rebalance is then always restored
     committed: Callable[[TopicPartition], int | None] | None = field(default=None, init=False)
+    stable_wait_s: float = 15.0          # how long a restore waits for open transactions to end
     _consumer: Any = field(default=None, init=False)
+    _checker: Any = field(default=None, init=False)
 
     def current(self, owned: Owned, record: Record) -> bool:
         """Is ``owned`` still valid for its partition after a rebalance?
@@ -68,7 +72,7 @@ class Restorer:
         scorer, and a replica that meanwhile processed and committed only another topic (say
         links) would go unnoticed.
         """
-        if owned.changelog_end is None or self._changelog_end(record.partition) != owned.changelog_end:
+        if owned.changelog_end is None or self._written_since(record.partition, owned.changelog_end) is not False:
             return False                         # another writer (a replica that owned it) or unknown
         committed = self.committed_offsets(record.partition)
         if committed is None:
@@ -80,10 +84,33 @@ class Restorer:
         position = owned.next_offsets.get(record.topic)
         return position is None or record.offset <= position
 
-    def _changelog_end(self, partition: int) -> int | None:
-        """End offset of ``scorer-state[partition]`` (None when it cannot be read)."""
+    def _written_since(self, partition: int, offset: int) -> bool | None:
+        """Does ``scorer-state[partition]`` hold a data record at or after ``offset``? (None: unknown.)
+
+        Read uncommitted, up to the high watermark: a committed transaction's records are
+        visible to read-committed readers only once the broker has written its commit marker
+        into the partition, which happens after ``commit_transaction`` returns — the last
+        stable offset can still be where this scorer's own write left it although another
+        replica's commit already succeeded. Any data record counts, committed, open or aborted
+        (restoring is always correct); transaction markers (control records) are not returned
+        to the client, so this scorer's own commit marker does not count."""
+        return _or_unknown(lambda: self._any_record_since(partition, offset), "changelog end", partition)
+
+    def _any_record_since(self, partition: int, offset: int) -> bool:
+        client = self._check_client()
         tp = TopicPartition(self.state_topic, partition)
-        return _or_unknown(lambda: int(self._restore_client().end_offsets([tp])[tp]), "changelog end", partition)
+        client.assign([tp])
+        end = int(client.end_offsets([tp])[tp])
+        if end <= offset:
+            return False
+        client.seek(tp, offset)
+        deadline = time.monotonic() + 10.0
+        while client.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"changelog partition {partition} not read up to {end}")
+            if any(client.poll(timeout_ms=500, max_records=1).values()):
+                return True
+        return False
 
     def committed_offsets(self, partition: int) -> dict[str, int | None] | None:
         """The group's committed offset of ``partition`` of each input topic (None: never
@@ -105,7 +132,7 @@ class Restorer:
         tp = TopicPartition(self.state_topic, partition)
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
+        end = self._stable_end(tp)
         n_records = 0
         while consumer.position(tp) < end:
             for recs in consumer.poll(timeout_ms=1000, max_records=10_000).values():
@@ -142,6 +169,21 @@ class Restorer:
             "journal_entries": models.entries, "seconds": round(elapsed, 3)})
         return owned
 
+    def _stable_end(self, tp: TopicPartition) -> int:
+        """Where the restore reads up to: the last stable offset, once it has caught up with the
+        high watermark seen first (bounded wait). A transaction another replica just committed
+        becomes readable only when the broker has written its marker, shortly after the commit
+        returned; reading up to an earlier stable offset would miss that commit while the group's
+        committed offsets already include it. A transaction still open after the wait (a frozen
+        writer's) is left out: the broker aborts it."""
+        high = int(self._check_client().end_offsets([tp])[tp])
+        deadline = time.monotonic() + self.stable_wait_s
+        while True:
+            stable = int(self._restore_client().end_offsets([tp])[tp])
+            if stable >= high or time.monotonic() >= deadline:
+                return stable
+            time.sleep(0.05)
+
     def _restore_client(self) -> Any:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
@@ -151,9 +193,18 @@ class Restorer:
                 fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
         return self._consumer
 
+    def _check_client(self) -> Any:
+        if self._checker is None:
+            self._checker = KafkaConsumer(
+                **self.kafka_config, group_id=None, enable_auto_commit=False,
+                isolation_level="read_uncommitted",   # sees other writers' records before their markers
+                client_id="fraudradar-scorer-restore-check", max_poll_records=1)
+        return self._checker
+
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
+        for client in (self._consumer, self._checker):
+            if client is not None:
+                client.close()
 
 
 def _or_unknown(read: Callable[[], T], what: str, partition: int) -> T | None:

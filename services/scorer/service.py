@@ -311,13 +311,12 @@ class ScorerProcessor:
 
     def changelog_flushed(self) -> None:
         """After the flush (exactly-once: after the commit): each scorer's changelog partition
-        ends right after its last write (and the transaction's commit marker, which takes an
-        offset) unless another replica writes there too; ``_current`` checks that after a rebalance."""
-        after = 2 if self.settings.exactly_once else 1
+        holds nothing after its last write unless another replica writes there too;
+        ``Restorer.current`` checks that after a rebalance."""
         for partition, future in self._changelog_written.items():
             owned = self.owned.get(partition)
             if owned is not None:
-                owned.changelog_end = int(future.get(timeout=0).offset) + after
+                owned.changelog_end = int(future.get(timeout=0).offset) + 1
         self._changelog_written.clear()
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ when another replica committed progress on a topic this engine never read (links
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -161,3 +162,53 @@ def test_an_engine_is_kept_through_a_rebalance_unless_another_replica_moved_on(
     finally:
         a.close()
         b.close()
+
+
+def _open_transaction(bootstrap: str, topic: str, n: int) -> KafkaProducer:
+    """Another writer's transaction on ``topic`` partition 0, written and flushed but not yet
+    committed: to read-committed readers it looks exactly like a committed transaction whose
+    marker the broker has not written yet (the last stable offset stays before it)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"other-{uuid.uuid4().hex[:8]}")
+    producer.init_transactions()
+    producer.begin_transaction()
+    for i in range(n):
+        producer.send(topic, key=b"k%d" % i, value=b"v", partition=0)
+    producer.flush()
+    return producer
+
+
+def test_a_write_not_yet_stable_counts_as_another_writer(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"k{uuid.uuid4().hex[:8]}."
+    ensure_topics(kafka_bootstrap, prefix, partitions=1)
+    state_topic = prefix + topics.SCORER_STATE
+    replica = Replica(monkeypatch, kafka_bootstrap, prefix, f"check-{uuid.uuid4().hex[:6]}", True)
+    restorer = replica.processor.restorer
+    other = _open_transaction(kafka_bootstrap, state_topic, 3)
+    try:
+        assert restorer._written_since(0, 0) is True      # the last stable offset is still 0
+        assert restorer._written_since(0, 3) is False     # nothing after the other writer's records
+        other.commit_transaction()
+        assert restorer._written_since(0, 3) is False     # its marker is not a data record
+    finally:
+        other.close()
+        replica.close()
+
+
+def test_a_restore_waits_for_a_commit_whose_marker_is_not_written_yet(
+        kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"k{uuid.uuid4().hex[:8]}."
+    ensure_topics(kafka_bootstrap, prefix, partitions=1)
+    state_topic = prefix + topics.SCORER_STATE
+    replica = Replica(monkeypatch, kafka_bootstrap, prefix, f"check-{uuid.uuid4().hex[:6]}", True)
+    restorer = replica.processor.restorer
+    other = _open_transaction(kafka_bootstrap, state_topic, 3)
+    committer = threading.Timer(1.0, other.commit_transaction)
+    committer.start()
+    try:
+        # read up to the stable end only once it reached the high watermark seen first: the
+        # other writer's three records and its marker (4), not the stable offset of the moment (0)
+        assert restorer._stable_end(TopicPartition(state_topic, 0)) == 4
+    finally:
+        committer.join()
+        other.close()
+        replica.close()
