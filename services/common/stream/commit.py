@@ -14,6 +14,7 @@ from kafka.errors import CommitFailedError, FencedInstanceIdError, RebalanceInPr
 from kafka.structs import OffsetAndMetadata
 
 from services.common import metrics
+from services.common.stream.exceptions import NotAMember
 from services.common.stream.sink import OutputSink
 from services.common.stream.transaction import Transactions
 
@@ -126,6 +127,11 @@ class Committer:
             # the steps' records name the writer's generation; the broker checks the same
             # snapshot with the offsets: a committed transaction's generation was current
             membership: Any = self.consumer.group_metadata()
+            if membership.generation_id < 0 or not membership.member_id:
+                # kafka-python resets the generation when the coordinator removed this member
+                # (a freeze past the session); offsets sent with generation -1 and no member id
+                # are not checked against the group by the broker: never commit them
+                raise NotAMember("not a member of the group's current generation")
             for step in self.steps:
                 step.write(self.sink, membership.generation_id, membership.member_id or "")
             self.sink.flush_and_check(self.flush_timeout_s)

@@ -7,6 +7,9 @@ group metadata, KIP-447) commit together or not at all. The broker fences zombie
 - a member the group coordinator removed (a freeze past its session) has its
   ``TxnOffsetCommit`` refused (stale generation: the transaction is aborted and the processor's
   state reset to what was committed);
+- a member kafka-python already knows it lost (its generation reset to -1) never commits: the
+  broker would not check offsets sent with generation -1 and no member id against the group, so
+  the committer aborts such a transaction itself (``NotAMember``);
 - a transaction left open past ``transaction_timeout_ms`` (a freeze between produce and commit)
   is aborted by the broker's transaction coordinator, which bumps the producer epoch: the
   frozen producer's ``commit_transaction`` raises ``ProducerFencedError`` /
