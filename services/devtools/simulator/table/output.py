@@ -5,44 +5,51 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
 def _plots(out: Path, labels: list[int], scores: dict[str, list[float]], metrics: dict[str, Any]) -> list[Path]:
+    """roc.png and pr.png: every model's curve, its AUC in the legend, chance as a dotted line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    paths = []
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    for name, s in scores.items():
+    def roc(s: list[float]) -> tuple[Any, Any]:
         fpr, tpr, _ = roc_curve(labels, s)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {metrics['models'][name]['roc_auc']:.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("ROC, prequential scores")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "roc.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    for name, s in scores.items():
+        return fpr, tpr
+
+    def pr(s: list[float]) -> tuple[Any, Any]:
         precision, recall, _ = precision_recall_curve(labels, s)
-        ax.plot(recall, precision, label=f"{name} (AP {metrics['models'][name]['pr_auc']:.3f})")
-    ax.axhline(metrics["fraud_share"], color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title("precision / recall, prequential scores")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "pr.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+        return recall, precision
+
+    Corner = Literal["lower right", "upper right"]
+    charts: list[tuple[str, Callable[[list[float]], tuple[Any, Any]], str, str, tuple[str, str], str, Corner]] = [
+        ("roc.png", roc, "AUC", "roc_auc", ("false positive rate", "true positive rate"),
+         "ROC, prequential scores", "lower right"),
+        ("pr.png", pr, "AP", "pr_auc", ("recall", "precision"), "precision / recall, prequential scores",
+         "upper right"),
+    ]
+    paths = []
+    for file, curve, short, key, (xlabel, ylabel), title, corner in charts:
+        fig, ax = plt.subplots(figsize=(6.5, 5.5))
+        for name, s in scores.items():
+            ax.plot(*curve(s), label=f"{name} ({short} {metrics['models'][name][key]:.3f})")
+        if key == "roc_auc":
+            ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        else:
+            ax.axhline(metrics["fraud_share"], color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(loc=corner, fontsize=8)
+        fig.tight_layout()
+        paths.append(out / file)
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
     return paths
 
 
