@@ -246,22 +246,18 @@ def _streams(ctx: Context, server: Any) -> Outcome:
 
 
 def run(ctx: Context) -> dict[str, Outcome]:
-    from tests.api.abuse_support import start_guarded_api
+    from tests.api.abuse_support import guarded_api
 
     prefix = ctx.rig.new_prefix("abuse")
     tmp = ctx.rig.workdir / "abuse"
     tmp.mkdir(exist_ok=True)
-    with ctx.rig.keys_in_environ():
-        server, thread = start_guarded_api(tmp, ctx.rig.bootstrap, prefix, auth_failures_burst=BURST,
-                                           auth_failures_per_minute=0.01, streams_max=STREAMS,
-                                           contests_per_day=CONTESTS_PER_DAY)
-        try:
-            return run_steps([
-                ("abuse_watchlist", lambda: _watchlist(ctx, server)),
-                ("abuse_token_lockout", lambda: _lockout(ctx, server)),
-                ("abuse_unknown_clients", lambda: _unknown_clients(ctx, server)),
-                ("abuse_feedback", lambda: _feedback(ctx, server)),
-                ("abuse_streams", lambda: _streams(ctx, server)),
-            ])
-        finally:
-            thread.stop()
+    with ctx.rig.keys_in_environ(), guarded_api(tmp, ctx.rig.bootstrap, prefix, auth_failures_burst=BURST,
+                                                auth_failures_per_minute=0.01, streams_max=STREAMS,
+                                                contests_per_day=CONTESTS_PER_DAY) as server:
+        return run_steps([
+            ("abuse_watchlist", lambda: _watchlist(ctx, server)),
+            ("abuse_token_lockout", lambda: _lockout(ctx, server)),
+            ("abuse_unknown_clients", lambda: _unknown_clients(ctx, server)),
+            ("abuse_feedback", lambda: _feedback(ctx, server)),
+            ("abuse_streams", lambda: _streams(ctx, server)),
+        ])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,16 @@ def start_guarded_api(tmp: Path, bootstrap: str, prefix: str, **overrides: Any) 
     """The API served as in production (``uvicorn_config``) with the abuse partners besides the
     usual ones, and the settings ``overrides``."""
     return start_api(tmp, bootstrap, prefix, partners=abuse_partners(), as_served=True, **overrides)
+
+
+@contextmanager
+def guarded_api(tmp: Path, bootstrap: str, prefix: str, **overrides: Any) -> Iterator[ApiServer]:
+    """``start_guarded_api`` for the body; the server stops when it ends."""
+    server, thread = start_guarded_api(tmp, bootstrap, prefix, **overrides)
+    try:
+        yield server
+    finally:
+        thread.stop()
 
 
 def client_from(server: ApiServer, source: str) -> httpx.Client:
