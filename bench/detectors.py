@@ -3,7 +3,7 @@
 Two benches in one script.
 
 **Tables** (the default): per-subscriber aggregate tables with the hard properties
-(``services/devtools/simulator/hard_table.py``: 55 heavy-tailed call/SMS/usage features, signed deltas,
+(``services/devtools/simulator/table/hard.py``: 55 heavy-tailed call/SMS/usage features, signed deltas,
 ~20 % of rows with empty fields, ~30 % fraud that is lower than the population on most
 features), one per seed, each replayed prequentially as ``fraudradar evaluate-table`` does
 (shuffled, score then learn, labels to the supervised models after ``--label-delays`` rows):
@@ -72,8 +72,10 @@ def tables_main(args: argparse.Namespace) -> int:
     """The tables bench (see the module docstring)."""
     import time
 
-    from services.devtools.simulator.evaluate_table import default_models, evaluate, read_table
-    from services.devtools.simulator.hard_table import write_hard_table
+    from services.devtools.simulator.table.hard import write_hard_table
+    from services.devtools.simulator.table.prequential import evaluate
+    from services.devtools.simulator.table.reader import read_table
+    from services.devtools.simulator.table.scorers import default_models
 
     seeds = [int(s) for s in args.seeds.split(",")]
     delays = [int(d) for d in args.label_delays.split(",")]

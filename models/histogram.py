@@ -16,7 +16,72 @@ from array import array
 from itertools import accumulate
 
 
-class LogHistogram:
+class _LogGrid:
+    """What both histograms share: the log grid of magnitudes, the decayed counts and their
+    lazily rebuilt suffix sums (``_cum[k]`` = count in buckets >= k, so a tail is one index).
+
+    A pickle holds every slot of the class and of its bases, by name in sorted order, so a
+    checkpoint's bytes do not depend on which class declares a slot: ``__getstate__`` walks the
+    MRO, and a slot added to a subclass or to this base is saved without touching it.
+    """
+
+    __slots__ = ("_counts", "_cum", "_log_gamma", "_log_min", "_since_decay", "_since_refresh",
+                 "decay", "decay_every", "gamma", "min_value", "n_buckets", "refresh_every", "total")
+
+    def __init__(self, min_value: float, gamma: float, n_buckets: int, *, decay: float, decay_every: int,
+                 refresh_every: int, size: int) -> None:
+        if not (gamma > 1.0 and min_value > 0 and n_buckets >= 4):
+            raise ValueError("need gamma > 1, min_value > 0 and n_buckets >= 4")
+        self.min_value = min_value
+        self.gamma = gamma
+        self.n_buckets = n_buckets
+        self.decay = decay
+        self.decay_every = decay_every
+        self.refresh_every = refresh_every
+        self._log_min = math.log(min_value)
+        self._log_gamma = math.log(gamma)
+        self._counts = array("d", bytes(8 * size))
+        self._cum = array("d", bytes(8 * (size + 1)))
+        self.total = 0.0
+        self._since_decay = 0
+        self._since_refresh = 0
+
+    def _magnitude_bucket(self, m: float) -> int:
+        """Index of the bucket holding magnitude ``m`` (0 holds zero and negatives)."""
+        if m <= 0.0:
+            return 0
+        if m < self.min_value:
+            return 1
+        index = 2 + int((math.log(m) - self._log_min) / self._log_gamma)
+        return index if index < self.n_buckets else self.n_buckets - 1
+
+    def _decay_counts(self) -> None:
+        """Multiply every count by ``decay``; the next update rebuilds the suffix sums."""
+        self._since_decay = 0
+        counts = self._counts
+        for i in range(len(counts)):
+            counts[i] *= self.decay
+        self.total *= self.decay
+        self._since_refresh = self.refresh_every
+
+    def _refresh(self) -> None:
+        self._since_refresh = 0
+        # C-speed suffix sums: reversed running total, reversed back
+        suffix = list(accumulate(reversed(self._counts)))
+        suffix.reverse()
+        suffix.append(0.0)
+        self._cum = array("d", suffix)
+
+    def __getstate__(self) -> dict[str, object]:
+        names = sorted({name for cls in type(self).__mro__ for name in getattr(cls, "__slots__", ())})
+        return {name: getattr(self, name) for name in names}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+
+class LogHistogram(_LogGrid):
     """Histogram of non-negative values on a log grid with exponential forgetting.
 
     Parameters
@@ -43,36 +108,15 @@ class LogHistogram:
     1.0
     """
 
-    __slots__ = ("_counts", "_cum", "_log_gamma", "_log_min", "_since_decay", "_since_refresh",
-                 "decay", "decay_every", "gamma", "min_value", "n_buckets", "refresh_every", "total")
+    __slots__ = ()
 
     def __init__(self, min_value: float = 1e-3, gamma: float = 1.05, n_buckets: int = 512, *,
                  decay: float = 0.5, decay_every: int = 1_000_000, refresh_every: int = 64) -> None:
-        if not (gamma > 1.0 and min_value > 0 and n_buckets >= 4):
-            raise ValueError("need gamma > 1, min_value > 0 and n_buckets >= 4")
-        self.min_value = min_value
-        self.gamma = gamma
-        self.n_buckets = n_buckets
-        self.decay = decay
-        self.decay_every = decay_every
-        self.refresh_every = refresh_every
-        self._log_min = math.log(min_value)
-        self._log_gamma = math.log(gamma)
-        self._counts = array("d", bytes(8 * n_buckets))
-        # _cum[i] = total count in buckets >= i (so tail lookups are one index)
-        self._cum = array("d", bytes(8 * (n_buckets + 1)))
-        self.total = 0.0
-        self._since_decay = 0
-        self._since_refresh = 0
+        super().__init__(min_value, gamma, n_buckets, decay=decay, decay_every=decay_every,
+                         refresh_every=refresh_every, size=n_buckets)
 
-    def bucket(self, value: float) -> int:
-        """Index of the bucket holding ``value`` (0 holds zero and negatives)."""
-        if value <= 0.0:
-            return 0
-        if value < self.min_value:
-            return 1
-        index = 2 + int((math.log(value) - self._log_min) / self._log_gamma)
-        return index if index < self.n_buckets else self.n_buckets - 1
+    # Index of the bucket holding ``value`` (0 holds zero and negatives): the grid's own index.
+    bucket = _LogGrid._magnitude_bucket
 
     def update(self, value: float, weight: float = 1.0) -> None:
         self._counts[self.bucket(value)] += weight
@@ -80,22 +124,9 @@ class LogHistogram:
         self._since_decay += 1
         self._since_refresh += 1
         if self._since_decay >= self.decay_every:
-            self._since_decay = 0
-            counts = self._counts
-            for i in range(self.n_buckets):
-                counts[i] *= self.decay
-            self.total *= self.decay
-            self._since_refresh = self.refresh_every
+            self._decay_counts()
         if self._since_refresh >= self.refresh_every:
             self._refresh()
-
-    def _refresh(self) -> None:
-        self._since_refresh = 0
-        # C-speed suffix sums: reversed running total, reversed back
-        suffix = list(accumulate(reversed(self._counts)))
-        suffix.reverse()
-        suffix.append(0.0)
-        self._cum = array("d", suffix)
 
     def tail(self, value: float) -> float:
         """Estimated P(X >= value), smoothed so it is never 0 (one pseudo-count above the top)."""
@@ -160,15 +191,7 @@ class LogHistogram:
                 return math.exp(self._log_min + (i - 2 + position) * self._log_gamma)
         return 0.0
 
-    def __getstate__(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        for name, value in state.items():
-            object.__setattr__(self, name, value)
-
-
-class SignedLogHistogram:
+class SignedLogHistogram(_LogGrid):
     """Histogram of signed values: ``LogHistogram``'s grid mirrored around an exact-zero bucket.
 
     Bucket ``k`` of ``2 * n_buckets - 1`` runs from the most negative values (0) through zero
@@ -188,39 +211,15 @@ class SignedLogHistogram:
     (0.11, 0.11, 0.5)
     """
 
-    __slots__ = ("_counts", "_cum", "_log_gamma", "_log_min", "_since_decay", "_since_refresh", "_skew",
-                 "_skew_at", "decay", "decay_every", "gamma", "min_value", "n_buckets", "n_updates",
-                 "refresh_every", "total")
+    __slots__ = ("_skew", "_skew_at", "n_updates")
 
     def __init__(self, min_value: float = 1e-3, gamma: float = 1.05, n_buckets: int = 512, *,
                  decay: float = 0.5, decay_every: int = 1_000_000, refresh_every: int = 64) -> None:
-        if not (gamma > 1.0 and min_value > 0 and n_buckets >= 4):
-            raise ValueError("need gamma > 1, min_value > 0 and n_buckets >= 4")
-        self.min_value = min_value
-        self.gamma = gamma
-        self.n_buckets = n_buckets
-        self.decay = decay
-        self.decay_every = decay_every
-        self.refresh_every = refresh_every
-        self._log_min = math.log(min_value)
-        self._log_gamma = math.log(gamma)
-        size = 2 * n_buckets - 1
-        self._counts = array("d", bytes(8 * size))
-        self._cum = array("d", bytes(8 * (size + 1)))     # _cum[k] = count in buckets >= k
-        self.total = 0.0
+        super().__init__(min_value, gamma, n_buckets, decay=decay, decay_every=decay_every,
+                         refresh_every=refresh_every, size=2 * n_buckets - 1)
         self.n_updates = 0
-        self._since_decay = 0
-        self._since_refresh = 0
         self._skew = 0.0
         self._skew_at = -1
-
-    def _magnitude_bucket(self, m: float) -> int:
-        if m <= 0.0:
-            return 0
-        if m < self.min_value:
-            return 1
-        index = 2 + int((math.log(m) - self._log_min) / self._log_gamma)
-        return index if index < self.n_buckets else self.n_buckets - 1
 
     def bucket(self, value: float) -> int:
         zero = self.n_buckets - 1
@@ -239,21 +238,9 @@ class SignedLogHistogram:
         self._since_decay += 1
         self._since_refresh += 1
         if self._since_decay >= self.decay_every:
-            self._since_decay = 0
-            counts = self._counts
-            for i in range(len(counts)):
-                counts[i] *= self.decay
-            self.total *= self.decay
-            self._since_refresh = self.refresh_every
+            self._decay_counts()
         if self._since_refresh >= self.refresh_every:
             self._refresh()
-
-    def _refresh(self) -> None:
-        self._since_refresh = 0
-        suffix = list(accumulate(reversed(self._counts)))
-        suffix.reverse()
-        suffix.append(0.0)
-        self._cum = array("d", suffix)
 
     def _position(self, value: float, k: int) -> float | None:
         """Where ``value`` sits inside its bucket, 0 at the bucket's lower value end, 1 at its
@@ -355,10 +342,3 @@ class SignedLogHistogram:
         new._since_decay = old._since_decay
         new._refresh()
         return new
-
-    def __getstate__(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        for name, value in state.items():
-            object.__setattr__(self, name, value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,18 @@ class Outcome:
     def crashed(cls, exc: BaseException) -> Outcome:
         tail = "".join(traceback.format_exception(exc)[-3:]).strip().replace("\n", " | ")
         return cls(False, None, f"harness error: {type(exc).__name__}: {exc} ({tail[-600:]})")
+
+
+def run_steps(steps: Iterable[tuple[str, Callable[[], Outcome]]]) -> dict[str, Outcome]:
+    """Each step's outcome by its check name, in order; a step that raises is ``crashed`` and
+    the next one still runs."""
+    out: dict[str, Outcome] = {}
+    for name, step in steps:
+        try:
+            out[name] = step()
+        except Exception as exc:
+            out[name] = Outcome.crashed(exc)
+    return out
 
 
 def write_results(results: dict[str, Outcome], path: Path, meta: dict[str, Any]) -> None:

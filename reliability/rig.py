@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,23 @@ class Rig:
             admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=configs)])
         finally:
             admin.close()
+
+    @contextmanager
+    def keys_in_environ(self) -> Iterator[None]:
+        """The rig's keys in ``os.environ`` for the body only: the in-process API helpers and
+        settings read them there, and left set they would reach later tests' subprocesses in the
+        same pytest session (whose scorer would then pseudonymise differently). What was set
+        before comes back after."""
+        saved = {k: os.environ.get(k) for k in self.keys}
+        os.environ.update(self.keys)
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def env(self, prefix: str, **extra: str) -> dict[str, str]:
         return {**os.environ, "PYTHONPATH": str(ROOT), "FRAUDRADAR_BOOTSTRAP": self.bootstrap,

@@ -6,11 +6,10 @@ what went in. Forms: E.164 digits, the Dutch national forms (``06…``, ``6…``
 and as its 14-digit TAC+serial, the IMSI.
 
 A hit is a digit token of its own: delimited by anything but letters and digits (a JSON string,
-a key, a header, a log field, a URL parameter), with an optional ``+`` or ``00`` prefix. An
-earlier version also matched forms *inside* longer digit runs and hex words; at full scale
-(2.9 GB of views) 9-digit national forms then matched by chance inside the 13-digit epoch-ms
-timestamps and the hex pseudonyms every view carries (189 "hits" among ~60k numbers, none of
-them a number), which says nothing about a leak.
+a key, a header, a log field, a URL parameter), with an optional ``+`` or ``00`` prefix. Forms
+*inside* longer digit runs and hex words are not hits: at full scale a 9-digit national form
+matches by chance inside the 13-digit epoch-ms timestamps and the hex pseudonyms every view
+carries, which says nothing about a leak (docs/reliability.md has the run that showed it).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate-table": ("services.devtools.simulator.evaluate_table", "replay a labelled table through the models"),
     "score": ("services.scorer.service", "run the scorer (views -> risk, alerts)"),
     "api": ("services.api.cli", "run the partner API"),
-    "demo": ("services.devtools.demo", "run the whole pipeline locally with simulated traffic"),
+    "demo": ("services.devtools.demo.cli", "run the whole pipeline locally with simulated traffic"),
 }
 
 

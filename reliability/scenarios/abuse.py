@@ -19,7 +19,6 @@ The API runs in this process on loopback, served as ``fraudradar api`` serves it
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 
 from reliability.context import Context
-from reliability.outcome import Outcome
+from reliability.outcome import Outcome, run_steps
 
 CHECKS = ("abuse_watchlist", "abuse_token_lockout", "abuse_unknown_clients", "abuse_feedback", "abuse_streams")
 BURST = 10
@@ -247,41 +246,18 @@ def _streams(ctx: Context, server: Any) -> Outcome:
 
 
 def run(ctx: Context) -> dict[str, Outcome]:
-    saved = {k: os.environ.get(k) for k in ctx.rig.keys}
-    try:
-        return _run(ctx)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    from tests.api.abuse_support import guarded_api
 
-
-def _run(ctx: Context) -> dict[str, Outcome]:
-    from tests.api.abuse_support import start_guarded_api
-
-    os.environ.update(ctx.rig.keys)
     prefix = ctx.rig.new_prefix("abuse")
     tmp = ctx.rig.workdir / "abuse"
     tmp.mkdir(exist_ok=True)
-    server, thread = start_guarded_api(tmp, ctx.rig.bootstrap, prefix, auth_failures_burst=BURST,
-                                       auth_failures_per_minute=0.01, streams_max=STREAMS,
-                                       contests_per_day=CONTESTS_PER_DAY)
-    steps: list[tuple[str, Callable[[], Outcome]]] = [
-        ("abuse_watchlist", lambda: _watchlist(ctx, server)),
-        ("abuse_token_lockout", lambda: _lockout(ctx, server)),
-        ("abuse_unknown_clients", lambda: _unknown_clients(ctx, server)),
-        ("abuse_feedback", lambda: _feedback(ctx, server)),
-        ("abuse_streams", lambda: _streams(ctx, server)),
-    ]
-    out: dict[str, Outcome] = {}
-    try:
-        for name, step in steps:
-            try:
-                out[name] = step()
-            except Exception as exc:
-                out[name] = Outcome.crashed(exc)
-    finally:
-        thread.stop()
-    return out
+    with ctx.rig.keys_in_environ(), guarded_api(tmp, ctx.rig.bootstrap, prefix, auth_failures_burst=BURST,
+                                                auth_failures_per_minute=0.01, streams_max=STREAMS,
+                                                contests_per_day=CONTESTS_PER_DAY) as server:
+        return run_steps([
+            ("abuse_watchlist", lambda: _watchlist(ctx, server)),
+            ("abuse_token_lockout", lambda: _lockout(ctx, server)),
+            ("abuse_unknown_clients", lambda: _unknown_clients(ctx, server)),
+            ("abuse_feedback", lambda: _feedback(ctx, server)),
+            ("abuse_streams", lambda: _streams(ctx, server)),
+        ])

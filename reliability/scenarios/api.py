@@ -8,12 +8,10 @@ lookup budget) for the enumeration sweep.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +19,7 @@ import httpx
 from tqdm import tqdm
 
 from reliability.context import Context
-from reliability.outcome import Outcome
+from reliability.outcome import Outcome, run_steps
 from reliability.rig import ROOT, metric_sum
 from services.common import topics
 from services.common.records import decode_audit, encode
@@ -191,25 +189,14 @@ def _audit(ctx: Context, server: Any) -> Outcome:
 
 
 def run(ctx: Context) -> dict[str, Outcome]:
-    # The in-process API helpers read the keys from the environment: set them for this scenario
-    # only. (Leaving them set leaked the rig's keys into later tests' subprocesses in the same
-    # pytest session, whose scorer then pseudonymised its do-not-originate list differently.)
-    saved = {k: os.environ.get(k) for k in ctx.rig.keys}
-    try:
+    with ctx.rig.keys_in_environ():
         return _run(ctx)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _run(ctx: Context) -> dict[str, Outcome]:
     from services.api.partners import hash_secret
     from tests.api.conftest import BIG, SECRETS, partners_yaml, start_api
 
-    os.environ.update(ctx.rig.keys)
     SECRETS["bank-sweep"] = "bank-sweep-secret-0123456789"
     partners = partners_yaml([{"id": "bank-sweep", "type": "bank", "client_secret_hash": hash_secret(
         SECRETS["bank-sweep"]), "rate": BIG["rate"], "quota_per_day": 10_000_000,
@@ -224,16 +211,10 @@ def _run(ctx: Context) -> dict[str, Outcome]:
     # its tokens from: the failed-authentication limits are the abuse scenario's subject, here
     # they would refuse the harness itself
     server, thread = start_api(tmp, ctx.rig.bootstrap, prefix, partners=partners, auth_failures_burst=1_000_000)
-    out: dict[str, Outcome] = {}
     try:
-        steps: list[tuple[str, Callable[[], Outcome]]] = [("api_enumeration", lambda: _enumeration(ctx, server)),
-                 ("privacy_audit", lambda: _audit(ctx, server)),
-                 ("api_schemathesis", lambda: _schemathesis(ctx, server.base, server.token("operator-a")))]
-        for name, step in steps:
-            try:
-                out[name] = step()
-            except Exception as exc:
-                out[name] = Outcome.crashed(exc)
+        out = run_steps([("api_enumeration", lambda: _enumeration(ctx, server)),
+                         ("privacy_audit", lambda: _audit(ctx, server)),
+                         ("api_schemathesis", lambda: _schemathesis(ctx, server.base, server.token("operator-a")))])
         try:
             out["api_webhooks"], out["api_webhook_signature_age"] = _webhooks(ctx, server)
         except Exception as exc:
@@ -247,5 +228,4 @@ def _run(ctx: Context) -> dict[str, Outcome]:
         out["api_authorization"] = _authz_matrix(ctx)
     except Exception as exc:
         out["api_authorization"] = Outcome.crashed(exc)
-    _ = json
     return out

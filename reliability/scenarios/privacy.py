@@ -178,20 +178,10 @@ def retention(ctx: Context) -> Outcome:
     from services.scorer.partition import PartitionScorer
 
     settings_env = rig.env(prefix)
-    import os
+    from services.common.config import CommonSettings
 
-    saved = {k: os.environ.get(k) for k in rig.keys}
-    os.environ.update(rig.keys)
-    try:
-        from services.common.config import CommonSettings
-
+    with rig.keys_in_environ():
         pseudo = CommonSettings(bootstrap=settings_env["FRAUDRADAR_BOOTSTRAP"]).pseudonymizer()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     engines = {part: PartitionScorer(Policy.load(pseudo), pseudo, partition=part) for part in range(rig.partitions)}
     for rec in rig.records(prefix + topics.SCORER_STATE):
         if rec.key and rec.key != b"__models__":

@@ -47,8 +47,8 @@ def simulated_events(n: int, seed: int) -> list[tuple[bytes, bytes]]:
     from services.devtools.simulator.generate import SimConfig, render, simulate
     from services.devtools.simulator.timeline import DEFAULT_START, parse_start
 
-    # the simulator makes ~0.48 events per subscriber-hour (measured: 601 753 events from 25 000
-    # subscribers x 50 h); size for 20 % more than asked, and re-run longer if that fell short
+    # the simulator makes ~0.48 events per subscriber-hour (docs/reliability.md, the full-scale
+    # run); size for 20 % more than asked, and re-run longer if that fell short
     subscribers = max(1000, n // 20)
     hours = max(2, math.ceil(1.2 * n / (0.48 * subscribers)))
     while True:

@@ -7,24 +7,19 @@ clients bound to other loopback source addresses (127.0.0.0/8 is all loopback on
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
-import uvicorn
-import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from services.api.app import create_app
-from services.api.config import ApiSettings
 from services.api.partners import hash_secret
-from services.api.server import uvicorn_config
-from services.api.tokens import generate_signing_key_pem
-from tests.api.conftest import SECRETS, ApiServer, free_port, partners_yaml, wait_ready
+from tests.api.conftest import SECRETS, ApiServer, ServerThread, partners_yaml, start_api
 
 ABUSE_SECRETS = {
     "bank-w": "bank-w-secret-0123456789",  # watch-list budget of 5 distinct numbers per hour
@@ -86,54 +81,20 @@ def abuse_partners() -> dict[str, Any]:
     return partners_yaml(extra)
 
 
-class GuardedServer:
-    """The API in a background thread, served by ``uvicorn_config`` (as in production)."""
-
-    def __init__(self, app: Any, settings: ApiSettings, port: int) -> None:
-        config = uvicorn_config(app, settings, host="127.0.0.1", port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
+def start_guarded_api(tmp: Path, bootstrap: str, prefix: str, **overrides: Any) -> tuple[ApiServer, ServerThread]:
+    """The API served as in production (``uvicorn_config``) with the abuse partners besides the
+    usual ones, and the settings ``overrides``."""
+    return start_api(tmp, bootstrap, prefix, partners=abuse_partners(), as_served=True, **overrides)
 
 
-def start_guarded_api(tmp: Path, bootstrap: str, prefix: str, **overrides: Any) -> tuple[ApiServer, GuardedServer]:
-    key = tmp / "signing.pem"
-    if not key.exists():
-        key.write_bytes(generate_signing_key_pem())
-    partners_file = tmp / "partners.yaml"
-    partners_file.write_text(yaml.safe_dump(abuse_partners()))
-    port = free_port()
-    values: dict[str, Any] = {
-        "bootstrap": bootstrap,
-        "topic_prefix": prefix,
-        "partners_file": str(partners_file),
-        "signing_key_file": str(key),
-        "public_url": f"http://127.0.0.1:{port}",
-        "http_port": 0,
-        "webhook_allow_private": True,
-        "webhook_allow_http": True,
-        "webhook_backoff_s": 0.05,
-        "webhook_timeout_s": 2.0,
-    }
-    values.update(overrides)
-    settings = ApiSettings.model_validate(values)
-    app = create_app(settings)
-    thread = GuardedServer(app, settings, port)
-    thread.start()
-    server = ApiServer(f"http://127.0.0.1:{port}", settings, app, bootstrap, prefix)
-    wait_ready(server)
-    return server, thread
+@contextmanager
+def guarded_api(tmp: Path, bootstrap: str, prefix: str, **overrides: Any) -> Iterator[ApiServer]:
+    """``start_guarded_api`` for the body; the server stops when it ends."""
+    server, thread = start_guarded_api(tmp, bootstrap, prefix, **overrides)
+    try:
+        yield server
+    finally:
+        thread.stop()
 
 
 def client_from(server: ApiServer, source: str) -> httpx.Client:

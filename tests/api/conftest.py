@@ -23,6 +23,7 @@ from kafka import KafkaProducer
 from services.api.app import create_app
 from services.api.config import ApiSettings
 from services.api.partners import hash_secret
+from services.api.server import uvicorn_config
 from services.api.tokens import generate_signing_key_pem
 from services.common.config import CommonSettings
 from services.common.records import Alert, Reason, Risk, Window, encode
@@ -154,10 +155,14 @@ class ApiServer:
 
 
 class ServerThread:
-    """uvicorn in a background thread, stopped at teardown."""
+    """uvicorn in a background thread, stopped at teardown. With ``settings``, served the way
+    ``fraudradar api`` serves it (``services.api.server.uvicorn_config``: header limits,
+    deadlines, no forwarded headers from untrusted peers); without, uvicorn's defaults."""
 
-    def __init__(self, app: Any, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    def __init__(self, app: Any, port: int, settings: ApiSettings | None = None) -> None:
+        config = (uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+                  if settings is None
+                  else uvicorn_config(app, settings, host="127.0.0.1", port=port, log_level="warning"))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -175,8 +180,11 @@ class ServerThread:
 
 
 def start_api(
-    tmp: Path, bootstrap: str, prefix: str, *, partners: dict[str, Any] | None = None, **overrides: Any
+    tmp: Path, bootstrap: str, prefix: str, *, partners: dict[str, Any] | None = None, as_served: bool = False,
+    **overrides: Any,
 ) -> tuple[ApiServer, ServerThread]:
+    """The API on a free loopback port with ``partners`` (default ``partners_yaml()``) and the
+    settings ``overrides``; ``as_served``: behind ``uvicorn_config``, as in production."""
     key = tmp / "signing.pem"
     if not key.exists():
         key.write_bytes(generate_signing_key_pem())
@@ -198,7 +206,7 @@ def start_api(
     values.update(overrides)
     settings = ApiSettings.model_validate(values)
     app = create_app(settings)
-    thread = ServerThread(app, port)
+    thread = ServerThread(app, port, settings if as_served else None)
     thread.start()
     server = ApiServer(f"http://127.0.0.1:{port}", settings, app, bootstrap, prefix)
     wait_ready(server)

@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from services.common.records import decode_audit, decode_feedback
 from services.common.topics import AUDIT, FEEDBACK
-from tests.api.abuse_support import start_guarded_api, wait_alert
+from tests.api.abuse_support import guarded_api, wait_alert
 from tests.api.conftest import ApiServer, ScorerOutput, eventually
 
 pytestmark = pytest.mark.kafka
@@ -20,17 +20,14 @@ REPORTS_PER_DAY, CONTESTS_PER_DAY = 6, 4
 
 @pytest.fixture(scope="module")
 def guarded(kafka_bootstrap: str, api_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server, thread = start_guarded_api(
+    with guarded_api(
         tmp_path_factory.mktemp("abuse-feedback"),
         kafka_bootstrap,
         api_prefix,
         reports_per_day=REPORTS_PER_DAY,
         contests_per_day=CONTESTS_PER_DAY,
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        thread.stop()
 
 
 def _topic(api: ApiServer, name: str) -> list[bytes]:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.api.deps import CORRELATOR_PATTERN
-from tests.api.abuse_support import start_guarded_api, wait_alert
+from tests.api.abuse_support import guarded_api, wait_alert
 from tests.api.conftest import SECRETS, ApiServer, ScorerOutput, eventually
 from tests.api.test_webhooks_feed import Receiver
 
@@ -26,7 +26,7 @@ HEAD_TIMEOUT_S, BODY_TIMEOUT_S = 1.0, 1.0
 
 @pytest.fixture(scope="module")
 def guarded(kafka_bootstrap: str, api_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server, thread = start_guarded_api(
+    with guarded_api(
         tmp_path_factory.mktemp("abuse-server"),
         kafka_bootstrap,
         api_prefix,
@@ -34,11 +34,8 @@ def guarded(kafka_bootstrap: str, api_prefix: str, tmp_path_factory: pytest.Temp
         body_timeout_s=BODY_TIMEOUT_S,
         max_header_bytes=16 * 1024,
         max_headers=64,
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        thread.stop()
 
 
 def _port(api: ApiServer) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.abuse_support import start_guarded_api, wait_alert
+from tests.api.abuse_support import guarded_api, wait_alert
 from tests.api.conftest import ApiServer, ScorerOutput
 
 pytestmark = pytest.mark.kafka
@@ -22,17 +22,14 @@ STREAMS, WEBHOOKS = 2, 3
 
 @pytest.fixture(scope="module")
 def guarded(kafka_bootstrap: str, api_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server, thread = start_guarded_api(
+    with guarded_api(
         tmp_path_factory.mktemp("abuse-streams"),
         kafka_bootstrap,
         api_prefix,
         streams_max=STREAMS,
         webhooks_max=WEBHOOKS,
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        thread.stop()
 
 
 def _first_event(lines: Iterator[str]) -> tuple[str, dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.abuse_support import LOCK_QUOTA, client_from, start_guarded_api, token_request
+from tests.api.abuse_support import LOCK_QUOTA, client_from, guarded_api, token_request
 from tests.api.conftest import SECRETS, ApiServer
 
 pytestmark = pytest.mark.kafka
@@ -21,17 +21,14 @@ BURST = 10
 
 @pytest.fixture(scope="module")
 def guarded(kafka_bootstrap: str, api_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server, thread = start_guarded_api(
+    with guarded_api(
         tmp_path_factory.mktemp("abuse-token"),
         kafka_bootstrap,
         api_prefix,
         auth_failures_burst=BURST,
         auth_failures_per_minute=0.01,  # no refill within the test
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        thread.stop()
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.api.abuse_support import WATCH_BUDGET, start_guarded_api, wait_alert
+from tests.api.abuse_support import WATCH_BUDGET, guarded_api, wait_alert
 from tests.api.conftest import ApiServer, ScorerOutput, eventually
 
 pytestmark = pytest.mark.kafka
@@ -16,11 +16,8 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture(scope="module")
 def guarded(kafka_bootstrap: str, api_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server, thread = start_guarded_api(tmp_path_factory.mktemp("abuse-watch"), kafka_bootstrap, api_prefix)
-    try:
+    with guarded_api(tmp_path_factory.mktemp("abuse-watch"), kafka_bootstrap, api_prefix) as server:
         yield server
-    finally:
-        thread.stop()
 
 
 def test_watchlist_entries_spend_the_lookup_budget(guarded: ApiServer) -> None:

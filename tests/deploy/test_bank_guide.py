@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from services.devtools.demo import GUIDE_FIRST_COMMANDS
+from services.devtools.demo.bank_env import GUIDE_FIRST_COMMANDS
 from tests.deploy.conftest import ROOT
 from tests.support.demo_run import DemoProcess
 from tests.support.procs import alive, descendants

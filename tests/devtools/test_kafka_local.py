@@ -66,8 +66,8 @@ def test_topics_ensure_is_idempotent_and_configures_compaction(kafka_bootstrap: 
 
 @pytest.mark.kafka
 def test_a_temporary_broker_is_stopped_and_deleted_even_when_the_body_fails() -> None:
-    # the tests' session broker and the benchmarks use this: each run used to leave its broker's
-    # data behind in /tmp (~160 MB per test run, ~1 GB per scorer benchmark) until the disk filled
+    # the tests' session broker and the benchmarks use this: a broker's data left behind in /tmp
+    # by every run fills the disk (sizes in docs/testing.md, "Measured")
     with pytest.raises(RuntimeError, match="the body failed"), \
             LocalKafka.temporary("fraudradar-test-temporary-") as broker:
         workdir, pid = broker.workdir, broker.pid

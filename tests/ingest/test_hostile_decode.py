@@ -26,7 +26,7 @@ def _pipeline() -> IngestPipeline:
     orjson.dumps(GOOD).replace(b'"e1"', b'"\xed\xa0\x80"'),  # a UTF-16 surrogate encoded in UTF-8
 ])
 def test_invalid_utf8_inside_a_string_is_rejected_not_raised(raw: bytes) -> None:
-    # msgspec raises UnicodeDecodeError (not DecodeError) here: it used to crash the consumer
+    # msgspec raises UnicodeDecodeError (not DecodeError) here: uncaught, it crashes the consumer
     result = decode(raw)
     assert isinstance(result, Rejected) and result.reason == "INVALID_JSON"
 

@@ -143,7 +143,7 @@ def test_sim_swap_then_otp_and_blast_alerts() -> None:
 
 def test_the_first_link_sms_to_a_stranger_after_a_swap_alerts_at_any_event_time() -> None:
     # one SMS makes counts of exactly 1 only up to rounding (forward decay): at ~1 event time in 4
-    # the rule's "url_sms_1h >= 1" used to miss it, and the takeover was flagged at a later SMS
+    # a literal "url_sms_1h >= 1" misses it and flags the takeover only at a later SMS
     missed = []
     for k in range(40):
         eng = engine()

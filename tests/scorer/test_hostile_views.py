@@ -14,8 +14,8 @@ YEAR_1900_MS = -2_208_988_800_000
 
 @pytest.mark.parametrize("t_ms", [YEAR_1_MS, YEAR_1900_MS, -1])
 def test_events_before_1970_are_scored_not_a_crash(t_ms: int) -> None:
-    # the packed state keeps event seconds as uint32: this used to raise struct.error and
-    # crash-loop the scorer on the same record
+    # the packed state keeps event seconds as uint32: an event before 1970 must not raise
+    # struct.error, which would crash-loop the scorer on the same record
     engine = PartitionScorer.default(Pseudonymizer(Key("k", b"k" * 32)))
     out = engine.process(sms_out(pid("a"), pid("b"), t_ms), offset=1)
     assert not out.skipped

@@ -132,7 +132,7 @@ def test_fixed_world_keeps_the_reference_traffic(tmp_path: Path) -> None:
 
 def test_link_flagged_numbers_have_a_recorded_maximum(tmp_path: Path) -> None:
     """A number flagged through its device (ON_FLAGGED_DEVICE) gets its alert's score as its maximum,
-    so ROC/PR AUC and the score histogram see it (it used to stay at score 0)."""
+    so ROC/PR AUC and the score histogram see it (not score 0)."""
     from services.devtools.simulator.backtest import backtest_pseudonymizer, default_engine, load_truth, replay
 
     out = tmp_path / "sim"
