@@ -19,6 +19,7 @@ from tests.support.demo_run import DemoProcess
 from tests.support.procs import alive, descendants
 
 
+@pytest.mark.kafka(child=True)     # the demo starts its own broker (Java) in its process
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_sigint_stops_every_child_and_the_broker_the_demo_started(tmp_path: Path) -> None:

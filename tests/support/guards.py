@@ -7,7 +7,8 @@
 * **Markers follow fixtures.** ``kafka`` marks exactly the tests that use a broker: the session
   broker (the ``kafka_broker`` fixture, directly, through ``kafka_bootstrap``/``topic_prefix``/
   the API fixtures, or through ``request.getfixturevalue``) or one they start themselves
-  (``LocalKafka.start``). A test using a broker without the marker fails, and so does a marked
+  (``LocalKafka.start``), or a child process of theirs does (``@pytest.mark.kafka(child=True)``,
+  the demo's own broker). A test using a broker without the marker fails, and so does a marked
   test that used none, so ``-m "not kafka"`` is a fast loop that never needs Java.
 """
 
@@ -66,7 +67,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _kafka_marker_matches_use(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fail a test that starts or requests a broker without the marker, or has the marker and
     used no broker (checked after a passing call, so a test that failed early is not blamed)."""
-    marked = request.node.get_closest_marker("kafka") is not None
+    marker = request.node.get_closest_marker("kafka")
+    marked = marker is not None
+    # a test whose broker runs in a child process it starts (the demo's own) says so: child=True
+    in_child = marker is not None and bool(marker.kwargs.get("child"))
     started: list[LocalKafka] = []
     real_start = LocalKafka.start
 
@@ -81,7 +85,7 @@ def _kafka_marker_matches_use(request: pytest.FixtureRequest, monkeypatch: pytes
     monkeypatch.setattr(LocalKafka, "start", start)
     yield
     requested = set(getattr(request, "_fixture_defs", {})) | set(getattr(request.node, "fixturenames", ()))
-    used = BROKER_FIXTURE in requested or bool(started)
+    used = BROKER_FIXTURE in requested or bool(started) or in_child
     if used and not marked:
         pytest.fail(f"{request.node.nodeid} uses the Kafka broker but is not marked @pytest.mark.kafka")
     if marked and not used and request.node.stash.get(_OUTCOMES, {}).get("call") == "passed":
