@@ -66,9 +66,11 @@ from services.scorer.derived import (
     _N_SMS_OUT,
     _N_UNANS,
     _N_URL,
-    device_features,
-    number_features,
 )
+
+# the features of a record, computed in ``derived``; re-exported: the engine reads them from here
+from services.scorer.derived import device_features as device_features  # noqa: PLC0414
+from services.scorer.derived import number_features as number_features  # noqa: PLC0414
 from services.scorer.layout import (
     ACTIVATED_S,
     BASE_MS,
