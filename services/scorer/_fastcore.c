@@ -30,7 +30,7 @@
 #error "little-endian only (records are '<' structs read with memcpy)"
 #endif
 
-#define MAXF 96
+#define MAXF 128
 #define HEADER_LEN 21
 #define N_WIN 3
 #define RCPT_CAP 16
@@ -56,7 +56,7 @@ enum { N_SMS_OUT, N_SMS_IN, N_CALL_OUT, N_CALL_IN, N_URL, N_NEW_RCPT, N_NIGHT, N
        N_NEW_CELL, N_A2P, N_REPLY, N_COUNTERS };
 /* device counters, in features.DEVICE.counters order */
 enum { D_OUT, D_NEW_IMSI, D_NEW_NUMBER, D_NEW_CELL, D_NEW_RCPT, D_CHANGE, D_URL, D_CALL, D_A2P, D_REPLY,
-       D_COUNTERS };
+       D_IMSI_BACK, D_COUNTERS };
 
 #define CNT(k) (HEADER_LEN + (k) * N_WIN)
 /* numbers: rcpt set, cell set, sketch */
@@ -471,8 +471,20 @@ static int apply_device(rec_t *r, PyObject *view, int64_t t_ms, PyObject *a2p) {
     } else if (str_is(role, "change")) {
         add(r, CNT(D_CHANGE), w);
     }
-    if (remember_attr(r, view, S_imsi, D_IMSI_AT, IDS_CAP, w, CNT(D_NEW_IMSI)) < 0
-        || remember_attr(r, view, S_number, D_NUMBER_AT, IDS_CAP, w, CNT(D_NEW_NUMBER)) < 0
+    /* a SIM of the device coming back after another was used: features.apply_device */
+    PyObject *imsi = attr(view, S_imsi);
+    if (!imsi) FAIL;
+    if (imsi != Py_None) {
+        uint64_t fp;
+        int bad = fingerprint(imsi, 8, &fp) < 0;
+        if (!bad && (uint64_t)r->iv[D_IMSI_AT] != fp && known(r, D_IMSI_AT, IDS_CAP, fp)) add(r, CNT(D_IMSI_BACK), w);
+        if (!bad && remember(r, D_IMSI_AT, IDS_CAP, fp)) add(r, CNT(D_NEW_IMSI), w);
+        Py_DECREF(imsi);
+        if (bad) FAIL;
+    } else {
+        Py_DECREF(imsi);
+    }
+    if (remember_attr(r, view, S_number, D_NUMBER_AT, IDS_CAP, w, CNT(D_NEW_NUMBER)) < 0
         || remember_attr(r, view, S_cell, D_CELL_AT, CELL_CAP, w, CNT(D_NEW_CELL)) < 0) FAIL;
     if (!(tac = attr(view, S_tac))) FAIL;
     if (apply_tac(r, tac) < 0) FAIL;
@@ -536,13 +548,14 @@ enum {
     K_URL_SHARE_24H, K_URL_SHARE_LB_24H, K_URL_SMS_1H, K_URL_SMS_24H, K_OUT_IN_RATIO_24H, K_NIGHT_SHARE_24H,
     K_NEW_CELLS_24H, K_SHORT_CALL_SHARE_1H, K_UNANS_SHARE_1H, K_UNANS_1H, K_A2P_IN_5M, K_A2P_IN_1H, K_A2P_IN_24H,
     K_URL_SMS_5M, K_UNANS_5M, K_UNANS_24H, K_OBSERVED_H, K_SIM_CHANGE_RECENCY, K_DEVICE_CHANGE_RECENCY,
-    K_SIM_NEWNESS, K_OFF_NET, K_ONE_WAY_24H, N_NUMBER_FEATURES,
+    K_SIM_NEWNESS, K_OFF_NET, K_ONE_WAY_24H, K_STRANGER_24H, N_NUMBER_FEATURES,
     /* devices */
     K_OUT_5M = N_NUMBER_FEATURES, K_OUT_1H, K_OUT_24H, K_NEW_IMSIS_5M, K_NEW_IMSIS_1H, K_NEW_IMSIS_24H,
     K_NEW_NUMBERS_5M, K_NEW_NUMBERS_1H, K_NEW_NUMBERS_24H, K_D_NEW_RCPT_5M, K_D_URL_SMS_5M, K_D_URL_SMS_1H,
     K_CALLS_OUT_5M, K_D_URL_SHARE_1H, K_D_URL_SHARE_24H, K_D_NEW_RCPT_SHARE_24H, K_D_A2P_IN_5M, K_D_A2P_IN_1H,
     K_D_OBSERVED_H, K_DISTINCT_IMSIS, K_DISTINCT_NUMBERS, K_D_NEW_CELLS_24H, K_D_NEW_RCPT_1H, K_D_NEW_RCPT_24H,
-    K_D_DISTINCT_RCPT, K_CHANGES_24H, K_D_URL_SMS_24H, K_CALLS_OUT_1H, K_CALLS_OUT_24H, K_D_A2P_IN_24H, K_D_ONE_WAY_24H, N_KEYS
+    K_D_DISTINCT_RCPT, K_CHANGES_24H, K_D_URL_SMS_24H, K_CALLS_OUT_1H, K_CALLS_OUT_24H, K_D_A2P_IN_24H, K_D_ONE_WAY_24H,
+    K_D_STRANGER_24H, K_D_URL_SHARE_LB_24H, K_NO_SIM_RETURN_24H, N_KEYS
 };
 static const char *KEY_TEXT[N_KEYS] = {
     "sms_out_5m", "sms_out_1h", "sms_out_24h", "call_out_5m", "call_out_1h", "call_out_24h", "new_recipients_5m",
@@ -551,12 +564,12 @@ static const char *KEY_TEXT[N_KEYS] = {
     "out_in_ratio_24h", "night_share_24h", "new_cells_24h", "short_call_share_1h", "unanswered_share_1h",
     "unanswered_1h", "a2p_in_5m", "a2p_in_1h", "a2p_in_24h", "url_sms_5m", "unanswered_5m", "unanswered_24h",
     "observed_h", "sim_change_recency", "device_change_recency", "sim_newness", "off_net", "one_way_share_24h",
-    "out_5m", "out_1h", "out_24h", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h", "new_numbers_5m",
+    "stranger_share_24h", "out_5m", "out_1h", "out_24h", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h", "new_numbers_5m",
     "new_numbers_1h", "new_numbers_24h", "new_recipients_5m", "url_sms_5m", "url_sms_1h", "calls_out_5m",
     "url_share_1h", "url_share_24h", "new_recipient_share_24h", "a2p_in_5m", "a2p_in_1h", "observed_h",
     "distinct_imsis", "distinct_numbers", "new_cells_24h", "new_recipients_1h", "new_recipients_24h",
     "distinct_recipients", "changes_24h", "url_sms_24h", "calls_out_1h", "calls_out_24h", "a2p_in_24h",
-    "one_way_share_24h",
+    "one_way_share_24h", "stranger_share_24h", "url_share_lb_24h", "no_sim_return_24h",
 };
 static PyObject *KEYS[N_KEYS];
 
@@ -564,6 +577,12 @@ static PyObject *KEYS[N_KEYS];
 static double one_way(double replies, double out) {
     double q = replies / (out + 2.0);
     return 1.0 - (q < 1.0 ? q : 1.0);
+}
+
+/* contacts that were not returning recipients, two pseudo-contacts new: derived._strangers */
+static double strangers(double fresh, double out) {
+    double q = (fresh + 2.0) / (out + 2.0);
+    return q < 1.0 ? q : 1.0;
 }
 
 static PyObject *features(const rec_t *r, int is_number) {
@@ -612,6 +631,7 @@ static PyObject *features(const rec_t *r, int is_number) {
         x[K_SIM_NEWNESS] = recency(now_s, r->iv[ACTIVATED_S], 7 * 86400.0);
         x[K_OFF_NET] = (r->iv[EVICTED] & ON_NET) ? 0.0 : 1.0;
         x[K_ONE_WAY_24H] = one_way(C(N_REPLY, 2), out_24h);
+        x[K_STRANGER_24H] = strangers(C(N_NEW_RCPT, 2), out_24h);
     } else {
         first = N_NUMBER_FEATURES, last = N_KEYS;
         x[K_OUT_5M] = C(D_OUT, 0); x[K_OUT_1H] = C(D_OUT, 1); x[K_OUT_24H] = C(D_OUT, 2);
@@ -635,6 +655,9 @@ static PyObject *features(const rec_t *r, int is_number) {
         x[K_D_URL_SMS_24H] = C(D_URL, 2); x[K_CALLS_OUT_1H] = C(D_CALL, 1); x[K_CALLS_OUT_24H] = C(D_CALL, 2);
         x[K_D_A2P_IN_24H] = C(D_A2P, 2);
         x[K_D_ONE_WAY_24H] = one_way(C(D_REPLY, 2), C(D_OUT, 2));
+        x[K_D_STRANGER_24H] = strangers(C(D_NEW_RCPT, 2), C(D_OUT, 2));
+        x[K_D_URL_SHARE_LB_24H] = share_lower_bound(C(D_URL, 2), C(D_OUT, 2) - C(D_CALL, 2));
+        x[K_NO_SIM_RETURN_24H] = 1.0 / (1.0 + C(D_IMSI_BACK, 2));
     }
 #undef C
     PyObject *out = PyDict_New();
@@ -807,11 +830,11 @@ PyMODINIT_FUNC PyInit__fastcore(void) {
     if (!m) return NULL;
     /* what features.py checks before using this module */
     PyObject *sig = Py_BuildValue(
-        "{s:(s,(ssssssssssss),i,i,i),s:(s,(ssssssssss),i,i,i,i,i)}",
+        "{s:(s,(ssssssssssss),i,i,i),s:(s,(sssssssssss),i,i,i,i,i)}",
         "number", NUMBER_L.fmt, "sms_out", "sms_in", "call_out", "call_in", "url_out", "new_rcpt", "night_out",
         "short_call", "unanswered", "new_cell", "a2p_in", "reply_in", N_RCPT_AT, N_CELL_AT, N_SKETCH_AT,
         "device", DEVICE_L.fmt, "out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out",
-        "call_out", "a2p_in", "reply_in", D_RCPT_AT, D_IMSI_AT, D_NUMBER_AT, D_CELL_AT, D_SKETCH_AT);
+        "call_out", "a2p_in", "reply_in", "imsi_back", D_RCPT_AT, D_IMSI_AT, D_NUMBER_AT, D_CELL_AT, D_SKETCH_AT);
     if (!sig || PyModule_AddObject(m, "LAYOUT_SIGNATURE", sig) < 0) { Py_XDECREF(sig); Py_DECREF(m); return NULL; }
     /* the feature names computed here, in order: features.FEATURE_SIGNATURE (the catalogue's) */
     PyObject *numbers = PyTuple_New(N_NUMBER_FEATURES), *devices = PyTuple_New(N_KEYS - N_NUMBER_FEATURES);

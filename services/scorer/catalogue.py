@@ -16,6 +16,15 @@ record's exact recent-recipient set): replies and call-backs, the two-way eviden
 or a person has and a farm texting strangers does not; ``one_way_share_24h`` is
 ``1 - min(1, reply_in_24h / (out_24h + 2))``.
 
+Legitimacy evidence, each written so that 1.0 means "none" (rules are ``feature >= value``):
+``stranger_share_24h`` is ``min(1, (new_recipients_24h + 2) / (out_24h + 2))``: 1.0 when no
+recipient in the last day was one the entity had contacted before (returning recipients: a
+business's customers, a person's circle, a call centre's clients come back; a farm's and a SIM
+box's targets do not). ``imsi_back`` (devices) counts views whose IMSI was on the device
+before and comes back after another IMSI was used: the SIMs of a household or a dual-SIM phone
+return, a farm's rotation does not; ``no_sim_return_24h`` is ``1 / (1 + imsi_back_24h)``.
+``url_share_lb_24h`` of a device is the 95 % lower bound of its SMS link share, as for numbers.
+
 Adding a feature is one row here plus its update code (and, for a new counter or a derived
 feature, its line in ``_fastcore.c``). The order of the rows is the order of the feature
 vector the models see: append, do not reorder.
@@ -35,7 +44,7 @@ COUNTERS: dict[EntityKind, tuple[str, ...]] = {
     "number": ("sms_out", "sms_in", "call_out", "call_in", "url_out", "new_rcpt", "night_out", "short_call",
                "unanswered", "new_cell", "a2p_in", "reply_in"),
     "device": ("out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out", "call_out", "a2p_in",
-               "reply_in"),
+               "reply_in", "imsi_back"),
 }
 
 Kind = Literal["count", "share", "ratio", "distinct", "age", "recency", "flag", "engine"]
@@ -95,6 +104,7 @@ _TABLE: dict[EntityKind, str] = {
     sim_newness               now       recency   -
     off_net                   lifetime  flag      -
     one_way_share_24h         24h       share     -
+    stranger_share_24h        24h       share     -
 """,
     "device": """
     out_5m                    5m        count     out
@@ -128,6 +138,9 @@ _TABLE: dict[EntityKind, str] = {
     calls_out_24h             24h       count     call_out
     a2p_in_24h                24h       count     a2p_in
     one_way_share_24h         24h       share     -
+    stranger_share_24h        24h       share     -
+    url_share_lb_24h          24h       share     -
+    no_sim_return_24h         24h       ratio     -
 """,
 }
 

@@ -1,4 +1,4 @@
-"""Per-entity feature state on event time: packed, order-independent, ~300 bytes per entity.
+"""Per-entity feature state on event time: packed, order-independent, ~400 bytes per entity.
 
 Each tracked number or device is one ``bytes`` value (``struct``-packed) in a dict keyed by
 the 16-byte pseudonym. A view is applied by unpacking it into a list, updating it with the pure
@@ -22,7 +22,8 @@ Distinct sets (recipients, cells, IMSIs, numbers on a device) are kept exactly i
 most-recently-used sets of 32-bit fingerprints of the pseudonyms (pseudonyms are HMAC outputs,
 so their first bits are uniform); a recipient missing from the recent set is "never before
 contacted". Lifetime distinct recipients is exact up to the set's capacity, then a 256-bit
-linear-counting sketch. Nothing here holds a plaintext identifier.
+linear-counting sketch. Nothing here holds a plaintext identifier. The features computed from
+a record are in ``derived``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,42 @@ from collections.abc import Callable
 from typing import Any
 
 from services.common.records import View
-from services.scorer.catalogue import FEATURES, WINDOW_NAMES, EntityKind, record_features
+from services.scorer.catalogue import record_features
+from services.scorer.derived import (
+    _D_A2P,
+    _D_CALL,
+    _D_CELL_SET,
+    _D_CHANGE,
+    _D_IMSI_BACK,
+    _D_IMSI_SET,
+    _D_NEW_CELL,
+    _D_NEW_IMSI,
+    _D_NEW_NUMBER,
+    _D_NEW_RCPT,
+    _D_NUMBER_SET,
+    _D_OUT,
+    _D_RCPT_SET,
+    _D_REPLY,
+    _D_URL,
+    _N_A2P,
+    _N_CALL_IN,
+    _N_CALL_OUT,
+    _N_CELL_SET,
+    _N_NEW_CELL,
+    _N_NEW_RCPT,
+    _N_NIGHT,
+    _N_RCPT_SET,
+    _N_REPLY,
+    _N_SHORT,
+    _N_SMS_IN,
+    _N_SMS_OUT,
+    _N_UNANS,
+    _N_URL,
+)
+
+# the features of a record, computed in ``derived``; re-exported: the engine reads them from here
+from services.scorer.derived import device_features as device_features  # noqa: PLC0414
+from services.scorer.derived import number_features as number_features  # noqa: PLC0414
 from services.scorer.layout import (
     ACTIVATED_S,
     BASE_MS,
@@ -59,18 +95,7 @@ from services.scorer.layout import (
     TAUS,
     Layout,
 )
-from services.scorer.record import (
-    add,
-    advance,
-    current,
-    fp32,
-    fp64,
-    known,
-    remember,
-    set_size,
-    sketch_add,
-    sketch_estimate,
-)
+from services.scorer.record import add, advance, fp32, fp64, known, remember, sketch_add
 
 _EXP = math.exp
 _TAU_1H, _TAU_24H = TAUS[1], TAUS[2]
@@ -82,14 +107,6 @@ def _start(values: list[float], view: View) -> list[float]:
         values[FIRST_S] = t_s
     values[N_VIEWS] += 1
     return values
-
-
-_NUM = NUMBER.counter_at
-_N_SMS_OUT, _N_SMS_IN, _N_CALL_OUT, _N_CALL_IN = _NUM["sms_out"], _NUM["sms_in"], _NUM["call_out"], _NUM["call_in"]
-_N_URL, _N_NEW_RCPT, _N_NIGHT = _NUM["url_out"], _NUM["new_rcpt"], _NUM["night_out"]
-_N_SHORT, _N_UNANS, _N_NEW_CELL, _N_A2P = _NUM["short_call"], _NUM["unanswered"], _NUM["new_cell"], _NUM["a2p_in"]
-_N_REPLY = _NUM["reply_in"]
-_N_RCPT_SET, _N_CELL_SET = NUMBER.set_at["rcpt"], NUMBER.set_at["cell"]
 
 
 _TAC_MAX = 2**32 - 1   # a TAC is 8 digits; a longer digit string is not one (and would not pack)
@@ -162,12 +179,6 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
     _set_tac(values, view.tac)
 
 
-_DEV = DEVICE.counter_at
-_D_OUT, _D_NEW_IMSI, _D_NEW_NUMBER = _DEV["out"], _DEV["new_imsi"], _DEV["new_number"]
-_D_NEW_CELL, _D_NEW_RCPT, _D_CHANGE = _DEV["new_cell"], _DEV["new_rcpt"], _DEV["change"]
-_D_URL, _D_CALL, _D_A2P, _D_REPLY = _DEV["url_out"], _DEV["call_out"], _DEV["a2p_in"], _DEV["reply_in"]
-_D_RCPT_SET, _D_IMSI_SET = DEVICE.set_at["rcpt"], DEVICE.set_at["imsi"]
-_D_NUMBER_SET, _D_CELL_SET = DEVICE.set_at["number"], DEVICE.set_at["cell"]
 
 
 def apply_device(values: list[float], view: View, a2p_senders: frozenset[str] = frozenset()) -> None:
@@ -194,127 +205,17 @@ def apply_device(values: list[float], view: View, a2p_senders: frozenset[str] = 
             sketch_add(values, DEVICE.sketch_at, fingerprint)
     elif view.role == "change":
         add(values, _D_CHANGE, weights)
-    if view.imsi is not None and remember(values, _D_IMSI_SET, fp32(view.imsi)):
-        add(values, _D_NEW_IMSI, weights)
+    if view.imsi is not None:
+        imsi = fp32(view.imsi)
+        if values[_D_IMSI_SET[0]] != imsi and known(values, _D_IMSI_SET, imsi):
+            add(values, _D_IMSI_BACK, weights)     # a SIM of the device came back after another
+        if remember(values, _D_IMSI_SET, imsi):
+            add(values, _D_NEW_IMSI, weights)
     if view.number is not None and remember(values, _D_NUMBER_SET, fp32(view.number)):
         add(values, _D_NEW_NUMBER, weights)
     if view.cell is not None and remember(values, _D_CELL_SET, fp32(view.cell)):
         add(values, _D_NEW_CELL, weights)
     _set_tac(values, view.tac)
-
-
-def _share(part: float, whole: float) -> float:
-    # two pseudo-events in the denominator: one URL SMS is not a "100 % URL" sender
-    return part / (whole + 2.0)
-
-
-def _one_way(replies: float, out: float) -> float:
-    """1 - replies per message sent (two pseudo-messages): 1.0 for a sender nobody answers."""
-    return 1.0 - min(1.0, replies / (out + 2.0))
-
-
-_Z95 = 1.959963984540054     # two-sided 95 % normal quantile
-
-
-def _share_lower_bound(part: float, whole: float) -> float:
-    """Wilson score lower bound (95 %) of part/whole: a share that small samples cannot fake.
-
-    A business texting customers with 15 % links shows 5 of 9 (0.56) by chance in its first
-    hour; the bound is 0.27 there, and 0.41 for a farm's 6 of 8.
-    """
-    if whole <= 0.0:
-        return 0.0
-    p = min(max(part / whole, 0.0), 1.0)
-    z2 = _Z95 * _Z95
-    centre = p + z2 / (2.0 * whole)
-    spread = _Z95 * math.sqrt(p * (1.0 - p) / whole + z2 / (4.0 * whole * whole))
-    return max(0.0, (centre - spread) / (1.0 + z2 / whole))
-
-
-def _recency(now_s: int, then_s: float, scale_s: float) -> float:
-    if not then_s or then_s > now_s + 60:
-        return 0.0
-    return math.exp(-(now_s - then_s) / scale_s)
-
-
-def _distinct(values: list[float], sketch_at: int, bounds: tuple[int, int]) -> float:
-    """Distinct recipients: exact from the recent set until it overflowed, then the sketch."""
-    return sketch_estimate(values, sketch_at) if int(values[EVICTED]) & 1 else float(set_size(values, bounds))
-
-
-def _now_s(v: list[float]) -> int:
-    return int(v[LAST_MS]) // 1000
-
-
-def _observed_h(v: list[float]) -> float:
-    return (_now_s(v) - v[FIRST_S]) / 3600.0 if v[FIRST_S] else 0.0
-
-
-Formula = Callable[[list[float]], float]
-# the formulas of the catalogue's features that are not a plain count (every feature: larger =
-# more suspicious); ``v`` is the record with its counters at the watermark (``current``)
-DERIVED: dict[str, dict[str, Formula]] = {
-    "number": {
-        "new_recipient_share_1h": lambda v: _share(v[_N_NEW_RCPT + 1], v[_N_SMS_OUT + 1] + v[_N_CALL_OUT + 1]),
-        "new_recipient_share_24h": lambda v: _share(v[_N_NEW_RCPT + 2], v[_N_SMS_OUT + 2] + v[_N_CALL_OUT + 2]),
-        "distinct_recipients": lambda v: _distinct(v, NUMBER.sketch_at, _N_RCPT_SET),
-        "url_share_1h": lambda v: _share(v[_N_URL + 1], v[_N_SMS_OUT + 1]),
-        "url_share_24h": lambda v: _share(v[_N_URL + 2], v[_N_SMS_OUT + 2]),
-        "url_share_lb_24h": lambda v: _share_lower_bound(v[_N_URL + 2], v[_N_SMS_OUT + 2]),
-        "out_in_ratio_24h": lambda v: ((v[_N_SMS_OUT + 2] + v[_N_CALL_OUT + 2] + 1.0)
-                                       / (v[_N_SMS_IN + 2] + v[_N_CALL_IN + 2] + 1.0)),
-        "night_share_24h": lambda v: _share(v[_N_NIGHT + 2], v[_N_SMS_OUT + 2] + v[_N_CALL_OUT + 2]),
-        "short_call_share_1h": lambda v: _share(v[_N_SHORT + 1], v[_N_CALL_OUT + 1]),
-        "unanswered_share_1h": lambda v: _share(v[_N_UNANS + 1], v[_N_CALL_OUT + 1]),
-        "observed_h": _observed_h,
-        "sim_change_recency": lambda v: _recency(_now_s(v), v[SIM_CHANGED_S], 86_400.0),
-        "device_change_recency": lambda v: _recency(_now_s(v), v[DEVICE_CHANGED_S], 86_400.0),
-        "sim_newness": lambda v: _recency(_now_s(v), v[ACTIVATED_S], 7 * 86_400.0),
-        "off_net": lambda v: 0.0 if int(v[EVICTED]) & ON_NET else 1.0,
-        "one_way_share_24h": lambda v: _one_way(v[_N_REPLY + 2], v[_N_SMS_OUT + 2] + v[_N_CALL_OUT + 2]),
-    },
-    "device": {
-        "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),
-        "url_share_24h": lambda v: _share(v[_D_URL + 2], v[_D_OUT + 2] - v[_D_CALL + 2]),
-        "new_recipient_share_24h": lambda v: _share(v[_D_NEW_RCPT + 2], v[_D_OUT + 2]),
-        "observed_h": _observed_h,
-        "distinct_imsis": lambda v: float(set_size(v, _D_IMSI_SET)),
-        "distinct_numbers": lambda v: float(set_size(v, _D_NUMBER_SET)),
-        "distinct_recipients": lambda v: _distinct(v, DEVICE.sketch_at, _D_RCPT_SET),
-        "one_way_share_24h": lambda v: _one_way(v[_D_REPLY + 2], v[_D_OUT + 2]),
-    },
-}
-
-
-def _plan(entity_type: EntityKind, layout: Layout) -> tuple[tuple[str, int, Formula | None], ...]:
-    """The catalogue's features of ``entity_type`` as (name, record index of a count, formula)."""
-    windows = {name: i for i, name in enumerate(WINDOW_NAMES)}
-    plan: list[tuple[str, int, Formula | None]] = []
-    for feature in FEATURES[entity_type]:
-        if feature.slot is not None:
-            counter, window = feature.slot
-            plan.append((feature.name, layout.counter_at[counter] + windows[window], None))
-        else:
-            plan.append((feature.name, -1, DERIVED[entity_type][feature.name]))
-    return tuple(plan)
-
-
-_NUMBER_PLAN = _plan("number", NUMBER)
-_DEVICE_PLAN = _plan("device", DEVICE)
-
-
-def _features(v: list[float], plan: tuple[tuple[str, int, Formula | None], ...]) -> dict[str, float]:
-    return {name: v[at] if formula is None else formula(v) for name, at, formula in plan}
-
-
-def number_features(values: list[float]) -> dict[str, float]:
-    """The number's features at its watermark, in catalogue order."""
-    return _features(current(values, NUMBER), _NUMBER_PLAN)
-
-
-def device_features(values: list[float]) -> dict[str, float]:
-    """The device's features at its watermark, in catalogue order."""
-    return _features(current(values, DEVICE), _DEVICE_PLAN)
 
 
 def out_activity(values: list[float], layout: Layout) -> float:

@@ -17,6 +17,7 @@ import msgspec
 
 from services.common.records import LEVELS, Alert, Level, Link, Reason, Risk, View, Window
 from services.scorer import layout as L
+from services.scorer.derived import number_features
 from services.scorer.output import EVENT_MS_MAX, EngineOutput, iso_ms
 from services.scorer.policy import Policy
 from services.scorer.record import fp32, fp64
@@ -37,11 +38,13 @@ class Links:
     # a device at or above this level rank sends links for the numbers acting on it (0: off)
     link_rank: int = field(init=False)
     _max_points: int = field(init=False)
+    _two_way_below: float = field(init=False)
 
     def __post_init__(self) -> None:
         links = self.policy.spec.links
         self.link_rank = LEVELS.index(links.min_device_level) if links.enabled else 0
         self._max_points = links.max_points
+        self._two_way_below = links.two_way_below
 
     def send(self, values: list[Any], view: View, reasons: list[Reason], output: EngineOutput) -> None:
         """A flagged device's view names the number acting on it: link that number (once per run of
@@ -94,6 +97,9 @@ class Links:
         key = entity_key(number)
         packed = table.records.get(key)
         values = layout.unpack(packed) if packed is not None else layout.empty()
+        if packed is not None and self._two_way(values):
+            self.counters["links_two_way"] += 1
+            return output
         at = layout.link_at
         active = values[at + L.LINK_SCORE] and values[at + L.LINK_EXPIRES_S] > t_s
         before = (int(values[at + L.LINK_SCORE]), int(values[at + L.LINK_EXPIRES_S])) if active else (0, 0)
@@ -116,6 +122,15 @@ class Links:
         table.records[key] = layout.pack(values)
         table.dirty.add(key)
         return output
+
+    def _two_way(self, values: list[Any]) -> bool:
+        """Does the number have its own two-way evidence (recipients who reply or call back)?
+
+        A farm's SIMs text strangers who never answer; the numbers of a business modem or of a
+        family's shared phone are answered by the people they contact. Such a number keeps its
+        own verdict (its own rules still apply) and does not inherit the device's."""
+        below = self._two_way_below
+        return below > 0.0 and number_features(values)["one_way_share_24h"] < below
 
     def _points(self, link: Link) -> tuple[int, Level]:
         """A link flag's score (the device's, capped at ``links.max_points``) and its level."""

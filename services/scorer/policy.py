@@ -103,6 +103,9 @@ class LinkSettings(_Strict):
     enabled: bool = True
     min_device_level: Literal["medium", "high", "critical"] = "high"
     max_points: int = Field(80, ge=0, le=100)   # a linked number's score: min(device score, this)
+    # a number whose own one_way_share_24h is below this (its recipients answer it: at least one
+    # reply or call-back per ten contacts at 0.9) does not take its device's verdict; 0: off
+    two_way_below: float = Field(0.0, ge=0, le=1)
 
 
 class RegistrySettings(_Strict):

@@ -15,6 +15,7 @@ import pytest
 
 from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_key
 from services.scorer import catalogue
+from services.scorer import derived as D
 from services.scorer import features as F
 from services.scorer import layout as L
 from services.scorer.detectors import BURST_CHANNELS
@@ -31,7 +32,7 @@ def test_the_python_reference_computes_the_catalogue_in_order(kind: catalogue.En
     feats = compute(table.empty())  # type: ignore[operator]
     assert tuple(feats) == catalogue.record_features(kind)
     derived = {f.name for f in catalogue.FEATURES[kind] if f.kind != "count"}
-    assert set(F.DERIVED[kind]) == derived, "a derived feature without a formula, or a formula without a row"
+    assert set(D.DERIVED[kind]) == derived, "a derived feature without a formula, or a formula without a row"
 
 
 def test_the_c_twin_follows_the_catalogue() -> None:

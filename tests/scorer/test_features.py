@@ -8,6 +8,8 @@ import random
 import msgspec
 import pytest
 
+from services.common.records import SmsMeta
+from services.scorer import derived
 from services.scorer import features as F
 from services.scorer import layout as L
 from tests.scorer.helpers import MIN, T0, call_out, device_view, pid, sim_change, sms_in, sms_out
@@ -114,7 +116,7 @@ def test_record_round_trip_is_compact() -> None:
 
 
 def test_the_link_share_lower_bound_needs_evidence() -> None:
-    bound = F._share_lower_bound
+    bound = derived._share_lower_bound
     assert bound(0.0, 0.0) == 0.0 and bound(0.0, 5.0) == 0.0
     assert bound(5, 9) < 0.3 < bound(6, 8)            # a lucky business hour vs a farm SIM
     assert bound(15, 100) < 0.15 < bound(60, 100)     # converges on the share with volume
@@ -140,3 +142,35 @@ def test_replies_from_recent_recipients_are_two_way_evidence() -> None:
     reply = msgspec.structs.replace(device_view(dev, me, pid("imsi"), T0 + 7 * MIN, pid("c1")), role="in")
     F.apply_device(dvalues, reply)
     assert F.device_features(dvalues)["one_way_share_24h"] == pytest.approx(1 - 1 / 8, abs=0.02)
+
+
+def test_legitimacy_evidence_returning_recipients_and_returning_sims() -> None:
+    # returning recipients: a person's circle comes back, a farm's targets do not
+    me = pid("person")
+    circle = _number([sms_out(me, pid(f"friend{i % 3}"), T0 + i * MIN, n=i) for i in range(9)])
+    strangers = _number([sms_out(pid("farm"), pid(f"target{i}"), T0 + i * MIN, n=i) for i in range(9)])
+    assert F.number_features(strangers)["stranger_share_24h"] == pytest.approx(1.0)
+    assert F.number_features(circle)["stranger_share_24h"] == pytest.approx((3 + 2) / (9 + 2), abs=0.01)
+    assert F.number_features(L.NUMBER.empty())["stranger_share_24h"] == 1.0     # no evidence at all
+    # returning SIMs: a household's SIMs come back into the shared phone; a farm rotates through
+    household, farm = L.DEVICE.empty(), L.DEVICE.empty()
+    for i, sim in enumerate(["a", "a", "b", "a", "c", "a", "b"]):
+        F.apply_device(household, device_view(pid("phone"), pid(f"n{sim}"), pid(f"imsi{sim}"), T0 + i * MIN,
+                                              pid(f"c{i}")))
+    for i in range(6):
+        F.apply_device(farm, device_view(pid("bank"), pid(f"n{i}"), pid(f"imsi{i}"), T0 + i * MIN, pid(f"v{i}")))
+    assert F.device_features(farm)["no_sim_return_24h"] == pytest.approx(1.0)
+    # "a" came back twice and "b" once: three returns (a SIM staying in does not count)
+    assert F.device_features(household)["no_sim_return_24h"] == pytest.approx(1 / (1 + 3), abs=0.01)
+    assert F.device_features(household)["new_imsis_24h"] == pytest.approx(3, abs=0.01)
+
+
+def test_a_devices_link_share_lower_bound() -> None:
+    # a business modem: one reminder in five with a link; a farm's modem: links only
+    business, farm = L.DEVICE.empty(), L.DEVICE.empty()
+    for i in range(10):
+        view = device_view(pid("modem"), pid("n"), pid("imsi"), T0 + i * MIN, pid(f"c{i}"))
+        F.apply_device(business, msgspec.structs.replace(view, sms=SmsMeta(has_url=i % 5 == 0)))
+        F.apply_device(farm, msgspec.structs.replace(view, entity=pid("farm"), sms=SmsMeta(has_url=True)))
+    assert F.device_features(business)["url_share_lb_24h"] < 0.1
+    assert F.device_features(farm)["url_share_lb_24h"] > 0.7

@@ -17,7 +17,7 @@ from services.scorer import layout as L
 from services.scorer.output import EngineOutput
 from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
-from tests.scorer.helpers import MIN, T0, device_view, pid, sim_change, sms_out
+from tests.scorer.helpers import MIN, T0, device_view, pid, sim_change, sms_in, sms_out
 from tests.scorer.test_engine import PSEUDO, blast, engine, replica_of, run
 
 
@@ -222,3 +222,24 @@ def test_a_dual_sim_phone_texting_its_contacts_is_not_flagged() -> None:
     # the same links to strangers from one SIM: the number's own rules judge it (replies matter)
     outs = run(engine(), _two_sim_phone(device, sims[:1], [pid(f"stranger{i}") for i in range(24)], url_every=1))
     assert "MULTI_SIM_LINK_SPREAD" not in {r.code for o in outs if o.risk for r in o.risk.reasons}
+
+
+def test_a_number_its_contacts_answer_does_not_take_its_devices_verdict() -> None:
+    # legitimacy evidence: the people a number texts reply (a business modem's customers, a
+    # family's SIM in a shared phone); a farm SIM's targets never do
+    link = links_of(farm_phone(engine(), pid("farm-phone9")))[0]
+    answered, silent = engine(), engine()
+    number = link.number
+    for eng in (answered, silent):
+        run(eng, [sms_out(number, pid(f"friend{i}"), T0 + i * MIN, n=i) for i in range(6)])
+    run(answered, [sms_in(number, pid(f"friend{i}"), T0 + (i + 1) * MIN) for i in range(2)])
+    assert silent.apply_link(link).alerts
+    out = answered.apply_link(link)
+    assert not out.alerts and out.risk is None and answered.counters["links_two_way"] == 1
+    # the gate is the policy's: off, the answered number is linked as any other
+    base = Policy.load(PSEUDO).spec
+    spec = base.model_copy(update={"links": base.links.model_copy(update={"two_way_below": 0.0})})
+    off = PartitionScorer(Policy(spec, PSEUDO), PSEUDO)
+    run(off, [sms_out(number, pid(f"friend{i}"), T0 + i * MIN, n=i) for i in range(6)])
+    run(off, [sms_in(number, pid(f"friend{i}"), T0 + (i + 1) * MIN) for i in range(2)])
+    assert off.apply_link(link).alerts

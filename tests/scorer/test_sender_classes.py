@@ -17,7 +17,7 @@ from services.scorer.exceptions import PolicyError
 from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
 from tests.conftest import TEST_PSEUDONYM_KEY
-from tests.scorer.helpers import MIN, T0, pid, sms_in, sms_out
+from tests.scorer.helpers import MIN, T0, device_view, pid, sms_in, sms_out
 
 PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
 
@@ -141,3 +141,18 @@ def test_a_modem_whose_customers_reply_is_not_a_farm() -> None:
     assert not alerts
     farm_alerts = [eng.process(_modem_sms(farm, i)).alerts for i in range(3)]
     assert farm_alerts[-1] and farm_alerts[-1][0].reasons[0].code == "MODEM_LINK_SMS"
+
+
+def test_a_modem_whose_reminders_carry_a_link_now_and_then_is_not_flagged_as_a_device() -> None:
+    # the device sees no replies: its MODEM_LINK_SMS asks for a link share whose 95 % lower bound
+    # is at least 0.3 — mostly links, as a farm sends, not a reminder with a link now and then
+    eng = PartitionScorer.default(PSEUDO)
+
+    def modem_view(device: str, i: int, url: bool) -> View:
+        view = device_view(device, pid(f"line{device}"), pid(f"imsi{device}"), T0 + i * MIN, pid(f"c{device}{i}"))
+        return msgspec.structs.replace(view, tac="86101503", sms=SmsMeta(has_url=url))
+
+    business = [eng.process(modem_view(pid("clinic-modem"), i, url=i % 5 == 0)) for i in range(15)]
+    assert not [a for o in business for a in o.alerts]
+    farm = [eng.process(modem_view(pid("farm-modem"), i, url=True)) for i in range(2)]
+    assert farm[-1].alerts and farm[-1].alerts[0].reasons[0].code == "MODEM_LINK_SMS"
