@@ -692,12 +692,15 @@ static PyObject *apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     Py_DECREF(t_o);
     if (overflow || t_ms < 0 || t_ms > 4294967295000LL) { PyErr_Clear(); Py_RETURN_NONE; }
     int64_t before_sim = r.iv[SIM_CHANGED_S], before_device = r.iv[DEVICE_CHANGED_S];
+    int64_t before_activated = r.iv[ACTIVATED_S];
     int rc = is_number ? apply_number(&r, view, t_ms, night, short_call_s, a2p) : apply_device(&r, view, t_ms, a2p);
     if (rc < 0) { PyErr_Clear(); Py_RETURN_NONE; }
     if (has_offset) r.iv[OFFSET] = offset;
     if (fits(l, &r) < 0) Py_RETURN_NONE;
     int64_t now_ms = r.iv[LAST_MS], now_s = now_ms / 1000;
-    int changed = r.iv[SIM_CHANGED_S] != before_sim || r.iv[DEVICE_CHANGED_S] != before_device;
+    /* an activation is a change too: it is the latest SIM change and first device association */
+    int changed = r.iv[SIM_CHANGED_S] != before_sim || r.iv[DEVICE_CHANGED_S] != before_device
+                  || r.iv[ACTIVATED_S] != before_activated;
     double activity = out_activity(&r, is_number);
     int modem = 0;
     if (PySet_GET_SIZE(modem_tacs)) {

@@ -351,7 +351,7 @@ def apply_view(is_number: bool, packed: bytes | None, view: View, offset: int | 
     values = layout.unpack(packed) if packed is not None else layout.empty()
     if offset is not None and offset <= values[OFFSET]:
         return (0, int(values[RISK_SCORE]))
-    before_sim, before_device = values[SIM_CHANGED_S], values[DEVICE_CHANGED_S]
+    before_sim, before_device, before_activated = values[SIM_CHANGED_S], values[DEVICE_CHANGED_S], values[ACTIVATED_S]
     if is_number:
         apply_number(values, view, night, short_call_s, a2p_allow)
     else:
@@ -359,7 +359,9 @@ def apply_view(is_number: bool, packed: bytes | None, view: View, offset: int | 
     if offset is not None:
         values[OFFSET] = offset
     now_ms = int(values[LAST_MS])
-    changed = values[SIM_CHANGED_S] != before_sim or values[DEVICE_CHANGED_S] != before_device
+    # an activation is a change too: it is the latest SIM change and the first device association
+    changed = (values[SIM_CHANGED_S] != before_sim or values[DEVICE_CHANGED_S] != before_device
+               or values[ACTIVATED_S] != before_activated)
     activity = out_activity(values, layout)
     modem = int(values[TAC]) in modem_tacs
     if (activity < min_activity and not modem and not values[RISK_LEVEL] and not values[FLAG_EXPIRES_S]

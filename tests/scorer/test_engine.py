@@ -280,3 +280,36 @@ def test_slow_link_spread_judges_the_link_share_not_a_lucky_first_hour() -> None
     farm = [a for o in run(engine(), texts(pid("farm-sim"), [True, True, False, True, True, False, True, True]))
             for a in o.alerts]
     assert len(farm) == 1 and farm[0].reasons[0].code == "SLOW_LINK_SPREAD"
+
+
+def test_an_activation_is_the_latest_sim_and_device_change() -> None:
+    """CAMARA SIM Swap 2.1.0 / Device Swap 1.0.0: a new subscription (the SIM's first install,
+    the number's first device association) is the latest change until a swap follows it."""
+    eng = engine()
+    me = pid("new-subscriber")
+    out = eng.process(sim_change(me, T0, "activation", device=pid("first-phone")))
+    assert out.risk is not None
+    assert out.risk.sim_changed_at == out.risk.device_changed_at == "2026-09-21T14:13:20.000Z"
+    later = eng.process(sim_change(me, T0 + 90 * MIN, "swap"))
+    assert later.risk is not None and later.risk.sim_changed_at == "2026-09-21T15:43:20.000Z"
+    assert later.risk.device_changed_at == "2026-09-21T14:13:20.000Z"   # the activation still
+
+
+def test_a_swap_before_a_later_activation_gives_way_to_it() -> None:
+    eng = engine()
+    me = pid("recycled")
+    eng.process(sim_change(me, T0, "swap"))
+    eng.process(sim_change(me, T0 + 60 * MIN, "device_change"))
+    out = eng.process(sim_change(me, T0 + 120 * MIN, "activation"))
+    assert out.risk is not None
+    assert out.risk.sim_changed_at == out.risk.device_changed_at == "2026-09-21T16:13:20.000Z"
+
+
+def test_a_first_sighting_is_no_activation() -> None:
+    """The first time this system sees a number is not the operator's activation of it."""
+    eng = engine()
+    me = pid("just-seen")
+    outs = [eng.process(sms_out(me, pid("friend"), T0, device=pid("phone"))),
+            eng.process(sms_in(me, pid("friend"), T0 + MIN))]
+    assert all(o.risk is None or (o.risk.sim_changed_at is None and o.risk.device_changed_at is None)
+               for o in outs)
