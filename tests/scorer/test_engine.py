@@ -17,7 +17,7 @@ from services.scorer.exceptions import CheckpointError
 from services.scorer.output import EngineOutput
 from services.scorer.partition import PartitionScorer
 from tests.conftest import TEST_PSEUDONYM_KEY
-from tests.scorer.helpers import MIN, T0, call_out, pid, sim_change, sms_in, sms_out
+from tests.scorer.helpers import MIN, T0, call_out, forwarding, pid, sim_change, sms_in, sms_out, subscription
 
 PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
 
@@ -313,3 +313,39 @@ def test_a_first_sighting_is_no_activation() -> None:
             eng.process(sms_in(me, pid("friend"), T0 + MIN))]
     assert all(o.risk is None or (o.risk.sim_changed_at is None and o.risk.device_changed_at is None)
                for o in outs)
+
+
+def test_call_forwarding_set_and_cleared_is_on_the_risk_record_of_a_quiet_number() -> None:
+    """A forwarding change is a change of the line: a Risk even for a quiet, long-known number."""
+    eng = engine()
+    me = pid("forwarded")
+    eng.process(sms_out(me, pid("friend"), T0))
+    out = eng.process(forwarding(me, T0 + 3 * 86_400_000, "set", "unconditional"))
+    assert out.risk is not None and out.risk.forwarding == ["unconditional"]
+    assert out.risk.first_seen_at == "2026-09-21T14:13:20.000Z" and out.risk.activated_at is None
+    out = eng.process(forwarding(me, T0 + 3 * 86_400_000 + MIN, "set", "busy"))
+    assert out.risk is not None and out.risk.forwarding == ["unconditional", "busy"]
+    out = eng.process(forwarding(me, T0 + 3 * 86_400_000 + 2 * MIN, "cleared", "unconditional"))
+    assert out.risk is not None and out.risk.forwarding == ["busy"]
+
+
+def test_a_new_subscription_after_a_cease_recycles_the_number() -> None:
+    eng = engine()
+    me = pid("recycled-line")
+    out = eng.process(subscription(me, T0, "new"))
+    assert out.risk is not None and out.risk.line == "active"
+    assert out.risk.activated_at == out.risk.sim_changed_at == "2026-09-21T14:13:20.000Z"
+    eng.process(forwarding(me, T0 + MIN, "set", "no_answer"))
+    out = eng.process(subscription(me, T0 + 86_400_000, "ceased"))
+    assert out.risk is not None and out.risk.line == "ceased" and out.risk.forwarding is None
+    out = eng.process(subscription(me, T0 + 40 * 86_400_000, "new"))
+    assert out.risk is not None and out.risk.line == "recycled"
+    assert out.risk.activated_at == "2026-10-31T14:13:20.000Z"
+
+
+def test_a_port_in_is_a_sim_change_and_starts_the_tenure() -> None:
+    eng = engine()
+    me = pid("ported")
+    out = eng.process(subscription(me, T0, "ported_in", contract="PAYG"))
+    assert out.risk is not None and out.risk.line == "active"
+    assert out.risk.sim_changed_at == out.risk.activated_at == "2026-09-21T14:13:20.000Z"

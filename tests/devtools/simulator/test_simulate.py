@@ -92,7 +92,11 @@ def test_events_in_event_time_order_with_unique_ids(run: dict[str, Any]) -> None
 def test_contract_variety(run: dict[str, Any]) -> None:
     events = run["events"]
     assert {e["operator"] for e in events} == set(catalog.OPERATORS)
-    assert {e["type"] for e in events} == {"sms", "call", "sim"}
+    assert {e["type"] for e in events} == {"sms", "call", "sim", "forwarding", "subscription"}
+    line_events = [e for e in events if e["type"] in ("forwarding", "subscription")]
+    for line in (orjson.dumps(e) for e in line_events):
+        assert not hasattr(decode(line), "reason"), line
+    assert {e["forwarding"]["kind"] for e in line_events if e["type"] == "forwarding"} >= {"no_answer", "busy"}
     assert any(e["occurred_at"].endswith("Z") for e in events)
     assert any(e["occurred_at"].endswith("+01:00") for e in events)
     numbers = [e["a_number"] for e in events if "a_number" in e]
