@@ -9,13 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from services.common import topics
-from tests.api.conftest import ApiServer, eventually
+from tests.api.conftest import ApiServer, eventually, start_api
 from tests.api.test_camara_integration import _error_validator, _spec, _validator
 from tests.support.kafka_io import produce_all
 from tests.support.procs import start_service, stop_service
@@ -216,3 +217,17 @@ def test_each_answer_is_audited_and_metered(stack: ApiServer) -> None:
 
     assert tenure_lookups(after) == tenure_lookups(before) + 1
 
+
+
+def test_a_restarted_api_answers_the_same(stack: ApiServer, api_prefix: str, kafka_bootstrap: str,
+                                          tmp_path: Path) -> None:
+    """The answers come from the compacted risk topic: a new replica rebuilds them on start."""
+    fresh, thread = start_api(tmp_path, kafka_bootstrap, api_prefix)
+    try:
+        eventually(lambda: (r := fresh.service.risk.get("number:" + fresh.pseudonym(CEASED))) and r.line == "ceased")
+        assert _post(fresh, f"{CF}/call-forwardings", {"phoneNumber": FWD}).json() == ["unconditional"]
+        assert _post(fresh, RECYCLING, {"phoneNumber": RECYCLED, "specifiedDate": _day(5)}).json() == {
+            "phoneNumberRecycled": True}
+        assert _post(fresh, TENURE, {"phoneNumber": NEW, "tenureDate": _day(9)}).json() == {"tenureDateCheck": True}
+    finally:
+        thread.stop()

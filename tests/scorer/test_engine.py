@@ -349,3 +349,17 @@ def test_a_port_in_is_a_sim_change_and_starts_the_tenure() -> None:
     out = eng.process(subscription(me, T0, "ported_in", contract="PAYG"))
     assert out.risk is not None and out.risk.line == "active"
     assert out.risk.sim_changed_at == out.risk.activated_at == "2026-09-21T14:13:20.000Z"
+
+
+def test_the_line_survives_a_restore_from_the_changelog() -> None:
+    eng = engine()
+    me = pid("restored-line")
+    eng.process(subscription(me, T0, "new"))
+    eng.process(subscription(me, T0 + MIN, "ceased"))
+    eng.process(subscription(me, T0 + 2 * MIN, "new"))
+    eng.process(forwarding(me, T0 + 3 * MIN, "set", "not_reachable"))
+    restored = replica_of(eng)
+    assert restored.state.restore_checkpoint(eng.state.checkpoint())
+    out = restored.process(forwarding(me, T0 + 4 * MIN, "set", "busy"))
+    assert out.risk is not None and out.risk.line == "recycled"
+    assert out.risk.forwarding == ["busy", "not_reachable"]
