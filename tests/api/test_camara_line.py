@@ -187,6 +187,8 @@ def test_every_error_the_spec_lists(stack: ApiServer, spec_file: str, path: str,
         cases += [
             ({"phoneNumber": FWD}, "telco-a", 400, "INVALID_ARGUMENT", "Generic400"),
             ({"phoneNumber": FWD, field: "31-12-2024"}, "telco-a", 400, "INVALID_ARGUMENT", "Generic400"),
+            ({"phoneNumber": FWD, field: "2024-12-31T00:00:00Z"}, "telco-a", 400, "INVALID_ARGUMENT", "Generic400"),
+            ({"phoneNumber": FWD, field: 0}, "telco-a", 400, "INVALID_ARGUMENT", "Generic400"),
             ({"phoneNumber": FWD, field: (date.today() + timedelta(days=2)).isoformat()}, "telco-a", 400,
              "OUT_OF_RANGE", "Generic400"),
         ]

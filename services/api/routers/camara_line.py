@@ -19,11 +19,12 @@ A ``tenureDate`` or ``specifiedDate`` after today is ``400 OUT_OF_RANGE``.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import Field, RootModel
+from pydantic import BeforeValidator, Field, RootModel
 from pydantic.json_schema import SkipJsonSchema
 
 from services.api.deps import (
@@ -63,6 +64,20 @@ ForwardingService = Literal["inactive", "unconditional", "conditional_busy", "co
                             "conditional_no_answer"]
 
 
+_FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+
+def _full_date(value: Any) -> Any:
+    # RFC 3339 full-date text only: pydantic's lax date would also take 0 (1970-01-01) or a
+    # date-time, which the published ``format: date`` does not
+    if not isinstance(value, str) or not _FULL_DATE.match(value):
+        raise ValueError("must be a date YYYY-MM-DD")
+    return value
+
+
+FullDate = Annotated[date, BeforeValidator(_full_date)]
+
+
 class CreateCallForwardingSignal(CamaraModel):
     model_config = CamaraModel.model_config | {"json_schema_extra": _phone_required}
     phoneNumber: CamaraPhone | SkipJsonSchema[None] = Absent
@@ -79,7 +94,7 @@ class CallForwardingSignal(RootModel[list[ForwardingService]]):
 class Tenure(CamaraModel):
     model_config = CamaraModel.model_config | {"json_schema_extra": _phone_required}
     phoneNumber: CamaraPhone | SkipJsonSchema[None] = Absent
-    tenureDate: date = Field(description="The date (YYYY-MM-DD) from which continuous tenure is to be confirmed")
+    tenureDate: FullDate = Field(description="The date (YYYY-MM-DD) from which continuous tenure is to be confirmed")
 
 
 class TenureInfo(CamaraModel):
@@ -89,7 +104,7 @@ class TenureInfo(CamaraModel):
 class CreateCheckNumRecycling(CamaraModel):
     model_config = CamaraModel.model_config | {"json_schema_extra": _phone_required}
     phoneNumber: CamaraPhone | SkipJsonSchema[None] = Absent
-    specifiedDate: date = Field(description="Whether the number's subscriber changed after this date (YYYY-MM-DD)")
+    specifiedDate: FullDate = Field(description="Whether the number's subscriber changed after this date (YYYY-MM-DD)")
 
 
 class CheckNumRecyclingInfo(CamaraModel):
