@@ -25,6 +25,7 @@ from services.api.partners import PartnerRegistry
 from services.api.routers import (
     alerts,
     camara,
+    camara_line,
     camara_subscriptions,
     oauth,
     operator,
@@ -162,6 +163,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(camara.sim_router)
     app.include_router(camara.device_router)
     app.include_router(camara_subscriptions.router)
+    app.include_router(camara_line.forwarding_router)
+    app.include_router(camara_line.tenure_router)
+    app.include_router(camara_line.recycling_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

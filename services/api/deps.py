@@ -156,6 +156,14 @@ SimSwapCheckAuth = Annotated[Principal, Security(partner_auth, scopes=["sim-swap
 SimSwapDateAuth = Annotated[Principal, Security(partner_auth, scopes=["sim-swap:retrieve-date"])]
 DeviceSwapCheckAuth = Annotated[Principal, Security(partner_auth, scopes=["device-swap:check"])]
 DeviceSwapDateAuth = Annotated[Principal, Security(partner_auth, scopes=["device-swap:retrieve-date"])]
+UnconditionalForwardingAuth = Annotated[
+    Principal, Security(partner_auth, scopes=["call-forwarding-signal:unconditional-call-forwardings:read"])
+]
+CallForwardingAuth = Annotated[
+    Principal, Security(partner_auth, scopes=["call-forwarding-signal:call-forwardings:read"])
+]
+KycTenureAuth = Annotated[Principal, Security(partner_auth, scopes=["kyc-tenure:check-tenure"])]
+NumberRecyclingAuth = Annotated[Principal, Security(partner_auth, scopes=["number-recycling:check"])]
 
 
 async def require_ready(service: ServiceDep) -> None:

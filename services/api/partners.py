@@ -48,6 +48,12 @@ SCOPES: dict[str, str] = {
     ),
     "sim-swap-subscriptions:read": "CAMARA SIM Swap Subscriptions: read your subscriptions",
     "sim-swap-subscriptions:delete": "CAMARA SIM Swap Subscriptions: delete a subscription",
+    "call-forwarding-signal:unconditional-call-forwardings:read": (
+        "CAMARA Call Forwarding Signal: is unconditional call forwarding active"
+    ),
+    "call-forwarding-signal:call-forwardings:read": "CAMARA Call Forwarding Signal: the call forwardings active",
+    "kyc-tenure:check-tenure": "CAMARA KYC Tenure: check a subscription's tenure",
+    "number-recycling:check": "CAMARA Number Recycling: check whether a number was reassigned",
 }
 _CAMARA = [
     "sim-swap",
@@ -59,6 +65,10 @@ _CAMARA = [
     "sim-swap-subscriptions:org.camaraproject.sim-swap-subscriptions.v0.swapped:create",
     "sim-swap-subscriptions:read",
     "sim-swap-subscriptions:delete",
+    "call-forwarding-signal:unconditional-call-forwardings:read",
+    "call-forwarding-signal:call-forwardings:read",
+    "kyc-tenure:check-tenure",
+    "number-recycling:check",
 ]
 TYPE_SCOPES: dict[str, frozenset[str]] = {
     "bank": frozenset(
@@ -77,6 +87,15 @@ TYPE_SCOPES: dict[str, frozenset[str]] = {
         }
     ),
     "operator": frozenset(SCOPES),
+}
+# Scopes a partner of the type may be given in its entry but does not get by default: the CAMARA
+# checks a bank makes at payment or onboarding time (as it would through GSMA Open Gateway).
+OPT_IN_SCOPES: dict[str, frozenset[str]] = {
+    "bank": frozenset({
+        "sim-swap", "sim-swap:check", "sim-swap:retrieve-date",
+        "call-forwarding-signal:unconditional-call-forwardings:read", "call-forwarding-signal:call-forwardings:read",
+        "kyc-tenure:check-tenure", "number-recycling:check",
+    }),
 }
 DEFAULT_PURPOSE = "dpv:FraudPreventionAndDetection"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1
@@ -111,9 +130,9 @@ class Partner(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Partner:
-        ceiling = TYPE_SCOPES[self.type]
+        ceiling = TYPE_SCOPES[self.type] | OPT_IN_SCOPES.get(self.type, frozenset())
         if self.scopes is None:
-            object.__setattr__(self, "scopes", ceiling)
+            object.__setattr__(self, "scopes", TYPE_SCOPES[self.type])
         else:
             unknown = set(self.scopes) - set(SCOPES)
             if unknown:

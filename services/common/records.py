@@ -24,7 +24,10 @@ NumberKind = Literal["e164", "short_code", "alphanumeric"]
 # The side a view describes: the number/device originated the traffic, received it, or is
 # the subject of a SIM/device change.
 Role = Literal["out", "in", "change"]
-EventType = Literal["sms", "call", "sim"]
+EventType = Literal["sms", "call", "sim", "forwarding", "subscription"]
+ForwardingKind = Literal["unconditional", "busy", "no_answer", "not_reachable"]
+SubscriptionChange = Literal["new", "ported_in", "ported_out", "ceased"]
+Contract = Literal["PAYG", "PAYM", "business"]
 
 
 # Views and their parts are flat (strings, numbers, each other: no container, so no reference
@@ -49,12 +52,23 @@ class SimMeta(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     device: str | None = None
 
 
+class ForwardingMeta(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
+    action: Literal["set", "cleared"]
+    kind: ForwardingKind
+
+
+class SubscriptionMeta(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
+    change: SubscriptionChange
+    contract: Contract | None = None
+
+
 class View(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """One side of one raw event, keyed by ``entity`` (the pseudonym of that side).
 
     Number views go to ``fraudradar.numbers``: an SMS or call yields an ``out`` view for the
     originator and an ``in`` view for the recipient; a SIM change yields a ``change`` view for
-    the number. Device views go to ``fraudradar.devices``: the subscriber's device (IMEI) as
+    the number, and so does a call-forwarding or subscription lifecycle change. Device views go
+    to ``fraudradar.devices``: the subscriber's device (IMEI) as
     seen on an SMS, call or change, with the IMSI and number it was used with.
     """
 
@@ -81,6 +95,8 @@ class View(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     sms: SmsMeta | None = None
     call: CallMeta | None = None
     sim: SimMeta | None = None
+    forwarding: ForwardingMeta | None = None
+    subscription: SubscriptionMeta | None = None
     number_enc: str | None = None   # AEAD(E.164) of the number (number views) or of the subscriber
     #                                  number (device views), for E.164 numbers only
     v: int = VIEW_VERSION
@@ -114,6 +130,13 @@ class Risk(msgspec.Struct, frozen=True, omit_defaults=True):
     campaign_id: str | None = None
     number_enc: str | None = None
     key_id: str | None = None
+    # numbers, from forwarding and subscription events (CAMARA Call Forwarding Signal, KYC
+    # Tenure, Number Recycling): the call forwardings set now, the line's lifecycle, the latest
+    # activation (new subscription or port-in) and the first event time the scorer holds
+    forwarding: list[ForwardingKind] | None = None
+    line: Literal["active", "ceased", "recycled"] | None = None
+    activated_at: str | None = None
+    first_seen_at: str | None = None
 
 
 class Window(msgspec.Struct, frozen=True):

@@ -32,6 +32,7 @@ import orjson
 import yaml
 
 from services.common.pseudonym import Key, Pseudonymizer
+from services.ingest.decode import load_schema
 from services.ingest.exceptions import CdrImportError
 
 # Reasons of the mapping step (ingest's own codes — INVALID_NUMBER, ... — follow after it).
@@ -118,6 +119,8 @@ class CdrMapping:
     encoding: str = "utf-8"
     region: str = "NL"
     headers: list[str] = field(default_factory=list)
+    forwarding: dict[str, FieldSpec] = field(default_factory=dict)
+    subscription: dict[str, FieldSpec] = field(default_factory=dict)
 
 
 def load_mapping(path: Path) -> CdrMapping:
@@ -137,7 +140,7 @@ def load_mapping(path: Path) -> CdrMapping:
         except ZoneInfoNotFoundError as exc:
             raise CdrImportError(f"mapping: unknown time zone {tz_name!r}") from exc
         sections = {s: {k: FieldSpec.parse(f"{s}.{k}", v) for k, v in (doc.get(s) or {}).items()}
-                    for s in ("sms", "call", "sim")}
+                    for s in ("sms", "call", "sim", "forwarding", "subscription")}
         top = {k: FieldSpec.parse(k, v) for k, v in (doc.get("columns") or {}).items()}
         unknown = set(top) - set(_FIELDS_TOP)
         if unknown:
@@ -154,6 +157,7 @@ def load_mapping(path: Path) -> CdrMapping:
             top=top, sms=sections["sms"], call=sections["call"], sim=sections["sim"],
             delimiter=str(doc.get("delimiter", ",")), encoding=str(doc.get("encoding", "utf-8")),
             region=str(doc.get("region", "NL")),
+            forwarding=sections["forwarding"], subscription=sections["subscription"],
         )
     except KeyError as exc:
         raise CdrImportError(f"mapping {path}: missing required key {exc.args[0]!r}") from exc
@@ -201,12 +205,15 @@ def _as_bool(value: Any, name: str) -> bool:
     raise RowError(WRONG_TYPE, f"{name}: {str(value)[:40]!r} is not a yes/no value")
 
 
+_TYPES: tuple[str, ...] = tuple(load_schema()["properties"]["type"]["enum"])
+
+
 def map_row(row: Mapping[str, str], mapping: CdrMapping, row_number: int, source: str) -> dict[str, Any]:
     """One CSV row → a raw contract event (before ingest's own checks). Raises ``RowError``."""
     operator = str(mapping.operator.get(row, "operator"))
     etype = str(mapping.type.get(row, "type"))
-    if etype not in ("sms", "call", "sim"):
-        raise RowError(UNMAPPED_VALUE, f"type maps to {etype!r}, not sms, call or sim")
+    if etype not in _TYPES:
+        raise RowError(UNMAPPED_VALUE, f"type maps to {etype!r}, not one of {', '.join(_TYPES)}")
     ts_raw = (row.get(mapping.timestamp_column) or "").strip()
     if not ts_raw:
         raise RowError(MISSING_FIELD, f"timestamp column {mapping.timestamp_column!r} is empty")
@@ -250,6 +257,8 @@ def map_row(row: Mapping[str, str], mapping: CdrMapping, row_number: int, source
         answered = (_as_bool(c["answered"].get(row, "call.answered"), "call.answered") if "answered" in c
                     else duration > 0)
         event["call"] = {"duration_s": int(duration) if duration.is_integer() else duration, "answered": answered}
+    elif etype in ("forwarding", "subscription"):
+        event[etype] = _line_section(row, etype, mapping.forwarding if etype == "forwarding" else mapping.subscription)
     else:
         m = mapping.sim
         if "change" not in m or "msisdn" not in m:
@@ -264,6 +273,29 @@ def map_row(row: Mapping[str, str], mapping: CdrMapping, row_number: int, source
                     sim[name] = str(value)
         event["sim"] = sim
     return event
+
+
+# the contract's fields of a forwarding / subscription event: required ones, then optional ones
+_LINE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "forwarding": (("action", "kind", "msisdn"), ()),
+    "subscription": (("change", "msisdn"), ("contract",)),
+}
+
+
+def _line_section(row: Mapping[str, str], etype: str, specs: dict[str, FieldSpec]) -> dict[str, Any]:
+    """The ``forwarding`` or ``subscription`` object of a row (its values are checked by ingest)."""
+    required, optional = _LINE_FIELDS[etype]
+    missing = [name for name in required if name not in specs]
+    if missing:
+        raise RowError(MISSING_FIELD, f"{etype}.{', '.join(missing)} must be mapped for {etype} rows")
+    out: dict[str, Any] = {name: str(specs[name].get(row, f"{etype}.{name}")) for name in required}
+    for name in optional:
+        if name in specs:
+            spec = specs[name]
+            loose = FieldSpec(spec.column, spec.values, spec.default, spec.constant, required=False)
+            if (value := loose.get(row, f"{etype}.{name}")) is not None:
+                out[name] = str(value)
+    return out
 
 
 @dataclass

@@ -44,11 +44,13 @@ SCHEMA_VERSION_CODE: Final = "SCHEMA_VERSION"
 INVALID_FIELD: Final = "INVALID_FIELD"
 FUTURE_EVENT: Final = "FUTURE_EVENT"
 DUPLICATE_KEY: Final = "DUPLICATE_KEY"
+INVALID_FORWARDING: Final = "INVALID_FORWARDING"      # forwarding.action / forwarding.kind not in the contract
+INVALID_SUBSCRIPTION: Final = "INVALID_SUBSCRIPTION"  # subscription.change / subscription.contract not in it
 
 REASON_CODES: Final = (
     INVALID_JSON, NOT_AN_OBJECT, TOO_LARGE, MISSING_FIELD, WRONG_TYPE, UNKNOWN_TYPE, BAD_TIMESTAMP,
     INVALID_NUMBER, INVALID_IMEI, INVALID_IMSI, SCHEMA_VERSION_CODE, INVALID_FIELD, FUTURE_EVENT,
-    DUPLICATE_KEY,
+    DUPLICATE_KEY, INVALID_FORWARDING, INVALID_SUBSCRIPTION,
 )
 
 # Keys under which telcos have been seen to send message text; removed, never read.
@@ -74,6 +76,18 @@ class SimInfo(msgspec.Struct, frozen=True):
     imei: str | None
 
 
+class ForwardingInfo(msgspec.Struct, frozen=True):
+    action: str   # set | cleared
+    kind: str     # unconditional | busy | no_answer | not_reachable
+    msisdn: str
+
+
+class SubscriptionInfo(msgspec.Struct, frozen=True):
+    change: str          # new | ported_in | ported_out | ceased
+    msisdn: str
+    contract: str | None  # PAYG | PAYM | business
+
+
 class RawEvent(msgspec.Struct, frozen=True):
     """A validated raw event; identifiers are still as sent (normalised by ``transform``)."""
 
@@ -91,6 +105,8 @@ class RawEvent(msgspec.Struct, frozen=True):
     call: CallInfo | None
     sim: SimInfo | None
     content_stripped: bool
+    forwarding: ForwardingInfo | None = None
+    subscription: SubscriptionInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +123,9 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
-_validator = jsonschema_rs.validator_for(load_schema())
+_SCHEMA: Final = load_schema()
+_validator = jsonschema_rs.validator_for(_SCHEMA)
+_TYPES: Final[tuple[str, ...]] = tuple(_SCHEMA["properties"]["type"]["enum"])
 _parse = msgspec.json.Decoder().decode  # 1.4x orjson 3.8 to dicts here (bench/decode.py)
 # Every object member name ends in '"', optional JSON whitespace and ':'. Occurrences inside
 # string values only add to the count, so "count == members decoded" proves no key repeats.
@@ -178,7 +196,7 @@ def _schema_reason(obj: dict[str, Any]) -> Rejected:
     if kind == "Required":
         return Rejected(MISSING_FIELD, f"{field}: {error.message}")
     if leaf == "type" and len(path) == 1 and kind in ("Enum", "Constant"):
-        return Rejected(UNKNOWN_TYPE, "type must be one of sms, call, sim")
+        return Rejected(UNKNOWN_TYPE, f"type must be one of {', '.join(_TYPES)}")
     if leaf == "schema_version":
         return Rejected(SCHEMA_VERSION_CODE, f"unsupported schema_version (this ingest reads {SCHEMA_VERSION})")
     if kind == "Type":
@@ -191,6 +209,10 @@ def _schema_reason(obj: dict[str, Any]) -> Rejected:
         return Rejected(INVALID_IMSI, f"{field} must be 6 to 15 digits")
     if leaf in _NUMBER_FIELDS:
         return Rejected(INVALID_NUMBER, f"{field} must be 1 to 32 characters")
+    if path[0] == "forwarding":
+        return Rejected(INVALID_FORWARDING, f"{field}: {error.message[:120]}")
+    if path[0] == "subscription":
+        return Rejected(INVALID_SUBSCRIPTION, f"{field}: {error.message[:120]}")
     return Rejected(INVALID_FIELD, f"{field}: {error.message[:120]}")
 
 
@@ -249,9 +271,15 @@ def _from_object(obj: dict[str, Any]) -> RawEvent | Rejected:
         call = CallInfo(duration, c["answered"])
     if (m := obj.get("sim")) is not None:
         sim = SimInfo(m["change"], m["msisdn"], m.get("imsi"), m.get("imei"))
+    forwarding = subscription = None
+    if (f := obj.get("forwarding")) is not None:
+        forwarding = ForwardingInfo(f["action"], f["kind"], f["msisdn"])
+    if (u := obj.get("subscription")) is not None:
+        subscription = SubscriptionInfo(u["change"], u["msisdn"], u.get("contract"))
     return RawEvent(
         event_id=obj["event_id"], operator=obj["operator"], type=obj["type"], occurred_ms=occurred_ms,
         a_number=obj.get("a_number"), b_number=obj.get("b_number"), direction=obj.get("direction", "mo"),
         imei=obj.get("imei"), imsi=obj.get("imsi"), cell_id=obj.get("cell_id"),
         sms=sms, call=call, sim=sim, content_stripped=content_stripped,
+        forwarding=forwarding, subscription=subscription,
     )

@@ -2,8 +2,9 @@
 
 This is the privacy boundary: the raw event holds plaintext identifiers, the views hold only
 pseudonyms (plus the E.164 sealed for disclosure under a separate key). For an SMS or a call
-the originator gets an ``out`` view and the recipient an ``in`` view; a SIM or device change
-gets a ``change`` view on the number. The subscriber's device (IMEI) gets a device view on
+the originator gets an ``out`` view and the recipient an ``in`` view; a SIM or device change,
+a call-forwarding change and a subscription lifecycle change get a ``change`` view on the
+number. The subscriber's device (IMEI) gets a device view on
 every event that names it, carrying the IMSI and number pseudonyms it was used with.
 
 A view id is deterministic (digest of operator and event id plus a side code), so a replayed
@@ -25,7 +26,15 @@ from services.common.normalise import (
     tac_of,
 )
 from services.common.pseudonym import Discloser, Pseudonymizer
-from services.common.records import CallMeta, Role, SimMeta, SmsMeta, View
+from services.common.records import (
+    CallMeta,
+    ForwardingMeta,
+    Role,
+    SimMeta,
+    SmsMeta,
+    SubscriptionMeta,
+    View,
+)
 from services.ingest.decode import RawEvent, Rejected
 
 _SIDE_SUFFIX = {("number", "out"): "no", ("number", "in"): "ni", ("number", "change"): "nc",
@@ -114,6 +123,9 @@ class Transformer:
                 ))
             return views
 
+        if ev.type in ("forwarding", "subscription"):
+            return [self._line_view(ev, region, digest, common)]
+
         assert ev.a_number is not None and ev.b_number is not None
         a = self._number(ev.a_number, region, alphanumeric=ev.type == "sms")
         b = self._number(ev.b_number, region, alphanumeric=False)
@@ -145,3 +157,20 @@ class Transformer:
                 number_enc=self._seal(subscriber), **common,
             ))
         return views
+
+    def _line_view(self, ev: RawEvent, region: str, digest: str, common: dict[str, Any]) -> View:
+        """The number's ``change`` view of a call-forwarding or subscription lifecycle change (the
+        line, not a handset: no device view, and the event's own device fields are not read)."""
+        forwarding = subscription = None
+        if ev.forwarding is not None:
+            msisdn = ev.forwarding.msisdn
+            forwarding = ForwardingMeta(action=ev.forwarding.action, kind=ev.forwarding.kind)  # type: ignore[arg-type]
+        else:
+            assert ev.subscription is not None
+            msisdn = ev.subscription.msisdn
+            subscription = SubscriptionMeta(change=ev.subscription.change,  # type: ignore[arg-type]
+                                            contract=ev.subscription.contract)  # type: ignore[arg-type]
+        subject = self._number(msisdn, region, alphanumeric=False)
+        return View(view_id=digest + "nc", entity_type="number", entity=subject.pseudonym, role="change",
+                    number_kind=subject.number.kind, forwarding=forwarding, subscription=subscription,
+                    number_enc=self._seal(subject), **common)

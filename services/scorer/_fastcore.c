@@ -48,6 +48,17 @@ static const char HEADER[] = "qqIIIIIIIIIIQBBBIffIq";
 static const char LINK_TAIL[] = "IIBI";
 enum { LINK_S, LINK_EXPIRES_S, LINK_SCORE, LINK_FP, N_LINK };   /* the link tail's fields */
 #define ON_NET 2
+/* a number's line in EVICTED's bits 2-7 (layout.py: FORWARDING_BITS, LINE_*) */
+#define FWD_UNCONDITIONAL 4
+#define FWD_BUSY 8
+#define FWD_NO_ANSWER 16
+#define FWD_NOT_REACHABLE 32
+#define FORWARDING_MASK 60
+#define LINE_MASK 192
+#define LINE_ACTIVE 64
+#define LINE_CEASED 128
+#define LINE_RECYCLED 192
+#define LINE_STATE_MASK (FORWARDING_MASK | LINE_MASK)
 #define REBASE_MS (40LL * 300000LL)
 static const double TAU_5M = 300000.0, TAU_1H = 3600000.0, TAU_24H = 86400000.0;
 
@@ -85,6 +96,7 @@ typedef struct {
 } rec_t;
 
 static PyObject *S_occurred_ms, *S_role, *S_type, *S_sms, *S_has_url, *S_call, *S_answered, *S_duration_s,
+    *S_forwarding, *S_subscription, *S_action, *S_kind,
     *S_peer, *S_peer_kind, *S_sim, *S_change, *S_cell, *S_subscriber, *S_device, *S_tac, *S_entity, *S_imsi,
     *S_number;
 
@@ -326,6 +338,47 @@ static int has_url(PyObject *view) {
     return rc;
 }
 
+/* features.apply_line: a call-forwarding or subscription lifecycle change of a number's line */
+static int apply_line(rec_t *r, PyObject *view, int64_t t_s) {
+    int64_t bits = r->iv[EVICTED];
+    PyObject *fwd = attr(view, S_forwarding);
+    if (!fwd) return -1;
+    if (fwd != Py_None) {
+        PyObject *action = attr(fwd, S_action), *kind = action ? attr(fwd, S_kind) : NULL;
+        Py_DECREF(fwd);
+        if (!action || !kind) { Py_XDECREF(action); Py_XDECREF(kind); return -1; }
+        int64_t bit = str_is(kind, "unconditional") ? FWD_UNCONDITIONAL : str_is(kind, "busy") ? FWD_BUSY
+                      : str_is(kind, "no_answer") ? FWD_NO_ANSWER : str_is(kind, "not_reachable") ? FWD_NOT_REACHABLE : 0;
+        if (str_is(action, "set")) bits |= bit;
+        else if (str_is(action, "cleared")) bits &= ~bit;
+        Py_DECREF(action); Py_DECREF(kind);
+        r->iv[EVICTED] = bits;
+        return 0;
+    }
+    Py_DECREF(fwd);
+    PyObject *sub = attr(view, S_subscription);
+    if (!sub) return -1;
+    if (sub == Py_None) { Py_DECREF(sub); return 0; }
+    PyObject *change = attr(sub, S_change);
+    Py_DECREF(sub);
+    if (!change) return -1;
+    int64_t line = bits & LINE_MASK;
+    if (str_is(change, "new")) {
+        r->iv[ACTIVATED_S] = imax(r->iv[ACTIVATED_S], t_s);
+        line = line == LINE_CEASED ? LINE_RECYCLED : (line ? line : LINE_ACTIVE);
+    } else if (str_is(change, "ported_in")) {
+        r->iv[SIM_CHANGED_S] = imax(r->iv[SIM_CHANGED_S], t_s);
+        r->iv[ACTIVATED_S] = imax(r->iv[ACTIVATED_S], t_s);
+        line = LINE_ACTIVE;
+    } else if (str_is(change, "ceased") || str_is(change, "ported_out")) {
+        line = LINE_CEASED;
+        bits &= ~(int64_t)FORWARDING_MASK;
+    }
+    Py_DECREF(change);
+    r->iv[EVICTED] = (bits & ~(int64_t)LINE_MASK) | line;
+    return 0;
+}
+
 static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, double short_call_s, PyObject *a2p) {
     int rc = 0;
     double w[3];
@@ -393,6 +446,7 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
             Py_DECREF(change);
         } else {
             Py_DECREF(sim);
+            if (apply_line(r, view, t_s) < 0) FAIL;
         }
     }
     if (!(cell = attr(view, S_cell))) FAIL;
@@ -715,12 +769,18 @@ static PyObject *apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     Py_DECREF(t_o);
     if (overflow || t_ms < 0 || t_ms > 4294967295000LL) { PyErr_Clear(); Py_RETURN_NONE; }
     int64_t before_sim = r.iv[SIM_CHANGED_S], before_device = r.iv[DEVICE_CHANGED_S];
+    int64_t before_activated = r.iv[ACTIVATED_S], before_line = r.iv[EVICTED] & LINE_STATE_MASK;
     int rc = is_number ? apply_number(&r, view, t_ms, night, short_call_s, a2p) : apply_device(&r, view, t_ms, a2p);
     if (rc < 0) { PyErr_Clear(); Py_RETURN_NONE; }
     if (has_offset) r.iv[OFFSET] = offset;
     if (fits(l, &r) < 0) Py_RETURN_NONE;
     int64_t now_ms = r.iv[LAST_MS], now_s = now_ms / 1000;
-    int changed = r.iv[SIM_CHANGED_S] != before_sim || r.iv[DEVICE_CHANGED_S] != before_device;
+    /* an activation is a change too: it is the latest SIM change and first device association */
+    int changed = r.iv[SIM_CHANGED_S] != before_sim || r.iv[DEVICE_CHANGED_S] != before_device
+                  || r.iv[ACTIVATED_S] != before_activated;
+    /* a forwarding or lifecycle change of the line is one as well (and never takes the quiet path) */
+    int line_changed = (r.iv[EVICTED] & LINE_STATE_MASK) != before_line;
+    changed = changed || line_changed;
     double activity = out_activity(&r, is_number);
     int modem = 0;
     if (PySet_GET_SIZE(modem_tacs)) {
@@ -732,7 +792,7 @@ static PyObject *apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     }
     int64_t changed_s = imax(imax(r.iv[SIM_CHANGED_S], r.iv[DEVICE_CHANGED_S]), r.iv[ACTIVATED_S]);
     if (activity < min_activity && !modem && !r.iv[RISK_LEVEL] && !r.iv[FLAG_EXPIRES_S]
-        && now_s - changed_s > 86400 && !protected_) {
+        && now_s - changed_s > 86400 && !protected_ && !line_changed) {
         PyObject *out = pack(l, &r);
         if (!out) return NULL;
         return Py_BuildValue("(iNL)", 1, out, (long long)now_ms);
@@ -824,7 +884,8 @@ PyMODINIT_FUNC PyInit__fastcore(void) {
     INTERN(S_duration_s, "duration_s"); INTERN(S_peer, "peer"); INTERN(S_peer_kind, "peer_kind");
     INTERN(S_sim, "sim"); INTERN(S_change, "change"); INTERN(S_cell, "cell"); INTERN(S_subscriber, "subscriber");
     INTERN(S_device, "device"); INTERN(S_tac, "tac"); INTERN(S_entity, "entity"); INTERN(S_imsi, "imsi");
-    INTERN(S_number, "number");
+    INTERN(S_number, "number"); INTERN(S_forwarding, "forwarding"); INTERN(S_subscription, "subscription");
+    INTERN(S_action, "action"); INTERN(S_kind, "kind");
     for (int k = 0; k < N_KEYS; k++) INTERN(KEYS[k], KEY_TEXT[k]);
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;

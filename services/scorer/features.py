@@ -80,8 +80,15 @@ from services.scorer.layout import (
     EVICTED,
     FIRST_S,
     FLAG_EXPIRES_S,
+    FORWARDING_BITS,
+    FORWARDING_MASK,
     HEADER_FORMAT,
     LAST_MS,
+    LINE_ACTIVE,
+    LINE_CEASED,
+    LINE_MASK,
+    LINE_RECYCLED,
+    LINE_STATE_MASK,
     LINK_EXPIRES_S,
     LINK_TAIL_FORMAT,
     N_VIEWS,
@@ -165,6 +172,8 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
                 values[ACTIVATED_S] = max(int(values[ACTIVATED_S]), t_s)
             elif sim.change == "device_change":
                 values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
+        else:
+            apply_line(values, view, t_s)
     if view.cell is not None and remember(values, _N_CELL_SET, fp32(view.cell)):
         add(values, _N_NEW_CELL, weights)
     if view.subscriber:
@@ -178,6 +187,37 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
         values[DEVICE_FP] = device
     _set_tac(values, view.tac)
 
+
+def apply_line(values: list[float], view: View, t_s: int) -> None:
+    """A number's call-forwarding or subscription lifecycle change (``layout``: EVICTED's bits 2-7).
+
+    Forwarding sets or clears its kind's bit. A new subscription is an activation (the tenure
+    starts; after a cease the number was recycled); a port-in is a SIM change and starts the
+    tenure at this operator; a cease or port-out ends the line and its forwardings.
+    """
+    bits = int(values[EVICTED])
+    forwarding, subscription = view.forwarding, view.subscription
+    if forwarding is not None:
+        bit = FORWARDING_BITS.get(forwarding.kind, 0)
+        if forwarding.action == "set":
+            bits |= bit
+        elif forwarding.action == "cleared":
+            bits &= ~bit
+    elif subscription is not None:
+        line = bits & LINE_MASK
+        change = subscription.change
+        if change == "new":
+            values[ACTIVATED_S] = max(int(values[ACTIVATED_S]), t_s)
+            line = LINE_RECYCLED if line == LINE_CEASED else (line or LINE_ACTIVE)
+        elif change == "ported_in":
+            values[SIM_CHANGED_S] = max(int(values[SIM_CHANGED_S]), t_s)
+            values[ACTIVATED_S] = max(int(values[ACTIVATED_S]), t_s)
+            line = LINE_ACTIVE
+        elif change in ("ceased", "ported_out"):
+            line = LINE_CEASED
+            bits &= ~FORWARDING_MASK
+        bits = (bits & ~LINE_MASK) | line
+    values[EVICTED] = bits
 
 
 
@@ -252,7 +292,8 @@ def apply_view(is_number: bool, packed: bytes | None, view: View, offset: int | 
     values = layout.unpack(packed) if packed is not None else layout.empty()
     if offset is not None and offset <= values[OFFSET]:
         return (0, int(values[RISK_SCORE]))
-    before_sim, before_device = values[SIM_CHANGED_S], values[DEVICE_CHANGED_S]
+    before_sim, before_device, before_activated = values[SIM_CHANGED_S], values[DEVICE_CHANGED_S], values[ACTIVATED_S]
+    before_line = int(values[EVICTED]) & LINE_STATE_MASK
     if is_number:
         apply_number(values, view, night, short_call_s, a2p_allow)
     else:
@@ -260,12 +301,17 @@ def apply_view(is_number: bool, packed: bytes | None, view: View, offset: int | 
     if offset is not None:
         values[OFFSET] = offset
     now_ms = int(values[LAST_MS])
-    changed = values[SIM_CHANGED_S] != before_sim or values[DEVICE_CHANGED_S] != before_device
+    # an activation is a change too: it is the latest SIM change and the first device association
+    changed = (values[SIM_CHANGED_S] != before_sim or values[DEVICE_CHANGED_S] != before_device
+               or values[ACTIVATED_S] != before_activated)
+    # a forwarding or lifecycle change of the line is one as well (and never takes the quiet path)
+    line_changed = int(values[EVICTED]) & LINE_STATE_MASK != before_line
+    changed = changed or line_changed
     activity = out_activity(values, layout)
     modem = int(values[TAC]) in modem_tacs
     if (activity < min_activity and not modem and not values[RISK_LEVEL] and not values[FLAG_EXPIRES_S]
             and now_ms // 1000 - max(values[SIM_CHANGED_S], values[DEVICE_CHANGED_S], values[ACTIVATED_S]) > 86_400
-            and not protected):
+            and not protected and not line_changed):
         return (1, layout.pack(values), now_ms)
     return (2, values, changed, activity, modem, number_features(values) if is_number else device_features(values))
 

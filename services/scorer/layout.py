@@ -32,7 +32,9 @@ DEVICE_FP = 12        # Q  64-bit fingerprint of the current device (numbers) / 
 RISK_SCORE = 13       # B  score of the latest Risk emitted
 RISK_LEVEL = 14       # B  level rank of the latest Risk emitted
 EVICTED = 15          # B  bit 0: the recipient set has overflowed (distinct count is sketched);
-#                           bit 1 (numbers): seen as a reporting operator's subscriber (ON_NET)
+#                           bit 1 (numbers): seen as a reporting operator's subscriber (ON_NET);
+#                           bits 2-5 (numbers): call forwarding set, one bit per kind (FORWARDING_BITS);
+#                           bits 6-7 (numbers): the line's lifecycle (LINE_*)
 TAC = 16              # I  TAC of the device (devices) / of the current device (numbers), 0 unknown
 MODEL_POINTS = 17     # f  points of the latest model scoring (kept between scorings)
 SCORED_ACTIVITY = 18  # f  activity at the latest model scoring (re-score when it grows)
@@ -43,6 +45,14 @@ BASE_MS = 20          # q  base time of the forward-decayed counters (0 = none y
 CAMPAIGN_BITS = BASE_MS
 ON_NET = 2            # EVICTED bit 1: the number is some reporting operator's subscriber; numbers
 #                       only ever seen from the other side (abroad, off-net) keep it clear
+# a number's line, from forwarding and subscription events (in EVICTED's spare bits: no new field)
+FORWARDING_BITS = {"unconditional": 4, "busy": 8, "no_answer": 16, "not_reachable": 32}
+FORWARDING_MASK = 60
+LINE_MASK = 192
+LINE_ACTIVE = 64      # a new subscription or a port-in (the tenure starts at ACTIVATED_S)
+LINE_CEASED = 128     # ceased or ported out
+LINE_RECYCLED = 192   # a new subscription after a cease: the number was reassigned at ACTIVATED_S
+LINE_STATE_MASK = FORWARDING_MASK | LINE_MASK
 HEADER_FORMAT = "qqIIIIIIIIIIQBBBIffIq"
 HEADER_LEN = len(HEADER_FORMAT)
 DEVICE_FP_OFFSET = struct.calcsize("<" + HEADER_FORMAT[:DEVICE_FP])   # byte offset of DEVICE_FP in a record

@@ -11,7 +11,7 @@ from services.scorer import layout as L
 from services.scorer.output import EngineOutput
 from services.scorer.policy import Policy
 from services.scorer.state import EntityTable, PartitionState, entity_text
-from services.scorer.verdicts import Verdicts
+from services.scorer.verdicts import Verdicts, has_dates
 
 
 @dataclass(eq=False)
@@ -79,7 +79,7 @@ class Sweeper:
             del records[key]
             table.dirty.add(key)
             self.counters["forgotten"] += 1
-            if values[L.RISK_LEVEL] or values[L.SIM_CHANGED_S] or values[L.DEVICE_CHANGED_S] or link_expires:
+            if values[L.RISK_LEVEL] or has_dates(values) or link_expires:
                 tombstones.append((kind, entity_text(key)))
         # (an idle entity is deleted, or kept with only a link flag that has not expired: the
         # scan's exclusion of idle keys from ``expired`` is what a second pass would find)
@@ -96,8 +96,8 @@ class Sweeper:
             table.dirty.add(key)
             entity = entity_text(key)
             flagged = values[L.RISK_LEVEL] or values[at + L.LINK_SCORE]
-            if flagged or values[L.SIM_CHANGED_S] or values[L.DEVICE_CHANGED_S]:
-                # still flagged by the other verdict, or SIM/device swap answers need the change dates
+            if flagged or has_dates(values):
+                # still flagged by the other verdict, or CAMARA answers need the dates and the line
                 level = LEVELS[int(values[L.RISK_LEVEL])]
                 risk_updates.append(self.verdicts.risk(values, kind, entity, score=int(values[L.RISK_SCORE]),
                                                        level=level, reasons=[], now_ms=horizon_ms))

@@ -55,7 +55,7 @@ class Verdicts:
             values[L.RISK_SCORE] = reported
             values[L.RISK_LEVEL] = rank
             values[L.RISK_AT_S] = now_s
-            if rank >= 1 or values[L.SIM_CHANGED_S] or values[L.DEVICE_CHANGED_S]:
+            if rank >= 1 or has_dates(values):
                 output.risk = self.risk(values, view.entity_type, view.entity, score=reported, level=level,
                                         reasons=reasons, now_ms=now_ms, campaign=campaign,
                                         number_enc=view.number_enc, key_id=view.key_id)
@@ -116,11 +116,12 @@ class Verdicts:
             entity_type=entity_type, entity=entity, score=score, level=level, reasons=reasons[:5],
             updated_at=iso_ms(now_ms), expires_at=iso_s(expires_s), model_version=self.model_version,
             first_flagged_at=iso_s(first_s) if flagged and first_s else None,
-            sim_changed_at=iso_s(values[L.SIM_CHANGED_S]) if values[L.SIM_CHANGED_S] else None,
-            device_changed_at=iso_s(values[L.DEVICE_CHANGED_S]) if values[L.DEVICE_CHANGED_S] else None,
+            sim_changed_at=_latest(values[L.SIM_CHANGED_S], values[L.ACTIVATED_S]),
+            device_changed_at=_latest(values[L.DEVICE_CHANGED_S], values[L.ACTIVATED_S]),
             campaign_id=campaign,
             number_enc=number_enc if entity_type == "number" else None,
             key_id=key_id if entity_type == "number" and number_enc else None,
+            **(_line(values) if entity_type == "number" else {}),
         )
 
     def alert(self, values: list[Any], view: View, *, score: int, level: Level, reasons: list[Reason],
@@ -141,6 +142,37 @@ class Verdicts:
             key_id=view.key_id if view.entity_type == "number" and view.number_enc else None,
             ingested_ms=view.ingested_ms,
         )
+
+
+_LINES = {L.LINE_ACTIVE: "active", L.LINE_CEASED: "ceased", L.LINE_RECYCLED: "recycled"}
+
+
+def has_dates(values: list[Any]) -> bool:
+    """Whether the record holds what CAMARA answers need even unflagged: a SIM/device change, an
+    activation, a call forwarding or a lifecycle change."""
+    return bool(values[L.SIM_CHANGED_S] or values[L.DEVICE_CHANGED_S] or values[L.ACTIVATED_S]
+                or int(values[L.EVICTED]) & L.LINE_STATE_MASK)
+
+
+def _line(values: list[Any]) -> dict[str, Any]:
+    """A number's line on its Risk record: forwardings set, lifecycle, activation, first seen."""
+    bits = int(values[L.EVICTED])
+    forwarding = [kind for kind, bit in L.FORWARDING_BITS.items() if bits & bit]
+    return {
+        "forwarding": forwarding or None,
+        "line": _LINES.get(bits & L.LINE_MASK),
+        "activated_at": iso_s(values[L.ACTIVATED_S]) if values[L.ACTIVATED_S] else None,
+        "first_seen_at": iso_s(values[L.FIRST_S]) if values[L.FIRST_S] else None,
+    }
+
+
+def _latest(changed_s: int, activated_s: int) -> str | None:
+    """The latest SIM/device change as CAMARA SIM Swap and Device Swap define it: the last swap or,
+    when later, the activation (a new subscription is the SIM's first install and the number's
+    first device association). Only an operator's activation event sets ``ACTIVATED_S``; the
+    first time this system sees a number (``FIRST_S``) is no activation and never counts."""
+    latest = max(int(changed_s), int(activated_s))
+    return iso_s(latest) if latest else None
 
 
 def campaign_of(anchor: str) -> str:

@@ -70,6 +70,15 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, bool], int]] = [
         201,
     ),
     ("GET", "/sim-swap-subscriptions/v0.3/subscriptions", None, ONLY("telco-a", "operator-a"), 200),
+    ("POST", "/call-forwarding-signal/v0.4/unconditional-call-forwardings", {"phoneNumber": PHONE},
+     ONLY("telco-a", "operator-a"), 200),
+    ("POST", "/call-forwarding-signal/v0.4/call-forwardings", {"phoneNumber": PHONE}, ONLY("telco-a", "operator-a"),
+     200),
+    # past authorization: PHONE has no records, KYC Tenure's SERVICE_NOT_APPLICABLE
+    ("POST", "/kyc-tenure/v0.2/check-tenure", {"phoneNumber": PHONE, "tenureDate": "2024-01-01"},
+     ONLY("telco-a", "operator-a"), 422),
+    ("POST", "/number-recycling/v0.2/check", {"phoneNumber": PHONE, "specifiedDate": "2024-01-01"},
+     ONLY("telco-a", "operator-a"), 200),
     # past authorization: no such subscription (of theirs)
     ("GET", f"/sim-swap-subscriptions/v0.3/subscriptions/{NO_SUCH}", None, ONLY("telco-a", "operator-a"), 404),
     ("DELETE", f"/sim-swap-subscriptions/v0.3/subscriptions/{NO_SUCH}", None, ONLY("telco-a", "operator-a"), 404),
@@ -120,7 +129,7 @@ def test_subscription_scopes_are_separate(api: ApiServer) -> None:
     token = api.token("telco-a", scope="sim-swap-subscriptions:read")
     headers = {"Authorization": f"Bearer {token}"}
     base = "/sim-swap-subscriptions/v0.3/subscriptions"
-    body = ROUTES[-4][2]
+    body = next(route[2] for route in ROUTES if route[:2] == ("POST", base))
     with api.client() as c:
         assert c.get(base, headers=headers).status_code == 200
         assert c.post(base, json=body, headers=headers).status_code == 403

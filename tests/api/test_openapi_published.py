@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
 from services.api.app import create_app
 from services.api.config import ApiSettings
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+SPECS = Path(__file__).resolve().parent / "specs"   # vendored CAMARA releases
 
 
 def test_published_openapi_is_current() -> None:
@@ -35,3 +38,11 @@ def test_every_operation_declares_errors_and_scopes() -> None:
                 continue
             assert operation.get("security"), (method, path)
             assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
+
+
+def test_the_specs_are_vendored_with_their_licence() -> None:
+    for name in ("camara-call-forwarding-signal-v0.4.0.yaml", "camara-kyc-tenure-v0.2.0.yaml",
+                 "camara-number-recycling-v0.2.0.yaml"):
+        info = yaml.safe_load((SPECS / name).read_text())["info"]
+        assert info["license"]["name"] == "Apache 2.0" and info["version"] in name
+    assert (SPECS / "README.md").read_text().count("Apache-2.0") >= 6

@@ -126,6 +126,9 @@ def test_guide_runs_as_written_against_a_served_demo(request: pytest.FixtureRequ
                 assert body["reference"] == "customer-1234" and body["entityType"] == "number", answer
             elif "/v1/alerts" in block:
                 assert "alerts" in body and "nextCursor" in body, answer
+            elif "/kyc-tenure/" in block:
+                assert set(body) == {"simSwapped72h", "callForwardings", "tenure90Days", "decision"}, answer
+                assert body["decision"] in ("allow", "step-up") and body["callForwardings"], answer
             else:
                 raise AssertionError(f"the test does not know what to expect from:\n{block}")
             checked += 1

@@ -53,3 +53,26 @@ def test_bad_mapping_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     mapping.write_text("operator: {constant: kpn}\ntype: {column: t}\n")
     assert main([str(SAMPLES / "cdr_sample.csv"), "--mapping", str(mapping), "--out", str(tmp_path / "o")]) == 2
     assert "timestamp" in capsys.readouterr().err
+
+
+def test_forwarding_and_subscription_rows_map_onto_the_contract(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "ss.csv"
+    csv.write_text(
+        "cdr_id;record_type;start_time;calling_number;ss_code;contract_type\n"
+        "S1;SS-ACT;04-03-2025 09:15:02;0612345678;21;\n"
+        "S2;SS-DEACT;04-03-2025 09:20:00;0612345678;62;\n"
+        "S3;SUB-NEW;04-03-2025 09:00:00;0612345678;;PRE\n"
+        "S4;SUB-CEASE;04-03-2025 10:00:00;0612345678;;\n"
+        "S5;SS-ACT;04-03-2025 10:15:00;0612345678;99;\n", encoding="utf-8")
+    out = tmp_path / "events.jsonl"
+    assert main([str(csv), "--mapping", str(SAMPLES / "cdr_mapping.yaml"), "--out", str(out), "--json"]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary == {"valid": 4, "invalid": 1, "reasons": {"UNMAPPED_VALUE": 1}}
+    by_id = {e["event_id"]: e for e in map(orjson.loads, out.read_bytes().splitlines())}
+    assert by_id["S1"]["forwarding"] == {"action": "set", "kind": "unconditional", "msisdn": "0612345678"}
+    assert by_id["S2"]["forwarding"]["kind"] == "not_reachable" and by_id["S2"]["forwarding"]["action"] == "cleared"
+    assert by_id["S3"]["subscription"] == {"change": "new", "msisdn": "0612345678", "contract": "PAYG"}
+    assert by_id["S4"]["subscription"] == {"change": "ceased", "msisdn": "0612345678"}
+    for line in out.read_bytes().splitlines():
+        assert not hasattr(decode(line), "reason")

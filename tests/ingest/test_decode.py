@@ -57,6 +57,17 @@ CASES = [
     (_with(schema_version=2), "SCHEMA_VERSION"),
     (_with(operator="KPN Mobile!"), "INVALID_FIELD"),
     (orjson.dumps(GOOD)[:-1] + b',"event_id":"other"}', "DUPLICATE_KEY"),
+    (_with(type="forwarding"), "MISSING_FIELD"),
+    (_with(type="forwarding", forwarding={"action": "set", "kind": "sideways", "msisdn": "0612345678"}),
+     "INVALID_FORWARDING"),
+    (_with(type="forwarding", forwarding={"action": "toggled", "kind": "busy", "msisdn": "0612345678"}),
+     "INVALID_FORWARDING"),
+    (_with(type="forwarding", forwarding={"action": "set", "kind": "busy", "msisdn": "1" * 40}), "INVALID_NUMBER"),
+    (_with(type="forwarding", forwarding={"action": "set", "msisdn": "0612345678"}), "MISSING_FIELD"),
+    (_with(type="subscription"), "MISSING_FIELD"),
+    (_with(type="subscription", subscription={"change": "paused", "msisdn": "0612345678"}), "INVALID_SUBSCRIPTION"),
+    (_with(type="subscription", subscription={"change": "new", "msisdn": "0612345678", "contract": "gold"}),
+     "INVALID_SUBSCRIPTION"),
 ]
 
 
@@ -117,3 +128,24 @@ def test_arbitrary_objects_never_crash(obj: dict[str, Any]) -> None:
 def test_deeply_nested_input_is_rejected_not_crashing() -> None:
     raw = b'{"event_id":' + b"[" * 5000 + b"]" * 5000 + b"}"
     assert isinstance(decode(raw), Rejected)
+
+
+def test_forwarding_and_subscription_events_decode() -> None:
+    """Contract v1's line events; sms/call/sim producers are untouched (the cases above)."""
+    fwd = decode(orjson.dumps({"event_id": "f1", "operator": "kpn", "type": "forwarding",
+                               "occurred_at": "2026-11-02T10:00:00Z",
+                               "forwarding": {"action": "set", "kind": "not_reachable", "msisdn": "0612345678"}}))
+    assert isinstance(fwd, RawEvent) and fwd.forwarding is not None
+    assert (fwd.forwarding.action, fwd.forwarding.kind, fwd.forwarding.msisdn) == ("set", "not_reachable", "0612345678")
+    sub = decode(orjson.dumps({"event_id": "s1", "operator": "kpn", "type": "subscription",
+                               "occurred_at": "2026-11-02T10:00:00Z",
+                               "subscription": {"change": "ceased", "msisdn": "+31612345678"}}))
+    assert isinstance(sub, RawEvent) and sub.subscription is not None
+    assert (sub.subscription.change, sub.subscription.contract) == ("ceased", None)
+
+
+def test_an_unknown_type_names_every_type_of_the_contract() -> None:
+    result = decode(_with(type="fax"))
+    assert isinstance(result, Rejected)
+    for name in ("sms", "call", "sim", "forwarding", "subscription"):
+        assert name in result.detail

@@ -61,6 +61,24 @@ def test_sim_change_gives_a_change_view() -> None:
     assert views[0].sim is not None and views[0].sim.change == "swap" and views[0].mccmnc == "20416"
 
 
+def test_forwarding_and_subscription_give_one_change_view_on_the_number() -> None:
+    fwd = orjson.dumps({"event_id": "f1", "operator": "kpn", "type": "forwarding",
+                        "occurred_at": "2026-11-02T09:00:00Z",
+                        "imei": "490154203237518",
+                        "forwarding": {"action": "set", "kind": "busy", "msisdn": "0612345678"}})
+    sub = orjson.dumps({"event_id": "u1", "operator": "kpn", "type": "subscription",
+                        "occurred_at": "2026-11-02T09:00:00Z",
+                        "subscription": {"change": "new", "msisdn": "+31612345678", "contract": "PAYG"}})
+    p = pipeline()
+    (f,) = p.process(fwd, now_ms=T0).views
+    (u,) = p.process(sub, now_ms=T0).views
+    assert f.entity == u.entity and (f.entity_type, f.role, u.role) == ("number", "change", "change")
+    assert f.forwarding is not None and (f.forwarding.action, f.forwarding.kind) == ("set", "busy")
+    assert f.sim is None and f.device is None and f.number_enc is not None
+    assert u.subscription is not None and (u.subscription.change, u.subscription.contract) == ("new", "PAYG")
+    assert "0612345678" not in encode(f).decode() and "612345678" not in encode(u).decode()
+
+
 def test_view_ids_are_deterministic_across_processes() -> None:
     a = [v.view_id for v in pipeline().process(sms(), now_ms=T0).views]
     b = [v.view_id for v in pipeline().process(sms(), now_ms=T0 + 5000).views]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from services.common.records import CallMeta, SimMeta, SmsMeta, View
+from services.common.records import CallMeta, ForwardingMeta, SimMeta, SmsMeta, SubscriptionMeta, View
 
 T0 = 1_790_000_000_000   # event time of the tests (2026-09-21)
 MIN = 60_000
@@ -44,3 +44,15 @@ def device_view(device: str, number: str, imsi: str, t_ms: int, peer: str) -> Vi
     return View(view_id=pid(f"{device}{number}{imsi}{t_ms}{peer}"), entity_type="device", entity=device,
                 role="out", type="sms", operator="op", occurred_ms=t_ms, ingested_ms=t_ms, key_id="k",
                 number=number, imsi=imsi, peer=peer, sms=SmsMeta(), tac="35693803")
+
+
+def forwarding(entity: str, t_ms: int, action: str = "set", kind: str = "unconditional") -> View:
+    return View(view_id=pid(f"{entity}{t_ms}{action}{kind}"), entity_type="number", entity=entity, role="change",
+                type="forwarding", operator="op", occurred_ms=t_ms, ingested_ms=t_ms, key_id="k",
+                forwarding=ForwardingMeta(action=action, kind=kind))  # type: ignore[arg-type]
+
+
+def subscription(entity: str, t_ms: int, change: str = "new", contract: str | None = "PAYM") -> View:
+    return View(view_id=pid(f"{entity}{t_ms}{change}"), entity_type="number", entity=entity, role="change",
+                type="subscription", operator="op", occurred_ms=t_ms, ingested_ms=t_ms, key_id="k",
+                subscription=SubscriptionMeta(change=change, contract=contract))  # type: ignore[arg-type]

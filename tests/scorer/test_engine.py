@@ -17,7 +17,7 @@ from services.scorer.exceptions import CheckpointError
 from services.scorer.output import EngineOutput
 from services.scorer.partition import PartitionScorer
 from tests.conftest import TEST_PSEUDONYM_KEY
-from tests.scorer.helpers import MIN, T0, call_out, pid, sim_change, sms_in, sms_out
+from tests.scorer.helpers import MIN, T0, call_out, forwarding, pid, sim_change, sms_in, sms_out, subscription
 
 PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
 
@@ -280,3 +280,86 @@ def test_slow_link_spread_judges_the_link_share_not_a_lucky_first_hour() -> None
     farm = [a for o in run(engine(), texts(pid("farm-sim"), [True, True, False, True, True, False, True, True]))
             for a in o.alerts]
     assert len(farm) == 1 and farm[0].reasons[0].code == "SLOW_LINK_SPREAD"
+
+
+def test_an_activation_is_the_latest_sim_and_device_change() -> None:
+    """CAMARA SIM Swap 2.1.0 / Device Swap 1.0.0: a new subscription (the SIM's first install,
+    the number's first device association) is the latest change until a swap follows it."""
+    eng = engine()
+    me = pid("new-subscriber")
+    out = eng.process(sim_change(me, T0, "activation", device=pid("first-phone")))
+    assert out.risk is not None
+    assert out.risk.sim_changed_at == out.risk.device_changed_at == "2026-09-21T14:13:20.000Z"
+    later = eng.process(sim_change(me, T0 + 90 * MIN, "swap"))
+    assert later.risk is not None and later.risk.sim_changed_at == "2026-09-21T15:43:20.000Z"
+    assert later.risk.device_changed_at == "2026-09-21T14:13:20.000Z"   # the activation still
+
+
+def test_a_swap_before_a_later_activation_gives_way_to_it() -> None:
+    eng = engine()
+    me = pid("recycled")
+    eng.process(sim_change(me, T0, "swap"))
+    eng.process(sim_change(me, T0 + 60 * MIN, "device_change"))
+    out = eng.process(sim_change(me, T0 + 120 * MIN, "activation"))
+    assert out.risk is not None
+    assert out.risk.sim_changed_at == out.risk.device_changed_at == "2026-09-21T16:13:20.000Z"
+
+
+def test_a_first_sighting_is_no_activation() -> None:
+    """The first time this system sees a number is not the operator's activation of it."""
+    eng = engine()
+    me = pid("just-seen")
+    outs = [eng.process(sms_out(me, pid("friend"), T0, device=pid("phone"))),
+            eng.process(sms_in(me, pid("friend"), T0 + MIN))]
+    assert all(o.risk is None or (o.risk.sim_changed_at is None and o.risk.device_changed_at is None)
+               for o in outs)
+
+
+def test_call_forwarding_set_and_cleared_is_on_the_risk_record_of_a_quiet_number() -> None:
+    """A forwarding change is a change of the line: a Risk even for a quiet, long-known number."""
+    eng = engine()
+    me = pid("forwarded")
+    eng.process(sms_out(me, pid("friend"), T0))
+    out = eng.process(forwarding(me, T0 + 3 * 86_400_000, "set", "unconditional"))
+    assert out.risk is not None and out.risk.forwarding == ["unconditional"]
+    assert out.risk.first_seen_at == "2026-09-21T14:13:20.000Z" and out.risk.activated_at is None
+    out = eng.process(forwarding(me, T0 + 3 * 86_400_000 + MIN, "set", "busy"))
+    assert out.risk is not None and out.risk.forwarding == ["unconditional", "busy"]
+    out = eng.process(forwarding(me, T0 + 3 * 86_400_000 + 2 * MIN, "cleared", "unconditional"))
+    assert out.risk is not None and out.risk.forwarding == ["busy"]
+
+
+def test_a_new_subscription_after_a_cease_recycles_the_number() -> None:
+    eng = engine()
+    me = pid("recycled-line")
+    out = eng.process(subscription(me, T0, "new"))
+    assert out.risk is not None and out.risk.line == "active"
+    assert out.risk.activated_at == out.risk.sim_changed_at == "2026-09-21T14:13:20.000Z"
+    eng.process(forwarding(me, T0 + MIN, "set", "no_answer"))
+    out = eng.process(subscription(me, T0 + 86_400_000, "ceased"))
+    assert out.risk is not None and out.risk.line == "ceased" and out.risk.forwarding is None
+    out = eng.process(subscription(me, T0 + 40 * 86_400_000, "new"))
+    assert out.risk is not None and out.risk.line == "recycled"
+    assert out.risk.activated_at == "2026-10-31T14:13:20.000Z"
+
+
+def test_a_port_in_is_a_sim_change_and_starts_the_tenure() -> None:
+    eng = engine()
+    me = pid("ported")
+    out = eng.process(subscription(me, T0, "ported_in", contract="PAYG"))
+    assert out.risk is not None and out.risk.line == "active"
+    assert out.risk.sim_changed_at == out.risk.activated_at == "2026-09-21T14:13:20.000Z"
+
+
+def test_the_line_survives_a_restore_from_the_changelog() -> None:
+    eng = engine()
+    me = pid("restored-line")
+    eng.process(subscription(me, T0, "new"))
+    eng.process(subscription(me, T0 + MIN, "ceased"))
+    eng.process(subscription(me, T0 + 2 * MIN, "new"))
+    eng.process(forwarding(me, T0 + 3 * MIN, "set", "not_reachable"))
+    restored = replica_of(eng)
+    assert restored.state.restore_checkpoint(eng.state.checkpoint())
+    out = restored.process(forwarding(me, T0 + 4 * MIN, "set", "busy"))
+    assert out.risk is not None and out.risk.line == "recycled"
+    assert out.risk.forwarding == ["busy", "not_reachable"]

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.pseudonym import Pseudonymizer, generate_key_text, parse_key
-from services.common.records import CallMeta, SimMeta, SmsMeta, View, encode
+from services.common.records import CallMeta, ForwardingMeta, SimMeta, SmsMeta, SubscriptionMeta, View, encode
 from services.devtools.synthetic import Generator
 from services.scorer import features as F
 from services.scorer import layout as L
@@ -56,7 +56,8 @@ def views(draw: st.DrawFn, entity_type: str | None = None, t0: int = T0, span_ms
           odd: bool = True) -> View:
     kind = entity_type or draw(st.sampled_from(["number", "device"]))
     role = draw(st.sampled_from(["out", "in", "change"]))
-    typ = "sim" if role == "change" else draw(st.sampled_from(["sms", "call"]))
+    typ = draw(st.sampled_from(["sim", "sim", "forwarding", "subscription"])) if role == "change" \
+        else draw(st.sampled_from(["sms", "call"]))
     ids = st.one_of(st.none(), _PSEUDONYMS, _ODD_TEXT) if odd and draw(st.integers(0, 9)) == 0 \
         else st.one_of(st.none(), _PSEUDONYMS)
     return View(
@@ -71,7 +72,13 @@ def views(draw: st.DrawFn, entity_type: str | None = None, t0: int = T0, span_ms
         call=CallMeta(duration_s=draw(st.sampled_from([0.0, 3.0, 9.999, 10.0, 45.0, 7])),
                       answered=draw(st.booleans())) if typ == "call" and draw(st.integers(0, 5)) else None,
         sim=SimMeta(change=draw(st.sampled_from(["swap", "activation", "port_in", "port_out", "device_change"])))
-        if role == "change" and draw(st.integers(0, 5)) else None,
+        if typ == "sim" and draw(st.integers(0, 5)) else None,
+        forwarding=ForwardingMeta(action=draw(st.sampled_from(["set", "cleared"])),
+                                  kind=draw(st.sampled_from(["unconditional", "busy", "no_answer", "not_reachable"])))
+        if typ == "forwarding" and draw(st.integers(0, 5)) else None,
+        subscription=SubscriptionMeta(change=draw(st.sampled_from(["new", "ported_in", "ported_out", "ceased"])),
+                                      contract=draw(st.sampled_from([None, "PAYG", "PAYM", "business"])))
+        if typ == "subscription" and draw(st.integers(0, 5)) else None,
     )
 
 

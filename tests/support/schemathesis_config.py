@@ -9,6 +9,9 @@ accepted for those operations only:
   resolve to public addresses (``400 INVALID_SINK``, a DNS fact), an expiry time that has passed
   (``400 INVALID_ARGUMENT``, a clock fact) and a number impossible in the numbering plan
   (``422 SERVICE_NOT_APPLICABLE``).
+- KYC Tenure answers a number without a subscription in the records ``422
+  SERVICE_NOT_APPLICABLE``; KYC Tenure and Number Recycling refuse a date after today ``400
+  OUT_OF_RANGE`` (a clock fact).
 - Registering a webhook refuses a URL whose host does not resolve to public addresses
   (``400 INVALID_ARGUMENT``, the SSRF guard's DNS fact); loopback runs have no public DNS.
 """
@@ -24,6 +27,14 @@ SCHEMATHESIS_TOML = (
     'include-operation-id = "createSimSwapSubscription"\n'
     "checks.positive_data_acceptance.expected-statuses = "
     '["201", "400", "401", "403", "404", "409", "422", "429", "500", "503"]\n'
+    "[[operations]]\n"
+    'include-operation-id = "checkTenure"\n'
+    "checks.positive_data_acceptance.expected-statuses = "
+    '["200", "400", "401", "403", "404", "409", "422", "429", "500", "503"]\n'
+    "[[operations]]\n"
+    'include-operation-id = "checkNumberRecycling"\n'
+    "checks.positive_data_acceptance.expected-statuses = "
+    '["200", "400", "401", "403", "404", "409", "422", "429", "500", "503"]\n'
     "[[operations]]\n"
     'include-operation-id = "create_webhook_v1_webhooks_post"\n'
     "checks.positive_data_acceptance.expected-statuses = "

@@ -55,11 +55,13 @@ def setup_config(root: Path) -> DemoConfig:
         config.client_secret = secret_file.read_text().strip()
         return config
     config.client_secret = secrets.token_urlsafe(24)
-    from services.api.partners import hash_secret
+    from services.api.partners import OPT_IN_SCOPES, TYPE_SCOPES, hash_secret
 
     partners = {"partners": [{
         "id": DEMO_PARTNER, "name": "Demo Bank (local demo)", "type": "bank",
         "client_secret_hash": hash_secret(config.client_secret),
+        # a bank's default scopes and the CAMARA checks of the guide's payment-time check
+        "scopes": sorted(TYPE_SCOPES["bank"] | OPT_IN_SCOPES["bank"]),
         "purposes": ["dpv:FraudPreventionAndDetection"], "disclosure": "reasons",
         # A bank sees alerts about the numbers on its own watch-list (its customers), not all.
         "alerts": "watchlist", "alert_min_level": "medium",

@@ -258,14 +258,26 @@ def render(sim: Simulation, shift_ms: int = 0, time_scale: float = 1.0, chunk: i
     for i, (kind, a, b, mo, op, imei, imsi, cell, seg, url, chars, dur, ans, change, s_imei,
             s_imsi) in enumerate(zip(*cols, strict=True)):
         op_name = operators[op]
+        change_name = CHANGES[change] if change >= 0 else ""
+        line_event = change_name.partition(":")[0] if kind not in (SMS, CALL) and ":" in change_name else ""
         event: dict[str, object] = {
             "schema_version": 1,
             "event_id": f"{op_name}-{i:010d}",
             "operator": op_name,
-            "type": "sms" if kind == SMS else ("call" if kind == CALL else "sim"),
+            "type": "sms" if kind == SMS else ("call" if kind == CALL else (line_event or "sim")),
             "occurred_at": times[i],
         }
         a_text = numbers[a]
+        if line_event:
+            # a forwarding or subscription lifecycle change of the line: no device fields
+            parts = change_name.split(":")
+            event[line_event] = ({"action": parts[1], "kind": parts[2], "msisdn": a_text} if line_event == "forwarding"
+                                 else {"change": parts[1], "msisdn": a_text})
+            out.append((a_text, dumps(event)))
+            if len(out) >= chunk:
+                yield out
+                out = []
+            continue
         if kind in (SMS, CALL):
             b_text = numbers[b]
             if as_national[i]:
@@ -276,7 +288,6 @@ def render(sim: Simulation, shift_ms: int = 0, time_scale: float = 1.0, chunk: i
             key = a_text
         else:
             key = a_text
-        change_name = CHANGES[change] if change >= 0 else ""
         if imei >= 0 and change_name != "swap":   # a swapped-in SIM's device is not known yet
             event["imei"] = imeisv[imei] if as_imeisv[i] else imei15[imei]
         if imsi >= 0:

@@ -461,7 +461,38 @@ def identity_changes(world: World, tl: Timeline, pop: Population, rng: np.random
     n = len(rows["t"])
     scene.batches.append(batch(n, kind=SIM, mo=True, **{k: np.asarray(v) for k, v in rows.items()}))
     scene.extend(_reenrolment_codes(world, tl, rows, rng, p.otp_senders()))
+    scene.batches.append(_line_changes(world, tl, pop, rng, rows))
     return scene
+
+
+def _line_changes(world: World, tl: Timeline, pop: Population, rng: np.random.Generator,
+                  rows: dict[str, list[int]]) -> Batch:
+    """Contract v1's line events of ordinary life: each activation, port-in and port-out also as a
+    subscription event, and subscribers setting or clearing call forwarding (mostly to voicemail
+    on busy / no answer; now and then everything, e.g. to a landline while abroad)."""
+    t: list[int] = []
+    line: list[int] = []
+    change: list[int] = []
+    sim_code = {CHANGE_CODE["activation"]: "new", CHANGE_CODE["port_in"]: "ported_in",
+                CHANGE_CODE["port_out"]: "ported_out"}
+    for t_row, line_row, code in zip(rows["t"], rows["line"], rows["change"], strict=True):
+        if code in sim_code:
+            t.append(t_row)
+            line.append(line_row)
+            change.append(CHANGE_CODE[f"subscription:{sim_code[code]}"])
+    n_subs = len(pop.dutch)
+    n_fwd = min(n_subs, 1 + int(rng.poisson(n_subs * 0.004 * max(tl.days, 1 / 24))))
+    kinds = rng.choice(["no_answer", "busy", "not_reachable", "unconditional"], size=n_fwd, p=[0.5, 0.25, 0.15, 0.1])
+    actions = np.where(rng.random(n_fwd) < 0.8, "set", "cleared")
+    for who, kind, action, when in zip(rng.choice(pop.dutch, size=n_fwd).tolist(), kinds.tolist(), actions.tolist(),
+                                       tl.sample(rng, n_fwd, BUSINESS, lo_ms=tl.start_ms + 60_000).tolist(),
+                                       strict=True):
+        t.append(when)
+        line.append(who)
+        change.append(CHANGE_CODE[f"forwarding:{action}:{kind}"])
+    lines = np.asarray(line, dtype=np.int32)
+    return batch(len(t), kind=SIM, mo=True, t=np.asarray(t, dtype=np.int64), line=lines,
+                 a=world.line_number[lines] if t else lines, change=np.asarray(change, dtype=np.int32))
 
 
 def otp_sender_numbers(world: World, senders: tuple[str, ...] = catalog.A2P_OTP_SENDERS) -> I32:

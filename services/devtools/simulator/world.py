@@ -25,7 +25,11 @@ B = npt.NDArray[np.bool_]
 SMS: Final = 0
 CALL: Final = 1
 SIM: Final = 2
-CHANGES: Final[tuple[str, ...]] = ("swap", "activation", "port_in", "port_out", "device_change")
+# SIM rows' changes; the ``forwarding:`` / ``subscription:`` ones are written as contract v1's
+# forwarding and subscription events (appended: the codes of the others stay)
+_LINE_CHANGES: Final = tuple(f"subscription:{c}" for c in ("new", "ported_in", "ported_out", "ceased")) + tuple(
+    f"forwarding:{a}:{k}" for a in ("set", "cleared") for k in ("unconditional", "busy", "no_answer", "not_reachable"))
+CHANGES: Final[tuple[str, ...]] = ("swap", "activation", "port_in", "port_out", "device_change", *_LINE_CHANGES)
 CHANGE_CODE: Final[dict[str, int]] = {name: i for i, name in enumerate(CHANGES)}
 OPERATOR_CODE: Final[dict[str, int]] = {name: i for i, name in enumerate(catalog.OPERATORS)}
 

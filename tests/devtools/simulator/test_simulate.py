@@ -92,7 +92,11 @@ def test_events_in_event_time_order_with_unique_ids(run: dict[str, Any]) -> None
 def test_contract_variety(run: dict[str, Any]) -> None:
     events = run["events"]
     assert {e["operator"] for e in events} == set(catalog.OPERATORS)
-    assert {e["type"] for e in events} == {"sms", "call", "sim"}
+    assert {e["type"] for e in events} == {"sms", "call", "sim", "forwarding", "subscription"}
+    line_events = [e for e in events if e["type"] in ("forwarding", "subscription")]
+    for line in (orjson.dumps(e) for e in line_events):
+        assert not hasattr(decode(line), "reason"), line
+    assert {e["forwarding"]["kind"] for e in line_events if e["type"] == "forwarding"} >= {"no_answer", "busy"}
     assert any(e["occurred_at"].endswith("Z") for e in events)
     assert any(e["occurred_at"].endswith("+01:00") for e in events)
     numbers = [e["a_number"] for e in events if "a_number" in e]
@@ -108,7 +112,7 @@ def test_contract_variety(run: dict[str, Any]) -> None:
     # the device belongs to the reporting side: mt events carry the recipient's device
     device_numbers: dict[str, set[str]] = defaultdict(set)
     for e in events:
-        if e["type"] != "sim" and "imei" in e:
+        if e["type"] in ("sms", "call") and "imei" in e:
             side = e["a_number"] if e["direction"] == "mo" else e["b_number"]
             device_numbers[_imei14(e["imei"])].add(_e164(side))
     assert all(not n.isalpha() for ns in device_numbers.values() for n in ns)
@@ -190,9 +194,9 @@ def test_sim_swap_takeover_swap_then_unusual_outgoing(run: dict[str, Any]) -> No
                  and e["sim"]["change"] == "swap"]
         assert any(abs(_ms(e["occurred_at"]) - start) < 1000 for e in swaps)
         new_imsi = swaps[-1]["sim"]["imsi"]
-        out_after = [e for e in events if e["type"] != "sim" and e["direction"] == "mo"
+        out_after = [e for e in events if e["type"] in ("sms", "call") and e["direction"] == "mo"
                      and _e164(e["a_number"]) == number and _ms(e["occurred_at"]) >= start]
-        out_before = [e for e in events if e["type"] != "sim" and e["direction"] == "mo"
+        out_before = [e for e in events if e["type"] in ("sms", "call") and e["direction"] == "mo"
                       and _e164(e["a_number"]) == number and _ms(e["occurred_at"]) < start]
         assert len(out_after) >= 10 and all(e["imsi"] == new_imsi for e in out_after)
         old_devices = {e["imei"] for e in out_before}
