@@ -37,6 +37,17 @@ from services.common.records import View
 from services.scorer.catalogue import FEATURES, WINDOW_NAMES, EntityKind, record_features
 from services.scorer.layout import (
     ACTIVATED_S,
+    CHG_CELLS,
+    CHG_CODES,
+    CHG_HAD_CELLS,
+    CHG_HAD_RCPTS,
+    CHG_KNOWN_OUT,
+    CHG_LINKS,
+    CHG_NEW_OUT,
+    CHG_RCPT_HI,
+    CHG_RCPT_LO,
+    CHG_SAW_NEW,
+    CHG_SAW_OLD,
     BASE_MS,
     DEVICE,
     DEVICE_CHANGED_S,
@@ -102,19 +113,55 @@ def _set_tac(values: list[float], tac: str | None) -> None:
             values[TAC] = number
 
 
-def apply_number(values: list[float], view: View, is_night: bool, short_call_s: float,
-                 a2p_senders: frozenset[str] = frozenset()) -> None:
-    """Update a number's state with one of its views (pure except for ``values``)."""
+_T = NUMBER.tail_at
+_T_NEW_OUT, _T_KNOWN_OUT, _T_CODES, _T_LINKS, _T_CELLS = (_T + CHG_NEW_OUT, _T + CHG_KNOWN_OUT, _T + CHG_CODES,
+                                                         _T + CHG_LINKS, _T + CHG_CELLS)
+_T_RCPT_LO, _T_RCPT_HI = _T + CHG_RCPT_LO, _T + CHG_RCPT_HI
+CHANGE_MERGE_S = 3600   # a change within this of the previous one is the same change (swap, then the new phone)
+
+
+def _bump(values: list[float], at: int) -> None:
+    values[at] = min(255, int(values[at]) + 1)
+
+
+def _slots(mask: int, pos: int, full: int) -> int:
+    """A most-recently-used set's mask of "held before the change" slots after the set moved:
+    ``pos`` -1 = a new entry went in front (every slot moves down one, the last drops out), else
+    the entry at ``pos`` moved to the front."""
+    if pos < 0:
+        return (mask << 1) & full
+    bit = (mask >> pos) & 1
+    lower = mask & ((1 << pos) - 1)
+    return (mask & ~((1 << (pos + 1)) - 1) & full) | (lower << 1) | bit
+
+
+def _position(values: list[float], bounds: tuple[int, int], fingerprint: int) -> int:
+    """Where ``fingerprint`` sits in the set (-1: not in it)."""
+    recent = values[bounds[0]:bounds[1]]
+    return recent.index(fingerprint) if fingerprint in recent else -1
+
+
+def apply_number(values: list[float], view: View, is_night: bool, short_call_s: float,  # noqa: PLR0917
+                 a2p_senders: frozenset[str] = frozenset(), code_senders: frozenset[str] = frozenset()) -> None:
+    """Update a number's state with one of its views (pure except for ``values``).
+
+    ``code_senders``: pseudonyms of the one-time-code senders (the registry's code categories);
+    SMS from them count in the change tail, with what the number did since its latest change."""
     _start(values, view)
     t_ms = view.occurred_ms
     weights = advance(values, NUMBER, t_ms)
     role = view.role
     t_s = t_ms // 1000
+    before_change = max(int(values[SIM_CHANGED_S]), int(values[DEVICE_CHANGED_S]))
+    rcpt_pos = -2           # an out view's recipient: -1 never contacted, else its slot in the set before
+    link = False
+    code = False
     if role == "out":
         if view.type == "sms":
             add(values, _N_SMS_OUT, weights)
             if view.sms is not None and view.sms.has_url:
                 add(values, _N_URL, weights)
+                link = True
         else:
             add(values, _N_CALL_OUT, weights)
             call = view.call
@@ -127,6 +174,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
             add(values, _N_NIGHT, weights)
         if view.peer is not None:
             fingerprint = fp32(view.peer)
+            rcpt_pos = _position(values, _N_RCPT_SET, fingerprint)
             if remember(values, _N_RCPT_SET, fingerprint):
                 add(values, _N_NEW_RCPT, weights)
             sketch_add(values, NUMBER.sketch_at, fingerprint)
@@ -135,6 +183,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
             add(values, _N_SMS_IN, weights)
             if view.peer_kind in ("alphanumeric", "short_code") or view.peer in a2p_senders:
                 add(values, _N_A2P, weights)
+            code = view.peer is not None and view.peer in code_senders
         else:
             add(values, _N_CALL_IN, weights)
         if view.peer is not None and known(values, _N_RCPT_SET, fp32(view.peer)):
@@ -148,8 +197,12 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
                 values[ACTIVATED_S] = max(int(values[ACTIVATED_S]), t_s)
             elif sim.change == "device_change":
                 values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
-    if view.cell is not None and remember(values, _N_CELL_SET, fp32(view.cell)):
-        add(values, _N_NEW_CELL, weights)
+    cell_pos = -2           # -2: no cell; -1: a new cell; else its slot in the set before this view
+    if view.cell is not None:
+        fingerprint = fp32(view.cell)
+        cell_pos = _position(values, _N_CELL_SET, fingerprint)
+        if remember(values, _N_CELL_SET, fingerprint):
+            add(values, _N_NEW_CELL, weights)
     if view.subscriber:
         values[EVICTED] = int(values[EVICTED]) | ON_NET
     if view.device is not None and t_ms >= values[LAST_MS]:
@@ -160,6 +213,46 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
             values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
         values[DEVICE_FP] = device
     _set_tac(values, view.tac)
+    _change_tail(values, before_change, rcpt_pos, link, code, cell_pos)
+
+
+def _occupied(values: list[float], bounds: tuple[int, int]) -> int:
+    return sum(1 << k for k in range(bounds[1] - bounds[0]) if values[bounds[0] + k])
+
+
+def _change_tail(values: list[float], before_change: int, rcpt_pos: int, link: bool, code: bool,  # noqa: PLR0917
+                 cell_pos: int) -> None:
+    """The change tail: a new change (not within ``CHANGE_MERGE_S`` of the previous one) starts
+    it afresh, everything the cell and recipient sets hold then counting as "before" (the masks
+    follow those slots as the sets move); then this view counts as one after it. ``rcpt_pos`` and
+    ``cell_pos``: -2 none, -1 new to the set, else the slot it was in before this view."""
+    cells = int(values[_T_CELLS])
+    mask = cells & 15
+    rmask = int(values[_T_RCPT_LO]) | int(values[_T_RCPT_HI]) << 8
+    if cell_pos != -2:
+        mask = _slots(mask, cell_pos, 15)
+    if rcpt_pos != -2:
+        rmask = _slots(rmask, rcpt_pos, 0xFFFF)
+    change = max(int(values[SIM_CHANGED_S]), int(values[DEVICE_CHANGED_S]))
+    if change > before_change and (not before_change or change - before_change > CHANGE_MERGE_S):
+        values[_T_NEW_OUT] = values[_T_KNOWN_OUT] = values[_T_CODES] = values[_T_LINKS] = 0
+        mask = _occupied(values, _N_CELL_SET) & (~1 if cell_pos == -1 else 15)   # this view's new cell: after
+        rmask = _occupied(values, _N_RCPT_SET) & (~1 if rcpt_pos == -1 else 0xFFFF)
+        cells = (CHG_HAD_CELLS if mask else 0) | (CHG_HAD_RCPTS if rmask else 0)
+    if cell_pos == -1:
+        cells |= CHG_SAW_NEW
+    elif cell_pos >= 0 and mask & 1:
+        cells |= CHG_SAW_OLD
+    values[_T_CELLS] = (cells & ~15) | mask
+    values[_T_RCPT_LO], values[_T_RCPT_HI] = rmask & 255, rmask >> 8
+    if rcpt_pos == -1:
+        _bump(values, _T_NEW_OUT)
+        if link:
+            _bump(values, _T_LINKS)
+    elif rcpt_pos >= 0 and rmask & 1:
+        _bump(values, _T_KNOWN_OUT)
+    if code:
+        _bump(values, _T_CODES)
 
 
 _DEV = DEVICE.counter_at
@@ -250,6 +343,45 @@ def _observed_h(v: list[float]) -> float:
     return (_now_s(v) - v[FIRST_S]) / 3600.0 if v[FIRST_S] else 0.0
 
 
+CHANGE_WINDOW_S = 86_400   # the change-tail features speak for a day after the change
+
+
+def _since_change(v: list[float]) -> bool:
+    """Was the latest SIM or device change within ``CHANGE_WINDOW_S`` of the watermark?"""
+    change = max(int(v[SIM_CHANGED_S]), int(v[DEVICE_CHANGED_S]))
+    return bool(change) and -60 <= _now_s(v) - change <= CHANGE_WINDOW_S
+
+
+def _recent(v: list[float], at: int) -> bool:
+    return bool(v[at]) and -60 <= _now_s(v) - int(v[at]) <= CHANGE_WINDOW_S
+
+
+def _tail(at: int) -> Formula:
+    return lambda v: float(v[at]) if _since_change(v) else 0.0
+
+
+def _new_area(v: list[float]) -> float:
+    """1: since the change the number was only seen on cells it had never used, and it had some."""
+    cells = int(v[_T_CELLS])
+    return 1.0 if _since_change(v) and cells & CHG_HAD_CELLS and cells & CHG_SAW_NEW and not cells & CHG_SAW_OLD \
+        else 0.0
+
+
+def _contacts_quiet(v: list[float]) -> float:
+    """1: since the change it contacted only never-contacted numbers, none of the ones it had."""
+    return 1.0 if (_since_change(v) and int(v[_T_CELLS]) & CHG_HAD_RCPTS and v[_T_NEW_OUT] >= 1
+                   and v[_T_KNOWN_OUT] == 0) else 0.0
+
+
+def _takeover_evidence(v: list[float]) -> float:
+    """How many of the five takeover signals hold: new SIM, new device, new area, one-time codes
+    received, usual contacts quiet (each a day after the change at most)."""
+    if not _since_change(v):
+        return 0.0
+    return (float(_recent(v, SIM_CHANGED_S)) + float(_recent(v, DEVICE_CHANGED_S)) + _new_area(v)
+            + float(v[_T_CODES] >= 1) + _contacts_quiet(v))
+
+
 Formula = Callable[[list[float]], float]
 # the formulas of the catalogue's features that are not a plain count (every feature: larger =
 # more suspicious); ``v`` is the record with its counters at the watermark (``current``)
@@ -272,6 +404,12 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "sim_newness": lambda v: _recency(_now_s(v), v[ACTIVATED_S], 7 * 86_400.0),
         "off_net": lambda v: 0.0 if int(v[EVICTED]) & ON_NET else 1.0,
         "one_way_share_24h": lambda v: _one_way(v[_N_REPLY + 2], v[_N_SMS_OUT + 2] + v[_N_CALL_OUT + 2]),
+        "new_contacts_since_change": _tail(_T_NEW_OUT),
+        "link_contacts_since_change": _tail(_T_LINKS),
+        "codes_since_change": _tail(_T_CODES),
+        "new_area_since_change": _new_area,
+        "contacts_quiet_since_change": _contacts_quiet,
+        "takeover_evidence": _takeover_evidence,
     },
     "device": {
         "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),
@@ -336,7 +474,8 @@ ApplyResult = tuple[Any, ...]
 
 def apply_view(is_number: bool, packed: bytes | None, view: View, offset: int | None, night: bool,  # noqa: PLR0917 - _fastcore.apply's signature
                short_call_s: float, a2p_allow: frozenset[str], min_activity: float,
-               modem_tacs: frozenset[int], protected: bool) -> ApplyResult:
+               modem_tacs: frozenset[int], protected: bool, code_senders: frozenset[str] = frozenset(),
+               ) -> ApplyResult:
     """Unpack an entity's record, apply one view and decide whether the engine must look closer.
 
     Returns ``(0, risk_score)`` when ``offset`` was applied before (a replay), ``(1, packed,
@@ -353,7 +492,7 @@ def apply_view(is_number: bool, packed: bytes | None, view: View, offset: int | 
         return (0, int(values[RISK_SCORE]))
     before_sim, before_device = values[SIM_CHANGED_S], values[DEVICE_CHANGED_S]
     if is_number:
-        apply_number(values, view, night, short_call_s, a2p_allow)
+        apply_number(values, view, night, short_call_s, a2p_allow, code_senders)
     else:
         apply_device(values, view, a2p_allow)
     if offset is not None:
