@@ -207,6 +207,11 @@ def _negatives(labels: list[Negative], truth: list[Truth], world: World, present
     fraud = {(t.entity_type, t.identifier) for t in truth}
     seen: set[tuple[str, str, int]] = set()
     out: list[Negative] = []
+    # "otp_receiver" is everyone who got one-time codes: kept for the ones in no other class, so
+    # that it measures people receiving codes in ordinary lives (a family phone's SIM that gets a
+    # code counts as family_phone)
+    other = {(neg.entity_type, neg.index) for neg in labels if neg.cls != "otp_receiver"}
+    labels = [neg for neg in labels if neg.cls != "otp_receiver" or (neg.entity_type, neg.index) not in other]
     for neg in labels:
         ident = world.numbers[neg.index] if neg.entity_type == "number" else world.imei15(neg.index)
         key = (neg.cls, neg.entity_type, neg.index)
