@@ -37,6 +37,7 @@ from services.common.records import View
 from services.scorer.catalogue import FEATURES, WINDOW_NAMES, EntityKind, record_features
 from services.scorer.layout import (
     ACTIVATED_S,
+    BASE_MS,
     CHG_CELLS,
     CHG_CODES,
     CHG_HAD_CELLS,
@@ -48,7 +49,6 @@ from services.scorer.layout import (
     CHG_RCPT_LO,
     CHG_SAW_NEW,
     CHG_SAW_OLD,
-    BASE_MS,
     DEVICE,
     DEVICE_CHANGED_S,
     DEVICE_FP,

@@ -115,7 +115,7 @@ def evaluate_rules(rules: list[Rule], features: dict[str, float],
         window = window_of(feature)
         tail = tails.get(feature) if tails else None
         rarity = rarity_label(tail) if tail is not None else "rule"
-        where = "" if window == "lifetime" else " since the SIM/device change" if window == "change" else f" in {window}"
+        where = {"lifetime": "", "change": " since the SIM/device change"}.get(window, f" in {window}")
         fired.append((points, Reason(
             code=rule.code, feature=feature, value=round(value, 3), window=window, rarity=rarity,
             text=f"{rule.code}: {_fmt(value)} {rule.label}{where}, {rarity}",
