@@ -331,13 +331,14 @@ static int occupied(const rec_t *r, int at, int cap) {
 }
 
 static void change_tail(rec_t *r, int64_t before_change, int rcpt_pos, int link, int code, int cell_pos) {
+    int64_t change = imax(r->iv[SIM_CHANGED_S], r->iv[DEVICE_CHANGED_S]);
+    if (!change) return;      /* a number that never changed keeps the tail at zero */
     int t = NUMBER_L.tail_at;
     int cells = (int)r->iv[t + CHG_CELLS];
     int mask = cells & 15;
     int rmask = (int)(r->iv[t + CHG_RCPT_LO] | (r->iv[t + CHG_RCPT_HI] << 8));
     if (cell_pos != -2) mask = slots(mask, cell_pos, 15);
     if (rcpt_pos != -2) rmask = slots(rmask, rcpt_pos, 0xFFFF);
-    int64_t change = imax(r->iv[SIM_CHANGED_S], r->iv[DEVICE_CHANGED_S]);
     if (change > before_change && (!before_change || change - before_change > CHANGE_MERGE_S)) {
         r->iv[t + CHG_NEW_OUT] = r->iv[t + CHG_KNOWN_OUT] = r->iv[t + CHG_CODES] = r->iv[t + CHG_LINKS] = 0;
         mask = occupied(r, N_CELL_AT, CELL_CAP) & (cell_pos == -1 ? ~1 : 15);

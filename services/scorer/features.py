@@ -225,7 +225,11 @@ def _change_tail(values: list[float], before_change: int, rcpt_pos: int, link: b
     """The change tail: a new change (not within ``CHANGE_MERGE_S`` of the previous one) starts
     it afresh, everything the cell and recipient sets hold then counting as "before" (the masks
     follow those slots as the sets move); then this view counts as one after it. ``rcpt_pos`` and
-    ``cell_pos``: -2 none, -1 new to the set, else the slot it was in before this view."""
+    ``cell_pos``: -2 none, -1 new to the set, else the slot it was in before this view. A number
+    that never changed keeps the tail at zero."""
+    change = max(int(values[SIM_CHANGED_S]), int(values[DEVICE_CHANGED_S]))
+    if not change:
+        return
     cells = int(values[_T_CELLS])
     mask = cells & 15
     rmask = int(values[_T_RCPT_LO]) | int(values[_T_RCPT_HI]) << 8
@@ -233,7 +237,6 @@ def _change_tail(values: list[float], before_change: int, rcpt_pos: int, link: b
         mask = _slots(mask, cell_pos, 15)
     if rcpt_pos != -2:
         rmask = _slots(rmask, rcpt_pos, 0xFFFF)
-    change = max(int(values[SIM_CHANGED_S]), int(values[DEVICE_CHANGED_S]))
     if change > before_change and (not before_change or change - before_change > CHANGE_MERGE_S):
         values[_T_NEW_OUT] = values[_T_KNOWN_OUT] = values[_T_CODES] = values[_T_LINKS] = 0
         mask = _occupied(values, _N_CELL_SET) & (~1 if cell_pos == -1 else 15)   # this view's new cell: after
