@@ -84,3 +84,25 @@ def test_the_world_registry_goes_with_the_run_and_into_the_backtest_policy(tmp_p
     assert _with_world_registry(out / "truth.jsonl", tmp_path, own) == own
     (out / "registry.csv").unlink()
     assert _with_world_registry(out / "truth.jsonl", tmp_path, None) is None
+
+
+def test_a_sweep_scores_with_the_policy_it_is_given(tmp_path: Path) -> None:
+    # --policy: e.g. the policy without a rule family, to measure what the family adds
+    from importlib import resources
+
+    from services.devtools.simulator.sweep import main as sweep_main
+
+    doc = yaml.safe_load(resources.files("services.scorer").joinpath("policy.yaml").read_text())
+    doc["version"] = "9999.1.1-variant"
+    doc["rules"]["number"] = [r for r in doc["rules"]["number"] if not r["code"].startswith("ACCOUNT_TAKEOVER")]
+    policy = tmp_path / "variant.yaml"
+    policy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = tmp_path / "sweep"
+    assert sweep_main(["--worlds", "1", "--subscribers", "400", "--duration", "30m", "--seed-base", "3",
+                       "--policy", str(policy), "--out", str(out), "--quiet"]) == 0
+    world = orjson.loads((out / "sweep.json").read_bytes())["worlds"][0]
+    assert world["metrics"]["model_version"].startswith("9999.1.1-variant")
+    # the world's registry went in through a copy of the given policy
+    copied = yaml.safe_load((out / "worlds" / "seed-3" / "backtest" / "policy.yaml").read_text())
+    assert copied["version"] == "9999.1.1-variant"
+    assert copied["sender_registry"]["path"].endswith("seed-3/registry.csv")
