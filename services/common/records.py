@@ -108,7 +108,7 @@ class Reason(msgspec.Struct, frozen=True, omit_defaults=True):
     code: str
     feature: str
     value: float
-    window: str                  # "5m", "1h", "24h", "lifetime", "event"
+    window: str                  # "5m", "1h", "24h", "lifetime", "event", "change" (since the SIM/device change)
     rarity: str                  # "p99.9", "rule", "model p99", ...
     text: str
 

@@ -47,6 +47,15 @@ enum {
 static const char HEADER[] = "qqIIIIIIIIIIQBBBIffIq";
 static const char LINK_TAIL[] = "IIBI";
 enum { LINK_S, LINK_EXPIRES_S, LINK_SCORE, LINK_FP, N_LINK };   /* the link tail's fields */
+/* numbers' change tail, after the link tail (layout.CHG_*): what the number did since its latest change */
+static const char CHANGE_TAIL[] = "BBBBBBB";
+enum { CHG_NEW_OUT, CHG_KNOWN_OUT, CHG_CODES, CHG_LINKS, CHG_CELLS, CHG_RCPT_LO, CHG_RCPT_HI, N_CHG };
+#define CHG_SAW_NEW 16
+#define CHG_SAW_OLD 32
+#define CHG_HAD_CELLS 64
+#define CHG_HAD_RCPTS 128
+#define CHANGE_MERGE_S 3600
+#define CHANGE_WINDOW_S 86400
 #define ON_NET 2
 /* a number's line in EVICTED's bits 2-7 (layout.py: FORWARDING_BITS, LINE_*) */
 #define FWD_UNCONDITIONAL 4
@@ -84,6 +93,8 @@ enum { D_OUT, D_NEW_IMSI, D_NEW_NUMBER, D_NEW_CELL, D_NEW_RCPT, D_CHANGE, D_URL,
 typedef struct {
     char fmt[MAXF + 1];
     int n;
+    int link_at;          /* index of the link tail's first field */
+    int tail_at;          /* index of the change tail's first field (numbers; == n without one) */
     Py_ssize_t size;
     int off[MAXF];
 } layout_t;
@@ -99,15 +110,19 @@ static PyObject *S_occurred_ms, *S_role, *S_type, *S_sms, *S_has_url, *S_call, *
     *S_forwarding, *S_subscription, *S_action, *S_kind,
     *S_peer, *S_peer_kind, *S_sim, *S_change, *S_cell, *S_subscriber, *S_device, *S_tac, *S_entity, *S_imsi,
     *S_number;
+static PyObject *CODE_SENDERS;    /* the current apply()'s one-time-code senders (borrowed) */
 
-static int build_layout(layout_t *l, int n_counters, const int *caps, int n_sets) {
+static int build_layout(layout_t *l, int n_counters, const int *caps, int n_sets, const char *tail) {
     int n = 0;
     for (const char *c = HEADER; *c; c++) l->fmt[n++] = *c;
     for (int i = 0; i < n_counters * N_WIN; i++) l->fmt[n++] = 'f';
     for (int s = 0; s < n_sets; s++)
         for (int i = 0; i < caps[s]; i++) l->fmt[n++] = 'I';
     for (int i = 0; i < SKETCH_WORDS; i++) l->fmt[n++] = 'Q';
+    l->link_at = n;
     for (const char *c = LINK_TAIL; *c; c++) l->fmt[n++] = *c;
+    l->tail_at = n;
+    for (const char *c = tail; *c; c++) l->fmt[n++] = *c;
     if (n > MAXF) return -1;
     l->fmt[n] = 0;
     l->n = n;
@@ -302,7 +317,59 @@ static int recipient(rec_t *r, PyObject *peer, int set_at, int sketch_at, int ne
     return 0;
 }
 
+/* ---- the change tail (change_tail.update) ------------------------------------------------ */
+
 static int64_t imax(int64_t a, int64_t b) { return b > a ? b : a; }
+
+static void bump(rec_t *r, int at) { if (r->iv[at] < 255) r->iv[at] += 1; }
+
+static int slots(int mask, int pos, int full) {
+    if (pos < 0) return (mask << 1) & full;
+    int bit = (mask >> pos) & 1;
+    int lower = mask & ((1 << pos) - 1);
+    return (mask & ~((1 << (pos + 1)) - 1) & full) | (lower << 1) | bit;
+}
+
+/* slot of fp in the set at [at, at+cap), -1 when absent */
+static int position(const rec_t *r, int at, int cap, uint64_t fp) {
+    for (int k = 0; k < cap; k++) if ((uint64_t)r->iv[at + k] == fp) return k;
+    return -1;
+}
+
+static int occupied(const rec_t *r, int at, int cap) {
+    int m = 0;
+    for (int k = 0; k < cap; k++) if (r->iv[at + k]) m |= 1 << k;
+    return m;
+}
+
+static void change_tail(rec_t *r, int64_t before_change, int rcpt_pos, int link, int code, int cell_pos) {
+    int64_t change = imax(r->iv[SIM_CHANGED_S], r->iv[DEVICE_CHANGED_S]);
+    if (!change) return;      /* a number that never changed keeps the tail at zero */
+    int t = NUMBER_L.tail_at;
+    int cells = (int)r->iv[t + CHG_CELLS];
+    int mask = cells & 15;
+    int rmask = (int)(r->iv[t + CHG_RCPT_LO] | (r->iv[t + CHG_RCPT_HI] << 8));
+    if (cell_pos != -2) mask = slots(mask, cell_pos, 15);
+    if (rcpt_pos != -2) rmask = slots(rmask, rcpt_pos, 0xFFFF);
+    if (change > before_change && (!before_change || change - before_change > CHANGE_MERGE_S)) {
+        r->iv[t + CHG_NEW_OUT] = r->iv[t + CHG_KNOWN_OUT] = r->iv[t + CHG_CODES] = r->iv[t + CHG_LINKS] = 0;
+        mask = occupied(r, N_CELL_AT, CELL_CAP) & (cell_pos == -1 ? ~1 : 15);
+        rmask = occupied(r, N_RCPT_AT, RCPT_CAP) & (rcpt_pos == -1 ? ~1 : 0xFFFF);
+        cells = (mask ? CHG_HAD_CELLS : 0) | (rmask ? CHG_HAD_RCPTS : 0);
+    }
+    if (cell_pos == -1) cells |= CHG_SAW_NEW;
+    else if (cell_pos >= 0 && (mask & 1)) cells |= CHG_SAW_OLD;
+    r->iv[t + CHG_CELLS] = (cells & ~15) | mask;
+    r->iv[t + CHG_RCPT_LO] = rmask & 255;
+    r->iv[t + CHG_RCPT_HI] = rmask >> 8;
+    if (rcpt_pos == -1) {
+        bump(r, t + CHG_NEW_OUT);
+        if (link) bump(r, t + CHG_LINKS);
+    } else if (rcpt_pos >= 0 && (rmask & 1)) {
+        bump(r, t + CHG_KNOWN_OUT);
+    }
+    if (code) bump(r, t + CHG_CODES);
+}
 
 /* tac: None/not all-ASCII-digits → nothing; 1..9 ASCII digits → its value; else unusual */
 static int apply_tac(rec_t *r, PyObject *tac) {
@@ -386,6 +453,8 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
     start(r, t_ms);
     advance(r, CNT(N_COUNTERS), t_ms, w);
     int64_t t_s = t_ms / 1000;
+    int64_t before_change = imax(r->iv[SIM_CHANGED_S], r->iv[DEVICE_CHANGED_S]);
+    int rcpt_pos = -2, link = 0, code = 0, cell_pos = -2;
     if (!(role = attr(view, S_role)) || !(type = attr(view, S_type)) || !(peer = attr(view, S_peer))) FAIL;
     int is_out = str_is(role, "out"), is_in = !is_out && str_is(role, "in");
     if (is_out) {
@@ -393,7 +462,7 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
             add(r, CNT(N_SMS_OUT), w);
             int u = has_url(view);
             if (u < 0) FAIL;
-            if (u) add(r, CNT(N_URL), w);
+            if (u) { add(r, CNT(N_URL), w); link = 1; }
         } else {
             add(r, CNT(N_CALL_OUT), w);
             PyObject *call = attr(view, S_call);
@@ -413,6 +482,11 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
             }
         }
         if (night) add(r, CNT(N_NIGHT), w);
+        if (peer != Py_None) {
+            uint64_t fp;
+            if (fingerprint(peer, 8, &fp) < 0) FAIL;
+            rcpt_pos = position(r, N_RCPT_AT, RCPT_CAP, fp);
+        }
         if (recipient(r, peer, N_RCPT_AT, N_SKETCH_AT, CNT(N_NEW_RCPT), w) < 0) FAIL;
     } else if (is_in) {
         if (str_is(type, "sms")) {
@@ -426,6 +500,10 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
                 if (a2p_sender < 0) { PyErr_Clear(); FAIL; }
             }
             if (a2p_sender) add(r, CNT(N_A2P), w);
+            if (peer != Py_None && PySet_GET_SIZE(CODE_SENDERS)) {
+                code = PySet_Contains(CODE_SENDERS, peer);
+                if (code < 0) { PyErr_Clear(); FAIL; }
+            }
         } else {
             add(r, CNT(N_CALL_IN), w);
         }
@@ -453,6 +531,7 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
     if (cell != Py_None) {
         uint64_t fp;
         if (fingerprint(cell, 8, &fp) < 0) FAIL;
+        cell_pos = position(r, N_CELL_AT, CELL_CAP, fp);
         if (remember(r, N_CELL_AT, CELL_CAP, fp)) add(r, CNT(N_NEW_CELL), w);
     }
     if (!(sub = attr(view, S_subscriber))) FAIL;
@@ -470,6 +549,7 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
     }
     if (!(tac = attr(view, S_tac))) FAIL;
     if (apply_tac(r, tac) < 0) FAIL;
+    change_tail(r, before_change, rcpt_pos, link, code, cell_pos);
 done:
     Py_XDECREF(role); Py_XDECREF(type); Py_XDECREF(peer); Py_XDECREF(cell); Py_XDECREF(tac);
     Py_XDECREF(device); Py_XDECREF(sub);
@@ -602,7 +682,8 @@ enum {
     K_URL_SHARE_24H, K_URL_SHARE_LB_24H, K_URL_SMS_1H, K_URL_SMS_24H, K_OUT_IN_RATIO_24H, K_NIGHT_SHARE_24H,
     K_NEW_CELLS_24H, K_SHORT_CALL_SHARE_1H, K_UNANS_SHARE_1H, K_UNANS_1H, K_A2P_IN_5M, K_A2P_IN_1H, K_A2P_IN_24H,
     K_URL_SMS_5M, K_UNANS_5M, K_UNANS_24H, K_OBSERVED_H, K_SIM_CHANGE_RECENCY, K_DEVICE_CHANGE_RECENCY,
-    K_SIM_NEWNESS, K_OFF_NET, K_ONE_WAY_24H, K_STRANGER_24H, N_NUMBER_FEATURES,
+    K_SIM_NEWNESS, K_OFF_NET, K_ONE_WAY_24H, K_STRANGER_24H, K_NEW_CONTACTS_CHG, K_LINK_CONTACTS_CHG, K_CODES_CHG,
+    K_NEW_AREA_CHG, K_CONTACTS_QUIET_CHG, K_TAKEOVER_EVIDENCE, N_NUMBER_FEATURES,
     /* devices */
     K_OUT_5M = N_NUMBER_FEATURES, K_OUT_1H, K_OUT_24H, K_NEW_IMSIS_5M, K_NEW_IMSIS_1H, K_NEW_IMSIS_24H,
     K_NEW_NUMBERS_5M, K_NEW_NUMBERS_1H, K_NEW_NUMBERS_24H, K_D_NEW_RCPT_5M, K_D_URL_SMS_5M, K_D_URL_SMS_1H,
@@ -618,7 +699,9 @@ static const char *KEY_TEXT[N_KEYS] = {
     "out_in_ratio_24h", "night_share_24h", "new_cells_24h", "short_call_share_1h", "unanswered_share_1h",
     "unanswered_1h", "a2p_in_5m", "a2p_in_1h", "a2p_in_24h", "url_sms_5m", "unanswered_5m", "unanswered_24h",
     "observed_h", "sim_change_recency", "device_change_recency", "sim_newness", "off_net", "one_way_share_24h",
-    "stranger_share_24h", "out_5m", "out_1h", "out_24h", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h", "new_numbers_5m",
+    "stranger_share_24h", "new_contacts_since_change", "link_contacts_since_change", "codes_since_change",
+    "new_area_since_change", "contacts_quiet_since_change", "takeover_evidence",
+    "out_5m", "out_1h", "out_24h", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h", "new_numbers_5m",
     "new_numbers_1h", "new_numbers_24h", "new_recipients_5m", "url_sms_5m", "url_sms_1h", "calls_out_5m",
     "url_share_1h", "url_share_24h", "new_recipient_share_24h", "a2p_in_5m", "a2p_in_1h", "observed_h",
     "distinct_imsis", "distinct_numbers", "new_cells_24h", "new_recipients_1h", "new_recipients_24h",
@@ -686,6 +769,27 @@ static PyObject *features(const rec_t *r, int is_number) {
         x[K_OFF_NET] = (r->iv[EVICTED] & ON_NET) ? 0.0 : 1.0;
         x[K_ONE_WAY_24H] = one_way(C(N_REPLY, 2), out_24h);
         x[K_STRANGER_24H] = strangers(C(N_NEW_RCPT, 2), out_24h);
+        /* the change tail (derived._since_change, _new_area, _contacts_quiet, _takeover_evidence) */
+        int t = NUMBER_L.tail_at;
+        int64_t change = imax(r->iv[SIM_CHANGED_S], r->iv[DEVICE_CHANGED_S]);
+        int since = change && now_s - change >= -60 && now_s - change <= CHANGE_WINDOW_S;
+        int cells = (int)r->iv[t + CHG_CELLS];
+        double area = since && (cells & CHG_HAD_CELLS) && (cells & CHG_SAW_NEW) && !(cells & CHG_SAW_OLD) ? 1.0 : 0.0;
+        double quiet = since && (cells & CHG_HAD_RCPTS) && r->iv[t + CHG_NEW_OUT] >= 1 && r->iv[t + CHG_KNOWN_OUT] == 0
+                       ? 1.0 : 0.0;
+        x[K_NEW_CONTACTS_CHG] = since ? (double)r->iv[t + CHG_NEW_OUT] : 0.0;
+        x[K_LINK_CONTACTS_CHG] = since ? (double)r->iv[t + CHG_LINKS] : 0.0;
+        x[K_CODES_CHG] = since ? (double)r->iv[t + CHG_CODES] : 0.0;
+        x[K_NEW_AREA_CHG] = area;
+        x[K_CONTACTS_QUIET_CHG] = quiet;
+        if (since) {
+            int64_t sim = r->iv[SIM_CHANGED_S], dev = r->iv[DEVICE_CHANGED_S];
+            double sim_recent = sim && now_s - sim >= -60 && now_s - sim <= CHANGE_WINDOW_S ? 1.0 : 0.0;
+            double dev_recent = dev && now_s - dev >= -60 && now_s - dev <= CHANGE_WINDOW_S ? 1.0 : 0.0;
+            x[K_TAKEOVER_EVIDENCE] = sim_recent + dev_recent + area + (r->iv[t + CHG_CODES] >= 1 ? 1.0 : 0.0) + quiet;
+        } else {
+            x[K_TAKEOVER_EVIDENCE] = 0.0;
+        }
     } else {
         first = N_NUMBER_FEATURES, last = N_KEYS;
         x[K_OUT_5M] = C(D_OUT, 0); x[K_OUT_1H] = C(D_OUT, 1); x[K_OUT_24H] = C(D_OUT, 2);
@@ -725,11 +829,18 @@ static PyObject *features(const rec_t *r, int is_number) {
 }
 
 /* apply(is_number, packed, view, offset, night, short_call_s, a2p_allow, min_activity, modem_tacs,
- *       protected) — see the top of this file */
+ *       protected[, code_senders]) — see the top of this file */
 static PyObject *apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError, "apply() takes 10 arguments");
+    if (nargs != 10 && nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "apply() takes 10 or 11 arguments");
+        return NULL;
+    }
+    static PyObject *no_codes = NULL;
+    if (!no_codes && !(no_codes = PyFrozenSet_New(NULL))) return NULL;
+    CODE_SENDERS = nargs == 11 ? args[10] : no_codes;
+    if (!PyAnySet_Check(CODE_SENDERS)) {
+        PyErr_SetString(PyExc_TypeError, "code_senders must be a set");
         return NULL;
     }
     int is_number = PyObject_IsTrue(args[0]);
@@ -828,7 +939,7 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     }
     const layout_t *l = is_number ? &NUMBER_L : &DEVICE_L;
     const Py_ssize_t last_at = l->off[LAST_MS], flag_at = l->off[FLAG_EXPIRES_S];
-    const Py_ssize_t link_at = l->off[l->n - N_LINK + LINK_EXPIRES_S];
+    const Py_ssize_t link_at = l->off[l->link_at + LINK_EXPIRES_S];
     PyObject *idle = PyList_New(0), *expired = PyList_New(0);
     if (!idle || !expired) goto fail;
     Py_ssize_t pos = 0;
@@ -863,7 +974,7 @@ static PyMethodDef methods[] = {
      "scan(is_number, records, idle_before_ms, horizon_s): features.scan_records, compiled"},
     {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
      "apply(is_number, packed, view, offset, night, short_call_s, a2p_allow, min_activity, modem_tacs, "
-     "protected): features.apply_view, compiled"},
+     "protected[, code_senders]): features.apply_view, compiled"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -874,7 +985,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastcore",
 PyMODINIT_FUNC PyInit__fastcore(void) {
     static const int number_sets[] = {RCPT_CAP, CELL_CAP};
     static const int device_sets[] = {RCPT_CAP, IDS_CAP, IDS_CAP, CELL_CAP};
-    if (build_layout(&NUMBER_L, N_COUNTERS, number_sets, 2) < 0 || build_layout(&DEVICE_L, D_COUNTERS, device_sets, 4) < 0) {
+    if (build_layout(&NUMBER_L, N_COUNTERS, number_sets, 2, CHANGE_TAIL) < 0
+        || build_layout(&DEVICE_L, D_COUNTERS, device_sets, 4, "") < 0) {
         PyErr_SetString(PyExc_ImportError, "record layout too large");
         return NULL;
     }

@@ -25,6 +25,13 @@ before and comes back after another IMSI was used: the SIMs of a household or a 
 return, a farm's rotation does not; ``no_sim_return_24h`` is ``1 / (1 + imsi_back_24h)``.
 ``url_share_lb_24h`` of a device is the 95 % lower bound of its SMS link share, as for numbers.
 
+The ``since`` features (window ``change``) read the number's change tail (``layout.CHG_*``):
+what it did since its latest SIM swap, port-in or device change, for a day after it — calls and
+SMS to never-contacted and to known recipients, link SMS to never-contacted ones, one-time codes
+received (SMS from senders of the registry's code categories), whether it was seen only on cells
+it had never used. ``takeover_evidence`` counts the five account-takeover signals (new SIM, new
+device, new area, codes, usual contacts quiet); docs/detection.md says why each.
+
 Adding a feature is one row here plus its update code (and, for a new counter or a derived
 feature, its line in ``_fastcore.c``). The order of the rows is the order of the feature
 vector the models see: append, do not reorder.
@@ -47,7 +54,7 @@ COUNTERS: dict[EntityKind, tuple[str, ...]] = {
                "reply_in", "imsi_back"),
 }
 
-Kind = Literal["count", "share", "ratio", "distinct", "age", "recency", "flag", "engine"]
+Kind = Literal["count", "share", "ratio", "distinct", "age", "recency", "flag", "since", "engine"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class Feature:
     """
 
     name: str
-    window: str          # 5m | 1h | 24h | lifetime | now
+    window: str          # 5m | 1h | 24h | lifetime | now | change (since the latest SIM/device change, <= 24 h)
     kind: Kind
     slot: tuple[str, str] | None = None
 
@@ -105,6 +112,12 @@ _TABLE: dict[EntityKind, str] = {
     off_net                   lifetime  flag      -
     one_way_share_24h         24h       share     -
     stranger_share_24h        24h       share     -
+    new_contacts_since_change   change  since     -
+    link_contacts_since_change  change  since     -
+    codes_since_change          change  since     -
+    new_area_since_change       change  since     -
+    contacts_quiet_since_change change  since     -
+    takeover_evidence           change  since     -
 """,
     "device": """
     out_5m                    5m        count     out
@@ -149,7 +162,7 @@ def _rows(table: str) -> tuple[Feature, ...]:
     out = []
     for line in table.strip().splitlines():
         name, window, kind, counter = line.split()
-        if kind not in get_args(Kind) or window not in (*WINDOW_NAMES, "lifetime", "now"):
+        if kind not in get_args(Kind) or window not in (*WINDOW_NAMES, "lifetime", "now", "change"):
             raise ValueError(f"catalogue row {name}: unknown kind {kind!r} or window {window!r}")
         out.append(Feature(name, window, cast(Kind, kind), (counter, window) if kind == "count" else None))
     return tuple(out)

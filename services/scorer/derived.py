@@ -13,8 +13,13 @@ import math
 from collections.abc import Callable
 
 from services.scorer.catalogue import FEATURES, WINDOW_NAMES, EntityKind
+from services.scorer.change_tail import T_CELLS, T_CODES, T_KNOWN_OUT, T_LINKS, T_NEW_OUT
 from services.scorer.layout import (
     ACTIVATED_S,
+    CHG_HAD_CELLS,
+    CHG_HAD_RCPTS,
+    CHG_SAW_NEW,
+    CHG_SAW_OLD,
     DEVICE,
     DEVICE_CHANGED_S,
     EVICTED,
@@ -98,6 +103,47 @@ def _observed_h(v: list[float]) -> float:
 
 
 Formula = Callable[[list[float]], float]
+
+
+CHANGE_WINDOW_S = 86_400   # the change-tail features speak for a day after the change
+
+
+def _since_change(v: list[float]) -> bool:
+    """Was the latest SIM or device change within ``CHANGE_WINDOW_S`` of the watermark?"""
+    change = max(int(v[SIM_CHANGED_S]), int(v[DEVICE_CHANGED_S]))
+    return bool(change) and -60 <= _now_s(v) - change <= CHANGE_WINDOW_S
+
+
+def _recent(v: list[float], at: int) -> bool:
+    return bool(v[at]) and -60 <= _now_s(v) - int(v[at]) <= CHANGE_WINDOW_S
+
+
+def _tail(at: int) -> Formula:
+    return lambda v: float(v[at]) if _since_change(v) else 0.0
+
+
+def _new_area(v: list[float]) -> float:
+    """1: since the change the number was only seen on cells it had never used, and it had some."""
+    cells = int(v[T_CELLS])
+    return 1.0 if _since_change(v) and cells & CHG_HAD_CELLS and cells & CHG_SAW_NEW and not cells & CHG_SAW_OLD \
+        else 0.0
+
+
+def _contacts_quiet(v: list[float]) -> float:
+    """1: since the change it contacted only never-contacted numbers, none of the ones it had."""
+    return 1.0 if (_since_change(v) and int(v[T_CELLS]) & CHG_HAD_RCPTS and v[T_NEW_OUT] >= 1
+                   and v[T_KNOWN_OUT] == 0) else 0.0
+
+
+def _takeover_evidence(v: list[float]) -> float:
+    """How many of the five takeover signals hold: new SIM, new device, new area, one-time codes
+    received, usual contacts quiet (each a day after the change at most)."""
+    if not _since_change(v):
+        return 0.0
+    return (float(_recent(v, SIM_CHANGED_S)) + float(_recent(v, DEVICE_CHANGED_S)) + _new_area(v)
+            + float(v[T_CODES] >= 1) + _contacts_quiet(v))
+
+
 # the formulas of the catalogue's features that are not a plain count (every feature: larger =
 # more suspicious); ``v`` is the record with its counters at the watermark (``current``)
 DERIVED: dict[str, dict[str, Formula]] = {
@@ -120,6 +166,12 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "off_net": lambda v: 0.0 if int(v[EVICTED]) & ON_NET else 1.0,
         "one_way_share_24h": lambda v: _one_way(v[_N_REPLY + 2], v[_N_SMS_OUT + 2] + v[_N_CALL_OUT + 2]),
         "stranger_share_24h": lambda v: _strangers(v[_N_NEW_RCPT + 2], v[_N_SMS_OUT + 2] + v[_N_CALL_OUT + 2]),
+        "new_contacts_since_change": _tail(T_NEW_OUT),
+        "link_contacts_since_change": _tail(T_LINKS),
+        "codes_since_change": _tail(T_CODES),
+        "new_area_since_change": _new_area,
+        "contacts_quiet_since_change": _contacts_quiet,
+        "takeover_evidence": _takeover_evidence,
     },
     "device": {
         "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),

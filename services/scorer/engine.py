@@ -190,7 +190,7 @@ class ScoringEngine:
         night = self._night_hour(view.occurred_ms // 3_600_000) if is_number else False
         protected = is_number and view.entity in self.policy.do_not_originate
         args = (is_number, packed, view, offset, night, self._short_call_s, self.policy.a2p_registered,
-                self._min_activity, self._modem_tacs, protected)
+                self._min_activity, self._modem_tacs, protected, self.policy.code_senders)
         result = self._apply(*args) if self._apply is not None else None
         if result is None:           # not compiled, or a view the compiled update leaves to Python
             result = F.apply_view(*args)

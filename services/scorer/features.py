@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.common.records import View
+from services.scorer import change_tail
 from services.scorer.catalogue import record_features
 from services.scorer.derived import (
     _D_A2P,
@@ -126,19 +127,27 @@ def _set_tac(values: list[float], tac: str | None) -> None:
             values[TAC] = number
 
 
-def apply_number(values: list[float], view: View, is_night: bool, short_call_s: float,
-                 a2p_senders: frozenset[str] = frozenset()) -> None:
-    """Update a number's state with one of its views (pure except for ``values``)."""
+def apply_number(values: list[float], view: View, is_night: bool, short_call_s: float,  # noqa: PLR0917
+                 a2p_senders: frozenset[str] = frozenset(), code_senders: frozenset[str] = frozenset()) -> None:
+    """Update a number's state with one of its views (pure except for ``values``).
+
+    ``code_senders``: pseudonyms of the one-time-code senders (the registry's code categories);
+    SMS from them count in the change tail, with what the number did since its latest change."""
     _start(values, view)
     t_ms = view.occurred_ms
     weights = advance(values, NUMBER, t_ms)
     role = view.role
     t_s = t_ms // 1000
+    before_change = max(int(values[SIM_CHANGED_S]), int(values[DEVICE_CHANGED_S]))
+    rcpt_pos = -2           # an out view's recipient: -1 never contacted, else its slot in the set before
+    link = False
+    code = False
     if role == "out":
         if view.type == "sms":
             add(values, _N_SMS_OUT, weights)
             if view.sms is not None and view.sms.has_url:
                 add(values, _N_URL, weights)
+                link = True
         else:
             add(values, _N_CALL_OUT, weights)
             call = view.call
@@ -151,6 +160,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
             add(values, _N_NIGHT, weights)
         if view.peer is not None:
             fingerprint = fp32(view.peer)
+            rcpt_pos = change_tail.position(values, _N_RCPT_SET, fingerprint)
             if remember(values, _N_RCPT_SET, fingerprint):
                 add(values, _N_NEW_RCPT, weights)
             sketch_add(values, NUMBER.sketch_at, fingerprint)
@@ -159,6 +169,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
             add(values, _N_SMS_IN, weights)
             if view.peer_kind in ("alphanumeric", "short_code") or view.peer in a2p_senders:
                 add(values, _N_A2P, weights)
+            code = view.peer is not None and view.peer in code_senders
         else:
             add(values, _N_CALL_IN, weights)
         if view.peer is not None and known(values, _N_RCPT_SET, fp32(view.peer)):
@@ -174,8 +185,12 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
                 values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
         else:
             apply_line(values, view, t_s)
-    if view.cell is not None and remember(values, _N_CELL_SET, fp32(view.cell)):
-        add(values, _N_NEW_CELL, weights)
+    cell_pos = -2           # -2: no cell; -1: a new cell; else its slot in the set before this view
+    if view.cell is not None:
+        fingerprint = fp32(view.cell)
+        cell_pos = change_tail.position(values, _N_CELL_SET, fingerprint)
+        if remember(values, _N_CELL_SET, fingerprint):
+            add(values, _N_NEW_CELL, weights)
     if view.subscriber:
         values[EVICTED] = int(values[EVICTED]) | ON_NET
     if view.device is not None and t_ms >= values[LAST_MS]:
@@ -186,6 +201,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
             values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
         values[DEVICE_FP] = device
     _set_tac(values, view.tac)
+    change_tail.update(values, before_change, rcpt_pos, link, code, cell_pos)
 
 
 def apply_line(values: list[float], view: View, t_s: int) -> None:
@@ -277,7 +293,8 @@ ApplyResult = tuple[Any, ...]
 
 def apply_view(is_number: bool, packed: bytes | None, view: View, offset: int | None, night: bool,  # noqa: PLR0917 - _fastcore.apply's signature
                short_call_s: float, a2p_allow: frozenset[str], min_activity: float,
-               modem_tacs: frozenset[int], protected: bool) -> ApplyResult:
+               modem_tacs: frozenset[int], protected: bool, code_senders: frozenset[str] = frozenset(),
+               ) -> ApplyResult:
     """Unpack an entity's record, apply one view and decide whether the engine must look closer.
 
     Returns ``(0, risk_score)`` when ``offset`` was applied before (a replay), ``(1, packed,
@@ -295,7 +312,7 @@ def apply_view(is_number: bool, packed: bytes | None, view: View, offset: int | 
     before_sim, before_device, before_activated = values[SIM_CHANGED_S], values[DEVICE_CHANGED_S], values[ACTIVATED_S]
     before_line = int(values[EVICTED]) & LINE_STATE_MASK
     if is_number:
-        apply_number(values, view, night, short_call_s, a2p_allow)
+        apply_number(values, view, night, short_call_s, a2p_allow, code_senders)
     else:
         apply_device(values, view, a2p_allow)
     if offset is not None:

@@ -72,11 +72,29 @@ LINK_FP = 3           # I  numbers: fingerprint of the (device, episode) of the 
 LINK_TAIL_FORMAT = "IIBI"
 LINK_TAIL = struct.Struct("<" + LINK_TAIL_FORMAT)
 
+# -- numbers' change tail (after the link tail): what the number did since its latest SIM/device
+# change (features.apply_number; the account-takeover features of the catalogue). Saturating
+# byte counts; records of the layout before it migrate by padding zeros. Offsets from
+# ``Layout.tail_at``:
+CHG_NEW_OUT = 0       # B  calls/SMS to never-contacted recipients since the change
+CHG_KNOWN_OUT = 1     # B  calls/SMS to recipients in the recent-recipient set since the change
+CHG_CODES = 2         # B  SMS received from one-time-code senders (registry category) since the change
+CHG_LINKS = 3         # B  SMS with a link to never-contacted recipients since the change
+CHG_CELLS = 4         # B  bits 0-3: which cell-set slots hold cells seen before the change;
+#                          CHG_SAW_NEW / CHG_SAW_OLD / CHG_HAD_CELLS / CHG_HAD_RCPTS below
+CHG_RCPT_LO = 5       # B  which recipient-set slots (bits 0-7 ...
+CHG_RCPT_HI = 6       # B  ... and 8-15) hold recipients contacted before the change
+CHG_SAW_NEW = 16      # a view since the change on a cell never seen before
+CHG_SAW_OLD = 32      # a view since the change on a cell seen before the change
+CHG_HAD_CELLS = 64    # the number had cells before the change (else "new area" is unknown)
+CHG_HAD_RCPTS = 128   # the number had recipients before the change (else "contacts quiet" is unknown)
+CHANGE_TAIL_FORMAT = "BBBBBBB"
+
 
 class Layout:
     """Where each part of an entity type's record sits in the unpacked list."""
 
-    def __init__(self, counters: tuple[str, ...], sets: tuple[tuple[str, int], ...]) -> None:
+    def __init__(self, counters: tuple[str, ...], sets: tuple[tuple[str, int], ...], tail: str = "") -> None:
         self.counters = counters
         self.sets = sets
         fmt = "<" + HEADER_FORMAT + "f" * (len(counters) * N_WIN)
@@ -85,6 +103,8 @@ class Layout:
         fmt += "Q" * SKETCH_WORDS
         self.legacy_size = struct.calcsize(fmt)     # records written before the link tail
         fmt += LINK_TAIL_FORMAT
+        self.pre_tail_size = struct.calcsize(fmt)     # records written before the change tail
+        fmt += tail
         self.struct = struct.Struct(fmt)
         index = HEADER_LEN
         self.counter_at: dict[str, int] = {}
@@ -98,7 +118,8 @@ class Layout:
             index += cap
         self.sketch_at = index
         self.link_at = index + SKETCH_WORDS
-        self.n_fields = self.link_at + len(LINK_TAIL_FORMAT)
+        self.tail_at = self.link_at + len(LINK_TAIL_FORMAT)
+        self.n_fields = self.tail_at + len(tail)
         self.size = self.struct.size
         self.link_offset = self.legacy_size          # byte offset of the link tail in a record
 
@@ -120,15 +141,16 @@ class Layout:
         return LINK_TAIL.unpack_from(data, self.link_offset)  # type: ignore[return-value]
 
     def migrate(self, data: bytes) -> bytes | None:
-        """A record of this or the previous layout (no link tail) in this layout; None otherwise."""
+        """A record of this or an earlier layout (no link tail, no change tail) in this layout;
+        None otherwise. The missing tails are zeros (nothing known)."""
         if len(data) == self.size:
             return data
-        if len(data) == self.legacy_size:
-            return data + bytes(LINK_TAIL.size)
+        if len(data) == self.pre_tail_size or len(data) == self.legacy_size:
+            return data + bytes(self.size - len(data))
         return None
 
 
-NUMBER = Layout(counters=COUNTERS["number"], sets=(("rcpt", RCPT_CAP), ("cell", CELL_CAP)))
+NUMBER = Layout(counters=COUNTERS["number"], sets=(("rcpt", RCPT_CAP), ("cell", CELL_CAP)), tail=CHANGE_TAIL_FORMAT)
 # a flagged device as the numbers' partition remembers it (from a broadcast link): LAST_MS = the
 # link's time, DEVICE_FP = the device's fingerprint, EPISODE_S = its alert episode, RISK_SCORE =
 # its score; CAMPAIGN_BITS = its campaign id's 64 bits (signed, 0 = none: the device's own then);

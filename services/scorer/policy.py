@@ -115,6 +115,9 @@ class RegistrySettings(_Strict):
     protected_categories: list[str] = ["bank", "government"]
     lookalike_points: float = Field(90, ge=0, le=100)   # a look-alike of a protected sender ID
     from_sim_points: float = Field(90, ge=0, le=100)    # a protected sender ID sent from a subscriber SIM
+    # categories whose senders send one-time codes (login, payment approval, app activation): SMS
+    # from them after a SIM/device change are one of the account-takeover signals
+    code_categories: list[str] = ["otp", "bank", "government"]
 
 
 class BudgetSettings(_Strict):
@@ -166,13 +169,17 @@ class Policy:
         self.senders = self._registry(pseudonymizer, base)
         # the registered A2P sender IDs: the device's a2p_in counts SMS from them
         self.a2p_registered = frozenset(self.senders.category)
+        # the one-time-code senders (their registry category), for the change tail's codes
+        codes = set(self.spec.sender_registry.code_categories)
+        self.code_senders = frozenset(p for p, category in self.senders.category.items() if category in codes)
 
     def _registry(self, pseudonymizer: Pseudonymizer, base: Path | None) -> registry.RegistryIndex:
         """The sender-ID registry the policy names, pseudonymised (``base``: the policy's directory)."""
         settings = self.spec.sender_registry
-        unknown = sorted(set(settings.protected_categories) - registry.CATEGORIES)
-        if unknown:
-            raise PolicyError(f"sender_registry.protected_categories: unknown category {', '.join(unknown)}")
+        for field in ("protected_categories", "code_categories"):
+            unknown = sorted(set(getattr(settings, field)) - registry.CATEGORIES)
+            if unknown:
+                raise PolicyError(f"sender_registry.{field}: unknown category {', '.join(unknown)}")
         try:
             if settings.path is None:
                 with resources.as_file(resources.files("services.scorer").joinpath("sender_registry.csv")) as path:

@@ -18,7 +18,8 @@ from services.common.records import Reason
 from services.scorer.policy import Policy, Rule
 
 # the window a feature name refers to, for reasons
-_WINDOW_SUFFIX = (("_5m", "5m"), ("_1h", "1h"), ("_24h", "24h"))
+_WINDOW_SUFFIX = (("_5m", "5m"), ("_1h", "1h"), ("_24h", "24h"), ("_since_change", "change"),
+                  ("takeover_evidence", "change"))
 
 
 def window_of(feature: str) -> str:
@@ -114,7 +115,7 @@ def evaluate_rules(rules: list[Rule], features: dict[str, float],
         window = window_of(feature)
         tail = tails.get(feature) if tails else None
         rarity = rarity_label(tail) if tail is not None else "rule"
-        where = f" in {window}" if window != "lifetime" else ""
+        where = {"lifetime": "", "change": " since the SIM/device change"}.get(window, f" in {window}")
         fired.append((points, Reason(
             code=rule.code, feature=feature, value=round(value, 3), window=window, rarity=rarity,
             text=f"{rule.code}: {_fmt(value)} {rule.label}{where}, {rarity}",

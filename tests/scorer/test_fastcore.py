@@ -29,6 +29,7 @@ CORE = F.COMPILED_APPLY
 SCAN = F.COMPILED_SCAN
 A2P = frozenset({pid("bank-sender"), pid("otp-short-code")})
 MODEMS = frozenset({35693803})
+CODES = frozenset({pid("bank-sender")})      # one-time-code senders: the change tail counts their SMS
 
 
 def test_the_compiled_update_is_built_and_in_use() -> None:
@@ -84,7 +85,8 @@ def views(draw: st.DrawFn, entity_type: str | None = None, t0: int = T0, span_ms
 
 def _args(view: View, packed: bytes | None, offset: int | None, night: bool = False,
           min_activity: float = 4.0, protected: bool = False) -> tuple:  # type: ignore[type-arg]
-    return (view.entity_type == "number", packed, view, offset, night, 10.0, A2P, min_activity, MODEMS, protected)
+    return (view.entity_type == "number", packed, view, offset, night, 10.0, A2P, min_activity, MODEMS, protected,
+            CODES)
 
 
 def _same(compiled: tuple | None, python: tuple) -> None:  # type: ignore[type-arg]

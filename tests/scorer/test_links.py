@@ -149,7 +149,7 @@ def test_a_view_is_unchanged_by_the_link_fields() -> None:
     outs = run(eng, [sms_out(pid("plain"), pid(f"p{i}"), T0 + i * MIN) for i in range(5)])
     assert not any(o.links for o in outs)
     values = eng.store.numbers.layout.unpack(eng.store.numbers.records[bytes.fromhex(pid("plain"))])
-    assert values[L.NUMBER.link_at:] == [0, 0, 0, 0]
+    assert values[L.NUMBER.link_at:L.NUMBER.tail_at] == [0, 0, 0, 0]
 
 
 def test_a_new_device_episode_links_the_numbers_seen_on_it_before() -> None:

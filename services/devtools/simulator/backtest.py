@@ -250,6 +250,31 @@ def _world_beside(truth_path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def _with_world_registry(truth_path: Path, out_dir: Path, policy_path: Path | None) -> Path | None:
+    """The policy to score with: when ``fraudradar simulate`` wrote the world's sender-ID registry
+    (``registry.csv``) next to the truth file and the policy names no registry of its own, a copy
+    of the policy that names it (``OUT/policy.yaml``); else ``policy_path`` unchanged."""
+    import yaml
+
+    registry = truth_path.parent / "registry.csv"
+    if not registry.is_file():
+        return policy_path
+    if policy_path is None:
+        from importlib import resources
+
+        text = resources.files("services.scorer").joinpath("policy.yaml").read_text()
+    else:
+        text = policy_path.read_text()
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict) or (doc.get("sender_registry") or {}).get("path"):
+        return policy_path
+    doc.setdefault("sender_registry", {})
+    doc["sender_registry"] = {**(doc["sender_registry"] or {}), "path": str(registry.resolve())}
+    out = out_dir / "policy.yaml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
 def _alert_cooldown_ms(engine: Engine) -> int:
     """The engine's alert cooldown (policy flags.cooldown): how long before its start an alert still counts."""
     cooldown = getattr(getattr(engine, "policy", None), "cooldown_ms", None)
@@ -261,8 +286,8 @@ def run_backtest(events_path: Path, truth_path: Path, out_dir: Path, *, engine: 
                  policy_path: Path | None = None, quiet: bool = False, report: bool = True) -> Evaluation:
     pseudo = pseudonymizer or backtest_pseudonymizer()
     truth, negatives = read_truth(truth_path, pseudo, region)
-    engine = engine or default_engine(pseudo, policy_path)
     out_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine or default_engine(pseudo, _with_world_registry(truth_path, out_dir, policy_path))
     result = replay(events_path, engine, pseudo, truth, alerts_out=out_dir / "alerts.jsonl", region=region,
                     quiet=quiet)
     evaluation = evaluate(truth, result.alerts, result.max_scores, normal_numbers=len(result.normal_numbers),

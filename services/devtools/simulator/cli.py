@@ -25,7 +25,15 @@ from tqdm import tqdm
 
 from services.devtools.simulator import catalog
 from services.devtools.simulator.exceptions import SimulatorError
-from services.devtools.simulator.generate import SimConfig, Simulation, params_line, render, simulate, truth_lines
+from services.devtools.simulator.generate import (
+    SimConfig,
+    Simulation,
+    params_line,
+    registry_csv,
+    render,
+    simulate,
+    truth_lines,
+)
 from services.devtools.simulator.params import WORLDS
 from services.devtools.simulator.timeline import DEFAULT_START, parse_duration, parse_start
 
@@ -88,6 +96,7 @@ def write_files(sim: Simulation, out: Path, quiet: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "truth.jsonl").write_bytes(b"".join(line + b"\n" for line in truth_lines(sim)))
     (out / "world.json").write_bytes(params_line(sim) + b"\n")
+    (out / "registry.csv").write_bytes(registry_csv(sim))
     tmp = out / "events.jsonl.part"
     with tmp.open("wb") as fh, tqdm(total=sim.size, desc="write events", unit="ev", unit_scale=True,
                                     disable=quiet, file=sys.stderr) as bar:

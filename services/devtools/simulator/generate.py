@@ -92,12 +92,15 @@ def _apply_changes(events: Batch, imei: I32, imsi: I32, changes: list[Change]) -
     subset = np.flatnonzero(np.isin(events.line, changed_lines))
     sub_line, sub_t = events.line[subset], events.t[subset]
     sub_free_imei, sub_free_imsi = events.imei[subset] < 0, events.imsi[subset] < 0
+    sub_free_cell = events.cell[subset] < 0
     for change in sorted(changes, key=lambda c: (c.t_ms, c.line)):
         hit = (sub_line == change.line) & (sub_t >= change.t_ms)
         if change.imei >= 0:
             imei[subset[hit & sub_free_imei]] = change.imei
         if change.imsi >= 0:
             imsi[subset[hit & sub_free_imsi]] = change.imsi
+        if change.cell >= 0:      # the line's own events from then on (cells are resolved later)
+            events.cell[subset[hit & sub_free_cell]] = change.cell
 
 
 def _start_at_first_act(scene: Scene, world: World, tl: Timeline) -> None:
@@ -147,7 +150,7 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
     say("normal life")
     normal = normal_life(world, tl, pop, _rng(config.seed, 2), config.subscribers)
     if params.random:
-        normal.extend(hard_negatives(world, tl, pop, [_rng(config.seed, 20 + k) for k in range(4)],
+        normal.extend(hard_negatives(world, tl, pop, [_rng(config.seed, 20 + k) for k in range(5)],
                                      config.subscribers))
     ctx = make_context(world, tl, pop, config.subscribers)
     fraud = Scene()
@@ -204,6 +207,11 @@ def _negatives(labels: list[Negative], truth: list[Truth], world: World, present
     fraud = {(t.entity_type, t.identifier) for t in truth}
     seen: set[tuple[str, str, int]] = set()
     out: list[Negative] = []
+    # "otp_receiver" is everyone who got one-time codes: kept for the ones in no other class, so
+    # that it measures people receiving codes in ordinary lives (a family phone's SIM that gets a
+    # code counts as family_phone)
+    other = {(neg.entity_type, neg.index) for neg in labels if neg.cls != "otp_receiver"}
+    labels = [neg for neg in labels if neg.cls != "otp_receiver" or (neg.entity_type, neg.index) not in other]
     for neg in labels:
         ident = world.numbers[neg.index] if neg.entity_type == "number" else world.imei15(neg.index)
         key = (neg.cls, neg.entity_type, neg.index)
@@ -339,3 +347,16 @@ def params_line(sim: Simulation) -> bytes:
                          "duration_ms": sim.config.duration_ms, "seed": sim.config.seed,
                          "intensity": sim.config.intensity, "scenarios": list(sim.config.scenarios)},
                         option=orjson.OPT_INDENT_2)
+
+
+def registry_csv(sim: Simulation) -> bytes:
+    """The world's sender-ID registry (``registry.csv``, the format ``fraudradar registry import`` writes):
+    every A2P sender of the world with its category, as the operators' registry would list it.
+    A short code that sends one-time codes is registered as ``otp``; the backtest gives the
+    scorer this registry, so categories come from it, never from a list of names."""
+    params = sim.params or world_params(sim.config.world, sim.config.seed)
+    rows = ["sender_id,owner,category,aggregators"]
+    for sender in params.a2p_senders:
+        category = "otp" if sender.otp and sender.name.isdigit() else sender.category
+        rows.append(f"{sender.name},{sender.name} (simulated),{category},")
+    return ("\n".join(rows) + "\n").encode()

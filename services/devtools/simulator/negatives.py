@@ -11,6 +11,7 @@ backtest can report, per class, how many were flagged (``metrics.json`` ``hard_n
   a school class), with a share of replies.
 - ``a2p_marketing``: marketing bursts from an A2P sender id: a share of all subscribers in
   minutes, mostly with a link, to recipients who never heard from it before.
+- ``traveller``: subscribers on a day trip, on cells they never used from some hour on.
 
 Call centres with short calls, shared family phones, tourists, device changers and lost
 phones are drawn in ``normal`` (their parameters come from the world, ``params``).
@@ -25,7 +26,7 @@ from services.devtools.simulator import catalog
 from services.devtools.simulator.normal import Population
 from services.devtools.simulator.params import A2PSender, per_100k
 from services.devtools.simulator.timeline import BUSINESS, EVENING, FLAT, MINUTE_MS, SOCIAL, Timeline, rhythm_days
-from services.devtools.simulator.world import OPERATOR_CODE, SMS, Scene, World, batch
+from services.devtools.simulator.world import OPERATOR_CODE, SMS, Change, Scene, World, batch
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -150,11 +151,29 @@ def marketing_bursts(world: World, tl: Timeline, pop: Population, rng: np.random
     return scene
 
 
+def travellers(world: World, tl: Timeline, pop: Population, rng: np.random.Generator, n_subs: int) -> Scene:
+    """Subscribers on a day trip: from some hour on every event of theirs is on cells they never
+    used (a new cell area), their life otherwise unchanged (the new-area half of a takeover)."""
+    scene = Scene()
+    p = pop.params
+    n = min(len(pop.dutch), int(rng.poisson(p.traveller_share * n_subs)))
+    if not n:
+        return scene
+    lines = rng.choice(pop.dutch, size=n, replace=False)
+    lines = lines[~world.line_roaming[lines]]
+    t = tl.sample(rng, len(lines), BUSINESS)
+    cells = world.random_cells(world.line_operator[lines], rng)
+    for line, start, cell in zip(lines.tolist(), t.tolist(), cells.tolist(), strict=True):
+        scene.changes.append(Change(line, start, cell=cell))
+    scene.label("traveller", "number", world.line_number[lines])
+    return scene
+
+
 def hard_negatives(world: World, tl: Timeline, pop: Population, rngs: list[np.random.Generator],
                    n_subs: int) -> Scene:
-    """All classes of this module, each with its own generator (``rngs``: four of them)."""
+    """All classes of this module, each with its own generator (``rngs``: five of them)."""
     scene = Scene()
-    builders = (business_modems, iot_fleets, group_organisers, marketing_bursts)
+    builders = (business_modems, iot_fleets, group_organisers, marketing_bursts, travellers)
     for build, rng in zip(builders, rngs, strict=True):
         scene.extend(build(world, tl, pop, rng, n_subs))
     return scene

@@ -303,6 +303,8 @@ def a2p_traffic(world: World, tl: Timeline, pop: Population, rng: np.random.Gene
     scene.batches.append(batch(n, t=t, kind=SMS, a=sender_numbers[which], b=world.line_number[recv], mo=False,
                                line=recv, url=url, chars=chars, segments=1))
     scene.label("a2p_sender", "number", sender_numbers)
+    # everyone who gets one-time codes in the run (logins, payments): the codes half of a takeover
+    scene.label("otp_receiver", "number", np.unique(world.line_number[recv[otp[which]]]))
     return scene
 
 
@@ -441,9 +443,15 @@ def identity_changes(world: World, tl: Timeline, pop: Population, rng: np.random
             if rng.random() < p.lost_phone_share:  # lost, stolen or broken: a new SIM in a new phone
                 # (the swap record names the SIM only, as in a takeover; the phone shows in later traffic)
                 imei = int(world.new_devices(1, catalog.PHONE_TACS)[0])
-                scene.changes.append(Change(line, t, imei=imei, imsi=imsi))
-                scene.label("lost_phone", "number", number)
-                scene.label("lost_phone", "device", imei)
+                away = p.random and rng.random() < p.lost_away_share
+                if away:   # lost on a trip: the new SIM and phone are bought away from home (new cells)
+                    cell = int(world.random_cells(np.asarray([world.line_operator[line]], np.int8), rng)[0])
+                    scene.changes.append(Change(line, t, imei=imei, imsi=imsi, cell=cell))
+                else:
+                    scene.changes.append(Change(line, t, imei=imei, imsi=imsi))
+                cls = "lost_phone_away" if away else "lost_phone"
+                scene.label(cls, "number", number)
+                scene.label(cls, "device", imei)
             else:
                 scene.changes.append(Change(line, t, imsi=imsi))
                 scene.label("owner_sim_swap", "number", number)

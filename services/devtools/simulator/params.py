@@ -64,6 +64,15 @@ RANGES: Final[dict[str, tuple[float, float]]] = {
     "port_out_rate": (0.0002, 0.0008),
     # fraud
     "fraud_intensity": (0.5, 1.5),           # multiplies --intensity, drawn per scenario
+    # SIM-swap takeovers (scenarios.sim_swap_takeover_random): how this world's fraudsters work
+    "takeover_new_device_share": (0.5, 1.0),  # the swapped SIM goes into the fraudster's own phone
+    "takeover_first_act_minutes": (2.0, 30.0),  # latest first act after the swap (each: 1 min .. this)
+    "takeover_codes_share": (0.5, 1.0),      # takeovers during which one-time codes arrive
+    "takeover_link_share": (0.0, 0.8),       # the fraudster's SMS with a link (0: "help me" texts only)
+    "takeover_contact_share": (0.0, 0.7),    # of its SMS to the victim's contacts (rest: strangers)
+    # look-alikes of a takeover
+    "traveller_share": (0.002, 0.01),        # subscribers on a day trip: new cells from some hour on
+    "lost_away_share": (0.1, 0.5),           # lost phones lost on a trip (new SIM, new phone, new cells)
 }
 
 
@@ -117,6 +126,15 @@ class WorldParams:
     activation_rate: float
     port_out_rate: float
     fraud_intensity: dict[str, float] = field(default_factory=dict)
+    # drawn after everything above (a seed's earlier parameters stay as they were); the fixed
+    # world's takeover is the reference scenario and has no travellers
+    takeover_new_device_share: float = 1.0
+    takeover_first_act_minutes: float = 2.0
+    takeover_codes_share: float = 1.0
+    takeover_link_share: float = 0.65
+    takeover_contact_share: float = 0.65
+    traveller_share: float = 0.0
+    lost_away_share: float = 0.0
 
     @property
     def random(self) -> bool:
@@ -260,7 +278,14 @@ def random_world(seed: int) -> WorldParams:
         family_phone_share=_u(rng, "family_phone_share"), device_change_rate=_u(rng, "device_change_rate"),
         owner_swap_rate=_u(rng, "owner_swap_rate"), lost_phone_share=_u(rng, "lost_phone_share"),
         activation_rate=_u(rng, "activation_rate"), port_out_rate=_u(rng, "port_out_rate"),
-        fraud_intensity={name: _u(rng, "fraud_intensity") for name in catalog.SCENARIOS})
+        fraud_intensity={name: _u(rng, "fraud_intensity") for name in catalog.SCENARIOS},
+        **{name: _u(rng, name) for name in _LATER})
+
+
+# parameters added to RANGES later, drawn in this order after the others
+_LATER: Final[tuple[str, ...]] = ("takeover_new_device_share", "takeover_first_act_minutes", "takeover_codes_share",
+                                  "takeover_link_share", "takeover_contact_share", "traveller_share",
+                                  "lost_away_share")
 
 
 def world_params(kind: str, seed: int) -> WorldParams:

@@ -192,6 +192,8 @@ def sim_box(ctx: Context, rng: np.random.Generator, intensity: float) -> Scene:
 
 def sim_swap_takeover(ctx: Context, rng: np.random.Generator, intensity: float) -> Scene:
     """A fraudster swaps the victim's number onto a new SIM and device, then drains and scams."""
+    if ctx.pop.params.random:
+        return sim_swap_takeover_random(ctx, rng, intensity)
     w, tl = ctx.world, ctx.tl
     start, end = tl.window(rng, int(rng.uniform(1.0, 3.0) * HOUR_MS), earliest=0.1, latest=0.7)
     candidates = ctx.pop.dutch[~w.line_roaming[ctx.pop.dutch]]
@@ -229,6 +231,62 @@ def sim_swap_takeover(ctx: Context, rng: np.random.Generator, intensity: float) 
                                b=ctx.pop.foreign[rng.integers(0, len(ctx.pop.foreign), n)], mo=True, line=victim,
                                imei=new_device, imsi=new_imsi, cell=cell, answered=answered,
                                duration=rng.integers(30, 300, n)))
+    scene.truth.append(Truth("sim_swap_takeover", "number", w.numbers[number], start, end))
+    return scene
+
+
+def sim_swap_takeover_random(ctx: Context, rng: np.random.Generator, intensity: float) -> Scene:
+    """A takeover as this world's fraudsters do it (``params``: takeover_*), each instance drawn.
+
+    The fraudster swaps the victim's number onto a new SIM, in its own phone or (sometimes) an
+    old one of the victim's model, somewhere else (every event of the line from then on is on the
+    fraudster's cell, the victim's own traffic stops), waits up to the world's first-act delay,
+    receives one-time codes (or not), and uses the number: SMS to the victim's contacts ("new
+    number, can you help me out") and to strangers, with links in the world's share, and calls
+    abroad (mules, premium numbers). Some takeovers send no link at all.
+    """
+    w, tl = ctx.world, ctx.tl
+    p = ctx.pop.params
+    start, end = tl.window(rng, int(rng.uniform(1.0, 3.0) * HOUR_MS), earliest=0.1, latest=0.7)
+    candidates = ctx.pop.dutch[~w.line_roaming[ctx.pop.dutch]]
+    victim = int(candidates[int(rng.integers(0, len(candidates)))])
+    number = int(w.line_number[victim])
+    code = int(w.line_operator[victim])
+    new_imsi = int(w.new_imsis([w.imsis[int(w.line_imsi[victim])][:5]])[0])
+    new_phone = bool(rng.random() < p.takeover_new_device_share)
+    device = int(w.new_devices(1, catalog.PHONE_TACS)[0]) if new_phone else int(w.line_imei[victim])
+    cell = _cell(ctx, code, rng)
+    scene = Scene()
+    scene.changes.append(Change(victim, start, imei=device, imsi=new_imsi, cell=cell))
+    scene.silence_after.append((victim, start))
+    scene.batches.append(batch(1, t=start, kind=SIM, a=number, mo=True, line=victim, change=CHANGE_CODE["swap"],
+                               sim_imsi=new_imsi, imsi=new_imsi, cell=cell))
+    first = start + int(rng.uniform(1.0, max(1.0, p.takeover_first_act_minutes)) * MINUTE_MS)
+    if rng.random() < p.takeover_codes_share:
+        n = int(rng.integers(1, 6))
+        t_codes = tl.sample(rng, n, FLAT, start + MINUTE_MS, end)
+        scene.batches.append(batch(n, t=t_codes, kind=SMS,
+                                   a=ctx.otp_senders[rng.integers(0, len(ctx.otp_senders), n)], b=number, mo=False,
+                                   line=victim, imei=device, imsi=new_imsi, cell=cell, chars=rng.integers(40, 90, n)))
+    pos = int(np.flatnonzero(ctx.pop.lines == victim)[0])
+    contacts = ctx.pop.contacts[ctx.pop.contact_start[pos]:ctx.pop.contact_start[pos + 1]]
+    n_sms = max(2, int(rng.integers(8, 40) * intensity))
+    to_contact = rng.random(n_sms) < min(1.0, max(0.0, p.takeover_contact_share + rng.uniform(-0.1, 0.1)))
+    b = np.where(to_contact, contacts[rng.integers(0, len(contacts), n_sms)], _targets(ctx, rng, n_sms))
+    url = rng.random(n_sms) < min(1.0, max(0.0, p.takeover_link_share + rng.uniform(-0.1, 0.1)))
+    t = tl.sample(rng, n_sms, FLAT, first, end)
+    if len(t) < n_sms:      # the run ends before the first act: only the swap and codes are seen
+        scene.truth.append(Truth("sim_swap_takeover", "number", w.numbers[number], start, end))
+        return scene
+    t[int(np.argmin(t))] = first
+    scene.batches.append(batch(n_sms, t=t, kind=SMS, a=number, b=b, mo=True, line=victim, imei=device,
+                               imsi=new_imsi, cell=cell, url=url, chars=rng.integers(60, 160, n_sms)))
+    n = int(rng.integers(0, 7) * intensity)
+    if n:
+        scene.batches.append(batch(n, t=tl.sample(rng, n, FLAT, first, end), kind=CALL, a=number,
+                                   b=ctx.pop.foreign[rng.integers(0, len(ctx.pop.foreign), n)], mo=True, line=victim,
+                                   imei=device, imsi=new_imsi, cell=cell, answered=np.ones(n, np.bool_),
+                                   duration=rng.integers(30, 300, n)))
     scene.truth.append(Truth("sim_swap_takeover", "number", w.numbers[number], start, end))
     return scene
 

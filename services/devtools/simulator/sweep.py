@@ -44,6 +44,7 @@ class WorldJob:
     min_level: str
     out: Path
     keep_events: bool
+    policy: Path | None = None      # scorer policy file (None: the shipped one)
 
 
 def run_world(job: WorldJob) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def run_world(job: WorldJob) -> dict[str, Any]:
     write_files(sim, job.out, quiet=True)
     generated = time.perf_counter() - started
     evaluation = run_backtest(job.out / "events.jsonl", job.out / "truth.jsonl", job.out / "backtest",
-                              min_level=job.min_level, quiet=True, report=False)
+                              min_level=job.min_level, quiet=True, report=False, policy_path=job.policy)
     if not job.keep_events:
         (job.out / "events.jsonl").unlink(missing_ok=True)
     world = orjson.loads((job.out / "world.json").read_bytes())
@@ -300,12 +301,12 @@ def _markdown_to_html(md: str) -> str:
 
 def run_sweep(out: Path, seeds: list[int], *, subscribers: int, duration: str, world: str = "random",
               jobs: int = 1, intensity: float = 1.0, min_level: str = "high", start: str = DEFAULT_START,
-              keep_events: bool = False, quiet: bool = False) -> dict[str, Any]:
+              keep_events: bool = False, quiet: bool = False, policy: Path | None = None) -> dict[str, Any]:
     duration_ms = parse_duration(duration)
     start_ms = parse_start(start)
     out.mkdir(parents=True, exist_ok=True)
     todo = [WorldJob(seed, subscribers, duration_ms, start_ms, world, intensity, min_level,
-                     out / "worlds" / f"seed-{seed}", keep_events) for seed in seeds]
+                     out / "worlds" / f"seed-{seed}", keep_events, policy) for seed in seeds]
     results: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
     with tqdm(total=len(todo), desc="sweep", unit="world", disable=quiet, file=sys.stderr) as bar:
@@ -352,6 +353,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--intensity", type=float, default=1.0, help="fraud strength (world draws multiply it)")
     p.add_argument("--min-level", default="high", choices=LEVELS[1:], help="alerts at or above count (default high)")
+    p.add_argument("--policy", type=Path, default=None, help="scorer policy file (default: the shipped one)")
     p.add_argument("--keep-events", action="store_true", help="keep each world's events.jsonl")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -371,7 +373,8 @@ def main(argv: list[str]) -> int:
             raise SimulatorError("--jobs must be at least 1")
         doc = run_sweep(args.out, seeds, subscribers=args.subscribers, duration=args.duration, world=args.world,
                         jobs=args.jobs, intensity=args.intensity, min_level=args.min_level,
-                        keep_events=args.keep_events, quiet=args.quiet)
+                        keep_events=args.keep_events, quiet=args.quiet,
+                        policy=args.policy.resolve() if args.policy else None)
     except (SimulatorError, ValueError) as exc:
         print(f"fraudradar backtest-sweep: {exc}", file=sys.stderr)
         return 2

@@ -190,12 +190,14 @@ class World:
 
 @dataclass
 class Change:
-    """From ``t_ms`` on, ``line`` uses another device and/or IMSI (upgrade, swap, takeover)."""
+    """From ``t_ms`` on, ``line`` uses another device and/or IMSI (upgrade, swap, takeover) and/or
+    is served by another cell (a trip, the fraudster's whereabouts)."""
 
     line: int
     t_ms: int
     imei: int = -1
     imsi: int = -1
+    cell: int = -1
 
 
 @dataclass

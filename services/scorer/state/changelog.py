@@ -134,6 +134,12 @@ def _apply_entries(value: bytes, store: StateStore) -> int:
                 table.records[key] = value[pos:pos + value_len]
             elif value_len == legacy[code]:          # written before the link tail: pad it
                 table.records[key] = value[pos:pos + value_len] + pad
+                if len(table.records[key]) != sizes[code]:   # ... and before the change tail
+                    table.records[key] += bytes(sizes[code] - len(table.records[key]))
+            elif value_len < sizes[code]:            # an earlier layout: let it migrate (zeros)
+                record = table.layout.migrate(value[pos:pos + value_len])
+                if record is not None:
+                    table.records[key] = record
             pos += value_len
     return applied
 

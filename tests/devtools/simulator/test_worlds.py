@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parents[3]
 NEGATIVE_CLASSES = {
     "a2p_sender", "a2p_marketing", "business_modem", "bulk_sms_phone", "call_centre", "iot_fleet",
     "group_chat", "group_organiser", "tourist", "roamer", "dual_sim", "family_phone", "device_changer",
-    "lost_phone", "owner_sim_swap", "new_activation",
+    "lost_phone", "owner_sim_swap", "new_activation", "traveller", "otp_receiver",
 }
+# classes a small world may hold none of (a few owner swaps, a share of them lost on a trip)
+RARE_CLASSES = {"lost_phone_away"}
 
 
 def _in_range(name: str, value: float) -> bool:
@@ -79,7 +81,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_every_negative_class_is_generated_and_labelled(world: dict[str, Any]) -> None:
     classes = {r["class"] for r in world["negatives"]}
-    assert classes == NEGATIVE_CLASSES
+    assert NEGATIVE_CLASSES <= classes <= NEGATIVE_CLASSES | RARE_CLASSES
     fraud = {(t["entity_type"], t["identifier"]) for t in world["truth"]}
     assert not fraud & {(r["entity_type"], r["identifier"]) for r in world["negatives"]}
     assert world["world"]["world"]["kind"] == "random" and world["world"]["seed"] == 4

@@ -1,0 +1,208 @@
+"""SIM-swap account takeover from generic signals: the number's change tail (what it did since its
+latest SIM/device change), the one-time-code senders from the registry's categories, and the
+ACCOUNT_TAKEOVER rules. The swap alone stays a CAMARA signal, never an alert; an honest owner who
+changes phone (new SIM, new phone, codes, but at home and texting their people) is not flagged."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from services.common.normalise import normalise_number
+from services.common.pseudonym import Pseudonymizer, parse_key
+from services.common.records import SmsMeta, View
+from services.scorer import features as F
+from services.scorer import layout as L
+from services.scorer.partition import PartitionScorer
+from services.scorer.state import entity_key
+from tests.conftest import TEST_PSEUDONYM_KEY
+from tests.scorer.helpers import MIN, T0, call_out, pid, sim_change, sms_out
+
+PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
+VICTIM = pid("victim")
+OLD_PHONE, NEW_PHONE = pid("old phone"), pid("new phone")
+HOME, WORK, ELSEWHERE = pid("home cell"), pid("work cell"), pid("far cell")
+FRIENDS = [pid(f"friend {i}") for i in range(5)]
+HOUR = 60 * MIN
+
+
+def sender(name: str) -> str:
+    return PSEUDO("msisdn", normalise_number(name, "NL", allow_alphanumeric=True).value)
+
+
+def code_sms(entity: str, sender_id: str, t_ms: int, *, device: str, cell: str) -> View:
+    """An SMS from an A2P sender ID (delivered MT) to ``entity``."""
+    return View(view_id=pid(f"{entity}{sender_id}{t_ms}"), entity_type="number", entity=entity, role="in",
+                type="sms", operator="op", occurred_ms=t_ms, ingested_ms=t_ms, key_id="k", peer=sender(sender_id),
+                peer_kind="short_code" if sender_id.isdigit() else "alphanumeric", number_kind="e164",
+                sms=SmsMeta(), device=device, cell=cell)
+
+
+def on(view: View, *, device: str, cell: str) -> View:
+    return msgspec.structs.replace(view, device=device, cell=cell)
+
+
+def history(eng: PartitionScorer) -> int:
+    """A day of the owner's life before the change: texts and calls to friends from home and work."""
+    t = T0
+    for i in range(12):
+        t = T0 + i * 2 * HOUR
+        friend = FRIENDS[i % len(FRIENDS)]
+        view = sms_out(VICTIM, friend, t, n=i) if i % 3 else call_out(VICTIM, friend, t)
+        eng.process(on(view, device=OLD_PHONE, cell=HOME if i % 2 else WORK))
+    return t + HOUR
+
+
+def features(eng: PartitionScorer) -> dict[str, float]:
+    return F.number_features(L.NUMBER.unpack(eng.state.store.numbers.records[entity_key(VICTIM)]))
+
+
+def alerts_of(outputs: list[object]) -> list[str]:
+    return [a.reasons[0].code for o in outputs for a in getattr(o, "alerts", [])]
+
+
+def takeover(eng: PartitionScorer, t: int, *, codes: str = "3010", links: bool = False) -> list[object]:
+    """The fraudster: the swap, codes on the new SIM in its own phone far away, then texts to strangers."""
+    out = [eng.process(sim_change(VICTIM, t))]
+    out.append(eng.process(code_sms(VICTIM, codes, t + 2 * MIN, device=NEW_PHONE, cell=ELSEWHERE)))
+    for i in range(4):
+        out.append(eng.process(on(sms_out(VICTIM, pid(f"stranger {i}"), t + (5 + i) * MIN, url=links, n=100 + i),
+                                  device=NEW_PHONE, cell=ELSEWHERE)))
+    return out
+
+
+def test_a_takeover_alerts_at_its_first_act_with_every_signal() -> None:
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = takeover(eng, t)
+    # swap and codes: no alert (the swap is a CAMARA signal; codes come to every new phone)
+    assert not alerts_of(out[:2])
+    # the first text to a never-contacted number, no link needed: every signal holds
+    assert alerts_of(out[2:3]) == ["ACCOUNT_TAKEOVER"]
+    f = features(eng)
+    assert f["takeover_evidence"] == 5.0
+    assert f["new_area_since_change"] == f["contacts_quiet_since_change"] == 1.0
+    assert f["codes_since_change"] == 1.0 and f["new_contacts_since_change"] == 4.0
+
+
+def test_the_swap_alone_is_a_camara_signal_not_an_alert() -> None:
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = eng.process(sim_change(VICTIM, t))
+    assert not out.alerts and 0 < out.score < 50          # RECENT_SIM_SWAP: low
+    assert features(eng)["takeover_evidence"] == 1.0
+
+
+def test_an_owner_with_a_new_phone_who_texts_their_people_is_not_flagged() -> None:
+    # new SIM, new phone, codes from the bank (apps re-activated): three of five signals; at home
+    # and texting friends, even a link among them does not make it a takeover
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = [eng.process(sim_change(VICTIM, t)),
+           eng.process(code_sms(VICTIM, "3010", t + 2 * MIN, device=NEW_PHONE, cell=HOME))]
+    for i, friend in enumerate(FRIENDS):
+        out.append(eng.process(on(sms_out(VICTIM, friend, t + (5 + i) * MIN, url=i == 1, n=200 + i),
+                                  device=NEW_PHONE, cell=HOME)))
+    out.append(eng.process(on(sms_out(VICTIM, pid("new colleague"), t + 20 * MIN, url=True, n=300),
+                              device=NEW_PHONE, cell=HOME)))
+    assert not alerts_of(out)
+    f = features(eng)
+    assert f["takeover_evidence"] == 3.0
+    assert f["new_area_since_change"] == f["contacts_quiet_since_change"] == 0.0
+
+
+def test_a_phone_lost_on_a_trip_whose_owner_texts_their_people_is_not_flagged() -> None:
+    # new SIM, new phone and codes bought away from home: four signals, but the owner's contacts
+    # hear from them (not quiet) and no link goes to a stranger
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = [eng.process(sim_change(VICTIM, t)),
+           eng.process(code_sms(VICTIM, "3010", t + 2 * MIN, device=NEW_PHONE, cell=ELSEWHERE))]
+    out += [eng.process(on(sms_out(VICTIM, friend, t + (5 + i) * MIN, n=400 + i), device=NEW_PHONE, cell=ELSEWHERE))
+            for i, friend in enumerate(FRIENDS)]
+    out.append(eng.process(on(sms_out(VICTIM, pid("hotel"), t + 30 * MIN, n=500), device=NEW_PHONE,
+                              cell=ELSEWHERE)))
+    assert not alerts_of(out)
+    assert features(eng)["takeover_evidence"] == 4.0
+
+
+def test_recontacting_a_number_first_texted_after_the_change_is_not_a_usual_contact() -> None:
+    # the fraudster texts the same stranger twice: the second text finds it in the recent set, but
+    # it was not there before the change, so the owner's contacts are still quiet
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    takeover(eng, t)
+    eng.process(on(sms_out(VICTIM, pid("stranger 0"), t + 30 * MIN, n=600), device=NEW_PHONE, cell=ELSEWHERE))
+    f = features(eng)
+    assert f["contacts_quiet_since_change"] == 1.0 and f["new_contacts_since_change"] == 4.0
+
+
+@pytest.mark.parametrize(("sender_id", "counted"), [("3010", 1.0), ("ING", 1.0), ("DigiD", 1.0),
+                                                    ("PostNL", 0.0), ("KPN", 0.0), ("Pakketje", 0.0)])
+def test_codes_come_from_the_registry_category_not_from_a_name(sender_id: str, counted: float) -> None:
+    # the packaged registry: 3010 otp, ING bank, DigiD government count; a parcel carrier, an
+    # operator and an unregistered ID do not
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    eng.process(sim_change(VICTIM, t))
+    eng.process(code_sms(VICTIM, sender_id, t + 2 * MIN, device=OLD_PHONE, cell=HOME))
+    assert features(eng)["codes_since_change"] == counted
+
+
+def test_without_a_registry_code_category_a_takeover_without_codes_needs_a_link() -> None:
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = takeover(eng, t, codes="PostNL")               # four signals: no codes
+    assert not alerts_of(out)
+    eng2 = PartitionScorer.default(PSEUDO)
+    t = history(eng2)
+    out = takeover(eng2, t, codes="PostNL", links=True)
+    assert alerts_of(out[2:3]) == ["ACCOUNT_TAKEOVER_LINKS"]
+
+
+def test_the_change_features_fade_a_day_after_the_change() -> None:
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    takeover(eng, t)
+    eng.process(on(sms_out(VICTIM, FRIENDS[0], t + 25 * HOUR, n=700), device=NEW_PHONE, cell=ELSEWHERE))
+    f = features(eng)
+    assert f["takeover_evidence"] == f["new_contacts_since_change"] == f["codes_since_change"] == 0.0
+
+
+def test_a_record_without_the_change_tail_migrates_with_zeros() -> None:
+    eng = PartitionScorer.default(PSEUDO)
+    history(eng)
+    record = eng.state.store.numbers.records[entity_key(VICTIM)]
+    old = record[:L.NUMBER.pre_tail_size]
+    assert L.NUMBER.migrate(old) == old + bytes(L.NUMBER.size - len(old))
+    assert L.NUMBER.migrate(record[:L.NUMBER.legacy_size]) is not None
+    assert L.NUMBER.migrate(record[:-1]) is None
+
+
+def test_the_compiled_update_keeps_the_change_tail_as_the_python_does() -> None:
+    assert F.COMPILED_APPLY is not None, "make install builds the C extension"
+    codes = frozenset({sender("3010")})
+    views = [on(sms_out(VICTIM, FRIENDS[i % 5], T0 + i * HOUR, n=i), device=OLD_PHONE, cell=[HOME, WORK][i % 2])
+             for i in range(6)]
+    t = T0 + 7 * HOUR
+    views += [sim_change(VICTIM, t), code_sms(VICTIM, "3010", t + MIN, device=NEW_PHONE, cell=ELSEWHERE),
+              code_sms(VICTIM, "PostNL", t + MIN, device=NEW_PHONE, cell=ELSEWHERE)]
+    views += [on(sms_out(VICTIM, pid(f"s{i % 3}"), t + (2 + i) * MIN, url=i % 2 == 0, n=800 + i), device=NEW_PHONE,
+                 cell=[ELSEWHERE, HOME][i % 2]) for i in range(6)]
+    views += [on(sms_out(VICTIM, FRIENDS[1], t + 9 * MIN, n=900), device=NEW_PHONE, cell=WORK)]
+    packed_c = packed_py = None
+    for view in views:
+        args = (True, packed_c, view, None, False, 10.0, frozenset(), 4.0, frozenset(), False, codes)
+        got = F.COMPILED_APPLY(*args)
+        want = F.apply_view(True, packed_py, view, None, False, 10.0, frozenset(), 4.0, frozenset(), False, codes)
+        assert got is not None and got[0] == want[0]
+        if want[0] == 1:            # a quiet view: the packed record
+            assert got == want
+            packed_c = packed_py = want[1]
+            continue
+        assert got[1] == want[1]
+        assert got[5] == want[5]
+        packed_c = packed_py = L.NUMBER.pack(want[1])
+    # new SIM, new phone, codes (one of the two SMS); a cell of before seen, a friend of before texted
+    assert want[5]["takeover_evidence"] == 3.0
+    assert want[5]["codes_since_change"] == 1.0 and want[5]["link_contacts_since_change"] == 2.0
