@@ -118,6 +118,9 @@ class BudgetSettings(_Strict):
     """The false-alarm budget per rule family (``services.scorer.budget``)."""
 
     alerts_per_100k_per_day: float = Field(1.0, gt=0)
+    # the population may raise a rule's minimum evidence at most this many times
+    # (``services.scorer.thresholds``): a population flooded by one pattern cannot switch its rule off
+    max_scale: float = Field(4.0, ge=1.0)
 
 
 class PolicyFile(_Strict):
