@@ -84,6 +84,7 @@ class ScoringEngine:
         self._medium = policy.levels.medium
         # a model whose raw score passes its budget cut alerts alone, at the alert level
         self._rare_points = float(policy.level_floor[policy.alert_level])
+        self._alone = policy.models.alone
         self._modem_tacs = policy.modem_tacs
         # the per-view record update: compiled (_fastcore.c) when built, else features.apply_view
         self._apply = F.COMPILED_APPLY
@@ -256,7 +257,7 @@ class ScoringEngine:
         level, its first reason naming the feature that contributed most, then (0 points, after
         the other reasons) the next two. Nothing before the cuts are warm and resolvable."""
         cuts = models.cuts
-        if cuts is None or not cuts.model_cuts:
+        if cuts is None or not cuts.model_cuts or not self._alone:
             return []
         for name, cut in cuts.model_cuts.items():
             raw = raws.get(name)

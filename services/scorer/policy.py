@@ -89,6 +89,9 @@ class ModelSettings(_Strict):
     points_at_start: float = 15
     points_per_decade: float = 15
     max_points: float = Field(60, ge=0, le=100)
+    # a model whose score passes the cut the false-alarm budget derives (services.scorer.thresholds)
+    # alerts alone (MODEL_RARE); false: models only add their capped points
+    alone: bool = True
     detectors: list[Literal["burst", "burst_hst", "ecod", "hst"]] = ["hst"]
     feedback_max_points: float = 40
     feedback_damping: float = Field(0.5, ge=0, le=1)

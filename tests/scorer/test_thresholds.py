@@ -156,6 +156,13 @@ def test_a_model_alone_raises_an_alert_with_the_features_that_made_the_point_rar
                                                  "new_recipients_1h", "new_recipients_24h", "distinct_recipients",
                                                  "one_way_share_24h", "new_recipient_share_1h"}
     assert eng.counters["model_rare"] >= 1
+    if detector == "ecod":       # the policy can keep models from alerting alone
+        path = generous(tmp_path, detector=detector)
+        path.write_text(path.read_text().replace("alone: true", "alone: false"))
+        quiet = PartitionScorer.default(PSEUDO, policy_path=path)
+        for view in [*stream, *busy_caller(caller, max(v.occurred_ms for v in stream) + MIN)]:
+            assert not any(r.code == "MODEL_RARE" for a in quiet.process(view).alerts for r in a.reasons)
+        assert quiet.counters["model_rare"] == 0
 
 
 def test_at_the_packaged_budget_the_cut_lies_far_out_and_the_model_stays_below_the_alert_level(
