@@ -124,6 +124,9 @@ class BudgetSettings(_Strict):
     # the population may raise a rule's minimum evidence at most this many times
     # (``services.scorer.thresholds``): a population flooded by one pattern cannot switch its rule off
     max_scale: float = Field(4.0, ge=1.0)
+    # learned points of an entity class before its cuts move from the policy's thresholds (None:
+    # the models' warm-up); each fit also needs MIN_TAIL_COUNT points where it reads the tail
+    warmup: int | None = Field(None, ge=0)
 
 
 class PolicyFile(_Strict):

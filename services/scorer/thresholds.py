@@ -172,8 +172,10 @@ class PopulationCuts:
     @classmethod
     def for_policy(cls, policy: Policy, entity_type: str) -> PopulationCuts:
         rules = policy.rules.get(entity_type, [])  # type: ignore[call-overload]
-        return cls(entity_type, rules, alpha=alpha_per_scoring(policy), warmup=policy.models.warmup,
-                   max_scale=policy.spec.budget.max_scale)
+        budget = policy.spec.budget
+        return cls(entity_type, rules, alpha=alpha_per_scoring(policy),
+                   warmup=policy.models.warmup if budget.warmup is None else budget.warmup,
+                   max_scale=budget.max_scale)
 
     @property
     def is_warm(self) -> bool:

@@ -105,6 +105,10 @@ def test_the_budget_per_scoring_follows_the_policy() -> None:
     assert policy.spec.budget.alerts_per_100k_per_day == 1.0 and policy.spec.budget.max_scale == 4.0
     # 1 alert / 100k / day at one scoring per 10 min (rescore_after) at most
     assert math.isclose(alpha_per_scoring(policy), 1e-5 / 144)
+    # the cuts warm up with the models unless the budget names its own warm-up
+    assert PopulationCuts.for_policy(policy, "device").warmup == policy.models.warmup == 3000
+    spec = policy.spec.model_copy(update={"budget": policy.spec.budget.model_copy(update={"warmup": 500})})
+    assert PopulationCuts.for_policy(Policy(spec, PSEUDO), "device").warmup == 500
 
 
 # -- in the engine -------------------------------------------------------------------------------
