@@ -19,9 +19,10 @@ next to River's ``HalfSpaceTrees`` (behind its ``MinMaxScaler``) and River's ``S
 
 The simulated events go through ingest and one ``PartitionScorer`` whose policy keeps every
 setting of the shipped one except: no rules, no do-not-originate list, model points capped
-at 0 and no model-only alerts (``models.alone: false``) (so nothing is ever flagged and every detector learns the same unfiltered sample). All the
-detectors named by ``--detectors`` run side by side in that engine, so they score exactly the
-same points (same gating by activity, same re-scoring moments). Per entity, the maximum
+at 0 and no model-only alerts (``models.alone: false``), so nothing is ever flagged and every
+detector learns the same unfiltered sample. All the detectors named by ``--detectors`` run
+side by side in that engine, so they score exactly the same points (same gating by activity,
+same re-scoring moments). Per entity, the maximum
 calibrated percentile a detector gave it is its score (never scored: 0). Written per detector:
 ROC AUC and PR AUC over all entities (truth vs everything else), and per scenario (that
 scenario's entities vs the non-fraud ones). Not a test; nothing is asserted.
