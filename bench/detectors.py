@@ -18,10 +18,11 @@ next to River's ``HalfSpaceTrees`` (behind its ``MinMaxScaler``) and River's ``S
     python bench/detectors.py --events D7/events.jsonl --truth D7/truth.jsonl --json bench/results/detectors-7.json
 
 The simulated events go through ingest and one ``PartitionScorer`` whose policy keeps every
-setting of the shipped one except: no rules, no do-not-originate list, and model points capped
-at 0 (so nothing is ever flagged and every detector learns the same unfiltered sample). All the
-detectors named by ``--detectors`` run side by side in that engine, so they score exactly the
-same points (same gating by activity, same re-scoring moments). Per entity, the maximum
+setting of the shipped one except: no rules, no do-not-originate list, model points capped
+at 0 and no model-only alerts (``models.alone: false``), so nothing is ever flagged and every
+detector learns the same unfiltered sample. All the detectors named by ``--detectors`` run
+side by side in that engine, so they score exactly the same points (same gating by activity,
+same re-scoring moments). Per entity, the maximum
 calibrated percentile a detector gave it is its score (never scored: 0). Written per detector:
 ROC AUC and PR AUC over all entities (truth vs everything else), and per scenario (that
 scenario's entities vs the non-fraud ones). Not a test; nothing is asserted.
@@ -55,6 +56,7 @@ def _policy(detectors: list[str], min_activity: float | None) -> Path:
     spec["do_not_originate"] = []
     spec["models"]["detectors"] = detectors
     spec["models"]["max_points"] = 0
+    spec["models"]["alone"] = False          # no model-only alert (MODEL_RARE) either
     if min_activity is not None:
         spec["models"]["min_activity"] = min_activity
     path = Path(tempfile.mkdtemp(prefix="detectors-")) / "policy.yaml"

@@ -638,7 +638,7 @@ static double out_activity(const rec_t *r, int is_number) {
     return r->dv[CNT(D_OUT) + 1] * f1 + 4.0 * extra;
 }
 
-/* ---- features (features.number_features / device_features) --------------------------------- */
+/* ---- features (derived.number_features / device_features) ---------------------------------- */
 
 static const double Z95 = 1.959963984540054;
 
@@ -710,7 +710,7 @@ static const char *KEY_TEXT[N_KEYS] = {
 };
 static PyObject *KEYS[N_KEYS];
 
-/* 1 - replies per message sent (two pseudo-messages): features._one_way */
+/* 1 - replies per message sent (two pseudo-messages): derived._one_way */
 static double one_way(double replies, double out) {
     double q = replies / (out + 2.0);
     return 1.0 - (q < 1.0 ? q : 1.0);

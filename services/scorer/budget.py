@@ -11,7 +11,9 @@ numbers the scorer tracks (its active subscribers): ``fraudradar_rule_alert_rate
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import Gauge
 
@@ -68,3 +70,25 @@ class BudgetMeter:
     def over_budget(self, active: int, now_ms: int) -> list[str]:
         """The families whose rate is above the budget."""
         return sorted(f for f, r in self.rates(active, now_ms).items() if r > self.budget)
+
+
+def export_cuts(partitions: Iterable[Mapping[Any, Any]]) -> None:
+    """Set the threshold gauges from the partitions' models (``{entity_type: EntityModels}``):
+    per rule the policy threshold and the largest derived one, per detector the largest cut."""
+    derived: dict[tuple[str, str], tuple[float, float]] = {}
+    model_cuts: dict[tuple[str, str], float] = {}
+    for models in partitions:
+        for entity_type, entity_models in models.items():
+            cuts = getattr(entity_models, "cuts", None)
+            if cuts is None:
+                continue
+            for code, (policy_t, derived_t) in cuts.thresholds().items():
+                key = (entity_type, code)
+                derived[key] = (policy_t, max(derived_t, derived.get(key, (0.0, 0.0))[1]))
+            for name, cut in cuts.model_cuts.items():
+                model_cuts[(entity_type, name)] = max(cut, model_cuts.get((entity_type, name), cut))
+    for (entity_type, code), (policy_t, derived_t) in derived.items():
+        metrics.RULE_THRESHOLD.labels(entity_type, code, "policy").set(policy_t)
+        metrics.RULE_THRESHOLD.labels(entity_type, code, "derived").set(derived_t)
+    for (entity_type, name), cut in model_cuts.items():
+        metrics.MODEL_ALERT_CUT.labels(entity_type, name).set(cut)

@@ -9,6 +9,7 @@ from models.burst import BurstAwareHST, Channel
 from services.common.records import EntityType
 from services.scorer import catalogue
 from services.scorer.policy import Policy
+from services.scorer.thresholds import PopulationCuts
 
 DETECTOR_VERSIONS = {"burst": "burst.1", "burst_hst": "bhst.2", "ecod": "ecod.2", "hst": "hst.3"}
 
@@ -23,9 +24,14 @@ def model_version(policy: Policy) -> str:
 
 
 class EntityModels:
-    """The detectors of one entity type in one partition, and the feedback learner."""
+    """The detectors of one entity type in one partition, the feedback learner and the cuts
+    derived from the population they learn (``thresholds.PopulationCuts``; None: the policy's)."""
 
-    def __init__(self, entity_type: EntityType, detectors: Sequence[str], warmup: int, seed: int) -> None:
+    cuts: PopulationCuts | None = None       # checkpoints written before the cuts have none
+
+    def __init__(self, entity_type: EntityType, detectors: Sequence[str], warmup: int, seed: int,
+                 cuts: PopulationCuts | None = None) -> None:
+        self.cuts = cuts
         self.detectors: dict[str, CalibratedDetector] = {}
         for name in detectors:
             if name == "burst":
@@ -42,9 +48,17 @@ class EntityModels:
                     ScaledHalfSpaceTrees(n_trees=10, height=8, window_size=1000, seed=seed), warmup=warmup)
         self.feedback = FeedbackLearner(min_each=5, seed=seed)
 
+    def learn_one(self, features: dict[str, float], raws: dict[str, float]) -> None:
+        """Every detector learns ``features`` (``raws``: their raw scores, when known), then the cuts."""
+        for name, detector in self.detectors.items():
+            detector.learn_one(features, raws.get(name))
+        if self.cuts is not None:
+            self.cuts.learn_one(features, self.detectors)
+
 
 def partition_models(policy: Policy, seed: int) -> dict[EntityType, EntityModels]:
     """Fresh models of one partition: numbers with ``seed``, devices with ``seed + 1``."""
     detectors = list(policy.models.detectors)
-    return {"number": EntityModels("number", detectors, policy.models.warmup, seed),
-            "device": EntityModels("device", detectors, policy.models.warmup, seed + 1)}
+    warmup = policy.models.warmup
+    return {"number": EntityModels("number", detectors, warmup, seed, PopulationCuts.for_policy(policy, "number")),
+            "device": EntityModels("device", detectors, warmup, seed + 1, PopulationCuts.for_policy(policy, "device"))}

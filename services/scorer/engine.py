@@ -42,10 +42,12 @@ from services.scorer.scoring import (
     evaluate_rules,
     fuse,
     model_points,
+    model_rare_reasons,
     model_reason,
 )
 from services.scorer.state import PartitionState, entity_key
 from services.scorer.sweep import Sweeper
+from services.scorer.thresholds import PopulationCuts
 from services.scorer.verdicts import Verdicts
 
 Contributions = list[tuple[float, Reason]]
@@ -80,6 +82,9 @@ class ScoringEngine:
         self._rescore_after_s = policy.rescore_after_ms // 1000
         self._min_activity = at_least(policy.models.min_activity)   # decayed counts: rounding forgiven
         self._medium = policy.levels.medium
+        # a model whose raw score passes its budget cut alerts alone, at the alert level
+        self._rare_points = float(policy.level_floor[policy.alert_level])
+        self._alone = policy.models.alone
         self._modem_tacs = policy.modem_tacs
         # the per-view record update: compiled (_fastcore.c) when built, else features.apply_view
         self._apply = F.COMPILED_APPLY
@@ -233,6 +238,11 @@ class ScoringEngine:
                     if tails is None and ecod is not None and ecod.is_warm:
                         tails = ecod.detector.tails_one(features)  # type: ignore[attr-defined]
                     best_reason = model_reason(name, tail, tails or {}, features)
+        # a model past its budget cut alerts alone; its reasons replace the capped model points
+        rare = self._rare(models, features, raws, model_scores)
+        if rare:
+            best, best_reason = rare[0][0], None
+            contributions.extend(rare)
         values[L.MODEL_POINTS] = best
         values[L.SCORED_ACTIVITY] = max(activity, 1.0)
         values[L.SCORED_S] = now_s
@@ -240,11 +250,38 @@ class ScoringEngine:
             contributions.append((best, best_reason))
         return True, tails
 
+    def _rare(self, models: EntityModels, features: dict[str, float], raws: dict[str, float],
+              model_scores: dict[str, float]) -> Contributions:
+        """A model-only alert: the first detector (policy order) whose raw score reaches its cut
+        derived from the budget (``thresholds.PopulationCuts``): ``MODEL_RARE`` at the alert
+        level, its first reason naming the feature that contributed most, then (0 points, after
+        the other reasons) the next two. Nothing before the cuts are warm and resolvable."""
+        cuts = models.cuts
+        if cuts is None or not cuts.model_cuts or not self._alone:
+            return []
+        for name, cut in cuts.model_cuts.items():
+            raw = raws.get(name)
+            if raw is None or not raw >= cut:
+                continue
+            detector = models.detectors[name].detector
+            explain = getattr(detector, "contributions_one", None)
+            named: dict[str, float] = explain(features) if explain is not None else {}
+            reasons = model_rare_reasons(name, raw, cut, 1.0 - model_scores.get(name, 0.0), contributions=named,
+                                         features=features)
+            self.counters["model_rare"] += 1
+            return [(self._rare_points if i == 0 else 0.0, reason) for i, reason in enumerate(reasons)]
+        return []
+
     def _rules(self, view: View, features: dict[str, float], tails: dict[str, float] | None,
                contributions: Contributions) -> None:
         """The policy's rules (rarity from the population tails when ECOD is warm) and do-not-originate."""
         entity_type = view.entity_type
         matched = self._matchers[entity_type](features)
+        cuts = self.state.models[entity_type].cuts
+        if matched and cuts is not None:
+            # the policy's thresholds are each rule's minimum evidence; the population may raise a
+            # rule's graded one (thresholds.PopulationCuts)
+            matched = [i for i in matched if _holds_derived(cuts, i, features)]
         if matched:
             ecod = self.state.models[entity_type].detectors.get("ecod")
             if tails is None and ecod is not None and ecod.is_warm:
@@ -280,8 +317,7 @@ class ScoringEngine:
         scored points: the calibrator then learns exactly the distribution it is asked about,
         and learning never costs an extra model evaluation); journalled for a restore."""
         self.counters["learned"] += 1
-        for name, detector in models.detectors.items():
-            detector.learn_one(features, raws.get(name))
+        models.learn_one(features, raws)
         self.state.journal.learned(entity_type, features, raws)
 
     def _advance(self, now_ms: int, output: EngineOutput) -> None:
@@ -296,6 +332,15 @@ class ScoringEngine:
         if self._learn_every <= 1:
             return True
         return int(view_id[-6:], 16) % self._learn_every == 0 if _is_hex(view_id[-6:]) else True
+
+
+def _holds_derived(cuts: PopulationCuts, index: int, features: dict[str, float]) -> bool:
+    """Whether rule ``index`` (its policy conditions hold) also reaches its derived threshold."""
+    scale = cuts.scale(index)
+    if scale <= 1.0:
+        return True
+    graded = cuts.graded(index)
+    return graded is None or features.get(graded[0], 0.0) >= at_least(graded[1] * scale)
 
 
 def _is_hex(text: str) -> bool:

@@ -34,3 +34,11 @@ RULE_ALERT_RATE = Gauge("fraudradar_rule_alert_rate",
 RULE_ALERT_BUDGET = Gauge("fraudradar_rule_alert_budget",
                           "The policy's false-alarm budget per rule family (alerts per 100k active subscribers "
                           "per day)", ["family"])
+RULE_THRESHOLD = Gauge("fraudradar_rule_threshold",
+                       "A rule's graded threshold: the policy's minimum evidence (source=policy) and the one "
+                       "derived from the normal population against the false-alarm budget (source=derived; the "
+                       "largest over this replica's partitions)", ["entity_type", "rule", "source"])
+MODEL_ALERT_CUT = Gauge("fraudradar_model_alert_cut",
+                        "A detector's raw-score cut for a model-only alert (MODEL_RARE), derived from the "
+                        "false-alarm budget (the largest over this replica's partitions; absent until warm)",
+                        ["entity_type", "detector"])

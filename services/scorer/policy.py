@@ -89,6 +89,9 @@ class ModelSettings(_Strict):
     points_at_start: float = 15
     points_per_decade: float = 15
     max_points: float = Field(60, ge=0, le=100)
+    # a model whose score passes the cut the false-alarm budget derives (services.scorer.thresholds)
+    # alerts alone (MODEL_RARE); false: models only add their capped points
+    alone: bool = True
     detectors: list[Literal["burst", "burst_hst", "ecod", "hst"]] = ["hst"]
     feedback_max_points: float = 40
     feedback_damping: float = Field(0.5, ge=0, le=1)
@@ -124,6 +127,12 @@ class BudgetSettings(_Strict):
     """The false-alarm budget per rule family (``services.scorer.budget``)."""
 
     alerts_per_100k_per_day: float = Field(1.0, gt=0)
+    # the population may raise a rule's minimum evidence at most this many times
+    # (``services.scorer.thresholds``): a population flooded by one pattern cannot switch its rule off
+    max_scale: float = Field(4.0, ge=1.0)
+    # learned points of an entity class before its cuts move from the policy's thresholds (None:
+    # the models' warm-up); each fit also needs MIN_TAIL_COUNT points where it reads the tail
+    warmup: int | None = Field(None, ge=0)
 
 
 class PolicyFile(_Strict):

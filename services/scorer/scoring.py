@@ -148,6 +148,33 @@ def model_reason(detector: str, tail: float, feature_tails: dict[str, float],
                        f"model {rarity}")
 
 
+def model_rare_reasons(detector: str, raw: float, cut: float, tail: float, *, contributions: dict[str, float],
+                       features: dict[str, float], top: int = 3) -> list[Reason]:
+    """The reasons of a model-only alert (``MODEL_RARE``): one per feature that made the point
+    rare, largest contribution first (HST: the mass its splits cut away; ECOD: its ``-ln tail``),
+    each with the feature's name and value, so a bank reads *what* was unusual, not only that a
+    model said so. Without contributions (a detector that has none) the one reason names the model."""
+    rarity = rarity_label(tail)
+    named = sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    if not named:
+        return [Reason(code="MODEL_RARE", feature="model", value=round(raw, 4), window="lifetime",
+                       rarity=f"model {rarity}",
+                       text=f"MODEL_RARE ({detector}): rarer among normal traffic than the false-alarm budget "
+                            f"allows (score {raw:.3g} >= cut {cut:.3g}), model {rarity}")]
+    total = sum(c for _, c in contributions.items()) or 1.0
+    reasons = []
+    for rank, (feature, contribution) in enumerate(named):
+        value = features.get(feature, 0.0)
+        share = contribution / total
+        lead = (f"MODEL_RARE ({detector}): rarer among normal traffic than the false-alarm budget allows "
+                f"(score {raw:.3g} >= cut {cut:.3g}, model {rarity}); " if rank == 0 else "MODEL_RARE: ")
+        reasons.append(Reason(
+            code="MODEL_RARE", feature=feature, value=round(value, 3), window=window_of(feature),
+            rarity=f"model {rarity}",
+            text=f"{lead}{feature}={_fmt(value)} made it rare ({share:.0%} of the model's evidence)"))
+    return reasons
+
+
 def burst_reason(model: PoissonBurst, tail: float, features: dict[str, float]) -> Reason:
     """Name the channel whose recent rate is the most surprising for this entity."""
     surprises = model.surprises(features)

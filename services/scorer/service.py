@@ -74,7 +74,7 @@ from services.common.stream import (
 )
 from services.scorer import features as F
 from services.scorer import metrics
-from services.scorer.budget import BudgetMeter, parse_iso_ms
+from services.scorer.budget import BudgetMeter, export_cuts, parse_iso_ms
 from services.scorer.detectors import model_version
 from services.scorer.feedback import FeedbackFeed
 from services.scorer.output import EngineOutput
@@ -307,6 +307,7 @@ class ScorerProcessor:
             metrics.ENTITIES.labels(kind).set(count)
         watermark = max((o.scorer.state.watermark_ms for o in self.owned.values()), default=0)
         self.budget.rates(entities["number"], max(watermark, self._alert_watermark_ms))
+        export_cuts([o.scorer.state.models for o in self.owned.values()])
         metrics.STATE_BYTES.set(state_bytes)
 
     def changelog_flushed(self) -> None:

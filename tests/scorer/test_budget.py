@@ -38,7 +38,7 @@ def test_each_family_is_measured_against_the_budget_over_the_last_day() -> None:
 
 def test_the_policy_states_the_budget_and_no_threshold_cites_a_seed() -> None:
     text = Path("services/scorer/policy.yaml").read_text()
-    assert yaml.safe_load(text)["budget"] == {"alerts_per_100k_per_day": 1.0}
+    assert yaml.safe_load(text)["budget"] == {"alerts_per_100k_per_day": 1.0, "max_scale": 4.0}
     assert Policy.load(Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))).spec.budget.alerts_per_100k_per_day == 1.0
     assert "seed" not in text.lower()
 

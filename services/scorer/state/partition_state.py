@@ -183,8 +183,7 @@ class PartitionState:
                 if is_feedback:
                     models.feedback.learn_one(features, bool(extra))
                 else:
-                    for name, detector in models.detectors.items():
-                        detector.learn_one(features, extra.get(name))
+                    models.learn_one(features, extra)
                 report.entries += 1
             self.feedback_offset = int(batch["feedback_offset"])
             self.next_sweep_ms = int(batch["next_sweep_ms"])
