@@ -24,6 +24,7 @@ from services.api.metrics import ApiMiddleware
 from services.api.partners import PartnerRegistry
 from services.api.routers import (
     alerts,
+    call_state,
     camara,
     camara_subscriptions,
     oauth,
@@ -162,6 +163,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(camara.sim_router)
     app.include_router(camara.device_router)
     app.include_router(camara_subscriptions.router)
+    app.include_router(call_state.router)
+    app.include_router(call_state.announce_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

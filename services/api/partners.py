@@ -48,7 +48,10 @@ SCOPES: dict[str, str] = {
     ),
     "sim-swap-subscriptions:read": "CAMARA SIM Swap Subscriptions: read your subscriptions",
     "sim-swap-subscriptions:delete": "CAMARA SIM Swap Subscriptions: delete a subscription",
+    "call-state:check": "is a customer in a risky call right now (payment-time check)",
+    "verified-caller:pre-announce": "CAMARA Verified Caller: pre-announce an outbound call of the bank",
 }
+_CALLS = ["call-state:check", "verified-caller:pre-announce"]
 _CAMARA = [
     "sim-swap",
     "sim-swap:check",
@@ -62,7 +65,7 @@ _CAMARA = [
 ]
 TYPE_SCOPES: dict[str, frozenset[str]] = {
     "bank": frozenset(
-        {"risk:numbers", "alerts:read", "watchlist", "webhooks", "reports:write", "contests:write"}
+        {"risk:numbers", "alerts:read", "watchlist", "webhooks", "reports:write", "contests:write", *_CALLS}
     ),
     "platform": frozenset({"risk:numbers", "alerts:read", "webhooks", "reports:write", "contests:write"}),
     "telco": frozenset(

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from services.api.call_service import CallService
 from services.api.config import ApiSettings
 from services.api.exceptions import AuditUnavailable, Unavailable
 from services.api.identifiers import EntityResolver
@@ -117,6 +118,8 @@ class ApiService:
         self.dispatcher: Dispatcher | None = None
         self._new_alerts: asyncio.Event | None = None
         self.sim_swap_subs = SubscriptionManager(self)  # CAMARA SIM Swap subscriptions
+        # live call state (fraudradar.calls) and pre-announcements: services/api/call_service.py
+        self.calls = CallService(settings, resolver, lambda p: self.effective(f"number:{p}", self.clock())[0], clock)
         self._last_evict = 0.0
         # unique audit ids without a syscall per lookup: random per process, then a counter
         self._audit_prefix = uuid.uuid4().hex[:16]
@@ -155,6 +158,7 @@ class ApiService:
             loop,
         )
         self.materialiser.start()
+        self.calls.start(kafka, loop)
         self._publisher = asyncio.create_task(self._publish_usage())
         self.sim_swap_subs.start()
 
@@ -189,6 +193,7 @@ class ApiService:
         if self.materialiser is not None:
             await asyncio.to_thread(self.materialiser.stop)
         await self.sim_swap_subs.stop()
+        await self.calls.stop()
         if self.dispatcher is not None:
             await self.dispatcher.close()
         if self.producer is not None:

@@ -277,8 +277,9 @@ def _from_object(obj: dict[str, Any]) -> RawEvent | Rejected:
         seconds = k.get("duration_s")
         if seconds is not None and not math.isfinite(float(seconds)):
             return Rejected(INVALID_CALL_STATE, "call_state.duration_s must be a finite number")
-        call_state = CallStateInfo(k["call_id"], k["state"], k.get("presented_cli"), bool(k.get("international", False)),
-                                   bool(k.get("forwarded", False)), None if seconds is None else float(seconds))
+        call_state = CallStateInfo(k["call_id"], k["state"], k.get("presented_cli"),
+                                   bool(k.get("international", False)), bool(k.get("forwarded", False)),
+                                   None if seconds is None else float(seconds))
     return RawEvent(
         event_id=obj["event_id"], operator=obj["operator"], type=obj["type"], occurred_ms=occurred_ms,
         a_number=obj.get("a_number"), b_number=obj.get("b_number"), direction=obj.get("direction", "mo"),

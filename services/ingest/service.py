@@ -27,11 +27,11 @@ from prometheus_client import Counter
 from pydantic import Field
 
 from services.common import topics
+from services.common.call_records import encode_call_state
 from services.common.config import CommonSettings
 from services.common.exceptions import FraudradarError
 from services.common.http import Health, ServiceHttp
 from services.common.logs import setup_logging
-from services.common.call_records import encode_call_state
 from services.common.protected_numbers import ProtectedNumbers
 from services.common.records import View, encode_view_bundle
 from services.common.stream import (

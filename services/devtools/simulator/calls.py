@@ -90,8 +90,9 @@ class _Builder:
         self.events: list[dict[str, Any]] = []
         self.calls = 0
 
-    def call(self, a: str, b: str, direction: str, start_ms: int, ring_s: float, talk_s: float,
-             cli: str | None = None, international: bool = False, forwarded: bool = False) -> str:
+    def call(  # noqa: PLR0917 - the parts of one simulated call
+            self, a: str, b: str, direction: str, start_ms: int, ring_s: float, talk_s: float, *,
+            cli: str | None = None, international: bool = False, forwarded: bool = False) -> str:
         """The three steps of one call (two when unanswered); returns its call id."""
         self.calls += 1
         call_id = f"c{self.calls:07d}"
@@ -139,7 +140,8 @@ def simulate_calls(subscribers: int, duration_ms: int, seed: int, start_ms: int,
     def ring() -> float:
         return float(rng.uniform(*CALL_RANGES["ring_s"]))
 
-    def label(kind: str, call_id: str, sub: str, start: int, ring_s: float, talk_s: float, risky: bool) -> None:
+    def label(  # noqa: PLR0917 - the parts of one labelled call
+            kind: str, call_id: str, sub: str, start: int, ring_s: float, talk_s: float, *, risky: bool) -> None:
         answered = start + int(ring_s * 1000)
         pay = answered + int(rng.uniform(0.2, 0.9) * talk_s * 1000)
         truth.append({"scenario": kind, "call_id": call_id, "subscriber": sub, "risky": risky,
@@ -147,30 +149,32 @@ def simulate_calls(subscribers: int, duration_ms: int, seed: int, start_ms: int,
                       "pay_ms": pay})
 
     for _ in range(count(p["spoofs_per_1k"])):
-        victim, (bank_number, _owner) = subs[int(rng.integers(subscribers))], protected[int(rng.integers(len(protected)))]
+        victim = subs[int(rng.integers(subscribers))]
+        bank_number, _owner = protected[int(rng.integers(len(protected)))]
         caller = f"{FOREIGN_PREFIXES[int(rng.integers(len(FOREIGN_PREFIXES)))]}{int(rng.integers(10**6, 10**7))}"
         t, r, talk = when(), ring(), float(rng.uniform(*CALL_RANGES["spoof_minutes"])) * 60
         cid = b.call(caller, victim, "mt", t, r, talk, cli=bank_number, international=True)
-        label("spoofed_bank_cli", cid, victim, t, r, talk, True)
+        label("spoofed_bank_cli", cid, victim, t, r, talk, risky=True)
     for _ in range(count(p["bank_calls_per_1k"])):
-        customer, (bank_number, owner) = subs[int(rng.integers(subscribers))], protected[int(rng.integers(len(protected)))]
+        customer = subs[int(rng.integers(subscribers))]
+        bank_number, owner = protected[int(rng.integers(len(protected)))]
         t, r, talk = when(), ring(), float(rng.uniform(*CALL_RANGES["spoof_minutes"])) * 60
         announcements.append({"bank": owner, "calling_number": bank_number, "called_number": customer,
                               "at_ms": t - int(rng.uniform(5, 60) * 1000), "ttl_s": 300})
         cid = b.call(bank_number, customer, "mt", t, r, talk)
-        label("bank_contact_centre", cid, customer, t, r, talk, False)
+        label("bank_contact_centre", cid, customer, t, r, talk, risky=False)
     for _ in range(count(p["long_calls_per_1k"])):
         i, j = rng.choice(subscribers, size=2, replace=False)
         t, talk = when(), float(rng.uniform(*CALL_RANGES["long_call_minutes"])) * 60
         b.call(subs[int(j)], subs[int(i)], "mt", t - 86_400_000 // 24, ring(), 60.0)  # they spoke before
         r = ring()
         cid = b.call(subs[int(j)], subs[int(i)], "mt", t, r, talk)
-        label("normal_long_call", cid, subs[int(i)], t, r, talk, False)
+        label("normal_long_call", cid, subs[int(i)], t, r, talk, risky=False)
     for _ in range(count(p["forwarded_per_1k"])):
         i, j = rng.choice(subscribers, size=2, replace=False)
         t, r, talk = when(), ring(), float(rng.uniform(2, 30)) * 60
         cid = b.call(subs[int(j)], subs[int(i)], "mt", t, r, talk, international=True, forwarded=True)
-        label("forwarded_call", cid, subs[int(i)], t, r, talk, False)
+        label("forwarded_call", cid, subs[int(i)], t, r, talk, risky=False)
     for _ in range(int(p["short_calls_per_sub"] * subscribers)):
         i, j = rng.choice(subscribers, size=2, replace=False)
         answered = rng.random() < 0.7
