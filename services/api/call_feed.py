@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from services.api.call_state import CallStateStore
 from services.api.metrics import _metric
-from services.common.call_records import CallState, decode_call_state
+from services.common.call_records import CallAnnouncement, CallState, decode_call_record
 
 log = logging.getLogger("fraudradar.api.calls")
 POLL_MS = 50
@@ -103,20 +103,20 @@ class CallFeed:
         finally:
             consumer.close()
 
-    def _decode(self, batch: dict[TopicPartition, list[Any]]) -> list[CallState]:
-        out: list[CallState] = []
+    def _decode(self, batch: dict[TopicPartition, list[Any]]) -> list[CallState | CallAnnouncement]:
+        out: list[CallState | CallAnnouncement] = []
         for tp, records in batch.items():
             for record in records:
                 if record.value is None:
                     continue
                 try:
-                    out.append(decode_call_state(record.value))
+                    out.append(decode_call_record(record.value))
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     log.warning("skipping undecodable call state %s[%d]@%d: %s", tp.topic, tp.partition,
                                 record.offset, exc)
         return out
 
-    def _hand_over(self, records: list[CallState]) -> None:
+    def _hand_over(self, records: list[CallState | CallAnnouncement]) -> None:
         done = threading.Event()
 
         def apply() -> None:
@@ -130,12 +130,15 @@ class CallFeed:
             if self._stop.is_set() or self._loop.is_closed():
                 return
 
-    def apply(self, records: list[CallState]) -> None:
-        """On the event loop: apply the steps, observe their delay, keep the gauges."""
+    def apply(self, records: list[CallState | CallAnnouncement]) -> None:
+        """On the event loop: apply the steps and announcements, observe the steps' delay, keep the gauges."""
         now_ms = int(time.time() * 1000)
         live = self.ready.is_set()
         before = self.store.dropped
         for rec in records:
+            if isinstance(rec, CallAnnouncement):
+                self.store.announcements.add(rec.bank, rec.subscriber, rec.calling, rec.expires_ms)
+                continue
             self.store.apply(rec)
             self._steps[rec.state].inc()
             if live:   # replayed history at start is not a delay of the live path

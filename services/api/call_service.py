@@ -16,16 +16,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from confluent_kafka import KafkaException
+from kafka.errors import KafkaError
+
 from services.api.call_feed import CallFeed
 from services.api.call_state import REASONS, CallStateStore, LiveCall, counterpart_class, verdict
 from services.api.exceptions import PermissionDenied, Unavailable
 from services.common import topics
+from services.common.call_records import CallAnnouncement, encode_call_state
 from services.common.normalise import IdentifierError, normalise_number
 from services.common.protected_numbers import ProtectedNumbers
 
 if TYPE_CHECKING:
     from services.api.config import ApiSettings
     from services.api.identifiers import EntityResolver
+    from services.api.kafka_io import Producer
 
 _RANK = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -36,11 +41,14 @@ def _iso(ms: int) -> str:
 
 class CallService:
     def __init__(self, settings: ApiSettings, resolver: EntityResolver, level_of: Callable[[str], str],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 producer: Callable[[], Producer | None] = lambda: None) -> None:
         self.settings = settings
         self.resolver = resolver
         self.clock = clock
         self._level_of = level_of
+        self._producer = producer
+        self.topic = settings.topic(topics.CALLS)
         self.store = CallStateStore(
             retain_ms=settings.call_window_max_min * 60_000, max_call_ms=settings.call_max_s * 1000,
             contacts_ms=settings.call_lookback_s * 1000, max_subscribers=settings.call_max_subscribers,
@@ -50,7 +58,7 @@ class CallService:
         self._evictor: asyncio.Task[None] | None = None
 
     def start(self, kafka: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
-        self.feed = CallFeed(kafka, self.settings.topic(topics.CALLS), self.store, self.settings.call_lookback_s, loop)
+        self.feed = CallFeed(kafka, self.topic, self.store, self.settings.call_lookback_s, loop)
         self.feed.start()
         self._evictor = asyncio.create_task(self._evict_loop())
 
@@ -96,8 +104,12 @@ class CallService:
             answer["endedAt"] = _iso(call.ended_ms)
         return answer, level, counterpart_class(call, codes)
 
-    def announce(self, bank: str, calling: str, called: str, ttl_s: int) -> dict[str, Any]:
-        """Register a bank's outbound call; the calling number must be one of the bank's."""
+    async def announce(self, bank: str, calling: str, called: str, ttl_s: int) -> dict[str, Any]:
+        """Register a bank's outbound call; the calling number must be one of the bank's.
+
+        Written to ``fraudradar.calls`` under the called subscriber's key (acknowledged before
+        the answer), so every replica applies it, in order with that subscriber's call steps,
+        and a restarted replica replays it; applied here at once as well (read-your-writes)."""
         try:
             calling_value = normalise_number(calling, self.settings.default_region).value
         except IdentifierError as exc:
@@ -106,7 +118,16 @@ class CallService:
             raise PermissionDenied("callingParticipant is not a number registered to your organisation.")
         now_ms = int(self.clock() * 1000)
         expires_ms = now_ms + min(ttl_s, self.settings.announce_ttl_max_s) * 1000
-        self.store.announcements.add(bank, self.resolver.number(called), self.resolver.number(calling), expires_ms)
+        record = CallAnnouncement(bank, self.resolver.number(called), self.resolver.number(calling), now_ms,
+                                  expires_ms)
+        producer = self._producer()
+        if producer is not None:
+            try:
+                await asyncio.to_thread(producer.send_and_wait, self.topic, record.subscriber,
+                                        encode_call_state(record))
+            except (KafkaError, KafkaException) as exc:
+                raise Unavailable("The announcement could not be recorded; retry.") from exc
+        self.store.announcements.add(bank, record.subscriber, record.calling, expires_ms)
         return {"preAnnouncementId": str(uuid.uuid4()), "expiresAt": _iso(expires_ms)}
 
 

@@ -12,10 +12,11 @@ its end, a call whose end never arrived ``max_call_ms`` after its start; contact
 a subscriber spoke with) are kept ``contacts_ms`` and at most ``MAX_CONTACTS`` per subscriber.
 
 Spoofing: a call presenting a protected number (``cli_owner``) is ``BANK_CLI_SPOOF`` at its
-``started`` step when the number is do-not-originate, or when no live pre-announcement of the
-owning bank matches (bank, called subscriber, calling number) and the call entered from an
-international route (banks originate on domestic routes). Everything here runs on the event
-loop thread.
+first step when the number is do-not-originate, or when no live pre-announcement of the owning
+bank matches (bank, called subscriber, calling number) and the call entered from an
+international route (banks originate on domestic routes). An announced call (the owning bank
+vouches for it) is not ``INTERNATIONAL_DOMESTIC_CLI`` either: a bank may place calls through a
+contact centre abroad. Everything here runs on the event loop thread.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class LiveCall:
     ended_ms: int | None = None
     duration_s: float | None = None
     spoof: bool = False
+    announced: bool = False      # a live pre-announcement of the CLI's owner matched: the bank vouches for it
     known_contact: bool = False
 
 
@@ -123,6 +125,8 @@ class CallStateStore:
             call = LiveCall(rec.call, rec.counterpart, rec.cli or rec.counterpart, rec.cli_owner, rec.cli_domestic,
                             rec.international, rec.forwarded, rec.occurred_ms,
                             known_contact=last is not None and rec.occurred_ms - last <= self.contacts_ms)
+            call.announced = rec.cli_owner is not None and self.announcements.matches(
+                rec.cli_owner, rec.subscriber, call.cli, rec.occurred_ms)
             call.spoof = self._spoofed(rec, call)
             sub.calls[rec.call] = call
             if len(sub.calls) > MAX_CALLS_PER_SUBSCRIBER:
@@ -148,8 +152,7 @@ class CallStateStore:
             return False
         if owner == DNO_OWNER:
             return True
-        announced = self.announcements.matches(owner, rec.subscriber, call.cli, rec.occurred_ms)
-        return not announced and rec.international
+        return not call.announced and rec.international
 
     def recent(self, subscriber: str, now_ms: int, window_ms: int) -> list[LiveCall]:
         """Calls in progress now, and calls that ended within ``window_ms``."""
@@ -195,7 +198,7 @@ def verdict(call: LiveCall, level_of: Callable[[str], str]) -> tuple[str, list[s
     if _RANK[flagged] >= _RANK["medium"]:
         reasons.append("FLAGGED_COUNTERPART")
         level = max(level, flagged, key=_RANK.__getitem__)
-    if call.international and call.cli_domestic and not call.forwarded and not call.spoof:
+    if call.international and call.cli_domestic and not (call.forwarded or call.spoof or call.announced):
         reasons.append("INTERNATIONAL_DOMESTIC_CLI")
         level = max(level, "high", key=_RANK.__getitem__)
     return level, reasons

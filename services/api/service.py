@@ -119,7 +119,8 @@ class ApiService:
         self._new_alerts: asyncio.Event | None = None
         self.sim_swap_subs = SubscriptionManager(self)  # CAMARA SIM Swap subscriptions
         # live call state (fraudradar.calls) and pre-announcements: services/api/call_service.py
-        self.calls = CallService(settings, resolver, lambda p: self.effective(f"number:{p}", self.clock())[0], clock)
+        self.calls = CallService(settings, resolver, lambda p: self.effective(f"number:{p}", self.clock())[0], clock,
+                                 lambda: self.producer)
         self._last_evict = 0.0
         # unique audit ids without a syscall per lookup: random per process, then a counter
         self._audit_prefix = uuid.uuid4().hex[:16]
@@ -207,8 +208,9 @@ class ApiService:
 
     @property
     def ready(self) -> bool:
-        """Caught up, and the audit trail takes records (lookups need both): ``/readyz``."""
-        return self.caught_up and not self.audit_stalled
+        """Caught up (the live call state too), and the audit trail takes records (lookups need
+        both): ``/readyz``."""
+        return self.caught_up and self.calls.ready and not self.audit_stalled
 
     def require_lookup_ready(self) -> None:
         """Raise the 503 a lookup answers while it cannot be answered and audited."""

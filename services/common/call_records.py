@@ -17,7 +17,7 @@ CallStep = Literal["started", "answered", "ended"]
 CALL_STEPS: tuple[CallStep, ...] = ("started", "answered", "ended")
 
 
-class CallState(msgspec.Struct, frozen=True, omit_defaults=True):
+class CallState(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="kind", tag="step"):
     call: str                    # digest of (operator, call id): the same on every step of one call
     subscriber: str              # pseudonym of the operator's subscriber (the record's key)
     counterpart: str             # pseudonym of the other party's number (a_number or b_number)
@@ -35,13 +35,31 @@ class CallState(msgspec.Struct, frozen=True, omit_defaults=True):
     duration_s: float | None = None   # ended only
 
 
+class CallAnnouncement(msgspec.Struct, frozen=True, tag_field="kind", tag="announce"):
+    """A bank's pre-announced outbound call (CAMARA Verified Caller), written by the API that took
+    it, keyed like the called subscriber's steps so every replica applies it in order with them."""
+
+    bank: str                    # partner id of the announcing bank
+    subscriber: str              # pseudonym of the called customer (the record's key)
+    calling: str                 # pseudonym of the bank's calling number
+    announced_ms: int
+    expires_ms: int
+
+
+CallRecord = CallState | CallAnnouncement
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(CallState)
+_record_decoder = msgspec.json.Decoder(CallRecord)
 
 
-def encode_call_state(record: CallState) -> bytes:
+def encode_call_state(record: CallState | CallAnnouncement) -> bytes:
     return _encoder.encode(record)
 
 
 def decode_call_state(data: bytes) -> CallState:
     return _decoder.decode(data)
+
+
+def decode_call_record(data: bytes) -> CallState | CallAnnouncement:
+    """Any record of ``fraudradar.calls`` (a step or an announcement, told apart by ``kind``)."""
+    return _record_decoder.decode(data)

@@ -244,21 +244,28 @@ def test_no_plaintext_number_on_the_calls_topic_in_logs_or_metrics_and_no_counte
         assert rig.api.pseudonym(number) not in metrics
 
 
-def test_call_state_is_rebuilt_after_a_restart(rig: Rig) -> None:
-    victim = subscriber()
+def test_call_state_is_rebuilt_after_a_restart_and_announcements_reach_every_replica(rig: Rig) -> None:
+    victim, customer = subscriber(), subscriber()
     rig.send(SPOOFER, victim, "started", call_id="restart-1", presented_cli=BANK_A, international=True)
     rig.answer_when(victim, "IN_CALL")
+    r = httpx.post(rig.api.base + "/verified-caller/v0.1/pre-announce", headers=rig.api.auth("bank-a"),
+                   json={"callingParticipant": BANK_A, "calledParticipant": customer, "timeToLive": 300}, timeout=10)
+    assert r.status_code == 201, r.text
     # a new API process (another replica, or this one restarted) starts with no state in memory
     (rig.tmp / "second").mkdir()
     api2, thread2 = start_api(rig.tmp / "second", rig.bootstrap, rig.prefix,
                               protected_numbers_file=str(rig.tmp / "protected.csv"))
     try:
-        def answer() -> dict[str, Any] | None:
+        def answer(phone: str) -> dict[str, Any] | None:
             r = httpx.post(api2.base + "/v1/call-state:check", headers=api2.auth("bank-a"),
-                           json={"phoneNumber": victim}, timeout=10)
-            return dict(r.json()) if r.status_code == 200 else None
+                           json={"phoneNumber": phone}, timeout=10)
+            return dict(r.json()) if r.status_code == 200 and r.json()["status"] == "IN_CALL" else None
 
-        rebuilt = eventually(answer, timeout_s=30)
-        assert rebuilt["status"] == "IN_CALL" and rebuilt["riskLevel"] == "critical"
+        rebuilt = eventually(lambda: answer(victim), timeout_s=30)
+        assert rebuilt["riskLevel"] == "critical"
+        # announced on the first replica, honoured by the second: the bank's call (here routed
+        # from abroad, which alone would make it a spoof) is not risky
+        rig.send(BANK_A, customer, "started", call_id="announced-abroad", international=True)
+        assert eventually(lambda: answer(customer), timeout_s=30)["riskLevel"] == "none"
     finally:
         thread2.stop()

@@ -72,10 +72,12 @@ def test_an_announced_call_or_one_from_the_banks_own_route_is_not() -> None:
     announcements = Announcements()
     announcements.add("bank-a", "s1", "bankcli", expires_ms=5000)
     s = store(announcements=announcements)
-    announced = s.apply(rec("started", 1000, cli="bankcli", cli_owner="bank-a", international=True))
+    announced = s.apply(rec("started", 1000, cli="bankcli", cli_owner="bank-a", international=True,
+                            cli_domestic=True))
     domestic = s.apply(rec("started", 1000, call="c2", sub="s2", cli="bankcli", cli_owner="bank-a"))
     late = s.apply(rec("started", 6000, call="c3", cli="bankcli", cli_owner="bank-a", international=True))
     assert announced is not None and not announced.spoof
+    assert verdict(announced, none) == ("none", [])             # nor INTERNATIONAL_DOMESTIC_CLI: the bank vouches
     assert domestic is not None and not domestic.spoof
     assert late is not None and late.spoof                     # the announcement expired at 5000
     other_bank = s.apply(rec("started", 1000, call="c4", cli="bankcli", cli_owner="bank-b", international=True))

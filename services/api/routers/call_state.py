@@ -109,7 +109,7 @@ async def pre_announce(*, body: PreAnnouncement, request: Request) -> Any:
     principal = authorize(request, _ANNOUNCE)
     service = service_of(request)
     service.calls.require_ready()
-    info = service.calls.announce(principal.partner.id, body.calling_participant, body.called_participant,
+    info = await service.calls.announce(principal.partner.id, body.calling_participant, body.called_participant,
                                   body.time_to_live)
     pseudonym = service.resolver.number(body.called_participant)
     service.audit(principal, "verified-caller:pre-announce", "number", pseudonym, "none", correlator_of(request))
