@@ -13,8 +13,12 @@ Every parameter is drawn per seed from ``CALL_RANGES`` (another seed is another 
 * ``spoofed_bank_cli`` (fraud): from an international route, presenting one of a bank's real
   numbers, not announced; answered, and lasting while the victim pays (the payment falls inside
   the answered span).
+  A share of them (``spoof_domestic_share``) come through a domestic carrier that does not check
+  the CLI: the route rule cannot see those.
 * ``bank_contact_centre`` (hard negative): the bank's own call, from its domestic route,
-  presenting its number and pre-announced, as long as a spoof.
+  presenting its number and pre-announced, as long as a spoof; a share
+  (``bank_unannounced_abroad_share``) from a contact centre abroad and not announced, which the
+  rule takes for a spoof.
 * ``normal_long_call`` (hard negative): a long call with a contact the subscriber called before.
 * ``forwarded_call`` (hard negative): a contact's call diverted to the subscriber, entering from
   an international route while presenting a Dutch number (the pattern a spoof shows, explained
@@ -48,6 +52,11 @@ CALL_RANGES: Final[dict[str, tuple[float, float]]] = {
     "spoof_minutes": (8.0, 45.0),             # how long a spoofer keeps the victim on the line
     "long_call_minutes": (10.0, 90.0),
     "ring_s": (2.0, 25.0),
+    # the hard cases the rule does not see: a spoof through a domestic carrier that does not check
+    # the CLI (a miss), and a bank's own call from a contact centre abroad it did not announce
+    # (a false alarm)
+    "spoof_domestic_share": (0.0, 0.3),
+    "bank_unannounced_abroad_share": (0.0, 0.15),
 }
 FOREIGN_PREFIXES: Final = ("+4420", "+3222", "+4930", "+3491", "+4413", "+3314")
 
@@ -153,15 +162,20 @@ def simulate_calls(subscribers: int, duration_ms: int, seed: int, start_ms: int,
         bank_number, _owner = protected[int(rng.integers(len(protected)))]
         caller = f"{FOREIGN_PREFIXES[int(rng.integers(len(FOREIGN_PREFIXES)))]}{int(rng.integers(10**6, 10**7))}"
         t, r, talk = when(), ring(), float(rng.uniform(*CALL_RANGES["spoof_minutes"])) * 60
-        cid = b.call(caller, victim, "mt", t, r, talk, cli=bank_number, international=True)
+        domestic = bool(rng.random() < p["spoof_domestic_share"])
+        if domestic:
+            caller = f"+3185{int(rng.integers(10**6, 10**7)):07d}"   # a VoIP range of a careless carrier
+        cid = b.call(caller, victim, "mt", t, r, talk, cli=bank_number, international=not domestic)
         label("spoofed_bank_cli", cid, victim, t, r, talk, risky=True)
     for _ in range(count(p["bank_calls_per_1k"])):
         customer = subs[int(rng.integers(subscribers))]
         bank_number, owner = protected[int(rng.integers(len(protected)))]
         t, r, talk = when(), ring(), float(rng.uniform(*CALL_RANGES["spoof_minutes"])) * 60
-        announcements.append({"bank": owner, "calling_number": bank_number, "called_number": customer,
-                              "at_ms": t - int(rng.uniform(5, 60) * 1000), "ttl_s": 300})
-        cid = b.call(bank_number, customer, "mt", t, r, talk)
+        abroad = bool(rng.random() < p["bank_unannounced_abroad_share"])
+        if not abroad:
+            announcements.append({"bank": owner, "calling_number": bank_number, "called_number": customer,
+                                  "at_ms": t - int(rng.uniform(5, 60) * 1000), "ttl_s": 300})
+        cid = b.call(bank_number, customer, "mt", t, r, talk, international=abroad)
         label("bank_contact_centre", cid, customer, t, r, talk, risky=False)
     for _ in range(count(p["long_calls_per_1k"])):
         i, j = rng.choice(subscribers, size=2, replace=False)
@@ -197,6 +211,17 @@ def write(sim: CallSim, out: Path) -> None:
     (out / "call_world.json").write_text(json.dumps(asdict(sim.world), indent=1) + "\n")
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    from services.devtools.simulator.call_backtest import sweep
+
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    result = sweep(seeds, args.subscribers, parse_duration(args.duration), parse_start(args.start))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "call_backtest.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result["worst"]))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fraudradar simulate-calls", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,7 +231,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--start", default=DEFAULT_START, help=f"RFC 3339 run start (default {DEFAULT_START})")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--backtest", action="store_true",
+                        help="replay worlds through the call state instead; writes D/call_backtest.json")
+    parser.add_argument("--seeds", type=int, default=8, help="--backtest: worlds (seeds SEED .. SEED+N-1)")
     args = parser.parse_args(argv)
+    if args.backtest:
+        return _backtest(args)
     try:
         with tqdm(total=2, desc="simulate-calls", disable=args.quiet, file=sys.stderr) as bar:
             sim = simulate_calls(args.subscribers, parse_duration(args.duration), args.seed, parse_start(args.start))
