@@ -17,13 +17,14 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.api.call_state import CallStateStore
+from services.api.call_state import CallStateStore, LiveCall
 from services.api.metrics import _metric
 from services.common.call_records import CallAnnouncement, CallState, decode_call_record
 
@@ -57,6 +58,8 @@ class CallFeed:
         self.failed: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="call-feed", daemon=True)
         self._steps = {state: STEPS.labels(state) for state in ("started", "answered", "ended")}
+        # told of each call's first step applied live (partition, offset, step, call): the push
+        self.on_new_call: Callable[[int, int, CallState, LiveCall], None] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -103,20 +106,20 @@ class CallFeed:
         finally:
             consumer.close()
 
-    def _decode(self, batch: dict[TopicPartition, list[Any]]) -> list[CallState | CallAnnouncement]:
-        out: list[CallState | CallAnnouncement] = []
+    def _decode(self, batch: dict[TopicPartition, list[Any]]) -> list[tuple[int, int, CallState | CallAnnouncement]]:
+        out: list[tuple[int, int, CallState | CallAnnouncement]] = []
         for tp, records in batch.items():
             for record in records:
                 if record.value is None:
                     continue
                 try:
-                    out.append(decode_call_record(record.value))
+                    out.append((tp.partition, record.offset, decode_call_record(record.value)))
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     log.warning("skipping undecodable call state %s[%d]@%d: %s", tp.topic, tp.partition,
                                 record.offset, exc)
         return out
 
-    def _hand_over(self, records: list[CallState | CallAnnouncement]) -> None:
+    def _hand_over(self, records: list[tuple[int, int, CallState | CallAnnouncement]]) -> None:
         done = threading.Event()
 
         def apply() -> None:
@@ -130,16 +133,20 @@ class CallFeed:
             if self._stop.is_set() or self._loop.is_closed():
                 return
 
-    def apply(self, records: list[CallState | CallAnnouncement]) -> None:
+    def apply(self, records: list[tuple[int, int, CallState | CallAnnouncement]]) -> None:
         """On the event loop: apply the steps and announcements, observe the steps' delay, keep the gauges."""
         now_ms = int(time.time() * 1000)
         live = self.ready.is_set()
         before = self.store.dropped
-        for rec in records:
+        for partition, offset, rec in records:
             if isinstance(rec, CallAnnouncement):
                 self.store.announcements.add(rec.bank, rec.subscriber, rec.calling, rec.expires_ms)
                 continue
-            self.store.apply(rec)
+            call = self.store.apply(rec)
+            if call is not None and call.first_offset < 0:
+                call.first_offset = offset
+                if live and self.on_new_call is not None:   # replayed history is never pushed
+                    self.on_new_call(partition, offset, rec, call)
             self._steps[rec.state].inc()
             if live:   # replayed history at start is not a delay of the live path
                 DELAY.observe(max(0.0, (now_ms - rec.ingested_ms) / 1000))

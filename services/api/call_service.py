@@ -23,7 +23,7 @@ from services.api.call_feed import CallFeed
 from services.api.call_state import REASONS, CallStateStore, LiveCall, counterpart_class, verdict
 from services.api.exceptions import PermissionDenied, Unavailable
 from services.common import topics
-from services.common.call_records import CallAnnouncement, encode_call_state
+from services.common.call_records import CallAnnouncement, CallState, encode_call_state
 from services.common.normalise import IdentifierError, normalise_number
 from services.common.protected_numbers import ProtectedNumbers
 
@@ -55,10 +55,14 @@ class CallService:
         )
         self.protected = ProtectedNumbers.load(settings.protected_numbers_file, settings.default_region)
         self.feed: CallFeed | None = None
+        self.on_new_call: Callable[[int, int, CallState, LiveCall], None] | None = None
+        # pseudonym -> the bank's own number, to tell a bank which of its numbers was spoofed
+        self._own: dict[str, str] = {resolver.number(n): n for n in self.protected.owners}
         self._evictor: asyncio.Task[None] | None = None
 
     def start(self, kafka: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
         self.feed = CallFeed(kafka, self.topic, self.store, self.settings.call_lookback_s, loop)
+        self.feed.on_new_call = self.on_new_call
         self.feed.start()
         self._evictor = asyncio.create_task(self._evict_loop())
 
@@ -72,6 +76,13 @@ class CallService:
         while True:
             await asyncio.sleep(30)
             self.store.evict(int(self.clock() * 1000))
+
+    def level_of(self, pseudonym: str) -> str:
+        return self._level_of(pseudonym)
+
+    def own_number(self, owner: str, pseudonym: str) -> str | None:
+        number = self._own.get(pseudonym)
+        return number if number is not None and self.protected.owner_of(number) == owner else None
 
     @property
     def ready(self) -> bool:

@@ -59,6 +59,7 @@ class LiveCall:
     spoof: bool = False
     announced: bool = False      # a live pre-announcement of the CLI's owner matched: the bank vouches for it
     known_contact: bool = False
+    first_offset: int = -1       # offset of the step that told the push about this call (-1: not yet)
 
 
 @dataclass

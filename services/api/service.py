@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from services.api import call_push
 from services.api.call_service import CallService
 from services.api.config import ApiSettings
 from services.api.exceptions import AuditUnavailable, Unavailable
@@ -121,6 +122,7 @@ class ApiService:
         # live call state (fraudradar.calls) and pre-announcements: services/api/call_service.py
         self.calls = CallService(settings, resolver, lambda p: self.effective(f"number:{p}", self.clock())[0], clock,
                                  lambda: self.producer)
+        self.calls.on_new_call = lambda *args: call_push.offer(self, *args)
         self._last_evict = 0.0
         # unique audit ids without a syscall per lookup: random per process, then a counter
         self._audit_prefix = uuid.uuid4().hex[:16]

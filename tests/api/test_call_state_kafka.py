@@ -244,6 +244,43 @@ def test_no_plaintext_number_on_the_calls_topic_in_logs_or_metrics_and_no_counte
         assert rig.api.pseudonym(number) not in metrics
 
 
+def test_push_a_watched_customer_in_a_risky_call_and_the_spoofed_bank_signed(rig: Rig) -> None:
+    from tests.api.test_webhooks_feed import Receiver
+
+    watched, unwatched, safe = subscriber(), subscriber(), subscriber()
+    customer_hook, owner_hook = Receiver(), Receiver()
+    try:
+        with rig.api.client() as c:
+            bank_a, bank_b = rig.api.auth("bank-a"), rig.api.auth("bank-b")
+            for phone, ref in ((watched, "cust-7"), (safe, "cust-8")):
+                r = c.post("/v1/watchlist/entries", json={"phoneNumber": phone, "reference": ref}, headers=bank_a)
+                assert r.status_code == 201, r.text
+            r = c.post("/v1/webhooks", json={"url": customer_hook.url, "events": ["call_state.risky"]}, headers=bank_a)
+            assert r.status_code == 201, r.text
+            customer_hook.secret = r.json()["secret"]
+            r = c.post("/v1/webhooks", json={"url": owner_hook.url, "events": ["call_state.cli_spoofed"]},
+                       headers=bank_b)
+            assert r.status_code == 201, r.text
+            owner_hook.secret = r.json()["secret"]
+        eventually(lambda: len(rig.api.service.dispatcher._workers) >= 2)
+        rig.send(SPOOFER, watched, "started", call_id="push-1", presented_cli=BANK_B, international=True)
+        rig.send(SPOOFER, unwatched, "started", call_id="push-2", presented_cli=BANK_B, international=True)
+        rig.send(subscriber(), safe, "started", call_id="push-3")                      # not risky: no push
+        eventually(lambda: len(customer_hook.verified) >= 1 and len(owner_hook.verified) >= 2, timeout_s=30)
+        [risky] = customer_hook.verified                  # only the watched customer, verified signature
+        assert risky["type"] == "call_state.risky"
+        assert risky["data"]["reference"] == "cust-7" and risky["data"]["riskLevel"] == "critical"
+        assert [r["code"] for r in risky["data"]["reasons"]] == ["BANK_CLI_SPOOF"]
+        spoofed = [v for v in owner_hook.verified if v["type"] == "call_state.cli_spoofed"]
+        assert len(spoofed) == 2 and {v["data"]["presentedNumber"] for v in spoofed} == {BANK_B}
+        assert customer_hook.bad_signatures == 0 and owner_hook.bad_signatures == 0
+        bodies = " ".join(body.decode() for _, body in customer_hook.requests + owner_hook.requests)
+        no_counterpart(rig, bodies, SPOOFER, watched, unwatched)   # nor the victim, to the owning bank
+    finally:
+        customer_hook.close()
+        owner_hook.close()
+
+
 def test_call_state_is_rebuilt_after_a_restart_and_announcements_reach_every_replica(rig: Rig) -> None:
     victim, customer = subscriber(), subscriber()
     rig.send(SPOOFER, victim, "started", call_id="restart-1", presented_cli=BANK_A, international=True)
