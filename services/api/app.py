@@ -210,6 +210,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if max_age is not None:
         max_age["maximum"] = min(2400, settings.swap_monitored_days * 24)
         max_age["default"] = min(240, max_age["maximum"])
+    # the deployment's longest call-state window is the published maximum (above it: 400 OUT_OF_RANGE)
+    window = components.get("CallStateCheck", {}).get("properties", {}).get("windowMinutes")
+    if window is not None:
+        window["maximum"] = settings.call_window_max_min
+        window["default"] = min(15, settings.call_window_max_min)
     url = components.get("WebhookIn", {}).get("properties", {}).get("url")
     if url is not None:
         url["pattern"] = WEBHOOK_URL_PATTERN_ANY_SCHEME if settings.webhook_allow_http else WEBHOOK_URL_PATTERN
