@@ -64,6 +64,7 @@ class LiveCall:
 
 @dataclass
 class _Subscriber:
+    changed_ms: int = 0          # last step (event time) or last eviction pass that kept it
     calls: dict[str, LiveCall] = field(default_factory=dict)
     contacts: OrderedDict[str, int] = field(default_factory=OrderedDict)   # counterpart -> last seen ms
 
@@ -87,7 +88,12 @@ class Announcements:
         return expires is not None and expires >= at_ms
 
     def evict(self, now_ms: int) -> None:
-        for key in [k for k, exp in self._live.items() if exp < now_ms]:
+        """Drop expired announcements from the oldest on, up to the first live one (bounded work;
+        ``matches`` checks the expiry anyway)."""
+        while self._live:
+            key, expires = next(iter(self._live.items()))
+            if expires >= now_ms:
+                return
             del self._live[key]
 
     def __len__(self) -> int:
@@ -120,6 +126,7 @@ class CallStateStore:
                 self.dropped += 1
         else:
             self._subs.move_to_end(rec.subscriber)
+        sub.changed_ms = max(sub.changed_ms, rec.occurred_ms)
         call = sub.calls.get(rec.call)
         if call is None:
             last = sub.contacts.get(rec.counterpart)
@@ -169,11 +176,20 @@ class CallStateStore:
                 out.append(call)
         return out
 
-    def evict(self, now_ms: int) -> int:
-        """Drop what no check window can reach any more; returns the calls dropped."""
-        dropped = 0
-        for key in list(self._subs):
-            sub = self._subs[key]
+    def evict(self, now_ms: int, max_steps: int = 50_000) -> int:
+        """Drop what no check window can reach any more; returns the calls dropped.
+
+        Subscribers are ordered by their last change, so only those unchanged for ``retain_ms``
+        are looked at, oldest first, at most ``max_steps`` per call (the event loop never
+        stalls on a large state); one that still has a call in progress or contacts is looked at
+        again ``retain_ms`` later. What is not evicted yet is never answered: ``recent``
+        applies the same bounds."""
+        dropped = steps = 0
+        while self._subs and steps < max_steps:
+            key, sub = next(iter(self._subs.items()))
+            if now_ms - sub.changed_ms <= self.retain_ms:
+                break
+            steps += 1
             for call in list(sub.calls.values()):
                 end = call.ended_ms
                 if (end is not None and now_ms - end > self.retain_ms) or (
@@ -184,6 +200,9 @@ class CallStateStore:
                 sub.contacts.popitem(last=False)
             if not sub.calls and not sub.contacts:
                 del self._subs[key]
+            else:
+                sub.changed_ms = now_ms
+                self._subs.move_to_end(key)
         self.announcements.evict(now_ms)
         return dropped
 

@@ -111,3 +111,18 @@ def test_a_counterpart_spoken_with_before_is_a_known_contact() -> None:
     stranger = s.apply(rec("started", 10 * MIN, call="c2", other="stranger"))
     assert again is not None and again.known_contact and counterpart_class(again, []) == "known_contact"
     assert stranger is not None and not stranger.known_contact and counterpart_class(stranger, []) == "unknown"
+
+
+def test_eviction_work_per_pass_is_bounded_and_oldest_first() -> None:
+    s = store()
+    for n in range(10):
+        s.apply(rec("started", n, call=f"c{n}", sub=f"s{n}"))
+        s.apply(rec("ended", n + 1, call=f"c{n}", sub=f"s{n}", duration_s=0.0))
+    assert s.evict(120 * MIN, max_steps=3) == 3
+    assert s.recent("s0", 0, 60 * MIN) == [] and len(s) == 7     # s0..s2 gone, the rest next time
+    assert s.evict(120 * MIN) == 7 and len(s) == 0
+    announcements = Announcements()
+    announcements.add("b", "s", "c1", expires_ms=10)
+    announcements.add("b", "s", "c2", expires_ms=100)
+    announcements.evict(50)
+    assert len(announcements) == 1 and announcements.matches("b", "s", "c2", 60)
