@@ -57,6 +57,7 @@ CASES = [
     (_with(schema_version=2), "SCHEMA_VERSION"),
     (_with(operator="KPN Mobile!"), "INVALID_FIELD"),
     (orjson.dumps(GOOD)[:-1] + b',"event_id":"other"}', "DUPLICATE_KEY"),
+    (_with(type="call_state", sms=..., call_state={"call_id": "c1", "state": "ringing"}), "INVALID_CALL_STATE"),
 ]
 
 
