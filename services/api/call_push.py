@@ -2,12 +2,12 @@
 
 Two events, both offered once per call when its first step is applied live:
 
-* ``call_state.risky``: a watch-listed customer entered a risky call (level high or critical):
+* ``call.risky``: a watch-listed customer entered a risky call (level high or critical):
   to each partner watching the customer's number that holds the ``call-state:check`` scope, on
   its webhooks subscribed to the event, so the bank app can warn before the transfer screen.
   Data: the watch entry (``watchId``, ``reference``) and the check's answer (status, level,
   reasons, start): never the counterpart.
-* ``call_state.cli_spoofed``: a call presented one of the bank's own numbers and was taken for a
+* ``call.cli_spoofed``: a call presented one of the bank's own numbers and was taken for a
   spoof (``BANK_CLI_SPOOF``): to the bank that owns the number, with that number (the bank's
   own) and when; never the called customer, who may not be the bank's.
 
@@ -52,14 +52,14 @@ def offer(service: ApiService, partition: int, offset: int, rec: CallState, call
         data: dict[str, Any] = {"watchId": entry.entry_id, **answer}
         if entry.reference:
             data["reference"] = entry.reference
-        _send(service, partner_id, WebhookEvent(source, offset, "call_state.risky", data, at))
+        _send(service, partner_id, WebhookEvent(source, offset, "call.risky", data, at))
     owner = call.cli_owner
     if call.spoof and owner is not None and service.partners.get(owner) is not None:
         number = service.calls.own_number(owner, call.cli)
         data = {"startedAt": at, "internationalRoute": call.international, "reason": "BANK_CLI_SPOOF"}
         if number is not None:
             data["presentedNumber"] = number
-        _send(service, owner, WebhookEvent(source, offset, "call_state.cli_spoofed", data, at))
+        _send(service, owner, WebhookEvent(source, offset, "call.cli_spoofed", data, at))
 
 
 def _send(service: ApiService, partner_id: str, event: WebhookEvent) -> None:

@@ -255,10 +255,10 @@ def test_push_a_watched_customer_in_a_risky_call_and_the_spoofed_bank_signed(rig
             for phone, ref in ((watched, "cust-7"), (safe, "cust-8")):
                 r = c.post("/v1/watchlist/entries", json={"phoneNumber": phone, "reference": ref}, headers=bank_a)
                 assert r.status_code == 201, r.text
-            r = c.post("/v1/webhooks", json={"url": customer_hook.url, "events": ["call_state.risky"]}, headers=bank_a)
+            r = c.post("/v1/webhooks", json={"url": customer_hook.url, "events": ["call.risky"]}, headers=bank_a)
             assert r.status_code == 201, r.text
             customer_hook.secret = r.json()["secret"]
-            r = c.post("/v1/webhooks", json={"url": owner_hook.url, "events": ["call_state.cli_spoofed"]},
+            r = c.post("/v1/webhooks", json={"url": owner_hook.url, "events": ["call.cli_spoofed"]},
                        headers=bank_b)
             assert r.status_code == 201, r.text
             owner_hook.secret = r.json()["secret"]
@@ -268,10 +268,10 @@ def test_push_a_watched_customer_in_a_risky_call_and_the_spoofed_bank_signed(rig
         rig.send(subscriber(), safe, "started", call_id="push-3")                      # not risky: no push
         eventually(lambda: len(customer_hook.verified) >= 1 and len(owner_hook.verified) >= 2, timeout_s=30)
         [risky] = customer_hook.verified                  # only the watched customer, verified signature
-        assert risky["type"] == "call_state.risky"
+        assert risky["type"] == "call.risky"
         assert risky["data"]["reference"] == "cust-7" and risky["data"]["riskLevel"] == "critical"
         assert [r["code"] for r in risky["data"]["reasons"]] == ["BANK_CLI_SPOOF"]
-        spoofed = [v for v in owner_hook.verified if v["type"] == "call_state.cli_spoofed"]
+        spoofed = [v for v in owner_hook.verified if v["type"] == "call.cli_spoofed"]
         assert len(spoofed) == 2 and {v["data"]["presentedNumber"] for v in spoofed} == {BANK_B}
         assert customer_hook.bad_signatures == 0 and owner_hook.bad_signatures == 0
         bodies = " ".join(body.decode() for _, body in customer_hook.requests + owner_hook.requests)
