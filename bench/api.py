@@ -11,7 +11,8 @@ Both run under the same server settings (uvicorn, one process, loopback) in the 
    lookup pays libphonenumber and the HMAC once), after the steady-state rounds where the
    working set of 5000 numbers is in the API's caches (one warm-up pass looks each up once);
 3. open loop at a fixed rate (default 1000 requests/s) for T seconds against the API:
-   ``p50_ms``/``p99_ms`` (target p99 <= 10 ms), measured at the client.
+   ``p50_ms``/``p99_ms`` (target p99 <= 10 ms), measured at the client; then the same for
+   ``POST /v1/call-state:check`` (``call_state_check_p*_ms``, target p99 <= 10 ms).
 
 The API runs against a real broker (a local one is started unless ``--bootstrap`` is given)
 with 2000 flagged numbers materialised; lookups spread over 5000 distinct numbers.
@@ -136,12 +137,14 @@ class _Conn:
         self.writer.close()
 
 
-def _requests(host: str, port: int, token: str, numbers: list[str]) -> list[bytes]:
+def _requests(
+    host: str, port: int, token: str, numbers: list[str], path: str = "/v1/risk/numbers:lookup"
+) -> list[bytes]:
     out = []
     for phone in numbers:
         body = json.dumps({"phoneNumber": phone}).encode()
         out.append(
-            f"POST /v1/risk/numbers:lookup HTTP/1.1\r\nhost: {host}:{port}\r\n"
+            f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\n"
             f"authorization: Bearer {token}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\n\r\n".encode()
             + body
@@ -361,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         ).json()
         assert check["level"] == "high", check
 
-        steps = tqdm(total=2 * args.rounds + 4, desc="bench api", file=sys.stderr)
+        steps = tqdm(total=2 * args.rounds + 5, desc="bench api", file=sys.stderr)
         api_proc, bare_proc = procs
         api_requests = _requests("127.0.0.1", api_port, token, numbers)
         bare_requests = _requests("127.0.0.1", bare_port, token, numbers)
@@ -395,6 +398,11 @@ def main(argv: list[str] | None = None) -> int:
         steps.update(1)
         api_open = asyncio.run(_open_loop(api_port, api_requests, args.seconds, args.rate))
         steps.update(1)
+        # the payment-time call-state check (no calls in progress here: bench/call_state.py
+        # measures it with calls, and the event -> answer delay)
+        check_requests = _requests("127.0.0.1", api_port, token, numbers, "/v1/call-state:check")
+        check_open = asyncio.run(_open_loop(api_port, check_requests, args.seconds, args.rate))
+        steps.update(1)
         steps.close()
         report = {
             "benchmark": "api number lookups vs bare FastAPI route (same uvicorn settings, loopback)",
@@ -417,7 +425,9 @@ def main(argv: list[str] | None = None) -> int:
             "achieved_rps": api_open["achieved_rps"],
             "bare_p50_ms": bare_open["p50_ms"],
             "bare_p99_ms": bare_open["p99_ms"],
-            "errors": sum(r["errors"] for r in rounds) + cold["errors"] + api_open["errors"],
+            "call_state_check_p50_ms": check_open["p50_ms"],
+            "call_state_check_p99_ms": check_open["p99_ms"],
+            "errors": sum(r["errors"] for r in rounds) + cold["errors"] + api_open["errors"] + check_open["errors"],
             "targets": {"throughput_ratio": ">= 0.6", "p99_ms": "<= 10 at 1000 requests/s"},
             "machine": {
                 "cpus": os.cpu_count(),

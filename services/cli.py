@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("services.ingest.validate_cli", "check a JSON-lines export against the event contract"),
     "ingest": ("services.ingest.service", "run the ingest service (telco.events -> views, DLQ)"),
     "simulate": ("services.devtools.simulator.cli", "generate labelled traffic (files or live to Kafka)"),
+    "simulate-calls": ("services.devtools.simulator.calls", "generate call signalling (bank-spoof scenario)"),
     "backtest": ("services.devtools.simulator.backtest", "replay a file through ingest+scorer and measure detection"),
     "backtest-sweep": ("services.devtools.simulator.sweep", "backtest many randomised worlds, report the worst"),
     "registry": ("services.scorer.registry", "import and check the sender-ID registry (A2P sender IDs)"),

@@ -24,6 +24,7 @@ from services.api.metrics import ApiMiddleware
 from services.api.partners import PartnerRegistry
 from services.api.routers import (
     alerts,
+    call_state,
     camara,
     camara_line,
     camara_subscriptions,
@@ -166,6 +167,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(camara_line.forwarding_router)
     app.include_router(camara_line.tenure_router)
     app.include_router(camara_line.recycling_router)
+    app.include_router(call_state.router)
+    app.include_router(call_state.announce_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -211,6 +214,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if max_age is not None:
         max_age["maximum"] = min(2400, settings.swap_monitored_days * 24)
         max_age["default"] = min(240, max_age["maximum"])
+    # the deployment's longest call-state window is the published maximum (above it: 400 OUT_OF_RANGE)
+    window = components.get("CallStateCheck", {}).get("properties", {}).get("windowMinutes")
+    if window is not None:
+        window["maximum"] = settings.call_window_max_min
+        window["default"] = min(15, settings.call_window_max_min)
     url = components.get("WebhookIn", {}).get("properties", {}).get("url")
     if url is not None:
         url["pattern"] = WEBHOOK_URL_PATTERN_ANY_SCHEME if settings.webhook_allow_http else WEBHOOK_URL_PATTERN

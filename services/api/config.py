@@ -137,6 +137,15 @@ class ApiSettings(CommonSettings):
         description="librdkafka delivery timeout of one produce; a failed audit record is sent again",
     )
     audit_scan_max_s: float = Field(default=10.0, description="time budget of one audit query scan")
+    call_window_max_min: int = Field(default=60, ge=1, le=240,
+                                     description="longest window of a call-state check; ended calls are kept this long")
+    call_lookback_s: int = Field(default=24 * 3600, ge=60, description="call state rebuilt from this much of "
+                                 "fraudradar.calls at start; also how long a counterpart counts as a known contact")
+    call_max_s: int = Field(default=4 * 3600, ge=60, description="a call whose end never arrived is dropped after this")
+    call_max_subscribers: int = Field(default=2_000_000, ge=1, description="subscribers kept in the live call state")
+    protected_numbers_file: str | None = Field(default=None, description="CSV number,owner: the banks' caller "
+                                               "numbers (which numbers a bank may pre-announce calls from)")
+    announce_ttl_max_s: int = Field(default=3600, ge=1, le=86400, description="longest pre-announcement accepted")
 
     @model_validator(mode="after")
     def _delivery_index_in_range(self) -> ApiSettings:

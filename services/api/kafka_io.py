@@ -110,6 +110,9 @@ class Producer:
             "linger.ms": 20,
             "delivery.timeout.ms": int(delivery_timeout_s * 1000),
             "client.id": "fraudradar-api",
+            # Kafka's Java / kafka-python partitioner: a keyed record lands where ingest's records
+            # with that key do (pre-announcements on fraudradar.calls, beside the subscriber's steps)
+            "partitioner": "murmur2_random",
         }
         self._producer = RdProducer(config)
         self.failures = 0

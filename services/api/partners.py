@@ -54,7 +54,10 @@ SCOPES: dict[str, str] = {
     "call-forwarding-signal:call-forwardings:read": "CAMARA Call Forwarding Signal: the call forwardings active",
     "kyc-tenure:check-tenure": "CAMARA KYC Tenure: check a subscription's tenure",
     "number-recycling:check": "CAMARA Number Recycling: check whether a number was reassigned",
+    "call-state:check": "is a customer in a risky call right now (payment-time check)",
+    "verified-caller:pre-announce": "CAMARA Verified Caller: pre-announce an outbound call of the bank",
 }
+_CALLS = ["call-state:check", "verified-caller:pre-announce"]
 _CAMARA = [
     "sim-swap",
     "sim-swap:check",
@@ -72,7 +75,7 @@ _CAMARA = [
 ]
 TYPE_SCOPES: dict[str, frozenset[str]] = {
     "bank": frozenset(
-        {"risk:numbers", "alerts:read", "watchlist", "webhooks", "reports:write", "contests:write"}
+        {"risk:numbers", "alerts:read", "watchlist", "webhooks", "reports:write", "contests:write", *_CALLS}
     ),
     "platform": frozenset({"risk:numbers", "alerts:read", "webhooks", "reports:write", "contests:write"}),
     "telco": frozenset(

@@ -60,7 +60,7 @@ def _no_explicit_null(value: object) -> object:
     return value
 Level = Literal["none", "low", "medium", "high", "critical"]
 FlagLevel = Literal["low", "medium", "high", "critical"]
-EventType = Literal["alert.raised", "risk.changed"]
+EventType = Literal["alert.raised", "risk.changed", "call.risky", "call.cli_spoofed"]
 
 
 class Model(BaseModel):

@@ -14,7 +14,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from services.api import call_push
 from services.api.answers import Answers
+from services.api.call_service import CallService
 from services.api.config import ApiSettings
 from services.api.exceptions import AuditUnavailable, Unavailable
 from services.api.identifiers import EntityResolver
@@ -101,6 +103,10 @@ class ApiService(Answers):
         self.dispatcher: Dispatcher | None = None
         self._new_alerts: asyncio.Event | None = None
         self.sim_swap_subs = SubscriptionManager(self)  # CAMARA SIM Swap subscriptions
+        # live call state (fraudradar.calls) and pre-announcements: services/api/call_service.py
+        self.calls = CallService(settings, resolver, lambda p: self.effective(f"number:{p}", self.clock())[0], clock,
+                                 lambda: self.producer)
+        self.calls.on_new_call = lambda *args: call_push.offer(self, *args)
         self._last_evict = 0.0
         # unique audit ids without a syscall per lookup: random per process, then a counter
         self._audit_prefix = uuid.uuid4().hex[:16]
@@ -139,6 +145,7 @@ class ApiService(Answers):
             loop,
         )
         self.materialiser.start()
+        self.calls.start(kafka, loop)
         self._publisher = asyncio.create_task(self._publish_usage())
         self.sim_swap_subs.start()
 
@@ -173,6 +180,7 @@ class ApiService(Answers):
         if self.materialiser is not None:
             await asyncio.to_thread(self.materialiser.stop)
         await self.sim_swap_subs.stop()
+        await self.calls.stop()
         if self.dispatcher is not None:
             await self.dispatcher.close()
         if self.producer is not None:
@@ -186,8 +194,9 @@ class ApiService(Answers):
 
     @property
     def ready(self) -> bool:
-        """Caught up, and the audit trail takes records (lookups need both): ``/readyz``."""
-        return self.caught_up and not self.audit_stalled
+        """Caught up (the live call state too), and the audit trail takes records (lookups need
+        both): ``/readyz``."""
+        return self.caught_up and self.calls.ready and not self.audit_stalled
 
     def require_lookup_ready(self) -> None:
         """Raise the 503 a lookup answers while it cannot be answered and audited."""

@@ -36,6 +36,7 @@ FEEDBACK = "fraudradar.feedback"
 AUDIT = "fraudradar.audit"
 PARTNER_STATE = "fraudradar.partner-state"
 LINKS = "fraudradar.links"
+CALLS = "fraudradar.calls"
 # what the scorer group consumes (co-partitioned); "caught up" means all three are committed
 SCORER_INPUTS = (NUMBERS, DEVICES, LINKS)
 
@@ -67,6 +68,10 @@ def default_specs(partitions: int = 6) -> list[TopicSpec]:
                   "partner reports: confirmed fraud / false positive"),
         TopicSpec(AUDIT, 1, {"retention.ms": str(365 * DAY_MS)},
                   "who looked up what, when, for which purpose"),
+        # live call signalling: kept a day (the API rebuilds its call state from the last hours
+        # after a restart); nothing older is needed for a check at payment time
+        TopicSpec(CALLS, partitions, {"retention.ms": str(DAY_MS)},
+                  "call-state steps (started/answered/ended), key = subscriber pseudonym; pseudonyms only"),
         TopicSpec(PARTNER_STATE, 1, dict(_COMPACT),
                   "api: watch-lists, webhooks, overrides, contests, delivery cursors (compacted; pseudonyms only)"),
     ]

@@ -6,7 +6,10 @@ The mapping (YAML) names the columns, the timestamp format and time zone, and th
 telco uses for record types and directions. A field is given as a column name, as
 ``{column: NAME, values: {CODE: VALUE}, default: VALUE}`` or as ``{constant: VALUE}``; ``default``
 fills empty cells, a ``"*"`` code catches every code not listed (otherwise an unknown code rejects the row).
-See ``services/ingest/samples/cdr_mapping.yaml`` for a complete example.
+See ``services/ingest/samples/cdr_mapping.yaml`` for a complete example; live call signalling
+(``call_state`` rows: call id, step, presented CLI, international route, forwarding, duration on
+the ended step) maps the same way from its own section
+(``services/ingest/samples/call_state_mapping.yaml``).
 
 Every mapped row then goes through the ingest decoder and identifier normalisation (the code
 ``fraudradar validate`` and the ingest service run), so a row written to ``--out`` is a row
@@ -115,6 +118,7 @@ class CdrMapping:
     sms: dict[str, FieldSpec]
     call: dict[str, FieldSpec]
     sim: dict[str, FieldSpec]
+    call_state: dict[str, FieldSpec] = field(default_factory=dict)
     delimiter: str = ","
     encoding: str = "utf-8"
     region: str = "NL"
@@ -140,7 +144,7 @@ def load_mapping(path: Path) -> CdrMapping:
         except ZoneInfoNotFoundError as exc:
             raise CdrImportError(f"mapping: unknown time zone {tz_name!r}") from exc
         sections = {s: {k: FieldSpec.parse(f"{s}.{k}", v) for k, v in (doc.get(s) or {}).items()}
-                    for s in ("sms", "call", "sim", "forwarding", "subscription")}
+                    for s in ("sms", "call", "sim", "forwarding", "subscription", "call_state")}
         top = {k: FieldSpec.parse(k, v) for k, v in (doc.get("columns") or {}).items()}
         unknown = set(top) - set(_FIELDS_TOP)
         if unknown:
@@ -154,7 +158,7 @@ def load_mapping(path: Path) -> CdrMapping:
             timestamp_column=str(ts["column"]), timestamp_format=str(ts.get("format", "iso")), timezone=tz,
             type=FieldSpec.parse("type", doc["type"]),
             direction=FieldSpec.parse("direction", doc["direction"]) if doc.get("direction") else None,
-            top=top, sms=sections["sms"], call=sections["call"], sim=sections["sim"],
+            top=top, sms=sections["sms"], call=sections["call"], sim=sections["sim"], call_state=sections["call_state"],
             delimiter=str(doc.get("delimiter", ",")), encoding=str(doc.get("encoding", "utf-8")),
             region=str(doc.get("region", "NL")),
             forwarding=sections["forwarding"], subscription=sections["subscription"],
@@ -224,7 +228,7 @@ def map_row(row: Mapping[str, str], mapping: CdrMapping, row_number: int, source
     event["operator"] = operator
     event["type"] = etype
     event["occurred_at"] = _timestamp(ts_raw, mapping.timestamp_format, mapping.timezone)
-    if etype in ("sms", "call"):
+    if etype in ("sms", "call", "call_state"):
         for name in ("a_number", "b_number"):
             spec = mapping.top.get(name)
             if spec is None:
@@ -259,6 +263,8 @@ def map_row(row: Mapping[str, str], mapping: CdrMapping, row_number: int, source
         event["call"] = {"duration_s": int(duration) if duration.is_integer() else duration, "answered": answered}
     elif etype in ("forwarding", "subscription"):
         event[etype] = _line_section(row, etype, mapping.forwarding if etype == "forwarding" else mapping.subscription)
+    elif etype == "call_state":
+        event["call_state"] = _call_state(row, mapping.call_state)
     else:
         m = mapping.sim
         if "change" not in m or "msisdn" not in m:
@@ -295,6 +301,31 @@ def _line_section(row: Mapping[str, str], etype: str, specs: dict[str, FieldSpec
             loose = FieldSpec(spec.column, spec.values, spec.default, spec.constant, required=False)
             if (value := loose.get(row, f"{etype}.{name}")) is not None:
                 out[name] = str(value)
+    return out
+
+
+def _call_state(row: Mapping[str, str], c: dict[str, FieldSpec]) -> dict[str, Any]:
+    """The ``call_state`` object of a signalling row: call id and step required, the rest optional."""
+    if "call_id" not in c or "state" not in c:
+        raise RowError(MISSING_FIELD, "call_state.call_id and call_state.state must be mapped for call_state rows")
+    out: dict[str, Any] = {"call_id": str(c["call_id"].get(row, "call_state.call_id")),
+                           "state": str(c["state"].get(row, "call_state.state"))}
+    for name in ("presented_cli", "international", "forwarded", "duration_s"):
+        if name not in c:
+            continue
+        spec = c[name]
+        optional = FieldSpec(spec.column, spec.values, spec.default, spec.constant, required=False)
+        value = optional.get(row, f"call_state.{name}")
+        if value is None:
+            continue
+        if name in ("international", "forwarded"):
+            out[name] = _as_bool(value, f"call_state.{name}")
+        elif name == "duration_s":
+            if out["state"] == "ended":   # the live steps carry no duration (an export often writes 0)
+                seconds = _as_float(value, "call_state.duration_s")
+                out[name] = int(seconds) if seconds.is_integer() else seconds
+        else:
+            out[name] = str(value)
     return out
 
 

@@ -46,16 +46,17 @@ FUTURE_EVENT: Final = "FUTURE_EVENT"
 DUPLICATE_KEY: Final = "DUPLICATE_KEY"
 INVALID_FORWARDING: Final = "INVALID_FORWARDING"      # forwarding.action / forwarding.kind not in the contract
 INVALID_SUBSCRIPTION: Final = "INVALID_SUBSCRIPTION"  # subscription.change / subscription.contract not in it
+INVALID_CALL_STATE: Final = "INVALID_CALL_STATE"   # call_state: bad state, duration on a live step, ...
 
 REASON_CODES: Final = (
     INVALID_JSON, NOT_AN_OBJECT, TOO_LARGE, MISSING_FIELD, WRONG_TYPE, UNKNOWN_TYPE, BAD_TIMESTAMP,
     INVALID_NUMBER, INVALID_IMEI, INVALID_IMSI, SCHEMA_VERSION_CODE, INVALID_FIELD, FUTURE_EVENT,
-    DUPLICATE_KEY, INVALID_FORWARDING, INVALID_SUBSCRIPTION,
+    DUPLICATE_KEY, INVALID_FORWARDING, INVALID_SUBSCRIPTION, INVALID_CALL_STATE,
 )
 
 # Keys under which telcos have been seen to send message text; removed, never read.
 CONTENT_KEYS: Final = frozenset({"text", "body", "content", "message", "message_text", "sms_text", "payload"})
-_NUMBER_FIELDS: Final = frozenset({"a_number", "b_number", "msisdn"})
+_NUMBER_FIELDS: Final = frozenset({"a_number", "b_number", "msisdn", "presented_cli"})
 
 
 class SmsInfo(msgspec.Struct, frozen=True):
@@ -88,6 +89,15 @@ class SubscriptionInfo(msgspec.Struct, frozen=True):
     contract: str | None  # PAYG | PAYM | business
 
 
+class CallStateInfo(msgspec.Struct, frozen=True):
+    call_id: str
+    state: str                   # started | answered | ended
+    presented_cli: str | None
+    international: bool
+    forwarded: bool
+    duration_s: float | None     # ended only
+
+
 class RawEvent(msgspec.Struct, frozen=True):
     """A validated raw event; identifiers are still as sent (normalised by ``transform``)."""
 
@@ -107,6 +117,7 @@ class RawEvent(msgspec.Struct, frozen=True):
     content_stripped: bool
     forwarding: ForwardingInfo | None = None
     subscription: SubscriptionInfo | None = None
+    call_state: CallStateInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,11 +220,23 @@ def _schema_reason(obj: dict[str, Any]) -> Rejected:
         return Rejected(INVALID_IMSI, f"{field} must be 6 to 15 digits")
     if leaf in _NUMBER_FIELDS:
         return Rejected(INVALID_NUMBER, f"{field} must be 1 to 32 characters")
-    if path[0] == "forwarding":
+    if path[:1] == ["forwarding"]:
         return Rejected(INVALID_FORWARDING, f"{field}: {error.message[:120]}")
-    if path[0] == "subscription":
+    if path[:1] == ["subscription"]:
         return Rejected(INVALID_SUBSCRIPTION, f"{field}: {error.message[:120]}")
+    if path[:1] == ["call_state"]:
+        return _call_state_reason(obj, field, error.message)
     return Rejected(INVALID_FIELD, f"{field}: {error.message[:120]}")
+
+
+def _call_state_reason(obj: dict[str, Any], field: str, message: str) -> Rejected:
+    """A ``call_state`` object the schema refuses: say which rule it broke."""
+    cs = obj.get("call_state")
+    if isinstance(cs, dict) and field == "call_state" and "duration_s" in cs:
+        return Rejected(INVALID_CALL_STATE, "call_state.duration_s belongs to the ended step only")
+    if field == "call_state.state":
+        return Rejected(INVALID_CALL_STATE, "call_state.state must be one of started, answered, ended")
+    return Rejected(INVALID_CALL_STATE, f"{field}: {message[:120]}")
 
 
 def _strip_content(obj: dict[str, Any]) -> bool:
@@ -276,10 +299,18 @@ def _from_object(obj: dict[str, Any]) -> RawEvent | Rejected:
         forwarding = ForwardingInfo(f["action"], f["kind"], f["msisdn"])
     if (u := obj.get("subscription")) is not None:
         subscription = SubscriptionInfo(u["change"], u["msisdn"], u.get("contract"))
+    call_state = None
+    if (k := obj.get("call_state")) is not None and obj["type"] == "call_state":
+        seconds = k.get("duration_s")
+        if seconds is not None and not math.isfinite(float(seconds)):
+            return Rejected(INVALID_CALL_STATE, "call_state.duration_s must be a finite number")
+        call_state = CallStateInfo(k["call_id"], k["state"], k.get("presented_cli"),
+                                   bool(k.get("international", False)), bool(k.get("forwarded", False)),
+                                   None if seconds is None else float(seconds))
     return RawEvent(
         event_id=obj["event_id"], operator=obj["operator"], type=obj["type"], occurred_ms=occurred_ms,
         a_number=obj.get("a_number"), b_number=obj.get("b_number"), direction=obj.get("direction", "mo"),
         imei=obj.get("imei"), imsi=obj.get("imsi"), cell_id=obj.get("cell_id"),
         sms=sms, call=call, sim=sim, content_stripped=content_stripped,
-        forwarding=forwarding, subscription=subscription,
+        forwarding=forwarding, subscription=subscription, call_state=call_state,
     )

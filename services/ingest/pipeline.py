@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from services.common.call_records import CallState
 from services.common.records import View
+from services.ingest.call_transform import CallTransformer
 from services.ingest.decode import DEFAULT_MAX_BYTES, FUTURE_EVENT, RawEvent, Rejected, decode
 from services.ingest.transform import Transformer
 
@@ -31,6 +33,7 @@ class IngestResult:
     duplicate: bool = False
     late: bool = False
     content_stripped: bool = False
+    call: CallState | None = None   # a call_state event's record for fraudradar.calls (no views)
 
     @property
     def ok(self) -> bool:
@@ -58,8 +61,11 @@ class DuplicateWindow:
 
 
 class IngestPipeline:
-    def __init__(self, transformer: Transformer, limits: IngestLimits | None = None) -> None:
+    def __init__(self, transformer: Transformer, limits: IngestLimits | None = None,
+                 calls: CallTransformer | None = None) -> None:
         self.transformer = transformer
+        region, regions = transformer.regions
+        self.calls = calls or CallTransformer(transformer.pseudonymizer, None, region, regions)
         self.limits = limits or IngestLimits()
         self.duplicates = DuplicateWindow(self.limits.dedupe_window)
 
@@ -71,8 +77,13 @@ class IngestPipeline:
             return event
         if now_ms is not None and event.occurred_ms > now_ms + self.limits.max_future_ms:
             return Rejected(FUTURE_EVENT, "occurred_at is beyond the future bound")
-        views = self.transformer.transform(event, now_ms or 0)
+        views = self._outputs(event, now_ms or 0, False)
         return views if isinstance(views, Rejected) else event
+
+    def _outputs(self, event: RawEvent, ingested_ms: int, late: bool) -> list[View] | CallState | Rejected:
+        if event.type == "call_state":
+            return self.calls.transform(event, ingested_ms)
+        return self.transformer.transform(event, ingested_ms, late)
 
     def process(self, raw: bytes, now_ms: int | None, ingested_ms: int | None = None) -> IngestResult:
         """``now_ms`` is the wall clock for the time bounds; None (replays) disables them."""
@@ -87,7 +98,9 @@ class IngestPipeline:
             late = event.occurred_ms < now_ms - self.limits.max_lateness_ms
         if self.duplicates.seen_before(event.operator, event.event_id):
             return IngestResult(duplicate=True, late=late, content_stripped=event.content_stripped)
-        views = self.transformer.transform(event, ingested_ms if ingested_ms is not None else (now_ms or 0), late)
-        if isinstance(views, Rejected):
-            return IngestResult(reason=views.reason, detail=views.detail, content_stripped=event.content_stripped)
-        return IngestResult(views=views, late=late, content_stripped=event.content_stripped)
+        out = self._outputs(event, ingested_ms if ingested_ms is not None else (now_ms or 0), late)
+        if isinstance(out, Rejected):
+            return IngestResult(reason=out.reason, detail=out.detail, content_stripped=event.content_stripped)
+        if isinstance(out, CallState):
+            return IngestResult(late=late, content_stripped=event.content_stripped, call=out)
+        return IngestResult(views=out, late=late, content_stripped=event.content_stripped)

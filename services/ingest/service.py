@@ -27,10 +27,12 @@ from prometheus_client import Counter
 from pydantic import Field
 
 from services.common import topics
+from services.common.call_records import encode_call_state
 from services.common.config import CommonSettings
 from services.common.exceptions import FraudradarError
 from services.common.http import Health, ServiceHttp
 from services.common.logs import setup_logging
+from services.common.protected_numbers import ProtectedNumbers
 from services.common.records import View, encode_view_bundle
 from services.common.stream import (
     CommitPolicy,
@@ -43,6 +45,7 @@ from services.common.stream import (
     StreamRunner,
     murmur2_partition,
 )
+from services.ingest.call_transform import CallTransformer
 from services.ingest.decode import Rejected
 from services.ingest.pipeline import IngestLimits, IngestPipeline
 from services.ingest.transform import Transformer
@@ -51,6 +54,8 @@ log = logging.getLogger("fraudradar.ingest")
 
 EVENTS = Counter("fraudradar_ingest_events_total", "Raw events by outcome", ["outcome"])
 VIEWS = Counter("fraudradar_ingest_views_total", "Views produced", ["entity_type"])
+CALL_STEPS = Counter("fraudradar_ingest_call_states_total", "Call-state records produced to fraudradar.calls",
+                     ["state"])
 LATE = Counter("fraudradar_ingest_late_events_total", "Events older than the lateness bound (forwarded, flagged)")
 FUTURE = Counter("fraudradar_ingest_future_events_total", "Events beyond the future bound (dead-lettered)")
 STRIPPED = Counter("fraudradar_ingest_content_stripped_total", "Events that carried message content (removed)")
@@ -74,6 +79,8 @@ class IngestSettings(CommonSettings):
     dlq_exit_delay_s: float = Field(60.0, description="after the DLQ limit trips, keep /metrics up this long "
                                                       "(so Prometheus sees it) before exiting with code 4")
     operator_regions: dict[str, str] = Field(default_factory=dict, description="operator -> ISO region")
+    protected_numbers_file: str | None = Field(None, description="CSV number,owner: banks' caller numbers and "
+                                                                 "do-not-originate numbers (call_state CLI classes)")
 
 
 class IngestProcessor:
@@ -83,6 +90,7 @@ class IngestProcessor:
         self.pipeline = pipeline
         self.numbers_topic = settings.topic(topics.NUMBERS)
         self.devices_topic = settings.topic(topics.DEVICES)
+        self.calls_topic = settings.topic(topics.CALLS)
         self._ok, self._dlq, self._dup = (EVENTS.labels(o) for o in ("ok", "dlq", "duplicate"))
         self._number_views, self._device_views = VIEWS.labels("number"), VIEWS.labels("device")
 
@@ -110,6 +118,11 @@ class IngestProcessor:
             if result.late:
                 n_late += 1
             n_ok += 1
+            if result.call is not None:
+                # keyed by the subscriber: every step of a subscriber's calls on one partition, in order
+                sink.send(self.calls_topic, result.call.subscriber.encode(), encode_call_state(result.call))
+                CALL_STEPS.labels(result.call.state).inc()
+                continue
             for view in result.views:
                 key = view.entity.encode()
                 if view.entity_type == "number":
@@ -153,7 +166,9 @@ def build_pipeline(settings: IngestSettings) -> IngestPipeline:
     )
     transformer = Transformer(settings.pseudonymizer(), settings.discloser(), settings.default_region,
                               settings.operator_regions)
-    return IngestPipeline(transformer, limits)
+    protected = ProtectedNumbers.load(settings.protected_numbers_file, settings.default_region)
+    calls = CallTransformer(settings.pseudonymizer(), protected, settings.default_region, settings.operator_regions)
+    return IngestPipeline(transformer, limits, calls)
 
 
 class PushTokens:

@@ -67,6 +67,15 @@ class Transformer:
         self._default_region = default_region
         self._operator_regions = operator_regions or {}
 
+    @property
+    def pseudonymizer(self) -> Pseudonymizer:
+        return self._pseudo
+
+    @property
+    def regions(self) -> tuple[str, dict[str, str]]:
+        """The default region and the per-operator regions national numbers are read in."""
+        return self._default_region, self._operator_regions
+
     def transform(self, event: RawEvent, ingested_ms: int, late: bool = False) -> list[View] | Rejected:
         try:
             return self._views(event, ingested_ms, late)

@@ -47,6 +47,15 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, bool], int]] = [
     ),
     ("GET", "/v1/overrides", None, ONLY("operator-a"), 200),
     ("POST", "/v1/audit:query", {"phoneNumber": PHONE}, ONLY("operator-a"), 200),
+    ("POST", "/v1/call-state:check", {"phoneNumber": PHONE}, ONLY("bank-a", "operator-a"), 200),
+    # past authorization: the calling number is not registered to the partner (no protected numbers here)
+    (
+        "POST",
+        "/verified-caller/v0.1/pre-announce",
+        {"callingParticipant": "+31201110001", "calledParticipant": PHONE},
+        ONLY("bank-a", "operator-a"),
+        403,
+    ),
     ("POST", "/sim-swap/v2/check", {"phoneNumber": PHONE, "maxAge": 24}, ONLY("telco-a", "operator-a"), 200),
     ("POST", "/sim-swap/v2/retrieve-date", {"phoneNumber": PHONE}, ONLY("telco-a", "operator-a"), 200),
     (

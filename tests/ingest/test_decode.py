@@ -68,6 +68,7 @@ CASES = [
     (_with(type="subscription", subscription={"change": "paused", "msisdn": "0612345678"}), "INVALID_SUBSCRIPTION"),
     (_with(type="subscription", subscription={"change": "new", "msisdn": "0612345678", "contract": "gold"}),
      "INVALID_SUBSCRIPTION"),
+    (_with(type="call_state", sms=..., call_state={"call_id": "c1", "state": "ringing"}), "INVALID_CALL_STATE"),
 ]
 
 

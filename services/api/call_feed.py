@@ -1,0 +1,155 @@
+"""Materialises ``fraudradar.calls`` into the API's live call state (``call_state.CallStateStore``).
+
+Every replica reads every partition (no consumer group), like the risk materialiser, on its own
+thread and consumer, so a burst of call signalling never queues behind a risk backlog (and the
+other way round). At start (a restart too) it seeks each partition to the first record of the
+last ``lookback_s`` (``offsets_for_times``), replays them into an empty store and counts as
+caught up at the end offsets taken then: the call state is rebuilt from Kafka, never kept on
+disk. Each polled batch is handed to the event loop and applied there (one batch in flight);
+the poll wait is short (``POLL_MS``) because a ``started`` step must reach a check within a
+second. The delay from ingest to applied is the ``fraudradar_api_call_state_delay_seconds``
+histogram (ingest's wall clock to this replica's, both NTP-synchronised).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from kafka import KafkaConsumer, TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.api.call_state import CallStateStore, LiveCall
+from services.api.metrics import _metric
+from services.common.call_records import CallAnnouncement, CallState, decode_call_record
+
+log = logging.getLogger("fraudradar.api.calls")
+POLL_MS = 50
+
+DELAY = _metric(
+    Histogram,
+    "fraudradar_api_call_state_delay_seconds",
+    "ingest of a call-state step to its application in this replica's call state",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+STEPS = _metric(Counter, "fraudradar_api_call_state_steps_total",
+                "call-state steps applied", ("state",))
+TRACKED = _metric(Gauge, "fraudradar_api_call_state_subscribers",
+                  "subscribers with live or recent calls in this replica's call state")
+DROPPED = _metric(Counter, "fraudradar_api_call_state_dropped_total",
+                  "subscribers dropped from the call state by its size bound")
+
+
+class CallFeed:
+    def __init__(self, kafka_config: dict[str, Any], topic: str, store: CallStateStore, lookback_s: float,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self._config = kafka_config
+        self.topic = topic
+        self.store = store
+        self._lookback_s = lookback_s
+        self._loop = loop
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+        self.failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="call-feed", daemon=True)
+        self._steps = {state: STEPS.labels(state) for state in ("started", "answered", "ended")}
+        # told of each call's first step applied live (partition, offset, step, call): the push
+        self.on_new_call: Callable[[int, int, CallState, LiveCall], None] | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        try:
+            self._consume()
+        except BaseException as exc:  # surfaced as 503 by the check; the process stays up
+            self.failed = exc
+            log.exception("call feed stopped")
+
+    def _consume(self) -> None:
+        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                 max_poll_records=5000, fetch_max_wait_ms=POLL_MS, **self._config)
+        try:
+            ids = None
+            deadline = time.monotonic() + 30
+            while not ids and time.monotonic() < deadline and not self._stop.is_set():
+                ids = consumer.partitions_for_topic(self.topic)
+                if not ids:
+                    time.sleep(0.2)
+            if not ids:
+                raise RuntimeError(f"topic {self.topic} does not exist")
+            tps = [TopicPartition(self.topic, p) for p in sorted(ids)]
+            consumer.assign(tps)
+            since_ms = int((time.time() - self._lookback_s) * 1000)
+            found = consumer.offsets_for_times({tp: since_ms for tp in tps})
+            ends = consumer.end_offsets(tps)
+            for tp in tps:
+                hit = found.get(tp)
+                consumer.seek(tp, hit.offset if hit is not None else ends[tp])
+            while not self._stop.is_set():
+                batch = consumer.poll(timeout_ms=POLL_MS)
+                records = self._decode(batch)
+                if records:
+                    self._hand_over(records)
+                if not self.ready.is_set() and all(consumer.position(tp) >= ends[tp] for tp in tps):
+                    log.info("call state rebuilt: caught up")
+                    self.ready.set()
+        finally:
+            consumer.close()
+
+    def _decode(self, batch: dict[TopicPartition, list[Any]]) -> list[tuple[int, int, CallState | CallAnnouncement]]:
+        out: list[tuple[int, int, CallState | CallAnnouncement]] = []
+        for tp, records in batch.items():
+            for record in records:
+                if record.value is None:
+                    continue
+                try:
+                    out.append((tp.partition, record.offset, decode_call_record(record.value)))
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    log.warning("skipping undecodable call state %s[%d]@%d: %s", tp.topic, tp.partition,
+                                record.offset, exc)
+        return out
+
+    def _hand_over(self, records: list[tuple[int, int, CallState | CallAnnouncement]]) -> None:
+        done = threading.Event()
+
+        def apply() -> None:
+            try:
+                self.apply(records)
+            finally:
+                done.set()
+
+        self._loop.call_soon_threadsafe(apply)
+        while not done.wait(0.5):
+            if self._stop.is_set() or self._loop.is_closed():
+                return
+
+    def apply(self, records: list[tuple[int, int, CallState | CallAnnouncement]]) -> None:
+        """On the event loop: apply the steps and announcements, observe the steps' delay, keep the gauges."""
+        now_ms = int(time.time() * 1000)
+        live = self.ready.is_set()
+        before = self.store.dropped
+        for partition, offset, rec in records:
+            if isinstance(rec, CallAnnouncement):
+                self.store.announcements.add(rec.bank, rec.subscriber, rec.calling, rec.expires_ms)
+                continue
+            call = self.store.apply(rec)
+            if call is not None and call.first_offset < 0:
+                call.first_offset = offset
+                if live and self.on_new_call is not None:   # replayed history is never pushed
+                    self.on_new_call(partition, offset, rec, call)
+            self._steps[rec.state].inc()
+            if live:   # replayed history at start is not a delay of the live path
+                DELAY.observe(max(0.0, (now_ms - rec.ingested_ms) / 1000))
+        TRACKED.set(len(self.store))
+        if self.store.dropped != before:
+            DROPPED.inc(self.store.dropped - before)
