@@ -158,9 +158,14 @@ class StreamRunner:
         self.restart = RestartFromCommit(self.consumer)
         self.probes = LoopProbes(config.service, self.health, self.consumer)
         self.listener = Listener(self._revoked, self._assigned)
+        # partitions were revoked while a transaction was open (set on the IO thread): it holds
+        # outputs of records whose offsets were dropped, which their next owner processes again
+        self._revoked_in_transaction = False
 
     # -- rebalance callbacks (IO thread, non-blocking) -----------------------------------------
     def _revoked(self, partitions: set[TopicPartition]) -> None:
+        if partitions and self.transactions is not None and self.transactions.open:
+            self._revoked_in_transaction = True
         for tp in partitions:
             self.committer.forget(tp)
         self._assignment -= partitions
@@ -203,6 +208,8 @@ class StreamRunner:
             while not self.stop_event.is_set():
                 self.probes.beat()
                 polled = self.consumer.poll(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records)
+                if self._revoked_in_transaction:
+                    self._abort_after_revoke()
                 if self.restart.waiting:
                     polled = self.restart.apply(polled, self._assignment)
                 try:
@@ -235,6 +242,17 @@ class StreamRunner:
             producer = self.transactions.producer if self.transactions is not None else self.producer
             producer.close(timeout=cfg.flush_timeout_s)
             log.info("stopped", extra={"service": cfg.service})
+
+    def _abort_after_revoke(self) -> None:
+        """Partitions were revoked while a transaction was open: it holds the outputs (and links)
+        of records whose offsets the revoke dropped, so their next owner would write them again,
+        and the records the kept partitions processed since the last commit restart from it. The
+        transaction is aborted before anything else is sent (a rebalance costs at most one
+        commit interval of work and a restore of the kept partitions)."""
+        self._revoked_in_transaction = False
+        assert self.transactions is not None
+        if self.transactions.open:
+            self._reset_to_committed(self.transactions.failed(StreamError("partitions revoked during the transaction")))
 
     def _reset_to_committed(self, exc: TransactionAborted) -> None:
         """A transaction did not commit: what the processor holds beyond the last commit is gone

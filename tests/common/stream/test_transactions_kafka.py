@@ -1,0 +1,108 @@
+"""Exactly-once through a rebalance, on the real broker.
+
+A rebalance revokes partitions while the runner's transaction is open: the transaction holds
+the outputs of records whose offsets the revoke dropped. Their next owner processes those
+records again, and the runner itself restarts the partitions it keeps from their last commit
+(``restart_from_commit``), so committing that transaction would make every such output visible
+twice to ``read_committed`` readers. The runner aborts it before it sends anything else.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+from services.common import topics
+from services.common.config import CommonSettings
+from services.common.stream import CommitPolicy, OutputSink, StreamConfig, StreamRunner
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
+
+
+class Echo:
+    """Sends one output per record, keyed by the record's partition and offset."""
+
+    def __init__(self, out_topic: str) -> None:
+        self.out_topic = out_topic
+        self.records = 0
+
+    def process(self, records: list[Any], sink: OutputSink) -> None:
+        for record in records:
+            sink.send(self.out_topic, f"{record.partition}:{record.offset}".encode(), b"out", partition=0)
+            sink.ok(record)
+        self.records += len(records)
+
+    def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        pass
+
+    def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        pass
+
+
+def _read_committed(bootstrap: str, topic: str) -> Counter[str]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        keys: Counter[str] = Counter()
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for recs in consumer.poll(timeout_ms=500).values():
+                keys.update(r.key.decode() for r in recs if r.key is not None)
+        return keys
+    finally:
+        consumer.close()
+
+
+def test_a_transaction_open_when_partitions_are_revoked_is_aborted(kafka_bootstrap: str,
+                                                                   topic_prefix: str) -> None:
+    topic, out_topic = topic_prefix + topics.NUMBERS, topic_prefix + topics.ALERTS
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for i in range(30):
+        producer.send(topic, value=b"x", partition=i % 3)
+    producer.flush()
+    producer.close()
+    group = f"g{uuid.uuid4().hex[:6]}"
+    never = CommitPolicy(3600.0)
+    never.committed(time.monotonic())          # the first commit is the final one, at stop
+    config = StreamConfig("svc-eos-revoke", group, [topic], topic_prefix + topics.DLQ, exactly_once=True,
+                          transactional_id=f"svc-eos-revoke-{group}", commit=never,
+                          consumer_overrides={"partition_assignment_strategy": [RangePartitionAssignor]})
+    processor = Echo(out_topic)
+    runner = StreamRunner(CommonSettings(bootstrap=kafka_bootstrap), config, processor)
+    loop = threading.Thread(target=runner.run, daemon=True)
+    loop.start()
+    other = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False,
+                          partition_assignment_strategy=[RangePartitionAssignor])
+    try:
+        deadline = time.monotonic() + 60
+        while processor.records < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processor.records == 30         # all of it in the open transaction
+        while not other.assignment() and time.monotonic() < deadline:   # the second member joins
+            other.poll(timeout_ms=200, max_records=1)
+        assert other.assignment()
+        kept = set()
+        while time.monotonic() < deadline:     # the runner processes what it kept again
+            other.poll(timeout_ms=200, max_records=1)
+            kept = {tp.partition for tp in runner._assignment}
+            if kept and processor.records >= 30 + 10 * len(kept):
+                break
+        assert kept and len(kept) < 3
+        assert processor.records == 30 + 10 * len(kept)
+    finally:
+        runner.stop_event.set()                # the final commit: the kept partitions' offsets
+        loop.join(timeout=60)
+        other.close(autocommit=False)
+    outputs = _read_committed(kafka_bootstrap, out_topic)
+    # each kept record's output once; none of the records the other member owns now (it
+    # committed nothing, so they are its to process)
+    assert outputs == Counter({f"{p}:{o}": 1 for p in kept for o in range(10)})
