@@ -68,6 +68,12 @@ class Committer:
         self.pending[tp] = last + 1
         self.base.setdefault(tp, first)
 
+    def started(self, tp: TopicPartition, offset: int) -> None:
+        """Consumption of ``tp`` (re)starts at ``offset`` (its committed offset, or the log's
+        beginning): committing it again changes nothing, and ``past_markers`` may move on from it
+        even before a record of ``tp`` is returned (a tail of aborted batches and markers)."""
+        self.base.setdefault(tp, offset)
+
     def forget(self, tp: TopicPartition) -> None:
         """A revoked partition: its uncommitted offsets are its next owner's to replay."""
         self.pending.pop(tp, None)
@@ -149,8 +155,11 @@ class Committer:
         offset and is never returned as a record (nor are aborted batches): commit the
         consumer's position when it stands past the offsets processed, else the group would
         show a lag of one forever. Every record before the position was returned by a poll and
-        handled before this commit (the loop is synchronous); partitions not handled since
-        their assignment (no ``base``) are left alone."""
+        handled before this commit (the loop is synchronous). A partition counts from where
+        its consumption (re)started (``started``, after the restart from the last commit) or from
+        its first handled record; one with neither (no ``base``) is left alone: records polled
+        before the restart may have been dropped. So a partition whose tail is only aborted
+        batches and markers (a fenced zombie's transaction) is committed to its end too."""
         subscription: Any = getattr(self.consumer, "_subscription", None)
         if subscription is None:
             return

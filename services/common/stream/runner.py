@@ -155,7 +155,7 @@ class StreamRunner:
                                    fence=config.fence_commits and not config.exactly_once,
                                    flush_timeout_s=config.flush_timeout_s, steps=commit_steps,
                                    transactions=self.transactions)
-        self.restart = RestartFromCommit(self.consumer)
+        self.restart = RestartFromCommit(self.consumer, self.committer.started)
         self.probes = LoopProbes(config.service, self.health, self.consumer)
         self.listener = Listener(self._revoked, self._assigned)
         # partitions were revoked while a transaction was open (set on the IO thread): it holds

@@ -106,3 +106,42 @@ def test_a_transaction_open_when_partitions_are_revoked_is_aborted(kafka_bootstr
     # each kept record's output once; none of the records the other member owns now (it
     # committed nothing, so they are its to process)
     assert outputs == Counter({f"{p}:{o}": 1 for p in kept for o in range(10)})
+
+
+def test_a_partition_holding_only_an_aborted_transaction_is_committed_to_its_end(kafka_bootstrap: str,
+                                                                                 topic_prefix: str) -> None:
+    """A fenced zombie's transaction can be the last thing on an input partition (the scorer's
+    links): its batches and abort marker take offsets and are never returned as records. The
+    runner commits past them from where it restarted the partition, else the group lags forever."""
+    topic = topic_prefix + topics.LINKS
+    zombie = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"zombie-{uuid.uuid4().hex[:6]}")
+    zombie.init_transactions()
+    zombie.begin_transaction()
+    for _ in range(5):
+        zombie.send(topic, value=b"aborted", partition=0)
+    zombie.flush()
+    zombie.abort_transaction()
+    zombie.close()
+    group = f"g{uuid.uuid4().hex[:6]}"
+    config = StreamConfig("svc-eos-aborted-tail", group, [topic], topic_prefix + topics.DLQ, exactly_once=True,
+                          transactional_id=f"svc-eos-aborted-tail-{group}", commit=CommitPolicy(0.0))
+    processor = Echo(topic_prefix + topics.ALERTS)
+    runner = StreamRunner(CommonSettings(bootstrap=kafka_bootstrap), config, processor)
+    loop = threading.Thread(target=runner.run, daemon=True)
+    loop.start()
+    tp = TopicPartition(topic, 0)
+    probe = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        end = probe.end_offsets([tp])[tp]       # five records and the abort marker
+        assert end == 6
+        deadline = time.monotonic() + 60
+        committed = None
+        while committed != end and time.monotonic() < deadline:
+            committed = probe.committed(tp)
+            time.sleep(0.2)
+        assert committed == end
+        assert processor.records == 0          # nothing of the aborted transaction was handed over
+    finally:
+        runner.stop_event.set()
+        loop.join(timeout=60)
+        probe.close(autocommit=False)
