@@ -350,8 +350,9 @@ class Rig:
         return total, thread
 
     def copy_topic(self, source: str, target: str) -> int:
-        """Copy ``source`` into ``target`` partition by partition, in order (same offsets if
-        ``target`` is fresh): the crash run then reads exactly the bytes the reference run read."""
+        """Copy ``source`` into ``target`` partition by partition, in order (the committed records
+        only; a transactional source's markers are not copied): the crash run then reads exactly
+        the records the reference run read."""
         producer = self.producer(max_in_flight_requests_per_connection=1)
         n = 0
         for rec in self.records(source):

@@ -4,7 +4,7 @@
    real ingest once.
 2. Reference: one scorer, never interrupted, scores prefix A → the expected alert ids.
 3. Crash run: the two views topics are copied record by record into prefix B (the very same
-   bytes at the very same offsets) as a paced stream, while a scorer scores prefix B and is
+   records in the same order per partition; ingest's transaction markers are not copied) as a paced stream, while a scorer scores prefix B and is
    SIGKILLed at ``kills`` random moments (random progress points, plus a random delay of up to
    one commit interval so kills land between commits), restarted each time.
 4. Both runs include the links the scorer writes for itself (``fraudradar.links``).

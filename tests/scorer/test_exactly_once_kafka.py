@@ -78,9 +78,6 @@ def _metric(port: object, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(name))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known open stall (issue #25): now and then, after the fence, the successor's device partitions stay "
-    "at their committed offsets and the group never catches up; the fencing itself is asserted when it runs through"))
 def test_a_replica_frozen_inside_its_transaction_is_fenced_by_the_broker(kafka_bootstrap: str,
                                                                            tmp_path: Path) -> None:
     stream = Generator(seed=17).stream(normal=3000, hours=4, fraud_start_h=2)

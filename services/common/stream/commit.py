@@ -83,8 +83,7 @@ class Committer:
         now = time.monotonic()
         if not (force or self.policy.due(now)):
             return
-        if self.transactions is not None:
-            self.past_markers()
+        self.past_markers()
         if not self.pending:
             return
         if self.transactions is not None:
@@ -106,6 +105,7 @@ class Committer:
             return
         self.write_steps()
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.pending.items()}
+        self.before_commit()
         try:
             self.consumer.commit(offsets)                      # 3. commit
         except Exception as exc:  # a rebalance raced us: the new owner replays (idempotent outputs)
@@ -151,7 +151,7 @@ class Committer:
         metrics.LAST_COMMIT.labels(self.service).set(time.time())
 
     def past_markers(self) -> None:
-        """Transactional input (the scorer's own links) ends with a commit marker that takes an
+        """Transactional input (ingest's views, the scorer's own links) ends with a commit marker that takes an
         offset and is never returned as a record (nor are aborted batches): commit the
         consumer's position when it stands past the offsets processed, else the group would
         show a lag of one forever. Every record before the position was returned by a poll and
@@ -173,7 +173,9 @@ class Committer:
                 self.pending[tp] = position
 
     def before_commit(self) -> None:
-        """Called between the offsets and ``commit_transaction`` (a test freezes a replica here)."""
+        """Called right before the commit: exactly-once, between the offsets sent to the transaction
+        and ``commit_transaction``; else after the outputs' flush, before the offset commit (tests
+        freeze or kill a replica here)."""
 
     def write_steps(self) -> None:
         """Right before the commit: each step's writes, flushed and checked (then ``written``)."""

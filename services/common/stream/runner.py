@@ -82,7 +82,7 @@ class StreamConfig:
     # (see ``rebalance.RestartFromCommit``)
     restart_from_commit: bool = False
     # each commit one Kafka transaction: outputs, commit steps and offsets (``transaction``);
-    # implies read_committed, restart_from_commit, and no separate membership check (KIP-447)
+    # implies restart_from_commit, and no separate membership check (KIP-447)
     exactly_once: bool = False
     # the id names this replica's producer across restarts (a restarted replica fences its
     # predecessor); default: service, instance id or host name, and the process id
@@ -128,7 +128,9 @@ class StreamRunner:
             group_instance_id=config.instance_id,
             fetch_max_bytes=32 * 1024 * 1024,
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            **({"isolation_level": "read_committed"} if config.exactly_once else {}),
+            # always: inputs may be written in transactions (ingest's views, the scorer's links),
+            # and an aborted one's records must never be handled
+            isolation_level="read_committed",
             **config.consumer_overrides,
         )
         txn_cfg: dict[str, Any] = {}
