@@ -59,11 +59,12 @@ class Service:
     starts: int = 0
     exits: list[int] = field(default_factory=list)   # exit codes of runs that ended on their own
     last_metrics: str = ""
+    module: str = "services.cli"       # what ``python -m`` runs (reliability.commit_freeze wraps it)
 
     def start(self) -> Service:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", *self.args, "--http-port", str(self.http_port)],
+                [sys.executable, "-m", self.module, *self.args, "--http-port", str(self.http_port)],
                 env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         self.starts += 1
@@ -99,6 +100,16 @@ class Service:
     def resume(self) -> None:
         if self.proc is not None:
             os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stopped(self) -> bool:
+        """Is the process stopped (state ``T``: it SIGSTOPped itself, or was paused)?"""
+        if self.proc is None:
+            return False
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
 
     def scrape(self) -> str:
         """The service's /metrics text (kept as ``last_metrics`` for the privacy scan)."""
@@ -222,13 +233,15 @@ class Rig:
         return {**os.environ, "PYTHONPATH": str(ROOT), "FRAUDRADAR_BOOTSTRAP": self.bootstrap,
                 "FRAUDRADAR_TOPIC_PREFIX": prefix, **self.keys, **extra}
 
-    def service(self, name: str, args: list[str], prefix: str, group: str | None = None, **extra: str) -> Service:
+    def service(self, name: str, args: list[str], prefix: str, group: str | None = None,
+                module: str = "services.cli", **extra: str) -> Service:
         """A service on ``prefix`` with its own consumer group (``<prefix><name>`` unless ``group``
         names one: replicas of one service share it)."""
         log = self.workdir / "logs" / f"{prefix.rstrip('.')}-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         group = group or f"{prefix}{name}"
-        svc = Service(name, args, self.env(prefix, FRAUDRADAR_GROUP_ID=group, **extra), log, free_port(), group)
+        svc = Service(name, args, self.env(prefix, FRAUDRADAR_GROUP_ID=group, **extra), log, free_port(), group,
+                      module=module)
         self.services.append(svc)
         return svc
 
