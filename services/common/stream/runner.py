@@ -39,7 +39,7 @@ from services.common.config import CommonSettings
 from services.common.http import Health
 from services.common.stream.commit import CommitPolicy, CommitStep, Committer
 from services.common.stream.dlq import DlqGuard, DlqLimit, Record
-from services.common.stream.exceptions import RejoinStalled, StreamError
+from services.common.stream.exceptions import DlqLimitExceeded, RejoinStalled, StreamError
 from services.common.stream.probes import LoopProbes, check_crc32c
 from services.common.stream.rebalance import Listener, Polled, RebalanceWatch, RestartFromCommit
 from services.common.stream.sink import OutputSink
@@ -227,8 +227,10 @@ class StreamRunner:
                     log.error("group rejoin stalled: partitions revoked and none assigned since; exiting",
                               extra={"seconds": round(stalled, 1), "group": cfg.group_id})
                     raise RejoinStalled(f"no assignment {stalled:.0f}s after a revoke (group {cfg.group_id})")
-        except BaseException:
+        except BaseException as exc:
             failed = True
+            if isinstance(exc, DlqLimitExceeded) and self.transactions is not None:
+                self._abort_keeping_dead_letters()
             raise
         finally:
             try:
@@ -244,6 +246,30 @@ class StreamRunner:
             producer = self.transactions.producer if self.transactions is not None else self.producer
             producer.close(timeout=cfg.flush_timeout_s)
             log.info("stopped", extra={"service": cfg.service})
+
+    def _abort_keeping_dead_letters(self) -> None:
+        """The DLQ limit stopped the service mid-batch: the open transaction is aborted (no
+        offsets, no outputs), and the failing batch's dead letters are committed again on their
+        own, so the DLQ shows what tripped the limit. Their offsets stay uncommitted: a fixed
+        deploy processes those records again (a record still invalid is dead-lettered twice,
+        with the same source partition and offset headers)."""
+        txn = self.transactions
+        assert txn is not None
+        letters = list(self.sink.batch_dead_letters)
+        if txn.open:
+            txn.failed(StreamError("stopping: DLQ limit exceeded"))
+        if not letters:
+            return
+        try:
+            txn.begin()
+            for topic, key, value, headers in letters:
+                txn.producer.send(topic, key=key, value=value, headers=headers)
+            txn.producer.commit_transaction()
+            txn.committed()
+        except Exception as exc:          # stopping either way; the records come again at restart
+            log.warning("the tripping batch's dead letters could not be written", extra={"error": type(exc).__name__})
+            if txn.open:
+                txn.failed(exc)
 
     def _abort_after_revoke(self) -> None:
         """Partitions were revoked while a transaction was open: it holds the outputs (and links)
@@ -277,6 +303,7 @@ class StreamRunner:
         self.restart.waiting |= owned
 
     def _handle(self, polled: Polled) -> None:
+        self.sink.batch_dead_letters.clear()
         if self.transactions is not None:
             self.transactions.begin()
         started = self.probes.polled(polled)
