@@ -22,6 +22,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from services.common import topics
 from services.common.config import CommonSettings
 from services.common.stream import CommitPolicy, OutputSink, StreamConfig, StreamRunner
+from services.common.stream.transaction import TransactionAborted
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
@@ -145,3 +146,46 @@ def test_a_partition_holding_only_an_aborted_transaction_is_committed_to_its_end
         runner.stop_event.set()
         loop.join(timeout=60)
         probe.close(autocommit=False)
+
+
+def test_a_member_removed_from_the_group_commits_no_transaction(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """kafka-python resets a removed member's generation to -1 (here: no poll for longer than
+    ``max.poll.interval.ms``, so its own heartbeat thread leaves the group). The broker accepts
+    ``TxnOffsetCommit`` with generation -1 and no member id without any group check, so the
+    runner must not send it: the transaction is aborted and neither outputs nor offsets commit."""
+    topic, out_topic = topic_prefix + topics.NUMBERS, topic_prefix + topics.ALERTS
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for i in range(10):
+        producer.send(topic, value=b"x", partition=i % 3)
+    producer.flush()
+    producer.close()
+    group = f"g{uuid.uuid4().hex[:6]}"
+    config = StreamConfig("svc-eos-removed", group, [topic], topic_prefix + topics.DLQ, exactly_once=True,
+                          transactional_id=f"svc-eos-removed-{group}", commit=CommitPolicy(3600.0),
+                          consumer_overrides={"max_poll_interval_ms": 3000, "session_timeout_ms": 6000,
+                                              "heartbeat_interval_ms": 500})
+    processor = Echo(out_topic)
+    runner = StreamRunner(CommonSettings(bootstrap=kafka_bootstrap), config, processor)
+    probe = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        runner.transactions.init()          # type: ignore[union-attr]
+        runner.consumer.subscribe([topic], listener=runner.listener)
+        deadline = time.monotonic() + 60
+        while processor.records < 10 and time.monotonic() < deadline:
+            polled = runner.consumer.poll(timeout_ms=200)
+            if runner.restart.waiting:
+                polled = runner.restart.apply(polled, runner._assignment)
+            if polled:
+                runner._handle(polled)
+        assert processor.records == 10           # outputs sent in the open transaction
+        time.sleep(5.0)                          # past the poll interval: the member leaves the group
+        assert runner.consumer.group_metadata().generation_id < 0
+        with pytest.raises(TransactionAborted):
+            runner.committer.maybe_commit(force=True)
+        tps = [TopicPartition(topic, p) for p in range(3)]
+        assert all(probe.committed(tp) is None for tp in tps)
+    finally:
+        runner.consumer.close(autocommit=False)
+        runner.transactions.producer.close(timeout=5)      # type: ignore[union-attr]
+        probe.close(autocommit=False)
+    assert _read_committed(kafka_bootstrap, out_topic) == Counter()
