@@ -286,9 +286,30 @@ class Rig:
         return done >= total
 
     # -- records -----------------------------------------------------------------------------
-    def records(self, topic: str, timeout_s: float = 300.0) -> Iterator[Any]:
-        """Every record of ``topic`` up to its end offsets now (streamed, bounded in time)."""
-        ends = self.end_offsets(topic)
+    def stable_end_offsets(self, topic: str, timeout_s: float = 120.0) -> dict[int, int]:
+        """End offsets once no transaction is open on ``topic`` (the last stable offset equals the
+        high watermark), or after ``timeout_s`` as they stand. A killed service's open
+        transaction holds ``read_committed`` readers at its first record until the broker aborts
+        it (the transaction timeout); what the restarted service committed after it is hidden
+        until then, and reading then would count it missing."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stable = self.end_offsets(topic)
+            consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, request_timeout_ms=30_000)
+            try:
+                tps = [TopicPartition(topic, p) for p in stable]
+                high = {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+            finally:
+                consumer.close()
+            if stable == high or time.monotonic() > deadline:
+                return stable
+            time.sleep(0.5)
+
+    def records(self, topic: str, timeout_s: float = 300.0, stable_s: float = 0.0) -> Iterator[Any]:
+        """Every record of ``topic`` up to its end offsets now (streamed, bounded in time); with
+        ``stable_s``, first up to that long until no transaction is open on it (for a final
+        count after the writers stopped: see ``stable_end_offsets``)."""
+        ends = self.stable_end_offsets(topic, stable_s) if stable_s else self.end_offsets(topic)
         consumer = self._consumer(max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024,
                                   max_partition_fetch_bytes=16 * 1024 * 1024)
         try:

@@ -44,6 +44,9 @@ from services.common.records import decode_alert
 from services.scorer.state import COMMIT_KEY
 
 COMMIT_INTERVAL_S = 0.5
+# a killed scorer's open transaction hides what its successor committed after it until the broker
+# aborts it (the transaction timeout, 20 s by default): final counts wait for that, bounded
+STABLE_S = 120.0
 SESSION_S = 10.0
 FREEZE_S = 14.0        # > the session: the other replica takes over while this one is frozen
 
@@ -71,7 +74,7 @@ def simulated_events(n: int, seed: int) -> list[tuple[bytes, bytes]]:
 
 def alert_ids(ctx: Context, prefix: str) -> collections.Counter[str]:
     ids: collections.Counter[str] = collections.Counter()
-    for rec in ctx.rig.records(prefix + topics.ALERTS):
+    for rec in ctx.rig.records(prefix + topics.ALERTS, stable_s=STABLE_S):
         if rec.value is not None:
             ids[decode_alert(rec.value).alert_id] += 1
     return ids
@@ -82,7 +85,8 @@ def consumer_dedupe(ctx: Context, prefix: str) -> tuple[int, str]:
     from services.api.store import dedupe_alert_ids
 
     seen: collections.Counter[str] = collections.Counter()
-    ordered = [decode_alert(r.value).alert_id for r in ctx.rig.records(prefix + topics.ALERTS) if r.value]
+    ordered = [decode_alert(r.value).alert_id for r in ctx.rig.records(prefix + topics.ALERTS, stable_s=STABLE_S)
+               if r.value]
     for alert_id in dedupe_alert_ids(ordered):
         seen[alert_id] += 1
     return sum(c - 1 for c in seen.values() if c > 1), "the API's alert materialiser (dedupe_alert_ids)"
@@ -146,7 +150,7 @@ def generation_regressions(ctx: Context, prefix: str) -> tuple[int, int]:
     """(commit markers, markers whose writer generation is below an earlier one on their partition)."""
     highest: dict[int, int] = {}
     markers = regressions = 0
-    for rec in ctx.rig.records(prefix + topics.SCORER_STATE):
+    for rec in ctx.rig.records(prefix + topics.SCORER_STATE, stable_s=STABLE_S):
         if rec.key != COMMIT_KEY:
             continue
         markers += 1

@@ -89,8 +89,10 @@ class StreamConfig:
     transactional_id: str | None = None
     # the broker aborts a transaction left open this long (a frozen or dead replica); must be
     # above the commit interval plus a commit's flush, and at most the broker's
-    # transaction.max.timeout.ms (15 min by default)
-    transaction_timeout_ms: int = 60_000
+    # transaction.max.timeout.ms (15 min by default). A dead replica's open transaction holds
+    # back every read_committed reader of its partitions (the last stable offset) until then:
+    # a restarted process with a new transactional id does not fence it
+    transaction_timeout_ms: int = 20_000
 
 
 def default_transactional_id(config: StreamConfig) -> str:
