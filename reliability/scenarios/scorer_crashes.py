@@ -49,6 +49,7 @@ COMMIT_INTERVAL_S = 0.5
 STABLE_S = 120.0
 SESSION_S = 10.0
 FREEZE_S = 14.0        # > the session: the other replica takes over while this one is frozen
+TXN_TIMEOUT_S = 10.0   # < the freeze: a transaction frozen open is aborted by the broker
 
 
 def simulated_events(n: int, seed: int) -> list[tuple[bytes, bytes]]:
@@ -171,6 +172,9 @@ def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], r
     replicas = [rig.service(f"scorer{i}", ["score"], c, group=group, module="reliability.commit_freeze",
                             FRAUDRADAR_SESSION_TIMEOUT_MS=str(int(SESSION_S * 1000)),
                             FRAUDRADAR_COMMIT_INTERVAL_S=str(COMMIT_INTERVAL_S),
+                            # below the freeze: the broker aborts a transaction frozen open and
+                            # fences its producer (the default, 20 s, would outlast the freeze)
+                            FRAUDRADAR_TRANSACTION_TIMEOUT_MS=str(int(TXN_TIMEOUT_S * 1000)),
                             **{TRIGGER_ENV: str(triggers[i])}) for i in range(2)]
     for replica in replicas:
         replica.start()
