@@ -7,6 +7,7 @@ bounded and says what it waited for when it gives up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -95,11 +96,13 @@ class Service:
 
     def pause(self) -> None:
         if self.proc is not None:
-            os.kill(self.proc.pid, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):     # exited meanwhile (reaped later)
+                os.kill(self.proc.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         if self.proc is not None:
-            os.kill(self.proc.pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)
 
     def stopped(self) -> bool:
         """Is the process stopped (state ``T``: it SIGSTOPped itself, or was paused)?"""

@@ -207,6 +207,9 @@ def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], r
                 break
             index = ctx.rng.randrange(len(replicas))
             victim = replicas[index]
+            if not victim.alive():
+                supervise()                    # exited on its own: restarted, frozen next time
+                continue
             where = "random"
             if len(freezes) % 2 == 0:
                 # inside the commit path: the replica stops itself at its next commit, its
@@ -220,6 +223,10 @@ def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], r
                     where = "commit"
                 else:
                     triggers[index].unlink(missing_ok=True)
+            if not victim.alive():             # exited on its own while the trigger waited
+                triggers[index].unlink(missing_ok=True)
+                supervise()
+                continue
             if where == "random":
                 victim.pause()
             time.sleep(FREEZE_S)

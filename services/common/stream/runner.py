@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from services.common.config import CommonSettings
 from services.common.http import Health
@@ -43,7 +44,7 @@ from services.common.stream.exceptions import DlqLimitExceeded, RejoinStalled, S
 from services.common.stream.probes import LoopProbes, check_crc32c
 from services.common.stream.rebalance import Listener, Polled, RebalanceWatch, RestartFromCommit
 from services.common.stream.sink import OutputSink
-from services.common.stream.transaction import TransactionAborted, Transactions
+from services.common.stream.transaction import TransactionAborted, Transactions, is_fenced
 
 log = logging.getLogger("fraudradar.stream")
 
@@ -312,8 +313,15 @@ class StreamRunner:
         records: list[Any] = []
         for recs in polled.values():
             records.extend(recs)
-        self.processor.process(records, self.sink)            # 1. process
-        self.sink.flush_and_check(self.config.flush_timeout_s)  # 2. flush + check futures
+        try:
+            self.processor.process(records, self.sink)            # 1. process
+            self.sink.flush_and_check(self.config.flush_timeout_s)  # 2. flush + check futures
+        except (KafkaError, StreamError) as exc:
+            # the broker aborted the open transaction (left open past its timeout: the replica
+            # was frozen or starved while processing) and fenced the producer: redo from the commit
+            if self.transactions is not None and is_fenced(exc):
+                raise self.transactions.failed(exc) from exc
+            raise
         for tp, recs in polled.items():
             if tp in self._assignment or not self._assignment:
                 self.committer.processed(tp, recs[0].offset, recs[-1].offset)

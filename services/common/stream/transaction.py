@@ -39,6 +39,18 @@ log = logging.getLogger("fraudradar.stream")
 FENCED = (ProducerFencedError, InvalidProducerEpochError)
 
 
+def is_fenced(exc: BaseException) -> bool:
+    """Did the broker fence the producer? The error itself, its cause, or the one kafka-python
+    wraps into ``KafkaError("Cannot perform send ...", ProducerFencedError())`` when a send
+    follows a transaction the broker aborted (a replica frozen past the transaction timeout
+    while processing, not committing)."""
+    seen = [exc, exc.__cause__, *getattr(exc, "args", ())]
+    cause = exc.__cause__
+    if cause is not None:
+        seen.extend(getattr(cause, "args", ()))
+    return any(isinstance(e, FENCED) for e in seen)
+
+
 class TransactionAborted(StreamError):
     """A commit's transaction did not commit; nothing of it is visible to read_committed readers.
     ``fenced``: the broker fenced the producer (a new one was created)."""
@@ -81,7 +93,7 @@ class Transactions:
         """Abort the open transaction (or replace the fenced producer); returns what to raise."""
         self.open = False
         cause = exc.__cause__ if isinstance(exc, StreamError) and exc.__cause__ is not None else exc
-        if isinstance(cause, FENCED) or isinstance(exc, FENCED):
+        if is_fenced(exc):
             metrics.TRANSACTIONS.labels(self.service, "fenced").inc()
             log.warning("producer fenced by the broker: its transaction was aborted; a new producer takes its id",
                         extra={"error": type(cause).__name__})

@@ -189,3 +189,46 @@ def test_a_member_removed_from_the_group_commits_no_transaction(kafka_bootstrap:
         runner.transactions.producer.close(timeout=5)      # type: ignore[union-attr]
         probe.close(autocommit=False)
     assert _read_committed(kafka_bootstrap, out_topic) == Counter()
+
+
+def test_a_send_after_the_broker_aborted_the_open_transaction_redoes_from_the_commit(
+        kafka_bootstrap: str, topic_prefix: str) -> None:
+    """A replica frozen *while processing* past the transaction timeout: the broker aborts the
+    open transaction and fences the producer; the next send raises kafka-python's wrapped
+    ``ProducerFencedError``. The runner takes it as a fence (a new producer, a restart from the
+    last commit), not as a fatal error that stops the service."""
+    topic, out_topic = topic_prefix + topics.NUMBERS, topic_prefix + topics.ALERTS
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for i in range(20):
+        producer.send(topic, value=b"x", partition=0)
+    producer.flush()
+    producer.close()
+    group = f"g{uuid.uuid4().hex[:6]}"
+    config = StreamConfig("svc-eos-timeout", group, [topic], topic_prefix + topics.DLQ, exactly_once=True,
+                          transactional_id=f"svc-eos-timeout-{group}", commit=CommitPolicy(3600.0),
+                          transaction_timeout_ms=2000, max_poll_records=10)
+    processor = Echo(out_topic)
+    runner = StreamRunner(CommonSettings(bootstrap=kafka_bootstrap), config, processor)
+    try:
+        runner.transactions.init()          # type: ignore[union-attr]
+        runner.consumer.subscribe([topic], listener=runner.listener)
+        deadline = time.monotonic() + 60
+        while processor.records < 10 and time.monotonic() < deadline:
+            polled = runner.consumer.poll(timeout_ms=200, max_records=10)
+            if runner.restart.waiting:
+                polled = runner.restart.apply(polled, runner._assignment)
+            if polled:
+                runner._handle(polled)
+        assert processor.records == 10
+        old_producer = runner.transactions.producer    # type: ignore[union-attr]
+        time.sleep(4.0)                      # past the 2 s timeout (the broker checks every second)
+        polled = {}
+        while not polled and time.monotonic() < deadline:
+            polled = runner.consumer.poll(timeout_ms=200, max_records=10)
+        with pytest.raises(TransactionAborted) as aborted:
+            runner._handle(polled)
+        assert aborted.value.fenced
+        assert runner.transactions.producer is not old_producer   # type: ignore[union-attr]
+    finally:
+        runner.consumer.close(autocommit=False)
+        runner.transactions.producer.close(timeout=5)      # type: ignore[union-attr]
