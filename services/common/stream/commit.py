@@ -133,11 +133,12 @@ class Committer:
             # the steps' records name the writer's generation; the broker checks the same
             # snapshot with the offsets: a committed transaction's generation was current
             membership: Any = self.consumer.group_metadata()
-            if membership.generation_id < 0:
+            if membership.generation_id < 0 and self.consumer.subscription():
                 # not a member (kafka-python resets the generation when it learns it was removed):
                 # the broker accepts TxnOffsetCommit with generation -1 and no member id without
                 # any group check (the API for producers outside a group), so a zombie's commit
-                # would land after its successor's. Abort instead: its partitions are someone else's
+                # would land after its successor's. Abort instead: its partitions are someone else's.
+                # (A consumer never subscribed, driven by hand, has no group to leave.)
                 raise StreamError("not a member of the group's current generation: the transaction is aborted")
             for step in self.steps:
                 step.write(self.sink, membership.generation_id, membership.member_id or "")
