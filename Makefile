@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CACHE)/bin:$(PATH)
 # matplotlib (the reports' plots) keeps its font cache in the project's cache, not in ~/.cache.
 export MPLCONFIGDIR ?= $(CACHE)/matplotlib
 
-.PHONY: demo test install tools lint typecheck bench reliability mutation clean distclean
+.PHONY: demo test install tools lint typecheck bench reliability reliability-stress mutation clean distclean
 
 $(VENV)/.installed: pyproject.toml setup.py services/scorer/_fastcore.c models/_hstcore.c
 	@command -v cc >/dev/null 2>&1 || bash scripts/install-tools.sh compiler
@@ -53,6 +53,10 @@ demo: install
 # input, API abuse, privacy scan. Writes reliability/results/reliability.json and .md. Takes long.
 reliability: install
 	$(PY) -m reliability --out reliability/results/reliability.json
+
+# The same with the CPUs oversubscribed by busy processes (twice the CPUs; reliability/stress.py).
+reliability-stress: install
+	$(PY) -m reliability --stress --out reliability/results/reliability-stress.json
 
 bench: install
 	$(PY) bench/decode.py --json bench/results/decode.json

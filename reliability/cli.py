@@ -2,6 +2,7 @@
 
     python -m reliability                      # full scale: 1M events, 20 kills, ...
     python -m reliability --events 50000 --kills 3 --hostile 10000 --only hostile_input,privacy
+    python -m reliability --stress             # the same with the CPUs oversubscribed (reliability.stress)
 
 Starts its own broker (it kills and restarts it), runs every scenario in turn, and always
 writes the results, with ``{"passed": false, "figure": null, "detail": "not run: ..."}`` for
@@ -14,6 +15,7 @@ import argparse
 import dataclasses
 import importlib
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -24,6 +26,7 @@ from pathlib import Path
 from reliability.context import Context, Params
 from reliability.outcome import Outcome, write_results
 from reliability.rig import Rig
+from reliability.stress import CpuHog, default_workers
 
 log = logging.getLogger("reliability")
 
@@ -60,10 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where reliability.json goes")
     p.add_argument("--workdir", type=Path, help="broker data and service logs (default: a temp dir, removed)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--stress", type=int, nargs="?", const=default_workers(), default=0, metavar="WORKERS",
+                   help=f"run every scenario with WORKERS busy processes oversubscribing the CPUs "
+                        f"(default with the flag: twice the CPUs, {default_workers()})")
     return p
 
 
-def run(params: Params, only: list[str], out: Path, workdir: Path | None, quiet: bool) -> dict[str, Outcome]:
+def run(params: Params, only: list[str], out: Path, workdir: Path | None, quiet: bool, *,
+        stress: int = 0) -> dict[str, Outcome]:
+    with CpuHog(stress) as hog:
+        if stress:
+            print(f"[reliability] stress: {hog.alive()} busy processes on {os.cpu_count()} CPUs",
+                  file=sys.stderr, flush=True)
+        return _run(params, only, out, workdir, quiet, stress=stress)
+
+
+def _run(params: Params, only: list[str], out: Path, workdir: Path | None, quiet: bool, *,
+         stress: int) -> dict[str, Outcome]:
     started = time.monotonic()
     tmp = workdir or Path(tempfile.mkdtemp(prefix="fraudradar-reliability-"))
     rig = Rig(tmp)
@@ -97,6 +113,7 @@ def run(params: Params, only: list[str], out: Path, workdir: Path | None, quiet:
         if workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
     meta = {"params": dataclasses.asdict(params), "scenarios": only, "timings_s": timings,
+            "stress": {"busy_processes": stress, "cpus": os.cpu_count()},
             "elapsed_s": time.monotonic() - started}
     write_results(results, out, meta)
     return results
@@ -116,6 +133,6 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
-    results = run(params, only, args.out, args.workdir, args.quiet)
+    results = run(params, only, args.out, args.workdir, args.quiet, stress=args.stress)
     print(args.out.with_name(args.out.stem + ".md").read_text())
     return 0 if all(o.passed for o in results.values()) else 1

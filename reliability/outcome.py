@@ -54,7 +54,9 @@ def render_report(results: dict[str, Outcome], meta: dict[str, Any]) -> str:
         "# fraudradar reliability report",
         "",
         f"{datetime.now(UTC).isoformat(timespec='seconds')} · {passed}/{len(results)} passed · "
-        f"scale: {meta.get('params')} · wall time {meta.get('elapsed_s', 0):.0f} s",
+        f"scale: {meta.get('params')} · wall time {meta.get('elapsed_s', 0):.0f} s"
+        + (f" · stress: {meta['stress']['busy_processes']} busy processes on {meta['stress']['cpus']} CPUs"
+           if (meta.get('stress') or {}).get('busy_processes') else ""),
         "",
         "| check | verdict | figure | detail |",
         "|---|---|---|---|",

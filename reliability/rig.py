@@ -7,6 +7,7 @@ bounded and says what it waited for when it gives up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -60,11 +61,12 @@ class Service:
     starts: int = 0
     exits: list[int] = field(default_factory=list)   # exit codes of runs that ended on their own
     last_metrics: str = ""
+    module: str = "services.cli"       # what ``python -m`` runs (reliability.commit_freeze wraps it)
 
     def start(self) -> Service:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", *self.args, "--http-port", str(self.http_port)],
+                [sys.executable, "-m", self.module, *self.args, "--http-port", str(self.http_port)],
                 env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         self.starts += 1
@@ -95,11 +97,23 @@ class Service:
 
     def pause(self) -> None:
         if self.proc is not None:
-            os.kill(self.proc.pid, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):     # exited meanwhile (reaped later)
+                os.kill(self.proc.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         if self.proc is not None:
-            os.kill(self.proc.pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stopped(self) -> bool:
+        """Is the process stopped (state ``T``: it SIGSTOPped itself, or was paused)?"""
+        if self.proc is None:
+            return False
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
 
     def scrape(self) -> str:
         """The service's /metrics text (kept as ``last_metrics`` for the privacy scan)."""
@@ -240,13 +254,15 @@ class Rig:
         return {**os.environ, "PYTHONPATH": str(ROOT), "FRAUDRADAR_BOOTSTRAP": self.bootstrap,
                 "FRAUDRADAR_TOPIC_PREFIX": prefix, **self.keys, **extra}
 
-    def service(self, name: str, args: list[str], prefix: str, group: str | None = None, **extra: str) -> Service:
+    def service(self, name: str, args: list[str], prefix: str, group: str | None = None,
+                module: str = "services.cli", **extra: str) -> Service:
         """A service on ``prefix`` with its own consumer group (``<prefix><name>`` unless ``group``
         names one: replicas of one service share it)."""
         log = self.workdir / "logs" / f"{prefix.rstrip('.')}-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         group = group or f"{prefix}{name}"
-        svc = Service(name, args, self.env(prefix, FRAUDRADAR_GROUP_ID=group, **extra), log, free_port(), group)
+        svc = Service(name, args, self.env(prefix, FRAUDRADAR_GROUP_ID=group, **extra), log, free_port(), group,
+                      module=module)
         self.services.append(svc)
         return svc
 
@@ -291,9 +307,30 @@ class Rig:
         return done >= total
 
     # -- records -----------------------------------------------------------------------------
-    def records(self, topic: str, timeout_s: float = 300.0) -> Iterator[Any]:
-        """Every record of ``topic`` up to its end offsets now (streamed, bounded in time)."""
-        ends = self.end_offsets(topic)
+    def stable_end_offsets(self, topic: str, timeout_s: float = 120.0) -> dict[int, int]:
+        """End offsets once no transaction is open on ``topic`` (the last stable offset equals the
+        high watermark), or after ``timeout_s`` as they stand. A killed service's open
+        transaction holds ``read_committed`` readers at its first record until the broker aborts
+        it (the transaction timeout); what the restarted service committed after it is hidden
+        until then, and reading then would count it missing."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stable = self.end_offsets(topic)
+            consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, request_timeout_ms=30_000)
+            try:
+                tps = [TopicPartition(topic, p) for p in stable]
+                high = {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+            finally:
+                consumer.close()
+            if stable == high or time.monotonic() > deadline:
+                return stable
+            time.sleep(0.5)
+
+    def records(self, topic: str, timeout_s: float = 300.0, stable_s: float = 0.0) -> Iterator[Any]:
+        """Every record of ``topic`` up to its end offsets now (streamed, bounded in time); with
+        ``stable_s``, first up to that long until no transaction is open on it (for a final
+        count after the writers stopped: see ``stable_end_offsets``)."""
+        ends = self.stable_end_offsets(topic, stable_s) if stable_s else self.end_offsets(topic)
         consumer = self._consumer(max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024,
                                   max_partition_fetch_bytes=16 * 1024 * 1024)
         try:
@@ -368,8 +405,9 @@ class Rig:
         return total, thread
 
     def copy_topic(self, source: str, target: str) -> int:
-        """Copy ``source`` into ``target`` partition by partition, in order (same offsets if
-        ``target`` is fresh): the crash run then reads exactly the bytes the reference run read."""
+        """Copy ``source`` into ``target`` partition by partition, in order (the committed records
+        only; a transactional source's markers are not copied): the crash run then reads exactly
+        the records the reference run read."""
         producer = self.producer(max_in_flight_requests_per_connection=1)
         n = 0
         for rec in self.records(source):

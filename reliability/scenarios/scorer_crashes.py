@@ -4,7 +4,8 @@
    real ingest once.
 2. Reference: one scorer, never interrupted, scores prefix A → the expected alert ids.
 3. Crash run: the two views topics are copied record by record into prefix B (the very same
-   bytes at the very same offsets) as a paced stream, while a scorer scores prefix B and is
+   records in the same order per partition; ingest's transaction markers are not copied) as a
+   paced stream, while a scorer scores prefix B and is
    SIGKILLed at ``kills`` random moments (random progress points, plus a random delay of up to
    one commit interval so kills land between commits), restarted each time.
 4. Both runs include the links the scorer writes for itself (``fraudradar.links``).
@@ -17,6 +18,10 @@
    no alert is lost, none is duplicated after dedupe, and on every ``scorer-state`` partition
    the commits' group generations (header of each commit marker) never go down — no replica
    wrote state after its successor. Fenced commits of the resumed replicas are reported.
+   Every other freeze (the first, third, ...) is placed inside the commit path: the replica
+   (run through ``reliability.commit_freeze``) stops itself right before it commits, its
+   outputs, changelog and offsets sent in the open transaction; the others land at random
+   points. The broker must abort and fence those transactions (``fraudradar_transactions_total``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from reliability.commit_freeze import TRIGGER_ENV
 from reliability.context import Context
 from reliability.outcome import Outcome
 from reliability.rig import Service, wait_until
@@ -38,8 +44,12 @@ from services.common.records import decode_alert
 from services.scorer.state import COMMIT_KEY
 
 COMMIT_INTERVAL_S = 0.5
+# a killed scorer's open transaction hides what its successor committed after it until the broker
+# aborts it (the transaction timeout, 20 s by default): final counts wait for that, bounded
+STABLE_S = 120.0
 SESSION_S = 10.0
 FREEZE_S = 14.0        # > the session: the other replica takes over while this one is frozen
+TXN_TIMEOUT_S = 10.0   # < the freeze: a transaction frozen open is aborted by the broker
 
 
 def simulated_events(n: int, seed: int) -> list[tuple[bytes, bytes]]:
@@ -65,7 +75,7 @@ def simulated_events(n: int, seed: int) -> list[tuple[bytes, bytes]]:
 
 def alert_ids(ctx: Context, prefix: str) -> collections.Counter[str]:
     ids: collections.Counter[str] = collections.Counter()
-    for rec in ctx.rig.records(prefix + topics.ALERTS):
+    for rec in ctx.rig.records(prefix + topics.ALERTS, stable_s=STABLE_S):
         if rec.value is not None:
             ids[decode_alert(rec.value).alert_id] += 1
     return ids
@@ -76,7 +86,8 @@ def consumer_dedupe(ctx: Context, prefix: str) -> tuple[int, str]:
     from services.api.store import dedupe_alert_ids
 
     seen: collections.Counter[str] = collections.Counter()
-    ordered = [decode_alert(r.value).alert_id for r in ctx.rig.records(prefix + topics.ALERTS) if r.value]
+    ordered = [decode_alert(r.value).alert_id for r in ctx.rig.records(prefix + topics.ALERTS, stable_s=STABLE_S)
+               if r.value]
     for alert_id in dedupe_alert_ids(ordered):
         seen[alert_id] += 1
     return sum(c - 1 for c in seen.values() if c > 1), "the API's alert materialiser (dedupe_alert_ids)"
@@ -140,7 +151,7 @@ def generation_regressions(ctx: Context, prefix: str) -> tuple[int, int]:
     """(commit markers, markers whose writer generation is below an earlier one on their partition)."""
     highest: dict[int, int] = {}
     markers = regressions = 0
-    for rec in ctx.rig.records(prefix + topics.SCORER_STATE):
+    for rec in ctx.rig.records(prefix + topics.SCORER_STATE, stable_s=STABLE_S):
         if rec.key != COMMIT_KEY:
             continue
         markers += 1
@@ -155,9 +166,16 @@ def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], r
     rig, p = ctx.rig, ctx.params
     c = rig.new_prefix("freeze-run")
     group = f"{c}scorer"
-    replicas = [rig.service(f"scorer{i}", ["score"], c, group=group,
+    triggers = [rig.workdir / f"freeze-trigger-{c.rstrip('.')}-{i}" for i in range(2)]
+    # run through reliability.commit_freeze: a replica stops itself inside its commit path when
+    # its trigger file exists (between produce and commit), else it is the plain scorer
+    replicas = [rig.service(f"scorer{i}", ["score"], c, group=group, module="reliability.commit_freeze",
                             FRAUDRADAR_SESSION_TIMEOUT_MS=str(int(SESSION_S * 1000)),
-                            FRAUDRADAR_COMMIT_INTERVAL_S=str(COMMIT_INTERVAL_S)) for i in range(2)]
+                            FRAUDRADAR_COMMIT_INTERVAL_S=str(COMMIT_INTERVAL_S),
+                            # below the freeze: the broker aborts a transaction frozen open and
+                            # fences its producer (the default, 20 s, would outlast the freeze)
+                            FRAUDRADAR_TRANSACTION_TIMEOUT_MS=str(int(TXN_TIMEOUT_S * 1000)),
+                            **{TRIGGER_ENV: str(triggers[i])}) for i in range(2)]
     for replica in replicas:
         replica.start()
     started = time.monotonic()
@@ -187,11 +205,34 @@ def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], r
                 time.sleep(0.5)
             if done >= total:
                 break
-            victim = replicas[ctx.rng.randrange(len(replicas))]
-            victim.pause()
+            index = ctx.rng.randrange(len(replicas))
+            victim = replicas[index]
+            if not victim.alive():
+                supervise()                    # exited on its own: restarted, frozen next time
+                continue
+            where = "random"
+            if len(freezes) % 2 == 0:
+                # inside the commit path: the replica stops itself at its next commit, its
+                # outputs, changelog and offsets sent and not committed; one that owns nothing
+                # never commits, and is then frozen where it stands
+                triggers[index].touch()
+                deadline_commit = time.monotonic() + 10 * COMMIT_INTERVAL_S + 5.0
+                while not victim.stopped() and victim.alive() and time.monotonic() < deadline_commit:
+                    time.sleep(0.05)
+                if victim.stopped():
+                    where = "commit"
+                else:
+                    triggers[index].unlink(missing_ok=True)
+            if not victim.alive():             # exited on its own while the trigger waited
+                triggers[index].unlink(missing_ok=True)
+                supervise()
+                continue
+            if where == "random":
+                victim.pause()
             time.sleep(FREEZE_S)
+            triggers[index].unlink(missing_ok=True)
             victim.resume()
-            freezes.append({"at_fraction": round(done / total, 3), "replica": victim.name})
+            freezes.append({"at_fraction": round(done / total, 3), "replica": victim.name, "where": where})
             bar.update(1)
             time.sleep(2 * SESSION_S / 3)      # it reaches its commit, rejoins, the two split again
     copier.join()
@@ -203,6 +244,8 @@ def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], r
 
     wait_until(finished, p.timeout_s, "the freeze run to finish", 1.0)
     fenced = sum(r.metric("fraudradar_consumer_commits_fenced_total", service="scorer") for r in replicas)
+    txn = {outcome: int(sum(r.metric("fraudradar_transactions_total", service="scorer", outcome=outcome)
+                            for r in replicas)) for outcome in ("committed", "aborted", "fenced")}
     for replica in replicas:
         replica.stop()
     alerts = compare_alerts(ctx, c, expected)
@@ -211,13 +254,18 @@ def _freeze_run(ctx: Context, source: str, expected: collections.Counter[str], r
         "freezes": len(freezes), "freezes_requested": p.freezes, "freeze_s": FREEZE_S, "session_s": SESSION_S,
         **alerts.figure(),
         "commits_fenced": int(fenced), "commit_markers": markers, "generation_regressions": regressions,
+        "transactions": txn, "freezes_in_commit": sum(f["where"] == "commit" for f in freezes),
         "scorer_exits_on_its_own": own_exits, "seconds": round(time.monotonic() - started, 1),
         "freeze_points": [f["at_fraction"] for f in freezes],
     }
     passed = alerts.holds and regressions == 0 and markers > 0 and len(freezes) >= p.freezes
-    detail = (f"two replicas, {len(freezes)} freezes of {FREEZE_S:.0f} s (session {SESSION_S:.0f} s) at "
+    in_commit = sum(f["where"] == "commit" for f in freezes)
+    detail = (f"two replicas, {len(freezes)} freezes of {FREEZE_S:.0f} s (session {SESSION_S:.0f} s; "
+              f"{in_commit} inside the commit path, between produce and commit) at "
               f"{_at(freezes)} of the views: {alerts.summary()}; {markers} state commits, "
-              f"{regressions} written by a replica after its successor; {int(fenced)} commits fenced"
+              f"{regressions} written by a replica after its successor; {int(fenced)} commits fenced by the "
+              f"membership check; transactions {txn['committed']} committed, {txn['aborted']} aborted, "
+              f"{txn['fenced']} fenced by the broker"
               + _shortfall("freezes", len(freezes), p.freezes))
     return Outcome(passed, figure, detail)
 

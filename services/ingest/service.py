@@ -3,7 +3,12 @@
 A consumer group on ``telco.events``. Per record: ``IngestPipeline.process`` (decode,
 bounds, dedupe, pseudonymise); views go to ``fraudradar.numbers`` / ``fraudradar.devices``
 keyed by pseudonym, rejects to ``fraudradar.dlq`` with a reason header, behind a DLQ limit.
-Offsets are committed by the shared loop only after every output is acknowledged.
+Exactly-once (``exactly_once``, the default): a commit's views, dead letters and consumed
+offsets are one Kafka transaction (the shared loop's ``StreamConfig.exactly_once``), so a crash
+between produce and commit leaves nothing a ``read_committed`` reader (the scorer) sees, and the
+raw events come again to whoever owns their partition; the per-process dedupe stays as a
+defence (an operator resending an event). Without it, offsets are committed only after every
+output is acknowledged (at least once: such a crash redelivers views).
 
 Also serves ``POST /v1/events:batch`` for telcos without Kafka: authenticated per operator,
 validated with the same decoder, valid events written raw to ``telco.events``, the rest
@@ -23,6 +28,7 @@ from typing import Any
 
 import orjson
 import yaml
+from kafka import KafkaProducer
 from prometheus_client import Counter
 from pydantic import Field
 
@@ -81,6 +87,12 @@ class IngestSettings(CommonSettings):
     operator_regions: dict[str, str] = Field(default_factory=dict, description="operator -> ISO region")
     protected_numbers_file: str | None = Field(None, description="CSV number,owner: banks' caller numbers and "
                                                                  "do-not-originate numbers (call_state CLI classes)")
+    exactly_once: bool = Field(True, description="each commit one Kafka transaction: views, dead letters and "
+                                                 "offsets (docs/architecture.md)")
+    transaction_timeout_ms: int = Field(
+        20_000, ge=1000, description="the broker aborts a commit transaction left open this long (a frozen or "
+                                     "dead replica; until then read_committed readers wait at its first record); "
+                                     "above commit_interval_s plus a batch and a commit's flush")
 
 
 class IngestProcessor:
@@ -264,16 +276,21 @@ def main(argv: list[str]) -> int:
             dlq_limit=DlqLimit(max_invalid_ratio=settings.dlq_max_ratio,
                                max_consecutive=settings.dlq_max_consecutive),
             instance_id=settings.instance_id,
+            exactly_once=settings.exactly_once, transaction_timeout_ms=settings.transaction_timeout_ms,
+            transactional_id=f"fraudradar-ingest-{settings.instance_id}" if settings.instance_id else None,
         )
         health = Health()
         runner = StreamRunner(settings, config, IngestProcessor(settings, pipeline), health)
+        # the batch push writes raw events outside the loop's transactions: its own producer
+        push_producer = (KafkaProducer(**settings.kafka_config(), client_id="fraudradar-ingest-push", acks="all")
+                         if settings.exactly_once else runner.producer)
     except FraudradarError as exc:
         log.error("cannot start ingest", extra={"error": str(exc)})
         print(f"fraudradar ingest: {exc}", file=sys.stderr)
         return 2
     http = ServiceHttp(settings.http_host, settings.http_port, health)
     tokens = PushTokens.load(settings.push_tokens_file)
-    http.routes[("POST", "/v1/events:batch")] = BatchPush(settings, pipeline, runner.producer, tokens)
+    http.routes[("POST", "/v1/events:batch")] = BatchPush(settings, pipeline, push_producer, tokens)
     http.start()
     runner.install_signal_handlers()
     log.info("ingest started", extra={"http_port": http.port, "topics": config.topics})
@@ -292,4 +309,6 @@ def main(argv: list[str]) -> int:
         return 4
     finally:
         http.stop()
+        if push_producer is not runner.producer:
+            push_producer.close(timeout=10)
     return 0

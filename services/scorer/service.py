@@ -107,8 +107,9 @@ class ScorerSettings(CommonSettings):
     exactly_once: bool = Field(True, description="each commit one Kafka transaction: outputs, changelog, model "
                                                  "journal and offsets (docs/scorer.md, exactly-once)")
     transaction_timeout_ms: int = Field(
-        60_000, ge=1000, description="the broker aborts a commit transaction left open this long (a frozen or "
-                                     "dead replica); above commit_interval_s plus a commit's flush")
+        20_000, ge=1000, description="the broker aborts a commit transaction left open this long (a frozen or "
+                                     "dead replica; until then read_committed readers wait at its first record); "
+                                     "above commit_interval_s plus a batch and a commit's flush")
 
 
 class ScorerProcessor:

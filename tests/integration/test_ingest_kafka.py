@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import collections
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from services.common.records import decode_views
 from services.common.stream import murmur2_partition
 from tests.support.kafka_io import header, produce_all, read_all, views_in
 from tests.support.privacy import find_plaintext, identifier_forms
-from tests.support.procs import kill9, start_service, stop_service, wait_for
+from tests.support.procs import ROOT, kill9, start_service, stop_service, wait_for
 from tests.support.streams import mixed_stream
 
 pytestmark = pytest.mark.kafka
@@ -22,6 +26,22 @@ pytestmark = pytest.mark.kafka
 
 def _env(bootstrap: str, prefix: str) -> dict[str, str]:
     return {"FRAUDRADAR_BOOTSTRAP": bootstrap, "FRAUDRADAR_TOPIC_PREFIX": prefix, "FRAUDRADAR_HTTP_PORT": "0"}
+
+
+def _all_committed(bootstrap: str, group: str, topic: str) -> bool:
+    """Has ``group`` committed ``topic`` to its end (the high watermark)?"""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(tps)
+        committed = {tp: om.offset for tp, om in admin.list_group_offsets({group: None}).get(group, {}).items()}
+        return bool(tps) and all(committed.get(tp, 0) >= end for tp, end in ends.items())
+    finally:
+        admin.close()
+        consumer.close()
 
 
 def _event_id_of_view(view_id_map: dict[str, str], view_id: str) -> str | None:
@@ -134,3 +154,38 @@ def test_kill_minus_9_mid_stream_loses_nothing(kafka_bootstrap: str, topic_prefi
     ids = collections.Counter(v.view_id for r in numbers for v in decode_views(r.value))
     assert set(expected) <= set(ids), f"{len(set(expected) - set(ids))} views lost"
     assert set(ids) <= set(expected)  # duplicates allowed, but only of real views (deterministic ids)
+
+
+@pytest.mark.parametrize("exactly_once", [True, False])
+def test_a_crash_between_produce_and_commit_redelivers_no_views(kafka_bootstrap: str, topic_prefix: str,
+                                                                tmp_path: Path, exactly_once: bool) -> None:
+    """Ingest killed after a commit's views were acknowledged and before its offsets committed:
+    exactly-once, that transaction is aborted (the restart's ``init_transactions`` fences the
+    dead producer's id) and ``read_committed`` readers see every view once. The control, at
+    least once, shows the redelivery: the restarted process's dedupe window is empty."""
+    stream = mixed_stream(8_000, bad_ratio=0.0, seed=13)
+    produce_all(kafka_bootstrap, topic_prefix + topics.RAW, stream.records)
+    expected = _expected_view_ids(stream)
+    env = {**_env(kafka_bootstrap, topic_prefix), "FRAUDRADAR_INSTANCE_ID": "ingest-crash-test",
+           "FRAUDRADAR_EXACTLY_ONCE": str(exactly_once).lower(), "FRAUDRADAR_MAX_POLL_RECORDS": "1000"}
+    log = tmp_path / "ingest.log"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.integration.crash_in_commit", "ingest"],
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **env, "CRASH_AT_COMMIT": "2"},
+                            cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    assert proc.wait(timeout=120) == -signal.SIGKILL, log.read_text()[-2000:]
+    proc = start_service(["ingest"], env, tmp_path / "ingest2.log")
+    numbers_topic = topic_prefix + topics.NUMBERS
+    try:
+        # the restart has committed every raw event: all it will write is on the topics
+        assert wait_for(lambda: _all_committed(kafka_bootstrap, "fraudradar-ingest", topic_prefix + topics.RAW), 120)
+        numbers = read_all(kafka_bootstrap, numbers_topic, expect_at_least=len(expected),
+                           count=_new_view_ids(set(expected)), timeout_s=120, settle_s=1.0)
+    finally:
+        assert stop_service(proc) == 0
+    ids = collections.Counter(v.view_id for r in numbers for v in decode_views(r.value))
+    assert set(ids) == set(expected)
+    redelivered = sum(n - 1 for n in ids.values())
+    if exactly_once:
+        assert redelivered == 0
+    else:
+        assert redelivered > 0          # the control: the commit the crash cut short came again

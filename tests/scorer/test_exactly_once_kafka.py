@@ -29,7 +29,8 @@ from services.common.records import decode_alert
 from services.devtools.synthetic import Generator
 from tests.scorer.test_service_kafka import ROOT, Scorer, _prefix, _produce, _wait_committed
 
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+# a loaded machine (CI, other work) stretches the reference run and the restores several-fold
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 
 def _read(bootstrap: str, topic: str, isolation: str) -> list[tuple[int, int, bytes | None, bytes | None]]:
@@ -79,8 +80,9 @@ def _metric(port: object, name: str) -> float:
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known open stall (issue #25): now and then, after the fence, the successor's device partitions stay "
-    "at their committed offsets and the group never catches up; the fencing itself is asserted when it runs through"))
+    "open stall (issue #25), seen in 1 of 9 runs after the links-tail fix: after A rejoins, the device partitions "
+    "it was given stay at their committed offsets (its loop runs, nothing is fetched for them, nothing logged); "
+    "on failure both replicas dump their threads (SIGUSR1, faulthandler) into their logs"))
 def test_a_replica_frozen_inside_its_transaction_is_fenced_by_the_broker(kafka_bootstrap: str,
                                                                            tmp_path: Path) -> None:
     stream = Generator(seed=17).stream(normal=3000, hours=4, fraud_start_h=2)
@@ -112,7 +114,14 @@ def test_a_replica_frozen_inside_its_transaction_is_fenced_by_the_broker(kafka_b
         a.proc.send_signal(signal.SIGCONT)
         fenced = a.wait_log("producer fenced by the broker: its transaction was aborted; "
                             "a new producer takes its id", timeout=60)
-        _wait_committed(kafka_bootstrap, prefix, "eos")       # A rejoined; the two finish together
+        try:
+            _wait_committed(kafka_bootstrap, prefix, "eos")   # A rejoined; the two finish together
+        except AssertionError:
+            for proc in (a.proc, b.proc):                     # evidence for the open stall: thread stacks
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+            raise
         a_fenced = _metric(port, 'fraudradar_transactions_total{outcome="fenced",service="scorer"}')
     finally:
         if a.proc.poll() is None:

@@ -14,7 +14,7 @@ from kafka.errors import CommitFailedError, FencedInstanceIdError, RebalanceInPr
 from kafka.structs import OffsetAndMetadata
 
 from services.common import metrics
-from services.common.stream.exceptions import NotAMember
+from services.common.stream.exceptions import StreamError
 from services.common.stream.sink import OutputSink
 from services.common.stream.transaction import Transactions
 
@@ -69,6 +69,12 @@ class Committer:
         self.pending[tp] = last + 1
         self.base.setdefault(tp, first)
 
+    def started(self, tp: TopicPartition, offset: int) -> None:
+        """Consumption of ``tp`` (re)starts at ``offset`` (its committed offset, or the log's
+        beginning): committing it again changes nothing, and ``past_markers`` may move on from it
+        even before a record of ``tp`` is returned (a tail of aborted batches and markers)."""
+        self.base.setdefault(tp, offset)
+
     def forget(self, tp: TopicPartition) -> None:
         """A revoked partition: its uncommitted offsets are its next owner's to replay."""
         self.pending.pop(tp, None)
@@ -78,8 +84,7 @@ class Committer:
         now = time.monotonic()
         if not (force or self.policy.due(now)):
             return
-        if self.transactions is not None:
-            self.past_markers()
+        self.past_markers()
         if not self.pending:
             return
         if self.transactions is not None:
@@ -101,6 +106,7 @@ class Committer:
             return
         self.write_steps()
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.pending.items()}
+        self.before_commit()
         try:
             self.consumer.commit(offsets)                      # 3. commit
         except Exception as exc:  # a rebalance raced us: the new owner replays (idempotent outputs)
@@ -127,11 +133,13 @@ class Committer:
             # the steps' records name the writer's generation; the broker checks the same
             # snapshot with the offsets: a committed transaction's generation was current
             membership: Any = self.consumer.group_metadata()
-            if membership.generation_id < 0 or not membership.member_id:
-                # kafka-python resets the generation when the coordinator removed this member
-                # (a freeze past the session); offsets sent with generation -1 and no member id
-                # are not checked against the group by the broker: never commit them
-                raise NotAMember("not a member of the group's current generation")
+            if membership.generation_id < 0 and self.consumer.subscription():
+                # not a member (kafka-python resets the generation when it learns it was removed):
+                # the broker accepts TxnOffsetCommit with generation -1 and no member id without
+                # any group check (the API for producers outside a group), so a zombie's commit
+                # would land after its successor's. Abort instead: its partitions are someone else's.
+                # (A consumer never subscribed, driven by hand, has no group to leave.)
+                raise StreamError("not a member of the group's current generation: the transaction is aborted")
             for step in self.steps:
                 step.write(self.sink, membership.generation_id, membership.member_id or "")
             self.sink.flush_and_check(self.flush_timeout_s)
@@ -151,12 +159,15 @@ class Committer:
         metrics.LAST_COMMIT.labels(self.service).set(time.time())
 
     def past_markers(self) -> None:
-        """Transactional input (the scorer's own links) ends with a commit marker that takes an
+        """Transactional input (ingest's views, the scorer's own links) ends with a commit marker that takes an
         offset and is never returned as a record (nor are aborted batches): commit the
         consumer's position when it stands past the offsets processed, else the group would
         show a lag of one forever. Every record before the position was returned by a poll and
-        handled before this commit (the loop is synchronous); partitions not handled since
-        their assignment (no ``base``) are left alone."""
+        handled before this commit (the loop is synchronous). A partition counts from where
+        its consumption (re)started (``started``, after the restart from the last commit) or from
+        its first handled record; one with neither (no ``base``) is left alone: records polled
+        before the restart may have been dropped. So a partition whose tail is only aborted
+        batches and markers (a fenced zombie's transaction) is committed to its end too."""
         subscription: Any = getattr(self.consumer, "_subscription", None)
         if subscription is None:
             return
@@ -170,7 +181,9 @@ class Committer:
                 self.pending[tp] = position
 
     def before_commit(self) -> None:
-        """Called between the offsets and ``commit_transaction`` (a test freezes a replica here)."""
+        """Called right before the commit: exactly-once, between the offsets sent to the transaction
+        and ``commit_transaction``; else after the outputs' flush, before the offset commit (tests
+        freeze or kill a replica here)."""
 
     def write_steps(self) -> None:
         """Right before the commit: each step's writes, flushed and checked (then ``written``)."""

@@ -25,7 +25,3 @@ class RejoinStalled(StreamError):
     """The group took its partitions away and never handed any back (kafka-python 3.0.x can stall
     in a rejoin); the service exits so its supervisor (Kubernetes, the reliability rig) restarts it."""
 
-
-class NotAMember(StreamError):
-    """The consumer is no longer a member of the group's current generation (the coordinator
-    removed it): its transaction must not commit."""

@@ -74,8 +74,10 @@ class RestartFromCommit:
     partition from its last commit, as Kafka's contract reads.
     """
 
-    def __init__(self, consumer: KafkaConsumer) -> None:
+    def __init__(self, consumer: KafkaConsumer,
+                 started: Callable[[TopicPartition, int], None] = lambda tp, offset: None) -> None:
         self.consumer = consumer
+        self.started = started    # told where each partition (re)starts: an offset safe to commit again
         self.waiting: set[TopicPartition] = set()   # assigned since the last poll
 
     def apply(self, polled: Polled, assignment: set[TopicPartition]) -> Polled:
@@ -92,6 +94,7 @@ class RestartFromCommit:
                             extra={"partition": f"{tp.topic}[{tp.partition}]", "error": type(exc).__name__})
                 self.waiting.add(tp)
                 continue
+            self.started(tp, start)
             recs = polled.get(tp)
             if recs and recs[0].offset == start:
                 kept[tp] = recs                   # fetched from there already (a new partition)

@@ -34,16 +34,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from services.common.config import CommonSettings
 from services.common.http import Health
 from services.common.stream.commit import CommitPolicy, CommitStep, Committer
 from services.common.stream.dlq import DlqGuard, DlqLimit, Record
-from services.common.stream.exceptions import RejoinStalled, StreamError
+from services.common.stream.exceptions import DlqLimitExceeded, RejoinStalled, StreamError
 from services.common.stream.probes import LoopProbes, check_crc32c
 from services.common.stream.rebalance import Listener, Polled, RebalanceWatch, RestartFromCommit
 from services.common.stream.sink import OutputSink
-from services.common.stream.transaction import TransactionAborted, Transactions
+from services.common.stream.transaction import TransactionAborted, Transactions, is_fenced
 
 log = logging.getLogger("fraudradar.stream")
 
@@ -82,15 +83,17 @@ class StreamConfig:
     # (see ``rebalance.RestartFromCommit``)
     restart_from_commit: bool = False
     # each commit one Kafka transaction: outputs, commit steps and offsets (``transaction``);
-    # implies read_committed, restart_from_commit, and no separate membership check (KIP-447)
+    # implies restart_from_commit, and no separate membership check (KIP-447)
     exactly_once: bool = False
     # the id names this replica's producer across restarts (a restarted replica fences its
     # predecessor); default: service, instance id or host name, and the process id
     transactional_id: str | None = None
     # the broker aborts a transaction left open this long (a frozen or dead replica); must be
     # above the commit interval plus a commit's flush, and at most the broker's
-    # transaction.max.timeout.ms (15 min by default)
-    transaction_timeout_ms: int = 60_000
+    # transaction.max.timeout.ms (15 min by default). A dead replica's open transaction holds
+    # back every read_committed reader of its partitions (the last stable offset) until then:
+    # a restarted process with a new transactional id does not fence it
+    transaction_timeout_ms: int = 20_000
 
 
 def default_transactional_id(config: StreamConfig) -> str:
@@ -128,7 +131,9 @@ class StreamRunner:
             group_instance_id=config.instance_id,
             fetch_max_bytes=32 * 1024 * 1024,
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            **({"isolation_level": "read_committed"} if config.exactly_once else {}),
+            # always: inputs may be written in transactions (ingest's views, the scorer's links),
+            # and an aborted one's records must never be handled
+            isolation_level="read_committed",
             **config.consumer_overrides,
         )
         txn_cfg: dict[str, Any] = {}
@@ -155,12 +160,17 @@ class StreamRunner:
                                    fence=config.fence_commits and not config.exactly_once,
                                    flush_timeout_s=config.flush_timeout_s, steps=commit_steps,
                                    transactions=self.transactions)
-        self.restart = RestartFromCommit(self.consumer)
+        self.restart = RestartFromCommit(self.consumer, self.committer.started)
         self.probes = LoopProbes(config.service, self.health, self.consumer)
         self.listener = Listener(self._revoked, self._assigned)
+        # partitions were revoked while a transaction was open (set on the IO thread): it holds
+        # outputs of records whose offsets were dropped, which their next owner processes again
+        self._revoked_in_transaction = False
 
     # -- rebalance callbacks (IO thread, non-blocking) -----------------------------------------
     def _revoked(self, partitions: set[TopicPartition]) -> None:
+        if partitions and self.transactions is not None and self.transactions.open:
+            self._revoked_in_transaction = True
         for tp in partitions:
             self.committer.forget(tp)
         self._assignment -= partitions
@@ -203,6 +213,8 @@ class StreamRunner:
             while not self.stop_event.is_set():
                 self.probes.beat()
                 polled = self.consumer.poll(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records)
+                if self._revoked_in_transaction:
+                    self._abort_after_revoke()
                 if self.restart.waiting:
                     polled = self.restart.apply(polled, self._assignment)
                 try:
@@ -218,8 +230,10 @@ class StreamRunner:
                     log.error("group rejoin stalled: partitions revoked and none assigned since; exiting",
                               extra={"seconds": round(stalled, 1), "group": cfg.group_id})
                     raise RejoinStalled(f"no assignment {stalled:.0f}s after a revoke (group {cfg.group_id})")
-        except BaseException:
+        except BaseException as exc:
             failed = True
+            if isinstance(exc, DlqLimitExceeded) and self.transactions is not None:
+                self._abort_keeping_dead_letters()
             raise
         finally:
             try:
@@ -235,6 +249,41 @@ class StreamRunner:
             producer = self.transactions.producer if self.transactions is not None else self.producer
             producer.close(timeout=cfg.flush_timeout_s)
             log.info("stopped", extra={"service": cfg.service})
+
+    def _abort_keeping_dead_letters(self) -> None:
+        """The DLQ limit stopped the service mid-batch: the open transaction is aborted (no
+        offsets, no outputs), and the failing batch's dead letters are committed again on their
+        own, so the DLQ shows what tripped the limit. Their offsets stay uncommitted: a fixed
+        deploy processes those records again (a record still invalid is dead-lettered twice,
+        with the same source partition and offset headers)."""
+        txn = self.transactions
+        assert txn is not None
+        letters = list(self.sink.batch_dead_letters)
+        if txn.open:
+            txn.failed(StreamError("stopping: DLQ limit exceeded"))
+        if not letters:
+            return
+        try:
+            txn.begin()
+            for topic, key, value, headers in letters:
+                txn.producer.send(topic, key=key, value=value, headers=headers)
+            txn.producer.commit_transaction()
+            txn.committed()
+        except Exception as exc:          # stopping either way; the records come again at restart
+            log.warning("the tripping batch's dead letters could not be written", extra={"error": type(exc).__name__})
+            if txn.open:
+                txn.failed(exc)
+
+    def _abort_after_revoke(self) -> None:
+        """Partitions were revoked while a transaction was open: it holds the outputs (and links)
+        of records whose offsets the revoke dropped, so their next owner would write them again,
+        and the records the kept partitions processed since the last commit restart from it. The
+        transaction is aborted before anything else is sent (a rebalance costs at most one
+        commit interval of work and a restore of the kept partitions)."""
+        self._revoked_in_transaction = False
+        assert self.transactions is not None
+        if self.transactions.open:
+            self._reset_to_committed(self.transactions.failed(StreamError("partitions revoked during the transaction")))
 
     def _reset_to_committed(self, exc: TransactionAborted) -> None:
         """A transaction did not commit: what the processor holds beyond the last commit is gone
@@ -257,14 +306,22 @@ class StreamRunner:
         self.restart.waiting |= owned
 
     def _handle(self, polled: Polled) -> None:
+        self.sink.batch_dead_letters.clear()
         if self.transactions is not None:
             self.transactions.begin()
         started = self.probes.polled(polled)
         records: list[Any] = []
         for recs in polled.values():
             records.extend(recs)
-        self.processor.process(records, self.sink)            # 1. process
-        self.sink.flush_and_check(self.config.flush_timeout_s)  # 2. flush + check futures
+        try:
+            self.processor.process(records, self.sink)            # 1. process
+            self.sink.flush_and_check(self.config.flush_timeout_s)  # 2. flush + check futures
+        except (KafkaError, StreamError) as exc:
+            # the broker aborted the open transaction (left open past its timeout: the replica
+            # was frozen or starved while processing) and fenced the producer: redo from the commit
+            if self.transactions is not None and is_fenced(exc):
+                raise self.transactions.failed(exc) from exc
+            raise
         for tp, recs in polled.items():
             if tp in self._assignment or not self._assignment:
                 self.committer.processed(tp, recs[0].offset, recs[-1].offset)

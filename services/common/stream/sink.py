@@ -22,6 +22,9 @@ class OutputSink:
         self._partition_counts: dict[str, int] = {}
         self._futures: list[Any] = []
         self.sent = 0
+        # the current batch's dead letters (topic, key, value, headers): after a DLQ-limit stop
+        # the runner writes them again on their own (their transaction was aborted)
+        self.batch_dead_letters: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
 
     def use(self, producer: KafkaProducer) -> None:
         """Send through ``producer`` from now on (a fenced transactional producer was replaced)."""
@@ -59,6 +62,7 @@ class OutputSink:
         headers = dead_letter_headers(record, self._service, reason, detail)
         self._futures.append(self._producer.send(self._dlq_topic, key=record.key, value=record.value,
                                                  headers=headers))
+        self.batch_dead_letters.append((self._dlq_topic, record.key, record.value, headers))
         metrics.DLQ.labels(self._service, reason).inc()
         self._guard.record((record.topic, record.partition), True)
 

@@ -9,7 +9,7 @@ group metadata, KIP-447) commit together or not at all. The broker fences zombie
   state reset to what was committed);
 - a member kafka-python already knows it lost (its generation reset to -1) never commits: the
   broker would not check offsets sent with generation -1 and no member id against the group, so
-  the committer aborts such a transaction itself (``NotAMember``);
+  the committer aborts such a transaction itself;
 - a transaction left open past ``transaction_timeout_ms`` (a freeze between produce and commit)
   is aborted by the broker's transaction coordinator, which bumps the producer epoch: the
   frozen producer's ``commit_transaction`` raises ``ProducerFencedError`` /
@@ -40,6 +40,18 @@ log = logging.getLogger("fraudradar.stream")
 
 # a producer that raised one of these cannot be used again: a newer epoch owns its transactional id
 FENCED = (ProducerFencedError, InvalidProducerEpochError)
+
+
+def is_fenced(exc: BaseException) -> bool:
+    """Did the broker fence the producer? The error itself, its cause, or the one kafka-python
+    wraps into ``KafkaError("Cannot perform send ...", ProducerFencedError())`` when a send
+    follows a transaction the broker aborted (a replica frozen past the transaction timeout
+    while processing, not committing)."""
+    seen = [exc, exc.__cause__, *getattr(exc, "args", ())]
+    cause = exc.__cause__
+    if cause is not None:
+        seen.extend(getattr(cause, "args", ()))
+    return any(isinstance(e, FENCED) for e in seen)
 
 
 class TransactionAborted(StreamError):
@@ -84,7 +96,7 @@ class Transactions:
         """Abort the open transaction (or replace the fenced producer); returns what to raise."""
         self.open = False
         cause = exc.__cause__ if isinstance(exc, StreamError) and exc.__cause__ is not None else exc
-        if isinstance(cause, FENCED) or isinstance(exc, FENCED):
+        if is_fenced(exc):
             metrics.TRANSACTIONS.labels(self.service, "fenced").inc()
             log.warning("producer fenced by the broker: its transaction was aborted; a new producer takes its id",
                         extra={"error": type(cause).__name__})
