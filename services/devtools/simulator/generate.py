@@ -18,8 +18,9 @@ import orjson
 
 from services.devtools.simulator import catalog
 from services.devtools.simulator.negatives import hard_negatives
-from services.devtools.simulator.normal import build_population, normal_life
+from services.devtools.simulator.normal import normal_life
 from services.devtools.simulator.params import WorldParams, world_params
+from services.devtools.simulator.population import build_population
 from services.devtools.simulator.scenarios import BUILDERS, MAX_INSTANCES, instances_per_scenario, make_context
 from services.devtools.simulator.timeline import BUSINESS, Timeline, iso, local_hours, rfc3339
 from services.devtools.simulator.world import (

@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from services.devtools.simulator import catalog
-from services.devtools.simulator.normal import Population
 from services.devtools.simulator.params import A2PSender, per_100k
+from services.devtools.simulator.population import Population
 from services.devtools.simulator.timeline import BUSINESS, EVENING, FLAT, MINUTE_MS, SOCIAL, Timeline, rhythm_days
 from services.devtools.simulator.world import OPERATOR_CODE, SMS, Change, Scene, World, batch
 

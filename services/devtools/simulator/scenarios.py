@@ -29,7 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from services.devtools.simulator import catalog
-from services.devtools.simulator.normal import Population, otp_sender_numbers
+from services.devtools.simulator.identity import otp_sender_numbers
+from services.devtools.simulator.population import Population
 from services.devtools.simulator.timeline import FLAT, HOUR_MS, MINUTE_MS, SOCIAL, Timeline
 from services.devtools.simulator.world import (
     CALL,

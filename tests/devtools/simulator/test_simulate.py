@@ -276,13 +276,13 @@ def test_innocent_swaps_include_a_new_phone_and_bank_codes_like_a_takeover() -> 
     """The takeover's signature (swap, a new phone, one-time codes) also happens to honest people."""
     import numpy as np
 
-    from services.devtools.simulator.normal import (
+    from services.devtools.simulator.identity import (
         LOST_PHONE_SHARE,
         REENROL_SHARE,
-        build_population,
         identity_changes,
         otp_sender_numbers,
     )
+    from services.devtools.simulator.population import build_population
     from services.devtools.simulator.timeline import HOUR_MS, Timeline, parse_start
     from services.devtools.simulator.world import CHANGE_CODE, SMS, World
 
