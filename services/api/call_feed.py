@@ -25,6 +25,7 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.api.call_state import CallStateStore, LiveCall
+from services.api.kafka_io import run_on_loop
 from services.api.metrics import _metric
 from services.common.call_records import CallAnnouncement, CallState, decode_call_record
 
@@ -120,18 +121,7 @@ class CallFeed:
         return out
 
     def _hand_over(self, records: list[tuple[int, int, CallState | CallAnnouncement]]) -> None:
-        done = threading.Event()
-
-        def apply() -> None:
-            try:
-                self.apply(records)
-            finally:
-                done.set()
-
-        self._loop.call_soon_threadsafe(apply)
-        while not done.wait(0.5):
-            if self._stop.is_set() or self._loop.is_closed():
-                return
+        run_on_loop(self._loop, self._stop, lambda: self.apply(records))
 
     def apply(self, records: list[tuple[int, int, CallState | CallAnnouncement]]) -> None:
         """On the event loop: apply the steps and announcements, observe the steps' delay, keep the gauges."""

@@ -43,6 +43,23 @@ log = logging.getLogger("fraudradar.api.materialise")
 Kind = Literal["risk", "alert", "state"]
 
 
+def run_on_loop(loop: asyncio.AbstractEventLoop, stop: threading.Event, apply: Callable[[], None]) -> None:
+    """From a consumer thread: run ``apply`` on the event loop (the only writer of the stores) and
+    wait until it ran, or until the consumer stops or the loop is closed."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            apply()
+        finally:
+            done.set()
+
+    loop.call_soon_threadsafe(run)
+    while not done.wait(0.5):
+        if stop.is_set() or loop.is_closed():
+            return
+
+
 @dataclass(frozen=True)
 class Change:
     kind: Kind
@@ -350,18 +367,7 @@ class Materialiser:
         return changes
 
     def _hand_over(self, changes: list[Change]) -> None:
-        done = threading.Event()
-
-        def apply() -> None:
-            try:
-                self._apply(changes)
-            finally:
-                done.set()
-
-        self._loop.call_soon_threadsafe(apply)
-        while not done.wait(0.5):
-            if self._stop.is_set() or self._loop.is_closed():
-                return
+        run_on_loop(self._loop, self._stop, lambda: self._apply(changes))
 
     def _report_lag(self, consumer: KafkaConsumer, tps: list[TopicPartition]) -> None:
         try:
