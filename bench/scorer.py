@@ -56,7 +56,8 @@ from services.devtools.synthetic import Generator
 from services.scorer import features as F
 from services.scorer.output import EngineOutput
 from services.scorer.partition import PartitionScorer
-from services.scorer.service import ScorerSettings, build
+from services.scorer.service import build
+from services.scorer.settings import ScorerSettings
 
 PARTITIONS = 3
 

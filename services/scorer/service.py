@@ -8,14 +8,14 @@ The commit path (the shared ``StreamRunner`` plus one step, numbered as in the r
 
 1. process the batch: every view through its partition's scorer; Risk/Alert outputs are sent;
 2. flush the producer and check every future (runner);
-3. (scorer) before a commit: send the changelog of every entity changed since the last commit
-   to partition ``p`` of ``scorer-state``, then the models' journal of what they learned since
-   the last commit, or a signed model checkpoint every ``checkpoint_interval_s``
-   (``services.scorer.state.modellog``); flush and check again — so the changelog never runs ahead of
-   the outputs it implies, and state and models are never behind the offsets being committed;
-4. commit the input offsets (runner). Before step 3 the runner proves to the broker that this
-   replica is still a member of the group's current generation (``fence_commits``): a replica
-   that lost its partitions while stalled or frozen writes no changelog over its successor's.
+3. (scorer, ``ChangelogStep``) before a commit: send the changelog of every entity changed since
+   the last commit to partition ``p`` of ``scorer-state``, then the models' journal of what they
+   learned since the last commit, or a signed model checkpoint every ``checkpoint_interval_s``
+   (``services.scorer.state.modellog``) — so state and models are never behind the offsets;
+4. commit the input offsets (runner). Exactly-once (the default): 1-4 are one Kafka transaction
+   with the offsets sent with the consumer's group metadata, so the broker fences a replica that
+   lost its partitions (docs/scorer.md). At least once: the runner first proves to the broker
+   that this replica is still a member of the group's current generation (``fence_commits``).
 
 Restore: the first record of a partition this process has no (valid) scorer for triggers a
 synchronous replay of ``scorer-state[p]`` on this thread, before any of ``p``'s records are
@@ -51,11 +51,9 @@ from typing import Any, TypeVar
 
 import msgspec
 from kafka import TopicPartition
-from pydantic import Field
 
 from models import hst
 from services.common import topics
-from services.common.config import CommonSettings
 from services.common.exceptions import FraudradarError
 from services.common.http import Health, ServiceHttp
 from services.common.logs import setup_logging
@@ -80,6 +78,7 @@ from services.scorer.feedback import FeedbackFeed
 from services.scorer.output import EngineOutput
 from services.scorer.policy import Policy
 from services.scorer.restore import Owned, Restorer
+from services.scorer.settings import ScorerSettings
 from services.scorer.state import COMMIT_KEY
 
 log = logging.getLogger("fraudradar.scorer")
@@ -89,27 +88,6 @@ T = TypeVar("T")
 BUNDLE_BITS = 16
 BUNDLE_MAX = (1 << BUNDLE_BITS) - 1
 
-
-class ScorerSettings(CommonSettings):
-    group_id: str = Field("fraudradar-scorer", description="consumer group of the scorer replicas")
-    instance_id: str | None = Field(None, description="static group membership id (e.g. the pod name)")
-    policy_file: Path | None = Field(None, description="policy YAML (default: the packaged policy.yaml)")
-    commit_interval_s: float = Field(2.0, description="commit (and write the state changelog) this often")
-    checkpoint_interval_s: float = Field(60.0, description="model checkpoint per partition this often")
-    journal_max_entries: int = Field(
-        20_000, ge=1, description="model checkpoint sooner once this many learned points are journalled "
-                                  "since the last (a restore replays each of them)")
-    feedback_poll_s: float = Field(1.0, description="read partner feedback this often")
-    seed: int = Field(0, description="seed of the detectors (same seed, same scores)")
-    max_poll_records: int = Field(2000, description="records per poll")
-    session_timeout_ms: int = Field(45_000, description="group session timeout (keep above a pod restart "
-                                                        "with static membership)")
-    exactly_once: bool = Field(True, description="each commit one Kafka transaction: outputs, changelog, model "
-                                                 "journal and offsets (docs/scorer.md, exactly-once)")
-    transaction_timeout_ms: int = Field(
-        20_000, ge=1000, description="the broker aborts a commit transaction left open this long (a frozen or "
-                                     "dead replica; until then read_committed readers wait at its first record); "
-                                     "above commit_interval_s plus a batch and a commit's flush")
 
 
 class ScorerProcessor:

@@ -13,7 +13,7 @@ SETTINGS = [
     ("services.common.config", "CommonSettings"),
     ("services.ingest.service", "IngestSettings"),
     ("services.api.config", "ApiSettings"),
-    ("services.scorer.service", "ScorerSettings"),
+    ("services.scorer.settings", "ScorerSettings"),
 ]
 
 

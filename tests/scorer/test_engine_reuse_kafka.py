@@ -23,7 +23,8 @@ from services.common.records import Link, View, encode
 from services.common.stream import StreamRunner
 from services.common.topics import ensure_topics
 from services.scorer import layout as L
-from services.scorer.service import ScorerProcessor, ScorerSettings, build
+from services.scorer.service import ScorerProcessor, build
+from services.scorer.settings import ScorerSettings
 from services.scorer.state import entity_key
 from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.scorer.helpers import pid, sms_out
