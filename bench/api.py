@@ -27,12 +27,10 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,13 +44,9 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import http_load as load  # noqa: E402
+
 SECRET = "bench-bank-secret-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class BareBody(BaseModel):
@@ -89,170 +83,6 @@ def _serve(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]
         f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning', access_log=False)"
     )
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT)
-
-
-def _wait(url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class _Conn:
-    """A minimal HTTP/1.1 keep-alive client connection (the load generator must be cheaper
-    than the servers it measures; httpx costs about a millisecond of CPU per request)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> _Conn:
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
-
-    async def post(self, request: bytes) -> int:
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        if length:
-            await self.reader.readexactly(length)
-        return status
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def _requests(
-    host: str, port: int, token: str, numbers: list[str], path: str = "/v1/risk/numbers:lookup"
-) -> list[bytes]:
-    out = []
-    for phone in numbers:
-        body = json.dumps({"phoneNumber": phone}).encode()
-        out.append(
-            f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\n"
-            f"authorization: Bearer {token}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-    return out
-
-
-def _measure(
-    proc: subprocess.Popen[bytes], port: int, requests: list[bytes], seconds: float, concurrency: int
-) -> dict[str, float]:
-    """A closed-loop run plus the server's CPU time per answered request."""
-    cpu = _cpu_seconds(proc.pid)
-    result = asyncio.run(_closed_loop(port, requests, seconds, concurrency))
-    result["cpu_ms_per_request"] = (_cpu_seconds(proc.pid) - cpu) * 1000 / max(1, result["done"])
-    return result
-
-
-async def _one_pass(port: int, requests: list[bytes], concurrency: int) -> None:
-    """Send every request once (the warm-up: every number of the working set looked up once)."""
-    conns = [await _Conn.open("127.0.0.1", port) for _ in range(concurrency)]
-
-    async def worker(k: int, conn: _Conn) -> None:
-        for i in range(k, len(requests), concurrency):
-            await conn.post(requests[i])
-
-    await asyncio.gather(*(worker(k, c) for k, c in enumerate(conns)))
-    for c in conns:
-        c.close()
-
-
-async def _closed_loop(
-    port: int, requests: list[bytes], seconds: float, concurrency: int
-) -> dict[str, float]:
-    done = errors = 0
-    stop = time.perf_counter() + seconds
-    conns = [await _Conn.open("127.0.0.1", port) for _ in range(concurrency)]
-
-    async def worker(k: int, conn: _Conn) -> None:
-        nonlocal done, errors
-        i = k
-        while time.perf_counter() < stop:
-            status = await conn.post(requests[i % len(requests)])
-            i += concurrency
-            if status == 200:
-                done += 1
-            else:
-                errors += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(k, c) for k, c in enumerate(conns)))
-    elapsed = time.perf_counter() - started
-    for c in conns:
-        c.close()
-    return {"rps": done / elapsed, "errors": errors, "done": done}
-
-
-async def _open_loop(
-    port: int, requests: list[bytes], seconds: float, rate: float, connections: int = 64
-) -> dict[str, Any]:
-    """Requests are due at a fixed rate; latency counts from the due time (no coordinated
-    omission: if the server falls behind, the queueing shows up in the latency)."""
-    latencies: list[float] = []
-    errors = 0
-    total = int(seconds * rate)
-    start = time.perf_counter() + 0.2
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    conns = [await _Conn.open("127.0.0.1", port) for _ in range(connections)]
-
-    async def feeder() -> None:
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            queue.put_nowait(i)
-        for _ in conns:
-            queue.put_nowait(-1)
-
-    async def worker(conn: _Conn) -> None:
-        nonlocal errors
-        while True:
-            i = await queue.get()
-            if i < 0:
-                return
-            status = await conn.post(requests[i % len(requests)])
-            if status == 200:
-                latencies.append((time.perf_counter() - (start + i / rate)) * 1000)
-            else:
-                errors += 1
-
-    await asyncio.gather(feeder(), *(worker(c) for c in conns))
-    elapsed = time.perf_counter() - start
-    for c in conns:
-        c.close()
-    latencies.sort()
-
-    def q(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
-
-    return {
-        "requested_rps": rate,
-        "achieved_rps": len(latencies) / elapsed,
-        "errors": errors,
-        "p50_ms": q(0.50),
-        "p90_ms": q(0.90),
-        "p99_ms": q(0.99),
-        "max_ms": latencies[-1] if latencies else None,
-        "latencies": latencies,
-    }
 
 
 def _preload(bootstrap: str, prefix: str, numbers: list[str]) -> None:
@@ -349,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
             "FRAUDRADAR_HTTP_PORT": "0",  # the API's operations port: any free one
             "PYTHONPATH": str(ROOT),
         }
-        api_port, bare_port = _free_port(), _free_port()
+        api_port, bare_port = load.free_port(), load.free_port()
         procs.append(_serve("api", api_port, env))
         procs.append(_serve("bare", bare_port, env))
         api, bare = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}"
-        _wait(api + "/readyz")
-        _wait(bare + "/healthz")
+        load.wait_ready(api + "/readyz")
+        load.wait_ready(bare + "/healthz")
         token = httpx.post(
             api + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=("bench-bank", SECRET)
         ).json()["access_token"]
@@ -366,19 +196,19 @@ def main(argv: list[str] | None = None) -> int:
 
         steps = tqdm(total=2 * args.rounds + 5, desc="bench api", file=sys.stderr)
         api_proc, bare_proc = procs
-        api_requests = _requests("127.0.0.1", api_port, token, numbers)
-        bare_requests = _requests("127.0.0.1", bare_port, token, numbers)
-        cold_requests = _requests(
+        api_requests = load.request_bytes("127.0.0.1", api_port, token, numbers)
+        bare_requests = load.request_bytes("127.0.0.1", bare_port, token, numbers)
+        cold_requests = load.request_bytes(
             "127.0.0.1", api_port, token, [f"+316{30000000 + i}" for i in range(40000)]
         )
-        asyncio.run(_one_pass(api_port, api_requests, args.concurrency))  # warm-up
-        asyncio.run(_closed_loop(bare_port, bare_requests, 1.0, args.concurrency))
+        asyncio.run(load.one_pass(api_port, api_requests, args.concurrency))  # warm-up
+        asyncio.run(load.closed_loop(bare_port, bare_requests, 1.0, args.concurrency))
         steps.update(1)
         rounds: list[dict[str, Any]] = []
         for _ in range(args.rounds):
-            bare = _measure(bare_proc, bare_port, bare_requests, args.seconds, args.concurrency)
+            bare = load.measure(bare_proc, bare_port, bare_requests, args.seconds, args.concurrency)
             steps.update(1)
-            api_run = _measure(api_proc, api_port, api_requests, args.seconds, args.concurrency)
+            api_run = load.measure(api_proc, api_port, api_requests, args.seconds, args.concurrency)
             steps.update(1)
             rounds.append(
                 {
@@ -391,17 +221,17 @@ def main(argv: list[str] | None = None) -> int:
                     "errors": api_run["errors"],
                 }
             )
-        cold = _measure(api_proc, api_port, cold_requests, args.seconds, args.concurrency)
-        bare_after = _measure(bare_proc, bare_port, bare_requests, args.seconds, args.concurrency)
+        cold = load.measure(api_proc, api_port, cold_requests, args.seconds, args.concurrency)
+        bare_after = load.measure(bare_proc, bare_port, bare_requests, args.seconds, args.concurrency)
         steps.update(1)
-        bare_open = asyncio.run(_open_loop(bare_port, bare_requests, args.seconds, args.rate))
+        bare_open = asyncio.run(load.open_loop(bare_port, bare_requests, args.seconds, args.rate))
         steps.update(1)
-        api_open = asyncio.run(_open_loop(api_port, api_requests, args.seconds, args.rate))
+        api_open = asyncio.run(load.open_loop(api_port, api_requests, args.seconds, args.rate))
         steps.update(1)
         # the payment-time call-state check (no calls in progress here: bench/call_state.py
         # measures it with calls, and the event -> answer delay)
-        check_requests = _requests("127.0.0.1", api_port, token, numbers, "/v1/call-state:check")
-        check_open = asyncio.run(_open_loop(api_port, check_requests, args.seconds, args.rate))
+        check_requests = load.request_bytes("127.0.0.1", api_port, token, numbers, "/v1/call-state:check")
+        check_open = asyncio.run(load.open_loop(api_port, check_requests, args.seconds, args.rate))
         steps.update(1)
         steps.close()
         report = {

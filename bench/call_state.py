@@ -37,8 +37,8 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api import _free_port, _open_loop, _serve, _wait  # noqa: E402
-from bench.api import _requests as _lookup_requests  # noqa: E402
+from bench import http_load as load  # noqa: E402
+from bench.api import _serve  # noqa: E402
 
 SECRET = "bench-bank-secret-0123456789"
 BANK = "+31201110001"
@@ -147,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
                "FRAUDRADAR_PROTECTED_NUMBERS_FILE": str(tmp / "protected.csv"),
                "FRAUDRADAR_LOG_LEVEL": "WARNING", "FRAUDRADAR_HTTP_PORT": "0", "PYTHONPATH": str(ROOT)}
         procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", "ingest"], env=env, cwd=ROOT))
-        port = _free_port()
+        port = load.free_port()
         procs.append(_serve("api", port, env))
         api = f"http://127.0.0.1:{port}"
-        _wait(api + "/readyz")
+        load.wait_ready(api + "/readyz")
         token = httpx.post(api + "/oauth2/token", data={"grant_type": "client_credentials"},
                            auth=("bench-bank", SECRET)).json()["access_token"]
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
@@ -165,11 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         idle = [f"+316{50000000 + i}" for i in range(args.calls)]
         requests = [r for pair in zip(_requests(port, token, victims), _requests(port, token, idle), strict=True)
                     for r in pair]
-        asyncio.run(_open_loop(port, requests, 1.0, args.rate))   # warm-up (resolver caches)
-        check = asyncio.run(_open_loop(port, requests, args.seconds, args.rate))
+        asyncio.run(load.open_loop(port, requests, 1.0, args.rate))   # warm-up (resolver caches)
+        check = asyncio.run(load.open_loop(port, requests, args.seconds, args.rate))
         # the same-run baseline: number lookups under the same load (other work on the machine
         # moves both alike)
-        lookup = asyncio.run(_open_loop(port, _lookup_requests("127.0.0.1", port, token, victims + idle),
+        lookup = asyncio.run(load.open_loop(port, load.request_bytes("127.0.0.1", port, token, victims + idle),
                                         args.seconds, args.rate))
         report = {
             "benchmark": "call-state check on a real broker: raw started event -> risky answer; check latency",
