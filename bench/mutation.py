@@ -63,11 +63,11 @@ GROUPS = [      # roughly cheapest first, so a run cut short still reports most 
           ("services/scorer/policy.py", "services/scorer/scoring.py"),
           ("tests/scorer/test_policy.py", "tests/scorer/test_scoring.py")),
     Group("changelog", "the scorer's state changelog", ("services/scorer/state/changelog.py",),
-          ("tests/scorer/state/test_changelog.py",)),
+          ("tests/scorer/state/test_changelog.py", "tests/scorer/state/test_changelog_format.py")),
     # the two hypothesis fuzz tests (800 examples, "never crashes") are left out: they check that
     # nothing raises, not what the decoder answers, and would take most of the run
     Group("decoder", "the ingest decoder", ("services/ingest/decode.py",),
-          ("tests/ingest/test_decode.py", "tests/ingest/test_hostile_decode.py"),
+          ("tests/ingest/test_decode.py", "tests/ingest/test_hostile_decode.py", "tests/ingest/test_decode_answers.py"),
           pytest_args=("-k", "not arbitrary")),
 ]
 
