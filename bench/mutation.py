@@ -48,7 +48,7 @@ GROUPS = [      # roughly cheapest first, so a run cut short still reports most 
     Group("limits", "rate limits, quotas and lookup budgets", ("services/api/limits.py",),
           ("tests/api/test_limits.py",)),
     Group("alert_ids", "deterministic alert ids", ("services/scorer/verdicts.py", "services/scorer/links.py"),
-          ("tests/scorer/test_engine.py", "tests/scorer/test_links.py"),
+          ("tests/scorer/test_engine.py", "tests/scorer/test_links.py", "tests/scorer/test_alert_fields.py"),
           ("*ǁVerdictsǁalert__mutmut_*", "*ǁLinksǁ_alert__mutmut_*")),
     Group("webhooks", "webhook signing and the SSRF guard", ("services/api/webhooks.py",),
           ("tests/api/test_webhooks_feed.py",),
