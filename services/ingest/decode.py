@@ -160,8 +160,6 @@ def parse_timestamp_ms(text: str) -> int | None:
     """RFC 3339 with offset → epoch ms; None when unparseable or without an offset."""
     if not isinstance(text, str) or len(text) < 20 or text[10] not in "Tt":
         return None
-    if text[-1] == "z":     # RFC 3339 allows a lower case 'z' (the schema accepts it); fromisoformat does not
-        text = text[:-1] + "Z"
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:

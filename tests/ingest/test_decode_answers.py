@@ -84,7 +84,8 @@ def test_schema_version_one_is_read_and_others_are_named_in_the_refusal() -> Non
 @pytest.mark.parametrize("occurred_at", [
     "2026-11-02T10:00:00",          # no offset: refused by the timestamp parser
     "2026-11-02T10:00:00+01:00" + "0" * 20,   # longer than the schema's 40 characters
-    "2026-12-31T23:59:60Z",         # a leap second: valid RFC 3339 (the schema passes it), not representable
+    "2026-12-31T23:59:60Z",         # a leap second: the schema passes it, the parser cannot represent it
+    "2026-11-02T09:00:00z",         # a lower case 'z': the schema passes it, the parser refuses it
 ])
 def test_a_bad_timestamp_gets_the_rfc3339_detail(occurred_at: str) -> None:
     assert decode(_event(occurred_at=occurred_at)) == Rejected(
@@ -93,8 +94,9 @@ def test_a_bad_timestamp_gets_the_rfc3339_detail(occurred_at: str) -> None:
 
 @pytest.mark.parametrize(("text", "ms"), [
     ("2026-11-02T09:00:00Z", T_MS),                 # the shortest form (20 characters)
-    ("2026-11-02t09:00:00Z", T_MS),                 # RFC 3339 allows lower case 't' and 'z'
-    ("2026-11-02t09:00:00z", T_MS),
+    ("2026-11-02t09:00:00Z", T_MS),                 # RFC 3339 allows a lower case 't'
+    ("2026-11-02t09:00:00z", None),                 # ... and 'z', which the ingest contract refuses
+                                                    # (reliability/hostile.py labels it BAD_TIMESTAMP)
     ("2026-11-02T10:00:00.250+01:00", T_MS + 250),
     ("2026-11-02X09:00:00Z", None),                 # only 'T' or 't' separate date and time
     ("2026-11-02 09:00:00Z", None),
@@ -183,6 +185,7 @@ def test_nesting_near_the_recursion_limit_is_never_taken_for_a_duplicate_key() -
 def test_a_call_duration_out_of_range_never_reaches_the_typed_event() -> None:
     # why the decoder's own finiteness check is unreachable (bench/mutation_triage.yaml)
     raw = _event(type="call", sms=..., call={"duration_s": 1, "answered": True})
-    assert decode(raw.replace(b'"duration_s":1', b'"duration_s":1e400')) == Rejected("INVALID_JSON", "not valid UTF-8 JSON")
+    huge = decode(raw.replace(b'"duration_s":1', b'"duration_s":1e400'))
+    assert huge == Rejected("INVALID_JSON", "not valid UTF-8 JSON")
     too_long = decode(raw.replace(b'"duration_s":1', b'"duration_s":86401'))
     assert isinstance(too_long, Rejected) and too_long.reason == "INVALID_FIELD"
