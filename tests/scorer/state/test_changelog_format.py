@@ -185,15 +185,17 @@ def test_restore_without_a_manifest_applies_the_deltas_and_numbers_on() -> None:
 def test_restore_counts_every_entry_and_skips_what_it_cannot_read() -> None:
     value = bytes([5]) * NUMBER.size
     legacy = bytes([6]) * NUMBER.legacy_size
-    first = next(pack_pieces(0, [(b"x" + _key(1), b"abc"), (b"x" + _key(2), None), (b"n" + _key(3), value)], 1 << 20))
-    second = next(pack_pieces(1, [(b"n" + _key(4), legacy), (b"n" + _key(5), b"odd size"), (b"n" + _key(3), None),
+    first = next(pack_pieces(0, [(b"x" + _key(1), b"abc"), (b"x" + _key(2), None), (b"n" + _key(3), value),
+                                 (b"n" + _key(9), value)], 1 << 20))
+    second = next(pack_pieces(1, [(b"n" + _key(4), legacy), (b"n" + _key(5), b"odd size"), (b"n" + _key(9), None),
                                   (b"n" + _key(6), value)], 1 << 20))
     foreign = b"XXXX" + bytes(8) + bytes([0, 17, 1, 0]) + b"n" + _key(7) + b"z"
     store, _, applied = _restore([(_delta(0), first), (_delta(1), second), (_delta(2), foreign)])
-    # 3 + 4 entries; an unknown table or a value of no known size is skipped, a foreign piece is not read
-    assert applied == 7
-    # a record written before the link tail is padded with an empty tail
-    assert store.numbers.records == {_key(4): legacy + bytes(LINK_TAIL.size), _key(6): value}
+    # 4 + 4 entries; an unknown table or a value of no known size is skipped, a foreign piece is not read
+    assert applied == 8
+    # the entries after the unknown table's are read; a record written before the link tail is
+    # padded with an empty tail; a tombstone removes its record
+    assert store.numbers.records == {_key(3): value, _key(4): legacy + bytes(LINK_TAIL.size), _key(6): value}
 
 
 def test_a_restored_writer_continues_the_numbering_and_rewrites_a_generation() -> None:
@@ -228,7 +230,7 @@ def test_keys_an_unfinished_commit_reserved_are_never_reused() -> None:
     reader = ChangelogReader()
     reader.reserve([_delta(5), _delta(2), _piece(3, 1), _piece(1, 9),
                     DELTA_PREFIX + bytes(12),        # not a delta key of this format (too long)
-                    SNAPSHOT_PREFIX + bytes(8),      # not a piece key (too short)
+                    SNAPSHOT_PREFIX + (99).to_bytes(8, "big"),   # not a piece key (too short), nor a delta
                     b"other"])
     store, writer = StateStore(), ChangelogWriter(pace=1, piece_bytes=1 << 20)
     reader.apply(store, writer)
