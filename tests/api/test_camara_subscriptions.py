@@ -147,6 +147,18 @@ def _create(api: ApiServer, partner: str, body: dict[str, Any]) -> httpx.Respons
         return c.post(f"{BASE}/subscriptions", json=body, headers=api.auth(partner))
 
 
+def _risk_read(api: ApiServer) -> int:
+    """Risk records the API has materialised (the position moves after the subscriptions saw one)."""
+    positions = dict(api.service.positions)
+    return sum(v for k, v in positions.items() if k.startswith(api.service.topic_risk + ":"))
+
+
+def _delivered_all(api: ApiServer) -> bool:
+    """Nothing queued or in flight in the replica's webhook dispatcher."""
+    assert api.service.dispatcher is not None
+    return api.service.dispatcher.pending() == 0
+
+
 def _swap(scorer: ScorerOutput, phone: str, at: datetime | None = None, score: int = 0) -> None:
     scorer.risk(phone, level="none", score=score, sim_changed_at=iso(at or datetime.now(UTC)))
     scorer.flush()
@@ -321,9 +333,13 @@ def test_swap_is_notified_once_with_the_bearer_token(subs_api: ApiServer, scorer
     assert event["time"] == iso(first)
     # the same SIM change again (another risk update) is not a new swap; a later one is
     _swap(scorer, phone, first, score=5)
-    _swap(scorer, phone, datetime.now(UTC))
-    eventually(lambda: len(sink.events(sub_id)) == 2)
-    time.sleep(0.5)  # room for a repeat of the first to show up
+    later = datetime.now(UTC)
+    _swap(scorer, phone, later)
+    eventually(lambda: len(sink.events(sub_id)) >= 2)
+    # one FIFO worker per subscription, fed in topic order: a repeat of the first swap (from the
+    # score-5 update, read before the later swap) would have been delivered second
+    assert [e["time"] for e in sink.events(sub_id)[:2]] == [iso(first), iso(later)]
+    eventually(lambda: _delivered_all(api))
     assert [e["type"] for e in sink.events(sub_id)] == [SWAPPED, SWAPPED]
     assert len({e["id"] for e in sink.events(sub_id)}) == 2
     assert api.service.sim_swap_subs.get("telco-a", sub_id).events == 2  # type: ignore[union-attr]
@@ -355,8 +371,10 @@ def test_max_events_ends_the_subscription(subs_api: ApiServer, scorer: ScorerOut
     assert ended["data"]["terminationReason"] == "MAX_EVENTS_REACHED"
     with api.client() as c:
         assert c.get(f"{BASE}/subscriptions/{sub_id}", headers=api.auth("telco-a")).status_code == 404
+    before = _risk_read(api)
     _swap(scorer, phone)
-    time.sleep(0.5)
+    # the swap was materialised (which notifies the subscriptions) and nothing waits for delivery
+    eventually(lambda: _risk_read(api) > before and _delivered_all(api))
     assert len(sink.events(sub_id)) == 2
 
 
@@ -432,7 +450,8 @@ def test_one_deliverer_and_a_restarted_replica_keeps_the_subscription(kafka_boot
         eventually(lambda: delivery[owner].service.dispatcher.has_worker(sub_id))
         assert not delivery[1 - owner].service.dispatcher.has_worker(sub_id)
         assert sub_id in delivery[1 - owner].service.sim_swap_subs.subs  # every replica has it
-        _swap(scorer, phone)
+        first = datetime.now(UTC)
+        _swap(scorer, phone, first)
         eventually(lambda: len(sink.events(sub_id)) == 1)
         eventually(lambda: lookup.service.sim_swap_subs.subs[sub_id].events == 1)  # settled, recorded
 
@@ -444,9 +463,13 @@ def test_one_deliverer_and_a_restarted_replica_keeps_the_subscription(kafka_boot
             got = c.get(f"{BASE}/subscriptions/{sub_id}", headers=restarted.auth("telco-a"))
         assert got.status_code == 200 and got.json()["config"]["subscriptionDetail"]["phoneNumber"] == phone
         assert restarted.service.dispatcher.has_worker(sub_id)
-        _swap(scorer, phone)
-        eventually(lambda: len(sink.events(sub_id)) == 2)
-        time.sleep(0.5)  # room for a duplicate from a second deliverer or a replayed swap
+        second = datetime.now(UTC)
+        _swap(scorer, phone, second)
+        eventually(lambda: len(sink.events(sub_id)) >= 2)
+        # one FIFO worker per subscription: a replayed first swap would have come before this one
+        assert [e["time"] for e in sink.events(sub_id)[:2]] == [iso(first), iso(second)]
+        eventually(lambda: _delivered_all(restarted))
+        assert not delivery[1 - owner].service.dispatcher.has_worker(sub_id)  # no second deliverer
         assert [e["type"] for e in sink.events(sub_id)] == [SWAPPED, SWAPPED]
         assert len(sink.received) == 2
 
