@@ -1,10 +1,11 @@
 """Privacy: no plaintext identifier beyond ingest; lookups audited; expired data really gone.
 
 ``privacy_plaintext`` runs last: it reads the raw topic of every prefix the run used (the full
-set of identifiers that went in), then scans keys, values and headers of every other topic
-except the raw input and the DLQ (views, risk, alerts, scorer state, feedback, audit), every
-service log and the last ``/metrics`` text of every service, for any form of those numbers,
-IMEIs and IMSIs. A control scan of the raw topic must find them (the scan works).
+set of identifiers that went in), then scans keys, values and headers of every topic of
+``services.common.topics.default_specs`` except the raw input and the DLQ (views, links, risk,
+alerts, scorer state, feedback, audit, calls, partner state), every service log and the last
+``/metrics`` text of every service, for any form of those numbers, IMEIs and IMSIs. A control
+scan of the raw topic must find them (the scan works).
 
 ``privacy_retention`` runs its own small stream: numbers active only 20 days ago (past the
 scorer's 14-day TTL, some with a SIM swap so they have risk records) and fresh traffic that
@@ -31,8 +32,10 @@ from services.common import topics
 from services.common.records import decode_views
 
 _SAMPLE_VALUE = re.compile(r"^([^#\s][^\s{]*(?:\{.*\})?)\s+\S+(?:\s+\S+)?$", re.MULTILINE)
-SCANNED = (topics.NUMBERS, topics.DEVICES, topics.LINKS, topics.RISK, topics.ALERTS, topics.SCORER_STATE,
-           topics.FEEDBACK, topics.AUDIT)
+# raw input and its DLQ sit inside the telco's boundary and hold plaintext by design; every other
+# topic of the installation is scanned, derived from the topic list so a new topic is covered
+NOT_SCANNED = (topics.RAW, topics.DLQ)
+SCANNED = tuple(spec.suffix for spec in topics.default_specs() if spec.suffix not in NOT_SCANNED)
 
 
 def plaintext(ctx: Context) -> Outcome:

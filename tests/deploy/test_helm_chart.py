@@ -89,6 +89,7 @@ def test_kubeconform_really_rejects_a_bad_manifest(helm: str, kubeconform: str, 
     (["--set", "api.limitsDivisor=0"], "limitsDivisor"),
     # the scorer's old scratch volume (nothing read it): refused rather than silently ignored
     (["--set", "scorer.stateVolume.sizeLimit=2Gi"], "stateVolume"),
+    (["--set", "protectedNumbers.key=lists/numbers.csv"], "protectedNumbers/key"),
 ])
 def test_values_schema_rejects_bad_values(helm: str, override: list[str], message: str) -> None:
     proc = render(helm, "-f", str(CI_VALUES[0]), *override)
@@ -213,6 +214,75 @@ def test_mtls_client_certificate_is_mounted(helm: str) -> None:
     assert client["secret"]["secretName"] == "fraudradar"
     assert not any(d["kind"] == "Job" for d in manifests), "topics.create=false renders no Job"
     assert any(d["kind"] == "Ingress" for d in manifests)
+
+
+PROTECTED_FILE = "FRAUDRADAR_PROTECTED_NUMBERS_FILE"
+READERS_OF_PROTECTED_NUMBERS = ("fr-fraudradar-ingest", "fr-fraudradar-api", "fr-fraudradar-api-webhooks")
+
+
+def _protected_numbers_source(spec: dict[str, Any]) -> tuple[str, str] | None:
+    """(ConfigMap name, key) the pod's FRAUDRADAR_PROTECTED_NUMBERS_FILE is read from, followed
+    from the env value through the container's mount to the pod's volume; None without the env."""
+    container = spec["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    if PROTECTED_FILE not in env:
+        return None
+    path = Path(env[PROTECTED_FILE])
+    mount = next(m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent)
+    assert mount["readOnly"] is True
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    item = next(i for i in volume["configMap"]["items"] if i["path"] == path.name)
+    return volume["configMap"]["name"], item["key"]
+
+
+def test_protected_numbers_reach_ingest_and_the_api(helm: str) -> None:
+    from services.common.protected_numbers import ProtectedNumbers
+
+    manifests = docs(helm, SCRAM)
+    pods = _pod_specs(manifests)
+    config_maps = {d["metadata"]["name"]: d for d in manifests if d["kind"] == "ConfigMap"}
+    for name in READERS_OF_PROTECTED_NUMBERS:
+        source = _protected_numbers_source(pods[name])
+        assert source is not None, f"{name} has no {PROTECTED_FILE}"
+        config_map, key = source
+        assert config_map == "fr-fraudradar-protected-numbers", name
+        # what the pod reads is the values' CSV, and the services' own parser accepts it
+        parsed = ProtectedNumbers.parse(config_maps[config_map]["data"][key])
+        assert parsed.owners == {"+31201234567": "bank-a", "+31800123456": "dno"}
+    # the scorer sees only pseudonyms and owner ids: it never gets the list
+    assert _protected_numbers_source(pods["fr-fraudradar-scorer"]) is None
+
+
+def test_protected_numbers_change_rolls_the_pods(helm: str, tmp_path: Path) -> None:
+    other = tmp_path / "protected.csv"
+    other.write_text("number,owner\n+31201234567,bank-b\n")
+
+    def checksums(*args: str) -> dict[str, str]:
+        return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/protected-numbers"]
+                for d in docs(helm, SCRAM, *args)
+                if d["kind"] in {"Deployment", "StatefulSet"} and d["metadata"]["name"] in READERS_OF_PROTECTED_NUMBERS}
+
+    before, after = checksums(), checksums("--set-file", f"protectedNumbers.csv={other}")
+    assert set(before) == set(READERS_OF_PROTECTED_NUMBERS)
+    assert all(before[name] != after[name] for name in before)
+
+
+def test_protected_numbers_from_an_existing_config_map(helm: str) -> None:
+    manifests = docs(helm, SCRAM, "--set", "protectedNumbers.existingConfigMap=bank-numbers",
+                     "--set", "protectedNumbers.key=numbers.csv")
+    pods = _pod_specs(manifests)
+    for name in READERS_OF_PROTECTED_NUMBERS:
+        assert _protected_numbers_source(pods[name]) == ("bank-numbers", "numbers.csv"), name
+    assert not any(d["kind"] == "ConfigMap" and d["metadata"]["name"] == "fr-fraudradar-protected-numbers"
+                   for d in manifests), "an existing ConfigMap wins over the chart's own"
+
+
+def test_no_protected_numbers_means_no_file(helm: str) -> None:
+    manifests = docs(helm, CHART / "ci" / "managed-plain-values.yaml")
+    pods = _pod_specs(manifests)
+    for name in READERS_OF_PROTECTED_NUMBERS:
+        assert _protected_numbers_source(pods[name]) is None, name
+        assert not any(v["name"] == "protected-numbers" for v in pods[name]["volumes"]), name
 
 
 def test_prometheus_rules_in_the_chart_are_the_tested_ones(helm: str) -> None:

@@ -33,6 +33,9 @@ containers:
         value: /etc/fraudradar/partners/partners.yaml
       - name: FRAUDRADAR_SIGNING_KEY_FILE
         value: /etc/fraudradar/signing/signing-key.pem
+      {{- if include "fraudradar.protectedNumbersConfigMap" $ }}
+      {{- include "fraudradar.protectedNumbersEnv" $ | trim | nindent 6 }}
+      {{- end }}
       {{- with $api.publicUrl }}
       - name: FRAUDRADAR_PUBLIC_URL
         value: {{ . | quote }}
@@ -75,6 +78,9 @@ containers:
       - name: signing
         mountPath: /etc/fraudradar/signing
         readOnly: true
+      {{- if include "fraudradar.protectedNumbersConfigMap" $ }}
+      {{- include "fraudradar.protectedNumbersVolumeMount" $ | trim | nindent 6 }}
+      {{- end }}
       {{- include "fraudradar.kafkaVolumeMounts" $ | trim | nindent 6 }}
 volumes:
   {{- include "fraudradar.keysVolume" (dict "ctx" $ "pseudonym" true "disclosure" true) | trim | nindent 2 }}
@@ -88,6 +94,9 @@ volumes:
       items:
         - key: {{ $api.signingKeySecret.key }}
           path: signing-key.pem
+  {{- if include "fraudradar.protectedNumbersConfigMap" $ }}
+  {{- include "fraudradar.protectedNumbersVolume" $ | trim | nindent 2 }}
+  {{- end }}
   {{- include "fraudradar.kafkaVolumes" $ | trim | nindent 2 }}
 {{- include "fraudradar.podScheduling" .v }}
 {{- end -}}

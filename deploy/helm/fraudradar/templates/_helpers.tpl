@@ -213,3 +213,37 @@ topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The protected caller numbers CSV (FRAUDRADAR_PROTECTED_NUMBERS_FILE), read by ingest and the
+api: the name of the ConfigMap holding it (protectedNumbers.existingConfigMap, else the chart's
+own when protectedNumbers.csv is set), empty when there is no list.
+*/}}
+{{- define "fraudradar.protectedNumbersConfigMap" -}}
+{{- if .Values.protectedNumbers.existingConfigMap -}}
+{{ .Values.protectedNumbers.existingConfigMap }}
+{{- else if .Values.protectedNumbers.csv -}}
+{{ include "fraudradar.fullname" . }}-protected-numbers
+{{- end -}}
+{{- end -}}
+
+{{/* Env, mount and volume of the list; include them only when protectedNumbersConfigMap is not empty. */}}
+{{- define "fraudradar.protectedNumbersEnv" -}}
+- name: FRAUDRADAR_PROTECTED_NUMBERS_FILE
+  value: /etc/fraudradar/protected-numbers/protected-numbers.csv
+{{- end -}}
+
+{{- define "fraudradar.protectedNumbersVolumeMount" -}}
+- name: protected-numbers
+  mountPath: /etc/fraudradar/protected-numbers
+  readOnly: true
+{{- end -}}
+
+{{- define "fraudradar.protectedNumbersVolume" -}}
+- name: protected-numbers
+  configMap:
+    name: {{ include "fraudradar.protectedNumbersConfigMap" . }}
+    items:
+      - key: {{ .Values.protectedNumbers.key }}
+        path: protected-numbers.csv
+{{- end -}}
