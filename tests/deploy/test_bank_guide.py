@@ -28,7 +28,7 @@ from tests.support.procs import alive, descendants
 
 GUIDE = ROOT / "docs" / "bank-guide.md"
 MARK = "<!-- runs against the demo -->"
-BANK_ENV_VARS = ("API_URL", "CLIENT_ID", "CLIENT_SECRET", "FLAGGED_NUMBER", "CLEAN_NUMBER")
+BANK_ENV_VARS = ("API_URL", "CLIENT_ID", "CLIENT_SECRET", "FLAGGED_NUMBER", "CLEAN_NUMBER", "BANK_CLI")
 
 
 def demo_blocks(text: str) -> list[str]:
@@ -88,7 +88,7 @@ def test_guide_runs_as_written_against_a_served_demo(request: pytest.FixtureRequ
         # the flagged number is shown in full, so the reader can repeat the lookup
         assert re.search(r'numbers:lookup \{"phoneNumber": "\+316\d{8}"\} -> 200', output), output[-4000:]
 
-        # bank.env: the five variables, readable by its owner only (it holds the secret)
+        # bank.env: its variables, readable by its owner only (it holds the secret)
         bank_env = tmp_path / "demo-out" / "config" / "bank.env"
         assert stat.S_IMODE(bank_env.stat().st_mode) == 0o600
         values = dict(re.findall(r"^export (\w+)=(\S+)$", bank_env.read_text(), flags=re.MULTILINE))
@@ -126,6 +126,8 @@ def test_guide_runs_as_written_against_a_served_demo(request: pytest.FixtureRequ
                 assert body["reference"] == "customer-1234" and body["entityType"] == "number", answer
             elif "/v1/alerts" in block:
                 assert "alerts" in body and "nextCursor" in body, answer
+            elif "pre-announce" in block:         # from the demo bank's registered number
+                assert set(body) == {"preAnnouncementId", "expiresAt"}, answer
             elif "/kyc-tenure/" in block:
                 assert set(body) == {"simSwapped72h", "callForwardings", "tenure90Days", "decision"}, answer
                 assert body["decision"] in ("allow", "step-up") and body["callForwardings"], answer

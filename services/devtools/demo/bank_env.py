@@ -6,6 +6,7 @@ import os
 import shlex
 from pathlib import Path
 
+from services.devtools.demo.config import DEMO_BANK_CLI
 from services.devtools.demo.console import say, shown_path
 from services.devtools.demo.processes import Run
 from services.devtools.demo.tour import TourNumbers
@@ -34,6 +35,9 @@ def write_bank_env(run: Run, numbers: TourNumbers) -> Path | None:
         "CLIENT_SECRET": run.config.client_secret,
         "FLAGGED_NUMBER": numbers.flagged or "",
         "CLEAN_NUMBER": numbers.clean or "",
+        # the demo bank's registered caller number (config/protected-numbers.csv): it may
+        # pre-announce calls from it, and a call showing it unannounced from abroad is a spoof
+        "BANK_CLI": DEMO_BANK_CLI,
     }
     text = ("# Written by `fraudradar demo`: the demo API and its demo bank, for docs/bank-guide.md.\n"
             "# Valid while that demo's API runs (`fraudradar demo --serve`); every run writes it anew.\n"

@@ -1,5 +1,7 @@
-"""The demo's configuration under ``<out>/config``: key files, the token signing key and a
-partners file with one demo bank (``--setup-only`` writes just this)."""
+"""The demo's configuration under ``<out>/config``: key files, the token signing key, a
+partners file with one demo bank and the protected caller numbers (the demo bank's contact-centre
+number and a do-not-originate number) that ingest classes call-state CLIs by and the API checks
+pre-announcements against (``--setup-only`` writes just this)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,11 @@ from typing import Any
 import yaml
 
 DEMO_PARTNER = "demo-bank"
+# the demo bank's contact-centre number (it may pre-announce calls from it) and a bank service
+# number that only ever receives calls (do-not-originate): a call presenting either without a
+# matching pre-announcement, from an international route, is BANK_CLI_SPOOF
+DEMO_BANK_CLI = "+31201110001"
+DEMO_DNO_NUMBER = "+31201110099"
 
 
 @dataclass
@@ -34,6 +41,10 @@ class DemoConfig:
     def signing_key(self) -> Path:
         return self.keys / "signing-key.pem"
 
+    @property
+    def protected_numbers(self) -> Path:
+        return self.root / "protected-numbers.csv"
+
 
 def setup_config(root: Path) -> DemoConfig:
     """Write (or keep) the key files and a partners file with one demo bank; idempotent."""
@@ -50,6 +61,8 @@ def setup_config(root: Path) -> DemoConfig:
         fd = os.open(config.signing_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
+    if not config.protected_numbers.exists():
+        config.protected_numbers.write_text(f"number,owner\n{DEMO_BANK_CLI},{DEMO_PARTNER}\n{DEMO_DNO_NUMBER},dno\n")
     secret_file = config.root / "demo-bank.secret"
     if secret_file.exists() and config.partners_file.exists():
         config.client_secret = secret_file.read_text().strip()

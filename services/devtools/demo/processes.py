@@ -146,13 +146,16 @@ class Run:
         ingest_port, scorer_port, api_port = free_port(), free_port(), free_port()
         self.services = {
             "ingest": Service("ingest", "services.ingest.service", ["ingest"], ingest_port,
-                              self.env(FRAUDRADAR_HTTP_PORT=str(ingest_port)), logs / "ingest.log"),
+                              self.env(FRAUDRADAR_HTTP_PORT=str(ingest_port),
+                                       FRAUDRADAR_PROTECTED_NUMBERS_FILE=str(self.config.protected_numbers)),
+                              logs / "ingest.log"),
             "scorer": Service("scorer", "services.scorer.service", ["score"], scorer_port,
                               self.env(FRAUDRADAR_HTTP_PORT=str(scorer_port), FRAUDRADAR_INSTANCE_ID="demo-scorer-0",
                                        FRAUDRADAR_DISCLOSURE_KEY_FILE=""), logs / "scorer.log"),
             "api": Service("api", "services.api.cli", ["api", "--host", "127.0.0.1", "--port", str(api_port)],
                            api_port, self.env(
                                FRAUDRADAR_PARTNERS_FILE=str(self.config.partners_file),
+                               FRAUDRADAR_PROTECTED_NUMBERS_FILE=str(self.config.protected_numbers),
                                FRAUDRADAR_SIGNING_KEY_FILE=str(self.config.signing_key),
                                FRAUDRADAR_PUBLIC_URL=f"http://127.0.0.1:{api_port}",
                                FRAUDRADAR_HTTP_PORT=str(api_port)), logs / "api.log"),
