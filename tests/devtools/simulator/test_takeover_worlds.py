@@ -45,7 +45,10 @@ def _sim(seed: int) -> object:
 
 
 def test_the_victims_line_is_on_the_fraudsters_cell_and_phone_from_the_swap_on() -> None:
-    sim = _sim(11)
+    _victims_line_is_the_fraudsters(_sim(11))
+
+
+def _victims_line_is_the_fraudsters(sim: object) -> None:
     w, ev = sim.world, sim.events          # type: ignore[attr-defined]
     victims = {t.identifier: t for t in sim.truth}   # type: ignore[attr-defined]
     assert len(victims) == 2          # instances_per_scenario(3000)
@@ -135,5 +138,6 @@ def test_a_worlds_fraudsters_set_call_forwarding_around_the_swap_in_its_share(sh
     assert len(found) == 2
     if share:
         assert all(len(minutes) == 1 and -15 <= minutes[0] <= 15 for minutes in found), found
+        _victims_line_is_the_fraudsters(_sim(11))     # the forwarding too, where it comes after the swap
     else:
         assert found == [[], []]
