@@ -683,7 +683,8 @@ enum {
     K_NEW_CELLS_24H, K_SHORT_CALL_SHARE_1H, K_UNANS_SHARE_1H, K_UNANS_1H, K_A2P_IN_5M, K_A2P_IN_1H, K_A2P_IN_24H,
     K_URL_SMS_5M, K_UNANS_5M, K_UNANS_24H, K_OBSERVED_H, K_SIM_CHANGE_RECENCY, K_DEVICE_CHANGE_RECENCY,
     K_SIM_NEWNESS, K_OFF_NET, K_ONE_WAY_24H, K_STRANGER_24H, K_NEW_CONTACTS_CHG, K_LINK_CONTACTS_CHG, K_CODES_CHG,
-    K_NEW_AREA_CHG, K_CONTACTS_QUIET_CHG, K_TAKEOVER_EVIDENCE, N_NUMBER_FEATURES,
+    K_NEW_AREA_CHG, K_CONTACTS_QUIET_CHG, K_TAKEOVER_EVIDENCE, K_FORWARDING_NEAR_CHG, K_RECYCLED_RECENT,
+    N_NUMBER_FEATURES,
     /* devices */
     K_OUT_5M = N_NUMBER_FEATURES, K_OUT_1H, K_OUT_24H, K_NEW_IMSIS_5M, K_NEW_IMSIS_1H, K_NEW_IMSIS_24H,
     K_NEW_NUMBERS_5M, K_NEW_NUMBERS_1H, K_NEW_NUMBERS_24H, K_D_NEW_RCPT_5M, K_D_URL_SMS_5M, K_D_URL_SMS_1H,
@@ -700,7 +701,8 @@ static const char *KEY_TEXT[N_KEYS] = {
     "unanswered_1h", "a2p_in_5m", "a2p_in_1h", "a2p_in_24h", "url_sms_5m", "unanswered_5m", "unanswered_24h",
     "observed_h", "sim_change_recency", "device_change_recency", "sim_newness", "off_net", "one_way_share_24h",
     "stranger_share_24h", "new_contacts_since_change", "link_contacts_since_change", "codes_since_change",
-    "new_area_since_change", "contacts_quiet_since_change", "takeover_evidence",
+    "new_area_since_change", "contacts_quiet_since_change", "takeover_evidence", "forwarding_near_change",
+    "recycled_recent",
     "out_5m", "out_1h", "out_24h", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h", "new_numbers_5m",
     "new_numbers_1h", "new_numbers_24h", "new_recipients_5m", "url_sms_5m", "url_sms_1h", "calls_out_5m",
     "url_share_1h", "url_share_24h", "new_recipient_share_24h", "a2p_in_5m", "a2p_in_1h", "observed_h",
@@ -790,6 +792,11 @@ static PyObject *features(const rec_t *r, int is_number) {
         } else {
             x[K_TAKEOVER_EVIDENCE] = 0.0;
         }
+        /* derived._forwarding_near_change, _recycled_recent */
+        x[K_FORWARDING_NEAR_CHG] = since && (r->iv[EVICTED] & FWD_UNCONDITIONAL) ? 1.0 : 0.0;
+        int64_t activated = r->iv[ACTIVATED_S];
+        x[K_RECYCLED_RECENT] = (r->iv[EVICTED] & LINE_MASK) == LINE_RECYCLED && activated
+                               && now_s - activated >= -60 && now_s - activated <= CHANGE_WINDOW_S ? 1.0 : 0.0;
     } else {
         first = N_NUMBER_FEATURES, last = N_KEYS;
         x[K_OUT_5M] = C(D_OUT, 0); x[K_OUT_1H] = C(D_OUT, 1); x[K_OUT_24H] = C(D_OUT, 2);

@@ -31,6 +31,10 @@ SMS to never-contacted and to known recipients, link SMS to never-contacted ones
 received (SMS from senders of the registry's code categories), whether it was seen only on cells
 it had never used. ``takeover_evidence`` counts the five account-takeover signals (new SIM, new
 device, new area, codes, usual contacts quiet); docs/detection.md says why each.
+``forwarding_near_change`` is 1 while unconditional call forwarding is set on a number whose
+latest SIM swap, port-in or device change is at most a day old (whoever holds the line diverts
+the bank's verification calls); ``recycled_recent`` is 1 for a day after a number that had
+ceased was given a new subscription (it changed hands).
 
 Adding a feature is one row here plus its update code (and, for a new counter or a derived
 feature, its line in ``_fastcore.c``). The order of the rows is the order of the feature
@@ -118,6 +122,8 @@ _TABLE: dict[EntityKind, str] = {
     new_area_since_change       change  since     -
     contacts_quiet_since_change change  since     -
     takeover_evidence           change  since     -
+    forwarding_near_change      change  flag      -
+    recycled_recent             now     flag      -
 """,
     "device": """
     out_5m                    5m        count     out

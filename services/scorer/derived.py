@@ -24,7 +24,10 @@ from services.scorer.layout import (
     DEVICE_CHANGED_S,
     EVICTED,
     FIRST_S,
+    FORWARDING_BITS,
     LAST_MS,
+    LINE_MASK,
+    LINE_RECYCLED,
     NUMBER,
     ON_NET,
     SIM_CHANGED_S,
@@ -144,6 +147,21 @@ def _takeover_evidence(v: list[float]) -> float:
             + float(v[T_CODES] >= 1) + _contacts_quiet(v))
 
 
+_UNCONDITIONAL = FORWARDING_BITS["unconditional"]
+
+
+def _forwarding_near_change(v: list[float]) -> float:
+    """1: unconditional call forwarding is set and the latest SIM/device change is at most a day
+    old. Only unconditional forwarding: the conditional kinds (busy, no answer, not reachable) are
+    how voicemail is provisioned on most lines, so nearly every honest owner has them."""
+    return 1.0 if int(v[EVICTED]) & _UNCONDITIONAL and _since_change(v) else 0.0
+
+
+def _recycled_recent(v: list[float]) -> float:
+    """1: the number was reassigned (a new subscription after a cease) at most a day ago."""
+    return 1.0 if int(v[EVICTED]) & LINE_MASK == LINE_RECYCLED and _recent(v, ACTIVATED_S) else 0.0
+
+
 # the formulas of the catalogue's features that are not a plain count (every feature: larger =
 # more suspicious); ``v`` is the record with its counters at the watermark (``current``)
 DERIVED: dict[str, dict[str, Formula]] = {
@@ -172,6 +190,8 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "new_area_since_change": _new_area,
         "contacts_quiet_since_change": _contacts_quiet,
         "takeover_evidence": _takeover_evidence,
+        "forwarding_near_change": _forwarding_near_change,
+        "recycled_recent": _recycled_recent,
     },
     "device": {
         "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),

@@ -73,6 +73,9 @@ RANGES: Final[dict[str, tuple[float, float]]] = {
     # look-alikes of a takeover
     "traveller_share": (0.002, 0.01),        # subscribers on a day trip: new cells from some hour on
     "lost_away_share": (0.1, 0.5),           # lost phones lost on a trip (new SIM, new phone, new cells)
+    # takeovers whose fraudster also sets unconditional call forwarding, up to 15 min before or after
+    # the swap (the bank's confirmation calls go to the fraudster)
+    "takeover_forwarding_share": (0.0, 0.6),
 }
 
 
@@ -135,6 +138,7 @@ class WorldParams:
     takeover_contact_share: float = 0.65
     traveller_share: float = 0.0
     lost_away_share: float = 0.0
+    takeover_forwarding_share: float = 0.0
 
     @property
     def random(self) -> bool:
@@ -285,7 +289,7 @@ def random_world(seed: int) -> WorldParams:
 # parameters added to RANGES later, drawn in this order after the others
 _LATER: Final[tuple[str, ...]] = ("takeover_new_device_share", "takeover_first_act_minutes", "takeover_codes_share",
                                   "takeover_link_share", "takeover_contact_share", "traveller_share",
-                                  "lost_away_share")
+                                  "lost_away_share", "takeover_forwarding_share")
 
 
 def world_params(kind: str, seed: int) -> WorldParams:

@@ -244,7 +244,9 @@ def sim_swap_takeover_random(ctx: Context, rng: np.random.Generator, intensity: 
     fraudster's cell, the victim's own traffic stops), waits up to the world's first-act delay,
     receives one-time codes (or not), and uses the number: SMS to the victim's contacts ("new
     number, can you help me out") and to strangers, with links in the world's share, and calls
-    abroad (mules, premium numbers). Some takeovers send no link at all.
+    abroad (mules, premium numbers). Some takeovers send no link at all; in the world's
+    ``takeover_forwarding_share`` the fraudster also sets unconditional call forwarding within
+    15 min of the swap.
     """
     w, tl = ctx.world, ctx.tl
     p = ctx.pop.params
@@ -262,6 +264,13 @@ def sim_swap_takeover_random(ctx: Context, rng: np.random.Generator, intensity: 
     scene.silence_after.append((victim, start))
     scene.batches.append(batch(1, t=start, kind=SIM, a=number, mo=True, line=victim, change=CHANGE_CODE["swap"],
                                sim_imsi=new_imsi, imsi=new_imsi, cell=cell))
+    # unconditional call forwarding set around the swap, in the world's share of takeovers: drawn
+    # from the instance's own generator so that every other draw of the world stays as it was
+    forward = np.random.default_rng([victim, start])
+    if forward.random() < p.takeover_forwarding_share:
+        t_fwd = max(tl.start_ms + MINUTE_MS, start + int(forward.uniform(-15.0, 15.0) * MINUTE_MS))
+        scene.batches.append(batch(1, t=t_fwd, kind=SIM, a=number, mo=True, line=victim,
+                                   change=CHANGE_CODE["forwarding:set:unconditional"]))
     first = start + int(rng.uniform(1.0, max(1.0, p.takeover_first_act_minutes)) * MINUTE_MS)
     if rng.random() < p.takeover_codes_share:
         n = int(rng.integers(1, 6))

@@ -6,22 +6,25 @@ categories from it (never from a list of names)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 import yaml
 
+from services.devtools.simulator import generate
 from services.devtools.simulator.backtest import _with_world_registry
 from services.devtools.simulator.cli import main as simulate_main
 from services.devtools.simulator.generate import SimConfig, simulate
-from services.devtools.simulator.params import RANGES, random_world
+from services.devtools.simulator.params import _LATER, RANGES, random_world
 from services.devtools.simulator.timeline import DEFAULT_START, parse_start
 from services.devtools.simulator.world import CHANGE_CODE, SIM, SMS
 
 TAKEOVER = ("takeover_new_device_share", "takeover_first_act_minutes", "takeover_codes_share", "takeover_link_share",
-            "takeover_contact_share", "traveller_share", "lost_away_share")
+            "takeover_contact_share", "traveller_share", "lost_away_share", "takeover_forwarding_share")
 
 
 def test_each_world_draws_its_own_takeovers_inside_the_ranges() -> None:
@@ -42,7 +45,10 @@ def _sim(seed: int) -> object:
 
 
 def test_the_victims_line_is_on_the_fraudsters_cell_and_phone_from_the_swap_on() -> None:
-    sim = _sim(11)
+    _victims_line_is_the_fraudsters(_sim(11))
+
+
+def _victims_line_is_the_fraudsters(sim: object) -> None:
     w, ev = sim.world, sim.events          # type: ignore[attr-defined]
     victims = {t.identifier: t for t in sim.truth}   # type: ignore[attr-defined]
     assert len(victims) == 2          # instances_per_scenario(3000)
@@ -106,3 +112,32 @@ def test_a_sweep_scores_with_the_policy_it_is_given(tmp_path: Path) -> None:
     copied = yaml.safe_load((out / "worlds" / "seed-3" / "backtest" / "policy.yaml").read_text())
     assert copied["version"] == "9999.1.1-variant"
     assert copied["sender_registry"]["path"].endswith("seed-3/registry.csv")
+
+
+def _victim_forwardings(sim: object) -> list[list[float]]:
+    """Minutes from each takeover's swap to the unconditional forwardings set on its line."""
+    w, ev = sim.world, sim.events          # type: ignore[attr-defined]
+    fwd = (ev.kind == SIM) & (ev.change == CHANGE_CODE["forwarding:set:unconditional"])
+    out = []
+    for truth in sim.truth:                # type: ignore[attr-defined]
+        line = int(np.flatnonzero(w.line_number == w.numbers.index(truth.identifier))[0])
+        out.append([(int(t) - truth.start_ms) / 60_000 for t in ev.t[fwd & (ev.line == line)]])
+    return out
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_a_worlds_fraudsters_set_call_forwarding_around_the_swap_in_its_share(share: float,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # the world's draw in its range, after every other (a seed's earlier parameters unchanged)
+    assert _LATER[-1] == "takeover_forwarding_share"
+    values = [random_world(seed).takeover_forwarding_share for seed in range(6)]
+    assert all(RANGES["takeover_forwarding_share"][0] <= v <= RANGES["takeover_forwarding_share"][1] for v in values)
+    monkeypatch.setattr(generate, "world_params",
+                        lambda kind, seed: dataclasses.replace(random_world(seed), takeover_forwarding_share=share))
+    found = _victim_forwardings(_sim(11))
+    assert len(found) == 2
+    if share:
+        assert all(len(minutes) == 1 and -15 <= minutes[0] <= 15 for minutes in found), found
+        _victims_line_is_the_fraudsters(_sim(11))     # the forwarding too, where it comes after the swap
+    else:
+        assert found == [[], []]
