@@ -111,7 +111,8 @@ def test_parse_timestamp_ms_accepts_rfc3339_only(text: str, ms: int | None) -> N
 
 def test_schema_refusals_name_the_field_and_say_what_is_wrong() -> None:
     assert decode(_event(event_id=...)) == Rejected("MISSING_FIELD", 'event: "event_id" is a required property')
-    assert decode(_event(type="fax")) == Rejected("UNKNOWN_TYPE", "type must be one of sms, call, sim")
+    assert decode(_event(type="fax")) == Rejected(
+        "UNKNOWN_TYPE", "type must be one of sms, call, sim, forwarding, subscription, call_state")
     # a non-string type is a wrong type, not an unknown one
     assert decode(_event(type=5)) == Rejected("WRONG_TYPE", 'type has the wrong type: 5 is not of type "string"')
     # other enumerations are invalid fields, not unknown types
@@ -165,7 +166,7 @@ def test_load_schema_is_the_shipped_v1_contract() -> None:
     schema = load_schema()
     assert schema["$id"] == "https://fraudradar.example/schemas/raw_event_v1.json"
     assert schema["required"] == ["event_id", "operator", "type", "occurred_at"]
-    assert schema["properties"]["type"]["enum"] == ["sms", "call", "sim"]
+    assert schema["properties"]["type"]["enum"] == ["sms", "call", "sim", "forwarding", "subscription", "call_state"]
 
 
 def test_nesting_near_the_recursion_limit_is_never_taken_for_a_duplicate_key() -> None:
