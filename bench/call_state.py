@@ -46,15 +46,7 @@ SPOOFER = "+442079460000"
 
 
 def _requests(port: int, token: str, numbers: list[str]) -> list[bytes]:
-    out = []
-    for phone in numbers:
-        body = json.dumps({"phoneNumber": phone}).encode()
-        out.append(
-            f"POST /v1/call-state:check HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
-            f"authorization: Bearer {token}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n\r\n".encode() + body
-        )
-    return out
+    return load.request_bytes("127.0.0.1", port, token, numbers, "/v1/call-state:check")
 
 
 def _send(producer: Any, topic: str, tag: str, victim: str) -> None:
