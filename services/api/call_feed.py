@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.api.call_state import CallStateStore, LiveCall
-from services.api.kafka_io import run_on_loop
+from services.api.kafka_io import ConsumerThread, run_on_loop
 from services.api.metrics import _metric
 from services.common.call_records import CallAnnouncement, CallState, decode_call_record
 
@@ -46,35 +45,18 @@ DROPPED = _metric(Counter, "fraudradar_api_call_state_dropped_total",
                   "subscribers dropped from the call state by its size bound")
 
 
-class CallFeed:
+class CallFeed(ConsumerThread):
     def __init__(self, kafka_config: dict[str, Any], topic: str, store: CallStateStore, lookback_s: float,
                  loop: asyncio.AbstractEventLoop) -> None:
         self._config = kafka_config
         self.topic = topic
         self.store = store
         self._lookback_s = lookback_s
-        self._loop = loop
-        self._stop = threading.Event()
-        self.ready = threading.Event()
-        self.failed: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="call-feed", daemon=True)
+        super().__init__("call-feed", loop)
         self._steps = {state: STEPS.labels(state) for state in ("started", "answered", "ended")}
         # told of each call's first step applied live (partition, offset, step, call): the push
         self.on_new_call: Callable[[int, int, CallState, LiveCall], None] | None = None
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        try:
-            self._consume()
-        except BaseException as exc:  # surfaced as 503 by the check; the process stays up
-            self.failed = exc
-            log.exception("call feed stopped")
 
     def _consume(self) -> None:
         consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",

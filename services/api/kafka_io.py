@@ -244,7 +244,37 @@ class Producer:
         self._producer.close()
 
 
-class Materialiser:
+class ConsumerThread:
+    """A daemon thread that consumes into the process until ``stop``: ``ready`` once caught up,
+    ``failed`` holds what stopped it (surfaced by /readyz and the routes; the process stays up to
+    report it). Subclasses implement ``_consume``."""
+
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+        self.failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        try:
+            self._consume()
+        except BaseException as exc:
+            self.failed = exc
+            log.exception("%s stopped", self._thread.name)
+
+    def _consume(self) -> None:
+        raise NotImplementedError
+
+
+class Materialiser(ConsumerThread):
     """Reads the three topics into the process; ``ready`` once caught up with the start ends."""
 
     def __init__(
@@ -260,25 +290,7 @@ class Materialiser:
         self._kind_of = {name: kind for kind, name in topics.items()}
         self._retention_s = alerts_retention_s
         self._apply = apply
-        self._loop = loop
-        self._stop = threading.Event()
-        self.ready = threading.Event()
-        self.failed: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="materialiser", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        try:
-            self._consume()
-        except BaseException as exc:  # surfaced by /readyz; the process stays up to report it
-            self.failed = exc
-            log.exception("materialiser stopped")
+        super().__init__("materialiser", loop)
 
     def _consume(self) -> None:
         consumer = KafkaConsumer(
