@@ -17,11 +17,23 @@ def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])    # utime + stime
+
+
 def test_the_cpu_hog_runs_its_workers_inside_the_block_only() -> None:
     with CpuHog(2) as hog:
         pids = [p.pid for p in hog.procs]
         assert hog.alive() == 2
-        assert all(_state(pid) in ("R", "S") for pid in pids)
+        # Each worker burns CPU (a freshly exec'd process may be in D while it loads; the
+        # evidence that it spins is its CPU time growing, not a state letter at one instant).
+        deadline = time.monotonic() + 60
+        while (any(_cpu_ticks(pid) < 5 for pid in pids) and hog.alive() == 2
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
+        assert hog.alive() == 2
+        assert all(_cpu_ticks(pid) >= 5 for pid in pids)
     assert all(not Path(f"/proc/{pid}").exists() or _state(pid) == "Z" for pid in pids)
     with CpuHog(0) as none:
         assert none.alive() == 0
