@@ -37,7 +37,7 @@ typecheck: install
 # services the tests start; the per-package floors (pyproject.toml) fail the run when one drops.
 test: tools lint typecheck
 	rm -rf .cache/coverage && mkdir -p .cache/coverage
-	$(VENV)/bin/pytest -q -p no:cacheprovider --cov --cov-report=
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=40 --cov --cov-report=
 	$(PY) -m tests.support.coverage_floors
 
 # Mutation testing of the core modules against their fast unit tests (docs/mutation.md). Long,
