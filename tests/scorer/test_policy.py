@@ -126,6 +126,55 @@ def test_max_points_below_points_is_refused_for_every_entity_type(tmp_path: Path
     _load(tmp_path, doc)
 
 
+def test_a_rule_on_an_unknown_feature_is_refused_with_every_unknown_name(tmp_path: Path) -> None:
+    doc = _packaged()
+    rule = doc["rules"]["device"][0]
+    rule["when"] = {"zz_typo": 1.0, "sms_5m_typo": 2.0}
+    expected = (f"rule device/{rule['code']}: no such device feature sms_5m_typo, zz_typo "
+                "(see services/scorer/catalogue.py)")
+    with pytest.raises(PolicyError) as caught:
+        _load(tmp_path, doc)
+    assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize("field", ["protected_categories", "code_categories"])
+def test_an_unknown_registry_category_is_refused_with_every_unknown_name(tmp_path: Path, field: str) -> None:
+    doc = _packaged()
+    doc["sender_registry"][field] = ["bank", "govt", "banks"]
+    with pytest.raises(PolicyError) as caught:
+        _load(tmp_path, doc)
+    assert str(caught.value) == f"sender_registry.{field}: unknown category banks, govt"
+
+
+REGISTRY_HEADER = "sender_id,owner,category,aggregators\n"
+
+
+def test_the_policy_files_registry_is_pseudonymised_with_the_files_region(tmp_path: Path) -> None:
+    (tmp_path / "senders.csv").write_text(REGISTRY_HEADER + "MyBank,My Bank,bank,\n06 12345678,Parcels,parcel,\n"
+                                          "1234,Codes,otp,\n")
+    doc = _packaged()
+    doc["sender_registry"]["path"] = "senders.csv"          # relative to the policy file
+    policy = _load(tmp_path, doc)
+    assert policy.senders.category == {PSEUDO("msisdn", "MyBank"): "bank", PSEUDO("msisdn", "1234"): "otp",
+                                       PSEUDO("msisdn", "+31612345678"): "parcel"}
+    assert policy.senders.protected == frozenset({PSEUDO("msisdn", "MyBank")})
+    assert policy.code_senders == frozenset({PSEUDO("msisdn", "MyBank"), PSEUDO("msisdn", "1234")})
+    doc["region"] = "BE"                                    # a national sender number follows the file's region
+    assert PSEUDO("msisdn", "+32612345678") in _load(tmp_path, doc).senders.category
+
+
+def test_an_unusable_registry_is_a_policy_error_naming_the_problem(tmp_path: Path) -> None:
+    doc = _packaged()
+    doc["sender_registry"]["path"] = "absent.csv"
+    with pytest.raises(PolicyError, match=r"^cannot read sender registry .*absent\.csv: "):
+        _load(tmp_path, doc)
+    (tmp_path / "senders.csv").write_text(REGISTRY_HEADER + "+ABC,Spoofer,bank,\n")    # a row ingest would refuse
+    doc["sender_registry"]["path"] = "senders.csv"
+    with pytest.raises(PolicyError) as caught:
+        _load(tmp_path, doc)
+    assert str(caught.value) == "sender_id '+ABC' is refused by ingest's normalisation"
+
+
 @pytest.mark.parametrize("entry", ["+1", "not a number", "+3161234567890123"])
 def test_a_list_entry_that_is_not_a_number_is_a_policy_error(tmp_path: Path, entry: str) -> None:
     doc = _packaged()
@@ -270,8 +319,89 @@ def test_burst_reason_names_the_channel_and_its_window() -> None:
                                        "observed_h": 24.0})
     assert (calls.feature, calls.window) == ("calls_1h", "1h") and "calls jumped to 40 in 1h" in calls.text
     quiet = burst_reason(model, 0.5, {"observed_h": 24.0})
-    assert (quiet.feature, quiet.value, quiet.window, quiet.rarity) == ("burst", 0.0, "1h", "model p50")
+    assert (quiet.code, quiet.feature, quiet.value, quiet.window, quiet.rarity) == (
+        "MODEL_ANOMALY", "burst", 0.0, "1h", "model p50")
     assert quiet.text == "MODEL_ANOMALY (burst): unusual rates, model p50"
+
+
+def test_model_reason_picks_by_tail_then_by_value_not_by_name() -> None:
+    from services.scorer.scoring import model_reason
+
+    # the rarest feature has the later name, the largest value the earlier one: the choice is by
+    # tail (then value), never by the feature's name
+    rarest = model_reason("hst", 1e-3, {"calls_1h": 1e-3, "sms_24h": 1e-5}, {"calls_1h": 9.0, "sms_24h": 2.34567})
+    assert (rarest.feature, rarest.value, rarest.window) == ("sms_24h", 2.346, "24h")
+    largest = model_reason("ecod", 1e-3, {}, {"calls_1h": 2.5, "sms_5m": 1.0})
+    assert (largest.feature, largest.value, largest.window) == ("calls_1h", 2.5, "1h")
+    assert largest.text == "MODEL_ANOMALY (ecod): unusual traffic, most of all calls_1h=2.50, model p99.9"
+
+
+def test_model_rare_reasons_without_contributions_name_the_model() -> None:
+    from services.common.records import Reason
+    from services.scorer.scoring import model_rare_reasons
+
+    reasons = model_rare_reasons("hst", 0.123456, 0.1, 1e-3, contributions={}, features={"sms_5m": 40.0})
+    assert reasons == [Reason(
+        code="MODEL_RARE", feature="model", value=0.1235, window="lifetime", rarity="model p99.9",
+        text="MODEL_RARE (hst): rarer among normal traffic than the false-alarm budget allows "
+             "(score 0.123 >= cut 0.1), model p99.9")]
+
+
+def test_model_rare_reasons_name_the_top_features_with_their_share_of_the_evidence() -> None:
+    from services.common.records import Reason
+    from services.scorer.scoring import model_rare_reasons
+
+    # zz_1h and calls_24h tie (the tie goes by name, not by the detector's order); night_share is
+    # fourth (left out: top 3); zz_1h is not among the features (value 0); shares of the total 5.5
+    contributions = {"sms_5m": 3.0, "zz_1h": 1.0, "calls_24h": 1.0, "night_share": 0.5}
+    features = {"sms_5m": 12.34567, "calls_24h": 2.0, "night_share": 0.9}
+    reasons = model_rare_reasons("ecod", 7.5, 6.25, 1e-3, contributions=contributions, features=features)
+    assert reasons == [
+        Reason(code="MODEL_RARE", feature="sms_5m", value=12.346, window="5m", rarity="model p99.9",
+               text="MODEL_RARE (ecod): rarer among normal traffic than the false-alarm budget allows "
+                    "(score 7.5 >= cut 6.25, model p99.9); sms_5m=12 made it rare (55% of the model's evidence)"),
+        Reason(code="MODEL_RARE", feature="calls_24h", value=2.0, window="24h", rarity="model p99.9",
+               text="MODEL_RARE: calls_24h=2 made it rare (18% of the model's evidence)"),
+        Reason(code="MODEL_RARE", feature="zz_1h", value=0.0, window="1h", rarity="model p99.9",
+               text="MODEL_RARE: zz_1h=0 made it rare (18% of the model's evidence)"),
+    ]
+    assert [r.feature for r in model_rare_reasons("ecod", 7.5, 6.25, 1e-3, contributions=contributions,
+                                                  features=features, top=1)] == ["sms_5m"]
+
+
+def test_burst_reason_picks_the_window_and_the_channel_at_their_edges() -> None:
+    from models import PoissonBurst
+    from services.scorer.scoring import burst_reason
+
+    model = PoissonBurst([("sms", "sms_5m", "sms_1h", "sms_24h"), ("calls", None, "calls_1h", "calls_24h")])
+    for _ in range(300):
+        model.learn_one({"sms_5m": 0.1, "sms_1h": 1.0, "sms_24h": 24.0, "calls_1h": 1.0, "calls_24h": 24.0,
+                         "observed_h": 24.0})
+
+    def named(features: dict[str, float]) -> tuple[str, float, str]:
+        reason = burst_reason(model, 1e-4, {"observed_h": 24.0, **features})
+        assert reason.code == "MODEL_ANOMALY" and reason.rarity == "model p99.99"
+        return reason.feature, reason.value, reason.window
+
+    # both channels surprising, calls more: the larger surprise names it, not the channel's name
+    both = {"sms_1h": 4.0, "sms_24h": 28.0, "calls_1h": 40.0, "calls_24h": 64.0}
+    assert model.surprises(both)["sms"] > 0.0
+    assert named(both) == ("calls_1h", 40.0, "1h")
+    # the 5-minute count names the burst only when 12 x it is above the hour's count
+    assert named({"sms_5m": 2.5, "sms_1h": 30.0}) == ("sms_1h", 30.0, "1h")          # 12 x 2.5 = 30: equal
+    assert named({"sms_5m": 2.0, "sms_1h": 25.0}) == ("sms_1h", 25.0, "1h")          # 24 < 25 < 26
+    assert named({"sms_5m": 2.6, "sms_1h": 30.0}) == ("sms_5m", 2.6, "5m")
+    assert named({"sms_1h": 10.0}) == ("sms_1h", 10.0, "1h")                          # no 5-minute count
+    assert named({"sms_5m": 0.08}) == ("sms_5m", 0.08, "5m")                          # no hour count
+    assert named({"sms_1h": 30.12345}) == ("sms_1h", 30.123, "1h")
+
+
+def test_a_rule_on_a_since_change_feature_says_so() -> None:
+    rule = Rule(code="OTP_AFTER_CHANGE", label="one-time codes", when={"otp_since_change": 3.0}, points=30,
+                max_points=30)
+    ((points, reason),) = evaluate_rules([rule], {"otp_since_change": 4.0}, None)
+    assert (points, reason.window) == (30, "change")
+    assert reason.text == "OTP_AFTER_CHANGE: 4 one-time codes since the SIM/device change, rule"
 
 
 def test_scoring_edges() -> None:
