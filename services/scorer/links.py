@@ -39,12 +39,14 @@ class Links:
     link_rank: int = field(init=False)
     _max_points: int = field(init=False)
     _two_way_below: float = field(init=False)
+    _returning_below: float = field(init=False)
 
     def __post_init__(self) -> None:
         links = self.policy.spec.links
         self.link_rank = LEVELS.index(links.min_device_level) if links.enabled else 0
         self._max_points = links.max_points
         self._two_way_below = links.two_way_below
+        self._returning_below = links.returning_below
 
     def send(self, values: list[Any], view: View, reasons: list[Reason], output: EngineOutput) -> None:
         """A flagged device's view names the number acting on it: link that number (once per run of
@@ -97,8 +99,8 @@ class Links:
         key = entity_key(number)
         packed = table.records.get(key)
         values = layout.unpack(packed) if packed is not None else layout.empty()
-        if packed is not None and self._two_way(values):
-            self.counters["links_two_way"] += 1
+        if packed is not None and self._legitimate(values):
+            self.counters["links_legitimate"] += 1
             return output
         at = layout.link_at
         active = values[at + L.LINK_SCORE] and values[at + L.LINK_EXPIRES_S] > t_s
@@ -123,14 +125,21 @@ class Links:
         table.dirty.add(key)
         return output
 
-    def _two_way(self, values: list[Any]) -> bool:
-        """Does the number have its own two-way evidence (recipients who reply or call back)?
+    def _legitimate(self, values: list[Any]) -> bool:
+        """Does the number have its own legitimacy evidence: recipients who reply or call back
+        (``one_way_share_24h`` below ``links.two_way_below``), or recipients it had contacted
+        before (``stranger_share_24h`` below ``links.returning_below``)?
 
-        A farm's SIMs text strangers who never answer; the numbers of a business modem or of a
-        family's shared phone are answered by the people they contact. Such a number keeps its
-        own verdict (its own rules still apply) and does not inherit the device's."""
-        below = self._two_way_below
-        return below > 0.0 and number_features(values)["one_way_share_24h"] < below
+        A farm's SIMs text strangers who never answer and whom they never text again; the
+        numbers of a business modem or of a family's shared phone are answered by, and come back
+        to, the people they know. Such a number keeps its own verdict (its own rules still apply)
+        and does not inherit the device's."""
+        two_way, returning = self._two_way_below, self._returning_below
+        if two_way <= 0.0 and returning <= 0.0:
+            return False
+        features = number_features(values)
+        return (two_way > 0.0 and features["one_way_share_24h"] < two_way) or (
+            returning > 0.0 and features["stranger_share_24h"] < returning)
 
     def _points(self, link: Link) -> tuple[int, Level]:
         """A link flag's score (the device's, capped at ``links.max_points``) and its level."""

@@ -39,7 +39,7 @@ class PartitionScorer:
         self.model_version = model_version(policy)
         self.counters: dict[str, int] = {"views": 0, "skipped": 0, "scored": 0, "learned": 0,
                                          "feedback": 0, "feedback_unmatched": 0, "forgotten": 0, "links": 0,
-                                         "links_two_way": 0,
+                                         "links_legitimate": 0,
                                          "a2p_views": 0, "model_rare": 0}
         self.state = PartitionState(partition_models(policy, seed), model_version=self.model_version,
                                     signing_key=signing_key(pseudonymizer), sweep_every_ms=policy.sweep_every_ms,

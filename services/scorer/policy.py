@@ -109,6 +109,9 @@ class LinkSettings(_Strict):
     # a number whose own one_way_share_24h is below this (its recipients answer it: at least one
     # reply or call-back per ten contacts at 0.9) does not take its device's verdict; 0: off
     two_way_below: float = Field(0.0, ge=0, le=1)
+    # a number whose own stranger_share_24h is below this (it contacted recipients it had
+    # contacted before: a household's, a business's circle) does not take it either; 0: off
+    returning_below: float = Field(0.0, ge=0, le=1)
 
 
 class RegistrySettings(_Strict):

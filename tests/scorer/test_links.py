@@ -235,11 +235,54 @@ def test_a_number_its_contacts_answer_does_not_take_its_devices_verdict() -> Non
     run(answered, [sms_in(number, pid(f"friend{i}"), T0 + (i + 1) * MIN) for i in range(2)])
     assert silent.apply_link(link).alerts
     out = answered.apply_link(link)
-    assert not out.alerts and out.risk is None and answered.counters["links_two_way"] == 1
+    assert not out.alerts and out.risk is None and answered.counters["links_legitimate"] == 1
     # the gate is the policy's: off, the answered number is linked as any other
     base = Policy.load(PSEUDO).spec
     spec = base.model_copy(update={"links": base.links.model_copy(update={"two_way_below": 0.0})})
     off = PartitionScorer(Policy(spec, PSEUDO), PSEUDO)
     run(off, [sms_out(number, pid(f"friend{i}"), T0 + i * MIN, n=i) for i in range(6)])
     run(off, [sms_in(number, pid(f"friend{i}"), T0 + (i + 1) * MIN) for i in range(2)])
+    assert off.apply_link(link).alerts
+
+
+def household_phone(eng: PartitionScorer, device: str, n_sims: int = 4, start: int = T0) -> list[EngineOutput]:
+    """A shared family phone: the owner's SIM and three more of the household, the owner's SIM
+    used again between the others (SIMs that return), as many SIMs and views as ``farm_phone``."""
+    owner = 0
+    views = []
+    t = start
+    for s in range(1, n_sims):
+        for sim in (owner, s, s):
+            views.append(device_view(device, pid(f"sim{device}{sim}"), pid(f"imsi{device}{sim}"), t,
+                                     pid(f"v{device}{t}")))
+            t += 3 * MIN
+    return run(eng, views)
+
+
+def test_a_phone_whose_sims_return_is_not_flagged_for_hopping() -> None:
+    # legitimacy evidence on the device: a household's SIMs (and a dual-SIM phone's) alternate and
+    # come back; a farm rotates fresh SIMs through its slots and none comes back
+    outs = household_phone(engine(), pid("family-phone"))
+    assert not [a for o in outs for a in o.alerts]
+    # the same four SIMs in a row, none coming back: the rotation SIM_HOPPING is for
+    farm = farm_phone(engine(), pid("four-sim-farm"), n_sims=4)
+    assert {r.code for o in farm for a in o.alerts for r in a.reasons} >= {"SIM_HOPPING"}
+
+
+def test_a_number_that_texts_its_own_contacts_again_does_not_take_its_devices_verdict() -> None:
+    # legitimacy evidence: recipients it had contacted before (returning recipients); a farm
+    # SIM's targets are strangers each time
+    link = links_of(farm_phone(engine(), pid("farm-phone10")))[0]
+    returning, strangers = engine(), engine()
+    number = link.number
+    run(returning, [sms_out(number, pid(f"friend{i % 2}"), T0 + i * MIN, n=i) for i in range(4)])
+    run(strangers, [sms_out(number, pid(f"stranger{i}"), T0 + i * MIN, n=i) for i in range(4)])
+    assert strangers.apply_link(link).alerts
+    out = returning.apply_link(link)
+    assert not out.alerts and out.risk is None and returning.counters["links_legitimate"] == 1
+    # the gate is the policy's: off, the number is linked as any other
+    base = Policy.load(PSEUDO).spec
+    spec = base.model_copy(update={"links": base.links.model_copy(update={"returning_below": 0.0})})
+    off = PartitionScorer(Policy(spec, PSEUDO), PSEUDO)
+    run(off, [sms_out(number, pid(f"friend{i % 2}"), T0 + i * MIN, n=i) for i in range(4)])
     assert off.apply_link(link).alerts
