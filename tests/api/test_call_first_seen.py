@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
+from services.api.call_feed import CallFeed
+from services.api.call_service import CallService
 from services.api.call_state import REASONS, Announcements, counterpart_class, verdict
-from services.api.first_seen import DAY_MS, FirstSeenIndex
+from services.api.config import ApiSettings
+from services.api.first_seen import DAY_MS, FirstSeenFeed, FirstSeenIndex
+from services.api.identifiers import EntityResolver
+from services.common.pseudonym import Key, Pseudonymizer
 from tests.api.test_call_state_store import MIN, none, rec, store
 
 NOW = 1_790_000_000_000
@@ -80,3 +86,22 @@ def test_a_known_contact_first_seen_today_is_classed_first_seen_and_an_announced
     index.add(p("bankline"), NOW - MIN, NOW)
     assert banked is not None and banked.announced
     assert verdict(banked, none, lambda n: index.is_new(n, NOW)) == ("none", [])
+
+
+
+def test_the_check_is_not_ready_before_the_first_seen_index_is_rebuilt() -> None:
+    """A replica that answered before its index caught up would miss today's new numbers."""
+    settings = ApiSettings.model_validate({"bootstrap": "127.0.0.1:1", "topic_prefix": "t."})
+    calls = CallService(settings, EntityResolver(Pseudonymizer(Key("k", b"k" * 32)), "NL"), none)
+    loop = asyncio.new_event_loop()
+    try:
+        calls.feed = CallFeed({}, "t.fraudradar.calls", calls.store, 60, loop)
+        calls.first_seen_feed = FirstSeenFeed({}, "t.fraudradar.first-seen", calls.first_seen, loop)
+        calls.feed.ready.set()
+        assert not calls.ready
+        calls.first_seen_feed.ready.set()
+        assert calls.ready
+        calls.first_seen_feed.failed = RuntimeError("topic gone")
+        assert not calls.ready
+    finally:
+        loop.close()
