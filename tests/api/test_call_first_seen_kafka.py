@@ -26,6 +26,7 @@ from services.common.first_seen import decode_first_seen
 from services.common.topics import ensure_topics
 from tests.api.conftest import ApiServer, eventually, start_api
 from tests.support.kafka_io import read_all
+from tests.support.privacy import find_plaintext, identifier_forms
 from tests.support.procs import start_service, stop_service
 
 pytestmark = pytest.mark.kafka
@@ -80,7 +81,11 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     api, thread = start_api(tmp, kafka_bootstrap, prefix)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=0)
     try:
-        yield Stack(api, kafka_bootstrap, prefix, tmp, producer)
+        stack = Stack(api, kafka_bootstrap, prefix, tmp, producer)
+        stack.sms(OLD, "+31687654321", NOW - timedelta(days=3))
+        stack.sms(OLD, "+31687654322", NOW - timedelta(minutes=2))
+        stack.sms(FRESH, "+31687654323", NOW - timedelta(minutes=1))
+        yield stack
     finally:
         producer.close(5)
         thread.stop()
@@ -90,9 +95,6 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def test_a_counterpart_first_seen_today_is_a_low_reason_and_one_known_for_days_is_not(stack: Stack) -> None:
     fresh_p, old_p = stack.api.pseudonym(FRESH), stack.api.pseudonym(OLD)
-    stack.sms(OLD, "+31687654321", NOW - timedelta(days=3))
-    stack.sms(OLD, "+31687654322", NOW - timedelta(minutes=2))
-    stack.sms(FRESH, "+31687654323", NOW - timedelta(minutes=1))
 
     # the scorer tells each number once, with the event time of its first view
     def told() -> dict[str, list[int]] | None:
@@ -137,3 +139,16 @@ def test_a_counterpart_first_seen_today_is_a_low_reason_and_one_known_for_days_i
         assert old["status"] == "IN_CALL" and old == {**old, "riskLevel": "none", "reasons": []}
     finally:
         thread2.stop()
+
+
+def test_no_plaintext_number_on_the_first_seen_topic_in_logs_or_metrics(stack: Stack) -> None:
+    def both() -> list[Any] | None:
+        records = read_all(stack.bootstrap, stack.prefix + topics.FIRST_SEEN, expect_at_least=1, timeout_s=10)
+        told = {decode_first_seen(r.value).number for r in records}
+        return records if {stack.api.pseudonym(FRESH), stack.api.pseudonym(OLD)} <= told else None
+
+    records = eventually(both, timeout_s=90)
+    blobs = [r.value for r in records] + [r.key for r in records if r.key]
+    blobs += [(stack.tmp / name).read_bytes() for name in ("ingest.log", "scorer.log")]
+    blobs.append(httpx.get(stack.api.ops + "/metrics", timeout=10).text.encode())
+    assert find_plaintext(blobs, identifier_forms({FRESH, OLD})) == []
