@@ -134,8 +134,10 @@ class FirstSeenFeed(ConsumerThread):
                 if record.value is None:
                     continue
                 try:
-                    out.append(decode_first_seen(record.value))
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    rec = decode_first_seen(record.value)
+                    _fp(rec.number)     # a pseudonym is 32 hex digits: anything else is no record of ours
+                    out.append(rec)
+                except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
                     log.warning("skipping undecodable first-seen record %s[%d]@%d: %s", tp.topic, tp.partition,
                                 record.offset, exc)
         return out

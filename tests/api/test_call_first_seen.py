@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from types import SimpleNamespace
+
+from kafka import TopicPartition
 
 from services.api.call_feed import CallFeed
 from services.api.call_service import CallService
@@ -11,6 +14,7 @@ from services.api.call_state import REASONS, Announcements, counterpart_class, v
 from services.api.config import ApiSettings
 from services.api.first_seen import DAY_MS, FirstSeenFeed, FirstSeenIndex
 from services.api.identifiers import EntityResolver
+from services.common.first_seen import FirstSeen, encode_first_seen
 from services.common.pseudonym import Key, Pseudonymizer
 from tests.api.test_call_state_store import MIN, none, rec, store
 
@@ -103,5 +107,18 @@ def test_the_check_is_not_ready_before_the_first_seen_index_is_rebuilt() -> None
         assert calls.ready
         calls.first_seen_feed.failed = RuntimeError("topic gone")
         assert not calls.ready
+    finally:
+        loop.close()
+
+
+def test_the_feed_skips_what_is_not_a_first_seen_record_and_keeps_the_rest_of_the_batch() -> None:
+    tp = TopicPartition("t.fraudradar.first-seen", 0)
+    good = encode_first_seen(FirstSeen(p("good"), NOW))
+    batch = {tp: [SimpleNamespace(value=v, offset=i) for i, v in enumerate(
+        [b"not json", encode_first_seen(FirstSeen("not-a-pseudonym", NOW)), None, good])]}
+    loop = asyncio.new_event_loop()
+    try:
+        feed = FirstSeenFeed({}, tp.topic, FirstSeenIndex(), loop)
+        assert feed._decode(batch) == [FirstSeen(p("good"), NOW)]  # type: ignore[arg-type]
     finally:
         loop.close()
