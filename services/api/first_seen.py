@@ -49,7 +49,7 @@ def _fp(pseudonym: str) -> int:
 class FirstSeenIndex:
     """Pseudonym prefix → first-seen event time (ms), for the numbers first seen within ``horizon_ms``."""
 
-    def __init__(self, horizon_ms: int = DAY_MS, max_items: int = 1_000_000) -> None:
+    def __init__(self, horizon_ms: int = DAY_MS, max_items: int = 500_000) -> None:
         self.horizon_ms = horizon_ms
         self.max_items = max_items
         self._first: dict[int, int] = {}
