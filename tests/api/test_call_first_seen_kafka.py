@@ -52,7 +52,9 @@ class Stack:
     def raw(self, doc: dict[str, Any]) -> None:
         self.seq += 1
         event_id = f"fs-{self.seq}"
-        self.producer.send(self.prefix + topics.RAW, key=f"kpn:{event_id}".encode(),
+        # keyed by the A number: one number's events stay in order through ingest, so the
+        # scorer's first view of OLD is the one of three days ago
+        self.producer.send(self.prefix + topics.RAW, key=doc["a_number"].encode(),
                            value=json.dumps({"event_id": event_id, "operator": "kpn", **doc}).encode())
         self.producer.flush(10)
 
