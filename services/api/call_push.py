@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from services.api.call_state import REASONS, LiveCall, verdict
+from services.api.call_state import REASONS, LiveCall
 from services.api.webhooks import WebhookEvent
 from services.common.call_records import CallState
 
@@ -38,7 +38,7 @@ def offer(service: ApiService, partition: int, offset: int, rec: CallState, call
     """Called by the call feed on the event loop for each new call."""
     if service.dispatcher is None:
         return
-    level, codes = verdict(call, service.calls.level_of)
+    level, codes = service.calls.judge(call, int(service.calls.clock() * 1000))
     if level not in RISKY:
         return
     source = f"{service.calls.topic}:{partition}"

@@ -22,6 +22,7 @@ from kafka.errors import KafkaError
 from services.api.call_feed import CallFeed
 from services.api.call_state import REASONS, CallStateStore, LiveCall, counterpart_class, verdict
 from services.api.exceptions import PermissionDenied, Unavailable
+from services.api.first_seen import FirstSeenFeed, FirstSeenIndex
 from services.common import topics
 from services.common.call_records import CallAnnouncement, CallState, encode_call_state
 from services.common.normalise import IdentifierError, normalise_number
@@ -53,6 +54,9 @@ class CallService:
             retain_ms=settings.call_window_max_min * 60_000, max_call_ms=settings.call_max_s * 1000,
             contacts_ms=settings.call_lookback_s * 1000, max_subscribers=settings.call_max_subscribers,
         )
+        self.first_seen = FirstSeenIndex(max_items=settings.first_seen_max)
+        self.first_seen_topic = settings.topic(topics.FIRST_SEEN)
+        self.first_seen_feed: FirstSeenFeed | None = None
         self.protected = ProtectedNumbers.load(settings.protected_numbers_file, settings.default_region)
         self.feed: CallFeed | None = None
         self.on_new_call: Callable[[int, int, CallState, LiveCall], None] | None = None
@@ -64,6 +68,8 @@ class CallService:
         self.feed = CallFeed(kafka, self.topic, self.store, self.settings.call_lookback_s, loop)
         self.feed.on_new_call = self.on_new_call
         self.feed.start()
+        self.first_seen_feed = FirstSeenFeed(kafka, self.first_seen_topic, self.first_seen, loop)
+        self.first_seen_feed.start()
         self._evictor = asyncio.create_task(self._evict_loop())
 
     async def stop(self) -> None:
@@ -71,14 +77,22 @@ class CallService:
             self._evictor.cancel()
         if self.feed is not None:
             await asyncio.to_thread(self.feed.stop)
+        if self.first_seen_feed is not None:
+            await asyncio.to_thread(self.first_seen_feed.stop)
 
     async def _evict_loop(self) -> None:
         while True:
             await asyncio.sleep(30)
-            self.store.evict(int(self.clock() * 1000))
+            now_ms = int(self.clock() * 1000)
+            self.store.evict(now_ms)
+            self.first_seen.evict(now_ms)
 
     def level_of(self, pseudonym: str) -> str:
         return self._level_of(pseudonym)
+
+    def judge(self, call: LiveCall, now_ms: int) -> tuple[str, list[str]]:
+        """(level, reason codes) of one call now: the counterpart's risk and first sighting as of now."""
+        return verdict(call, self._level_of, lambda number: self.first_seen.is_new(number, now_ms))
 
     def own_number(self, owner: str, pseudonym: str) -> str | None:
         number = self._own.get(pseudonym)
@@ -86,8 +100,8 @@ class CallService:
 
     @property
     def ready(self) -> bool:
-        f = self.feed
-        return f is not None and f.ready.is_set() and f.failed is None
+        return all(f is not None and f.ready.is_set() and f.failed is None
+                   for f in (self.feed, self.first_seen_feed))
 
     def require_ready(self) -> None:
         if not self.ready:
@@ -99,7 +113,7 @@ class CallService:
         calls = self.store.recent(subscriber, now_ms, window_min * 60_000)
         if not calls:
             return {"status": "NO_CALL", "riskLevel": "none", "reasons": []}, "none", "none"
-        judged = [(verdict(c, self._level_of), c) for c in calls]
+        judged = [(self.judge(c, now_ms), c) for c in calls]
         (level, codes), call = max(judged, key=lambda j: (_RANK[j[0][0]], j[1].ended_ms is None,
                                                             j[1].ended_ms or j[1].started_ms))
         in_progress = call.ended_ms is None

@@ -10,6 +10,8 @@ Bounds: at most ``max_subscribers`` subscribers (least recently changed dropped 
 at most ``MAX_CALLS_PER_SUBSCRIBER`` calls each; an ended call is dropped ``retain_ms`` after
 its end, a call whose end never arrived ``max_call_ms`` after its start; contacts (counterparts
 a subscriber spoke with) are kept ``contacts_ms`` and at most ``MAX_CONTACTS`` per subscriber.
+Whether the network first saw a counterpart within the last day is not held here: ``verdict``
+asks the first-seen index (``first_seen.py``) at check time.
 
 Spoofing: a call presenting a protected number (``cli_owner``) is ``BANK_CLI_SPOOF`` at its
 first step when the number is do-not-originate, or when no live pre-announcement of the owning
@@ -40,6 +42,9 @@ REASONS: dict[str, tuple[str, str]] = {
     "FLAGGED_COUNTERPART": ("high", "The other party's number is flagged for fraud."),
     "INTERNATIONAL_DOMESTIC_CLI": ("high", "The call entered from an international route while presenting "
                                            "a domestic number."),
+    # context, not a verdict: new subscriptions, visitors and new contact-centre lines are first seen too
+    "COUNTERPART_FIRST_SEEN_TODAY": ("low", "The other party's number was first seen on the network within "
+                                            "the last 24 hours."),
 }
 
 
@@ -207,8 +212,10 @@ class CallStateStore:
         return dropped
 
 
-def verdict(call: LiveCall, level_of: Callable[[str], str]) -> tuple[str, list[str]]:
-    """(level, reason codes) of one call; ``level_of(pseudonym)`` is the number's current risk level."""
+def verdict(call: LiveCall, level_of: Callable[[str], str],
+            first_seen: Callable[[str], bool] = lambda _: False) -> tuple[str, list[str]]:
+    """(level, reason codes) of one call; ``level_of(pseudonym)`` is the number's current risk level,
+    ``first_seen(pseudonym)`` whether the network first saw the number within the last day."""
     reasons: list[str] = []
     level = "none"
     if call.spoof:
@@ -221,6 +228,9 @@ def verdict(call: LiveCall, level_of: Callable[[str], str]) -> tuple[str, list[s
     if call.international and call.cli_domestic and not (call.forwarded or call.spoof or call.announced):
         reasons.append("INTERNATIONAL_DOMESTIC_CLI")
         level = max(level, "high", key=_RANK.__getitem__)
+    if not call.announced and first_seen(call.counterpart):
+        reasons.append("COUNTERPART_FIRST_SEEN_TODAY")
+        level = max(level, REASONS["COUNTERPART_FIRST_SEEN_TODAY"][0], key=_RANK.__getitem__)
     return level, reasons
 
 
@@ -232,4 +242,6 @@ def counterpart_class(call: LiveCall, reasons: list[str]) -> str:
         return "protected_bank_cli"
     if "INTERNATIONAL_DOMESTIC_CLI" in reasons:
         return "international_domestic_cli"
+    if "COUNTERPART_FIRST_SEEN_TODAY" in reasons:
+        return "first_seen_today"
     return "known_contact" if call.known_contact else "unknown"

@@ -143,6 +143,8 @@ class ApiSettings(CommonSettings):
                                  "fraudradar.calls at start; also how long a counterpart counts as a known contact")
     call_max_s: int = Field(default=4 * 3600, ge=60, description="a call whose end never arrived is dropped after this")
     call_max_subscribers: int = Field(default=2_000_000, ge=1, description="subscribers kept in the live call state")
+    first_seen_max: int = Field(default=500_000, ge=1, description="numbers first seen within the last day "
+                                "kept for the call-state check's counterpart class (oldest dropped first)")
     protected_numbers_file: str | None = Field(default=None, description="CSV number,owner: the banks' caller "
                                                "numbers (which numbers a bank may pre-announce calls from)")
     announce_ttl_max_s: int = Field(default=3600, ge=1, le=86400, description="longest pre-announcement accepted")

@@ -37,6 +37,7 @@ AUDIT = "fraudradar.audit"
 PARTNER_STATE = "fraudradar.partner-state"
 LINKS = "fraudradar.links"
 CALLS = "fraudradar.calls"
+FIRST_SEEN = "fraudradar.first-seen"
 # what the scorer group consumes (co-partitioned); "caught up" means all three are committed
 SCORER_INPUTS = (NUMBERS, DEVICES, LINKS)
 
@@ -72,6 +73,10 @@ def default_specs(partitions: int = 6) -> list[TopicSpec]:
         # after a restart); nothing older is needed for a check at payment time
         TopicSpec(CALLS, partitions, {"retention.ms": str(DAY_MS)},
                   "call-state steps (started/answered/ended), key = subscriber pseudonym; pseudonyms only"),
+        # numbers the scorer saw for the first time (within its idle horizon): the API keeps a day
+        # of them to class a call's counterpart as first seen today; two days so a restart finds one
+        TopicSpec(FIRST_SEEN, partitions, {"retention.ms": str(2 * DAY_MS)},
+                  "numbers first seen by the scorer, key = number pseudonym; pseudonyms only"),
         TopicSpec(PARTNER_STATE, 1, dict(_COMPACT),
                   "api: watch-lists, webhooks, overrides, contests, delivery cursors (compacted; pseudonyms only)"),
     ]

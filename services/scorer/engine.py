@@ -100,17 +100,22 @@ class ScoringEngine:
             return self._sender_id(view, offset)
         table = self.state.store.numbers if is_number else self.state.store.devices
         key = entity_key(entity)
-        result = self._update(is_number, table.records.get(key), view, offset)
+        packed = table.records.get(key)
+        result = self._update(is_number, packed, view, offset)
         if result[0] == 0:
             self.counters["skipped"] += 1
             return EngineOutput(entity_type, entity, result[1], skipped=True)
         self.counters["views"] += 1
+        # a number this partition holds no state for (never seen, or forgotten after its idle
+        # horizon): fraudradar.first-seen tells the API's call-state check (docs/architecture.md)
+        first_seen_ms = view.occurred_ms if is_number and packed is None else 0
         if result[0] == 1:
             # fast path: a quiet, unflagged entity without a recent SIM/device change, not on a
             # modem and not protected can fire no rule and is not scored by the models
             table.records[key] = result[1]
             table.dirty.add(key)
             output = EngineOutput(entity_type, entity, 0)
+            output.first_seen_ms = first_seen_ms
             if self.state.flagged_index and is_number:
                 self.links.remembered_packed(result[1], view, output)
             self._advance(result[2], output)
@@ -134,6 +139,7 @@ class ScoringEngine:
         contributions.sort(key=lambda c: -c[0])
         reasons = [reason for _, reason in contributions]
         output = EngineOutput(entity_type, entity, score)
+        output.first_seen_ms = first_seen_ms
         if model_scores:
             output.model_scores = model_scores
         self.verdicts.decide(values, view, score, reasons=reasons, features=features, changed=changed,

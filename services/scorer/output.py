@@ -31,8 +31,8 @@ class EngineOutput:
     replaces them with lists only when it has something to put in them.
     """
 
-    __slots__ = ("alerts", "entity", "entity_type", "links", "model_scores", "risk", "risk_updates", "score",
-                 "skipped", "tombstones")
+    __slots__ = ("alerts", "entity", "entity_type", "first_seen_ms", "links", "model_scores", "risk", "risk_updates",
+                 "score", "skipped", "tombstones")
 
     def __init__(self, entity_type: EntityType, entity: str, score: int, *, skipped: bool = False) -> None:
         self.entity_type = entity_type
@@ -47,12 +47,13 @@ class EngineOutput:
         self.links: Sequence[Link] = ()
         self.skipped = skipped               # already applied (replay): nothing to emit
         self.model_scores: dict[str, float] = _NO_SCORES   # calibrated percentile per detector (read-only)
+        self.first_seen_ms = 0               # a number seen for the first time: its event time (fraudradar.first-seen)
 
     @property
     def emits(self) -> bool:
         """Anything for the service to send or observe."""
         return bool(self.risk is not None or self.alerts or self.model_scores or self.tombstones
-                    or self.risk_updates or self.links)
+                    or self.risk_updates or self.links or self.first_seen_ms)
 
 
 _NO_SCORES: dict[str, float] = {}

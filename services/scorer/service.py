@@ -55,6 +55,7 @@ from kafka import TopicPartition
 from models import hst
 from services.common import topics
 from services.common.exceptions import FraudradarError
+from services.common.first_seen import FirstSeen, encode_first_seen
 from services.common.http import Health, ServiceHttp
 from services.common.logs import setup_logging
 from services.common.pseudonym import Pseudonymizer
@@ -103,6 +104,7 @@ class ScorerProcessor:
         self.risk_topic = settings.topic(topics.RISK)
         self.alerts_topic = settings.topic(topics.ALERTS)
         self.links_topic = settings.topic(topics.LINKS)
+        self.first_seen_topic = settings.topic(topics.FIRST_SEEN)
         self.owned: dict[int, Owned] = {}
         self._lock = threading.Lock()
         self._assigned: set[int] = set()
@@ -215,6 +217,9 @@ class ScorerProcessor:
             sink.send(risk_topic, risk_key(risk.entity_type, risk.entity), encode(risk))
         for entity_type, entity in output.tombstones:
             sink.send(risk_topic, risk_key(entity_type, entity), None)
+        if output.first_seen_ms:
+            sink.send(self.first_seen_topic, output.entity.encode(),
+                      encode_first_seen(FirstSeen(output.entity, output.first_seen_ms)))
         for link in output.links:
             if link.broadcast:
                 # a device's new episode: every partition links the numbers it has seen on it
