@@ -19,9 +19,11 @@ answered with their reasons (nothing is dropped silently: the caller gets every 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import hashlib
 import hmac
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -172,6 +174,19 @@ class IngestProcessor:
     def on_revoked(self, partitions: set[Any]) -> None:
         return None
 
+    def on_aborted(self, partitions: set[Any]) -> None:
+        """A commit's transaction aborted: its events come again from the committed offsets; the
+        dedupe window forgets them, else they would be dropped as duplicates (lost)."""
+        self.pipeline.duplicates.rollback()
+
+    # a commit step (``CommitStep``): nothing to write; once the commit is durable, the events
+    # seen so far stay remembered
+    def write(self, sink: OutputSink, generation: int, member: str) -> None:
+        return None
+
+    def written(self) -> None:
+        self.pipeline.duplicates.commit()
+
 
 def build_pipeline(settings: IngestSettings) -> IngestPipeline:
     limits = IngestLimits(
@@ -270,6 +285,7 @@ def main(argv: list[str]) -> int:
     if args.http_port is not None:
         settings = settings.model_copy(update={"http_port": args.http_port})
     setup_logging("ingest", settings.log_level)
+    faulthandler.register(signal.SIGUSR1)   # `kill -USR1 <pid>`: every thread's stack to stderr
     try:
         pipeline = build_pipeline(settings)
         config = StreamConfig(
@@ -282,7 +298,8 @@ def main(argv: list[str]) -> int:
             transactional_id=f"fraudradar-ingest-{settings.instance_id}" if settings.instance_id else None,
         )
         health = Health()
-        runner = StreamRunner(settings, config, IngestProcessor(settings, pipeline), health)
+        processor = IngestProcessor(settings, pipeline)
+        runner = StreamRunner(settings, config, processor, health, commit_steps=[processor])
         # the batch push writes raw events outside the loop's transactions: its own producer
         push_producer = (KafkaProducer(**settings.kafka_config(), client_id="fraudradar-ingest-push", acks="all")
                          if settings.exactly_once else runner.producer)
