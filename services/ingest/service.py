@@ -3,12 +3,12 @@
 A consumer group on ``telco.events``. Per record: ``IngestPipeline.process`` (decode,
 bounds, dedupe, pseudonymise); views go to ``fraudradar.numbers`` / ``fraudradar.devices``
 keyed by pseudonym, rejects to ``fraudradar.dlq`` with a reason header, behind a DLQ limit.
-Exactly-once (``exactly_once``, off by default: a broker restart has stalled the
-transactional producer, docs/architecture.md): a commit's views, dead letters and consumed
+Exactly-once (``exactly_once``, the default): a commit's views, dead letters and consumed
 offsets are one Kafka transaction (the shared loop's ``StreamConfig.exactly_once``), so a crash
 between produce and commit leaves nothing a ``read_committed`` reader (the scorer) sees, and the
 raw events come again to whoever owns their partition; the per-process dedupe stays as a
-defence (an operator resending an event). Without it, offsets are committed only after every
+defence (an operator resending an event) and forgets the events of a transaction that did not
+commit (``on_aborted``). Without it, offsets are committed only after every
 output is acknowledged (at least once: such a crash redelivers views).
 
 Also serves ``POST /v1/events:batch`` for telcos without Kafka: authenticated per operator,
@@ -90,9 +90,8 @@ class IngestSettings(CommonSettings):
     operator_regions: dict[str, str] = Field(default_factory=dict, description="operator -> ISO region")
     protected_numbers_file: str | None = Field(None, description="CSV number,owner: banks' caller numbers and "
                                                                  "do-not-originate numbers (call_state CLI classes)")
-    exactly_once: bool = Field(False, description="each commit one Kafka transaction: views, dead letters and "
-                                                  "offsets (docs/architecture.md); off by default until a "
-                                                  "broker restart can no longer stall the transactional producer")
+    exactly_once: bool = Field(True, description="each commit one Kafka transaction: views, dead letters and "
+                                                 "offsets (docs/architecture.md)")
     transaction_timeout_ms: int = Field(
         20_000, ge=1000, description="the broker aborts a commit transaction left open this long (a frozen or "
                                      "dead replica; until then read_committed readers wait at its first record); "
