@@ -10,7 +10,8 @@ CONSUMER_COMMITS = Counter("fraudradar_consumer_commits_total", "Successful offs
 TRANSACTIONS = Counter(
     "fraudradar_transactions_total",
     "Commit transactions by outcome: committed, aborted (our abort after a failure, e.g. a stale "
-    "group generation), fenced (the broker fenced the producer: its open transaction was aborted)",
+    "group generation, or a transactional call unanswered in time: the producer replaced), fenced "
+    "(the broker fenced the producer: its open transaction was aborted)",
     ["service", "outcome"])
 COMMITS_FENCED = Counter(
     "fraudradar_consumer_commits_fenced_total",

@@ -7,7 +7,7 @@ code. Blocking: none. Raises: nothing (bad input is a result, not an exception).
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from services.common.call_records import CallState
@@ -41,20 +41,38 @@ class IngestResult:
 
 
 class DuplicateWindow:
-    """Remembers the last ``size`` event ids per operator (insertion order, O(1))."""
+    """Remembers the last ``size`` event ids per operator (insertion order, O(1)).
+
+    The ids added since the last ``commit`` are kept aside: when the service's commit fails
+    (exactly-once: its transaction aborted, nothing of it visible), ``rollback`` forgets them,
+    so the same events, processed again from the committed offsets, are not taken for duplicates
+    and dropped."""
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # at most ``size``: an id inserted before the last ``size`` ones has left ``_seen`` already
+        self._uncommitted: deque[tuple[str, str]] = deque(maxlen=size)
 
     def seen_before(self, operator: str, event_id: str) -> bool:
         key = (operator, event_id)
         if key in self._seen:
             return True
         self._seen[key] = None
+        self._uncommitted.append(key)
         if len(self._seen) > self._size:
             self._seen.popitem(last=False)
         return False
+
+    def commit(self) -> None:
+        """The ids seen so far were committed with their outputs."""
+        self._uncommitted.clear()
+
+    def rollback(self) -> None:
+        """Forget the ids seen since the last ``commit`` (their outputs were not committed)."""
+        for key in self._uncommitted:
+            self._seen.pop(key, None)
+        self._uncommitted.clear()
 
     def __len__(self) -> int:
         return len(self._seen)

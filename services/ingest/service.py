@@ -3,12 +3,12 @@
 A consumer group on ``telco.events``. Per record: ``IngestPipeline.process`` (decode,
 bounds, dedupe, pseudonymise); views go to ``fraudradar.numbers`` / ``fraudradar.devices``
 keyed by pseudonym, rejects to ``fraudradar.dlq`` with a reason header, behind a DLQ limit.
-Exactly-once (``exactly_once``, off by default: a broker restart has stalled the
-transactional producer, docs/architecture.md): a commit's views, dead letters and consumed
+Exactly-once (``exactly_once``, the default): a commit's views, dead letters and consumed
 offsets are one Kafka transaction (the shared loop's ``StreamConfig.exactly_once``), so a crash
 between produce and commit leaves nothing a ``read_committed`` reader (the scorer) sees, and the
 raw events come again to whoever owns their partition; the per-process dedupe stays as a
-defence (an operator resending an event). Without it, offsets are committed only after every
+defence (an operator resending an event) and forgets the events of a transaction that did not
+commit (``on_aborted``). Without it, offsets are committed only after every
 output is acknowledged (at least once: such a crash redelivers views).
 
 Also serves ``POST /v1/events:batch`` for telcos without Kafka: authenticated per operator,
@@ -19,9 +19,11 @@ answered with their reasons (nothing is dropped silently: the caller gets every 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import hashlib
 import hmac
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -88,9 +90,8 @@ class IngestSettings(CommonSettings):
     operator_regions: dict[str, str] = Field(default_factory=dict, description="operator -> ISO region")
     protected_numbers_file: str | None = Field(None, description="CSV number,owner: banks' caller numbers and "
                                                                  "do-not-originate numbers (call_state CLI classes)")
-    exactly_once: bool = Field(False, description="each commit one Kafka transaction: views, dead letters and "
-                                                  "offsets (docs/architecture.md); off by default until a "
-                                                  "broker restart can no longer stall the transactional producer")
+    exactly_once: bool = Field(True, description="each commit one Kafka transaction: views, dead letters and "
+                                                 "offsets (docs/architecture.md)")
     transaction_timeout_ms: int = Field(
         20_000, ge=1000, description="the broker aborts a commit transaction left open this long (a frozen or "
                                      "dead replica; until then read_committed readers wait at its first record); "
@@ -171,6 +172,19 @@ class IngestProcessor:
 
     def on_revoked(self, partitions: set[Any]) -> None:
         return None
+
+    def on_aborted(self, partitions: set[Any]) -> None:
+        """A commit's transaction aborted: its events come again from the committed offsets; the
+        dedupe window forgets them, else they would be dropped as duplicates (lost)."""
+        self.pipeline.duplicates.rollback()
+
+    # a commit step (``CommitStep``): nothing to write; once the commit is durable, the events
+    # seen so far stay remembered
+    def write(self, sink: OutputSink, generation: int, member: str) -> None:
+        return None
+
+    def written(self) -> None:
+        self.pipeline.duplicates.commit()
 
 
 def build_pipeline(settings: IngestSettings) -> IngestPipeline:
@@ -270,6 +284,7 @@ def main(argv: list[str]) -> int:
     if args.http_port is not None:
         settings = settings.model_copy(update={"http_port": args.http_port})
     setup_logging("ingest", settings.log_level)
+    faulthandler.register(signal.SIGUSR1)   # `kill -USR1 <pid>`: every thread's stack to stderr
     try:
         pipeline = build_pipeline(settings)
         config = StreamConfig(
@@ -282,7 +297,8 @@ def main(argv: list[str]) -> int:
             transactional_id=f"fraudradar-ingest-{settings.instance_id}" if settings.instance_id else None,
         )
         health = Health()
-        runner = StreamRunner(settings, config, IngestProcessor(settings, pipeline), health)
+        processor = IngestProcessor(settings, pipeline)
+        runner = StreamRunner(settings, config, processor, health, commit_steps=[processor])
         # the batch push writes raw events outside the loop's transactions: its own producer
         push_producer = (KafkaProducer(**settings.kafka_config(), client_id="fraudradar-ingest-push", acks="all")
                          if settings.exactly_once else runner.producer)

@@ -127,3 +127,17 @@ def test_validate_cli_json_and_exit_codes(tmp_path: Path) -> None:
     assert subprocess.run([*cmd, str(ok)], capture_output=True, check=False).returncode == 0
     missing = subprocess.run([*cmd, str(tmp_path / "nope.jsonl")], capture_output=True, check=False)
     assert missing.returncode == 2
+
+
+def test_a_rolled_back_commit_forgets_its_event_ids_and_keeps_the_committed_ones() -> None:
+    """An aborted transaction's events come again from the committed offsets: they must not be
+    taken for duplicates (they would be lost); events committed before stay remembered."""
+    p = pipeline(dedupe_window=10)
+    assert p.process(sms("a"), T0).ok
+    p.duplicates.commit()
+    assert p.process(sms("b"), T0).ok
+    p.duplicates.rollback()
+    assert p.process(sms("b"), T0).ok          # redone after the abort: not a duplicate
+    assert p.process(sms("a"), T0).duplicate   # committed before the abort: still one
+    p.duplicates.rollback()
+    assert p.process(sms("b"), T0).ok

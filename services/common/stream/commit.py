@@ -143,9 +143,9 @@ class Committer:
             for step in self.steps:
                 step.write(self.sink, membership.generation_id, membership.member_id or "")
             self.sink.flush_and_check(self.flush_timeout_s)
-            txn.producer.send_offsets_to_transaction(offsets, membership)
+            txn.send_offsets(offsets, membership)
             self.before_commit()
-            txn.producer.commit_transaction()
+            txn.commit()
         except Exception as exc:
             self.pending.clear()
             raise txn.failed(exc) from exc

@@ -44,7 +44,7 @@ from services.common.stream.exceptions import DlqLimitExceeded, RejoinStalled, S
 from services.common.stream.probes import LoopProbes, check_crc32c
 from services.common.stream.rebalance import Listener, Polled, RebalanceWatch, RestartFromCommit
 from services.common.stream.sink import OutputSink
-from services.common.stream.transaction import TransactionAborted, Transactions, is_fenced
+from services.common.stream.transaction import TransactionAborted, Transactions, is_fenced, timed_out
 
 log = logging.getLogger("fraudradar.stream")
 
@@ -153,7 +153,11 @@ class StreamRunner:
                 **config.producer_overrides,
             )
 
-        self.transactions = Transactions(config.service, make_producer) if config.exactly_once else None
+        # a transactional call waits at most the transaction timeout: by then the broker has
+        # decided an unanswered transaction's outcome (``transaction.Transactions._call``)
+        self.transactions = (Transactions(config.service, make_producer,
+                                          call_timeout_s=config.transaction_timeout_ms / 1000)
+                             if config.exactly_once else None)
         self.producer = self.transactions.producer if self.transactions is not None else make_producer()
         self.sink = OutputSink(self.producer, config.service, config.dlq_topic, self._guard)
         self.committer = Committer(self.consumer, self.sink, service=config.service, policy=config.commit,
@@ -267,7 +271,7 @@ class StreamRunner:
             txn.begin()
             for topic, key, value, headers in letters:
                 txn.producer.send(topic, key=key, value=value, headers=headers)
-            txn.producer.commit_transaction()
+            txn.commit()
             txn.committed()
         except Exception as exc:          # stopping either way; the records come again at restart
             log.warning("the tripping batch's dead letters could not be written", extra={"error": type(exc).__name__})
@@ -318,8 +322,10 @@ class StreamRunner:
             self.sink.flush_and_check(self.config.flush_timeout_s)  # 2. flush + check futures
         except (KafkaError, StreamError) as exc:
             # the broker aborted the open transaction (left open past its timeout: the replica
-            # was frozen or starved while processing) and fenced the producer: redo from the commit
-            if self.transactions is not None and is_fenced(exc):
+            # was frozen or starved while processing) and fenced the producer, or the outputs
+            # were not acknowledged in time (a broker restart; the producer may have lost its
+            # AddPartitionsToTxn, see ``transaction``): abort, and redo from the commit
+            if self.transactions is not None and (is_fenced(exc) or timed_out(exc)):
                 raise self.transactions.failed(exc) from exc
             raise
         for tp, recs in polled.items():

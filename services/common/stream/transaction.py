@@ -18,17 +18,34 @@ group metadata, KIP-447) commit together or not at all. The broker fences zombie
   successor waits until a pending transaction's offsets are committed or aborted.
 
 Nothing a zombie wrote is visible to ``read_committed`` readers.
+
+Every transactional call waits at most ``call_timeout_s`` (``Transactions._call``).
+kafka-python 3.0.12's ``init_transactions`` is bounded by ``max_block_ms``, but
+``send_offsets_to_transaction``, ``commit_transaction`` and ``abort_transaction`` wait for their
+answer without a bound, and an answer can be lost: when the coordinator's connection is down
+(a broker restarted) the sender's ``_maybe_send_pending_request`` gets ``KafkaConnectionError``
+from ``await_ready`` with the coordinator already chosen, so it neither sends nor re-queues the
+request (its ``target_node`` is set, the retry only happens when it is None), and the caller
+waits forever. So the calls are made on the producer's transaction manager with the bound, and
+an unanswered one (``TransactionTimeout``) discards the producer: a new one with the same
+transactional id, whose ``InitProducerId`` bumps the epoch. The broker then finishes the old
+transaction: committed if its ``EndTxn(commit)`` had arrived, else aborted; either way its offsets
+and its outputs go together, and the loop restarts every partition from the committed offsets
+(``StreamRunner._reset_to_committed``), so ``read_committed`` readers see each output once.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import (
     InvalidProducerEpochError,
     KafkaError,
+    KafkaTimeoutError,
     ProducerFencedError,
     TransactionalIdAuthorizationFailedError,
 )
@@ -54,6 +71,17 @@ def is_fenced(exc: BaseException) -> bool:
     return any(isinstance(e, FENCED) for e in seen)
 
 
+def timed_out(exc: BaseException) -> bool:
+    """Did a transactional call or the outputs' flush go unanswered in time (the exception or its
+    cause)? The producer may have lost a request: it is replaced, not asked to abort."""
+    return any(isinstance(e, (TransactionTimeout, KafkaTimeoutError)) for e in (exc, exc.__cause__))
+
+
+class TransactionTimeout(StreamError):
+    """A transactional call was not answered within ``Transactions.call_timeout_s``: its outcome
+    is unknown until a new producer with the same transactional id is initialised."""
+
+
 class TransactionAborted(StreamError):
     """A commit's transaction did not commit; nothing of it is visible to read_committed readers.
     ``fenced``: the broker fenced the producer (a new one was created)."""
@@ -68,25 +96,63 @@ class Transactions:
     first send of a batch, committed by the ``Committer``, aborted on any failure, and the
     producer replaced when the broker fenced it."""
 
-    def __init__(self, service: str, make_producer: Callable[[], KafkaProducer]) -> None:
+    def __init__(self, service: str, make_producer: Callable[[], KafkaProducer], *,
+                 call_timeout_s: float = 20.0, init_deadline_s: float = 120.0) -> None:
         self.service = service
         self._make = make_producer
+        # how long one transactional call may wait for its answer: past the transaction timeout
+        # the broker has decided an open transaction's outcome itself, so waiting longer gains nothing
+        self.call_timeout_s = call_timeout_s
+        # how long ``init`` keeps replacing a producer whose InitProducerId went unanswered (the
+        # broker down or restarting) before giving up (the process exits and is restarted)
+        self.init_deadline_s = init_deadline_s
         self.producer = make_producer()
         self.open = False
         self._initialised = False
 
+    def _call(self, what: str, start: Callable[[Any], Any]) -> None:
+        """Start a transactional request on the producer's transaction manager, wake its sender
+        and wait for the answer at most ``call_timeout_s``. Raises the request's error, or
+        ``TransactionTimeout`` when none came (kafka-python's own calls would wait forever)."""
+        producer: Any = self.producer
+        result = start(producer._transaction_manager)
+        producer._sender.wakeup()
+        if not result.wait(timeout_ms=self.call_timeout_s * 1000):   # raises the request's error
+            raise TransactionTimeout(f"{what}: no answer within {self.call_timeout_s:g} s")
+
     def init(self) -> None:
         """Register the transactional id (fences an older producer with the same id and aborts
-        its open transaction)."""
-        if not self._initialised:
-            self.producer.init_transactions()
-            self._initialised = True
+        its open transaction, or lets a commit it had sent complete). An InitProducerId left
+        unanswered (the broker down; the request can be lost, see the module doc) is retried
+        with a new producer until ``init_deadline_s``, then ``StreamError``."""
+        if self._initialised:
+            return
+        deadline = time.monotonic() + self.init_deadline_s
+        while True:
+            try:
+                self._call("init_transactions", lambda tm: tm.initialize_transactions())
+                break
+            except TransactionTimeout as exc:
+                if time.monotonic() >= deadline:
+                    raise StreamError(f"transactional producer not initialised in {self.init_deadline_s:g} s: "
+                                      f"{exc}") from exc
+                log.warning("init_transactions unanswered; a new producer takes the id", extra={"error": str(exc)})
+                self._renew(deadline)
+        self._initialised = True
 
     def begin(self) -> None:
         if not self.open:
             self.init()
             self.producer.begin_transaction()
             self.open = True
+
+    def send_offsets(self, offsets: dict[Any, Any], membership: Any) -> None:
+        """The consumed offsets join the open transaction (with the group metadata: KIP-447)."""
+        self._call("send_offsets_to_transaction", lambda tm: tm.send_offsets_to_transaction(offsets, membership))
+
+    def commit(self) -> None:
+        """Commit the open transaction (``committed`` is the caller's to call after its steps)."""
+        self._call("commit_transaction", lambda tm: tm.begin_commit())
 
     def committed(self) -> None:
         self.open = False
@@ -104,8 +170,16 @@ class Transactions:
             return TransactionAborted(f"producer fenced: {type(cause).__name__}", fenced=True)
         if isinstance(cause, TransactionalIdAuthorizationFailedError):
             raise StreamError(f"transactional id not authorised: {cause}") from exc
+        if isinstance(exc, TransactionTimeout) or isinstance(cause, TransactionTimeout):
+            # the producer may have lost the request: its replacement's InitProducerId makes the
+            # broker finish the transaction (aborted, or committed if the commit had arrived)
+            metrics.TRANSACTIONS.labels(self.service, "aborted").inc()
+            log.warning("transactional call unanswered; a new producer takes the id and the broker finishes "
+                        "the transaction", extra={"error": str(cause)[:300]})
+            self.replace()
+            return TransactionAborted(f"transaction abandoned: {cause}"[:300], fenced=False)
         try:
-            self.producer.abort_transaction()
+            self._call("abort_transaction", lambda tm: tm.begin_abort())
             metrics.TRANSACTIONS.labels(self.service, "aborted").inc()
             log.warning("transaction aborted", extra={"error": f"{type(cause).__name__}: {cause}"[:300]})
         except FENCED:
@@ -113,17 +187,41 @@ class Transactions:
             log.warning("producer fenced by the broker while aborting; a new producer takes its id")
             self.replace()
             return TransactionAborted("producer fenced while aborting", fenced=True)
-        except KafkaError as abort_exc:    # fatal state: start over with a new producer
+        except (KafkaError, TransactionTimeout) as abort_exc:  # fatal state or no answer: a new producer
             log.warning("abort failed; a new producer takes the id", extra={"error": type(abort_exc).__name__})
             metrics.TRANSACTIONS.labels(self.service, "aborted").inc()
             self.replace()
         return TransactionAborted(f"transaction aborted: {type(cause).__name__}: {cause}"[:300], fenced=False)
 
     def replace(self) -> None:
-        try:
-            self.producer.close(timeout=5)
-        except Exception as exc:   # the fenced producer is discarded either way
-            log.info("closing the fenced producer failed", extra={"error": type(exc).__name__})
-        self.producer = self._make()
+        """A new producer with the same transactional id, initialised (which fences this one)."""
+        self._renew(time.monotonic() + self.init_deadline_s)
         self._initialised = False
         self.init()
+
+    def _renew(self, deadline: float) -> None:
+        """Discard the producer and make a new one; while no broker answers its bootstrap (the
+        constructor raises then), try again until ``deadline``, then ``StreamError``."""
+        self._discard()
+        while True:
+            try:
+                self.producer = self._make()
+                return
+            except KafkaError as exc:
+                if time.monotonic() >= deadline:
+                    raise StreamError(f"no broker for a new transactional producer: {exc}") from exc
+                log.warning("no broker for a new transactional producer yet; trying again",
+                            extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+                time.sleep(0.5)
+
+    def _discard(self) -> None:
+        """Stop the current producer without sending what it still holds (its transaction is
+        abandoned: whatever of it still reaches the broker carries the fenced epoch)."""
+        producer: Any = self.producer
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+        try:
+            producer.close(timeout=2)
+        except Exception as exc:   # discarded either way
+            log.info("closing the discarded producer failed", extra={"error": type(exc).__name__})
