@@ -119,3 +119,16 @@ def test_rules_of_one_evidence_group_count_once() -> None:
     assert fuse(p for p, _ in fired) < 70
     fired = evaluate_rules(rules, {"a": 1.0, "b": 1.0, "c": 1.0}, None)
     assert fuse(p for p, _ in fired) == pytest.approx(100 * (1 - 0.35 * 0.7))     # an independent signal fuses
+
+
+def test_a_number_record_written_before_burst_sms_migrates_with_it_at_zero() -> None:
+    older = L.NUMBER.older
+    assert older is not None and older.counters == L.NUMBER.counters[:-1] and older.size == L.NUMBER.size - 12
+    values = _number([sms_out(pid("old"), pid(f"o{i}"), T0 + i * MIN, url=True) for i in range(5)])
+    values[L.NUMBER.counter_at["burst_sms"]:L.NUMBER.counter_at["burst_sms"] + 3] = [0.0, 0.0, 0.0]
+    current = L.NUMBER.pack(values)
+    cut = L.NUMBER.counter_at["burst_sms"]
+    old = older.pack(values[:cut] + values[cut + 3:])                       # the same record, older layout
+    assert L.NUMBER.migrate(old) == current
+    assert L.NUMBER.migrate(old[:older.pre_tail_size]) == current[:L.NUMBER.pre_tail_size] + bytes(7)
+    assert L.NUMBER.migrate(old[:-1]) is None
