@@ -70,10 +70,12 @@ enum { CHG_NEW_OUT, CHG_KNOWN_OUT, CHG_CODES, CHG_LINKS, CHG_CELLS, CHG_RCPT_LO,
 #define LINE_STATE_MASK (FORWARDING_MASK | LINE_MASK)
 #define REBASE_MS (40LL * 300000LL)
 static const double TAU_5M = 300000.0, TAU_1H = 3600000.0, TAU_24H = 86400000.0;
+/* features.BURST_PRIOR: an SMS sent while the 5-minute SMS count already holds this is part of a run */
+static const double BURST_PRIOR = 0.9;
 
 /* number counters (x3 windows), in features.NUMBER.counters order */
 enum { N_SMS_OUT, N_SMS_IN, N_CALL_OUT, N_CALL_IN, N_URL, N_NEW_RCPT, N_NIGHT, N_SHORT, N_UNANS,
-       N_NEW_CELL, N_A2P, N_REPLY, N_COUNTERS };
+       N_NEW_CELL, N_A2P, N_REPLY, N_BURST, N_COUNTERS };
 /* device counters, in features.DEVICE.counters order */
 enum { D_OUT, D_NEW_IMSI, D_NEW_NUMBER, D_NEW_CELL, D_NEW_RCPT, D_CHANGE, D_URL, D_CALL, D_A2P, D_REPLY,
        D_IMSI_BACK, D_COUNTERS };
@@ -459,6 +461,8 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
     int is_out = str_is(role, "out"), is_in = !is_out && str_is(role, "in");
     if (is_out) {
         if (str_is(type, "sms")) {
+            /* the 5-minute count at this SMS's time, before it (features.apply_number) */
+            if (r->dv[CNT(N_SMS_OUT)] / w[0] >= BURST_PRIOR) add(r, CNT(N_BURST), w);
             add(r, CNT(N_SMS_OUT), w);
             int u = has_url(view);
             if (u < 0) FAIL;
@@ -684,7 +688,7 @@ enum {
     K_URL_SMS_5M, K_UNANS_5M, K_UNANS_24H, K_OBSERVED_H, K_SIM_CHANGE_RECENCY, K_DEVICE_CHANGE_RECENCY,
     K_SIM_NEWNESS, K_OFF_NET, K_ONE_WAY_24H, K_STRANGER_24H, K_NEW_CONTACTS_CHG, K_LINK_CONTACTS_CHG, K_CODES_CHG,
     K_NEW_AREA_CHG, K_CONTACTS_QUIET_CHG, K_TAKEOVER_EVIDENCE, K_FORWARDING_NEAR_CHG, K_RECYCLED_RECENT,
-    N_NUMBER_FEATURES,
+    K_PACED_24H, N_NUMBER_FEATURES,
     /* devices */
     K_OUT_5M = N_NUMBER_FEATURES, K_OUT_1H, K_OUT_24H, K_NEW_IMSIS_5M, K_NEW_IMSIS_1H, K_NEW_IMSIS_24H,
     K_NEW_NUMBERS_5M, K_NEW_NUMBERS_1H, K_NEW_NUMBERS_24H, K_D_NEW_RCPT_5M, K_D_URL_SMS_5M, K_D_URL_SMS_1H,
@@ -702,7 +706,7 @@ static const char *KEY_TEXT[N_KEYS] = {
     "observed_h", "sim_change_recency", "device_change_recency", "sim_newness", "off_net", "one_way_share_24h",
     "stranger_share_24h", "new_contacts_since_change", "link_contacts_since_change", "codes_since_change",
     "new_area_since_change", "contacts_quiet_since_change", "takeover_evidence", "forwarding_near_change",
-    "recycled_recent",
+    "recycled_recent", "paced_share_24h",
     "out_5m", "out_1h", "out_24h", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h", "new_numbers_5m",
     "new_numbers_1h", "new_numbers_24h", "new_recipients_5m", "url_sms_5m", "url_sms_1h", "calls_out_5m",
     "url_share_1h", "url_share_24h", "new_recipient_share_24h", "a2p_in_5m", "a2p_in_1h", "observed_h",
@@ -797,6 +801,9 @@ static PyObject *features(const rec_t *r, int is_number) {
         int64_t activated = r->iv[ACTIVATED_S];
         x[K_RECYCLED_RECENT] = (r->iv[EVICTED] & LINE_MASK) == LINE_RECYCLED && activated
                                && now_s - activated >= -60 && now_s - activated <= CHANGE_WINDOW_S ? 1.0 : 0.0;
+        /* derived._paced */
+        double bq = C(N_BURST, 2) / (C(N_SMS_OUT, 2) + 2.0);
+        x[K_PACED_24H] = 1.0 - (bq < 1.0 ? bq : 1.0);
     } else {
         first = N_NUMBER_FEATURES, last = N_KEYS;
         x[K_OUT_5M] = C(D_OUT, 0); x[K_OUT_1H] = C(D_OUT, 1); x[K_OUT_24H] = C(D_OUT, 2);
@@ -1010,9 +1017,9 @@ PyMODINIT_FUNC PyInit__fastcore(void) {
     if (!m) return NULL;
     /* what features.py checks before using this module */
     PyObject *sig = Py_BuildValue(
-        "{s:(s,(ssssssssssss),i,i,i),s:(s,(sssssssssss),i,i,i,i,i)}",
+        "{s:(s,(sssssssssssss),i,i,i),s:(s,(sssssssssss),i,i,i,i,i)}",
         "number", NUMBER_L.fmt, "sms_out", "sms_in", "call_out", "call_in", "url_out", "new_rcpt", "night_out",
-        "short_call", "unanswered", "new_cell", "a2p_in", "reply_in", N_RCPT_AT, N_CELL_AT, N_SKETCH_AT,
+        "short_call", "unanswered", "new_cell", "a2p_in", "reply_in", "burst_sms", N_RCPT_AT, N_CELL_AT, N_SKETCH_AT,
         "device", DEVICE_L.fmt, "out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out",
         "call_out", "a2p_in", "reply_in", "imsi_back", D_RCPT_AT, D_IMSI_AT, D_NUMBER_AT, D_CELL_AT, D_SKETCH_AT);
     if (!sig || PyModule_AddObject(m, "LAYOUT_SIGNATURE", sig) < 0) { Py_XDECREF(sig); Py_DECREF(m); return NULL; }

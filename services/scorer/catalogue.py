@@ -24,6 +24,12 @@ box's targets do not). ``imsi_back`` (devices) counts views whose IMSI was on th
 before and comes back after another IMSI was used: the SIMs of a household or a dual-SIM phone
 return, a farm's rotation does not; ``no_sim_return_24h`` is ``1 / (1 + imsi_back_24h)``.
 ``url_share_lb_24h`` of a device is the 95 % lower bound of its SMS link share, as for numbers.
+``burst_sms`` (numbers) counts SMS sent while the number's own 5-minute SMS count already held
+about one SMS (``features.BURST_PRIOR``): the second and later messages of a list sent in one go.
+``paced_share_24h`` is ``1 - min(1, burst_sms_24h / (sms_out_24h + 2))``: 1.0 when none of the
+day's SMS came in such a run. A throttled farm paces its messages (that is what keeps it under
+volume rules); one announcement texted to a club's list is a single run, judged by the burst
+rules, whose legitimacy evidence (replies) only arrives after the run.
 
 The ``since`` features (window ``change``) read the number's change tail (``layout.CHG_*``):
 what it did since its latest SIM swap, port-in or device change, for a day after it — calls and
@@ -53,7 +59,7 @@ WINDOW_NAMES = tuple(name for name, _ in WINDOWS)
 # record counters, each a forward-decayed count at every window (``layout`` slots, in this order)
 COUNTERS: dict[EntityKind, tuple[str, ...]] = {
     "number": ("sms_out", "sms_in", "call_out", "call_in", "url_out", "new_rcpt", "night_out", "short_call",
-               "unanswered", "new_cell", "a2p_in", "reply_in"),
+               "unanswered", "new_cell", "a2p_in", "reply_in", "burst_sms"),
     "device": ("out", "new_imsi", "new_number", "new_cell", "new_rcpt", "change", "url_out", "call_out", "a2p_in",
                "reply_in", "imsi_back"),
 }
@@ -124,6 +130,7 @@ _TABLE: dict[EntityKind, str] = {
     takeover_evidence           change  since     -
     forwarding_near_change      change  flag      -
     recycled_recent             now     flag      -
+    paced_share_24h           24h       share     -
 """,
     "device": """
     out_5m                    5m        count     out

@@ -41,7 +41,7 @@ _NUM = NUMBER.counter_at
 _N_SMS_OUT, _N_SMS_IN, _N_CALL_OUT, _N_CALL_IN = _NUM["sms_out"], _NUM["sms_in"], _NUM["call_out"], _NUM["call_in"]
 _N_URL, _N_NEW_RCPT, _N_NIGHT = _NUM["url_out"], _NUM["new_rcpt"], _NUM["night_out"]
 _N_SHORT, _N_UNANS, _N_NEW_CELL, _N_A2P = _NUM["short_call"], _NUM["unanswered"], _NUM["new_cell"], _NUM["a2p_in"]
-_N_REPLY = _NUM["reply_in"]
+_N_REPLY, _N_BURST = _NUM["reply_in"], _NUM["burst_sms"]
 _N_RCPT_SET, _N_CELL_SET = NUMBER.set_at["rcpt"], NUMBER.set_at["cell"]
 _DEV = DEVICE.counter_at
 _D_OUT, _D_NEW_IMSI, _D_NEW_NUMBER = _DEV["out"], _DEV["new_imsi"], _DEV["new_number"]
@@ -69,6 +69,11 @@ def _strangers(new: float, out: float) -> float:
 
 
 _Z95 = 1.959963984540054     # two-sided 95 % normal quantile
+
+
+def _paced(burst: float, sms: float) -> float:
+    """1 - the share of SMS sent in a run (two pseudo-messages): 1.0 for a number that never ran."""
+    return 1.0 - min(1.0, burst / (sms + 2.0))
 
 
 def _share_lower_bound(part: float, whole: float) -> float:
@@ -192,6 +197,7 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "takeover_evidence": _takeover_evidence,
         "forwarding_near_change": _forwarding_near_change,
         "recycled_recent": _recycled_recent,
+        "paced_share_24h": lambda v: _paced(v[_N_BURST + 2], v[_N_SMS_OUT + 2]),
     },
     "device": {
         "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),

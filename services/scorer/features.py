@@ -15,8 +15,10 @@ and the count at the entity's watermark ``L`` is ``stored * exp(-(L - B)/τ)``. 
 touches only its own counters (no decay pass over all of them), and the counts are
 *order-independent*: a late or out-of-order event adds exactly what it would have in order,
 however late it is; the grace period only bounds when an entity may be forgotten (``StateStore``
-TTL). ``B`` moves forward (rescaling the counters) once ``L - B`` exceeds 40 x 5 min, long
-before a float could overflow.
+TTL). One counter is not: ``burst_sms`` asks, when an SMS is applied, whether the 5-minute SMS
+count already held ``BURST_PRIOR``; for a late SMS that count includes the SMS sent after it, so
+out of order a run's messages can be counted one more or one fewer. ``B`` moves forward
+(rescaling the counters) once ``L - B`` exceeds 40 x 5 min, long before a float could overflow.
 
 Distinct sets (recipients, cells, IMSIs, numbers on a device) are kept exactly in small
 most-recently-used sets of 32-bit fingerprints of the pseudonyms (pseudonyms are HMAC outputs,
@@ -54,6 +56,7 @@ from services.scorer.derived import (
     _D_REPLY,
     _D_URL,
     _N_A2P,
+    _N_BURST,
     _N_CALL_IN,
     _N_CALL_OUT,
     _N_CELL_SET,
@@ -106,6 +109,9 @@ from services.scorer.layout import (
 from services.scorer.record import add, advance, fp32, fp64, known, remember, sketch_add
 
 _EXP = math.exp
+# an SMS counts in ``burst_sms`` when the number's 5-minute SMS count already holds this much before
+# it: another SMS within the last half minute, or several within minutes (a run sent in one go)
+BURST_PRIOR = 0.9
 _TAU_1H, _TAU_24H = TAUS[1], TAUS[2]
 
 
@@ -144,6 +150,9 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
     code = False
     if role == "out":
         if view.type == "sms":
+            # the 5-minute count at this SMS's time, before it (stored / weight: forward decay)
+            if values[_N_SMS_OUT] / weights[0] >= BURST_PRIOR:
+                add(values, _N_BURST, weights)
             add(values, _N_SMS_OUT, weights)
             if view.sms is not None and view.sms.has_url:
                 add(values, _N_URL, weights)

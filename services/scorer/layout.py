@@ -94,8 +94,11 @@ CHANGE_TAIL_FORMAT = "BBBBBBB"
 class Layout:
     """Where each part of an entity type's record sits in the unpacked list."""
 
-    def __init__(self, counters: tuple[str, ...], sets: tuple[tuple[str, int], ...], tail: str = "") -> None:
+    def __init__(self, counters: tuple[str, ...], sets: tuple[tuple[str, int], ...], tail: str = "",
+                 appended_counters: int = 0) -> None:
         self.counters = counters
+        # the layout before the last ``appended_counters`` counters were added (its records migrate)
+        self.older = Layout(counters[:-appended_counters], sets, tail) if appended_counters else None
         self.sets = sets
         fmt = "<" + HEADER_FORMAT + "f" * (len(counters) * N_WIN)
         for _, cap in sets:
@@ -141,16 +144,25 @@ class Layout:
         return LINK_TAIL.unpack_from(data, self.link_offset)  # type: ignore[return-value]
 
     def migrate(self, data: bytes) -> bytes | None:
-        """A record of this or an earlier layout (no link tail, no change tail) in this layout;
-        None otherwise. The missing tails are zeros (nothing known)."""
+        """A record of this or an earlier layout (no link tail, no change tail, fewer counters) in
+        this layout; None otherwise. What is missing is zeros (nothing known)."""
         if len(data) == self.size:
             return data
         if len(data) == self.pre_tail_size or len(data) == self.legacy_size:
             return data + bytes(self.size - len(data))
+        older = self.older
+        if older is not None:
+            record = older.migrate(data)
+            if record is not None:
+                values = older.unpack(record)
+                added = [0.0] * ((len(self.counters) - len(older.counters)) * N_WIN)
+                return self.pack(values[:older.counters_end] + added + values[older.counters_end:])
         return None
 
 
-NUMBER = Layout(counters=COUNTERS["number"], sets=(("rcpt", RCPT_CAP), ("cell", CELL_CAP)), tail=CHANGE_TAIL_FORMAT)
+# numbers: burst_sms was appended to the counters; records written before it migrate with it at 0
+NUMBER = Layout(counters=COUNTERS["number"], sets=(("rcpt", RCPT_CAP), ("cell", CELL_CAP)), tail=CHANGE_TAIL_FORMAT,
+                appended_counters=1)
 # a flagged device as the numbers' partition remembers it (from a broadcast link): LAST_MS = the
 # link's time, DEVICE_FP = the device's fingerprint, EPISODE_S = its alert episode, RISK_SCORE =
 # its score; CAMPAIGN_BITS = its campaign id's 64 bits (signed, 0 = none: the device's own then);

@@ -47,6 +47,9 @@ class Rule(_Strict):
     points: float = Field(ge=0, le=100)
     max_points: float = Field(ge=0, le=100)
     saturate: float = Field(4.0, gt=1.0)
+    # rules that read the same evidence (one group name) count it once: of the group's fired rules
+    # only the one with the most points fuses (noisy-OR assumes independent signals)
+    evidence: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
 
     @field_validator("when")
     @classmethod

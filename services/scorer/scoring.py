@@ -106,6 +106,7 @@ def evaluate_rules(rules: list[Rule], features: dict[str, float],
     conditions are then not tested a second time).
     """
     fired: list[tuple[float, Reason]] = []
+    groups: list[str | None] = []
     for rule in (rules if matched is None else [rules[i] for i in matched]):
         points = rule_points(rule, features) if matched is None else _held_points(rule, features)
         if points <= 0.0:
@@ -120,7 +121,19 @@ def evaluate_rules(rules: list[Rule], features: dict[str, float],
             code=rule.code, feature=feature, value=round(value, 3), window=window, rarity=rarity,
             text=f"{rule.code}: {_fmt(value)} {rule.label}{where}, {rarity}",
         )))
-    return fired
+        groups.append(rule.evidence)
+    return _once_per_evidence(fired, groups)
+
+
+def _once_per_evidence(fired: list[tuple[float, Reason]], groups: list[str | None]) -> list[tuple[float, Reason]]:
+    """Rules of one evidence group count once: all but the group's largest points keep their
+    reason (it explains the verdict) at 0 points."""
+    best: dict[str, int] = {}
+    for i, group in enumerate(groups):
+        if group is not None and (group not in best or fired[i][0] > fired[best[group]][0]):
+            best[group] = i
+    return [(points if group is None or best[group] == i else 0.0, reason)
+            for i, ((points, reason), group) in enumerate(zip(fired, groups, strict=True))]
 
 
 def model_points(policy: Policy, tail: float) -> float:

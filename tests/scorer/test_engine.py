@@ -27,7 +27,11 @@ def engine() -> PartitionScorer:
 
 
 def blast(number: str, start: int, n: int = 120, gap_ms: int = 1500) -> list[View]:
-    return [sms_out(number, pid(f"victim{number}{i}"), start + i * gap_ms, url=True, n=i) for i in range(n)]
+    """A farm SIM's blast: activated ten minutes before it texts links to ``n`` strangers in a run
+    (a run of link SMS alone stays medium — an organiser's announcement looks the same while it is
+    sent; the fresh SIM is the farm's second signal, policy: evidence group spread)."""
+    return [sim_change(number, start - 10 * MIN, change="activation"),
+            *(sms_out(number, pid(f"victim{number}{i}"), start + i * gap_ms, url=True, n=i) for i in range(n))]
 
 
 def run(eng: PartitionScorer, views: list[View]) -> list[EngineOutput]:
@@ -176,8 +180,10 @@ def test_flags_expire_and_idle_entities_are_forgotten() -> None:
     run(eng, blast(farm, T0))
     ttl = eng.policy.ttl_ms
     # flags last at most 7 days (critical): 8 days later the flag is expired, the state still kept
+    # (the farm SIM's activation date stays for CAMARA, so its Risk is rewritten, unflagged)
     out = eng.process(sms_out(bystander, pid("x"), T0 + 8 * 24 * 60 * MIN))
-    assert ("number", farm) in out.tombstones
+    cleared = [r for r in out.risk_updates if r.entity == farm]
+    assert cleared and cleared[0].level == "none" and cleared[0].score == 0
     assert eng.features_of("number", farm) is not None
     out = eng.process(sms_out(bystander, pid("x"), T0 + ttl + 60 * MIN))
     assert eng.features_of("number", farm) is None

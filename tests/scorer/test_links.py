@@ -87,7 +87,8 @@ def test_link_alerts_once_with_a_deterministic_id_and_flags_the_number() -> None
 def test_own_alerts_do_not_depend_on_when_a_link_arrives() -> None:
     link = links_of(farm_phone(engine(), pid("farm-phone3")))[0]
     number = link.number
-    own = blast(number, T0 + 5 * MIN, n=120)
+    # the number's own alert: link SMS to strangers, paced (SLOW_LINK_SPREAD; a run alone stays medium)
+    own = [sms_out(number, pid(f"victim{i}"), T0 + 5 * MIN + i * 10 * MIN, url=True, n=i) for i in range(8)]
     link_first, link_last = engine(), engine()
     out_a = [link_first.apply_link(link), *run(link_first, own)]
     out_b = [*run(link_last, own), link_last.apply_link(link)]

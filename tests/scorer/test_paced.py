@@ -1,0 +1,134 @@
+"""Number-side legitimacy evidence: a list texted in one go is a run, not a slow spread; a number
+whose never-contacted recipients answer it after a SIM swap is not a takeover."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.pseudonym import Pseudonymizer, parse_key
+from services.scorer import features as F
+from services.scorer import layout as L
+from services.scorer.partition import PartitionScorer
+from tests.conftest import TEST_PSEUDONYM_KEY
+from tests.scorer.helpers import MIN, T0, pid, sim_change, sms_in, sms_out
+
+PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
+
+
+def _number(views: list) -> list[float]:
+    values = L.NUMBER.empty()
+    for view in views:
+        F.apply_number(values, view, is_night=False, short_call_s=10.0)
+    return values
+
+
+def test_a_run_of_sms_is_not_paced_and_a_trickle_is() -> None:
+    me = pid("paced")
+    # an announcement to 20 members, one every 5 s: every SMS after the first is part of the run
+    run = F.number_features(_number([sms_out(me, pid(f"m{i}"), T0 + i * 5_000, url=True) for i in range(20)]))
+    assert run["paced_share_24h"] == pytest.approx(1.0 - 19 / 22, abs=0.01)
+    # the same 20 SMS ten minutes apart: none is
+    trickle = F.number_features(_number([sms_out(me, pid(f"t{i}"), T0 + i * 10 * MIN, url=True) for i in range(20)]))
+    assert trickle["paced_share_24h"] == 1.0
+    assert F.number_features(L.NUMBER.empty())["paced_share_24h"] == 1.0     # no SMS: nothing ran
+
+
+def test_the_compiled_update_counts_runs_as_the_python_does() -> None:
+    if F.COMPILED_APPLY is None:
+        pytest.fail("the C twin is not built (pip install -e .): its parity is what this test checks")
+    me = pid("parity-run")
+    views = [sms_out(me, pid(f"p{i}"), T0 + (i * 7_000 if i < 12 else 12 * 7_000 + (i - 11) * 9 * MIN), url=i % 2 == 0)
+             for i in range(30)]
+    feats = []
+    for apply in (F.COMPILED_APPLY, F.apply_view):
+        packed: bytes | None = None
+        for offset, view in enumerate(views):
+            result = apply(True, packed, view, offset, False, 10.0, frozenset(), 0.0, frozenset(), True)
+            assert result is not None and result[0] == 2
+            packed = L.NUMBER.pack(result[1])
+        feats.append(result[5])
+    compiled, reference = feats
+    assert compiled == reference
+    assert 0.4 < compiled["paced_share_24h"] < 0.8          # 11 of 30 in the run, the rest paced
+
+
+def _alert_codes(outputs: list) -> list[str]:
+    return [r.code for o in outputs for a in o.alerts for r in a.reasons]
+
+
+def test_an_announcement_to_a_list_is_not_a_slow_link_spread() -> None:
+    # an organiser texts a link to 60 members in one go: a run (SMS_BLAST, HIGH_RECIPIENT_DIVERSITY:
+    # one piece of evidence, counted once, below the alert level), not a slow spread
+    eng = PartitionScorer.default(PSEUDO)
+    organiser = pid("organiser")
+    outs = [eng.process(sms_out(organiser, pid(f"member{i}"), T0 + i * 5_000, url=True, n=i)) for i in range(60)]
+    assert not _alert_codes(outs)
+    assert 65 <= max(o.score for o in outs) < 70
+    fired = {r.code for o in outs if o.risk is not None for r in o.risk.reasons}
+    assert "SMS_BLAST" in fired and "SLOW_LINK_SPREAD" not in fired
+
+
+def test_a_run_from_a_fresh_sim_alerts() -> None:
+    # the same run from a SIM activated ten minutes before: the fresh SIM is the second signal
+    eng = PartitionScorer.default(PSEUDO)
+    fresh = pid("fresh-sim")
+    outs = [eng.process(sim_change(fresh, T0 - 10 * MIN, change="activation"))]
+    outs += [eng.process(sms_out(fresh, pid(f"target{i}"), T0 + i * 5_000, url=True, n=i)) for i in range(60)]
+    codes = _alert_codes(outs)
+    assert codes and codes[0] in {"SMS_BLAST", "HIGH_RECIPIENT_DIVERSITY"} and "FRESH_SIM_ACTIVITY" in codes
+
+
+def test_a_paced_spread_of_links_to_strangers_still_alerts() -> None:
+    # the control: a farm SIM's link SMS to strangers, one every ten minutes, alerts by SLOW_LINK_SPREAD
+    eng = PartitionScorer.default(PSEUDO)
+    farm = pid("farm-sim")
+    outs = [eng.process(sms_out(farm, pid(f"victim{i}"), T0 + i * 10 * MIN, url=True, n=i)) for i in range(8)]
+    codes = _alert_codes(outs)
+    assert codes and codes[0] == "SLOW_LINK_SPREAD"
+    assert not outs[5].alerts and outs[6].alerts                       # at the 7th recipient
+
+
+def _after_swap(eng: PartitionScorer, me: str, *, answered: bool) -> list:
+    outs = [eng.process(sms_out(me, pid(f"friend{me}{i}"), T0 + i * MIN, n=i)) for i in range(3)]
+    outs.append(eng.process(sim_change(me, T0 + 10 * MIN)))
+    t = T0 + 20 * MIN
+    for i in range(16):
+        outs.append(eng.process(sms_out(me, pid(f"group{me}{i}"), t + i * 20_000, n=100 + i)))
+        if answered:
+            outs += [eng.process(sms_in(me, pid(f"group{me}{j}"), t + i * 20_000 + 5_000 + j)) for j in (i, i + 1)]
+    return outs
+
+
+def test_a_swapped_owner_whose_new_contacts_answer_is_not_a_takeover() -> None:
+    # after a SIM swap an owner posts to a group chat of 16: never-contacted numbers, but they
+    # text back (more in than out); the same posts unanswered alert as ACCOUNT_TAKEOVER_STRANGERS
+    eng = PartitionScorer.default(PSEUDO)
+    assert "ACCOUNT_TAKEOVER_STRANGERS" not in _alert_codes(_after_swap(eng, pid("owner"), answered=True))
+    assert "ACCOUNT_TAKEOVER_STRANGERS" in _alert_codes(_after_swap(eng, pid("thief"), answered=False))
+
+
+def test_rules_of_one_evidence_group_count_once() -> None:
+    from services.scorer.policy import Rule
+    from services.scorer.scoring import evaluate_rules, fuse
+
+    rules = [Rule(code="RUN", label="run", when={"a": 1.0}, points=65, max_points=65, evidence="spread"),
+             Rule(code="WIDE", label="wide", when={"b": 1.0}, points=60, max_points=60, evidence="spread"),
+             Rule(code="FRESH", label="fresh", when={"c": 1.0}, points=30, max_points=30)]
+    fired = evaluate_rules(rules, {"a": 1.0, "b": 1.0}, None)
+    assert [(p, r.code) for p, r in fired] == [(65, "RUN"), (0.0, "WIDE")]       # the reason stays
+    assert fuse(p for p, _ in fired) < 70
+    fired = evaluate_rules(rules, {"a": 1.0, "b": 1.0, "c": 1.0}, None)
+    assert fuse(p for p, _ in fired) == pytest.approx(100 * (1 - 0.35 * 0.7))     # an independent signal fuses
+
+
+def test_a_number_record_written_before_burst_sms_migrates_with_it_at_zero() -> None:
+    older = L.NUMBER.older
+    assert older is not None and older.counters == L.NUMBER.counters[:-1] and older.size == L.NUMBER.size - 12
+    values = _number([sms_out(pid("old"), pid(f"o{i}"), T0 + i * MIN, url=True) for i in range(5)])
+    values[L.NUMBER.counter_at["burst_sms"]:L.NUMBER.counter_at["burst_sms"] + 3] = [0.0, 0.0, 0.0]
+    current = L.NUMBER.pack(values)
+    cut = L.NUMBER.counter_at["burst_sms"]
+    old = older.pack(values[:cut] + values[cut + 3:])                       # the same record, older layout
+    assert L.NUMBER.migrate(old) == current
+    assert L.NUMBER.migrate(old[:older.pre_tail_size]) == current[:L.NUMBER.pre_tail_size] + bytes(7)
+    assert L.NUMBER.migrate(old[:-1]) is None
