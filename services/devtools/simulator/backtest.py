@@ -221,7 +221,7 @@ def replay(events_path: Path, engine: Engine, pseudonymizer: Pseudonymizer, trut
                     if (view.entity_type == "number" and view.subscriber and view.number_kind == "e164"
                             and view.entity not in truth_numbers):
                         result.warmup_normal_numbers.add(view.entity)
-                    _warm(result, engine, view, label, cold_fh, min_level)
+                    _warm(result, engine, view, label, cold_fh=cold_fh, min_level=min_level)
                     continue
                 result.views += 1
                 if result.first_ms is None or view.occurred_ms < result.first_ms:
@@ -240,12 +240,13 @@ def replay(events_path: Path, engine: Engine, pseudonymizer: Pseudonymizer, trut
                 for out in outputs:
                     _record(result, out, label, alerts_fh)
                     if result.cold_flagged and level_of is not None:
-                        _carry_over(result, out, level_of(out.score), view.occurred_ms, min_level, truth_keys)
+                        _carry_over(result, out, level_of(out.score), view.occurred_ms, min_level=min_level,
+                                    truth_keys=truth_keys)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _warm(result: Replay, engine: Engine, view: View, label: dict[EntityKey, str], cold_fh: IO[bytes],
+def _warm(result: Replay, engine: Engine, view: View, label: dict[EntityKey, str], *, cold_fh: IO[bytes],
           min_level: str) -> None:
     """Score a warm-up view: its alerts go to the cold start, nothing else is counted."""
     output = engine.process(view)
@@ -265,7 +266,7 @@ def _warm(result: Replay, engine: Engine, view: View, label: dict[EntityKey, str
             cold_fh.write(orjson.dumps(record) + b"\n")
 
 
-def _carry_over(result: Replay, output: EngineOutputLike, level: str, at_ms: int, min_level: str,
+def _carry_over(result: Replay, output: EngineOutputLike, level: str, at_ms: int, *, min_level: str,
                 truth_keys: set[EntityKey]) -> None:
     """A normal entity alerted in the warm-up and still at the alert level in the evaluated window
     is flagged there too (its episode carries on, so no new alert is raised): count it as an

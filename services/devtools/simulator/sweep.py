@@ -264,9 +264,9 @@ def write_reports(out: Path, doc: dict[str, Any]) -> None:
     if colds:
         md += ["## Cold start (warm-up, not counted above)\n",
                "Alerts at or above the threshold raised during the warm-up on normal entities: what a "
-               "deployment raises on its first day from empty state (docs/deployment.md: run a new deployment in "
-               "shadow mode for its first day). Carried over = of these, still flagged in the evaluated window "
-               "and so counted there as false alarms.\n",
+               "deployment raises on its first day from empty state; docs/detection.md (\"Warm-up and cold start\") "
+               "says how to run a new deployment's first day without partners. Carried over = of these, still "
+               "flagged in the evaluated window and so counted there as false alarms.\n",
                "| seed | warm-up h | false-alarm entities | FA /100k/day | carried over | by type | top reasons |",
                "|---|---|---|---|---|---|---|"]
         for seed, c in colds:
@@ -275,9 +275,9 @@ def write_reports(out: Path, doc: dict[str, Any]) -> None:
             md.append(f"| {seed} | {c['warmup_hours']:.1f} | {c['false_alarm_entities']} | "
                       f"{_f(c['false_alarms_per_100k_per_day'], 'false_alarms')} | {c['carried_over']} | {types} | "
                       f"{reasons} |")
-        worst = max(colds, key=lambda sc: sc[1]["false_alarms_per_100k_per_day"])
-        md.append(f"\nWorst cold start: {_f(worst[1]['false_alarms_per_100k_per_day'], 'false_alarms')} false "
-                  f"alarms /100k/day (seed {worst[0]}).\n")
+        cold_seed, cold = max(colds, key=lambda sc: sc[1]["false_alarms_per_100k_per_day"])
+        md.append(f"\nWorst cold start: {_f(cold['false_alarms_per_100k_per_day'], 'false_alarms')} false "
+                  f"alarms /100k/day (seed {cold_seed}).\n")
     md.append("## Worlds\n")
     md.append("| seed | events | precision | FA /100k/day | recall | ROC AUC | wall s |")
     md.append("|---|---|---|---|---|---|---|")

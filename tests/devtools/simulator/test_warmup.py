@@ -135,8 +135,9 @@ def test_warmup_alerts_are_the_cold_start_and_not_in_the_evaluated_metrics(warm_
     # evaluated window from world.json: the four cold alerts are the cold start
     out = tmp_path / "warm"
     evaluation = run_backtest(warm_dir / "events.jsonl", warm_dir / "truth.jsonl", out,
-                              engine=ColdEngine(pseudo, sticky, brief), pseudonymizer=pseudo, quiet=True, report=False)
+                              engine=ColdEngine(pseudo, sticky, brief), pseudonymizer=pseudo, quiet=True)
     metrics = evaluation.metrics
+    assert "Cold start (warm-up, not in the metrics above)" in (out / "report.html").read_text()
     cold = metrics["cold_start"]
     assert isinstance(cold, dict)
     assert cold["evaluated_from_ms"] == start_ms and 11.5 < cold["warmup_hours"] <= 12
