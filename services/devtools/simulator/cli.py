@@ -35,7 +35,7 @@ from services.devtools.simulator.generate import (
     truth_lines,
 )
 from services.devtools.simulator.params import WORLDS
-from services.devtools.simulator.timeline import DEFAULT_START, parse_duration, parse_start
+from services.devtools.simulator.timeline import DEFAULT_START, parse_duration, parse_start, parse_warmup
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random: world parameters drawn from the seed (default); fixed: the reference world")
     p.add_argument("--start", default=DEFAULT_START,
                    help=f"event time of the run start, RFC 3339 (default {DEFAULT_START}); 'now' = wall clock")
+    p.add_argument("--warmup", default="0",
+                   help="normal life only, before --start: fills the scorer's state before the evaluated run "
+                        "(e.g. 24h; default 0 = none). Fraud happens only from --start on")
     p.add_argument("--out", required=True, type=Path, help="output directory (events.jsonl, truth.jsonl)")
     p.add_argument("--to-kafka", metavar="BOOTSTRAP", help="stream live into the raw topic instead of a file")
     p.add_argument("--rate", type=float, default=1000.0,
@@ -79,7 +82,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     start_ms -= start_ms % 1000
     return SimConfig(subscribers=args.subscribers, duration_ms=parse_duration(args.duration), seed=args.seed,
                      start_ms=start_ms, scenarios=_scenarios(args.scenarios), intensity=args.intensity,
-                     world=args.world)
+                     world=args.world, warmup_ms=parse_warmup(args.warmup))
 
 
 def run_simulation(config: SimConfig, quiet: bool) -> Simulation:

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import orjson
 
 from services.devtools.simulator import catalog
+from services.devtools.simulator.exceptions import SimulatorError
 from services.devtools.simulator.negatives import hard_negatives
 from services.devtools.simulator.normal import normal_life
 from services.devtools.simulator.params import WorldParams, world_params
@@ -50,6 +51,9 @@ class SimConfig:
     scenarios: tuple[str, ...] = catalog.SCENARIOS
     intensity: float = 1.0
     world: str = "fixed"      # "random": parameters drawn from the seed; "fixed": the reference world
+    # normal life only, in [start_ms - warmup_ms, start_ms): fills the scorer's windows and state
+    # before the evaluated run [start_ms, start_ms + duration_ms), where all fraud happens
+    warmup_ms: int = 0
 
 
 @dataclass
@@ -142,16 +146,22 @@ def _start_at_first_act(scene: Scene, world: World, tl: Timeline) -> None:
 
 def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
     say = progress or (lambda _msg: None)
+    if config.warmup_ms < 0:
+        raise SimulatorError(f"warm-up {config.warmup_ms} ms is negative")
+    # the evaluated run: every fraud scenario and its truth window lie inside it
     tl = Timeline(config.start_ms, config.duration_ms)
+    # normal life (and hard negatives) span the warm-up too
+    life = Timeline(config.start_ms - config.warmup_ms, config.duration_ms + config.warmup_ms) \
+        if config.warmup_ms else tl
     params = world_params(config.world, config.seed)
     world = World(_rng(config.seed, 0))
     world.build_cells(max(40, config.subscribers // 150))
     say("population")
     pop = build_population(world, config.subscribers, _rng(config.seed, 1), params)
     say("normal life")
-    normal = normal_life(world, tl, pop, _rng(config.seed, 2), config.subscribers)
+    normal = normal_life(world, life, pop, _rng(config.seed, 2), config.subscribers)
     if params.random:
-        normal.extend(hard_negatives(world, tl, pop, [_rng(config.seed, 20 + k) for k in range(5)],
+        normal.extend(hard_negatives(world, life, pop, [_rng(config.seed, 20 + k) for k in range(5)],
                                      config.subscribers))
     ctx = make_context(world, tl, pop, config.subscribers)
     fraud = Scene()
@@ -171,8 +181,11 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
     say("ordering")
     silences = Scene(silence_after=normal.silence_after + fraud.silence_after,
                      silence_before=normal.silence_before + fraud.silence_before)
-    events = concat([_drop_silenced(concat(normal.batches), world, silences), concat(fraud.batches)])
-    inside = (events.t >= tl.start_ms) & (events.t < tl.end_ms)
+    fraud_events = concat(fraud.batches)
+    # fraud is not pre-warmed: no scenario event falls in the warm-up
+    fraud_events = take(fraud_events, (fraud_events.t >= tl.start_ms) & (fraud_events.t < tl.end_ms))
+    events = concat([_drop_silenced(concat(normal.batches), world, silences), fraud_events])
+    inside = (events.t >= life.start_ms) & (events.t < life.end_ms)
     events = take(events, inside)
     events = take(events, np.argsort(events.t, kind="stable"))
 
@@ -194,8 +207,10 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> Simulation:
     cell = np.where(events.cell >= 0, events.cell, cell).astype(np.int32)
     truth = sorted(fraud.truth, key=lambda tr: (catalog.SCENARIOS.index(tr.scenario), tr.start_ms, tr.entity_type,
                                                  tr.identifier))
-    present = {"number": set(np.unique(np.concatenate([events.a, events.b])).tolist()),
-               "device": set(np.unique(np.concatenate([imei, events.sim_imei])).tolist())}
+    # hard negatives are measured on the evaluated run: those with traffic in it
+    evaluated = events.t >= tl.start_ms
+    present = {"number": set(np.unique(np.concatenate([events.a[evaluated], events.b[evaluated]])).tolist()),
+               "device": set(np.unique(np.concatenate([imei[evaluated], events.sim_imei[evaluated]])).tolist())}
     return Simulation(config, world, events, operator, imei, imsi, cell, truth, params,
                       _negatives(normal.negatives, fraud.truth, world, present))
 
@@ -346,6 +361,7 @@ def params_line(sim: Simulation) -> bytes:
     params = sim.params or world_params(sim.config.world, sim.config.seed)
     return orjson.dumps({"world": params.to_json(), "subscribers": sim.config.subscribers,
                          "duration_ms": sim.config.duration_ms, "seed": sim.config.seed,
+                         "warmup_ms": sim.config.warmup_ms, "evaluated_from": iso(sim.config.start_ms),
                          "intensity": sim.config.intensity, "scenarios": list(sim.config.scenarios)},
                         option=orjson.OPT_INDENT_2)
 

@@ -203,6 +203,23 @@ def _hard_negatives_html(metrics: dict[str, object], min_level: str) -> str:
             f"<th>reasons (flagged)</th></tr>{rows}</table>")
 
 
+def _cold_start_html(metrics: dict[str, object]) -> str:
+    cold = metrics.get("cold_start")
+    if not isinstance(cold, dict):
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in (
+        ("warm-up (h)", f"{cold['warmup_hours']:.1f}"), ("views scored", _fmt(cold["views"])),
+        ("alerts (all levels)", _fmt(cold["alerts"])), ("false-alarm entities", _fmt(cold["false_alarm_entities"])),
+        ("false alarms per 100k per day", _fmt(cold["false_alarms_per_100k_per_day"], "per_100k")),
+        ("still flagged after it (counted above)", _fmt(cold["carried_over"])),
+        ("reasons", ", ".join(f"{k} {v}" for k, v in cold["false_alarm_reasons"].items()) or "–")))
+    return ("<h2>Cold start (warm-up, not in the metrics above)</h2><p>Events before the evaluated window "
+            "were scored to warm the scorer's state up and are counted nowhere above; what it raised then, "
+            "from empty state, is what a fresh deployment raises on its first day "
+            "(<code>cold_start_alerts.jsonl</code>).</p>"
+            f"<table>{rows}</table>")
+
+
 def write_report(out_dir: Path, evaluation: Evaluation, *, truth: list[TruthEntity], alerts: list[AlertPoint],
                  max_scores: Mapping[EntityKey, float], info: RunInfo) -> Path:
     truth_keys = {t.key for t in truth}
@@ -268,6 +285,7 @@ detect 0 when an alert flagged it within the alert cooldown before its first act
 first act up to its detecting alert; an undetected entity counts all of them.</p>
 <table><tr><th>scenario</th>{heads}<th>flagged before start</th></tr>{rows}</table>
 {_hard_negatives_html(m, info.min_level)}
+{_cold_start_html(m)}
 {campaign_html}
 <h2>Score distributions</h2><img src="scores.png" alt="score distributions">
 <h2>Time to detect</h2><img src="ttd.png" alt="time to detect per scenario">

@@ -7,6 +7,12 @@ network (``--world random``, docs/simulator.md). A world is generated to files, 
 through ingest and the scorer exactly as ``fraudradar backtest`` does, and its raw events are
 deleted afterwards unless ``--keep-events``. Worlds run in ``--jobs`` worker processes.
 
+``--warmup`` (default 24h): each world first lives that long without fraud; the scorer processes
+it from empty state and its alerts are reported apart as the cold start; every metric counts the
+``--duration`` after it only. A deployment has been running for weeks when it matters, so its
+24 h windows are full and its SIMs have been seen returning: 24 h is the scorer's longest feature
+window, the shortest warm-up after which every windowed feature holds a full day.
+
 Outputs in ``R``: ``sweep.json`` (every world's drawn parameters and metrics, and per metric the
 worst world and the distribution over worlds), ``sweep.md`` and ``report.html`` with plots, and
 ``worlds/seed-N/`` (truth, world.json, metrics.json, alerts.jsonl of each world).
@@ -30,7 +36,9 @@ from services.common.records import LEVELS
 from services.devtools.simulator import catalog
 from services.devtools.simulator.exceptions import SimulatorError
 from services.devtools.simulator.params import WORLDS
-from services.devtools.simulator.timeline import DEFAULT_START, parse_duration, parse_start
+from services.devtools.simulator.timeline import DEFAULT_START, parse_duration, parse_start, parse_warmup
+
+DEFAULT_WARMUP = "24h"
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class WorldJob:
     out: Path
     keep_events: bool
     policy: Path | None = None      # scorer policy file (None: the shipped one)
+    warmup_ms: int = 0              # normal life before the evaluated run (SimConfig.warmup_ms)
 
 
 def run_world(job: WorldJob) -> dict[str, Any]:
@@ -55,7 +64,7 @@ def run_world(job: WorldJob) -> dict[str, Any]:
 
     started = time.perf_counter()
     config = SimConfig(subscribers=job.subscribers, duration_ms=job.duration_ms, seed=job.seed,
-                       start_ms=job.start_ms, intensity=job.intensity, world=job.world)
+                       start_ms=job.start_ms, intensity=job.intensity, world=job.world, warmup_ms=job.warmup_ms)
     sim = simulate(config)
     job.out.mkdir(parents=True, exist_ok=True)
     write_files(sim, job.out, quiet=True)
@@ -217,9 +226,18 @@ def write_reports(out: Path, doc: dict[str, Any]) -> None:
     plots = write_plots(out, summary)
     cfg = doc["config"]
     seeds = ", ".join(str(w["seed"]) for w in doc["worlds"])
+    warmup = cfg.get("warmup", "0")
+    warm_text = (f"Each world first lives {warmup} of normal life (no fraud) that the scorer processes from "
+                 "empty state, as a deployment that has been running; every metric below counts only the "
+                 f"{cfg['duration']} evaluated after it, and the alerts raised during the warm-up are reported "
+                 "apart as the cold start (what a fresh deployment raises on its first day). "
+                 if warmup != "0" else
+                 "No warm-up: the scorer starts with empty state at the start of the evaluated run, so the "
+                 "metrics include the cold start of a fresh deployment. ")
     caveat = (f"What this is: {len(doc['worlds'])} simulated worlds of {cfg['subscribers']} subscribers × "
-              f"{cfg['duration']} (`--world {cfg['world']}`, seeds {seeds}), "
-              "each with its parameters drawn from the ranges in docs/simulator.md (every world's drawn "
+              f"{cfg['duration']} (`--world {cfg['world']}`, `--warmup {warmup}`, seeds {seeds}). {warm_text}"
+              "Each world has "
+              "its parameters drawn from the ranges in docs/simulator.md (every world's drawn "
               "parameters are in sweep.json). It measures the detector against the simulator's model of "
               "normal life and fraud: it cannot tell how the detector does on a real network's traffic, on "
               "fraud the simulator does not model, or on classes of legitimate traffic it does not generate. "
@@ -242,6 +260,24 @@ def write_reports(out: Path, doc: dict[str, Any]) -> None:
                   f"{worst} | {reasons} |")
     u = summary["unlabelled_false_alarms"]
     md.append(f"\nFalse alarms on normal entities outside every class: {u['total']} in {u['worlds']} worlds.\n")
+    colds = [(w["seed"], w["metrics"]["cold_start"]) for w in doc["worlds"] if "cold_start" in w["metrics"]]
+    if colds:
+        md += ["## Cold start (warm-up, not counted above)\n",
+               "Alerts at or above the threshold raised during the warm-up on normal entities: what a "
+               "deployment raises on its first day from empty state; docs/detection.md (\"Warm-up and cold start\") "
+               "says how to run a new deployment's first day without partners. Carried over = of these, still "
+               "flagged in the evaluated window and so counted there as false alarms.\n",
+               "| seed | warm-up h | false-alarm entities | FA /100k/day | carried over | by type | top reasons |",
+               "|---|---|---|---|---|---|---|"]
+        for seed, c in colds:
+            types = ", ".join(f"{k} {v}" for k, v in c["false_alarms_by_type"].items()) or "–"
+            reasons = ", ".join(f"{k} {v}" for k, v in list(c["false_alarm_reasons"].items())[:4]) or "–"
+            md.append(f"| {seed} | {c['warmup_hours']:.1f} | {c['false_alarm_entities']} | "
+                      f"{_f(c['false_alarms_per_100k_per_day'], 'false_alarms')} | {c['carried_over']} | {types} | "
+                      f"{reasons} |")
+        cold_seed, cold = max(colds, key=lambda sc: sc[1]["false_alarms_per_100k_per_day"])
+        md.append(f"\nWorst cold start: {_f(cold['false_alarms_per_100k_per_day'], 'false_alarms')} false "
+                  f"alarms /100k/day (seed {cold_seed}).\n")
     md.append("## Worlds\n")
     md.append("| seed | events | precision | FA /100k/day | recall | ROC AUC | wall s |")
     md.append("|---|---|---|---|---|---|---|")
@@ -301,12 +337,14 @@ def _markdown_to_html(md: str) -> str:
 
 def run_sweep(out: Path, seeds: list[int], *, subscribers: int, duration: str, world: str = "random",
               jobs: int = 1, intensity: float = 1.0, min_level: str = "high", start: str = DEFAULT_START,
-              keep_events: bool = False, quiet: bool = False, policy: Path | None = None) -> dict[str, Any]:
+              keep_events: bool = False, quiet: bool = False, policy: Path | None = None,
+              warmup: str = DEFAULT_WARMUP) -> dict[str, Any]:
     duration_ms = parse_duration(duration)
+    warmup_ms = parse_warmup(warmup)
     start_ms = parse_start(start)
     out.mkdir(parents=True, exist_ok=True)
     todo = [WorldJob(seed, subscribers, duration_ms, start_ms, world, intensity, min_level,
-                     out / "worlds" / f"seed-{seed}", keep_events, policy) for seed in seeds]
+                     out / "worlds" / f"seed-{seed}", keep_events, policy, warmup_ms) for seed in seeds]
     results: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
     with tqdm(total=len(todo), desc="sweep", unit="world", disable=quiet, file=sys.stderr) as bar:
@@ -330,7 +368,8 @@ def run_sweep(out: Path, seeds: list[int], *, subscribers: int, duration: str, w
     worlds = [results[s] for s in seeds]
     doc = {
         "config": {"worlds": len(seeds), "seeds": seeds, "subscribers": subscribers, "duration": duration,
-                   "world": world, "intensity": intensity, "min_level": min_level, "start": start, "jobs": jobs},
+                   "world": world, "intensity": intensity, "min_level": min_level, "start": start, "jobs": jobs,
+                   "warmup": warmup},
         "model_versions": ", ".join(sorted({str(w["metrics"].get("model_version")) for w in worlds})),
         "seconds": time.perf_counter() - started,
         "summary": summarise(worlds),
@@ -354,6 +393,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--intensity", type=float, default=1.0, help="fraud strength (world draws multiply it)")
     p.add_argument("--min-level", default="high", choices=LEVELS[1:], help="alerts at or above count (default high)")
     p.add_argument("--policy", type=Path, default=None, help="scorer policy file (default: the shipped one)")
+    p.add_argument("--warmup", default=DEFAULT_WARMUP,
+                   help=f"normal life the scorer processes before each evaluated run, reported apart as the cold "
+                        f"start (default {DEFAULT_WARMUP}: the scorer's longest feature windows are 24 h; 0 = none)")
     p.add_argument("--keep-events", action="store_true", help="keep each world's events.jsonl")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -373,7 +415,7 @@ def main(argv: list[str]) -> int:
             raise SimulatorError("--jobs must be at least 1")
         doc = run_sweep(args.out, seeds, subscribers=args.subscribers, duration=args.duration, world=args.world,
                         jobs=args.jobs, intensity=args.intensity, min_level=args.min_level,
-                        keep_events=args.keep_events, quiet=args.quiet,
+                        keep_events=args.keep_events, quiet=args.quiet, warmup=args.warmup,
                         policy=args.policy.resolve() if args.policy else None)
     except (SimulatorError, ValueError) as exc:
         print(f"fraudradar backtest-sweep: {exc}", file=sys.stderr)

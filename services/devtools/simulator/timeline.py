@@ -50,6 +50,11 @@ def parse_duration(text: str) -> int:
     return ms
 
 
+def parse_warmup(text: str) -> int:
+    """A warm-up length: ``"0"`` (none) or a duration as ``parse_duration`` reads it."""
+    return 0 if text.strip() == "0" else parse_duration(text)
+
+
 def parse_start(text: str) -> int:
     """An RFC 3339 time with offset (or ``Z``) → epoch ms."""
     try:

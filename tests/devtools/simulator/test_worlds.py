@@ -160,7 +160,7 @@ def test_sweep_end_to_end_reports_the_worst_world(tmp_path: Path) -> None:
 
     out = tmp_path / "sweep"
     assert sweep_main(["--worlds", "3", "--subscribers", "500", "--duration", "1h", "--seed-base", "40",
-                       "--jobs", "2", "--out", str(out), "--quiet"]) == 0
+                       "--warmup", "3h", "--jobs", "2", "--out", str(out), "--quiet"]) == 0
     doc = orjson.loads((out / "sweep.json").read_bytes())
     assert [w["seed"] for w in doc["worlds"]] == [40, 41, 42]
     assert len({orjson.dumps(w["world"]["a2p_senders"]) for w in doc["worlds"]}) == 3, "three different worlds"
@@ -181,6 +181,12 @@ def test_sweep_end_to_end_reports_the_worst_world(tmp_path: Path) -> None:
         assert c["seeds_flagged"] == flagged and c["worlds_flagged"] == len(flagged)
     md = (out / "sweep.md").read_text()
     assert "Worst world per metric" in md and "simulated worlds" in md and "evaluate-table" in md
+    # the warm-up is stated where the report says what it is, and its alerts are reported apart
+    what = md.split("\n\n")[1]
+    assert what.startswith("What this is") and "`--warmup 3h`" in what and "cold start" in what
+    assert doc["config"]["warmup"] == "3h" and "## Cold start" in md
+    for w in doc["worlds"]:
+        assert 2.9 < w["metrics"]["cold_start"]["warmup_hours"] <= 3
     html = (out / "report.html").read_text()
     for png in ("sweep_quality.png", "sweep_false_alarms.png", "sweep_victims.png", "sweep_ttd.png",
                 "sweep_hard_negatives.png"):
