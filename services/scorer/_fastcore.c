@@ -688,7 +688,7 @@ enum {
     K_URL_SMS_5M, K_UNANS_5M, K_UNANS_24H, K_OBSERVED_H, K_SIM_CHANGE_RECENCY, K_DEVICE_CHANGE_RECENCY,
     K_SIM_NEWNESS, K_OFF_NET, K_ONE_WAY_24H, K_STRANGER_24H, K_NEW_CONTACTS_CHG, K_LINK_CONTACTS_CHG, K_CODES_CHG,
     K_NEW_AREA_CHG, K_CONTACTS_QUIET_CHG, K_TAKEOVER_EVIDENCE, K_FORWARDING_NEAR_CHG, K_RECYCLED_RECENT,
-    K_PACED_24H, N_NUMBER_FEATURES,
+    K_PACED_24H, K_NEW_CONTACT_RATE_CHG, N_NUMBER_FEATURES,
     /* devices */
     K_OUT_5M = N_NUMBER_FEATURES, K_OUT_1H, K_OUT_24H, K_NEW_IMSIS_5M, K_NEW_IMSIS_1H, K_NEW_IMSIS_24H,
     K_NEW_NUMBERS_5M, K_NEW_NUMBERS_1H, K_NEW_NUMBERS_24H, K_D_NEW_RCPT_5M, K_D_URL_SMS_5M, K_D_URL_SMS_1H,
@@ -706,7 +706,7 @@ static const char *KEY_TEXT[N_KEYS] = {
     "observed_h", "sim_change_recency", "device_change_recency", "sim_newness", "off_net", "one_way_share_24h",
     "stranger_share_24h", "new_contacts_since_change", "link_contacts_since_change", "codes_since_change",
     "new_area_since_change", "contacts_quiet_since_change", "takeover_evidence", "forwarding_near_change",
-    "recycled_recent", "paced_share_24h",
+    "recycled_recent", "paced_share_24h", "new_contact_rate_since_change",
     "out_5m", "out_1h", "out_24h", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h", "new_numbers_5m",
     "new_numbers_1h", "new_numbers_24h", "new_recipients_5m", "url_sms_5m", "url_sms_1h", "calls_out_5m",
     "url_share_1h", "url_share_24h", "new_recipient_share_24h", "a2p_in_5m", "a2p_in_1h", "observed_h",
@@ -804,6 +804,9 @@ static PyObject *features(const rec_t *r, int is_number) {
         /* derived._paced */
         double bq = C(N_BURST, 2) / (C(N_SMS_OUT, 2) + 2.0);
         x[K_PACED_24H] = 1.0 - (bq < 1.0 ? bq : 1.0);
+        /* derived._new_contact_rate: new contacts since the change per hour since it (+1 pseudo-hour) */
+        x[K_NEW_CONTACT_RATE_CHG] = since
+            ? (double)r->iv[t + CHG_NEW_OUT] / ((double)(now_s > change ? now_s - change : 0) / 3600.0 + 1.0) : 0.0;
     } else {
         first = N_NUMBER_FEATURES, last = N_KEYS;
         x[K_OUT_5M] = C(D_OUT, 0); x[K_OUT_1H] = C(D_OUT, 1); x[K_OUT_24H] = C(D_OUT, 2);

@@ -37,6 +37,9 @@ SMS to never-contacted and to known recipients, link SMS to never-contacted ones
 received (SMS from senders of the registry's code categories), whether it was seen only on cells
 it had never used. ``takeover_evidence`` counts the five account-takeover signals (new SIM, new
 device, new area, codes, usual contacts quiet); docs/detection.md says why each.
+``new_contact_rate_since_change`` is the never-contacted numbers contacted since the change per
+hour since it (``new_contacts_since_change / (hours since the change + 1)``): a takeover spreads
+in the hours before the victim notices, an owner's new contacts come at the pace of their life.
 ``forwarding_near_change`` is 1 while unconditional call forwarding is set on a number whose
 latest SIM swap, port-in or device change is at most a day old (whoever holds the line diverts
 the bank's verification calls); ``recycled_recent`` is 1 for a day after a number that had
@@ -131,6 +134,7 @@ _TABLE: dict[EntityKind, str] = {
     forwarding_near_change      change  flag      -
     recycled_recent             now     flag      -
     paced_share_24h           24h       share     -
+    new_contact_rate_since_change change since    -
 """,
     "device": """
     out_5m                    5m        count     out

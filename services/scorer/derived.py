@@ -143,6 +143,17 @@ def _contacts_quiet(v: list[float]) -> float:
                    and v[T_KNOWN_OUT] == 0) else 0.0
 
 
+def _new_contact_rate(v: list[float]) -> float:
+    """Never-contacted numbers contacted since the change per hour since it, one pseudo-hour in the
+    denominator: a takeover uses the line at once, in the hours before the victim notices their
+    phone has no signal; an owner's new contacts come at the pace of ordinary life over the day."""
+    if not _since_change(v):
+        return 0.0
+    change = max(int(v[SIM_CHANGED_S]), int(v[DEVICE_CHANGED_S]))
+    hours = max(0, _now_s(v) - change) / 3600.0
+    return float(v[T_NEW_OUT]) / (hours + 1.0)
+
+
 def _takeover_evidence(v: list[float]) -> float:
     """How many of the five takeover signals hold: new SIM, new device, new area, one-time codes
     received, usual contacts quiet (each a day after the change at most)."""
@@ -198,6 +209,7 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "forwarding_near_change": _forwarding_near_change,
         "recycled_recent": _recycled_recent,
         "paced_share_24h": lambda v: _paced(v[_N_BURST + 2], v[_N_SMS_OUT + 2]),
+        "new_contact_rate_since_change": _new_contact_rate,
     },
     "device": {
         "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),

@@ -206,3 +206,43 @@ def test_the_compiled_update_keeps_the_change_tail_as_the_python_does() -> None:
     # new SIM, new phone, codes (one of the two SMS); a cell of before seen, a friend of before texted
     assert want[5]["takeover_evidence"] == 3.0
     assert want[5]["codes_since_change"] == 1.0 and want[5]["link_contacts_since_change"] == 2.0
+    # three never-contacted numbers (s0, s1, s2) by 8 min after the latest change (the new phone,
+    # first seen a minute after the swap): 3 / (8/60 h + 1 pseudo-hour)
+    assert want[5]["new_contact_rate_since_change"] == pytest.approx(3.0 / (8 / 60 + 1.0))
+
+
+def _owner_change(eng: PartitionScorer, t: int, cell: str) -> list[object]:
+    """A new SIM in a new phone, the bank's codes, a text to a friend: three of five signals."""
+    return [eng.process(sim_change(VICTIM, t)),
+            eng.process(code_sms(VICTIM, "3010", t + 2 * MIN, device=NEW_PHONE, cell=cell)),
+            eng.process(on(sms_out(VICTIM, FRIENDS[0], t + 5 * MIN, n=1000), device=NEW_PHONE, cell=cell))]
+
+
+def reason_codes(outputs: list[object]) -> set[str]:
+    return {r.code for o in outputs for a in getattr(o, "alerts", []) for r in a.reasons}
+
+
+def test_an_owner_whose_new_contacts_come_over_the_day_is_not_a_spreading_takeover() -> None:
+    # new SIM, new phone, codes: three signals; then eleven never-contacted numbers (a plumber, a
+    # shop, new colleagues) one every two hours - an owner's pace, not a takeover's spread
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = _owner_change(eng, t, HOME)
+    out += [eng.process(on(call_out(VICTIM, pid(f"shop {i}"), t + HOUR + i * 2 * HOUR), device=NEW_PHONE, cell=HOME))
+            for i in range(11)]
+    f = features(eng)
+    assert f["takeover_evidence"] == 3.0 and f["new_contacts_since_change"] == 11.0
+    assert f["new_contact_rate_since_change"] == pytest.approx(11.0 / (21.0 + 1.0), rel=0.01)
+    assert not reason_codes(out) & {"ACCOUNT_TAKEOVER_SPREAD", "ACCOUNT_TAKEOVER_STRANGERS"}
+
+
+def test_a_takeover_spreading_at_once_still_alerts_with_three_signals() -> None:
+    # the same three signals and the same ten never-contacted numbers, within minutes of the swap
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = _owner_change(eng, t, HOME)
+    out += [eng.process(on(sms_out(VICTIM, pid(f"mark {i}"), t + (10 + i) * MIN, n=1100 + i), device=NEW_PHONE,
+                           cell=HOME)) for i in range(10)]
+    f = features(eng)
+    assert f["takeover_evidence"] == 3.0 and f["new_contact_rate_since_change"] > 5.0
+    assert "ACCOUNT_TAKEOVER_SPREAD" in reason_codes(out)
