@@ -64,7 +64,9 @@ class Rig:
         doc = {"event_id": event_id, "operator": "kpn", "type": "call_state",
                "occurred_at": iso(at or datetime.now(UTC)), "a_number": a, "b_number": b,
                "direction": direction, "call_state": call_state}
-        self.producer.send(self.prefix + topics.RAW, key=f"kpn:{event_id}".encode(), value=json.dumps(doc).encode())
+        # keyed by the subscriber, as a telco keys its events: one raw partition keeps one
+        # subscriber's call events in order (a known contact is known only after its earlier call)
+        self.producer.send(self.prefix + topics.RAW, key=f"kpn:{b}".encode(), value=json.dumps(doc).encode())
         self.producer.flush(10)
 
     def check(self, phone: str, window: int = 15, client: str = "bank-a") -> httpx.Response:

@@ -56,26 +56,26 @@ def _alert_codes(outputs: list) -> list[str]:
     return [r.code for o in outputs for a in o.alerts for r in a.reasons]
 
 
-def test_an_announcement_to_a_list_is_not_a_slow_link_spread() -> None:
-    # an organiser texts a link to 60 members in one go: a run (SMS_BLAST, HIGH_RECIPIENT_DIVERSITY:
-    # one piece of evidence, counted once, below the alert level), not a slow spread
+def test_a_steady_stream_of_links_to_strangers_from_an_established_number_alerts() -> None:
+    # one link SMS every two minutes to never-contacted recipients, nobody answering: each SMS
+    # falls within minutes of the previous ones, so paced_share_24h reads it as runs; it is a
+    # smishing sender all the same and SLOW_LINK_SPREAD (not gated on the pace) flags it
     eng = PartitionScorer.default(PSEUDO)
-    organiser = pid("organiser")
-    outs = [eng.process(sms_out(organiser, pid(f"member{i}"), T0 + i * 5_000, url=True, n=i)) for i in range(60)]
-    assert not _alert_codes(outs)
-    assert 65 <= max(o.score for o in outs) < 70
-    fired = {r.code for o in outs if o.risk is not None for r in o.risk.reasons}
-    assert "SMS_BLAST" in fired and "SLOW_LINK_SPREAD" not in fired
+    sender = pid("steady-sender")
+    views = [sms_out(sender, pid(f"stranger{i}"), T0 + i * 2 * MIN, url=True, n=i) for i in range(40)]
+    assert F.number_features(_number(views))["paced_share_24h"] < 0.5
+    outs = [eng.process(view) for view in views]
+    assert "SLOW_LINK_SPREAD" in _alert_codes(outs)
 
 
 def test_a_run_from_a_fresh_sim_alerts() -> None:
-    # the same run from a SIM activated ten minutes before: the fresh SIM is the second signal
+    # the same run from a SIM activated ten minutes before alerts
     eng = PartitionScorer.default(PSEUDO)
     fresh = pid("fresh-sim")
     outs = [eng.process(sim_change(fresh, T0 - 10 * MIN, change="activation"))]
     outs += [eng.process(sms_out(fresh, pid(f"target{i}"), T0 + i * 5_000, url=True, n=i)) for i in range(60)]
     codes = _alert_codes(outs)
-    assert codes and codes[0] in {"SMS_BLAST", "HIGH_RECIPIENT_DIVERSITY"} and "FRESH_SIM_ACTIVITY" in codes
+    assert codes and codes[0] in {"SMS_BLAST", "HIGH_RECIPIENT_DIVERSITY", "SLOW_LINK_SPREAD"}
 
 
 def test_a_paced_spread_of_links_to_strangers_still_alerts() -> None:
