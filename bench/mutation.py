@@ -64,7 +64,7 @@ GROUPS = [      # roughly cheapest first, so a run cut short still reports most 
           ("services/scorer/policy.py", "services/scorer/scoring.py"),
           ("tests/scorer/test_policy.py", "tests/scorer/test_scoring.py", "tests/scorer/test_thresholds.py",
            "tests/scorer/test_sender_classes.py", "tests/scorer/test_takeover.py",
-           "tests/scorer/test_forwarding_takeover.py", "tests/scorer/test_budget.py")),
+           "tests/scorer/test_forwarding_takeover.py", "tests/scorer/test_budget.py", "tests/scorer/test_paced.py")),
     # a mutant that loops forever in the piece parser fails its test within a minute (pytest-timeout)
     # instead of running to mutmut's CPU limit
     Group("changelog", "the scorer's state changelog", ("services/scorer/state/changelog.py",),
