@@ -6,7 +6,7 @@ other way round). At start (a restart too) it seeks each partition to the first 
 last ``lookback_s`` (``offsets_for_times``), replays them into an empty store and counts as
 caught up at the end offsets taken then: the call state is rebuilt from Kafka, never kept on
 disk. Each polled batch is handed to the event loop and applied there (one batch in flight);
-the poll wait is short (``POLL_MS``) because a ``started`` step must reach a check within a
+the poll wait is short (``CallFeed.poll_ms``) because a ``started`` step must reach a check within a
 second. The delay from ingest to applied is the ``fraudradar_api_call_state_delay_seconds``
 histogram (ingest's wall clock to this replica's, both NTP-synchronised).
 """
@@ -20,16 +20,15 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.api.call_state import CallStateStore, LiveCall
-from services.api.kafka_io import ConsumerThread, run_on_loop
+from services.api.kafka_io import TopicReplay
 from services.api.metrics import _metric
 from services.common.call_records import CallAnnouncement, CallState, decode_call_record
 
 log = logging.getLogger("fraudradar.api.calls")
-POLL_MS = 50
 
 DELAY = _metric(
     Histogram,
@@ -45,49 +44,20 @@ DROPPED = _metric(Counter, "fraudradar_api_call_state_dropped_total",
                   "subscribers dropped from the call state by its size bound")
 
 
-class CallFeed(ConsumerThread):
+class CallFeed(TopicReplay):
+    poll_ms = 50
+
     def __init__(self, kafka_config: dict[str, Any], topic: str, store: CallStateStore, lookback_s: float,
                  loop: asyncio.AbstractEventLoop) -> None:
-        self._config = kafka_config
-        self.topic = topic
         self.store = store
         self._lookback_s = lookback_s
-        super().__init__("call-feed", loop)
+        super().__init__("call-feed", kafka_config, topic, loop)
         self._steps = {state: STEPS.labels(state) for state in ("started", "answered", "ended")}
         # told of each call's first step applied live (partition, offset, step, call): the push
         self.on_new_call: Callable[[int, int, CallState, LiveCall], None] | None = None
 
-
-    def _consume(self) -> None:
-        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                                 max_poll_records=5000, fetch_max_wait_ms=POLL_MS, **self._config)
-        try:
-            ids = None
-            deadline = time.monotonic() + 30
-            while not ids and time.monotonic() < deadline and not self._stop.is_set():
-                ids = consumer.partitions_for_topic(self.topic)
-                if not ids:
-                    time.sleep(0.2)
-            if not ids:
-                raise RuntimeError(f"topic {self.topic} does not exist")
-            tps = [TopicPartition(self.topic, p) for p in sorted(ids)]
-            consumer.assign(tps)
-            since_ms = int((time.time() - self._lookback_s) * 1000)
-            found = consumer.offsets_for_times({tp: since_ms for tp in tps})
-            ends = consumer.end_offsets(tps)
-            for tp in tps:
-                hit = found.get(tp)
-                consumer.seek(tp, hit.offset if hit is not None else ends[tp])
-            while not self._stop.is_set():
-                batch = consumer.poll(timeout_ms=POLL_MS)
-                records = self._decode(batch)
-                if records:
-                    self._hand_over(records)
-                if not self.ready.is_set() and all(consumer.position(tp) >= ends[tp] for tp in tps):
-                    log.info("call state rebuilt: caught up")
-                    self.ready.set()
-        finally:
-            consumer.close()
+    def _since_ms(self) -> int:
+        return int((time.time() - self._lookback_s) * 1000)
 
     def _decode(self, batch: dict[TopicPartition, list[Any]]) -> list[tuple[int, int, CallState | CallAnnouncement]]:
         out: list[tuple[int, int, CallState | CallAnnouncement]] = []
@@ -101,9 +71,6 @@ class CallFeed(ConsumerThread):
                     log.warning("skipping undecodable call state %s[%d]@%d: %s", tp.topic, tp.partition,
                                 record.offset, exc)
         return out
-
-    def _hand_over(self, records: list[tuple[int, int, CallState | CallAnnouncement]]) -> None:
-        run_on_loop(self._loop, self._stop, lambda: self.apply(records))
 
     def apply(self, records: list[tuple[int, int, CallState | CallAnnouncement]]) -> None:
         """On the event loop: apply the steps and announcements, observe the steps' delay, keep the gauges."""

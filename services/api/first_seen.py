@@ -23,16 +23,15 @@ from collections import deque
 from typing import Any
 
 import msgspec
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from prometheus_client import Counter, Gauge
 
-from services.api.kafka_io import ConsumerThread, run_on_loop
+from services.api.kafka_io import TopicReplay
 from services.api.metrics import _metric
 from services.common.first_seen import FirstSeen, decode_first_seen
 
 log = logging.getLogger("fraudradar.api.first_seen")
 DAY_MS = 24 * 3600 * 1000
-POLL_MS = 200
 
 HELD = _metric(Gauge, "fraudradar_api_first_seen_numbers",
                "numbers first seen within the last day held in this replica's index")
@@ -88,44 +87,16 @@ class FirstSeenIndex:
             self._first.pop(self._order.popleft(), None)
 
 
-class FirstSeenFeed(ConsumerThread):
+class FirstSeenFeed(TopicReplay):
+    poll_ms = 200
+
     def __init__(self, kafka_config: dict[str, Any], topic: str, index: FirstSeenIndex,
                  loop: asyncio.AbstractEventLoop) -> None:
-        self._config = kafka_config
-        self.topic = topic
         self.index = index
-        super().__init__("first-seen-feed", loop)
+        super().__init__("first-seen-feed", kafka_config, topic, loop)
 
-    def _consume(self) -> None:
-        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                                 isolation_level="read_committed", max_poll_records=5000,
-                                 fetch_max_wait_ms=POLL_MS, **self._config)
-        try:
-            ids = None
-            deadline = time.monotonic() + 30
-            while not ids and time.monotonic() < deadline and not self._stop.is_set():
-                ids = consumer.partitions_for_topic(self.topic)
-                if not ids:
-                    time.sleep(0.2)
-            if not ids:
-                raise RuntimeError(f"topic {self.topic} does not exist")
-            tps = [TopicPartition(self.topic, p) for p in sorted(ids)]
-            consumer.assign(tps)
-            since_ms = int(time.time() * 1000) - self.index.horizon_ms
-            found = consumer.offsets_for_times({tp: since_ms for tp in tps})
-            ends = consumer.end_offsets(tps)
-            for tp in tps:
-                hit = found.get(tp)
-                consumer.seek(tp, hit.offset if hit is not None else ends[tp])
-            while not self._stop.is_set():
-                records = self._decode(consumer.poll(timeout_ms=POLL_MS))
-                if records:
-                    self._hand_over(records)
-                if not self.ready.is_set() and all(consumer.position(tp) >= ends[tp] for tp in tps):
-                    log.info("first-seen index rebuilt: caught up")
-                    self.ready.set()
-        finally:
-            consumer.close()
+    def _since_ms(self) -> int:
+        return int(time.time() * 1000) - self.index.horizon_ms
 
     def _decode(self, batch: dict[TopicPartition, list[Any]]) -> list[FirstSeen]:
         out: list[FirstSeen] = []
@@ -141,9 +112,6 @@ class FirstSeenFeed(ConsumerThread):
                     log.warning("skipping undecodable first-seen record %s[%d]@%d: %s", tp.topic, tp.partition,
                                 record.offset, exc)
         return out
-
-    def _hand_over(self, records: list[FirstSeen]) -> None:
-        run_on_loop(self._loop, self._stop, lambda: self.apply(records))
 
     def apply(self, records: list[FirstSeen]) -> None:
         """On the event loop: add the numbers, keep the gauge and the drop counter."""

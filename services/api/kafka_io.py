@@ -13,6 +13,7 @@ flight: back-pressure without sleeping).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -272,6 +273,59 @@ class ConsumerThread:
 
     def _consume(self) -> None:
         raise NotImplementedError
+
+
+class TopicReplay(ConsumerThread):
+    """Every partition of one topic, committed records only (its writers are transactional), from
+    ``_since_ms()`` on; ``ready`` once caught up with the ends seen at start. Subclasses decode a
+    polled batch (``_decode``) and apply it on the event loop (``apply``)."""
+
+    poll_ms = 50
+
+    def __init__(self, name: str, kafka_config: dict[str, Any], topic: str, loop: asyncio.AbstractEventLoop) -> None:
+        self._config = kafka_config
+        self.topic = topic
+        super().__init__(name, loop)
+
+    def _since_ms(self) -> int:
+        raise NotImplementedError
+
+    def _decode(self, batch: dict[TopicPartition, list[Any]]) -> list[Any]:
+        raise NotImplementedError
+
+    def apply(self, records: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _consume(self) -> None:
+        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                 isolation_level="read_committed", max_poll_records=5000,
+                                 fetch_max_wait_ms=self.poll_ms, **self._config)
+        try:
+            ids = None
+            deadline = time.monotonic() + 30
+            while not ids and time.monotonic() < deadline and not self._stop.is_set():
+                ids = consumer.partitions_for_topic(self.topic)
+                if not ids:
+                    time.sleep(0.2)
+            if not ids:
+                raise RuntimeError(f"topic {self.topic} does not exist")
+            tps = [TopicPartition(self.topic, p) for p in sorted(ids)]
+            consumer.assign(tps)
+            since_ms = self._since_ms()
+            found = consumer.offsets_for_times({tp: since_ms for tp in tps})
+            ends = consumer.end_offsets(tps)
+            for tp in tps:
+                hit = found.get(tp)
+                consumer.seek(tp, hit.offset if hit is not None else ends[tp])
+            while not self._stop.is_set():
+                records = self._decode(consumer.poll(timeout_ms=self.poll_ms))
+                if records:
+                    run_on_loop(self._loop, self._stop, functools.partial(self.apply, records))
+                if not self.ready.is_set() and all(consumer.position(tp) >= ends[tp] for tp in tps):
+                    log.info("%s rebuilt: caught up", self._thread.name)
+                    self.ready.set()
+        finally:
+            consumer.close()
 
 
 class Materialiser(ConsumerThread):

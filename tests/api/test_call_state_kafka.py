@@ -308,3 +308,34 @@ def test_call_state_is_rebuilt_after_a_restart_and_announcements_reach_every_rep
         assert eventually(lambda: answer(customer), timeout_s=30)["riskLevel"] == "none"
     finally:
         thread2.stop()
+
+
+def test_a_call_step_in_an_aborted_transaction_never_reaches_the_call_state(rig: Rig) -> None:
+    # ingest writes fraudradar.calls in transactions: a step of an aborted one (a crash between
+    # produce and commit; the raw event comes again) is not a call, read committed only
+    from services.common.call_records import CallState, encode_call_state
+
+    ghost, real, other = subscriber(), subscriber(), subscriber()
+    now = int(time.time() * 1000)
+
+    def step(who: str, call: str) -> bytes:
+        sub = rig.api.pseudonym(who)
+        return encode_call_state(CallState(call=call, subscriber=sub, counterpart=rig.api.pseudonym(other),
+                                           state="started", direction="mt", operator="kpn", occurred_ms=now,
+                                           ingested_ms=now, key_id="k"))
+
+    producer = KafkaProducer(bootstrap_servers=rig.bootstrap, transactional_id=f"ghost-{uuid.uuid4().hex[:8]}")
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send(rig.prefix + topics.CALLS, key=rig.api.pseudonym(ghost).encode(), value=step(ghost, "ghost-1"))
+        producer.flush(10)
+        producer.abort_transaction()
+        producer.begin_transaction()          # the control: a committed step after it is applied
+        producer.send(rig.prefix + topics.CALLS, key=rig.api.pseudonym(ghost).encode(), value=step(real, "real-1"))
+        producer.commit_transaction()
+    finally:
+        producer.close(5)
+    rig.answer_when(real, "IN_CALL")
+    r = rig.check(ghost)
+    assert r.status_code == 200 and r.json()["status"] == "NO_CALL"
