@@ -13,6 +13,10 @@ TRANSACTIONS = Counter(
     "group generation, or a transactional call unanswered in time: the producer replaced), fenced "
     "(the broker fenced the producer: its open transaction was aborted)",
     ["service", "outcome"])
+STALE_TXN_OFFSETS = Counter(
+    "fraudradar_transaction_stale_offsets_dropped_total",
+    "Partitions whose offsets, left in the transactional producer by an offset commit the group "
+    "refused (stale membership), were dropped before the next transaction's offsets", ["service"])
 COMMITS_FENCED = Counter(
     "fraudradar_consumer_commits_fenced_total",
     "Commits skipped because the broker no longer counts this consumer a member of the group's "

@@ -13,3 +13,7 @@ class PolicyError(ScorerError):
 
 class CheckpointError(ScorerError):
     """A model checkpoint or state record could not be verified or decoded."""
+
+
+class RestoreStalled(ScorerError):
+    """A partition's state restore made no progress for ``Restorer.restore_stall_s``."""

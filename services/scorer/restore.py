@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 from services.common.pseudonym import Pseudonymizer
 from services.common.stream import Record
 from services.scorer import metrics
+from services.scorer.exceptions import RestoreStalled
 from services.scorer.partition import PartitionScorer
 from services.scorer.policy import Policy
 
@@ -54,6 +55,10 @@ class Restorer:
     # None until then, and a scorer kept through a rebalance is then always restored
     committed: Callable[[TopicPartition], int | None] | None = field(default=None, init=False)
     stable_wait_s: float = 15.0          # how long a restore waits for open transactions to end
+    # a restore whose read position stands still this long (the changelog's leader unreachable, a
+    # fetch never answered) raises ``RestoreStalled``: the process exits and is restarted
+    restore_stall_s: float = 120.0
+    progress_every_s: float = 10.0       # a restore longer than this logs where it stands
     _consumer: Any = field(default=None, init=False)
     _checker: Any = field(default=None, init=False)
 
@@ -134,7 +139,26 @@ class Restorer:
         consumer.seek_to_beginning(tp)
         end = self._stable_end(tp)
         n_records = 0
-        while consumer.position(tp) < end:
+        position, moved_at = -1, time.monotonic()
+        reported = moved_at
+        while True:
+            now = time.monotonic()
+            read_to = consumer.position(tp, timeout_ms=5_000)
+            if read_to is not None and read_to >= end:
+                break
+            if read_to is not None and read_to != position:
+                position, moved_at = read_to, now
+            elif now - moved_at > self.restore_stall_s:
+                log.error("partition state restore made no progress; exiting", extra={
+                    "partition": partition, "position": position, "end": end, "records": n_records,
+                    "seconds": round(now - moved_at, 1)})
+                raise RestoreStalled(f"restore of {self.state_topic}[{partition}] stood at {position} of {end} "
+                                     f"for {now - moved_at:.0f} s")
+            if now - reported >= self.progress_every_s:
+                reported = now
+                log.info("restoring partition state", extra={
+                    "partition": partition, "position": position, "end": end, "records": n_records,
+                    "seconds": round(time.perf_counter() - started, 1)})
             for recs in consumer.poll(timeout_ms=1000, max_records=10_000).values():
                 for rec in recs:
                     if rec.offset >= end:

@@ -75,6 +75,7 @@ from services.scorer import features as F
 from services.scorer import metrics
 from services.scorer.budget import BudgetMeter, export_cuts, parse_iso_ms
 from services.scorer.detectors import model_version
+from services.scorer.exceptions import RestoreStalled
 from services.scorer.feedback import FeedbackFeed
 from services.scorer.output import EngineOutput
 from services.scorer.policy import Policy
@@ -399,8 +400,8 @@ def main(argv: list[str]) -> int:
                     "built for lack of a C compiler, or FRAUDRADAR_PURE_PYTHON is set)")
     try:
         runner.run()
-    except RejoinStalled:
-        return 3                      # logged by the runner; the supervisor restarts the process
+    except (RejoinStalled, RestoreStalled):
+        return 3                      # logged where raised; the supervisor restarts the process
     except DlqLimitExceeded as exc:
         from services.common.metrics import DLQ_LIMIT_TRIPPED
 

@@ -79,10 +79,6 @@ def _metric(port: object, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(name))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open stall (issue #25), seen in 1 of 9 runs after the links-tail fix: after A rejoins, the device partitions "
-    "it was given stay at their committed offsets (its loop runs, nothing is fetched for them, nothing logged); "
-    "on failure both replicas dump their threads (SIGUSR1, faulthandler) into their logs"))
 def test_a_replica_frozen_inside_its_transaction_is_fenced_by_the_broker(kafka_bootstrap: str,
                                                                            tmp_path: Path) -> None:
     stream = Generator(seed=17).stream(normal=3000, hours=4, fraud_start_h=2)

@@ -360,10 +360,6 @@ def test_a_commit_cut_short_on_the_topic_is_dropped_and_undone(
         assert manifests[-1] != forged and forged in manifests, partition
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open stall (issue #25), the one test_exactly_once_kafka.py's xfail names: after the zombie rejoins, a "
-    "partition it is given again is not restored and stays at its committed offset (its loop polls, nothing is "
-    "fetched for it); seen in 1 of 2 full CI runs since the scorer writes fraudradar.first-seen"))
 def test_a_replica_frozen_past_its_session_writes_no_state_over_its_successor(
         kafka_bootstrap: str, tmp_path: Path) -> None:
     """A zombie: replica A is frozen (SIGSTOP: a paused pod, a VM migration) in the middle of a

@@ -147,8 +147,36 @@ class Transactions:
             self.open = True
 
     def send_offsets(self, offsets: dict[Any, Any], membership: Any) -> None:
-        """The consumed offsets join the open transaction (with the group metadata: KIP-447)."""
+        """The consumed offsets join the open transaction (with the group metadata: KIP-447):
+        exactly these offsets, none left over from an earlier transaction (``_drop_stale_offsets``)."""
+        self._drop_stale_offsets()
         self._call("send_offsets_to_transaction", lambda tm: tm.send_offsets_to_transaction(offsets, membership))
+
+    def _drop_stale_offsets(self) -> None:
+        """Forget offsets an earlier, refused ``TxnOffsetCommit`` left in the producer.
+
+        kafka-python 3.0.12's transaction manager keeps the offsets of a transaction in
+        ``_pending_txn_offset_commits`` until the broker accepts them, and builds each
+        ``TxnOffsetCommit`` from that whole dict. When the group refuses them for a stale
+        membership (``UNKNOWN_MEMBER_ID`` / ``ILLEGAL_GENERATION``: a replica that lost its
+        partitions while frozen) the transaction is aborted but the entries stay, and nothing
+        clears them at the end of a transaction: the next transaction that sends offsets commits
+        them too. Those are offsets of partitions this replica processed before it lost them
+        (its successor has committed further since, or they moved to another replica), so the
+        group's committed offsets went backwards, while this consumer's position stood past
+        them: a partition that then showed lag forever (the "stall" of docs/scorer.md). Here no
+        transactional call is in flight (each is awaited or the producer replaced), so whatever
+        the dict holds is stale."""
+        manager: Any = getattr(self.producer, "_transaction_manager", None)
+        pending: dict[Any, Any] | None = getattr(manager, "_pending_txn_offset_commits", None)
+        if not pending:
+            return
+        stale = sorted(f"{tp.topic}[{tp.partition}]" for tp in pending)
+        with manager._lock:
+            pending.clear()
+        metrics.STALE_TXN_OFFSETS.labels(self.service).inc(len(stale))
+        log.warning("offsets left in the producer by a refused offset commit dropped; they are not committed "
+                    "with this transaction's", extra={"partitions": stale})
 
     def commit(self) -> None:
         """Commit the open transaction (``committed`` is the caller's to call after its steps)."""

@@ -232,3 +232,49 @@ def test_a_send_after_the_broker_aborted_the_open_transaction_redoes_from_the_co
     finally:
         runner.consumer.close(autocommit=False)
         runner.transactions.producer.close(timeout=5)      # type: ignore[union-attr]
+
+
+def test_offsets_the_group_refused_are_not_committed_with_the_next_transaction(kafka_bootstrap: str,
+                                                                               topic_prefix: str) -> None:
+    """A replica that lost its partitions while frozen has its transaction's offsets refused
+    (stale membership, KIP-447) and aborts. kafka-python 3.0.12 keeps the refused offsets in the
+    producer and sends them again with the next transaction's own: a partition the replica no
+    longer works on (or already stands past) had its committed offset moved back, and showed lag
+    forever. ``Transactions.send_offsets`` commits exactly the offsets it is given."""
+    from kafka.structs import OffsetAndMetadata
+
+    from services.common.stream.transaction import Transactions
+
+    topic = topic_prefix + topics.NUMBERS
+    group = f"g{uuid.uuid4().hex[:6]}"
+    member = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    probe = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    txn = Transactions("svc-eos-refused", lambda: KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=f"svc-eos-refused-{group}", enable_idempotence=True))
+    tp0, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    try:
+        member.subscribe([topic])
+        deadline = time.monotonic() + 60
+        while not member.assignment() and time.monotonic() < deadline:
+            member.poll(timeout_ms=200)
+        membership = member.group_metadata()
+        assert membership.generation_id >= 1
+        txn.init()
+        # the frozen replica's commit: its generation is no longer the group's
+        txn.begin()
+        stale = membership._replace(generation_id=membership.generation_id + 7)
+        with pytest.raises(Exception, match="IllegalGeneration"):
+            txn.send_offsets({tp0: OffsetAndMetadata(5, "", -1), tp1: OffsetAndMetadata(9, "", -1)}, stale)
+        aborted = txn.failed(RuntimeError("offsets refused"))
+        assert not aborted.fenced
+        # the next transaction (the replica rejoined) commits only what it processed since
+        txn.begin()
+        txn.send_offsets({tp0: OffsetAndMetadata(3, "", -1)}, member.group_metadata())
+        txn.commit()
+        txn.committed()
+        assert probe.committed(tp0) == 3
+        assert probe.committed(tp1) is None      # 9 without the fix: the refused offset, committed later
+    finally:
+        member.close(autocommit=False)
+        probe.close(autocommit=False)
+        txn.producer.close(timeout=5)
