@@ -71,14 +71,17 @@ def takeover(eng: PartitionScorer, t: int, *, codes: str = "3010", links: bool =
     return out
 
 
-def test_a_takeover_alerts_at_its_first_act_with_every_signal() -> None:
+def test_a_takeover_alerts_at_its_spread_with_every_signal() -> None:
     eng = PartitionScorer.default(PSEUDO)
     t = history(eng)
     out = takeover(eng, t)
     # swap and codes: no alert (the swap is a CAMARA signal; codes come to every new phone)
     assert not alerts_of(out[:2])
-    # the first text to a never-contacted number, no link needed: every signal holds
-    assert alerts_of(out[2:3]) == ["ACCOUNT_TAKEOVER"]
+    # one text to a never-contacted number is not yet the act (an owner who lost the phone on a
+    # trip shows every signal until they text someone they know); the second, minutes later and
+    # still no known contact, is a spread: no link needed
+    assert not alerts_of(out[2:3])
+    assert alerts_of(out[3:4]) == ["ACCOUNT_TAKEOVER"]
     f = features(eng)
     assert f["takeover_evidence"] == 5.0
     assert f["new_area_since_change"] == f["contacts_quiet_since_change"] == 1.0
@@ -246,3 +249,81 @@ def test_a_takeover_spreading_at_once_still_alerts_with_three_signals() -> None:
     f = features(eng)
     assert f["takeover_evidence"] == 3.0 and f["new_contact_rate_since_change"] > 5.0
     assert "ACCOUNT_TAKEOVER_SPREAD" in reason_codes(out)
+
+
+def test_a_phone_lost_on_a_trip_whose_first_contact_is_a_stranger_is_not_flagged() -> None:
+    # every signal holds until the owner texts someone they know: new SIM, new phone, codes, a
+    # cell far from home, and the first contact after the change a number outside the recent set
+    # (the hotel). One contact is not the act; the next ones go to the owner's people, hours later
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = [eng.process(sim_change(VICTIM, t)),
+           eng.process(code_sms(VICTIM, "3010", t + 5 * MIN, device=NEW_PHONE, cell=ELSEWHERE)),
+           eng.process(on(sms_out(VICTIM, pid("hotel"), t + 40 * MIN, n=600), device=NEW_PHONE, cell=ELSEWHERE))]
+    assert features(eng)["takeover_evidence"] == 5.0
+    out += [eng.process(on(sms_out(VICTIM, friend, t + 3 * HOUR + i * HOUR, n=610 + i), device=NEW_PHONE,
+                           cell=ELSEWHERE)) for i, friend in enumerate(FRIENDS[:2])]
+    assert not alerts_of(out)
+    assert features(eng)["contacts_quiet_since_change"] == 0.0
+
+
+def test_a_lost_phone_owner_whose_new_contacts_come_at_an_owners_pace_is_not_flagged() -> None:
+    # all five signals and two never-contacted numbers (a taxi, the hotel) before any known one,
+    # but hours apart: not the pace of a takeover's spread
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = [eng.process(sim_change(VICTIM, t)),
+           eng.process(code_sms(VICTIM, "3010", t + 5 * MIN, device=NEW_PHONE, cell=ELSEWHERE)),
+           eng.process(on(call_out(VICTIM, pid("taxi"), t + 30 * MIN), device=NEW_PHONE, cell=ELSEWHERE)),
+           eng.process(on(sms_out(VICTIM, pid("hotel"), t + 3 * HOUR, n=700), device=NEW_PHONE, cell=ELSEWHERE))]
+    f = features(eng)
+    assert f["takeover_evidence"] == 5.0 and f["new_contacts_since_change"] == 2.0
+    assert f["new_contact_rate_since_change"] < 1.0
+    assert not alerts_of(out)
+
+
+def _group_post(eng: PartitionScorer, t: int, members: int) -> list[object]:
+    """One message to a group chat: an SMS to each member within a second and a half."""
+    return [eng.process(on(sms_out(VICTIM, pid(f"member {i}"), t + i * 75, n=800 + i), device=OLD_PHONE, cell=HOME))
+            for i in range(members)]
+
+
+def test_a_group_post_after_a_lone_swap_is_not_a_takeover() -> None:
+    # a new SIM in the owner's own phone, at home, a text to a friend; then a post to a group of
+    # twenty, more than the recent-recipient set holds: twenty never-contacted numbers at once, but
+    # the only takeover signal is the change itself
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = [eng.process(sim_change(VICTIM, t)),
+           eng.process(on(sms_out(VICTIM, FRIENDS[0], t + 10 * MIN, n=790), device=OLD_PHONE, cell=HOME))]
+    out += _group_post(eng, t + 30 * MIN, 20)
+    f = features(eng)
+    assert f["takeover_evidence"] == 1.0 and f["new_contacts_since_change"] == 20.0
+    assert "ACCOUNT_TAKEOVER_STRANGERS" not in reason_codes(out)
+    assert not alerts_of(out)
+
+
+def test_a_takeover_texting_strangers_at_once_with_two_signals_alerts() -> None:
+    # the fraudster in an old phone of the victim's model (no new device), no codes: new SIM and a
+    # cell the number never used; fifteen never-contacted numbers within minutes, no link
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    out = [eng.process(sim_change(VICTIM, t)),
+           eng.process(on(sms_out(VICTIM, FRIENDS[1], t + 3 * MIN, n=890), device=OLD_PHONE, cell=ELSEWHERE))]
+    out += [eng.process(on(sms_out(VICTIM, pid(f"target {i}"), t + (5 + i) * MIN, n=900 + i), device=OLD_PHONE,
+                           cell=ELSEWHERE)) for i in range(15)]
+    f = features(eng)
+    assert f["takeover_evidence"] == 2.0
+    assert alerts_of(out) == ["ACCOUNT_TAKEOVER_STRANGERS"]
+
+
+def test_codes_after_a_swap_count_the_swap_once() -> None:
+    # SIM_SWAP_THEN_OTP's condition is the swap: beside RECENT_SIM_SWAP (evidence `swap`) the swap
+    # counts once, so swap, new phone and codes stay medium, however a model reads the number
+    eng = PartitionScorer.default(PSEUDO)
+    t = history(eng)
+    eng.process(sim_change(VICTIM, t))
+    out = eng.process(code_sms(VICTIM, "3010", t + 2 * MIN, device=NEW_PHONE, cell=HOME))
+    assert out.risk is not None
+    assert {"SIM_SWAP_THEN_OTP", "RECENT_SIM_SWAP", "RECENT_DEVICE_CHANGE"} <= {r.code for r in out.risk.reasons}
+    assert out.score <= 55       # 45 (codes after the swap) and 10 (new phone); was 60 with the swap twice
