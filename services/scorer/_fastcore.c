@@ -72,6 +72,8 @@ enum { CHG_NEW_OUT, CHG_KNOWN_OUT, CHG_CODES, CHG_LINKS, CHG_CELLS, CHG_RCPT_LO,
 static const double TAU_5M = 300000.0, TAU_1H = 3600000.0, TAU_24H = 86400000.0;
 /* features.BURST_PRIOR: an SMS sent while the 5-minute SMS count already holds this is part of a run */
 static const double BURST_PRIOR = 0.9;
+/* features.RUN_GAP_MS: ... and the number's latest event at most this far from it */
+#define RUN_GAP_MS 30000LL
 
 /* number counters (x3 windows), in features.NUMBER.counters order */
 enum { N_SMS_OUT, N_SMS_IN, N_CALL_OUT, N_CALL_IN, N_URL, N_NEW_RCPT, N_NIGHT, N_SHORT, N_UNANS,
@@ -453,6 +455,10 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
     double w[3];
     PyObject *role = NULL, *type = NULL, *peer = NULL, *cell = NULL, *tac = NULL, *device = NULL, *sub = NULL;
     start(r, t_ms);
+    /* from the number's latest event before this one; a late event's own predecessor is not
+       known, so it is judged by the 5-minute count alone (0), as in features.apply_number */
+    int64_t gap_ms = t_ms - r->iv[LAST_MS];
+    if (gap_ms < 0) gap_ms = 0;
     advance(r, CNT(N_COUNTERS), t_ms, w);
     int64_t t_s = t_ms / 1000;
     int64_t before_change = imax(r->iv[SIM_CHANGED_S], r->iv[DEVICE_CHANGED_S]);
@@ -462,7 +468,7 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
     if (is_out) {
         if (str_is(type, "sms")) {
             /* the 5-minute count at this SMS's time, before it (features.apply_number) */
-            if (r->dv[CNT(N_SMS_OUT)] / w[0] >= BURST_PRIOR) add(r, CNT(N_BURST), w);
+            if (r->dv[CNT(N_SMS_OUT)] / w[0] >= BURST_PRIOR && gap_ms <= RUN_GAP_MS) add(r, CNT(N_BURST), w);
             add(r, CNT(N_SMS_OUT), w);
             int u = has_url(view);
             if (u < 0) FAIL;

@@ -25,7 +25,9 @@ before and comes back after another IMSI was used: the SIMs of a household or a 
 return, a farm's rotation does not; ``no_sim_return_24h`` is ``1 / (1 + imsi_back_24h)``.
 ``url_share_lb_24h`` of a device is the 95 % lower bound of its SMS link share, as for numbers.
 ``burst_sms`` (numbers) counts SMS sent while the number's own 5-minute SMS count already held
-about one SMS (``features.BURST_PRIOR``): the second and later messages of a list sent in one go.
+about one SMS (``features.BURST_PRIOR``) and its latest event was at most half a minute before
+(``features.RUN_GAP_MS``): the second and later messages of a list sent in one go, seconds
+apart. A stream of one SMS a minute or more apart, kept up for hours, is paced, not a run.
 ``paced_share_24h`` is ``1 - min(1, burst_sms_24h / (sms_out_24h + 2))``: 1.0 when none of the
 day's SMS came in such a run. A throttled farm paces its messages (that is what keeps it under
 volume rules); one announcement texted to a club's list is a single run, judged by the burst

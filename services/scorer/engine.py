@@ -41,6 +41,7 @@ from services.scorer.scoring import (
     compile_matcher,
     evaluate_rules,
     fuse,
+    model_in_evidence,
     model_points,
     model_rare_reasons,
     model_reason,
@@ -89,6 +90,10 @@ class ScoringEngine:
         # the per-view record update: compiled (_fastcore.c) when built, else features.apply_view
         self._apply = F.COMPILED_APPLY
         self._matchers = {kind: compile_matcher(policy.rules.get(kind, [])) for kind in ("number", "device")}
+        # models.evidence: the rules' evidence group a model's capped points count in (None: none)
+        self._model_group = policy.models.evidence
+        self._rule_groups = {kind: {rule.code: rule.evidence for rule in policy.rules.get(kind, [])}
+                             for kind in ("number", "device")}
 
     def process(self, view: View, offset: int | None = None) -> EngineOutput:
         """Apply one view; ``offset`` (its source offset) makes replays after a restore no-ops."""
@@ -133,6 +138,8 @@ class ScoringEngine:
                                   now_s=now_ms // 1000, contributions=contributions, model_scores=model_scores,
                                   raws=raws)
         self._rules(view, features, tails, contributions)
+        if self._model_group is not None and len(contributions) > 1:
+            contributions = model_in_evidence(contributions, self._rule_groups[entity_type], self._model_group)
         score = round(self._with_feedback(models, features, contributions))
         if due and score < self._medium and self._sampled(view.view_id):
             self._learn(models, entity_type, features, raws)

@@ -16,8 +16,9 @@ touches only its own counters (no decay pass over all of them), and the counts a
 *order-independent*: a late or out-of-order event adds exactly what it would have in order,
 however late it is; the grace period only bounds when an entity may be forgotten (``StateStore``
 TTL). One counter is not: ``burst_sms`` asks, when an SMS is applied, whether the 5-minute SMS
-count already held ``BURST_PRIOR``; for a late SMS that count includes the SMS sent after it, so
-out of order a run's messages can be counted one more or one fewer. ``B`` moves forward
+count already held ``BURST_PRIOR`` and the number's latest event was within ``RUN_GAP_MS``; for a
+late SMS that count includes the SMS sent after it and the latest event is a later one, so out of
+order a run's messages can be counted one more or one fewer. ``B`` moves forward
 (rescaling the counters) once ``L - B`` exceeds 40 x 5 min, long before a float could overflow.
 
 Distinct sets (recipients, cells, IMSIs, numbers on a device) are kept exactly in small
@@ -110,8 +111,11 @@ from services.scorer.record import add, advance, fp32, fp64, known, remember, sk
 
 _EXP = math.exp
 # an SMS counts in ``burst_sms`` when the number's 5-minute SMS count already holds this much before
-# it: another SMS within the last half minute, or several within minutes (a run sent in one go)
+# it (another SMS within the last half minute, or several within minutes) ...
 BURST_PRIOR = 0.9
+# ... and the number's previous event is at most this far from it: a list sent in one go goes out
+# seconds apart; a stream kept up for hours, one SMS a minute or more apart, is paced, not a run
+RUN_GAP_MS = 30_000
 _TAU_1H, _TAU_24H = TAUS[1], TAUS[2]
 
 
@@ -141,6 +145,9 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
     SMS from them count in the change tail, with what the number did since its latest change."""
     _start(values, view)
     t_ms = view.occurred_ms
+    # from the number's latest event before this one; a late event's own predecessor is not known,
+    # so it is judged by the 5-minute count alone (0)
+    gap_ms = max(0, t_ms - int(values[LAST_MS]))
     weights = advance(values, NUMBER, t_ms)
     role = view.role
     t_s = t_ms // 1000
@@ -151,7 +158,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
     if role == "out":
         if view.type == "sms":
             # the 5-minute count at this SMS's time, before it (stored / weight: forward decay)
-            if values[_N_SMS_OUT] / weights[0] >= BURST_PRIOR:
+            if values[_N_SMS_OUT] / weights[0] >= BURST_PRIOR and gap_ms <= RUN_GAP_MS:
                 add(values, _N_BURST, weights)
             add(values, _N_SMS_OUT, weights)
             if view.sms is not None and view.sms.has_url:

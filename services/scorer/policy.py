@@ -95,6 +95,12 @@ class ModelSettings(_Strict):
     # a model whose score passes the cut the false-alarm budget derives (services.scorer.thresholds)
     # alerts alone (MODEL_RARE); false: models only add their capped points
     alone: bool = True
+    # the evidence group (Rule.evidence) a model's capped points (MODEL_ANOMALY, below its budget
+    # cut) belong to: the models read the counters that group's rules read, so with one of them
+    # fired only the larger points fuse, and a rule capped below the alert level needs a signal
+    # that is independent of it. A model past its cut (MODEL_RARE) is no part of it. None: the
+    # model's points fuse with every rule's
+    evidence: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
     detectors: list[Literal["burst", "burst_hst", "ecod", "hst"]] = ["hst"]
     feedback_max_points: float = 40
     feedback_damping: float = Field(0.5, ge=0, le=1)

@@ -136,6 +136,18 @@ def _once_per_evidence(fired: list[tuple[float, Reason]], groups: list[str | Non
             for i, ((points, reason), group) in enumerate(zip(fired, groups, strict=True))]
 
 
+def model_in_evidence(contributions: list[tuple[float, Reason]], rule_groups: dict[str, str | None],
+                      model_group: str) -> list[tuple[float, Reason]]:
+    """The contributions with a model's capped points (``MODEL_ANOMALY``) counted in the evidence
+    group ``model_group`` (``models.evidence``): when a rule of that group fired, only the larger
+    of the two fuses; the other keeps its reason at 0 points. A model reads the counters the
+    group's rules read (never-contacted recipients, SMS, links), so its tail on a run of SMS is
+    the run again, not a second signal; ``MODEL_RARE`` (past the budget cut) is not touched."""
+    groups = [model_group if reason.code == "MODEL_ANOMALY" else rule_groups.get(reason.code)
+              for _, reason in contributions]
+    return _once_per_evidence(contributions, groups)
+
+
 def model_points(policy: Policy, tail: float) -> float:
     """Points of a calibrated tail probability (0 for common, growing per decade of rarity)."""
     cfg = policy.models
