@@ -139,7 +139,8 @@ class ScoringEngine:
                                   raws=raws)
         self._rules(view, features, tails, contributions)
         if self._model_group is not None and len(contributions) > 1:
-            contributions = model_in_evidence(contributions, self._rule_groups[entity_type], self._model_group)
+            contributions = model_in_evidence(contributions, self._rule_groups[entity_type], self._model_group,
+                                              self.policy.models.max_points)
         score = round(self._with_feedback(models, features, contributions))
         if due and score < self._medium and self._sampled(view.view_id):
             self._learn(models, entity_type, features, raws)

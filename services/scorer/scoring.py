@@ -137,14 +137,16 @@ def _once_per_evidence(fired: list[tuple[float, Reason]], groups: list[str | Non
 
 
 def model_in_evidence(contributions: list[tuple[float, Reason]], rule_groups: dict[str, str | None],
-                      model_group: str) -> list[tuple[float, Reason]]:
-    """The contributions with a model's capped points (``MODEL_ANOMALY``) counted in the evidence
-    group ``model_group`` (``models.evidence``): when a rule of that group fired, only the larger
-    of the two fuses; the other keeps its reason at 0 points. A model reads the counters the
-    group's rules read (never-contacted recipients, SMS, links), so its tail on a run of SMS is
-    the run again, not a second signal; ``MODEL_RARE`` (past the budget cut) is not touched."""
-    groups = [model_group if reason.code == "MODEL_ANOMALY" else rule_groups.get(reason.code)
-              for _, reason in contributions]
+                      model_group: str, capped_max: float) -> list[tuple[float, Reason]]:
+    """The contributions with a model's capped points (``MODEL_ANOMALY`` up to ``capped_max``,
+    ``models.max_points``) counted in the evidence group ``model_group`` (``models.evidence``):
+    when a rule of that group fired, only the larger of the two fuses; the other keeps its reason
+    at 0 points. A model reads the counters the group's rules read (never-contacted recipients,
+    SMS, links), so its tail on a run of SMS is the run again, not a second signal. A model past
+    its budget cut is not grouped: ``MODEL_RARE``, nor the ``MODEL_ANOMALY`` that carries its
+    points on the views between two scorings (above ``capped_max``)."""
+    groups = [model_group if reason.code == "MODEL_ANOMALY" and points <= capped_max
+              else rule_groups.get(reason.code) for points, reason in contributions]
     return _once_per_evidence(contributions, groups)
 
 

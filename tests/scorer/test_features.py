@@ -65,8 +65,8 @@ def test_out_of_order_and_late_events_give_the_in_order_result() -> None:
     # the one order-dependent feature (features.py: burst_sms asks for the 5-minute count and the
     # gap to the latest event when an SMS is applied): out of order a run's SMS can count one more
     # or one fewer, and one that arrives more than RUN_GAP_MS after the latest event seen while its
-    # own predecessors are still to come counts as paced (here about one per shuffled block: 10 of
-    # 133, a share of 0.07 more paced; never fewer)
+    # own predecessors are still to come counts as paced (about one per shuffled block of this
+    # data, whose SMS are 7 s apart: more paced, not less; docs/detection.md on late SMS)
     got_paced = got.pop("paced_share_24h")
     assert in_order["paced_share_24h"] - 1.0 / 140 <= got_paced <= in_order["paced_share_24h"] + 0.1
     exact = {k: v for k, v in in_order.items() if k != "paced_share_24h"}

@@ -85,20 +85,20 @@ def test_a_steady_stream_of_links_to_strangers_from_an_established_number_alerts
     assert not any(o.alerts for o in outs[:6]) and outs[6].alerts
 
 
-def test_an_announcement_with_a_link_texted_in_one_go_is_not_a_slow_spread() -> None:
-    # an established number (a friend texted earlier in the day) texts a link to a list of 40,
-    # five seconds apart: a run (the run rules' case, capped below the alert level), not a paced
-    # spread; before the pace gate on SLOW_LINK_SPREAD it alerted at the 7th member. (The gate
-    # reads the day: a run after several paced SMS of the same day passes it for its first few
-    # members, k <= m + 4 for m paced SMS before, docs/detection.md)
+def test_a_farm_that_sends_its_links_in_small_clusters_is_still_a_slow_spread() -> None:
+    # the pace is the sender's to choose: a day opened with a run of eight, then clusters of three
+    # link SMS five seconds apart every quarter of an hour, all to never-contacted recipients, keeps
+    # most of its SMS "in runs" (paced_share_24h below 0.5) while no run rule's count is reached;
+    # SLOW_LINK_SPREAD flags it as it flags a paced farm
     eng = PartitionScorer.default(PSEUDO)
-    me = pid("club-organiser")
-    outs = [eng.process(sms_out(me, pid("friend"), T0, n=0)), eng.process(sms_in(me, pid("friend"), T0 + MIN))]
-    outs += [eng.process(sms_out(me, pid(f"member{i}"), T0 + 30 * MIN + i * 5_000, url=True, n=10 + i))
-             for i in range(40)]
-    fired = {r.code for o in outs for r in (o.risk.reasons if o.risk else [])}
-    assert "SMS_BLAST" in fired and "SLOW_LINK_SPREAD" not in fired
-    assert max(o.score for o in outs) < 70 and not _alert_codes(outs)
+    farm = pid("clustering-farm")
+    times = [T0 + i * 5_000 for i in range(8)]
+    times += [T0 + 15 * MIN * k + i * 5_000 for k in range(1, 12) for i in range(3)]
+    views = [sms_out(farm, pid(f"cluster-victim{i}"), t, url=True, n=i) for i, t in enumerate(times)]
+    assert F.number_features(_number(views))["paced_share_24h"] < 0.5
+    outs = [eng.process(view) for view in views]
+    codes = _alert_codes(outs)
+    assert codes and codes[0] == "SLOW_LINK_SPREAD"
 
 
 def test_a_run_from_a_fresh_sim_alerts() -> None:
@@ -152,6 +152,28 @@ def test_rules_of_one_evidence_group_count_once() -> None:
     assert fuse(p for p, _ in fired) < 70
     fired = evaluate_rules(rules, {"a": 1.0, "b": 1.0, "c": 1.0}, None)
     assert fuse(p for p, _ in fired) == pytest.approx(100 * (1 - 0.35 * 0.7))     # an independent signal fuses
+
+
+def test_a_model_is_grouped_with_the_spread_rules_only_below_its_cap() -> None:
+    # capped model points (<= models.max_points) are the run seen again; the points a model past
+    # its budget cut carries on the views between two scorings (MODEL_ANOMALY above the cap)
+    # are the rare verdict and fuse as an independent signal
+    from services.common.records import Reason
+    from services.scorer.scoring import fuse, model_in_evidence
+
+    def reason(code: str) -> Reason:
+        return Reason(code=code, feature="f", value=1.0, window="1h", rarity="r", text=code)
+
+    groups: dict[str, str | None] = {"SLOW_LINK_SPREAD": "spread", "FRESH_SIM_ACTIVITY": None}
+    capped = model_in_evidence([(75.0, reason("SLOW_LINK_SPREAD")), (40.0, reason("MODEL_ANOMALY"))],
+                               groups, "spread", 60.0)
+    assert [(p, r.code) for p, r in capped] == [(75.0, "SLOW_LINK_SPREAD"), (0.0, "MODEL_ANOMALY")]
+    rare = model_in_evidence([(75.0, reason("SLOW_LINK_SPREAD")), (70.0, reason("MODEL_ANOMALY"))],
+                             groups, "spread", 60.0)
+    assert [p for p, _ in rare] == [75.0, 70.0] and fuse(p for p, _ in rare) >= 85
+    other = model_in_evidence([(40.0, reason("FRESH_SIM_ACTIVITY")), (40.0, reason("MODEL_ANOMALY"))],
+                              groups, "spread", 60.0)
+    assert [p for p, _ in other] == [40.0, 40.0]          # no rule of the group fired: both fuse
 
 
 def test_a_number_record_written_before_burst_sms_migrates_with_it_at_zero() -> None:

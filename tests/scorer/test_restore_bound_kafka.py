@@ -23,8 +23,8 @@ def test_a_restore_that_makes_no_progress_logs_and_stops(kafka_bootstrap: str, c
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The restore reads ``scorer-state[p]`` up to an end it must reach. Here the end is past
     anything the partition holds (an empty changelog, an end of 5), the shape of a read that
-    never gets its records (the leader unreachable, a fetch never answered): before, the restore
-    polled forever on the processing thread and logged nothing, its partitions' lag growing."""
+    never gets its records (the leader unreachable, a fetch never answered): the restore says where
+    it stands and gives up with ``RestoreStalled`` instead of polling on the processing thread forever."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     ensure_topics(kafka_bootstrap, prefix, partitions=3)
     settings = ScorerSettings(bootstrap=kafka_bootstrap, topic_prefix=prefix)

@@ -326,4 +326,4 @@ def test_codes_after_a_swap_count_the_swap_once() -> None:
     out = eng.process(code_sms(VICTIM, "3010", t + 2 * MIN, device=NEW_PHONE, cell=HOME))
     assert out.risk is not None
     assert {"SIM_SWAP_THEN_OTP", "RECENT_SIM_SWAP", "RECENT_DEVICE_CHANGE"} <= {r.code for r in out.risk.reasons}
-    assert out.score <= 55       # 45 (codes after the swap) and 10 (new phone); was 60 with the swap twice
+    assert out.score <= 55       # 45 (codes after the swap) and 10 (new phone): the swap counted once

@@ -273,7 +273,7 @@ def test_offsets_the_group_refused_are_not_committed_with_the_next_transaction(k
         txn.commit()
         txn.committed()
         assert probe.committed(tp0) == 3
-        assert probe.committed(tp1) is None      # 9 without the fix: the refused offset, committed later
+        assert probe.committed(tp1) is None      # the refused offset (9) is not committed later
     finally:
         member.close(autocommit=False)
         probe.close(autocommit=False)
