@@ -168,11 +168,13 @@ class Transactions:
         transactional call is in flight (each is awaited or the producer replaced), so whatever
         the dict holds is stale."""
         manager: Any = getattr(self.producer, "_transaction_manager", None)
-        pending: dict[Any, Any] | None = getattr(manager, "_pending_txn_offset_commits", None)
-        if not pending:
+        if manager is None:
             return
-        stale = sorted(f"{tp.topic}[{tp.partition}]" for tp in pending)
-        with manager._lock:
+        with manager._lock:                       # the sender thread reads the dict under this lock
+            pending: dict[Any, Any] | None = getattr(manager, "_pending_txn_offset_commits", None)
+            if not pending:
+                return
+            stale = sorted(f"{tp.topic}[{tp.partition}]" for tp in pending)
             pending.clear()
         metrics.STALE_TXN_OFFSETS.labels(self.service).inc(len(stale))
         log.warning("offsets left in the producer by a refused offset commit dropped; they are not committed "
