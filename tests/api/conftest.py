@@ -56,12 +56,6 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def partners_yaml(extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     entries: list[dict[str, Any]] = [
         {
@@ -154,17 +148,27 @@ class ApiServer:
         return str(self.app.state.resolver.number(phone))
 
 
-class ServerThread:
-    """uvicorn in a background thread, stopped at teardown. With ``settings``, served the way
-    ``fraudradar api`` serves it (``services.api.server.uvicorn_config``: header limits,
-    deadlines, no forwarded headers from untrusted peers); without, uvicorn's defaults."""
+def bound_socket() -> socket.socket:
+    """A loopback socket already bound to a free port. Handing the bound socket to uvicorn
+    (rather than a port number it binds later) leaves no window in which another process on
+    the machine can take the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
-    def __init__(self, app: Any, port: int, settings: ApiSettings | None = None) -> None:
+
+class ServerThread:
+    """uvicorn in a background thread on ``sock``, stopped at teardown. With ``settings``,
+    served the way ``fraudradar api`` serves it (``services.api.server.uvicorn_config``: header
+    limits, deadlines, no forwarded headers from untrusted peers); without, uvicorn's defaults."""
+
+    def __init__(self, app: Any, sock: socket.socket, settings: ApiSettings | None = None) -> None:
+        port = int(sock.getsockname()[1])
         config = (uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
                   if settings is None
                   else uvicorn_config(app, settings, host="127.0.0.1", port=port, log_level="warning"))
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -190,7 +194,8 @@ def start_api(
         key.write_bytes(generate_signing_key_pem())
     partners_file = tmp / "partners.yaml"
     partners_file.write_text(yaml.safe_dump(partners or partners_yaml()))
-    port = free_port()
+    sock = bound_socket()
+    port = int(sock.getsockname()[1])
     values: dict[str, Any] = {
         "bootstrap": bootstrap,
         "topic_prefix": prefix,
@@ -206,7 +211,7 @@ def start_api(
     values.update(overrides)
     settings = ApiSettings.model_validate(values)
     app = create_app(settings)
-    thread = ServerThread(app, port, settings if as_served else None)
+    thread = ServerThread(app, sock, settings if as_served else None)
     thread.start()
     server = ApiServer(f"http://127.0.0.1:{port}", settings, app, bootstrap, prefix)
     wait_ready(server)

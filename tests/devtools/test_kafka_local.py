@@ -1,4 +1,5 @@
 import builtins
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,17 @@ def test_a_temporary_broker_is_stopped_and_deleted_even_when_the_body_fails() ->
         raise RuntimeError("the body failed")
     assert not workdir.exists()
     assert not kafka_local._pid_alive(pid)
+
+
+def test_free_ports_are_drawn_below_the_ephemeral_range_and_are_bindable() -> None:
+    """Outgoing connections take ports from the kernel's ephemeral range at any moment; a port
+    picked there for a child to bind later can be gone by then (a CI run lost an API server
+    to exactly that). Ports are drawn below it."""
+    low, _ = kafka_local._ephemeral_range()
+    ports = {kafka_local.free_port() for _ in range(20)}
+    if low - 10000 >= 1000:
+        assert all(10000 <= p < low for p in ports), ports
+    assert len(ports) > 1  # drawn at random, not one fixed port
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
