@@ -267,4 +267,10 @@ class Policy:
                 if unknown:
                     raise PolicyError(f"rule {entity_type}/{rule.code}: no such {entity_type} feature "
                                       f"{', '.join(unknown)} (see services/scorer/catalogue.py)")
+        # a misspelt group would be a group of its own: the model's points would fuse with the
+        # rules' again, the double count the setting exists to prevent
+        groups = {rule.evidence for rules in spec.rules.values() for rule in rules if rule.evidence}
+        if spec.models.evidence is not None and spec.models.evidence not in groups:
+            raise PolicyError(f"models.evidence: no rule has the evidence group {spec.models.evidence!r} "
+                              f"(groups: {', '.join(sorted(groups)) or 'none'})")
         return cls(spec, pseudonymizer, None if path is None else Path(path).parent)

@@ -137,6 +137,19 @@ def test_a_rule_on_an_unknown_feature_is_refused_with_every_unknown_name(tmp_pat
     assert str(caught.value) == expected
 
 
+def test_a_models_evidence_group_no_rule_has_is_refused(tmp_path: Path) -> None:
+    """A misspelt ``models.evidence`` would put the model in a group of its own, and its points
+    would fuse with the spread rules' again: refused, naming the groups the rules have."""
+    doc = _packaged()
+    assert doc["models"]["evidence"] == "spread"
+    doc["models"]["evidence"] = "spred"
+    refused = r"models.evidence: no rule has the evidence group 'spred' \(groups: .*spread"
+    with pytest.raises(PolicyError, match=refused):
+        _load(tmp_path, doc)
+    doc["models"]["evidence"] = None                  # no grouping is a choice, not a typo
+    _load(tmp_path, doc)
+
+
 @pytest.mark.parametrize("field", ["protected_categories", "code_categories"])
 def test_an_unknown_registry_category_is_refused_with_every_unknown_name(tmp_path: Path, field: str) -> None:
     doc = _packaged()
