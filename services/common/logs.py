@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import threading
+import time
 from datetime import UTC, datetime
+
+from services.common.metrics import KAFKA_SLOW_STEPS
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -36,6 +41,52 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class SlowClientSteps(logging.Filter):
+    """kafka-python warns about every step of its network event loop that runs past 0.1 s
+    ("... is blocking the event loop -- likely a tight sync loop"). On a busy node (CPU
+    throttling, a neighbour, a large fetch decoded in the step) that is several lines a
+    second, each claiming a bug. This filter, on the ``kafka.net.selector`` logger, counts
+    them in ``fraudradar_kafka_client_slow_steps_total`` and writes one summary per
+    ``every_s``: the count and the longest step. The first slow step and any of ``warn_s`` or
+    more (long enough to matter next to a 10 s session) are written at once, the latter at
+    warning level; a summary of shorter steps only at info. Other records of that logger pass
+    unchanged."""
+
+    _PATTERN = re.compile(r"ran for ([0-9.]+)s \(>[0-9.]+s threshold\)\. It is blocking the event loop")
+
+    def __init__(self, service: str, every_s: float = 60.0, warn_s: float = 1.0) -> None:
+        super().__init__()
+        self.counter = KAFKA_SLOW_STEPS.labels(service=service)
+        self.every_s = every_s
+        self.warn_s = warn_s
+        self.log = logging.getLogger("fraudradar.kafka")
+        self._lock = threading.Lock()
+        self._steps = 0
+        self._longest = 0.0
+        self._since = time.monotonic()
+        self._reported = False      # the first slow step is written at once, later ones summed
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = self._PATTERN.search(record.getMessage())
+        if match is None:
+            return True
+        seconds = float(match.group(1))
+        self.counter.inc()
+        now = time.monotonic()
+        with self._lock:
+            self._steps += 1
+            self._longest = max(self._longest, seconds)
+            if self._reported and now - self._since < self.every_s and seconds < self.warn_s:
+                return False
+            self._reported = True
+            steps, longest, window = self._steps, self._longest, now - self._since
+            self._steps, self._longest, self._since = 0, 0.0, now
+        self.log.log(logging.WARNING if longest >= self.warn_s else logging.INFO,
+                     "kafka client event-loop steps past 0.1 s", extra={
+                         "steps": steps, "longest_s": round(longest, 3), "window_s": round(window, 1)})
+        return False
+
+
 def setup_logging(service: str, level: str = "INFO") -> logging.Logger:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
@@ -44,4 +95,7 @@ def setup_logging(service: str, level: str = "INFO") -> logging.Logger:
     root.setLevel(level.upper())
     # kafka-python is chatty at INFO and logs broker addresses only; keep its warnings.
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    selector = logging.getLogger("kafka.net.selector")
+    selector.filters[:] = [f for f in selector.filters if not isinstance(f, SlowClientSteps)]
+    selector.addFilter(SlowClientSteps(service))
     return logging.getLogger(f"fraudradar.{service}")

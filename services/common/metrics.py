@@ -26,5 +26,10 @@ BATCH_SECONDS = Histogram(
     "fraudradar_batch_duration_seconds", "Time to process one polled batch including flush", ["service"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+KAFKA_SLOW_STEPS = Counter(
+    "fraudradar_kafka_client_slow_steps_total",
+    "Steps of the Kafka client's network event loop that ran past its 0.1 s threshold (kafka-python's "
+    "'blocking the event loop' warning, summarised in the log once a minute): CPU starvation or "
+    "large fetches; steps near the session timeout delay heartbeats", ["service"])
 DLQ = Counter("fraudradar_dlq_total", "Records dead-lettered by reason", ["service", "reason"])
 DLQ_LIMIT_TRIPPED = Counter("fraudradar_dlq_limit_tripped_total", "DLQ limit stopped the consumer", ["service"])
