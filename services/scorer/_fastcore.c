@@ -815,6 +815,9 @@ static PyObject *features(const rec_t *r, int is_number) {
             ? (double)r->iv[t + CHG_NEW_OUT] / ((double)(now_s > change ? now_s - change : 0) / 3600.0 + 1.0) : 0.0;
     } else {
         first = N_NUMBER_FEATURES, last = N_KEYS;
+        /* the day's SMS: originated events less calls, never below 0 (a damaged stored record) */
+        double device_sms = C(D_OUT, 2) - C(D_CALL, 2);
+        if (device_sms < 0.0) device_sms = 0.0;
         x[K_OUT_5M] = C(D_OUT, 0); x[K_OUT_1H] = C(D_OUT, 1); x[K_OUT_24H] = C(D_OUT, 2);
         x[K_NEW_IMSIS_5M] = C(D_NEW_IMSI, 0); x[K_NEW_IMSIS_1H] = C(D_NEW_IMSI, 1);
         x[K_NEW_IMSIS_24H] = C(D_NEW_IMSI, 2);
@@ -823,7 +826,7 @@ static PyObject *features(const rec_t *r, int is_number) {
         x[K_D_NEW_RCPT_5M] = C(D_NEW_RCPT, 0);
         x[K_D_URL_SMS_5M] = C(D_URL, 0); x[K_D_URL_SMS_1H] = C(D_URL, 1); x[K_CALLS_OUT_5M] = C(D_CALL, 0);
         x[K_D_URL_SHARE_1H] = share(C(D_URL, 1), C(D_OUT, 1));
-        x[K_D_URL_SHARE_24H] = share(C(D_URL, 2), C(D_OUT, 2) - C(D_CALL, 2));
+        x[K_D_URL_SHARE_24H] = share(C(D_URL, 2), device_sms);
         x[K_D_NEW_RCPT_SHARE_24H] = share(C(D_NEW_RCPT, 2), C(D_OUT, 2));
         x[K_D_A2P_IN_5M] = C(D_A2P, 0); x[K_D_A2P_IN_1H] = C(D_A2P, 1);
         x[K_D_OBSERVED_H] = observed;
@@ -837,7 +840,7 @@ static PyObject *features(const rec_t *r, int is_number) {
         x[K_D_A2P_IN_24H] = C(D_A2P, 2);
         x[K_D_ONE_WAY_24H] = one_way(C(D_REPLY, 2), C(D_OUT, 2));
         x[K_D_STRANGER_24H] = strangers(C(D_NEW_RCPT, 2), C(D_OUT, 2));
-        x[K_D_URL_SHARE_LB_24H] = share_lower_bound(C(D_URL, 2), C(D_OUT, 2) - C(D_CALL, 2));
+        x[K_D_URL_SHARE_LB_24H] = share_lower_bound(C(D_URL, 2), device_sms);
         x[K_NO_SIM_RETURN_24H] = 1.0 / (1.0 + C(D_IMSI_BACK, 2));
     }
 #undef C

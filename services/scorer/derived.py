@@ -10,7 +10,7 @@ computes the same (``features.FEATURE_SIGNATURE``); the record update is ``featu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from services.scorer.catalogue import FEATURES, WINDOW_NAMES, EntityKind
 from services.scorer.change_tail import T_CELLS, T_CODES, T_KNOWN_OUT, T_LINKS, T_NEW_OUT
@@ -74,6 +74,13 @@ _Z95 = 1.959963984540054     # two-sided 95 % normal quantile
 def _paced(burst: float, sms: float) -> float:
     """1 - the share of SMS sent in a run (two pseudo-messages): 1.0 for a number that never ran."""
     return 1.0 - min(1.0, burst / (sms + 2.0))
+
+
+def _device_sms(v: Sequence[float]) -> float:
+    """A device's SMS of the day: its originated events less its calls. Never below 0: a
+    stored record whose counters disagree (restored from a damaged state) gives no SMS, not a
+    negative count that divides by zero."""
+    return max(0.0, v[_D_OUT + 2] - v[_D_CALL + 2])
 
 
 def _share_lower_bound(part: float, whole: float) -> float:
@@ -213,7 +220,7 @@ DERIVED: dict[str, dict[str, Formula]] = {
     },
     "device": {
         "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),
-        "url_share_24h": lambda v: _share(v[_D_URL + 2], v[_D_OUT + 2] - v[_D_CALL + 2]),
+        "url_share_24h": lambda v: _share(v[_D_URL + 2], _device_sms(v)),
         "new_recipient_share_24h": lambda v: _share(v[_D_NEW_RCPT + 2], v[_D_OUT + 2]),
         "observed_h": _observed_h,
         "distinct_imsis": lambda v: float(set_size(v, _D_IMSI_SET)),
@@ -221,7 +228,7 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "distinct_recipients": lambda v: _distinct(v, DEVICE.sketch_at, _D_RCPT_SET),
         "one_way_share_24h": lambda v: _one_way(v[_D_REPLY + 2], v[_D_OUT + 2]),
         "stranger_share_24h": lambda v: _strangers(v[_D_NEW_RCPT + 2], v[_D_OUT + 2]),
-        "url_share_lb_24h": lambda v: _share_lower_bound(v[_D_URL + 2], v[_D_OUT + 2] - v[_D_CALL + 2]),
+        "url_share_lb_24h": lambda v: _share_lower_bound(v[_D_URL + 2], _device_sms(v)),
         "no_sim_return_24h": lambda v: 1.0 / (1.0 + v[_D_IMSI_BACK + 2]),
     },
 }

@@ -208,6 +208,28 @@ def test_compiled_update_equals_the_reference_from_any_stored_record(data: st.Da
     _same(CORE(*args), python)
 
 
+def test_a_device_record_with_more_calls_than_events_gives_no_sms_not_a_division_by_zero() -> None:
+    """A stored device record whose day's calls exceed its originated events by two (a damaged or
+    hand-made state: the engine never writes one) made the SMS count -2 and the link share's
+    denominator 0: Python raised ZeroDivisionError and C divided by zero. The SMS count is held
+    at 0 in both."""
+    dev = pid("modem-dev")
+    view = View(view_id="d1", entity_type="device", entity=dev, role="out", type="sms", operator="op",
+                occurred_ms=T0, ingested_ms=T0, key_id="k", peer=pid("them"), sms=SmsMeta(has_url=True),
+                tac="35693803")
+    first = F.apply_view(*_args(view, None, 7))
+    values = list(first[1])
+    out_24h, call_24h = L.DEVICE.counter_at["out"] + 2, L.DEVICE.counter_at["call_out"] + 2
+    values[call_24h] = values[out_24h] + 3.0      # the next SMS adds one event: calls exceed events by 2
+    packed = L.DEVICE.pack(values)
+    again = View(**{**{f: getattr(view, f) for f in view.__struct_fields__}, "view_id": "d2"})
+    python = F.apply_view(*_args(again, packed, 8))
+    assert python[0] == 2
+    assert python[5]["url_share_24h"] == 1.0       # two link SMS over 0 SMS and the 2 pseudo-events
+    assert 0.0 <= python[5]["url_share_lb_24h"] <= 1.0
+    _same(CORE(*_args(again, packed, 8)), python)
+
+
 def test_replays_and_unusual_values_are_left_to_python() -> None:
     me = pid("me")
     view = View(view_id="v", entity_type="number", entity=me, role="out", type="sms", operator="op",
