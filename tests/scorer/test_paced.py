@@ -370,3 +370,21 @@ def test_a_giant_run_of_links_to_strangers_from_an_established_number_is_a_watch
     third = [sms_out(sender, pid(f"giant-c{i}"), T0 + 360 * MIN + i * 3_000, url=True, n=300 + i) for i in range(3)]
     outs = [eng.process(view) for view in third]
     assert _alert_codes(outs)[0] == "SLOW_LINK_SPREAD" and outs[0].alerts
+
+
+def test_the_models_do_not_see_the_rule_only_link_runs() -> None:
+    # link_runs_24h is a gate of SLOW_LINK_SPREAD (catalogue.RULE_ONLY): the detectors learn and
+    # score the features without it (the models' vector, and so HST's splits drawn over the sorted
+    # names, unchanged); the population cuts see it, as they see every rule's conditions
+    from services.scorer import catalogue
+    from services.scorer.detectors import partition_models
+    from services.scorer.policy import Policy
+
+    features = F.number_features(_number([sms_out(pid("rule-only"), pid(f"v{i}"), T0 + i * MIN, url=True)
+                                          for i in range(8)]))
+    features["modem_device"] = 0.0
+    assert features["link_runs_24h"] > 7 and "link_runs_24h" not in catalogue.for_models(features)
+    models = partition_models(Policy.load(PSEUDO), seed=0)["number"]
+    models.learn_one(features, {})
+    hst = models.detectors["hst"].detector
+    assert hst.names and "link_runs_24h" not in hst.names and "sms_out_5m" in hst.names
