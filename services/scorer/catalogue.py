@@ -214,9 +214,13 @@ RULE_ONLY: frozenset[str] = frozenset({"link_runs_24h"})
 
 def for_models(features: dict[str, float]) -> dict[str, float]:
     """``features`` without the ``RULE_ONLY`` ones: what the detectors and the feedback learner see."""
-    if not RULE_ONLY.intersection(features):
-        return features
-    return {name: value for name, value in features.items() if name not in RULE_ONLY}
+    x = None
+    for name in RULE_ONLY:
+        if name in features:
+            if x is None:
+                x = dict(features)       # a copy at C speed: the caller's dict keeps what the rules read
+            del x[name]
+    return features if x is None else x
 
 
 def record_features(entity_type: EntityKind) -> tuple[str, ...]:
