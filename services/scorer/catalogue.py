@@ -47,11 +47,11 @@ latest SIM swap, port-in or device change is at most a day old (whoever holds th
 the bank's verification calls); ``recycled_recent`` is 1 for a day after a number that had
 ceased was given a new subscription (it changed hands).
 ``link_runs_24h`` (kind ``runs``) is how many runs of link SMS to never-contacted recipients the
-number has sent in its current spell (``layout.LINK_RUNS``, ``features.link_run``): a link SMS
-to a stranger more than half a minute after the previous one starts a run, a day without one ends
-the spell (0 from then). An announcement texted to a list in one go is one run; a farm that must
-reach strangers all day needs many, and putting them into few runs makes them runs, which the
-burst rules judge.
+number has sent, decayed over a day (``layout.LINK_RUNS``, ``features.link_run``): a link SMS to a
+stranger more than half a minute after the previous one starts a run; 0 a week after the latest.
+An announcement texted to a list in one go is one run; a farm that must reach strangers all day
+needs many, and putting them into few runs makes them runs, which the burst rules judge. It is
+rule-only (``RULE_ONLY`` below): the models do not see it.
 
 Adding a feature is one row here plus its update code (and, for a new counter or a derived
 feature, its line in ``_fastcore.c``). The order of the rows is the order of the feature
