@@ -48,8 +48,14 @@ static const char HEADER[] = "qqIIIIIIIIIIQBBBIffIq";
 static const char LINK_TAIL[] = "IIBI";
 enum { LINK_S, LINK_EXPIRES_S, LINK_SCORE, LINK_FP, N_LINK };   /* the link tail's fields */
 /* numbers' change tail, after the link tail (layout.CHG_*): what the number did since its latest change */
-static const char CHANGE_TAIL[] = "BBBBBBB";
-enum { CHG_NEW_OUT, CHG_KNOWN_OUT, CHG_CODES, CHG_LINKS, CHG_CELLS, CHG_RCPT_LO, CHG_RCPT_HI, N_CHG };
+static const char CHANGE_TAIL[] = "BBBBBBBI";
+enum { CHG_NEW_OUT, CHG_KNOWN_OUT, CHG_CODES, CHG_LINKS, CHG_CELLS, CHG_RCPT_LO, CHG_RCPT_HI, LINK_RUNS, N_CHG };
+/* layout.LINK_RUNS: bits 0-23 the latest link SMS to a stranger (s mod 2**24), bits 24-31 the runs
+   up to it decayed over a day, in 1/LINK_RUN_ONE */
+#define LINK_RUN_TIME_MASK 0xFFFFFFLL
+#define LINK_RUN_ONE 16
+#define LINK_RUN_TAU_S 86400.0
+#define LINK_RUN_FORGET_S (7LL * 86400LL)
 #define CHG_SAW_NEW 16
 #define CHG_SAW_OLD 32
 #define CHG_HAD_CELLS 64
@@ -321,6 +327,34 @@ static int recipient(rec_t *r, PyObject *peer, int set_at, int sketch_at, int ne
     return 0;
 }
 
+/* ---- link runs (features.link_run, link_runs_forget) ------------------------------------- */
+
+static void link_run(rec_t *r, int64_t t_s) {
+    int at = NUMBER_L.tail_at + LINK_RUNS;
+    int64_t packed = r->iv[at];
+    int64_t last = packed & LINK_RUN_TIME_MASK, units = (packed >> 24) & 255;
+    int64_t now = t_s & LINK_RUN_TIME_MASK;
+    int64_t gap = (now - last) & LINK_RUN_TIME_MASK;
+    if (gap >= (LINK_RUN_TIME_MASK + 1) / 2) gap -= LINK_RUN_TIME_MASK + 1;
+    if (!units || gap > LINK_RUN_FORGET_S) { units = LINK_RUN_ONE; last = now; }
+    else if (gap > RUN_GAP_MS / 1000) {
+        units = (int64_t)((double)units * exp(-(double)gap / LINK_RUN_TAU_S) + (double)LINK_RUN_ONE + 0.5);
+        if (units > 255) units = 255;
+        last = now;
+    }
+    else if (gap >= 0) last = now;    /* a late SMS (gap < 0) counts nothing */
+    r->iv[at] = units << 24 | last;
+}
+
+static void link_runs_forget(rec_t *r, int64_t t_s) {
+    int at = NUMBER_L.tail_at + LINK_RUNS;
+    int64_t packed = r->iv[at];
+    if (packed) {
+        int64_t age = (t_s - packed) & LINK_RUN_TIME_MASK;
+        if (age > LINK_RUN_FORGET_S && age < (LINK_RUN_TIME_MASK + 1) / 2) r->iv[at] = 0;
+    }
+}
+
 /* ---- the change tail (change_tail.update) ------------------------------------------------ */
 
 static int64_t imax(int64_t a, int64_t b) { return b > a ? b : a; }
@@ -559,6 +593,8 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
     }
     if (!(tac = attr(view, S_tac))) FAIL;
     if (apply_tac(r, tac) < 0) FAIL;
+    link_runs_forget(r, t_s);
+    if (link && rcpt_pos == -1) link_run(r, t_s);
     change_tail(r, before_change, rcpt_pos, link, code, cell_pos);
 done:
     Py_XDECREF(role); Py_XDECREF(type); Py_XDECREF(peer); Py_XDECREF(cell); Py_XDECREF(tac);
@@ -694,7 +730,7 @@ enum {
     K_URL_SMS_5M, K_UNANS_5M, K_UNANS_24H, K_OBSERVED_H, K_SIM_CHANGE_RECENCY, K_DEVICE_CHANGE_RECENCY,
     K_SIM_NEWNESS, K_OFF_NET, K_ONE_WAY_24H, K_STRANGER_24H, K_NEW_CONTACTS_CHG, K_LINK_CONTACTS_CHG, K_CODES_CHG,
     K_NEW_AREA_CHG, K_CONTACTS_QUIET_CHG, K_TAKEOVER_EVIDENCE, K_FORWARDING_NEAR_CHG, K_RECYCLED_RECENT,
-    K_PACED_24H, K_NEW_CONTACT_RATE_CHG, N_NUMBER_FEATURES,
+    K_PACED_24H, K_NEW_CONTACT_RATE_CHG, K_LINK_RUNS_24H, N_NUMBER_FEATURES,
     /* devices */
     K_OUT_5M = N_NUMBER_FEATURES, K_OUT_1H, K_OUT_24H, K_NEW_IMSIS_5M, K_NEW_IMSIS_1H, K_NEW_IMSIS_24H,
     K_NEW_NUMBERS_5M, K_NEW_NUMBERS_1H, K_NEW_NUMBERS_24H, K_D_NEW_RCPT_5M, K_D_URL_SMS_5M, K_D_URL_SMS_1H,
@@ -712,7 +748,7 @@ static const char *KEY_TEXT[N_KEYS] = {
     "observed_h", "sim_change_recency", "device_change_recency", "sim_newness", "off_net", "one_way_share_24h",
     "stranger_share_24h", "new_contacts_since_change", "link_contacts_since_change", "codes_since_change",
     "new_area_since_change", "contacts_quiet_since_change", "takeover_evidence", "forwarding_near_change",
-    "recycled_recent", "paced_share_24h", "new_contact_rate_since_change",
+    "recycled_recent", "paced_share_24h", "new_contact_rate_since_change", "link_runs_24h",
     "out_5m", "out_1h", "out_24h", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h", "new_numbers_5m",
     "new_numbers_1h", "new_numbers_24h", "new_recipients_5m", "url_sms_5m", "url_sms_1h", "calls_out_5m",
     "url_share_1h", "url_share_24h", "new_recipient_share_24h", "a2p_in_5m", "a2p_in_1h", "observed_h",
@@ -813,6 +849,11 @@ static PyObject *features(const rec_t *r, int is_number) {
         /* derived._new_contact_rate: new contacts since the change per hour since it (+1 pseudo-hour) */
         x[K_NEW_CONTACT_RATE_CHG] = since
             ? (double)r->iv[t + CHG_NEW_OUT] / ((double)(now_s > change ? now_s - change : 0) / 3600.0 + 1.0) : 0.0;
+        /* derived._link_runs: the runs decayed to the watermark; 0 a week after the latest */
+        int64_t runs_packed = r->iv[t + LINK_RUNS];
+        int64_t runs_gap = (now_s - runs_packed) & LINK_RUN_TIME_MASK;
+        x[K_LINK_RUNS_24H] = runs_gap > LINK_RUN_FORGET_S ? 0.0
+            : (double)((runs_packed >> 24) & 255) / LINK_RUN_ONE * exp(-(double)runs_gap / LINK_RUN_TAU_S);
     } else {
         first = N_NUMBER_FEATURES, last = N_KEYS;
         /* the day's SMS: originated events less calls, never below 0 (a damaged stored record) */

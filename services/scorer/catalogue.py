@@ -46,6 +46,12 @@ in the hours before the victim notices, an owner's new contacts come at the pace
 latest SIM swap, port-in or device change is at most a day old (whoever holds the line diverts
 the bank's verification calls); ``recycled_recent`` is 1 for a day after a number that had
 ceased was given a new subscription (it changed hands).
+``link_runs_24h`` (kind ``runs``) is how many runs of link SMS to never-contacted recipients the
+number has sent, decayed over a day (``layout.LINK_RUNS``, ``features.link_run``): a link SMS to a
+stranger more than half a minute after the previous one starts a run; 0 a week after the latest.
+An announcement texted to a list in one go is one run; a farm that must reach strangers all day
+needs many, and putting them into few runs makes them runs, which the burst rules judge. It is
+rule-only (``RULE_ONLY`` below): the models do not see it.
 
 Adding a feature is one row here plus its update code (and, for a new counter or a derived
 feature, its line in ``_fastcore.c``). The order of the rows is the order of the feature
@@ -69,7 +75,7 @@ COUNTERS: dict[EntityKind, tuple[str, ...]] = {
                "reply_in", "imsi_back"),
 }
 
-Kind = Literal["count", "share", "ratio", "distinct", "age", "recency", "flag", "since", "engine"]
+Kind = Literal["count", "share", "ratio", "distinct", "age", "recency", "flag", "since", "runs", "engine"]
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,7 @@ _TABLE: dict[EntityKind, str] = {
     recycled_recent             now     flag      -
     paced_share_24h           24h       share     -
     new_contact_rate_since_change change since    -
+    link_runs_24h             24h       runs      -
 """,
     "device": """
     out_5m                    5m        count     out
@@ -197,6 +204,23 @@ BURST: dict[EntityKind, tuple[str, ...]] = {
     "number": ("sms_out", "call_out", "new_recipients", "url_sms", "unanswered", "a2p_in"),
     "device": ("out", "new_imsis", "new_numbers", "new_recipients", "url_sms", "calls_out", "a2p_in"),
 }
+
+
+# features the rules read and the models do not: a gate's count whose distribution is nearly all
+# zero tells a model nothing a rule does not, and leaving it out keeps the models' vector (and so
+# Half-Space Trees' splits, drawn over the sorted feature names) what it was
+RULE_ONLY: frozenset[str] = frozenset({"link_runs_24h"})
+
+
+def for_models(features: dict[str, float]) -> dict[str, float]:
+    """``features`` without the ``RULE_ONLY`` ones: what the detectors and the feedback learner see."""
+    x = None
+    for name in RULE_ONLY:
+        if name in features:
+            if x is None:
+                x = dict(features)       # a copy at C speed: the caller's dict keeps what the rules read
+            del x[name]
+    return features if x is None else x
 
 
 def record_features(entity_type: EntityKind) -> tuple[str, ...]:

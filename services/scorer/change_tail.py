@@ -1,6 +1,7 @@
 """A number's change tail: what it did since its latest SIM swap, port-in or device change.
 
-Seven bytes at the end of a number's record (``layout.CHG_*``): calls and SMS to never-contacted
+Seven bytes near the end of a number's record (``layout.CHG_*``; the link-run field
+``layout.LINK_RUNS`` follows them and is not reset by a change): calls and SMS to never-contacted
 and to known recipients, link SMS to never-contacted ones, one-time codes received, and two
 bit-masks of which slots of the cell set and the recipient set held something before the change
 (they follow those slots as the most-recently-used sets reorder, so a number first contacted after

@@ -28,6 +28,11 @@ from services.scorer.layout import (
     LAST_MS,
     LINE_MASK,
     LINE_RECYCLED,
+    LINK_RUN_FORGET_S,
+    LINK_RUN_ONE,
+    LINK_RUN_TAU_S,
+    LINK_RUN_TIME_MASK,
+    LINK_RUNS,
     NUMBER,
     ON_NET,
     SIM_CHANGED_S,
@@ -43,6 +48,7 @@ _N_URL, _N_NEW_RCPT, _N_NIGHT = _NUM["url_out"], _NUM["new_rcpt"], _NUM["night_o
 _N_SHORT, _N_UNANS, _N_NEW_CELL, _N_A2P = _NUM["short_call"], _NUM["unanswered"], _NUM["new_cell"], _NUM["a2p_in"]
 _N_REPLY, _N_BURST = _NUM["reply_in"], _NUM["burst_sms"]
 _N_RCPT_SET, _N_CELL_SET = NUMBER.set_at["rcpt"], NUMBER.set_at["cell"]
+_T_RUNS = NUMBER.tail_at + LINK_RUNS
 _DEV = DEVICE.counter_at
 _D_OUT, _D_NEW_IMSI, _D_NEW_NUMBER = _DEV["out"], _DEV["new_imsi"], _DEV["new_number"]
 _D_NEW_CELL, _D_NEW_RCPT, _D_CHANGE = _DEV["new_cell"], _DEV["new_rcpt"], _DEV["change"]
@@ -161,6 +167,16 @@ def _new_contact_rate(v: list[float]) -> float:
     return float(v[T_NEW_OUT]) / (hours + 1.0)
 
 
+def _link_runs(v: list[float]) -> float:
+    """Runs of link SMS to never-contacted recipients (``features.link_run``), decayed over a day
+    to the watermark; 0 once the latest one is more than ``LINK_RUN_FORGET_S`` old."""
+    packed = int(v[_T_RUNS])
+    gap = (_now_s(v) - packed) & LINK_RUN_TIME_MASK
+    if gap > LINK_RUN_FORGET_S:
+        return 0.0
+    return (packed >> 24) / LINK_RUN_ONE * math.exp(-gap / LINK_RUN_TAU_S)
+
+
 def _takeover_evidence(v: list[float]) -> float:
     """How many of the five takeover signals hold: new SIM, new device, new area, one-time codes
     received, usual contacts quiet (each a day after the change at most)."""
@@ -217,6 +233,7 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "recycled_recent": _recycled_recent,
         "paced_share_24h": lambda v: _paced(v[_N_BURST + 2], v[_N_SMS_OUT + 2]),
         "new_contact_rate_since_change": _new_contact_rate,
+        "link_runs_24h": _link_runs,
     },
     "device": {
         "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),

@@ -50,8 +50,9 @@ class EntityModels:
 
     def learn_one(self, features: dict[str, float], raws: dict[str, float]) -> None:
         """Every detector learns ``features`` (``raws``: their raw scores, when known), then the cuts."""
+        x = catalogue.for_models(features)       # the cuts see the rules' features, the detectors not all
         for name, detector in self.detectors.items():
-            detector.learn_one(features, raws.get(name))
+            detector.learn_one(x, raws.get(name))
         if self.cuts is not None:
             self.cuts.learn_one(features, self.detectors)
 

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from services.common.records import EntityType, Reason, View
+from services.scorer import catalogue
 from services.scorer import features as F
 from services.scorer import layout as L
 
@@ -232,6 +233,7 @@ class ScoringEngine:
                     window="1h", rarity="model", text="MODEL_ANOMALY: unusual traffic (latest model verdict)")))
             return False, None
         self.counters["scored"] += 1
+        features = catalogue.for_models(features)      # the rules' own features stay out of the models
         ecod = models.detectors.get("ecod")
         tails: dict[str, float] | None = None
         best = 0.0
@@ -311,7 +313,7 @@ class ScoringEngine:
         """The fused points, raised or damped by the partner-feedback learner when it is ready."""
         points = fuse(p for p, _ in contributions)
         if contributions and models.feedback.ready:
-            proba = models.feedback.proba_one(features)
+            proba = models.feedback.proba_one(catalogue.for_models(features))
             if proba is not None:
                 cfg = self.policy.models
                 if proba > 0.5:

@@ -95,6 +95,11 @@ from services.scorer.layout import (
     LINE_RECYCLED,
     LINE_STATE_MASK,
     LINK_EXPIRES_S,
+    LINK_RUN_FORGET_S,
+    LINK_RUN_ONE,
+    LINK_RUN_TAU_S,
+    LINK_RUN_TIME_MASK,
+    LINK_RUNS,
     LINK_TAIL_FORMAT,
     N_VIEWS,
     NUMBER,
@@ -116,6 +121,11 @@ BURST_PRIOR = 0.9
 # ... and the number's previous event is at most this far from it: a list sent in one go goes out
 # seconds apart; a stream kept up for hours, one SMS a minute or more apart, is paced, not a run
 RUN_GAP_MS = 30_000
+# link runs (``layout.LINK_RUNS``): a link SMS to a never-contacted recipient more than RUN_GAP_S
+# after the previous one starts a run; the runs are counted decayed over a day
+RUN_GAP_S = RUN_GAP_MS // 1000
+_RUN_TIME_HALF = (LINK_RUN_TIME_MASK + 1) // 2
+_T_RUNS = NUMBER.tail_at + LINK_RUNS
 _TAU_1H, _TAU_24H = TAUS[1], TAUS[2]
 
 
@@ -217,7 +227,45 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
             values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
         values[DEVICE_FP] = device
     _set_tac(values, view.tac)
+    link_runs_forget(values, t_s)
+    if link and rcpt_pos == -1:
+        link_run(values, t_s)
     change_tail.update(values, before_change, rcpt_pos, link, code, cell_pos)
+
+
+def link_run(values: list[float], t_s: int) -> None:
+    """Count a link SMS to a never-contacted recipient at ``t_s`` in the number's link runs.
+
+    Within ``RUN_GAP_S`` of the latest one it continues that run (a list sent in one go); later it
+    starts another: the count, decayed over a day (``LINK_RUN_TAU_S``) since the latest one, gains
+    one, rounded to its fixed point (1/16). Time is kept modulo 2**24 s (194 days; a gap is read as
+    signed; ``link_runs_forget`` clears a count a week old). A late SMS (before the latest one)
+    counts nothing and moves nothing: its neighbours are not known, so out of order a run is missed
+    when every one of its SMS arrives after a later run's, and split when one arrives more than the
+    gap after the latest seen while the SMS between are still to come."""
+    packed = int(values[_T_RUNS])
+    last, units = packed & LINK_RUN_TIME_MASK, packed >> 24
+    now = t_s & LINK_RUN_TIME_MASK
+    gap = (now - last) & LINK_RUN_TIME_MASK
+    if gap >= _RUN_TIME_HALF:
+        gap -= LINK_RUN_TIME_MASK + 1
+    if not units or gap > LINK_RUN_FORGET_S:
+        units, last = LINK_RUN_ONE, now
+    elif gap > RUN_GAP_S:
+        units, last = min(255, int(units * _EXP(-gap / LINK_RUN_TAU_S) + LINK_RUN_ONE + 0.5)), now
+    elif gap >= 0:
+        last = now
+    values[_T_RUNS] = units << 24 | last
+
+
+def link_runs_forget(values: list[float], t_s: int) -> None:
+    """Clear a link-run count whose latest run is more than ``LINK_RUN_FORGET_S`` before ``t_s``
+    (nothing is left of it), so that its 24-bit time cannot wrap round into the present."""
+    packed = int(values[_T_RUNS])
+    if packed:
+        age = (t_s - packed) & LINK_RUN_TIME_MASK
+        if LINK_RUN_FORGET_S < age < _RUN_TIME_HALF:
+            values[_T_RUNS] = 0
 
 
 def apply_line(values: list[float], view: View, t_s: int) -> None:

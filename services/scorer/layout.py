@@ -88,7 +88,16 @@ CHG_SAW_NEW = 16      # a view since the change on a cell never seen before
 CHG_SAW_OLD = 32      # a view since the change on a cell seen before the change
 CHG_HAD_CELLS = 64    # the number had cells before the change (else "new area" is unknown)
 CHG_HAD_RCPTS = 128   # the number had recipients before the change (else "contacts quiet" is unknown)
-CHANGE_TAIL_FORMAT = "BBBBBBB"
+# after the seven change bytes, kept whatever the changes (not reset by one):
+LINK_RUNS = 7         # I  runs of link SMS to never-contacted recipients (features.link_run):
+#                          bits 0-23 the latest such SMS's time in seconds modulo 2**24 (LINK_RUN_TIME_MASK),
+#                          bits 24-31 the runs up to it, decayed with LINK_RUN_TAU_S, in 1/LINK_RUN_ONE
+LINK_RUN_TIME_MASK = 0xFFFFFF
+LINK_RUN_ONE = 16            # one run in the count's fixed point (at most 255/16 = 15.9 runs)
+LINK_RUN_TAU_S = 86_400      # the count decays over a day, as the 24 h windows do
+LINK_RUN_FORGET_S = 7 * 86_400   # older than this the count is gone (e**-7): the field is cleared
+LINK_RUNS_FORMAT = "I"
+CHANGE_TAIL_FORMAT = "BBBBBBB" + LINK_RUNS_FORMAT
 
 
 class Layout:
@@ -124,6 +133,9 @@ class Layout:
         self.tail_at = self.link_at + len(LINK_TAIL_FORMAT)
         self.n_fields = self.tail_at + len(tail)
         self.size = self.struct.size
+        # records written before the link-runs field (the change tail's last field): padded with zeros
+        self.pre_runs_size = self.size - struct.calcsize("<" + LINK_RUNS_FORMAT) \
+            if tail.endswith(LINK_RUNS_FORMAT) else self.size
         self.link_offset = self.legacy_size          # byte offset of the link tail in a record
 
     def empty(self) -> list[float]:
@@ -144,11 +156,12 @@ class Layout:
         return LINK_TAIL.unpack_from(data, self.link_offset)  # type: ignore[return-value]
 
     def migrate(self, data: bytes) -> bytes | None:
-        """A record of this or an earlier layout (no link tail, no change tail, fewer counters) in
+        """A record of this or an earlier layout (no link tail, no change tail or no link-runs field,
+        fewer counters) in
         this layout; None otherwise. What is missing is zeros (nothing known)."""
         if len(data) == self.size:
             return data
-        if len(data) == self.pre_tail_size or len(data) == self.legacy_size:
+        if len(data) in (self.pre_runs_size, self.pre_tail_size, self.legacy_size):
             return data + bytes(self.size - len(data))
         older = self.older
         if older is not None:

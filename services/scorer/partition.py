@@ -12,6 +12,7 @@ from pathlib import Path
 
 from services.common.pseudonym import Pseudonymizer
 from services.common.records import EntityType, Feedback, Link, View
+from services.scorer import catalogue
 from services.scorer import features as F
 from services.scorer import layout as L
 from services.scorer.detectors import model_version, partition_models
@@ -90,7 +91,7 @@ class PartitionScorer:
         feats = F.number_features(values) if feedback.entity_type == "number" else F.device_features(values)
         feats["modem_device"] = 1.0 if int(values[L.TAC]) in self.policy.modem_tacs else 0.0
         fraud = feedback.label == "confirmed_fraud"
-        learner.learn_one(feats, fraud)
+        learner.learn_one(catalogue.for_models(feats), fraud)
         self.state.journal.feedback(feedback.entity_type, feats, fraud)
         self.counters["feedback"] += 1
 

@@ -132,7 +132,9 @@ def test_records_without_the_link_tail_are_migrated_on_restore() -> None:
     restored = engine()
     for key, value in legacy.items():
         restored.store.apply_changelog(key, value)
-    assert restored.store.numbers.records == eng.store.numbers.records
+    # what the legacy records lacked comes back as zeros (the blast's link runs among it)
+    assert restored.store.numbers.records == {key: value[:layout.legacy_size] + bytes(layout.size - layout.legacy_size)
+                                              for key, value in eng.store.numbers.records.items()}
 
 
 def test_links_can_be_switched_off_in_the_policy() -> None:

@@ -3,6 +3,7 @@ whose never-contacted recipients answer it after a SIM swap is not a takeover.""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,11 @@ def test_a_farm_that_sends_its_links_in_small_clusters_is_still_a_slow_spread() 
     outs = [eng.process(view) for view in views]
     codes = _alert_codes(outs)
     assert codes and codes[0] == "SLOW_LINK_SPREAD"
+    # each cluster is a run of its own (its first link SMS comes a quarter of an hour after the
+    # previous one): the opening run, the first cluster, and the second cluster's first SMS alerts
+    first = next(i for i, o in enumerate(outs) if o.alerts)
+    assert first == 8 + 3
+    assert F.number_features(_number(views[:first + 1]))["link_runs_24h"] == pytest.approx(3.0, abs=0.05)
 
 
 def test_a_run_from_a_fresh_sim_alerts() -> None:
@@ -185,7 +191,8 @@ def test_a_number_record_written_before_burst_sms_migrates_with_it_at_zero() -> 
     cut = L.NUMBER.counter_at["burst_sms"]
     old = older.pack(values[:cut] + values[cut + 3:])                       # the same record, older layout
     assert L.NUMBER.migrate(old) == current
-    assert L.NUMBER.migrate(old[:older.pre_tail_size]) == current[:L.NUMBER.pre_tail_size] + bytes(7)
+    assert L.NUMBER.migrate(old[:older.pre_tail_size]) == current[:L.NUMBER.pre_tail_size] + bytes(
+        L.NUMBER.size - L.NUMBER.pre_tail_size)
     assert L.NUMBER.migrate(old[:-1]) is None
 
 
@@ -229,3 +236,155 @@ def test_a_model_below_its_cut_does_not_lift_a_run_to_an_alert(tmp_path: Path, d
         scores[name] = (max(o.score for o in outs), _alert_codes(outs))
     assert scores["independent"][0] >= 70 and scores["independent"][1]
     assert scores["grouped"][0] < 70 and not scores["grouped"][1]
+
+
+# -- runs of links to strangers (features.link_run, link_runs_24h; SLOW_LINK_SPREAD asks for 3) ----
+
+def _organiser_views(organiser: str, *, reminder: bool) -> list:
+    """An established number (three friends texted the day before) texts an announcement with a
+    link to a list of 60, five seconds apart; with ``reminder`` a second one four hours later to
+    30 more members (never-contacted: the recent-recipient set holds 16)."""
+    views = [sms_out(organiser, pid(f"friend{organiser}{i}"), T0 - 24 * 60 * MIN + i * MIN, n=i) for i in range(3)]
+    views += [sms_out(organiser, pid(f"member{organiser}{i}"), T0 + i * 5_000, url=True, n=10 + i) for i in range(60)]
+    if reminder:
+        views += [sms_out(organiser, pid(f"second{organiser}{i}"), T0 + 240 * MIN + i * 5_000, url=True, n=500 + i)
+                  for i in range(30)]
+    return views
+
+
+@pytest.mark.parametrize("reminder", [False, True])
+def test_an_organisers_announcement_with_a_link_is_one_run_and_does_not_alert(reminder: bool) -> None:
+    # the false alarm of issue #18: SLOW_LINK_SPREAD fired at the 7th member of an announcement
+    # texted to a list in one go. It is one run of links to strangers (with a reminder: two), so it
+    # stays a watch of the run rules (SMS_BLAST, capped below the alert level)
+    views = _organiser_views(pid(f"club-organiser{reminder}"), reminder=reminder)
+    # one run; with the reminder four hours later, two (the first decayed over those hours)
+    want = 1.0 + math.exp(-4 / 24) if reminder else 1.0
+    assert F.number_features(_number(views))["link_runs_24h"] == pytest.approx(want, abs=0.05)
+    eng = PartitionScorer.default(PSEUDO)
+    outs = [eng.process(view) for view in views]
+    assert not _alert_codes(outs)
+    fired = {r.code for o in outs for r in (o.risk.reasons if o.risk else [])}
+    assert "SMS_BLAST" in fired and "SLOW_LINK_SPREAD" not in fired
+
+
+def test_link_runs_count_runs_of_links_to_strangers_decayed_over_a_day() -> None:
+    me = pid("runs")
+
+    def runs(views: list) -> float:
+        return F.number_features(_number(views))["link_runs_24h"]
+
+    run = [sms_out(me, pid(f"a{i}"), T0 + i * 20_000, url=True) for i in range(10)]     # 20 s apart: one run
+    assert runs(run) == 1.0
+    spaced = [sms_out(me, pid(f"b{i}"), T0 + i * 40_000, url=True) for i in range(10)]   # 40 s apart: ten
+    assert runs(spaced) == pytest.approx(10.0, abs=0.1)
+    # links to known recipients, and SMS without a link to strangers, start or continue nothing
+    known = [*run, *(sms_out(me, pid(f"a{i}"), T0 + 30 * MIN + i * MIN, url=True) for i in range(10))]
+    assert runs(known) == pytest.approx(1.0, abs=0.03)
+    assert runs([*run, *(sms_out(me, pid(f"c{i}"), T0 + 30 * MIN + i * MIN) for i in range(10))]) == pytest.approx(
+        1.0, abs=0.03)
+    # a decoy seconds before a cluster (an SMS without a link to a stranger, a link to a known
+    # number, an incoming SMS) does not join the cluster to the previous run
+    decoyed = [*run]
+    for k in range(1, 4):
+        t = T0 + k * 15 * MIN
+        decoyed += [sms_out(me, pid(f"decoy{k}"), t - 5_000), sms_out(me, pid("a0"), t - 4_000, url=True),
+                    sms_in(me, pid("a1"), t - 3_000)]
+        decoyed += [sms_out(me, pid(f"d{k}{i}"), t + i * 5_000, url=True) for i in range(3)]
+    assert runs(decoyed) == pytest.approx(4.0, abs=0.1)
+    # the count decays over a day: runs a day apart are about 1 + 1/e, and the feature decays too
+    assert runs([*run, sms_out(me, pid("e0"), T0 + 24 * 60 * MIN, url=True)]) == pytest.approx(1 + 1 / math.e, abs=0.05)
+    assert runs([*run, sms_in(me, pid("g0"), T0 + 24 * 60 * MIN)]) == pytest.approx(1 / math.e, abs=0.01)
+    # and is cleared a week after the latest run, by any view
+    week = [*run, sms_in(me, pid("g1"), T0 + 8 * 24 * 60 * MIN)]
+    assert runs(week) == 0.0 and int(_number(week)[L.NUMBER.tail_at + L.LINK_RUNS]) == 0
+    # a late SMS (before the latest one) counts nothing: its neighbours are not known
+    assert runs([*run, sms_out(me, pid("h0"), T0 - 5 * MIN, url=True)]) == 1.0
+    assert runs([*run, sms_out(me, pid("h1"), T0 + 9 * 20_000 - 10_000, url=True)]) == 1.0
+    # delivered out of order, a run can split: what arrives more than the gap after the latest one
+    # seen starts a run even when the SMS between are still to come (20 s apart: 60 s, 140 s, 180 s)
+    assert runs([run[i] for i in (3, 0, 1, 7, 2, 4, 9, 5, 6, 8)]) == pytest.approx(3.0, abs=0.01)
+
+
+def test_link_runs_survive_the_wrap_of_their_24_bit_clock() -> None:
+    me = pid("wrap")
+    wrap_ms = (1 << 24) * 1000 * (T0 // ((1 << 24) * 1000) + 1)            # the next multiple of 2**24 s
+    views = [sms_out(me, pid(f"w{i}"), wrap_ms - 20_000 + i * 10_000, url=True) for i in range(5)]   # across it
+    assert F.number_features(_number(views))["link_runs_24h"] == 1.0
+    views.append(sms_out(me, pid("w9"), wrap_ms + 10 * MIN, url=True))
+    assert F.number_features(_number(views))["link_runs_24h"] == pytest.approx(2.0, abs=0.02)
+
+
+def test_the_compiled_update_counts_link_runs_as_the_python_does() -> None:
+    if F.COMPILED_APPLY is None:
+        pytest.fail("the C twin is not built (pip install -e .): its parity is what this test checks")
+    me = pid("parity-link-runs")
+    wrap_ms = (1 << 24) * 1000 * (T0 // ((1 << 24) * 1000) + 1)
+    views = [sms_out(me, pid(f"l{i}"), T0 + i * 10_000, url=True) for i in range(8)]
+    views += [sms_out(me, pid(f"k{k}{i}"), T0 + k * 15 * MIN + i * 5_000, url=i != 1) for k in range(1, 5)
+              for i in range(3)]
+    views += [sms_out(me, pid("late"), T0 + 20 * MIN, url=True), sms_out(me, pid("late2"), T0 + 59 * MIN, url=True)]
+    views += [sms_out(me, pid("l0"), T0 + 90 * MIN, url=True), sms_in(me, pid("l1"), T0 + 91 * MIN)]
+    views += [sms_out(me, pid(f"n{i}"), T0 + 27 * 60 * MIN + i * 45_000, url=True) for i in range(4)]  # a day on
+    views += [sms_in(me, pid("idle"), T0 + 10 * 24 * 60 * MIN)]                                   # forgotten
+    views += [sms_out(me, pid(f"x{i}"), wrap_ms - 20_000 + i * 10_000, url=True) for i in range(5)]   # the wrap
+    views += [sms_out(me, pid("x9"), wrap_ms + 10 * MIN, url=True)]
+    seen = []
+    for apply in (F.COMPILED_APPLY, F.apply_view):
+        packed: bytes | None = None
+        feats = []
+        for offset, view in enumerate(views):
+            result = apply(True, packed, view, offset, False, 10.0, frozenset(), 0.0, frozenset(), True)
+            assert result is not None and result[0] == 2
+            packed = L.NUMBER.pack(result[1])
+            feats.append(result[5]["link_runs_24h"])
+        seen.append((packed, feats))
+    assert seen[0] == seen[1]
+    assert seen[0][1][7] == 1.0 and seen[0][1][8 + 3 * 4 - 1] == pytest.approx(5.0, abs=0.1)
+    assert seen[0][1][-7] == 0.0 and seen[0][1][-1] == pytest.approx(2.0, abs=0.02)
+
+
+def test_a_number_record_written_before_link_runs_migrates_with_them_at_zero() -> None:
+    values = _number([sms_out(pid("pre-runs"), pid(f"o{i}"), T0 + i * MIN) for i in range(5)])
+    current = L.NUMBER.pack(values)
+    assert int(values[L.NUMBER.tail_at + L.LINK_RUNS]) == 0 and L.NUMBER.pre_runs_size == L.NUMBER.size - 4
+    assert L.NUMBER.migrate(current[:L.NUMBER.pre_runs_size]) == current
+
+
+def test_a_giant_run_of_links_to_strangers_from_an_established_number_is_a_watch_until_its_third_run() -> None:
+    # What the runs gate costs, pinned: one run of links to 120 strangers from an established number
+    # (no fresh SIM, swap, modem or flagged device, no model past its cut) is SMS_BLAST (and
+    # HIGH_RECIPIENT_DIVERSITY), one observation capped below the alert level: a watch, as an
+    # organiser's announcement is. A third run within hours (more than 2.5 runs decayed over a
+    # day) alerts by SLOW_LINK_SPREAD, however small.
+    eng = PartitionScorer.default(PSEUDO)
+    sender = pid("giant-run")
+    views = [sms_out(sender, pid(f"giant-friend{i}"), T0 - 24 * 60 * MIN + i * MIN, n=i) for i in range(3)]
+    views += [sms_out(sender, pid(f"giant{i}"), T0 + i * 3_000, url=True, n=10 + i) for i in range(120)]
+    outs = [eng.process(view) for view in views]
+    assert not _alert_codes(outs)
+    assert max(o.score for o in outs) >= 40
+    assert "SMS_BLAST" in {r.code for o in outs for r in (o.risk.reasons if o.risk else [])}
+    second = [sms_out(sender, pid(f"giant-b{i}"), T0 + 180 * MIN + i * 3_000, url=True, n=200 + i) for i in range(3)]
+    assert not _alert_codes([eng.process(view) for view in second])
+    third = [sms_out(sender, pid(f"giant-c{i}"), T0 + 360 * MIN + i * 3_000, url=True, n=300 + i) for i in range(3)]
+    outs = [eng.process(view) for view in third]
+    assert _alert_codes(outs)[0] == "SLOW_LINK_SPREAD" and outs[0].alerts
+
+
+def test_the_models_do_not_see_the_rule_only_link_runs() -> None:
+    # link_runs_24h is a gate of SLOW_LINK_SPREAD (catalogue.RULE_ONLY): the detectors learn and
+    # score the features without it (the models' vector, and so HST's splits drawn over the sorted
+    # names, unchanged); the population cuts see it, as they see every rule's conditions
+    from services.scorer import catalogue
+    from services.scorer.detectors import partition_models
+    from services.scorer.policy import Policy
+
+    features = F.number_features(_number([sms_out(pid("rule-only"), pid(f"v{i}"), T0 + i * MIN, url=True)
+                                          for i in range(8)]))
+    features["modem_device"] = 0.0
+    assert features["link_runs_24h"] > 7 and "link_runs_24h" not in catalogue.for_models(features)
+    models = partition_models(Policy.load(PSEUDO), seed=0)["number"]
+    models.learn_one(features, {})
+    hst = models.detectors["hst"].detector
+    assert hst.names and "link_runs_24h" not in hst.names and "sms_out_5m" in hst.names

@@ -14,6 +14,7 @@ import struct
 from typing import Any
 
 from services.common.records import EntityType
+from services.scorer import catalogue
 from services.scorer import layout as L
 from services.scorer.detectors import EntityModels
 from services.scorer.exceptions import CheckpointError
@@ -181,7 +182,7 @@ class PartitionState:
             for is_feedback, entity_type, features, extra in entries(batch):
                 models = self.models["number" if entity_type == "number" else "device"]
                 if is_feedback:
-                    models.feedback.learn_one(features, bool(extra))
+                    models.feedback.learn_one(catalogue.for_models(features), bool(extra))
                 else:
                     models.learn_one(features, extra)
                 report.entries += 1
