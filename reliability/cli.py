@@ -27,6 +27,7 @@ from reliability.context import Context, Params
 from reliability.outcome import Outcome, write_results
 from reliability.rig import Rig
 from reliability.stress import CpuHog, default_workers
+from services.common.logs import SlowClientSteps
 
 log = logging.getLogger("reliability")
 
@@ -121,6 +122,9 @@ def _run(params: Params, only: list[str], out: Path, workdir: Path | None, quiet
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # the rig's own Kafka clients: kafka-python's per-step warnings counted and summarised, as in
+    # the services (a run under --stress would print several a second)
+    logging.getLogger("kafka.net.selector").addFilter(SlowClientSteps("reliability"))
     # SIGTERM unwinds like Ctrl-C, so the rig stops the broker and services it started
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     args = build_parser().parse_args(argv)
