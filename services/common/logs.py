@@ -46,11 +46,12 @@ class SlowClientSteps(logging.Filter):
     ("... is blocking the event loop -- likely a tight sync loop"). On a busy node (CPU
     throttling, a neighbour, a large fetch decoded in the step) that is several lines a
     second, each claiming a bug. This filter, on the ``kafka.net.selector`` logger, counts
-    them in ``fraudradar_kafka_client_slow_steps_total`` and writes one summary per
-    ``every_s``: the count and the longest step. The first slow step and any of ``warn_s`` or
-    more (long enough to matter next to a 10 s session) are written at once, the latter at
-    warning level; a summary of shorter steps only at info. Other records of that logger pass
-    unchanged."""
+    them in ``fraudradar_kafka_client_slow_steps_total`` and writes at most one summary per
+    ``every_s``, at the first slow step after it (steps followed by quiet are counted, and
+    summed into the next summary): the count and the longest step. The first slow step and any
+    of ``warn_s`` or more (long enough to matter next to a 10 s session) are written at once,
+    the latter at warning level; summaries of shorter steps at info. Other records of that
+    logger pass unchanged."""
 
     _PATTERN = re.compile(r"ran for ([0-9.]+)s \(>[0-9.]+s threshold\)\. It is blocking the event loop")
 
@@ -67,13 +68,20 @@ class SlowClientSteps(logging.Filter):
         self._reported = False      # the first slow step is written at once, later ones summed
 
     def filter(self, record: logging.LogRecord) -> bool:
-        match = self._PATTERN.search(record.getMessage())
+        # a filter runs inside the caller's log call, here kafka-python's network loop: it must
+        # not raise, so anything it cannot read passes through to the handlers unchanged
+        if "blocking the event loop" not in str(record.msg):
+            return True
+        try:
+            match = self._PATTERN.search(record.getMessage())
+        except Exception:   # a record whose arguments do not format: logging reports it
+            return True
         if match is None:
             return True
         seconds = float(match.group(1))
         self.counter.inc()
-        now = time.monotonic()
         with self._lock:
+            now = time.monotonic()
             self._steps += 1
             self._longest = max(self._longest, seconds)
             if self._reported and now - self._since < self.every_s and seconds < self.warn_s:

@@ -104,6 +104,9 @@ def ensure_jars(quiet: bool = False) -> Path:
 
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST_PORT = 10000
+# ports this process has handed out: a broker's two ports, or a demo's three, picked one after
+# the other before any is bound, must not be the same port drawn twice
+_HANDED_OUT: set[int] = set()
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -125,12 +128,15 @@ def free_port() -> int:
         rng = random.SystemRandom()
         for _ in range(200):
             port = rng.randrange(_LOWEST_PORT, low)
+            if port in _HANDED_OUT:     # free again, but maybe not yet bound by whoever got it
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
                     continue
-                return port
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

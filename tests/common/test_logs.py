@@ -86,3 +86,14 @@ def test_setup_logging_installs_the_summary_once() -> None:
     finally:
         selector.filters[:] = [f for f in selector.filters if not isinstance(f, SlowClientSteps)]
         root.handlers[:], root.level = saved[0], saved[1]
+
+
+def test_a_record_that_does_not_format_passes_through_and_does_not_raise(
+        captured: tuple[io.StringIO, SlowClientSteps]) -> None:
+    """The filter runs inside kafka-python's network loop: a record whose arguments do not
+    format must reach logging's own error report, not raise into the caller."""
+    _, steps = captured
+    record = logging.LogRecord("kafka.net.selector", logging.WARNING, __file__, 1,
+                               "Task %s ran for 0.5s (>0.100s threshold). It is blocking the event loop", ("a", "b"),
+                               None)
+    assert steps.filter(record) is True

@@ -91,3 +91,18 @@ def test_free_ports_are_drawn_below_the_ephemeral_range_and_are_bindable() -> No
     for port in ports:
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
+
+
+def test_a_port_is_not_handed_out_twice_by_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ports picked one after the other (a broker's two, a demo's three) are bound only later:
+    a port already handed out is not drawn again even though it is still free."""
+    draws = iter([20001, 20001, 20002])
+
+    class Fixed:
+        def randrange(self, _low: int, _high: int) -> int:
+            return next(draws)
+
+    monkeypatch.setattr(kafka_local.random, "SystemRandom", Fixed)
+    monkeypatch.setattr(kafka_local, "_HANDED_OUT", set())
+    monkeypatch.setattr(kafka_local, "_ephemeral_range", lambda: (32768, 60999))
+    assert [kafka_local.free_port(), kafka_local.free_port()] == [20001, 20002]
