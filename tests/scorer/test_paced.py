@@ -372,6 +372,22 @@ def test_a_giant_run_of_links_to_strangers_from_an_established_number_is_a_watch
     assert _alert_codes(outs)[0] == "SLOW_LINK_SPREAD" and outs[0].alerts
 
 
+def test_a_run_of_links_to_strangers_that_never_ends_alerts_past_a_lists_size() -> None:
+    # The runs gate's evasion: one link SMS to a new stranger every 29 s never leaves its run, so
+    # link_runs_24h stays at 1 and SLOW_LINK_SPREAD never fires however long it goes on. An
+    # announcement ends with its list; LINK_SPREAD_PAST_A_LIST alerts at the 150th stranger of
+    # the day (its policy threshold) - not before, so a list of 120 stays a watch (the test above)
+    eng = PartitionScorer.default(PSEUDO)
+    sender = pid("endless-run")
+    views = [sms_out(sender, pid(f"endless-friend{i}"), T0 - 24 * 60 * MIN + i * MIN, n=i) for i in range(3)]
+    views += [sms_out(sender, pid(f"endless{i}"), T0 + i * 29_000, url=True, n=10 + i) for i in range(400)]
+    outs = [eng.process(view) for view in views]
+    first = next(i for i, o in enumerate(outs) if o.alerts) - 3          # strangers before the alert
+    assert 140 <= first <= 160
+    assert _alert_codes(outs)[0] == "LINK_SPREAD_PAST_A_LIST"
+    assert F.number_features(_number(views))["link_runs_24h"] == pytest.approx(1.0, abs=0.05)
+
+
 def test_the_models_do_not_see_the_rule_only_link_runs() -> None:
     # link_runs_24h is a gate of SLOW_LINK_SPREAD (catalogue.RULE_ONLY): the detectors learn and
     # score the features without it (the models' vector, and so HST's splits drawn over the sorted
