@@ -18,7 +18,9 @@ however late it is; the grace period only bounds when an entity may be forgotten
 TTL). One counter is not: ``burst_sms`` asks, when an SMS is applied, whether the 5-minute SMS
 count already held ``BURST_PRIOR`` and the number's latest event was within ``RUN_GAP_MS``; for a
 late SMS that count includes the SMS sent after it and the latest event is a later one, so out of
-order a run's messages can be counted one more or one fewer. ``B`` moves forward
+order a run's messages can be counted one more or one fewer (and an SMS more than ~62 h before
+``B``, whose 5-minute weight underflows to 0, counts as in a run whenever any SMS is stored:
+``_at_time``). ``B`` moves forward
 (rescaling the counters) once ``L - B`` exceeds 40 x 5 min, long before a float could overflow.
 
 Distinct sets (recipients, cells, IMSIs, numbers on a device) are kept exactly in small

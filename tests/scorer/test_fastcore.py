@@ -186,8 +186,9 @@ def records(draw: st.DrawFn, layout: L.Layout) -> bytes:
                                          st.integers(T0, T0 + 200 * _DAY_MS))))     # or months late
         elif index == L.OFFSET:
             values.append(draw(st.one_of(st.just(-1), st.integers(*_LIMITS[code]))))
-        elif index == L.BASE_MS:
-            values.append(draw(st.one_of(st.just(0), near_ms, st.just(values[L.LAST_MS]))))
+        elif index == L.BASE_MS:     # never ahead of the watermark, as the update keeps it
+            base = draw(st.one_of(st.just(0), near_ms, st.just(values[L.LAST_MS])))
+            values.append(min(base, values[L.LAST_MS]) if values[L.LAST_MS] else 0)
         elif index in (L.RISK_LEVEL, L.FLAG_EXPIRES_S, L.EVICTED):     # often clear: the fast path
             values.append(draw(st.one_of(st.just(0), st.integers(*_LIMITS[code]))))
         elif index in (L.SIM_CHANGED_S, L.DEVICE_CHANGED_S, L.ACTIVATED_S) and values[L.LAST_MS]:

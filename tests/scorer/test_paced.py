@@ -343,7 +343,8 @@ def test_a_view_months_late_clears_no_link_runs() -> None:
     # days back read as "a week after the latest run" through the 24-bit clock and cleared the count
     # (a farm slipping one such view before each cluster never reached SLOW_LINK_SPREAD)
     me = pid("late-clear")
-    clusters = [sms_out(me, pid(f"lc{k}{i}"), T0 + k * 15 * MIN + i * 5_000, url=True) for k in range(3) for i in range(3)]
+    clusters = [sms_out(me, pid(f"lc{k}{i}"), T0 + k * 15 * MIN + i * 5_000, url=True)
+                for k in range(3) for i in range(3)]
     for days in (8, 97, 120, 150, 187, 1000):
         views = [*clusters[:6], sms_in(me, pid(f"old{days}"), T0 + 16 * MIN - days * DAY), *clusters[6:]]
         feats = _both(views)
@@ -409,6 +410,10 @@ def test_a_view_three_days_late_is_applied_by_the_python_as_by_the_c() -> None:
     eng.engine._apply = None
     outs = [eng.process(view) for view in views]
     assert len(outs) == len(views)
+    # a number's only SMS sent, 400 days late: its 24 h SMS count at the watermark is ~1e-174, whose
+    # square in the link share's Wilson bound underflows to 0 (the C: +inf, the bound 0)
+    lone = pid("late-lone")
+    _both([sms_in(lone, pid("ll-in"), T0), sms_out(lone, pid("ll-out"), T0 - 400 * DAY, url=True)])
 
 
 def test_the_compiled_update_counts_link_runs_as_the_python_does() -> None:
