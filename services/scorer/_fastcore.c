@@ -329,30 +329,37 @@ static int recipient(rec_t *r, PyObject *peer, int set_at, int sketch_at, int ne
 
 /* ---- link runs (features.link_run, link_runs_forget) ------------------------------------- */
 
-static void link_run(rec_t *r, int64_t t_s) {
-    int at = NUMBER_L.tail_at + LINK_RUNS;
-    int64_t packed = r->iv[at];
-    int64_t last = packed & LINK_RUN_TIME_MASK, units = (packed >> 24) & 255;
-    int64_t now = t_s & LINK_RUN_TIME_MASK;
-    int64_t gap = (now - last) & LINK_RUN_TIME_MASK;
-    if (gap >= (LINK_RUN_TIME_MASK + 1) / 2) gap -= LINK_RUN_TIME_MASK + 1;
-    if (!units || gap > LINK_RUN_FORGET_S) { units = LINK_RUN_ONE; last = now; }
-    else if (gap > RUN_GAP_MS / 1000) {
-        units = (int64_t)((double)units * exp(-(double)gap / LINK_RUN_TAU_S) + (double)LINK_RUN_ONE + 0.5);
-        if (units > 255) units = 255;
-        last = now;
-    }
-    else if (gap >= 0) last = now;    /* a late SMS (gap < 0) counts nothing */
-    r->iv[at] = units << 24 | last;
+/* seconds of a time in ms, rounded down (Python's //) */
+static int64_t floor_s(int64_t t_ms) { return t_ms >= 0 ? t_ms / 1000 : -((999 - t_ms) / 1000); }
+
+/* the full time of the latest run's SMS: at or before watermark_s, its time modulo 2**24 the stored one */
+static int64_t latest_run_s(int64_t packed, int64_t watermark_s) {
+    return watermark_s - ((watermark_s - packed) & LINK_RUN_TIME_MASK);
 }
 
-static void link_runs_forget(rec_t *r, int64_t t_s) {
+static void link_run(rec_t *r, int64_t t_s, int64_t watermark_s) {
     int at = NUMBER_L.tail_at + LINK_RUNS;
     int64_t packed = r->iv[at];
-    if (packed) {
-        int64_t age = (t_s - packed) & LINK_RUN_TIME_MASK;
-        if (age > LINK_RUN_FORGET_S && age < (LINK_RUN_TIME_MASK + 1) / 2) r->iv[at] = 0;
+    int64_t units = (packed >> 24) & 255;
+    if (!units) {     /* none held: a run starts at the SMS, unless it is a week before the watermark */
+        if (watermark_s - t_s <= LINK_RUN_FORGET_S) r->iv[at] = (int64_t)LINK_RUN_ONE << 24 | (t_s & LINK_RUN_TIME_MASK);
+        return;
     }
+    int64_t gap = t_s - latest_run_s(packed, watermark_s);
+    if (gap > RUN_GAP_MS / 1000) {
+        units = (int64_t)((double)units * exp(-(double)gap / LINK_RUN_TAU_S) + (double)LINK_RUN_ONE + 0.5);
+        if (units > 255) units = 255;
+    }
+    else if (gap < 0) return;         /* a late SMS counts nothing and moves nothing */
+    r->iv[at] = units << 24 | (t_s & LINK_RUN_TIME_MASK);
+}
+
+/* clear a count whose latest run is more than a week before the watermark (after the view),
+   its time rebuilt from the watermark before the view */
+static void link_runs_forget(rec_t *r, int64_t before_s, int64_t watermark_s) {
+    int at = NUMBER_L.tail_at + LINK_RUNS;
+    int64_t packed = r->iv[at];
+    if (packed && watermark_s - latest_run_s(packed, before_s) > LINK_RUN_FORGET_S) r->iv[at] = 0;
 }
 
 /* ---- the change tail (change_tail.update) ------------------------------------------------ */
@@ -493,6 +500,7 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
        known, so it is judged by the 5-minute count alone (0), as in features.apply_number */
     int64_t gap_ms = t_ms - r->iv[LAST_MS];
     if (gap_ms < 0) gap_ms = 0;
+    int64_t before_s = floor_s(r->iv[LAST_MS]);
     advance(r, CNT(N_COUNTERS), t_ms, w);
     int64_t t_s = t_ms / 1000;
     int64_t before_change = imax(r->iv[SIM_CHANGED_S], r->iv[DEVICE_CHANGED_S]);
@@ -502,6 +510,8 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
     if (is_out) {
         if (str_is(type, "sms")) {
             /* the 5-minute count at this SMS's time, before it (features.apply_number) */
+            /* w[0] is 0 for a view ~62 h before the base (exp underflows): the count is then
+               +inf (something stored) or NaN (nothing), as features._at_time mirrors */
             if (r->dv[CNT(N_SMS_OUT)] / w[0] >= BURST_PRIOR && gap_ms <= RUN_GAP_MS) add(r, CNT(N_BURST), w);
             add(r, CNT(N_SMS_OUT), w);
             int u = has_url(view);
@@ -593,8 +603,9 @@ static int apply_number(rec_t *r, PyObject *view, int64_t t_ms, int night, doubl
     }
     if (!(tac = attr(view, S_tac))) FAIL;
     if (apply_tac(r, tac) < 0) FAIL;
-    link_runs_forget(r, t_s);
-    if (link && rcpt_pos == -1) link_run(r, t_s);
+    int64_t watermark_s = floor_s(r->iv[LAST_MS]);
+    link_runs_forget(r, before_s, watermark_s);
+    if (link && rcpt_pos == -1) link_run(r, t_s, watermark_s);
     change_tail(r, before_change, rcpt_pos, link, code, cell_pos);
 done:
     Py_XDECREF(role); Py_XDECREF(type); Py_XDECREF(peer); Py_XDECREF(cell); Py_XDECREF(tac);

@@ -48,7 +48,8 @@ the bank's verification calls); ``recycled_recent`` is 1 for a day after a numbe
 ceased was given a new subscription (it changed hands).
 ``link_runs_24h`` (kind ``runs``) is how many runs of link SMS to never-contacted recipients the
 number has sent, decayed over a day (``layout.LINK_RUNS``, ``features.link_run``): a link SMS to a
-stranger more than half a minute after the previous one starts a run; 0 a week after the latest.
+stranger more than 30 whole seconds after the previous one starts a run; 0 once the number's
+watermark is a week past the latest run (a view dated before the watermark changes neither).
 An announcement texted to a list in one go is one run; a farm that must reach strangers all day
 needs many, and putting them into few runs makes them runs, which the burst rules judge. It is
 rule-only (``RULE_ONLY`` below): the models do not see it.

@@ -100,7 +100,9 @@ def _share_lower_bound(part: float, whole: float) -> float:
     p = min(max(part / whole, 0.0), 1.0)
     z2 = _Z95 * _Z95
     centre = p + z2 / (2.0 * whole)
-    spread = _Z95 * math.sqrt(p * (1.0 - p) / whole + z2 / (4.0 * whole * whole))
+    # a whole below ~1e-162 (a lone SMS decayed over a year) squares to 0: +inf there, as C's division
+    square = 4.0 * whole * whole
+    spread = _Z95 * math.sqrt(p * (1.0 - p) / whole + (z2 / square if square else math.inf))
     return max(0.0, (centre - spread) / (1.0 + z2 / whole))
 
 
@@ -169,7 +171,9 @@ def _new_contact_rate(v: list[float]) -> float:
 
 def _link_runs(v: list[float]) -> float:
     """Runs of link SMS to never-contacted recipients (``features.link_run``), decayed over a day
-    to the watermark; 0 once the latest one is more than ``LINK_RUN_FORGET_S`` old."""
+    to the watermark; 0 once the latest one is more than ``LINK_RUN_FORGET_S`` before it. The
+    update keeps the latest run at most that far behind the watermark (``features.link_runs_forget``),
+    so its 24-bit time read back from the watermark is exact."""
     packed = int(v[_T_RUNS])
     gap = (_now_s(v) - packed) & LINK_RUN_TIME_MASK
     if gap > LINK_RUN_FORGET_S:

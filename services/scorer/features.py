@@ -18,7 +18,9 @@ however late it is; the grace period only bounds when an entity may be forgotten
 TTL). One counter is not: ``burst_sms`` asks, when an SMS is applied, whether the 5-minute SMS
 count already held ``BURST_PRIOR`` and the number's latest event was within ``RUN_GAP_MS``; for a
 late SMS that count includes the SMS sent after it and the latest event is a later one, so out of
-order a run's messages can be counted one more or one fewer. ``B`` moves forward
+order a run's messages can be counted one more or one fewer (and an SMS more than ~62 h before
+``B``, whose 5-minute weight underflows to 0, counts as in a run whenever any SMS is stored:
+``_at_time``). ``B`` moves forward
 (rescaling the counters) once ``L - B`` exceeds 40 x 5 min, long before a float could overflow.
 
 Distinct sets (recipients, cells, IMSIs, numbers on a device) are kept exactly in small
@@ -147,6 +149,17 @@ def _set_tac(values: list[float], tac: str | None) -> None:
             values[TAC] = number
 
 
+def _at_time(stored: float, weight: float) -> float:
+    """A forward-decayed count at an event's time: ``stored / weight``, as C's IEEE division gives
+    it. The weight of a view more than ~62 h before the base underflows to 0 for the 5-minute
+    window (exp(-745) is below the smallest double): the count at its time is then +inf when
+    anything is stored (every later event weighs more than any float, relative to it) and NaN
+    (no comparison holds) when nothing is, where Python's ``/`` would raise ZeroDivisionError."""
+    if weight:
+        return stored / weight
+    return math.inf if stored > 0 else (-math.inf if stored < 0 else math.nan)
+
+
 def apply_number(values: list[float], view: View, is_night: bool, short_call_s: float,  # noqa: PLR0917
                  a2p_senders: frozenset[str] = frozenset(), code_senders: frozenset[str] = frozenset()) -> None:
     """Update a number's state with one of its views (pure except for ``values``).
@@ -158,6 +171,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
     # from the number's latest event before this one; a late event's own predecessor is not known,
     # so it is judged by the 5-minute count alone (0)
     gap_ms = max(0, t_ms - int(values[LAST_MS]))
+    before_s = int(values[LAST_MS]) // 1000
     weights = advance(values, NUMBER, t_ms)
     role = view.role
     t_s = t_ms // 1000
@@ -168,7 +182,7 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
     if role == "out":
         if view.type == "sms":
             # the 5-minute count at this SMS's time, before it (stored / weight: forward decay)
-            if values[_N_SMS_OUT] / weights[0] >= BURST_PRIOR and gap_ms <= RUN_GAP_MS:
+            if _at_time(values[_N_SMS_OUT], weights[0]) >= BURST_PRIOR and gap_ms <= RUN_GAP_MS:
                 add(values, _N_BURST, weights)
             add(values, _N_SMS_OUT, weights)
             if view.sms is not None and view.sms.has_url:
@@ -227,45 +241,59 @@ def apply_number(values: list[float], view: View, is_night: bool, short_call_s: 
             values[DEVICE_CHANGED_S] = max(int(values[DEVICE_CHANGED_S]), t_s)
         values[DEVICE_FP] = device
     _set_tac(values, view.tac)
-    link_runs_forget(values, t_s)
+    watermark_s = int(values[LAST_MS]) // 1000
+    link_runs_forget(values, before_s, watermark_s)
     if link and rcpt_pos == -1:
-        link_run(values, t_s)
+        link_run(values, t_s, watermark_s)
     change_tail.update(values, before_change, rcpt_pos, link, code, cell_pos)
 
 
-def link_run(values: list[float], t_s: int) -> None:
+def link_run(values: list[float], t_s: int, watermark_s: int) -> None:
     """Count a link SMS to a never-contacted recipient at ``t_s`` in the number's link runs.
 
-    Within ``RUN_GAP_S`` of the latest one it continues that run (a list sent in one go); later it
-    starts another: the count, decayed over a day (``LINK_RUN_TAU_S``) since the latest one, gains
-    one, rounded to its fixed point (1/16). Time is kept modulo 2**24 s (194 days; a gap is read as
-    signed; ``link_runs_forget`` clears a count a week old). A late SMS (before the latest one)
-    counts nothing and moves nothing: its neighbours are not known, so out of order a run is missed
-    when every one of its SMS arrives after a later run's, and split when one arrives more than the
-    gap after the latest seen while the SMS between are still to come."""
+    ``watermark_s``: the number's watermark after this view, in seconds (``LAST_MS``; call
+    ``link_runs_forget`` first). The latest run's full time is rebuilt from it (``_latest_run_s``);
+    the SMS's own time is never read modulo 2**24. More than ``RUN_GAP_S`` whole seconds after the
+    latest such SMS (``t_s`` and that time are whole seconds: a gap under 30 s always continues a
+    run, one of 31 s or more always starts one, and one in between does either, by where the
+    seconds fall) it starts another run: the count, decayed over a day (``LINK_RUN_TAU_S``) since
+    the latest one, gains one, rounded to its fixed point (1/16); within the gap it continues the
+    run. A late SMS, before the latest such SMS, counts nothing and moves nothing: its neighbours
+    are not known, so out of order a run is missed when every one of its SMS arrives after a later
+    run's, and split when one arrives more than the gap after the latest seen while the SMS between
+    are still to come. With no count held, the SMS starts one at its own time unless that is more
+    than ``LINK_RUN_FORGET_S`` before the watermark (it would be cleared at once): then nothing."""
     packed = int(values[_T_RUNS])
-    last, units = packed & LINK_RUN_TIME_MASK, packed >> 24
-    now = t_s & LINK_RUN_TIME_MASK
-    gap = (now - last) & LINK_RUN_TIME_MASK
-    if gap >= _RUN_TIME_HALF:
-        gap -= LINK_RUN_TIME_MASK + 1
-    if not units or gap > LINK_RUN_FORGET_S:
-        units, last = LINK_RUN_ONE, now
-    elif gap > RUN_GAP_S:
-        units, last = min(255, int(units * _EXP(-gap / LINK_RUN_TAU_S) + LINK_RUN_ONE + 0.5)), now
-    elif gap >= 0:
-        last = now
-    values[_T_RUNS] = units << 24 | last
+    units = packed >> 24
+    if not units:
+        if watermark_s - t_s <= LINK_RUN_FORGET_S:
+            values[_T_RUNS] = LINK_RUN_ONE << 24 | (t_s & LINK_RUN_TIME_MASK)
+        return
+    gap = t_s - _latest_run_s(packed, watermark_s)
+    if gap > RUN_GAP_S:
+        units = min(255, int(units * _EXP(-gap / LINK_RUN_TAU_S) + LINK_RUN_ONE + 0.5))
+    elif gap < 0:
+        return
+    values[_T_RUNS] = units << 24 | (t_s & LINK_RUN_TIME_MASK)
 
 
-def link_runs_forget(values: list[float], t_s: int) -> None:
-    """Clear a link-run count whose latest run is more than ``LINK_RUN_FORGET_S`` before ``t_s``
-    (nothing is left of it), so that its 24-bit time cannot wrap round into the present."""
+def _latest_run_s(packed: int, watermark_s: int) -> int:
+    """The full time of the latest run's SMS: the one at or before ``watermark_s`` whose time
+    modulo 2**24 s is the stored one. Exact while it is less than 2**24 s (194 days) before the
+    watermark, which ``link_runs_forget`` keeps (it clears a count a week old)."""
+    return watermark_s - ((watermark_s - packed) & LINK_RUN_TIME_MASK)
+
+
+def link_runs_forget(values: list[float], before_s: int, watermark_s: int) -> None:
+    """Clear a link-run count whose latest run is more than ``LINK_RUN_FORGET_S`` before the
+    number's watermark ``watermark_s`` (after this view; nothing is left of the count), on the
+    watermark alone: a view older than the watermark (an incoming SMS dated months back, a
+    backfilled record) clears nothing the watermark does not. ``before_s``: the watermark before
+    this view, which the stored time is rebuilt from (the field is at most a week old there), so a
+    jump of the watermark by more than 2**24 s is measured exactly too."""
     packed = int(values[_T_RUNS])
-    if packed:
-        age = (t_s - packed) & LINK_RUN_TIME_MASK
-        if LINK_RUN_FORGET_S < age < _RUN_TIME_HALF:
-            values[_T_RUNS] = 0
+    if packed and watermark_s - _latest_run_s(packed, before_s) > LINK_RUN_FORGET_S:
+        values[_T_RUNS] = 0
 
 
 def apply_line(values: list[float], view: View, t_s: int) -> None:

@@ -90,12 +90,13 @@ CHG_HAD_CELLS = 64    # the number had cells before the change (else "new area" 
 CHG_HAD_RCPTS = 128   # the number had recipients before the change (else "contacts quiet" is unknown)
 # after the seven change bytes, kept whatever the changes (not reset by one):
 LINK_RUNS = 7         # I  runs of link SMS to never-contacted recipients (features.link_run):
-#                          bits 0-23 the latest such SMS's time in seconds modulo 2**24 (LINK_RUN_TIME_MASK),
+#                          bits 0-23 the latest such SMS's time in seconds modulo 2**24 (LINK_RUN_TIME_MASK;
+#                          its full time is the latest at or before the watermark with these bits),
 #                          bits 24-31 the runs up to it, decayed with LINK_RUN_TAU_S, in 1/LINK_RUN_ONE
 LINK_RUN_TIME_MASK = 0xFFFFFF
 LINK_RUN_ONE = 16            # one run in the count's fixed point (at most 255/16 = 15.9 runs)
 LINK_RUN_TAU_S = 86_400      # the count decays over a day, as the 24 h windows do
-LINK_RUN_FORGET_S = 7 * 86_400   # older than this the count is gone (e**-7): the field is cleared
+LINK_RUN_FORGET_S = 7 * 86_400   # a week behind the watermark the count is gone (e**-7): the field is cleared
 LINK_RUNS_FORMAT = "I"
 CHANGE_TAIL_FORMAT = "BBBBBBB" + LINK_RUNS_FORMAT
 

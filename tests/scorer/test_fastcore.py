@@ -52,6 +52,19 @@ _TACS = st.one_of(st.none(), st.sampled_from(["35693803", "35332011", "01", "", 
                                               "123456789", "1234567890", "99999999999"]))
 
 
+_DAY_MS = 86_400_000
+
+
+def _offsets(span_ms: int) -> st.SearchStrategy[int]:
+    """A view's time from t0: mostly within the hour before to ``span_ms`` after, one in four days
+    to months late (the 5-minute weight underflows after ~62 h; link runs' 24-bit clock wraps at
+    194 days)."""
+    near = st.integers(-3_600_000, span_ms)
+    late = st.one_of(st.integers(-200 * _DAY_MS, -_DAY_MS),
+                     st.sampled_from([-3 * _DAY_MS, -62 * 3_600_000, -120 * _DAY_MS, -(1 << 24) * 1000 + 3 * _DAY_MS]))
+    return st.one_of(near, near, near, late)
+
+
 @st.composite
 def views(draw: st.DrawFn, entity_type: str | None = None, t0: int = T0, span_ms: int = 6 * 3_600_000,
           odd: bool = True) -> View:
@@ -64,7 +77,7 @@ def views(draw: st.DrawFn, entity_type: str | None = None, t0: int = T0, span_ms
     return View(
         view_id=pid(str(draw(st.integers()))), entity_type=kind,  # type: ignore[arg-type]
         entity=draw(_PSEUDONYMS), role=role, type=typ, operator="op",  # type: ignore[arg-type]
-        occurred_ms=t0 + draw(st.integers(-3_600_000, span_ms)), ingested_ms=t0, key_id="k",
+        occurred_ms=t0 + draw(_offsets(span_ms)), ingested_ms=t0, key_id="k",
         peer=draw(ids), peer_kind=draw(st.sampled_from([None, "e164", "alphanumeric", "short_code"])),
         number=draw(ids), device=draw(ids), imsi=draw(ids), cell=draw(ids),
         tac=draw(_TACS if odd else st.sampled_from([None, "35693803", "35332011"])),
@@ -169,11 +182,13 @@ def records(draw: st.DrawFn, layout: L.Layout) -> bytes:
         if code == "f":
             values.append(draw(st.floats(0.0, 1e6, width=32)))
         elif index == L.LAST_MS:     # mostly ahead of the views (T0 - 1 h .. T0 + 6 h): late views
-            values.append(draw(st.one_of(st.just(0), near_ms, st.integers(T0 + 6 * 3_600_000, T0 + 86_400_000))))
+            values.append(draw(st.one_of(st.just(0), near_ms, st.integers(T0 + 6 * 3_600_000, T0 + 86_400_000),
+                                         st.integers(T0, T0 + 200 * _DAY_MS))))     # or months late
         elif index == L.OFFSET:
             values.append(draw(st.one_of(st.just(-1), st.integers(*_LIMITS[code]))))
-        elif index == L.BASE_MS:
-            values.append(draw(st.one_of(st.just(0), near_ms)))
+        elif index == L.BASE_MS:     # never ahead of the watermark, as the update keeps it
+            base = draw(st.one_of(st.just(0), near_ms, st.just(values[L.LAST_MS])))
+            values.append(min(base, values[L.LAST_MS]) if values[L.LAST_MS] else 0)
         elif index in (L.RISK_LEVEL, L.FLAG_EXPIRES_S, L.EVICTED):     # often clear: the fast path
             values.append(draw(st.one_of(st.just(0), st.integers(*_LIMITS[code]))))
         elif index in (L.SIM_CHANGED_S, L.DEVICE_CHANGED_S, L.ACTIVATED_S) and values[L.LAST_MS]:

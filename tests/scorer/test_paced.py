@@ -11,6 +11,7 @@ import pytest
 from services.common.pseudonym import Pseudonymizer, parse_key
 from services.scorer import features as F
 from services.scorer import layout as L
+from services.scorer.derived import _N_BURST
 from services.scorer.partition import PartitionScorer
 from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.scorer.helpers import MIN, T0, pid, sim_change, sms_in, sms_out
@@ -313,6 +314,106 @@ def test_link_runs_survive_the_wrap_of_their_24_bit_clock() -> None:
     assert F.number_features(_number(views))["link_runs_24h"] == 1.0
     views.append(sms_out(me, pid("w9"), wrap_ms + 10 * MIN, url=True))
     assert F.number_features(_number(views))["link_runs_24h"] == pytest.approx(2.0, abs=0.02)
+
+
+DAY = 86_400_000
+
+
+def _both(views: list) -> list[float]:
+    """``link_runs_24h`` after each view, through the C twin and the Python reference (asserted
+    equal, packed record included); with no C build the test fails: the parity is half of it."""
+    if F.COMPILED_APPLY is None:
+        pytest.fail("the C twin is not built (pip install -e .): its parity is what this test checks")
+    seen = []
+    for apply in (F.COMPILED_APPLY, F.apply_view):
+        packed: bytes | None = None
+        feats = []
+        for offset, view in enumerate(views):
+            result = apply(True, packed, view, offset, False, 10.0, frozenset(), 0.0, frozenset(), True)
+            assert result is not None and result[0] == 2
+            packed = L.NUMBER.pack(result[1])
+            feats.append(result[5]["link_runs_24h"])
+        seen.append((packed, feats))
+    assert seen[0] == seen[1]
+    return seen[0][1]
+
+
+def test_a_view_months_late_clears_no_link_runs() -> None:
+    # the week's clearing is on the watermark, not the view's time: an incoming SMS dated 97-187
+    # days back read as "a week after the latest run" through the 24-bit clock and cleared the count
+    # (a farm slipping one such view before each cluster never reached SLOW_LINK_SPREAD)
+    me = pid("late-clear")
+    clusters = [sms_out(me, pid(f"lc{k}{i}"), T0 + k * 15 * MIN + i * 5_000, url=True)
+                for k in range(3) for i in range(3)]
+    for days in (8, 97, 120, 150, 187, 1000):
+        views = [*clusters[:6], sms_in(me, pid(f"old{days}"), T0 + 16 * MIN - days * DAY), *clusters[6:]]
+        feats = _both(views)
+        assert feats[6] == feats[5] == pytest.approx(2.0, abs=0.02)
+        assert feats[-1] == pytest.approx(3.0, abs=0.05)
+    eng = PartitionScorer.default(PSEUDO)
+    farm = pid("late-clear-farm")
+    times = [T0 + i * 5_000 for i in range(8)] + [T0 + 15 * MIN * k + i * 5_000 for k in range(1, 12) for i in range(3)]
+    alerted = False
+    for i, t in enumerate(times):
+        if i >= 8 and i % 3 == 2:
+            eng.process(sms_in(farm, pid(f"acc{i}"), T0 - 120 * DAY))
+        alerted = alerted or bool(eng.process(sms_out(farm, pid(f"fv{i}"), t, url=True, n=i)).alerts)
+    assert alerted
+
+
+def test_a_link_sms_months_old_neither_counts_nor_moves_the_runs() -> None:
+    # a link SMS to a stranger dated 187-194 days back (a backfilled record, a bad clock) was read
+    # through the 24-bit clock as days *after* the latest run: the stored time moved into the
+    # future and the feature read 0 for up to a week
+    me = pid("late-move")
+    first = [sms_out(me, pid(f"lm{k}{i}"), T0 + k * 15 * MIN + i * 5_000, url=True) for k in range(2) for i in range(3)]
+    for back_s in ((1 << 24) - 3 * 86_400, 191 * 86_400, 188 * 86_400, 194 * 86_400 + 1, 8 * 86_400):
+        old = sms_out(me, pid(f"ancient{back_s}"), T0 + 20 * MIN - back_s * 1000, url=True)
+        more = [sms_out(me, pid(f"lm{back_s}{k}{i}"), T0 + (2 + k) * 15 * MIN + i * 5_000, url=True)
+                for k in range(3) for i in range(3)]
+        feats = _both([*first, old, *more])
+        assert feats[6] == feats[5] == pytest.approx(2.0, abs=0.02)
+        assert feats[-1] == pytest.approx(5.0, abs=0.1)
+    # a late link SMS within the week of the watermark but before the latest run: nothing either
+    assert _both([*first, sms_out(me, pid("lm-late"), T0 - 3 * DAY, url=True)])[-1] == pytest.approx(2.0, abs=0.02)
+
+
+def test_a_number_first_seen_months_back_counts_its_runs_now() -> None:
+    me = pid("first-old")
+    for back_s in ((1 << 24) - 3 * 86_400, 120 * 86_400, (1 << 24) + 86_400, 3 * (1 << 24)):
+        runs = [sms_out(me, pid(f"fo{back_s}{k}{i}"), T0 + k * 15 * MIN + i * 5_000, url=True)
+                for k in range(2) for i in range(3)]
+        for first in (sms_out(me, pid(f"fo-old{back_s}"), T0 - back_s * 1000, url=True),
+                      sms_in(me, pid(f"fo-in{back_s}"), T0 - back_s * 1000)):
+            feats = _both([first, *runs])
+            assert feats[1] == 1.0 and feats[-1] == pytest.approx(2.0, abs=0.02)
+    # and a link SMS to a stranger a week before the watermark of a record with no count: nothing
+    blank = [sms_in(me, pid("fo-blank"), T0)]
+    assert _both([*blank, sms_out(me, pid("fo-week"), T0 - 7 * DAY - 1000, url=True)])[-1] == 0.0
+    assert _both([*blank, sms_out(me, pid("fo-day"), T0 - DAY, url=True)])[-1] == pytest.approx(1 / math.e, abs=0.01)
+
+
+def test_a_view_three_days_late_is_applied_by_the_python_as_by_the_c() -> None:
+    # the 5-minute weight of a view ~62 h before the record's decay base underflows to 0: the C
+    # divides (+inf: the SMS counts as a burst, its other windows' weights tiny but not 0); the
+    # Python raised ZeroDivisionError. Both ways, 1 and 3 days late and a year late.
+    me = pid("late-py")
+    views = [sms_out(me, pid(f"lp{i}"), T0 + 4 * 60 * MIN + i * MIN, url=True) for i in range(5)]
+    views += [sms_out(me, pid(f"lp-late{d}"), T0 - d * DAY, url=True) for d in (1, 3, 365)]
+    views += [sms_in(me, pid("lp-in"), T0 - 3 * DAY), sms_out(me, pid("lp-call"), T0 - 3 * DAY)]
+    _both(views)
+    values = _number(views[:5])
+    before = values[_N_BURST + 2]
+    F.apply_number(values, views[6], is_night=False, short_call_s=10.0)   # 3 days late: a burst (the C's +inf)
+    assert values[_N_BURST + 2] > before and values[_N_BURST] == 0.0
+    eng = PartitionScorer.default(PSEUDO)
+    eng.engine._apply = None
+    outs = [eng.process(view) for view in views]
+    assert len(outs) == len(views)
+    # a number's only SMS sent, 400 days late: its 24 h SMS count at the watermark is ~1e-174, whose
+    # square in the link share's Wilson bound underflows to 0 (the C: +inf, the bound 0)
+    lone = pid("late-lone")
+    _both([sms_in(lone, pid("ll-in"), T0), sms_out(lone, pid("ll-out"), T0 - 400 * DAY, url=True)])
 
 
 def test_the_compiled_update_counts_link_runs_as_the_python_does() -> None:
