@@ -55,7 +55,8 @@ rule-only (``RULE_ONLY`` below): the models do not see it.
 ``history_at_change_h`` (kind ``age``) is how many hours the number had been observed (since the
 record's first event) when its latest change came, 0 outside the change tail's day: the takeover
 rules ask for enough of it before "never-contacted" and "cells it never used" mean anything
-(docs/detection.md "SIM-swap takeover"). Larger is not more suspicious, so it is rule-only too.
+(docs/detection.md "Takeovers on the record's first day"). Larger is not more suspicious, so it
+is rule-only too.
 
 Adding a feature is one row here plus its update code (and, for a new counter or a derived
 feature, its line in ``_fastcore.c``). The order of the rows is the order of the feature
