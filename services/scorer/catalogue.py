@@ -53,6 +53,11 @@ watermark is a week past the latest run (a view dated before the watermark chang
 An announcement texted to a list in one go is one run; a farm that must reach strangers all day
 needs many, and putting them into few runs makes them runs, which the burst rules judge. It is
 rule-only (``RULE_ONLY`` below): the models do not see it.
+``history_at_change_h`` (kind ``age``) is how many hours the number had been observed (since the
+record's first event) when its latest change came, 0 outside the change tail's day: the takeover
+rules ask for enough of it before "never-contacted" and "cells it never used" mean anything
+(docs/detection.md "Takeovers on the record's first day"). Larger is not more suspicious, so it
+is rule-only too.
 
 Adding a feature is one row here plus its update code (and, for a new counter or a derived
 feature, its line in ``_fastcore.c``). The order of the rows is the order of the feature
@@ -145,6 +150,7 @@ _TABLE: dict[EntityKind, str] = {
     paced_share_24h           24h       share     -
     new_contact_rate_since_change change since    -
     link_runs_24h             24h       runs      -
+    history_at_change_h       change    age       -
 """,
     "device": """
     out_5m                    5m        count     out
@@ -210,7 +216,7 @@ BURST: dict[EntityKind, tuple[str, ...]] = {
 # features the rules read and the models do not: a gate's count whose distribution is nearly all
 # zero tells a model nothing a rule does not, and leaving it out keeps the models' vector (and so
 # Half-Space Trees' splits, drawn over the sorted feature names) what it was
-RULE_ONLY: frozenset[str] = frozenset({"link_runs_24h"})
+RULE_ONLY: frozenset[str] = frozenset({"link_runs_24h", "history_at_change_h"})
 
 
 def for_models(features: dict[str, float]) -> dict[str, float]:

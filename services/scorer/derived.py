@@ -190,6 +190,17 @@ def _takeover_evidence(v: list[float]) -> float:
             + float(v[T_CODES] >= 1) + _contacts_quiet(v))
 
 
+def _history_at_change(v: list[float]) -> float:
+    """Hours the number had been observed (since ``FIRST_S``) when its latest change came, while
+    the change tail speaks (0 otherwise): how much the "never-contacted" and "cells it never used"
+    of the tail can say. A record a few hours old has seen a fraction of its owner's contacts and
+    places, so nearly everything it does after a change reads as new."""
+    if not _since_change(v) or not v[FIRST_S]:
+        return 0.0
+    change = max(int(v[SIM_CHANGED_S]), int(v[DEVICE_CHANGED_S]))
+    return max(0.0, change - v[FIRST_S]) / 3600.0
+
+
 _UNCONDITIONAL = FORWARDING_BITS["unconditional"]
 
 
@@ -238,6 +249,7 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "paced_share_24h": lambda v: _paced(v[_N_BURST + 2], v[_N_SMS_OUT + 2]),
         "new_contact_rate_since_change": _new_contact_rate,
         "link_runs_24h": _link_runs,
+        "history_at_change_h": _history_at_change,
     },
     "device": {
         "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),

@@ -129,9 +129,10 @@ def test_a_paced_spread_of_links_to_strangers_still_alerts() -> None:
 
 
 def _after_swap(eng: PartitionScorer, me: str, *, answered: bool) -> list:
-    outs = [eng.process(sms_out(me, pid(f"friend{me}{i}"), T0 + i * MIN, n=i)) for i in range(3)]
-    outs.append(eng.process(sim_change(me, T0 + 10 * MIN)))
-    t = T0 + 20 * MIN
+    # half a day of history before the swap (the ACCOUNT_TAKEOVER rules' history_at_change_h)
+    outs = [eng.process(sms_out(me, pid(f"friend{me}{i}"), T0 + i * 360 * MIN, n=i)) for i in range(3)]
+    outs.append(eng.process(sim_change(me, T0 + 730 * MIN)))
+    t = T0 + 740 * MIN
     for i in range(16):
         outs.append(eng.process(sms_out(me, pid(f"group{me}{i}"), t + i * 20_000, n=100 + i)))
         if answered:

@@ -16,7 +16,7 @@ from services.scorer import layout as L
 from services.scorer.partition import PartitionScorer
 from services.scorer.state import entity_key
 from tests.conftest import TEST_PSEUDONYM_KEY
-from tests.scorer.helpers import MIN, T0, call_out, pid, sim_change, sms_out
+from tests.scorer.helpers import MIN, T0, call_out, pid, sim_change, sms_in, sms_out
 
 PSEUDO = Pseudonymizer(parse_key(TEST_PSEUDONYM_KEY))
 VICTIM = pid("victim")
@@ -327,3 +327,74 @@ def test_codes_after_a_swap_count_the_swap_once() -> None:
     assert out.risk is not None
     assert {"SIM_SWAP_THEN_OTP", "RECENT_SIM_SWAP", "RECENT_DEVICE_CHANGE"} <= {r.code for r in out.risk.reasons}
     assert out.score <= 55       # 45 (codes after the swap) and 10 (new phone): the swap counted once
+
+
+def young_history(eng: PartitionScorer, hours: float) -> int:
+    """A number first seen ``hours`` ago (a new deployment's first day, a number first seen this
+    morning): two texts and a call to friends from home on its phone; the last event time + 10 min."""
+    t = T0
+    for i in range(3):
+        t = T0 + int(i * hours * HOUR / 2)
+        friend = FRIENDS[i % len(FRIENDS)]
+        view = call_out(VICTIM, friend, t) if i == 1 else sms_out(VICTIM, friend, t, n=1300 + i)
+        eng.process(on(view, device=OLD_PHONE, cell=HOME))
+    return t + 10 * MIN
+
+
+def _new_phone_posts(eng: PartitionScorer, t: int, members: int) -> list[object]:
+    """The owner's new phone, at home: a friend's text comes in, then a post to a group chat."""
+    out = [eng.process(on(sms_in(VICTIM, FRIENDS[2], t), device=NEW_PHONE, cell=HOME))]
+    out += [eng.process(on(sms_out(VICTIM, pid(f"member {i}"), t + 5 * MIN + i * 75, n=1400 + i), device=NEW_PHONE,
+                           cell=HOME)) for i in range(members)]
+    return out
+
+
+def test_a_new_phone_on_a_record_hours_old_does_not_make_a_group_post_a_takeover() -> None:
+    # the record has seen three contacts in an hour and a half: the group's members are "never
+    # contacted" and the three friends are "its usual contacts, all quiet", because the record has
+    # not seen enough of the owner's life to know. New phone + contacts quiet is two signals and
+    # fifteen never-contacted numbers at once with a reply in: ACCOUNT_TAKEOVER_STRANGERS fires
+    # without the history gate
+    eng = PartitionScorer.default(PSEUDO)
+    t = young_history(eng, 1.5)
+    out = _new_phone_posts(eng, t, 16)
+    f = features(eng)
+    assert f["takeover_evidence"] == 2.0 and f["new_contacts_since_change"] == 16.0
+    assert f["contacts_quiet_since_change"] == 1.0
+    assert f["history_at_change_h"] == pytest.approx(1.5 + 10 / 60, abs=0.01)
+    assert not reason_codes(out) & {"ACCOUNT_TAKEOVER", "ACCOUNT_TAKEOVER_LINKS", "ACCOUNT_TAKEOVER_SPREAD",
+                                    "ACCOUNT_TAKEOVER_STRANGERS"}
+    assert not alerts_of(out)
+
+
+def test_the_same_change_and_spread_after_half_a_day_of_history_still_alerts() -> None:
+    # the gate is the record's history at the change, not the owner: twelve and a half hours of the
+    # same life and the same new phone with fifteen strangers at once is ACCOUNT_TAKEOVER_STRANGERS
+    eng = PartitionScorer.default(PSEUDO)
+    t = young_history(eng, 12.5)
+    out = _new_phone_posts(eng, t, 16)
+    assert features(eng)["history_at_change_h"] >= 12.0
+    assert "ACCOUNT_TAKEOVER_STRANGERS" in reason_codes(out)
+
+
+def test_a_takeover_of_a_number_hours_old_is_left_to_the_rules_without_history() -> None:
+    # a number first seen an hour and a half ago, swapped; codes on the fraudster's phone far away
+    # and links to strangers: the ACCOUNT_TAKEOVER rules do not speak on so short a history, the
+    # link spread after the swap (SIM_SWAP_THEN_SPREAD) still alerts
+    eng = PartitionScorer.default(PSEUDO)
+    t = young_history(eng, 1.5)
+    out = takeover(eng, t, links=True)
+    f = features(eng)
+    assert f["takeover_evidence"] == 5.0 and f["history_at_change_h"] < 12.0
+    codes = reason_codes(out)
+    assert "SIM_SWAP_THEN_SPREAD" in codes and not any(c.startswith("ACCOUNT_TAKEOVER") for c in codes)
+
+
+def test_history_at_change_is_zero_without_a_change_and_rule_only() -> None:
+    from services.scorer import catalogue
+
+    eng = PartitionScorer.default(PSEUDO)
+    history(eng)
+    f = features(eng)
+    assert f["history_at_change_h"] == 0.0
+    assert "history_at_change_h" not in catalogue.for_models(f)
