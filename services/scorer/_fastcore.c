@@ -741,7 +741,8 @@ enum {
     K_URL_SMS_5M, K_UNANS_5M, K_UNANS_24H, K_OBSERVED_H, K_SIM_CHANGE_RECENCY, K_DEVICE_CHANGE_RECENCY,
     K_SIM_NEWNESS, K_OFF_NET, K_ONE_WAY_24H, K_STRANGER_24H, K_NEW_CONTACTS_CHG, K_LINK_CONTACTS_CHG, K_CODES_CHG,
     K_NEW_AREA_CHG, K_CONTACTS_QUIET_CHG, K_TAKEOVER_EVIDENCE, K_FORWARDING_NEAR_CHG, K_RECYCLED_RECENT,
-    K_PACED_24H, K_NEW_CONTACT_RATE_CHG, K_LINK_RUNS_24H, K_HISTORY_AT_CHG, N_NUMBER_FEATURES,
+    K_PACED_24H, K_NEW_CONTACT_RATE_CHG, K_LINK_RUNS_24H, K_HISTORY_AT_CHG, K_STRANGERS_PER_RUN,
+    N_NUMBER_FEATURES,
     /* devices */
     K_OUT_5M = N_NUMBER_FEATURES, K_OUT_1H, K_OUT_24H, K_NEW_IMSIS_5M, K_NEW_IMSIS_1H, K_NEW_IMSIS_24H,
     K_NEW_NUMBERS_5M, K_NEW_NUMBERS_1H, K_NEW_NUMBERS_24H, K_D_NEW_RCPT_5M, K_D_URL_SMS_5M, K_D_URL_SMS_1H,
@@ -760,6 +761,7 @@ static const char *KEY_TEXT[N_KEYS] = {
     "stranger_share_24h", "new_contacts_since_change", "link_contacts_since_change", "codes_since_change",
     "new_area_since_change", "contacts_quiet_since_change", "takeover_evidence", "forwarding_near_change",
     "recycled_recent", "paced_share_24h", "new_contact_rate_since_change", "link_runs_24h", "history_at_change_h",
+    "strangers_per_link_run_24h",
     "out_5m", "out_1h", "out_24h", "new_imsis_5m", "new_imsis_1h", "new_imsis_24h", "new_numbers_5m",
     "new_numbers_1h", "new_numbers_24h", "new_recipients_5m", "url_sms_5m", "url_sms_1h", "calls_out_5m",
     "url_share_1h", "url_share_24h", "new_recipient_share_24h", "a2p_in_5m", "a2p_in_1h", "observed_h",
@@ -868,6 +870,8 @@ static PyObject *features(const rec_t *r, int is_number) {
         /* derived._history_at_change: hours the number had been observed when its latest change came */
         int64_t first_s = r->iv[FIRST_S];
         x[K_HISTORY_AT_CHG] = since && first_s && change > first_s ? (double)(change - first_s) / 3600.0 : 0.0;
+        /* derived._strangers_per_link_run: the day's never-contacted recipients per run of links (at least one) */
+        x[K_STRANGERS_PER_RUN] = x[K_NEW_RCPT_24H] / (x[K_LINK_RUNS_24H] > 1.0 ? x[K_LINK_RUNS_24H] : 1.0);
     } else {
         first = N_NUMBER_FEATURES, last = N_KEYS;
         /* the day's SMS: originated events less calls, never below 0 (a damaged stored record) */

@@ -58,6 +58,9 @@ record's first event) when its latest change came, 0 outside the change tail's d
 rules ask for enough of it before "never-contacted" and "cells it never used" mean anything
 (docs/detection.md "Takeovers on the record's first day"). Larger is not more suspicious, so it
 is rule-only too.
+``strangers_per_link_run_24h`` is ``new_recipients_24h`` per run of ``link_runs_24h`` (at least
+one): how long the runs of links to strangers are. A list bounds an announcement's; a run that
+never ends (one link SMS every half minute, all day) does not keep it low. Rule-only as the runs.
 
 Adding a feature is one row here plus its update code (and, for a new counter or a derived
 feature, its line in ``_fastcore.c``). The order of the rows is the order of the feature
@@ -151,6 +154,7 @@ _TABLE: dict[EntityKind, str] = {
     new_contact_rate_since_change change since    -
     link_runs_24h             24h       runs      -
     history_at_change_h       change    age       -
+    strangers_per_link_run_24h 24h      ratio     -
 """,
     "device": """
     out_5m                    5m        count     out
@@ -216,7 +220,7 @@ BURST: dict[EntityKind, tuple[str, ...]] = {
 # features the rules read and the models do not: a gate's count whose distribution is nearly all
 # zero tells a model nothing a rule does not, and leaving it out keeps the models' vector (and so
 # Half-Space Trees' splits, drawn over the sorted feature names) what it was
-RULE_ONLY: frozenset[str] = frozenset({"link_runs_24h", "history_at_change_h"})
+RULE_ONLY: frozenset[str] = frozenset({"link_runs_24h", "history_at_change_h", "strangers_per_link_run_24h"})
 
 
 def for_models(features: dict[str, float]) -> dict[str, float]:

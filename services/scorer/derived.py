@@ -181,6 +181,14 @@ def _link_runs(v: list[float]) -> float:
     return (packed >> 24) / LINK_RUN_ONE * math.exp(-gap / LINK_RUN_TAU_S)
 
 
+def _strangers_per_link_run(v: list[float]) -> float:
+    """The day's never-contacted recipients per run of links to them (at least one run): how long
+    a run is. An announcement's run is as long as its list, and announcements repeated to a list
+    longer than the 16 recent recipients re-count its members once per run, not more; a run that
+    never ends grows without bound."""
+    return v[_N_NEW_RCPT + 2] / max(1.0, _link_runs(v))
+
+
 def _takeover_evidence(v: list[float]) -> float:
     """How many of the five takeover signals hold: new SIM, new device, new area, one-time codes
     received, usual contacts quiet (each a day after the change at most)."""
@@ -250,6 +258,7 @@ DERIVED: dict[str, dict[str, Formula]] = {
         "new_contact_rate_since_change": _new_contact_rate,
         "link_runs_24h": _link_runs,
         "history_at_change_h": _history_at_change,
+        "strangers_per_link_run_24h": _strangers_per_link_run,
     },
     "device": {
         "url_share_1h": lambda v: _share(v[_D_URL + 1], v[_D_OUT + 1]),

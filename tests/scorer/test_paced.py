@@ -490,6 +490,23 @@ def test_a_run_of_links_to_strangers_that_never_ends_alerts_past_a_lists_size() 
     assert F.number_features(_number(views))["link_runs_24h"] == pytest.approx(1.0, abs=0.05)
 
 
+def test_a_club_repeating_its_announcement_to_a_long_list_is_one_list_per_run() -> None:
+    # A list longer than the 16 recent recipients is never-contacted again at every announcement:
+    # two announcements with a link to the same 100 members make 200 never-contacted recipients in
+    # a day, past 150, yet each run is one list (strangers_per_link_run_24h about 100): no alert
+    eng = PartitionScorer.default(PSEUDO)
+    club = pid("long-list-club")
+    views = [sms_out(club, pid(f"club-friend{i}"), T0 - 24 * 60 * MIN + i * MIN, n=i) for i in range(3)]
+    for k, start in enumerate((T0, T0 + 180 * MIN)):
+        views += [sms_out(club, pid(f"club-member{i}"), start + i * 5_000, url=True, n=10 + 200 * k + i)
+                  for i in range(100)]
+    outs = [eng.process(view) for view in views]
+    features = F.number_features(_number(views))
+    assert features["new_recipients_24h"] > 150
+    assert 80 <= features["strangers_per_link_run_24h"] <= 120
+    assert not _alert_codes(outs)
+
+
 def test_the_models_do_not_see_the_rule_only_link_runs() -> None:
     # link_runs_24h is a gate of SLOW_LINK_SPREAD (catalogue.RULE_ONLY): the detectors learn and
     # score the features without it (the models' vector, and so HST's splits drawn over the sorted
