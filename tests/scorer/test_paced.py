@@ -431,19 +431,9 @@ def test_the_compiled_update_counts_link_runs_as_the_python_does() -> None:
     views += [sms_in(me, pid("idle"), T0 + 10 * 24 * 60 * MIN)]                                   # forgotten
     views += [sms_out(me, pid(f"x{i}"), wrap_ms - 20_000 + i * 10_000, url=True) for i in range(5)]   # the wrap
     views += [sms_out(me, pid("x9"), wrap_ms + 10 * MIN, url=True)]
-    seen = []
-    for apply in (F.COMPILED_APPLY, F.apply_view):
-        packed: bytes | None = None
-        feats = []
-        for offset, view in enumerate(views):
-            result = apply(True, packed, view, offset, False, 10.0, frozenset(), 0.0, frozenset(), True)
-            assert result is not None and result[0] == 2
-            packed = L.NUMBER.pack(result[1])
-            feats.append(result[5]["link_runs_24h"])
-        seen.append((packed, feats))
-    assert seen[0] == seen[1]
-    assert seen[0][1][7] == 1.0 and seen[0][1][8 + 3 * 4 - 1] == pytest.approx(5.0, abs=0.1)
-    assert seen[0][1][-7] == 0.0 and seen[0][1][-1] == pytest.approx(2.0, abs=0.02)
+    runs = _both(views)       # C and Python equal, packed record included
+    assert runs[7] == 1.0 and runs[8 + 3 * 4 - 1] == pytest.approx(5.0, abs=0.1)
+    assert runs[-7] == 0.0 and runs[-1] == pytest.approx(2.0, abs=0.02)
 
 
 def test_a_number_record_written_before_link_runs_migrates_with_them_at_zero() -> None:
